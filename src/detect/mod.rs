@@ -1,0 +1,152 @@
+//! Built-in detectors and the scanner that runs the enabled ones over a text.
+//!
+//! Every built-in detector is a linear, hand-written scanner keyed on a cheap anchor
+//! (a digit run, an `@`, a `:`, a literal prefix found with memchr or aho-corasick), then
+//! validated (Luhn, mod-97, SSN area rules, ...). No detector runs a regex over the whole text.
+
+pub mod custom;
+pub mod email;
+pub mod ipv6;
+pub mod keywords;
+pub mod numeric;
+pub mod prompt_injection;
+pub mod secrets;
+
+/// One detected entity: a byte range of the scanned text, always on char boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    pub detector: DetectorId,
+    pub start: usize,
+    pub end: usize,
+}
+
+macro_rules! detectors {
+    ($($variant:ident => $name:literal, $placeholder:literal;)*) => {
+        /// The built-in detectors, by the exact names policies use.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum DetectorId { $($variant),* }
+
+        impl DetectorId {
+            pub const ALL: &'static [DetectorId] = &[$(DetectorId::$variant),*];
+
+            /// The name used in policy documents and audit records.
+            pub fn name(self) -> &'static str {
+                match self { $(DetectorId::$variant => $name),* }
+            }
+
+            /// The typed placeholder used by the `placeholder` redaction style.
+            pub fn placeholder(self) -> &'static str {
+                match self { $(DetectorId::$variant => $placeholder),* }
+            }
+
+            pub fn from_name(name: &str) -> Option<DetectorId> {
+                match name { $($name => Some(DetectorId::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+detectors! {
+    Email => "email", "[EMAIL]";
+    Phone => "phone", "[PHONE]";
+    CreditCard => "credit_card", "[CREDIT_CARD]";
+    UsSsn => "us_ssn", "[US_SSN]";
+    Iban => "iban", "[IBAN]";
+    Ipv4 => "ipv4", "[IPV4]";
+    Ipv6 => "ipv6", "[IPV6]";
+    AwsAccessKey => "aws_access_key", "[AWS_ACCESS_KEY]";
+    GithubToken => "github_token", "[GITHUB_TOKEN]";
+    OpenaiKey => "openai_key", "[OPENAI_KEY]";
+    AnthropicKey => "anthropic_key", "[ANTHROPIC_KEY]";
+    SlackToken => "slack_token", "[SLACK_TOKEN]";
+    GoogleApiKey => "google_api_key", "[GOOGLE_API_KEY]";
+    StripeKey => "stripe_key", "[STRIPE_KEY]";
+    PrivateKey => "private_key", "[PRIVATE_KEY]";
+    Jwt => "jwt", "[JWT]";
+    PromptInjection => "prompt_injection", "[PROMPT_INJECTION]";
+}
+
+/// A set of enabled detectors (a bit per [`DetectorId`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetectorSet(u32);
+
+impl DetectorSet {
+    pub const EMPTY: DetectorSet = DetectorSet(0);
+
+    pub fn all() -> DetectorSet {
+        DetectorId::ALL
+            .iter()
+            .fold(DetectorSet::EMPTY, |s, d| s.with(*d))
+    }
+
+    pub fn with(self, d: DetectorId) -> DetectorSet {
+        DetectorSet(self.0 | (1 << d as u32))
+    }
+
+    pub fn contains(self, d: DetectorId) -> bool {
+        self.0 & (1 << d as u32) != 0
+    }
+
+    pub fn union(self, other: DetectorSet) -> DetectorSet {
+        DetectorSet(self.0 | other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = DetectorId> {
+        DetectorId::ALL
+            .iter()
+            .copied()
+            .filter(move |d| self.contains(*d))
+    }
+}
+
+/// Runs every enabled built-in detector over `text`, appending findings to `out`.
+///
+/// Findings come in no particular order and may overlap (e.g. an SSN-shaped run inside a
+/// phone number); callers sort and merge.
+pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
+    if enabled.is_empty() || text.is_empty() {
+        return;
+    }
+    numeric::scan(text, enabled, out);
+    if enabled.contains(DetectorId::Email) {
+        email::scan(text, out);
+    }
+    if enabled.contains(DetectorId::Ipv6) {
+        ipv6::scan(text, out);
+    }
+    secrets::scan(text, enabled, out);
+    if enabled.contains(DetectorId::PromptInjection) {
+        prompt_injection::scan(text, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn names_round_trip() {
+        for d in DetectorId::ALL {
+            assert_eq!(DetectorId::from_name(d.name()), Some(*d));
+        }
+        assert_eq!(DetectorId::ALL.len(), 17);
+        assert_eq!(DetectorId::from_name("nope"), None);
+    }
+
+    #[test]
+    fn set_operations() {
+        let s = DetectorSet::EMPTY
+            .with(DetectorId::Email)
+            .with(DetectorId::Jwt);
+        assert!(s.contains(DetectorId::Email));
+        assert!(!s.contains(DetectorId::Phone));
+        assert_eq!(s.iter().count(), 2);
+        assert_eq!(DetectorSet::all().iter().count(), 17);
+    }
+}

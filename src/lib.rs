@@ -1,0 +1,24 @@
+//! Policy Gateway: inline policy enforcement and audit records for LLM API traffic.
+//!
+//! The crate is a pure core that knows nothing about proxy-wasm:
+//! - [`policy`]: the policy document, its validation and compilation, evaluation into a decision;
+//! - [`detect`]: built-in detectors (PII, secrets, prompt injection), keyword and custom matchers;
+//! - [`llm`]: LLM API body formats (OpenAI, Anthropic): text extraction and write-back;
+//! - [`audit`]: the audit record schema, record ids and timestamps.
+//!
+//! The proxy-wasm glue and the native CLI sit on top of this core and only move bytes.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod audit;
+pub mod detect;
+pub mod engine;
+pub mod llm;
+pub mod policy;
