@@ -18,6 +18,8 @@
 )]
 
 pub mod audit;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
 pub mod detect;
 pub mod engine;
 pub mod llm;

@@ -1,1 +1,8 @@
-//! Placeholder.
+//! The audit trail: the record schema, record ids and timestamps.
+
+pub mod id;
+pub mod record;
+pub mod time;
+
+pub use id::IdGenerator;
+pub use record::{AuditRecord, SCHEMA_VERSION};

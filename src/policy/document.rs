@@ -218,6 +218,7 @@ pub enum RedactStyle {
     #[default]
     Placeholder,
     /// `4111 1111 1111 1111` → `**** **** **** 1111`
+    #[serde(rename = "keep_last_4")]
     KeepLast4,
 }
 

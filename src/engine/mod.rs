@@ -1,0 +1,606 @@
+//! Evaluation of one exchange: parse a body, find what each rule matches, decide, and
+//! produce what the traffic gets (forward as is, forward changed, or answer locally).
+//!
+//! The filter and the CLI call [`rollout`] once per request, then [`evaluate`] for the
+//! request body and, when there is one, the response body; [`crate::audit::AuditRecord`]
+//! turns the outcomes into the record.
+
+pub mod redact;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::detect::{self, DetectorId, DetectorSet, Finding};
+use crate::llm::{self, ApiFormat, Phase, Role, Usage};
+use crate::policy::compile::{Reply, Rule};
+use crate::policy::document::{EscalateMode, OnError, OnUnknownFormat, RedactStyle};
+use crate::policy::rollout::{self, BucketKeys, RolloutDecision};
+use crate::policy::{Action, Policy};
+use redact::{Edit, Replacement};
+
+/// Reason codes the engine itself assigns (rules bring their own).
+pub mod reason {
+    pub const NO_RULE_MATCHED: &str = "NO_RULE_MATCHED";
+    pub const BODY_EMPTY: &str = "BODY_EMPTY";
+    pub const BODY_UNPARSEABLE: &str = "BODY_UNPARSEABLE";
+    pub const BODY_NOT_UTF8: &str = "BODY_NOT_UTF8";
+    pub const UNSUPPORTED_FORMAT: &str = "UNSUPPORTED_FORMAT";
+}
+
+/// Per-request attributes, already attributed by the caller (trusted sources only).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestInfo<'a> {
+    pub request_id: &'a str,
+    /// The request path (`/v1/chat/completions`), which names the API when present.
+    pub path: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub project: Option<&'a str>,
+}
+
+/// What the traffic gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass on; `body` holds the new bytes when the body was changed.
+    Forward {
+        body: Option<Vec<u8>>,
+        flagged: bool,
+    },
+    /// Answer locally: refused, or held for review.
+    Respond {
+        status: u16,
+        message: String,
+        held: bool,
+    },
+}
+
+/// One redacted text for records of policies with `include_content`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ContentItem {
+    pub role: &'static str,
+    pub text: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// The evaluation of one phase (request or response) of an exchange.
+#[derive(Debug, Clone)]
+pub struct PhaseOutcome {
+    pub phase: Phase,
+    pub decision: Action,
+    pub reason_code: String,
+    /// Ids of the rules that matched, in policy order.
+    pub triggered_rules: Vec<String>,
+    /// Their categories, de-duplicated, in policy order.
+    pub triggered_categories: Vec<String>,
+    pub verdict: Verdict,
+    pub format: ApiFormat,
+    pub model: Option<String>,
+    pub stream: bool,
+    /// Whether the body's text was inspected at all.
+    pub inspected: bool,
+    pub segments: u32,
+    pub body_bytes: u64,
+    /// Entities found by the rules that matched, by detector (`keyword`, `pattern` for custom).
+    pub detections: BTreeMap<String, u32>,
+    /// Spans redacted (or that would be, when not enforced), by detector.
+    pub redactions: BTreeMap<String, u32>,
+    /// Body rewrites applied (or that would be): `set_model`, `cap_max_tokens`, ...
+    pub rewrites: Vec<&'static str>,
+    pub escalation: Option<EscalateMode>,
+    pub usage: Option<Usage>,
+    pub content: Option<Vec<ContentItem>>,
+    /// Why a body could not be inspected, without any of its content.
+    pub error: Option<String>,
+}
+
+impl PhaseOutcome {
+    fn new(phase: Phase, body_bytes: usize) -> PhaseOutcome {
+        PhaseOutcome {
+            phase,
+            decision: Action::Allow,
+            reason_code: reason::NO_RULE_MATCHED.into(),
+            triggered_rules: Vec::new(),
+            triggered_categories: Vec::new(),
+            verdict: Verdict::Forward {
+                body: None,
+                flagged: false,
+            },
+            format: ApiFormat::Unknown,
+            model: None,
+            stream: false,
+            inspected: false,
+            segments: 0,
+            body_bytes: body_bytes as u64,
+            detections: BTreeMap::new(),
+            redactions: BTreeMap::new(),
+            rewrites: Vec::new(),
+            escalation: None,
+            usage: None,
+            content: None,
+            error: None,
+        }
+    }
+}
+
+/// The rollout outcome for a request: call once, share between its phases.
+pub fn rollout(policy: &Policy, info: &RequestInfo<'_>) -> RolloutDecision {
+    let keys = BucketKeys {
+        user: info.user,
+        project: info.project,
+        request_id: info.request_id,
+    };
+    rollout::decide(&policy.id, &policy.rollout, &keys)
+}
+
+/// Longest text kept per segment in records of `include_content` policies.
+pub const CONTENT_MAX_BYTES: usize = 2048;
+
+/// Where a hit came from, for detection and redaction counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    Detector(DetectorId),
+    Keyword,
+    Pattern,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Detector(d) => d.name(),
+            Source::Keyword => "keyword",
+            Source::Pattern => "pattern",
+        }
+    }
+
+    fn placeholder(self) -> &'static str {
+        match self {
+            Source::Detector(d) => d.placeholder(),
+            Source::Keyword | Source::Pattern => "[REDACTED]",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    rule: usize,
+    segment: usize,
+    start: usize,
+    end: usize,
+    source: Source,
+}
+
+/// Evaluates one body of an exchange against the policy.
+pub fn evaluate(
+    policy: &Policy,
+    info: &RequestInfo<'_>,
+    rollout: &RolloutDecision,
+    phase: Phase,
+    body: &[u8],
+) -> PhaseOutcome {
+    let mut out = PhaseOutcome::new(phase, body.len());
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return on_error(
+            policy,
+            rollout,
+            out,
+            reason::BODY_EMPTY,
+            "empty body".into(),
+        );
+    }
+    let mut value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let (code, detail) = if std::str::from_utf8(body).is_err() {
+                (reason::BODY_NOT_UTF8, "body is not valid UTF-8".to_string())
+            } else {
+                // serde_json syntax errors carry a position, never the input's text.
+                (reason::BODY_UNPARSEABLE, format!("invalid JSON: {e}"))
+            };
+            return on_error(policy, rollout, out, code, detail);
+        }
+    };
+    out.format = llm::detect_format(info.path, &value);
+    out.model = llm::model(&value).map(str::to_string);
+    if phase == Phase::Request {
+        out.stream = llm::is_stream(&value);
+    } else {
+        out.usage = llm::usage(out.format, &value);
+    }
+    if out.format == ApiFormat::Unknown && policy.on_unknown_format == OnUnknownFormat::Allow {
+        out.reason_code = reason::UNSUPPORTED_FORMAT.into();
+        return out;
+    }
+    out.inspected = true;
+
+    let mut segments = Vec::new();
+    llm::extract(out.format, phase, &value, &mut segments);
+    out.segments = segments.len() as u32;
+
+    let hits = find_hits(policy, phase, &segments);
+    let requested_max_tokens = llm::max_tokens(out.format, &value);
+    let triggered: Vec<usize> = policy
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            r.applies_to(phase)
+                && rule_triggers(r, *i, &hits, out.model.as_deref(), requested_max_tokens)
+        })
+        .map(|(i, _)| i)
+        .collect();
+
+    let deciding =
+        triggered
+            .iter()
+            .filter_map(|&i| policy.rules.get(i))
+            .fold(None::<&Rule>, |best, r| match best {
+                Some(b) if b.action >= r.action => Some(b),
+                _ => Some(r),
+            });
+    if let Some(rule) = deciding {
+        out.decision = rule.action;
+        out.reason_code = rule.reason_code.clone();
+        if rule.action == Action::Escalate {
+            out.escalation = Some(rule.escalate_mode);
+        }
+    }
+    for r in triggered.iter().filter_map(|&i| policy.rules.get(i)) {
+        out.triggered_rules.push(r.id.clone());
+        if !out.triggered_categories.contains(&r.category) {
+            out.triggered_categories.push(r.category.clone());
+        }
+    }
+    count_detections(&hits, &triggered, &mut out.detections);
+
+    // Plan the edits whatever the rollout, so shadow records say what would have changed.
+    let mut plan = plan_edits(policy, &triggered, &hits);
+    for (source, n) in &plan.redacted {
+        *out.redactions.entry(source.name().to_string()).or_insert(0) += n;
+    }
+
+    if policy.include_content {
+        out.content = Some(redacted_content(&segments, &hits));
+    }
+
+    let text_changes = plan.text_changes(&segments);
+    if !rollout.enforced {
+        out.rewrites = would_rewrite(policy, &triggered, out.format, &value, &plan);
+        return out;
+    }
+    out.verdict = match deciding {
+        Some(rule) if rule.action == Action::Refuse => respond(&rule.refuse, false),
+        Some(rule)
+            if rule.action == Action::Escalate && rule.escalate_mode == EscalateMode::Hold =>
+        {
+            respond(&rule.hold, true)
+        }
+        _ => {
+            let flagged = out.decision == Action::Escalate;
+            let mut changed = false;
+            for (path, text) in text_changes {
+                changed |= llm::replace_text(&mut value, &path, text);
+            }
+            out.rewrites = apply_rewrites(policy, &triggered, out.format, &mut value);
+            if plan.replaces_text() {
+                out.rewrites.push("replace_text");
+            }
+            let body = if changed || !out.rewrites.is_empty() {
+                serde_json::to_vec(&value).ok()
+            } else {
+                None
+            };
+            Verdict::Forward { body, flagged }
+        }
+    };
+    out
+}
+
+fn respond(reply: &Reply, held: bool) -> Verdict {
+    Verdict::Respond {
+        status: reply.status,
+        message: reply.message.clone(),
+        held,
+    }
+}
+
+/// A body that cannot be inspected gets the policy's `on_error` decision.
+fn on_error(
+    policy: &Policy,
+    rollout: &RolloutDecision,
+    mut out: PhaseOutcome,
+    code: &str,
+    detail: String,
+) -> PhaseOutcome {
+    out.reason_code = code.into();
+    out.error = Some(detail);
+    if policy.on_error == OnError::Refuse {
+        out.decision = Action::Refuse;
+        if rollout.enforced {
+            out.verdict = Verdict::Respond {
+                status: 400,
+                message: "The request body could not be inspected by the AI usage policy.".into(),
+                held: false,
+            };
+        }
+    }
+    out
+}
+
+/// Runs the detectors, keywords and patterns the rules need over every segment.
+fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Vec<Hit> {
+    let mut per_role = [DetectorSet::EMPTY; 6];
+    for (slot, role) in per_role.iter_mut().zip(Role::ALL) {
+        *slot = policy.detectors_for(phase, *role);
+    }
+    let mut hits = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut keyword_hits = Vec::new();
+    let mut pattern_hits = Vec::new();
+    for (si, seg) in segments.iter().enumerate() {
+        let enabled = per_role.get(seg.role as usize).copied().unwrap_or_default();
+        findings.clear();
+        detect::scan(seg.text, enabled, &mut findings);
+        keyword_hits.clear();
+        if !policy.keywords.is_empty() {
+            policy.keywords.find(seg.text, &mut keyword_hits);
+        }
+        for (ri, rule) in policy.rules.iter().enumerate() {
+            if !rule.applies_to(phase) || !rule.roles.contains(seg.role) {
+                continue;
+            }
+            for f in findings
+                .iter()
+                .filter(|f| rule.detectors.contains(f.detector))
+            {
+                hits.push(Hit {
+                    rule: ri,
+                    segment: si,
+                    start: f.start,
+                    end: f.end,
+                    source: Source::Detector(f.detector),
+                });
+            }
+            if rule.has_keywords {
+                for k in keyword_hits.iter().filter(|k| k.tag as usize == ri) {
+                    hits.push(Hit {
+                        rule: ri,
+                        segment: si,
+                        start: k.start,
+                        end: k.end,
+                        source: Source::Keyword,
+                    });
+                }
+            }
+            for p in &rule.patterns {
+                pattern_hits.clear();
+                p.find(seg.text, &mut pattern_hits);
+                for &(start, end) in &pattern_hits {
+                    hits.push(Hit {
+                        rule: ri,
+                        segment: si,
+                        start,
+                        end,
+                        source: Source::Pattern,
+                    });
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn rule_triggers(
+    rule: &Rule,
+    index: usize,
+    hits: &[Hit],
+    model: Option<&str>,
+    requested_max_tokens: Option<u64>,
+) -> bool {
+    let content = !rule.has_content_match() || hits.iter().any(|h| h.rule == index);
+    let model_ok = rule.models.as_ref().is_none_or(|m| m.triggers(model));
+    let tokens_ok = rule
+        .max_tokens
+        .is_none_or(|max| requested_max_tokens.is_some_and(|n| n > max));
+    content && model_ok && tokens_ok
+}
+
+/// Counts distinct entities found by triggered rules (an entity two rules found counts once).
+fn count_detections(hits: &[Hit], triggered: &[usize], counts: &mut BTreeMap<String, u32>) {
+    let mut seen: Vec<(usize, usize, usize, Source)> = hits
+        .iter()
+        .filter(|h| triggered.contains(&h.rule))
+        .map(|h| (h.segment, h.start, h.end, h.source))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    for (_, _, _, source) in seen {
+        *counts.entry(source.name().to_string()).or_insert(0) += 1;
+    }
+}
+
+/// Text edits per segment, from triggered redact rules and `replace_with` rewrites.
+struct EditPlan {
+    per_segment: BTreeMap<usize, Vec<Edit>>,
+    redacted: BTreeMap<Source, u32>,
+}
+
+impl EditPlan {
+    /// The new texts of the segments whose edits change them, with their paths.
+    fn text_changes(&mut self, segments: &[llm::Segment<'_>]) -> Vec<(Vec<llm::PathSeg>, String)> {
+        let mut changes = Vec::new();
+        for (si, edits) in self.per_segment.iter_mut() {
+            let Some(seg) = segments.get(*si) else {
+                continue;
+            };
+            let new_text = redact::apply(seg.text, edits);
+            if new_text != seg.text {
+                changes.push((seg.path.clone(), new_text));
+            }
+        }
+        changes
+    }
+
+    fn replaces_text(&self) -> bool {
+        self.per_segment
+            .values()
+            .flatten()
+            .any(|e| e.rank >= REPLACE_RANK)
+    }
+}
+
+/// The body rewrites the triggered rules would apply, for records of unenforced requests.
+fn would_rewrite(
+    policy: &Policy,
+    triggered: &[usize],
+    format: ApiFormat,
+    value: &Value,
+    plan: &EditPlan,
+) -> Vec<&'static str> {
+    let any_rewrite = triggered
+        .iter()
+        .filter_map(|&i| policy.rules.get(i))
+        .any(|r| r.action == Action::Rewrite);
+    if !any_rewrite {
+        return Vec::new();
+    }
+    let mut scratch = value.clone();
+    let mut names = apply_rewrites(policy, triggered, format, &mut scratch);
+    if plan.replaces_text() {
+        names.push("replace_text");
+    }
+    names
+}
+
+/// Redactions rank before replacements, so a span both redact and rewrite rules matched is
+/// redacted.
+const REPLACE_RANK: u32 = 1 << 20;
+
+fn plan_edits(policy: &Policy, triggered: &[usize], hits: &[Hit]) -> EditPlan {
+    let mut plan = EditPlan {
+        per_segment: BTreeMap::new(),
+        redacted: BTreeMap::new(),
+    };
+    let mut counted: Vec<(usize, usize, usize)> = Vec::new();
+    for h in hits.iter().filter(|h| triggered.contains(&h.rule)) {
+        let Some(rule) = policy.rules.get(h.rule) else {
+            continue;
+        };
+        let (replacement, rank) = match (rule.action, &rule.rewrite.replace_with) {
+            (Action::Redact, _) => (
+                match rule.redact_style {
+                    RedactStyle::Mask => Replacement::Mask,
+                    RedactStyle::KeepLast4 => Replacement::KeepLast4,
+                    RedactStyle::Placeholder => Replacement::Text(h.source.placeholder().into()),
+                },
+                h.rule as u32,
+            ),
+            (Action::Rewrite, Some(text)) => (
+                Replacement::Text(text.clone()),
+                REPLACE_RANK + h.rule as u32,
+            ),
+            _ => continue,
+        };
+        if rule.action == Action::Redact {
+            let key = (h.segment, h.start, h.end);
+            if !counted.contains(&key) {
+                counted.push(key);
+                *plan.redacted.entry(h.source).or_insert(0) += 1;
+            }
+        }
+        plan.per_segment.entry(h.segment).or_default().push(Edit {
+            start: h.start,
+            end: h.end,
+            rank,
+            replacement,
+        });
+    }
+    plan
+}
+
+/// Applies request rewrites of triggered rules in policy order; returns what was done.
+fn apply_rewrites(
+    policy: &Policy,
+    triggered: &[usize],
+    format: ApiFormat,
+    value: &mut Value,
+) -> Vec<&'static str> {
+    let mut done = Vec::new();
+    let rules = triggered
+        .iter()
+        .filter_map(|&i| policy.rules.get(i))
+        .filter(|r| r.action == Action::Rewrite);
+    let mut model_set = false;
+    for rule in rules {
+        let rw = &rule.rewrite;
+        if let Some(model) = &rw.set_model {
+            if !model_set && llm::model(value) != Some(model.as_str()) {
+                llm::set_model(value, model);
+                done.push("set_model");
+            }
+            model_set = true;
+        }
+        if let Some(cap) = rw.cap_max_tokens {
+            let current = llm::max_tokens(format, value);
+            if current.is_none_or(|n| n > cap) {
+                llm::set_max_tokens(format, value, cap);
+                if !done.contains(&"cap_max_tokens") {
+                    done.push("cap_max_tokens");
+                }
+            }
+        }
+        if let Some(text) = &rw.add_system_message {
+            if llm::add_system_message(format, value, text) {
+                done.push("add_system_message");
+            }
+        }
+    }
+    done
+}
+
+/// Texts for `include_content` records: every policy hit and every built-in PII or secret
+/// detector redacted with placeholders, whatever the rules' actions; then truncated.
+fn redacted_content(segments: &[llm::Segment<'_>], hits: &[Hit]) -> Vec<ContentItem> {
+    let all = DetectorId::ALL
+        .iter()
+        .filter(|d| **d != DetectorId::PromptInjection)
+        .fold(DetectorSet::EMPTY, |s, d| s.with(*d));
+    let mut findings = Vec::new();
+    segments
+        .iter()
+        .enumerate()
+        .map(|(si, seg)| {
+            findings.clear();
+            detect::scan(seg.text, all, &mut findings);
+            let mut edits: Vec<Edit> = findings
+                .iter()
+                .map(|f| Edit {
+                    start: f.start,
+                    end: f.end,
+                    rank: 0,
+                    replacement: Replacement::Text(f.detector.placeholder().into()),
+                })
+                .chain(hits.iter().filter(|h| h.segment == si).map(|h| Edit {
+                    start: h.start,
+                    end: h.end,
+                    rank: 1,
+                    replacement: Replacement::Text(h.source.placeholder().into()),
+                }))
+                .collect();
+            let mut text = redact::apply(seg.text, &mut edits);
+            let truncated = text.len() > CONTENT_MAX_BYTES;
+            if truncated {
+                let mut cut = CONTENT_MAX_BYTES;
+                while cut > 0 && !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+            }
+            ContentItem {
+                role: seg.role.name(),
+                text,
+                truncated,
+            }
+        })
+        .collect()
+}
