@@ -129,7 +129,7 @@ fn is_whole_word(text: &str, start: usize, end: usize) -> bool {
         .is_some_and(word);
     let before = text.get(..start).and_then(|s| s.chars().next_back());
     let after = text.get(end..).and_then(|s| s.chars().next());
-    !(first_is_word && before.is_some_and(word)) && !(last_is_word && after.is_some_and(word))
+    !(first_is_word && before.is_some_and(word) || last_is_word && after.is_some_and(word))
 }
 
 #[cfg(test)]

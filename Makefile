@@ -1,0 +1,53 @@
+# Policy Gateway. `make test` and `make demo` set up what they need themselves.
+SHELL := /bin/bash
+CARGO ?= cargo
+# The wasm-bindgen test runner must be the exact version of the wasm-bindgen crate in Cargo.lock.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
+WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+FUZZ_SECONDS ?= 60
+
+.PHONY: test test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
+
+## test: lint, then every test natively and the core's tests again under a wasm runtime (node)
+test: setup-wasm lint test-native test-wasm
+
+test-native:
+	$(CARGO) test --all-targets
+
+test-wasm: setup-wasm
+	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown --lib
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+setup-wasm:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@command -v node >/dev/null || { echo "node is needed to run wasm tests (apt-get install nodejs)"; exit 1; }
+	@if [ "$$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (the test runner)"; \
+		$(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+
+## wasm: the filter module (release)
+wasm: setup-wasm
+	$(CARGO) build --release --lib --target wasm32-unknown-unknown
+	@ls -l target/wasm32-unknown-unknown/release/policy_gateway.wasm
+
+cli:
+	$(CARGO) build --release --bin policy-gateway
+
+## simulate: the shipped example traffic through the default policy, as a table
+simulate: cli
+	./target/release/policy-gateway simulate --policy policies/default.json \
+		--input policies/examples/traffic.jsonl --format table
+
+demo: simulate
+
+## fuzz: body parsing and evaluation under libFuzzer for FUZZ_SECONDS (stable toolchain)
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run evaluate -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+
+clean:
+	$(CARGO) clean

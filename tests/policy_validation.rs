@@ -1,0 +1,156 @@
+//! Policy validation: every mistake is rejected with an error naming the rule and the field.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use policy_gateway::policy::Policy;
+use serde_json::{json, Value};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+fn rule() -> Value {
+    json!({"id": "r1", "category": "pii.email", "match": {"detectors": ["email"]},
+           "action": "redact", "reason_code": "PII"})
+}
+
+fn doc_with_rule(r: Value) -> Value {
+    json!({"id": "p", "version": "1", "rules": [rule(), r]})
+}
+
+fn error(doc: Value) -> String {
+    Policy::from_value(doc).unwrap_err().to_string()
+}
+
+#[test]
+fn valid_minimal_policy_compiles() {
+    let p = Policy::from_value(json!({"id": "p", "version": 7, "rules": [rule()]})).unwrap();
+    assert_eq!(p.policy_id, "p@7");
+    assert_eq!(p.rollout.mode.name(), "enforce");
+}
+
+#[test]
+fn shipped_policies_compile() {
+    for (name, text) in [
+        ("default", include_str!("../policies/default.json")),
+        ("pii-strict", include_str!("../policies/pii-strict.json")),
+        ("secrets", include_str!("../policies/secrets.json")),
+    ] {
+        let p = Policy::from_json(text.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(p.id, name);
+        assert!(p.warnings.is_empty(), "{name}: {:?}", p.warnings);
+    }
+}
+
+#[test]
+fn rule_errors_name_the_rule_and_the_field() {
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["emial"]}, "action": "redact", "reason_code": "X"}),
+         "rules[1] \"r2\".match.detectors[0]: unknown detector \"emial\""),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "redact", "reason_code": "X", "colour": 1}),
+         "rules[1] \"r2\": unknown field `colour`"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detector": ["email"]}, "action": "redact", "reason_code": "X"}),
+         "rules[1] \"r2\": unknown field `detector`"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "block", "reason_code": "X"}),
+         "rules[1] \"r2\": unknown variant `block`"),
+        (json!({"id": "r2", "category": "PII", "match": {"detectors": ["email"]}, "action": "redact", "reason_code": "X"}),
+         "rules[1] \"r2\".category"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "redact", "reason_code": "lower"}),
+         "rules[1] \"r2\".reason_code"),
+        (json!({"id": "r2", "category": "pii.x", "match": {}, "action": "refuse", "reason_code": "X"}),
+         "rules[1] \"r2\".match: needs at least one of"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"patterns": [{"regex": "("}]}, "action": "refuse", "reason_code": "X"}),
+         "rules[1] \"r2\".match.patterns[0]: invalid regex"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"], "roles": ["admin"]}, "action": "refuse", "reason_code": "X"}),
+         "rules[1] \"r2\".match.roles[0]: unknown role \"admin\""),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "refuse", "reason_code": "X", "redact": {}}),
+         "rules[1] \"r2\".redact: only valid with \"action\": \"redact\""),
+        (json!({"id": "r2", "category": "pii.x", "match": {"models": {"deny": ["x"]}}, "action": "redact", "reason_code": "X"}),
+         "rules[1] \"r2\".action: redact needs a text match"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"models": {"deny": ["x"]}}, "action": "rewrite", "reason_code": "X"}),
+         "rules[1] \"r2\".rewrite: required"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"models": {"deny": ["x"]}}, "action": "rewrite", "reason_code": "X", "rewrite": {}}),
+         "rules[1] \"r2\".rewrite: needs at least one of"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"], "phase": "response"}, "action": "rewrite", "reason_code": "X", "rewrite": {"set_model": "m"}}),
+         "rules[1] \"r2\".rewrite: set_model, cap_max_tokens and add_system_message rewrite requests only"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"models": {"deny": ["x"]}, "phase": "both"}, "action": "refuse", "reason_code": "X"}),
+         "rules[1] \"r2\".match.phase"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "refuse", "reason_code": "X", "refuse": {"status": 99}}),
+         "rules[1] \"r2\".refuse.status: 99 is not an HTTP status"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"keywords": {"terms": []}}, "action": "refuse", "reason_code": "X"}),
+         "rules[1] \"r2\".match.keywords.terms: must not be empty"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"keywords": {"terms": ["ok", " "]}}, "action": "refuse", "reason_code": "X"}),
+         "rules[1] \"r2\".match.keywords.terms[1]: must not be blank"),
+        (json!({"id": "r1", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "refuse", "reason_code": "X"}),
+         "rules[1] \"r1\".id: duplicate rule id"),
+        (json!({"category": "pii.x", "match": {"detectors": ["email"]}, "action": "refuse", "reason_code": "X"}),
+         "rules[1]: missing field `id`"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "escalate", "reason_code": "X", "escalate": {"mode": "flag", "status": 202}}),
+         "rules[1] \"r2\".escalate: status and message apply to mode \"hold\" only"),
+    ];
+    for (r, expected) in cases {
+        let e = error(doc_with_rule(r.clone()));
+        assert!(
+            e.starts_with(expected),
+            "for {r}\n got: {e}\nwant: {expected}…"
+        );
+    }
+}
+
+#[test]
+fn document_errors_name_the_field() {
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"id": "", "version": "1", "rules": []}),
+            "id: must not be empty",
+        ),
+        (
+            json!({"id": "a b", "version": "1", "rules": []}),
+            "id: \"a b\" must be",
+        ),
+        (
+            json!({"id": "p", "version": "1", "rules": [], "extra": 1}),
+            "unknown field `extra`",
+        ),
+        (json!({"id": "p", "rules": []}), "missing field `version`"),
+        (
+            json!({"id": "p", "version": "1", "rules": [], "rollout": {"mode": "canary"}}),
+            "rollout.canary_percent: required when mode is \"canary\"",
+        ),
+        (
+            json!({"id": "p", "version": "1", "rules": [], "rollout": {"mode": "canary", "canary_percent": 101}}),
+            "rollout.canary_percent: 101 is not between 0 and 100",
+        ),
+        (
+            json!({"id": "p", "version": "1", "rules": [], "rollout": {"mode": "enforce", "canary_percent": 5}}),
+            "rollout.canary_percent: only valid when mode is \"canary\"",
+        ),
+        (
+            json!({"id": "p", "version": "1", "rules": [], "rollout": {"mode": "dark"}}),
+            "unknown variant `dark`",
+        ),
+        (
+            json!({"id": "p", "version": "1", "rules": [], "on_error": "ignore"}),
+            "unknown variant `ignore`",
+        ),
+    ];
+    for (doc, expected) in cases {
+        let e = error(doc.clone());
+        assert!(
+            e.contains(expected),
+            "for {doc}\n got: {e}\nwant: {expected}"
+        );
+    }
+}
+
+#[test]
+fn unfiltered_patterns_compile_with_a_warning() {
+    let doc = json!({"id": "p", "version": "1", "rules": [
+        {"id": "r", "category": "c.x", "match": {"patterns": [{"regex": "EMP-\\d+"}]}, "action": "refuse", "reason_code": "X"}
+    ]});
+    let p = Policy::from_value(doc).unwrap();
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0].contains("rules[0] \"r\".match.patterns[0]"));
+}
