@@ -47,6 +47,8 @@ demo: simulate
 ## fuzz: body parsing and evaluation under libFuzzer for FUZZ_SECONDS (stable toolchain)
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	@mkdir -p fuzz/corpus/evaluate
+	@python3 -c 'import json,sys; [open("fuzz/corpus/evaluate/seed-%02d-%d" % (i, s), "wb").write(bytes([s]) + (json.dumps(json.loads(l)["request"]) if not isinstance(json.loads(l)["request"], str) else json.loads(l)["request"]).encode()) for i, l in enumerate(open("policies/examples/traffic.jsonl")) for s in (4, 133, 22)]'
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run evaluate -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
 
 clean:
