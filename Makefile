@@ -6,7 +6,7 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 FUZZ_SECONDS ?= 60
 
-.PHONY: test test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
+.PHONY: bench-engine test test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
 
 ## test: lint, then every test natively and the core's tests again under a wasm runtime (node)
 test: setup-wasm lint test-native test-wasm
@@ -43,6 +43,10 @@ simulate: cli
 		--input policies/examples/traffic.jsonl --format table
 
 demo: simulate
+
+## bench-engine: native engine microbenchmark (median of repeated batches)
+bench-engine:
+	$(CARGO) bench --bench engine
 
 ## fuzz: body parsing and evaluation under libFuzzer for FUZZ_SECONDS (stable toolchain)
 fuzz:

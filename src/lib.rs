@@ -20,6 +20,7 @@
 pub mod audit;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod config;
 pub mod detect;
 pub mod engine;
 pub mod llm;

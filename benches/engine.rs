@@ -1,0 +1,125 @@
+//! Engine microbenchmark: the default policy over chat bodies, natively.
+//!
+//! `make bench-engine` (or `cargo bench --bench engine`). No dependency: each case runs in
+//! timed batches and the median batch is reported, because the machine is shared and noisy.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use policy_gateway::engine::{self, RequestInfo};
+use policy_gateway::llm::Phase;
+use policy_gateway::policy::Policy;
+use serde_json::json;
+
+const TYPICAL: &str = "Our quarterly planning meeting covered the roadmap for the next two \
+releases, the hiring plan for the platform team, and the migration of the billing service to \
+the new cluster. Please draft a summary for the leadership update, highlighting risks around \
+the data migration timeline and the dependencies on the identity team. Keep it under three \
+hundred words and use a neutral tone. ";
+
+fn chat_body(text: &str, target: usize) -> Vec<u8> {
+    let mut content = String::new();
+    while content.len() < target {
+        content.push_str(text);
+    }
+    content.truncate(target);
+    serde_json::to_vec(&json!({
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant for ACME Corp."},
+            {"role": "user", "content": content}
+        ]
+    }))
+    .unwrap()
+}
+
+fn bench(name: &str, policy: &Policy, body: &[u8]) {
+    let info = RequestInfo {
+        request_id: "bench",
+        path: Some("/v1/chat/completions"),
+        user: Some("alice"),
+        project: Some("p"),
+    };
+    let rollout = engine::rollout(policy, &info);
+    let run = || {
+        black_box(engine::evaluate(
+            policy,
+            &info,
+            &rollout,
+            Phase::Request,
+            black_box(body),
+        ))
+    };
+    // Calibrate a batch to ~20 ms.
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed().as_millis() < 20 {
+        run();
+        n += 1;
+    }
+    let mut per_op: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                run();
+            }
+            t.elapsed().as_secs_f64() / f64::from(n)
+        })
+        .collect();
+    per_op.sort_by(f64::total_cmp);
+    let median = per_op[per_op.len() / 2];
+    println!(
+        "{name:<34} {:>8} B  {:>9.2} µs/op  {:>8.1} MB/s  (min {:.2} µs, max {:.2} µs)",
+        body.len(),
+        median * 1e6,
+        body.len() as f64 / median / 1e6,
+        per_op[0] * 1e6,
+        per_op[per_op.len() - 1] * 1e6,
+    );
+}
+
+fn main() {
+    let policy = Policy::from_json(include_bytes!("../policies/default.json")).unwrap();
+    println!(
+        "default policy ({}), native, median of 15 batches",
+        policy.policy_id
+    );
+    for size in [1024, 4096, 16384, 131072] {
+        bench(
+            &format!("typical chat {size}"),
+            &policy,
+            &chat_body(TYPICAL, size),
+        );
+    }
+    let pii = format!(
+        "{TYPICAL} Contact jane.doe@example.com or +1 415-555-0100, card 4111 1111 1111 1111. "
+    );
+    bench(
+        "chat with PII 4096 (redacts)",
+        &policy,
+        &chat_body(&pii, 4096),
+    );
+    let adversarial: [(&str, String); 5] = [
+        ("digits", "1234567890 ".repeat(10)),
+        ("at-signs", "a@b@c@d@e@ ".repeat(10)),
+        ("base64-ish", "eyJhbGciOiJIUzI1NiJ9AKIAsk-ghp_ ".repeat(4)),
+        (
+            "near-miss keywords",
+            "ignore the previous email, project nightingal ".repeat(3),
+        ),
+        ("colons", "a:b:c::d:e:f:1:2:3 ".repeat(6)),
+    ];
+    for (name, text) in adversarial {
+        bench(
+            &format!("adversarial {name} 16384"),
+            &policy,
+            &chat_body(&text, 16384),
+        );
+    }
+}

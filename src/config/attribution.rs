@@ -1,0 +1,303 @@
+//! Who made a request (user) and for which project, from sources in a configured order.
+//!
+//! Trust matters: `policy_user` drives chargeback, investigation and canary buckets, so by
+//! default only sources a client cannot forge are used: a header set by an earlier
+//! authentication filter (the route must strip it from client requests), and claims of a JWT
+//! that Envoy's `jwt_authn` filter verified. Sources the client controls (an unverified bearer
+//! JWT, the body's `user` field) must be enabled explicitly and are recorded as unverified.
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One place a user or project id may come from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Source {
+    /// A request header set by a trusted earlier filter.
+    Header { name: String },
+    /// A claim of the payload `jwt_authn` stored in dynamic metadata (`payload_in_metadata`).
+    JwtAuthn {
+        payload_in_metadata: String,
+        claim: String,
+    },
+    /// A claim decoded, NOT verified, from `Authorization: Bearer <jwt>`.
+    BearerJwtUnverified { claim: String },
+    /// A field of the request body (`user` for OpenAI, `metadata.user_id` for Anthropic).
+    BodyField { pointer: String },
+    /// A project from the route's metadata (`filter_metadata.<namespace>.<key>`).
+    RouteMetadata { namespace: String, key: String },
+    /// A project looked up by the fingerprint of the API key the client sent; the key itself
+    /// is never recorded.
+    ApiKeyMap {
+        header: String,
+        /// fingerprint (see [`fingerprint`]) → project id.
+        map: std::collections::BTreeMap<String, String>,
+    },
+}
+
+impl Source {
+    /// Whether a client can choose the value this source yields.
+    pub fn verified(&self) -> bool {
+        !matches!(
+            self,
+            Source::BearerJwtUnverified { .. } | Source::BodyField { .. }
+        )
+    }
+
+    /// Short label recorded beside the value (`header:x-user-id`).
+    pub fn label(&self) -> String {
+        match self {
+            Source::Header { name } => format!("header:{name}"),
+            Source::JwtAuthn { claim, .. } => format!("jwt_authn:{claim}"),
+            Source::BearerJwtUnverified { claim } => format!("bearer_jwt_unverified:{claim}"),
+            Source::BodyField { pointer } => format!("body:{pointer}"),
+            Source::RouteMetadata { namespace, key } => format!("route_metadata:{namespace}.{key}"),
+            Source::ApiKeyMap { header, .. } => format!("api_key_map:{header}"),
+        }
+    }
+}
+
+/// What the host can tell about a request; the filter implements it over proxy-wasm calls,
+/// tests over maps.
+pub trait RequestView {
+    fn header(&self, name: &str) -> Option<String>;
+    /// A string value in dynamic metadata `filter_metadata[namespace][key][field]`.
+    fn jwt_claim(&self, payload_in_metadata: &str, claim: &str) -> Option<String>;
+    fn route_metadata(&self, namespace: &str, key: &str) -> Option<String>;
+}
+
+/// An attributed value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attributed {
+    pub value: String,
+    pub source: String,
+    pub verified: bool,
+}
+
+/// Longest id kept: longer values are not ids, and records must stay small.
+pub const MAX_ID_LEN: usize = 256;
+
+/// The first source in `order` that yields a non-empty value.
+pub fn resolve(
+    order: &[Source],
+    view: &dyn RequestView,
+    body: Option<&Value>,
+) -> Option<Attributed> {
+    order.iter().find_map(|source| {
+        let value = match source {
+            Source::Header { name } => view.header(name),
+            Source::JwtAuthn {
+                payload_in_metadata,
+                claim,
+            } => view.jwt_claim(payload_in_metadata, claim),
+            Source::BearerJwtUnverified { claim } => view
+                .header("authorization")
+                .and_then(|h| bearer_claim(&h, claim)),
+            Source::BodyField { pointer } => body
+                .and_then(|b| b.pointer(pointer))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            Source::RouteMetadata { namespace, key } => view.route_metadata(namespace, key),
+            Source::ApiKeyMap { header, map } => view
+                .header(header)
+                .map(|v| fingerprint(api_key_of(&v)))
+                .and_then(|fp| map.get(&fp).cloned()),
+        }?;
+        let value = value.trim();
+        if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+            return None;
+        }
+        Some(Attributed {
+            value: value.to_string(),
+            source: source.label(),
+            verified: source.verified(),
+        })
+    })
+}
+
+/// The key in `Authorization: Bearer <key>`, `x-api-key: <key>` and similar headers.
+fn api_key_of(header_value: &str) -> &str {
+    let v = header_value.trim();
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .unwrap_or(v)
+        .trim()
+}
+
+/// A claim of a JWT's payload, decoded without verification.
+fn bearer_claim(authorization: &str, claim: &str) -> Option<String> {
+    let token = authorization.trim().strip_prefix("Bearer ")?.trim();
+    let payload = token.split('.').nth(1)?;
+    if payload.len() > 8192 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    match v.get(claim)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A one-way fingerprint of an API key for project maps: `sha256:` + the first 32 hex digits
+/// of SHA-256 over the key, so configurations and records never hold a usable key.
+pub fn fingerprint(key: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(7 + 32);
+    out.push_str("sha256:");
+    for b in digest.iter().take(16) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[derive(Default)]
+    struct View {
+        headers: BTreeMap<String, String>,
+        claims: BTreeMap<(String, String), String>,
+        route: BTreeMap<(String, String), String>,
+    }
+
+    impl RequestView for View {
+        fn header(&self, name: &str) -> Option<String> {
+            self.headers.get(name).cloned()
+        }
+        fn jwt_claim(&self, p: &str, c: &str) -> Option<String> {
+            self.claims.get(&(p.into(), c.into())).cloned()
+        }
+        fn route_metadata(&self, n: &str, k: &str) -> Option<String> {
+            self.route.get(&(n.into(), k.into())).cloned()
+        }
+    }
+
+    fn jwt(payload: Value) -> String {
+        let enc = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+        };
+        format!(
+            "Bearer {}.{}.sig",
+            enc(&json!({"alg": "RS256"})),
+            enc(&payload)
+        )
+    }
+
+    #[test]
+    fn first_source_with_a_value_wins() {
+        let order = vec![
+            Source::Header {
+                name: "x-user-id".into(),
+            },
+            Source::JwtAuthn {
+                payload_in_metadata: "jwt".into(),
+                claim: "sub".into(),
+            },
+        ];
+        let mut v = View::default();
+        v.claims
+            .insert(("jwt".into(), "sub".into()), "alice".into());
+        let a = resolve(&order, &v, None).unwrap();
+        assert_eq!(
+            (a.value.as_str(), a.source.as_str(), a.verified),
+            ("alice", "jwt_authn:sub", true)
+        );
+        v.headers.insert("x-user-id".into(), "bob".into());
+        assert_eq!(resolve(&order, &v, None).unwrap().value, "bob");
+    }
+
+    #[test]
+    fn unverified_sources_are_labelled() {
+        let order = vec![
+            Source::BearerJwtUnverified {
+                claim: "sub".into(),
+            },
+            Source::BodyField {
+                pointer: "/user".into(),
+            },
+        ];
+        let mut v = View::default();
+        let body = json!({"user": "carol"});
+        let a = resolve(&order, &v, Some(&body)).unwrap();
+        assert_eq!((a.value.as_str(), a.verified), ("carol", false));
+        v.headers.insert(
+            "authorization".into(),
+            jwt(json!({"sub": "dave", "exp": 1})),
+        );
+        let a = resolve(&order, &v, Some(&body)).unwrap();
+        assert_eq!(
+            (a.value.as_str(), a.source.as_str(), a.verified),
+            ("dave", "bearer_jwt_unverified:sub", false)
+        );
+    }
+
+    #[test]
+    fn junk_values_are_skipped() {
+        let order = vec![
+            Source::Header {
+                name: "x-user-id".into(),
+            },
+            Source::BearerJwtUnverified {
+                claim: "sub".into(),
+            },
+        ];
+        let mut v = View::default();
+        v.headers.insert("x-user-id".into(), "  ".into());
+        v.headers
+            .insert("authorization".into(), "Bearer not-a-jwt".into());
+        assert_eq!(resolve(&order, &v, None), None);
+        v.headers.insert("x-user-id".into(), "a\nb".into());
+        assert_eq!(resolve(&order, &v, None), None);
+        v.headers.insert("x-user-id".into(), "x".repeat(300));
+        assert_eq!(resolve(&order, &v, None), None);
+    }
+
+    #[test]
+    fn projects_from_route_metadata_and_key_fingerprints() {
+        let key = "sk-proj-example-key-000";
+        let mut map = BTreeMap::new();
+        map.insert(fingerprint(key), "proj-billing".to_string());
+        let order = vec![
+            Source::RouteMetadata {
+                namespace: "policy_gateway".into(),
+                key: "project".into(),
+            },
+            Source::ApiKeyMap {
+                header: "authorization".into(),
+                map,
+            },
+        ];
+        let mut v = View::default();
+        v.headers
+            .insert("authorization".into(), format!("Bearer {key}"));
+        let a = resolve(&order, &v, None).unwrap();
+        assert_eq!(a.value, "proj-billing");
+        assert!(!a.source.contains(key));
+        v.route.insert(
+            ("policy_gateway".into(), "project".into()),
+            "proj-route".into(),
+        );
+        assert_eq!(resolve(&order, &v, None).unwrap().value, "proj-route");
+    }
+
+    #[test]
+    fn fingerprint_is_stable() {
+        // SHA-256("abc") = ba7816bf 8f01cfea 414140de 5dae2223 b00361a3 96177a9c b410ff61 f20015ad
+        assert_eq!(
+            fingerprint("abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223"
+        );
+        assert_ne!(fingerprint("a"), fingerprint("b"));
+    }
+}

@@ -1,0 +1,365 @@
+//! The filter's plugin configuration: parsed into typed structs and validated once, at
+//! configure time, with errors that name the field. Invalid configuration is rejected
+//! (`on_configure` returns false) rather than half-applied.
+
+pub mod attribution;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::policy::{Policy, PolicyError};
+use attribution::Source;
+
+/// What to do with bodies the filter cannot inspect (too large, compressed, not JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUninspectable {
+    /// Answer 413/415 locally; the record says why.
+    #[default]
+    Refuse,
+    /// Forward untouched; the record says the body was not inspected and why.
+    Allow,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttributionDoc {
+    #[serde(default = "default_user_sources")]
+    user: Vec<Source>,
+    #[serde(default = "default_project_sources")]
+    project: Vec<Source>,
+}
+
+impl Default for AttributionDoc {
+    fn default() -> Self {
+        AttributionDoc {
+            user: default_user_sources(),
+            project: default_project_sources(),
+        }
+    }
+}
+
+fn default_user_sources() -> Vec<Source> {
+    vec![Source::Header {
+        name: "x-user-id".into(),
+    }]
+}
+
+fn default_project_sources() -> Vec<Source> {
+    vec![Source::Header {
+        name: "x-project-id".into(),
+    }]
+}
+
+/// Splunk HTTP Event Collector sink.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplunkHecConfig {
+    /// The Envoy cluster that reaches the collector.
+    pub cluster: String,
+    /// `:authority` of the collector (host[:port]).
+    pub authority: String,
+    /// HEC token; never logged, never recorded.
+    pub token: String,
+    #[serde(default = "default_hec_path")]
+    pub path: String,
+    pub index: Option<String>,
+    #[serde(default = "default_source")]
+    pub source: String,
+    #[serde(default = "default_sourcetype")]
+    pub sourcetype: String,
+    /// `host` of events; defaults to the gateway's instance id.
+    pub host: Option<String>,
+}
+
+fn default_hec_path() -> String {
+    "/services/collector/event".into()
+}
+fn default_source() -> String {
+    "policy-gateway".into()
+}
+fn default_sourcetype() -> String {
+    "policy_gateway:decision".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditDoc {
+    #[serde(default = "default_flush_interval_ms")]
+    flush_interval_ms: u64,
+    #[serde(default = "default_batch_max_records")]
+    batch_max_records: usize,
+    #[serde(default = "default_batch_max_bytes")]
+    batch_max_bytes: usize,
+    #[serde(default = "default_buffer_max_bytes")]
+    buffer_max_bytes: usize,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+    splunk_hec: Option<SplunkHecConfig>,
+}
+
+impl Default for AuditDoc {
+    fn default() -> Self {
+        AuditDoc {
+            flush_interval_ms: default_flush_interval_ms(),
+            batch_max_records: default_batch_max_records(),
+            batch_max_bytes: default_batch_max_bytes(),
+            buffer_max_bytes: default_buffer_max_bytes(),
+            timeout_ms: default_timeout_ms(),
+            splunk_hec: None,
+        }
+    }
+}
+
+fn default_flush_interval_ms() -> u64 {
+    1000
+}
+fn default_batch_max_records() -> usize {
+    500
+}
+fn default_batch_max_bytes() -> usize {
+    1_000_000
+}
+fn default_buffer_max_bytes() -> usize {
+    8 * 1024 * 1024
+}
+fn default_timeout_ms() -> u64 {
+    5000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginDoc {
+    policy: Value,
+    #[serde(default)]
+    attribution: AttributionDoc,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+    #[serde(default)]
+    on_uninspectable: OnUninspectable,
+    #[serde(default = "yes")]
+    inspect_responses: bool,
+    /// Names this gateway in records and sink metadata (`host`).
+    #[serde(default)]
+    instance_id: Option<String>,
+    #[serde(default)]
+    audit: AuditDoc,
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn yes() -> bool {
+    true
+}
+
+/// Batching and buffering of audit records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub flush_interval_ms: u64,
+    pub batch_max_records: usize,
+    pub batch_max_bytes: usize,
+    pub buffer_max_bytes: usize,
+    pub timeout_ms: u64,
+    pub splunk_hec: Option<SplunkHecConfig>,
+}
+
+/// The validated plugin configuration.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    pub policy: Policy,
+    pub user_sources: Vec<Source>,
+    pub project_sources: Vec<Source>,
+    pub max_body_bytes: usize,
+    pub on_uninspectable: OnUninspectable,
+    pub inspect_responses: bool,
+    pub instance_id: String,
+    pub audit: AuditConfig,
+}
+
+/// A configuration error: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+impl PluginConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
+        let doc: PluginDoc = serde_json::from_slice(bytes)
+            .map_err(|e| ConfigError(format!("plugin configuration: {e}")))?;
+        let policy = Policy::from_value(doc.policy).map_err(|e: PolicyError| {
+            ConfigError(if e.at.is_empty() {
+                format!("policy: {}", e.message)
+            } else {
+                format!("policy.{}: {}", e.at, e.message)
+            })
+        })?;
+        if doc.max_body_bytes == 0 || doc.max_body_bytes > 64 * 1024 * 1024 {
+            return bad("max_body_bytes: must be between 1 and 67108864");
+        }
+        let a = doc.audit;
+        if a.flush_interval_ms < 10 || a.flush_interval_ms > 60_000 {
+            return bad("audit.flush_interval_ms: must be between 10 and 60000");
+        }
+        if a.batch_max_records == 0 || a.batch_max_records > 10_000 {
+            return bad("audit.batch_max_records: must be between 1 and 10000");
+        }
+        if a.batch_max_bytes < 1024 {
+            return bad("audit.batch_max_bytes: must be at least 1024");
+        }
+        if a.buffer_max_bytes < a.batch_max_bytes {
+            return bad("audit.buffer_max_bytes: must be at least audit.batch_max_bytes");
+        }
+        if a.timeout_ms == 0 || a.timeout_ms > 60_000 {
+            return bad("audit.timeout_ms: must be between 1 and 60000");
+        }
+        if let Some(hec) = &a.splunk_hec {
+            for (field, value) in [
+                ("cluster", &hec.cluster),
+                ("authority", &hec.authority),
+                ("token", &hec.token),
+            ] {
+                if value.trim().is_empty() {
+                    return bad(format!("audit.splunk_hec.{field}: must not be empty"));
+                }
+            }
+            if !hec.path.starts_with('/') {
+                return bad("audit.splunk_hec.path: must start with '/'");
+            }
+        }
+        for (field, sources) in [
+            ("attribution.user", &doc.attribution.user),
+            ("attribution.project", &doc.attribution.project),
+        ] {
+            for (i, s) in sources.iter().enumerate() {
+                if let Source::Header { name } = s {
+                    if name.is_empty() || name.chars().any(|c| c.is_ascii_uppercase()) {
+                        return bad(format!(
+                            "{field}[{i}].name: header names must be lowercase and non-empty"
+                        ));
+                    }
+                }
+            }
+        }
+        let instance_id = doc.instance_id.unwrap_or_else(|| "policy-gateway".into());
+        Ok(PluginConfig {
+            policy,
+            user_sources: doc.attribution.user,
+            project_sources: doc.attribution.project,
+            max_body_bytes: doc.max_body_bytes,
+            on_uninspectable: doc.on_uninspectable,
+            inspect_responses: doc.inspect_responses,
+            instance_id,
+            audit: AuditConfig {
+                flush_interval_ms: a.flush_interval_ms,
+                batch_max_records: a.batch_max_records,
+                batch_max_bytes: a.batch_max_bytes,
+                buffer_max_bytes: a.buffer_max_bytes,
+                timeout_ms: a.timeout_ms,
+                splunk_hec: a.splunk_hec,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn policy() -> Value {
+        json!({"id": "p", "version": "1", "rules": [
+            {"id": "r", "category": "pii.email", "match": {"detectors": ["email"]}, "action": "redact", "reason_code": "E"}
+        ]})
+    }
+
+    fn parse(v: Value) -> Result<PluginConfig, ConfigError> {
+        PluginConfig::from_json(&serde_json::to_vec(&v).unwrap())
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(json!({"policy": policy()})).unwrap();
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.on_uninspectable, OnUninspectable::Refuse);
+        assert_eq!(c.user_sources, default_user_sources());
+        assert_eq!(c.audit.flush_interval_ms, 1000);
+        assert!(c.audit.splunk_hec.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (json!({}), "missing field `policy`"),
+            (
+                json!({"policy": policy(), "colour": 1}),
+                "unknown field `colour`",
+            ),
+            (
+                json!({"policy": {"id": "p", "version": "1", "rules": [{"id": "r"}]}}),
+                "policy.rules[0] \"r\": missing field",
+            ),
+            (
+                json!({"policy": policy(), "max_body_bytes": 0}),
+                "max_body_bytes:",
+            ),
+            (
+                json!({"policy": policy(), "audit": {"flush_interval_ms": 1}}),
+                "audit.flush_interval_ms:",
+            ),
+            (
+                json!({"policy": policy(), "audit": {"splunk_hec": {"cluster": "c", "authority": "a", "token": " "}}}),
+                "audit.splunk_hec.token: must not be empty",
+            ),
+            (
+                json!({"policy": policy(), "attribution": {"user": [{"source": "header", "name": "X-User"}]}}),
+                "attribution.user[0].name",
+            ),
+            (
+                json!({"policy": policy(), "attribution": {"user": [{"source": "cookie"}]}}),
+                "unknown variant `cookie`",
+            ),
+            (
+                json!({"policy": policy(), "on_uninspectable": "drop"}),
+                "unknown variant `drop`",
+            ),
+        ];
+        for (cfg, want) in cases {
+            let e = parse(cfg.clone()).unwrap_err().to_string();
+            assert!(e.contains(want), "{cfg}: got {e}, want {want}");
+        }
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(json!({
+            "policy": policy(),
+            "instance_id": "gw-eu-1",
+            "max_body_bytes": 2_000_000,
+            "on_uninspectable": "allow",
+            "attribution": {
+                "user": [{"source": "jwt_authn", "payload_in_metadata": "jwt_payload", "claim": "sub"},
+                         {"source": "body_field", "pointer": "/user"}],
+                "project": [{"source": "route_metadata", "namespace": "policy_gateway", "key": "project"}]
+            },
+            "audit": {"flush_interval_ms": 200, "splunk_hec": {"cluster": "hec", "authority": "splunk:8088", "token": "t", "index": "ai"}}
+        }))
+        .unwrap();
+        assert_eq!(c.instance_id, "gw-eu-1");
+        assert_eq!(c.user_sources.len(), 2);
+        assert!(!c.user_sources[1].verified());
+        let hec = c.audit.splunk_hec.unwrap();
+        assert_eq!(hec.path, "/services/collector/event");
+        assert_eq!(hec.index.as_deref(), Some("ai"));
+    }
+}
