@@ -25,3 +25,4 @@ pub mod detect;
 pub mod engine;
 pub mod llm;
 pub mod policy;
+pub mod sinks;

@@ -1,0 +1,60 @@
+//! Audit sinks: for each platform, how a batch of records becomes an HTTP request and how the
+//! platform's answer is classified (delivered, retry, drop). The delivery engine
+//! ([`delivery`]) batches, buffers and retries; the filter only dispatches the requests.
+
+pub mod delivery;
+pub mod splunk_hec;
+
+/// A record waiting for delivery: its JSON and its time (some sinks put it in an envelope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecord {
+    pub json: String,
+    pub epoch_ms: u64,
+}
+
+/// An HTTP request for the host to dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: &'static str,
+    pub authority: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What a sink's answer means for the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Try the same batch again later (`after_ms` when the service said how long to wait).
+    Retry {
+        reason: String,
+        after_ms: Option<u64>,
+    },
+    /// The service will never accept this batch: count it dropped, log the reason once.
+    Drop {
+        reason: String,
+    },
+}
+
+/// Classifies the outcome of a call that got no HTTP answer (timeout, reset, no cluster).
+pub fn no_answer() -> Outcome {
+    Outcome::Retry {
+        reason: "no response (timeout or connection failure)".into(),
+        after_ms: None,
+    }
+}
+
+/// Keeps error texts from services short and on one line for logs.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut s: String = text
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > 200 {
+        s.push('…');
+    }
+    s
+}
