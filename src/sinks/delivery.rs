@@ -155,7 +155,7 @@ impl Delivery {
     /// Full jitter: uniform in [0, min(max, base · 2^attempt)).
     fn backoff_ms(&mut self) -> u64 {
         let exp = BACKOFF_BASE_MS.saturating_mul(1 << self.attempt.min(16));
-        let cap = exp.min(BACKOFF_MAX_MS).max(1);
+        let cap = exp.clamp(1, BACKOFF_MAX_MS);
         self.rng = crate::audit::id::splitmix64(self.rng);
         BACKOFF_BASE_MS / 2 + self.rng % cap
     }
