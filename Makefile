@@ -17,9 +17,10 @@ test-native:
 test-wasm: setup-wasm
 	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown --lib
 
-lint:
+lint: setup-wasm
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-unknown-unknown --lib --features filter -- -D warnings
 
 setup-wasm:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -31,7 +32,7 @@ setup-wasm:
 
 ## wasm: the filter module (release)
 wasm: setup-wasm
-	$(CARGO) build --release --lib --target wasm32-unknown-unknown
+	$(CARGO) build --release --lib --target wasm32-unknown-unknown --features filter
 	@ls -l target/wasm32-unknown-unknown/release/policy_gateway.wasm
 
 cli:

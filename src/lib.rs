@@ -23,6 +23,8 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod engine;
+#[cfg(feature = "filter")]
+pub mod filter;
 pub mod llm;
 pub mod policy;
 pub mod sinks;

@@ -62,6 +62,14 @@ pub struct AuditRecord {
     pub policy_id: String,
     pub policy_user: Option<String>,
     pub policy_project_id: Option<String>,
+    /// Where `policy_user` came from (`header:x-user-id`, `jwt_authn:sub`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_user_source: Option<String>,
+    /// False when the user came from a source the client controls (unverified JWT, body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_user_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_project_source: Option<String>,
     pub rollout_mode: &'static str,
     /// Whether the decision was applied to the traffic (false in shadow and canary control).
     pub enforced: bool,
@@ -96,6 +104,15 @@ pub struct AuditRecord {
     pub escalation: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageRecord>,
+    /// The HTTP status the client got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Time from request headers to the end of the exchange at the gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The gateway instance that decided (`instance_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
     /// Redacted inspected text; only with `include_content`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<Vec<ContentItem>>,
@@ -187,6 +204,9 @@ impl AuditRecord {
             policy_id: policy.policy_id.clone(),
             policy_user: info.user.map(str::to_string),
             policy_project_id: info.project.map(str::to_string),
+            policy_user_source: None,
+            policy_user_verified: None,
+            policy_project_source: None,
             rollout_mode: rollout.mode.name(),
             enforced: rollout.enforced,
             canary_bucket: rollout.bucket,
@@ -206,6 +226,9 @@ impl AuditRecord {
             rewrites,
             escalation,
             usage: response.and_then(|r| r.usage).map(UsageRecord::from),
+            http_status: None,
+            duration_ms: None,
+            gateway: None,
             content,
         }
     }

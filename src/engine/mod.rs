@@ -6,6 +6,7 @@
 //! turns the outcomes into the record.
 
 pub mod redact;
+pub mod reply;
 
 use std::collections::BTreeMap;
 
@@ -302,6 +303,33 @@ fn respond(reply: &Reply, held: bool) -> Verdict {
         message: reply.message.clone(),
         held,
     }
+}
+
+/// The outcome for a body the host decided not to inspect (too large, compressed, not JSON,
+/// no body at all). `refuse` carries the local reply when the filter refuses such bodies;
+/// rollout still applies, so shadow mode never refuses.
+pub fn uninspected(
+    rollout: &RolloutDecision,
+    phase: Phase,
+    body_bytes: usize,
+    reason_code: &str,
+    detail: &str,
+    refuse: Option<(u16, &str)>,
+) -> PhaseOutcome {
+    let mut out = PhaseOutcome::new(phase, body_bytes);
+    out.reason_code = reason_code.into();
+    out.error = Some(detail.into());
+    if let Some((status, message)) = refuse {
+        out.decision = Action::Refuse;
+        if rollout.enforced {
+            out.verdict = Verdict::Respond {
+                status,
+                message: message.into(),
+                held: false,
+            };
+        }
+    }
+    out
 }
 
 /// A body that cannot be inspected gets the policy's `on_error` decision.

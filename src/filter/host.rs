@@ -1,0 +1,99 @@
+//! Thin, panic-free wrappers over proxy-wasm host calls. The SDK's trait methods `unwrap`
+//! host errors (a trap that kills the worker's VM); these return Options instead.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType};
+
+use crate::config::attribution::RequestView;
+
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub fn now_nanos() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub fn request_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+}
+
+pub fn set_request_header(name: &str, value: Option<&str>) {
+    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+}
+
+pub fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+        .ok()
+        .flatten()
+}
+
+pub fn set_response_header(name: &str, value: Option<&str>) {
+    let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value);
+}
+
+pub fn buffer(kind: BufferType, size: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(kind, 0, size).ok().flatten()
+}
+
+pub fn replace_buffer(kind: BufferType, old_size: usize, body: &[u8]) -> bool {
+    hostcalls::set_buffer(kind, 0, old_size, body).is_ok()
+}
+
+pub fn call_response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
+        .ok()
+        .flatten()
+}
+
+pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
+    hostcalls::send_http_response(u32::from(status), headers.to_vec(), Some(body)).is_ok()
+}
+
+fn property_string(path: Vec<&str>) -> Option<String> {
+    let bytes = hostcalls::get_property(path).ok().flatten()?;
+    String::from_utf8(bytes).ok()
+}
+
+pub fn set_tick_period(ms: u64) {
+    let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
+}
+
+/// The current request, as attribution sees it.
+pub struct HostRequest;
+
+impl RequestView for HostRequest {
+    fn header(&self, name: &str) -> Option<String> {
+        request_header(name)
+    }
+
+    fn jwt_claim(&self, payload_in_metadata: &str, claim: &str) -> Option<String> {
+        property_string(vec![
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            payload_in_metadata,
+            claim,
+        ])
+    }
+
+    fn route_metadata(&self, namespace: &str, key: &str) -> Option<String> {
+        property_string(vec![
+            "xds",
+            "route_metadata",
+            "filter_metadata",
+            namespace,
+            key,
+        ])
+    }
+}

@@ -1,0 +1,470 @@
+//! The HTTP context: buffers request and response bodies, hands them to the engine, applies
+//! the verdict, and queues the exchange's record when the stream ends.
+//!
+//! Envoy facts this follows: return Continue from the headers callbacks (Pause there stops
+//! the body callbacks) and drop `content-length` when the body may change; Pause in the body
+//! callback until end of stream; requests ending with trailers finish in the trailers
+//! callback. Response status and headers are already on their way when the response body is
+//! complete, so a response refusal replaces the body, not the status.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action as HostAction, BufferType};
+use serde_json::Value;
+
+use super::host::{self, HostRequest};
+use super::root::Shared;
+use crate::audit::record::RecordMeta;
+use crate::audit::AuditRecord;
+use crate::config::attribution::{self, Attributed};
+use crate::config::OnUninspectable;
+use crate::engine::{self, reply, PhaseOutcome, RequestInfo, Verdict};
+use crate::llm::{self, ApiFormat, Phase};
+use crate::policy::rollout::RolloutDecision;
+use crate::policy::Action;
+
+pub struct Http {
+    shared: Option<Rc<Shared>>,
+    started_ms: u64,
+    request_id: String,
+    path: Option<String>,
+    format: ApiFormat,
+    user: Option<Attributed>,
+    project: Option<Attributed>,
+    rollout: Option<RolloutDecision>,
+    request: Option<PhaseOutcome>,
+    response: Option<PhaseOutcome>,
+    /// The request body is not inspected (uninspectable and allowed).
+    skip_request_body: bool,
+    request_body_size: usize,
+    inspect_response: bool,
+    responded_locally: bool,
+    http_status: Option<u16>,
+}
+
+impl Http {
+    pub fn new(shared: Option<Rc<Shared>>) -> Http {
+        Http {
+            shared,
+            started_ms: 0,
+            request_id: String::new(),
+            path: None,
+            format: ApiFormat::Unknown,
+            user: None,
+            project: None,
+            rollout: None,
+            request: None,
+            response: None,
+            skip_request_body: false,
+            request_body_size: 0,
+            inspect_response: false,
+            responded_locally: false,
+            http_status: None,
+        }
+    }
+
+    fn info(&self) -> RequestInfo<'_> {
+        RequestInfo {
+            request_id: &self.request_id,
+            path: self.path.as_deref(),
+            user: self.user.as_ref().map(|a| a.value.as_str()),
+            project: self.project.as_ref().map(|a| a.value.as_str()),
+        }
+    }
+
+    fn rollout(&mut self, shared: &Shared) -> RolloutDecision {
+        if let Some(r) = self.rollout {
+            return r;
+        }
+        let r = engine::rollout(&shared.config.policy, &self.info());
+        self.rollout = Some(r);
+        r
+    }
+
+    /// Attribution from the body, for sources that read it, when headers gave nothing.
+    fn attribute_from_body(&mut self, shared: &Shared, body: &[u8]) {
+        let cfg = &shared.config;
+        let reads_body = |sources: &[attribution::Source]| {
+            sources
+                .iter()
+                .any(|s| matches!(s, attribution::Source::BodyField { .. }))
+        };
+        let need_user = self.user.is_none() && reads_body(&cfg.user_sources);
+        let need_project = self.project.is_none() && reads_body(&cfg.project_sources);
+        if !(need_user || need_project) {
+            return;
+        }
+        let Ok(value) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
+        if need_user {
+            self.user = attribution::resolve(&cfg.user_sources, &HostRequest, Some(&value));
+        }
+        if need_project {
+            self.project = attribution::resolve(&cfg.project_sources, &HostRequest, Some(&value));
+        }
+    }
+
+    /// Answers locally with a provider-shaped error body and the policy headers.
+    fn respond(
+        &mut self,
+        status: u16,
+        message: &str,
+        reason_code: &str,
+        decision: &str,
+        held: bool,
+    ) {
+        let body = reply::error_body(self.format, status, message, reason_code, held);
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-policy-decision", decision),
+            ("x-policy-reason", reason_code),
+        ];
+        if host::send_response(status, &headers, &body) {
+            self.responded_locally = true;
+            self.http_status = Some(status);
+        }
+    }
+
+    /// A request body the filter will not inspect: refused (413/415) or allowed and flagged.
+    fn uninspectable(
+        &mut self,
+        shared: &Shared,
+        code: &str,
+        detail: &str,
+        status: u16,
+    ) -> HostAction {
+        let rollout = self.rollout(shared);
+        let refuse = shared.config.on_uninspectable == OnUninspectable::Refuse;
+        let message = "The request body could not be inspected by the AI usage policy.";
+        let mut outcome = engine::uninspected(
+            &rollout,
+            Phase::Request,
+            self.request_body_size,
+            code,
+            detail,
+            refuse.then_some((status, message)),
+        );
+        outcome.format = self.format;
+        let respond = matches!(outcome.verdict, Verdict::Respond { .. });
+        self.request = Some(outcome);
+        if respond {
+            self.respond(status, message, code, Action::Refuse.name(), false);
+            return HostAction::Pause;
+        }
+        self.skip_request_body = true;
+        HostAction::Continue
+    }
+
+    fn finish_request(&mut self, shared: &Shared) -> HostAction {
+        let Some(body) = host::buffer(BufferType::HttpRequestBody, self.request_body_size) else {
+            shared.metrics.inspection_error();
+            return self.uninspectable(
+                shared,
+                "BODY_UNAVAILABLE",
+                "the host returned no request body",
+                500,
+            );
+        };
+        self.attribute_from_body(shared, &body);
+        let rollout = self.rollout(shared);
+        let outcome = engine::evaluate(
+            &shared.config.policy,
+            &self.info(),
+            &rollout,
+            Phase::Request,
+            &body,
+        );
+        if !outcome.inspected {
+            shared.metrics.inspection_error();
+        }
+        let action = match &outcome.verdict {
+            Verdict::Forward {
+                body: Some(new_body),
+                ..
+            } => {
+                if !host::replace_buffer(BufferType::HttpRequestBody, body.len(), new_body) {
+                    log::warn!(
+                        "policy_gateway: could not replace the request body of {}",
+                        self.request_id
+                    );
+                }
+                HostAction::Continue
+            }
+            Verdict::Forward { body: None, .. } => HostAction::Continue,
+            Verdict::Respond {
+                status,
+                message,
+                held,
+            } => {
+                let (status, message, held) = (*status, message.clone(), *held);
+                let reason = outcome.reason_code.clone();
+                self.format = outcome.format;
+                self.respond(status, &message, &reason, outcome.decision.name(), held);
+                HostAction::Pause
+            }
+        };
+        if outcome.format != ApiFormat::Unknown {
+            self.format = outcome.format;
+        }
+        self.request = Some(outcome);
+        action
+    }
+
+    fn finish_response(&mut self, shared: &Shared, size: usize) -> HostAction {
+        let Some(body) = host::buffer(BufferType::HttpResponseBody, size) else {
+            return HostAction::Continue;
+        };
+        let rollout = self.rollout(shared);
+        let outcome = engine::evaluate(
+            &shared.config.policy,
+            &self.info(),
+            &rollout,
+            Phase::Response,
+            &body,
+        );
+        match &outcome.verdict {
+            Verdict::Forward {
+                body: Some(new_body),
+                ..
+            } => {
+                host::replace_buffer(BufferType::HttpResponseBody, body.len(), new_body);
+            }
+            Verdict::Respond {
+                status,
+                message,
+                held,
+            } => {
+                let err =
+                    reply::error_body(self.format, *status, message, &outcome.reason_code, *held);
+                host::replace_buffer(BufferType::HttpResponseBody, body.len(), &err);
+            }
+            Verdict::Forward { body: None, .. } => {}
+        }
+        self.response = Some(outcome);
+        HostAction::Continue
+    }
+
+    fn response_not_inspected(&mut self, shared: &Shared, code: &str, detail: &str) {
+        let rollout = self.rollout(shared);
+        self.response = Some(engine::uninspected(
+            &rollout,
+            Phase::Response,
+            0,
+            code,
+            detail,
+            None,
+        ));
+    }
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> HostAction {
+        let Some(shared) = self.shared.clone() else {
+            return HostAction::Continue;
+        };
+        self.started_ms = host::now_ms();
+        self.path = host::request_header(":path");
+        self.format = llm::detect_format(self.path.as_deref(), &Value::Null);
+        self.request_id = match host::request_header("x-request-id") {
+            Some(id) if !id.is_empty() && id.len() <= 128 => id,
+            _ => shared.ids.borrow_mut().next(self.started_ms),
+        };
+        self.user = attribution::resolve(&shared.config.user_sources, &HostRequest, None);
+        self.project = attribution::resolve(&shared.config.project_sources, &HostRequest, None);
+        if end_of_stream {
+            let rollout = self.rollout(&shared);
+            let mut o = engine::uninspected(
+                &rollout,
+                Phase::Request,
+                0,
+                "NO_BODY",
+                "request has no body",
+                None,
+            );
+            o.format = self.format;
+            self.request = Some(o);
+            return HostAction::Continue;
+        }
+        let content_type = host::request_header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !content_type.is_empty() && !content_type.contains("json") {
+            return self.uninspectable(&shared, "BODY_NOT_JSON", "content-type is not JSON", 415);
+        }
+        if let Some(enc) = host::request_header("content-encoding") {
+            if !enc.eq_ignore_ascii_case("identity") {
+                return self.uninspectable(
+                    &shared,
+                    "BODY_COMPRESSED",
+                    "content-encoding is not identity",
+                    415,
+                );
+            }
+        }
+        let declared =
+            host::request_header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > shared.config.max_body_bytes) {
+            self.request_body_size = declared.unwrap_or(0);
+            return self.uninspectable(
+                &shared,
+                "BODY_TOO_LARGE",
+                "body exceeds max_body_bytes",
+                413,
+            );
+        }
+        // The body may change length.
+        host::set_request_header("content-length", None);
+        HostAction::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> HostAction {
+        let Some(shared) = self.shared.clone() else {
+            return HostAction::Continue;
+        };
+        if self.skip_request_body || self.request.is_some() {
+            return HostAction::Continue;
+        }
+        self.request_body_size = body_size;
+        if body_size > shared.config.max_body_bytes {
+            return self.uninspectable(
+                &shared,
+                "BODY_TOO_LARGE",
+                "body exceeds max_body_bytes",
+                413,
+            );
+        }
+        if !end_of_stream {
+            return HostAction::Pause;
+        }
+        self.finish_request(&shared)
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> HostAction {
+        let Some(shared) = self.shared.clone() else {
+            return HostAction::Continue;
+        };
+        if self.skip_request_body || self.request.is_some() {
+            return HostAction::Continue;
+        }
+        self.finish_request(&shared)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> HostAction {
+        let Some(shared) = self.shared.clone() else {
+            return HostAction::Continue;
+        };
+        if self.responded_locally {
+            return HostAction::Continue;
+        }
+        self.http_status = host::response_header(":status").and_then(|s| s.parse().ok());
+        if let (Some(req), Some(rollout)) = (&self.request, &self.rollout) {
+            if rollout.enforced && req.decision != Action::Allow {
+                host::set_response_header("x-policy-decision", Some(req.decision.name()));
+                host::set_response_header("x-policy-reason", Some(&req.reason_code));
+            }
+        }
+        if !shared.config.inspect_responses || end_of_stream {
+            return HostAction::Continue;
+        }
+        let content_type = host::response_header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.contains("text/event-stream") {
+            self.response_not_inspected(
+                &shared,
+                "RESPONSE_STREAM_NOT_INSPECTED",
+                "streamed (SSE) output is not inspected yet",
+            );
+            return HostAction::Continue;
+        }
+        if !content_type.contains("json") {
+            self.response_not_inspected(&shared, "RESPONSE_NOT_JSON", "content-type is not JSON");
+            return HostAction::Continue;
+        }
+        if host::response_header("content-encoding")
+            .is_some_and(|e| !e.eq_ignore_ascii_case("identity"))
+        {
+            self.response_not_inspected(
+                &shared,
+                "RESPONSE_COMPRESSED",
+                "content-encoding is not identity",
+            );
+            return HostAction::Continue;
+        }
+        self.inspect_response = true;
+        host::set_response_header("content-length", None);
+        HostAction::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> HostAction {
+        let Some(shared) = self.shared.clone() else {
+            return HostAction::Continue;
+        };
+        if !self.inspect_response {
+            return HostAction::Continue;
+        }
+        if body_size > shared.config.max_body_bytes {
+            self.inspect_response = false;
+            self.response_not_inspected(
+                &shared,
+                "RESPONSE_TOO_LARGE",
+                "response exceeds max_body_bytes",
+            );
+            return HostAction::Continue;
+        }
+        if !end_of_stream {
+            return HostAction::Pause;
+        }
+        self.inspect_response = false;
+        self.finish_response(&shared, body_size)
+    }
+
+    fn on_log(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let rollout = self.rollout(&shared);
+        let request = match self.request.take() {
+            Some(r) => r,
+            None => engine::uninspected(
+                &rollout,
+                Phase::Request,
+                self.request_body_size,
+                "STREAM_INCOMPLETE",
+                "the stream ended before the request body was complete",
+                None,
+            ),
+        };
+        let response = self.response.take();
+        let now = host::now_ms();
+        let record_id = shared.ids.borrow_mut().next(now);
+        let policy = &shared.config.policy;
+        let mut record = AuditRecord::build(
+            policy,
+            &self.info(),
+            &rollout,
+            &request,
+            response.as_ref(),
+            RecordMeta {
+                record_id: &record_id,
+                epoch_ms: now,
+            },
+        );
+        record.policy_user_source = self.user.as_ref().map(|a| a.source.clone());
+        record.policy_user_verified = self.user.as_ref().map(|a| a.verified);
+        record.policy_project_source = self.project.as_ref().map(|a| a.source.clone());
+        record.http_status = self.http_status;
+        record.duration_ms = Some(now.saturating_sub(self.started_ms));
+        record.gateway = Some(shared.config.instance_id.clone());
+        let decision = response
+            .as_ref()
+            .filter(|r| r.decision > request.decision)
+            .map_or(request.decision, |r| r.decision);
+        shared.metrics.decision(decision, rollout.mode);
+        shared.emit(&record, now);
+    }
+}

@@ -1,0 +1,133 @@
+//! Counters and gauges in Envoy's stats (`/stats`, `/stats/prometheus`), prefixed by Envoy
+//! with `wasmcustom.`. Metrics with the same name are shared by every VM of the plugin.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+use crate::policy::{Action, RolloutMode};
+
+const ACTIONS: [Action; 5] = [
+    Action::Allow,
+    Action::Rewrite,
+    Action::Redact,
+    Action::Escalate,
+    Action::Refuse,
+];
+const MODES: [RolloutMode; 3] = [
+    RolloutMode::Shadow,
+    RolloutMode::Canary,
+    RolloutMode::Enforce,
+];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// decisions[action][mode]
+    decisions: Vec<Vec<Option<u32>>>,
+    records_emitted: Option<u32>,
+    records_dropped: Option<u32>,
+    inspection_errors: Option<u32>,
+    pub sink: SinkMetrics,
+}
+
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    pub delivered: Option<u32>,
+    pub retried: Option<u32>,
+    pub dropped: Option<u32>,
+    pub buffered_bytes: Option<u32>,
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    match hostcalls::define_metric(kind, name) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            log::warn!("policy_gateway: cannot define metric {name}: {e:?}");
+            None
+        }
+    }
+}
+
+impl Metrics {
+    pub fn define(sink_names: &[&str]) -> Metrics {
+        let decisions = ACTIONS
+            .iter()
+            .map(|a| {
+                MODES
+                    .iter()
+                    .map(|m| {
+                        define(
+                            MetricType::Counter,
+                            &format!("policy_gateway.decisions.{}.{}", a.name(), m.name()),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let sink = match sink_names.first() {
+            Some(name) => SinkMetrics {
+                delivered: define(
+                    MetricType::Counter,
+                    &format!("policy_gateway.sink.{name}.delivered"),
+                ),
+                retried: define(
+                    MetricType::Counter,
+                    &format!("policy_gateway.sink.{name}.retried"),
+                ),
+                dropped: define(
+                    MetricType::Counter,
+                    &format!("policy_gateway.sink.{name}.dropped"),
+                ),
+                buffered_bytes: define(
+                    MetricType::Gauge,
+                    &format!("policy_gateway.sink.{name}.buffered_bytes"),
+                ),
+            },
+            None => SinkMetrics::default(),
+        };
+        Metrics {
+            decisions,
+            records_emitted: define(MetricType::Counter, "policy_gateway.records.emitted"),
+            records_dropped: define(MetricType::Counter, "policy_gateway.records.dropped"),
+            inspection_errors: define(MetricType::Counter, "policy_gateway.inspection_errors"),
+            sink,
+        }
+    }
+
+    pub fn decision(&self, action: Action, mode: RolloutMode) {
+        let a = ACTIONS.iter().position(|x| *x == action);
+        let m = MODES.iter().position(|x| *x == mode);
+        let id = a.zip(m).and_then(|(a, m)| {
+            self.decisions
+                .get(a)
+                .and_then(|row| row.get(m))
+                .copied()
+                .flatten()
+        });
+        add(id, 1);
+    }
+
+    pub fn record_emitted(&self) {
+        add(self.records_emitted, 1);
+    }
+
+    pub fn records_dropped(&self, n: u64) {
+        add(self.records_dropped, n as i64);
+    }
+
+    pub fn records_dropped_id(&self) -> Option<u32> {
+        self.records_dropped
+    }
+
+    pub fn inspection_error(&self) {
+        add(self.inspection_errors, 1);
+    }
+}
+
+/// Adds to a counter or moves a gauge (deltas, so workers sharing a gauge sum correctly).
+pub fn add(id: Option<u32>, delta: i64) {
+    if let Some(id) = id {
+        if delta != 0 {
+            let _ = hostcalls::increment_metric(id, delta);
+        }
+    }
+}

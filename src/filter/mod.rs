@@ -1,0 +1,24 @@
+//! The proxy-wasm glue: the only code that talks to the host. It moves bytes between Envoy
+//! and the core (config, attribution, engine, audit, sinks) and never decides anything itself.
+//!
+//! One VM per worker: each has its root context (configuration, audit queues, sink calls on
+//! tick) and one HTTP context per request, sharing per-VM state through `Rc`.
+
+mod host;
+mod http;
+mod metrics;
+mod root;
+
+use proxy_wasm::types::LogLevel;
+
+// `main!` expands to the `#[no_mangle] _initialize` export the host calls.
+#[allow(unsafe_code)]
+mod entry {
+    proxy_wasm::main! {{
+        // Also installs a panic hook that logs at critical level before the trap.
+        proxy_wasm::set_log_level(super::LogLevel::Info);
+        proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+            Box::new(super::root::Root::new())
+        });
+    }}
+}

@@ -1,0 +1,254 @@
+//! The root context of a VM: configuration, the audit queues, and sink calls on tick.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType};
+
+use super::host;
+use super::http::Http;
+use super::metrics::{self, Metrics};
+use crate::audit::{AuditRecord, IdGenerator};
+use crate::config::{PluginConfig, SplunkHecConfig};
+use crate::sinks::delivery::{Delivery, Limits};
+use crate::sinks::{self, splunk_hec, Outcome, QueuedRecord};
+
+/// One sink's queue on this VM.
+pub struct SinkState {
+    pub name: &'static str,
+    hec: SplunkHecConfig,
+    delivery: Delivery,
+    in_flight: Option<u32>,
+    reported_bytes: i64,
+    reported: crate::sinks::delivery::Stats,
+    last_error: Option<String>,
+}
+
+/// State shared by the root context and the HTTP contexts of one VM.
+pub struct Shared {
+    pub config: Rc<PluginConfig>,
+    pub ids: RefCell<IdGenerator>,
+    pub metrics: Metrics,
+    pub sinks: RefCell<Vec<SinkState>>,
+}
+
+impl Shared {
+    /// Queues a finished record for every sink. Never blocks, never fails: a full buffer
+    /// drops its oldest records and counts them.
+    pub fn emit(&self, record: &AuditRecord, epoch_ms: u64) {
+        let json = record.to_json();
+        self.metrics.record_emitted();
+        for sink in self.sinks.borrow_mut().iter_mut() {
+            let dropped = sink.delivery.push(QueuedRecord {
+                json: json.clone(),
+                epoch_ms,
+            });
+            if dropped > 0 {
+                self.metrics.records_dropped(dropped);
+            }
+        }
+    }
+}
+
+pub struct Root {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Root {
+    pub fn new() -> Root {
+        Root { shared: None }
+    }
+
+    /// Sends every due batch (all of them when `force`).
+    fn flush(&mut self, force: bool) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let now = host::now_ms();
+        let timeout = Duration::from_millis(shared.config.audit.timeout_ms);
+        let instance = shared.config.instance_id.clone();
+        let mut sinks = shared.sinks.borrow_mut();
+        for sink in sinks.iter_mut() {
+            if sink.in_flight.is_some() {
+                continue;
+            }
+            let Some(batch) = sink.delivery.next_batch(now, force) else {
+                continue;
+            };
+            let req = splunk_hec::build_request(&sink.hec, &instance, batch);
+            let mut headers: Vec<(&str, &str)> = vec![
+                (":method", req.method),
+                (":path", &req.path),
+                (":authority", &req.authority),
+            ];
+            headers.extend(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            match hostcalls::dispatch_http_call(
+                &sink.hec.cluster,
+                headers,
+                Some(&req.body),
+                vec![],
+                timeout,
+            ) {
+                Ok(token) => sink.in_flight = Some(token),
+                Err(status) => {
+                    let reason = format!(
+                        "dispatch to cluster \"{}\" failed: {status:?}",
+                        sink.hec.cluster
+                    );
+                    report_error(sink, &reason);
+                    sink.delivery.settle(&sinks::no_answer(), now);
+                }
+            }
+        }
+        for sink in sinks.iter_mut() {
+            report_stats(&shared.metrics, sink);
+        }
+    }
+}
+
+impl Default for Root {
+    fn default() -> Self {
+        Root::new()
+    }
+}
+
+/// Logs a sink error once per distinct reason (never the token or the body sent).
+fn report_error(sink: &mut SinkState, reason: &str) {
+    if sink.last_error.as_deref() != Some(reason) {
+        log::warn!("policy_gateway: sink {}: {reason}", sink.name);
+        sink.last_error = Some(reason.to_string());
+    }
+}
+
+fn report_stats(m: &Metrics, sink: &mut SinkState) {
+    let s = sink.delivery.stats;
+    let r = sink.reported;
+    metrics::add(m.sink.delivered, (s.delivered - r.delivered) as i64);
+    metrics::add(m.sink.retried, (s.retried - r.retried) as i64);
+    let dropped =
+        (s.dropped_overflow + s.dropped_rejected) - (r.dropped_overflow + r.dropped_rejected);
+    metrics::add(m.sink.dropped, dropped as i64);
+    metrics::add(
+        m.records_dropped_id(),
+        (s.dropped_rejected - r.dropped_rejected) as i64,
+    );
+    sink.reported = s;
+    let bytes = sink.delivery.buffered_bytes() as i64;
+    metrics::add(m.sink.buffered_bytes, bytes - sink.reported_bytes);
+    sink.reported_bytes = bytes;
+}
+
+impl Context for Root {
+    /// At VM shutdown, send what is buffered.
+    fn on_done(&mut self) -> bool {
+        self.flush(true);
+        true
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let now = host::now_ms();
+        let status = host::call_response_header(":status").and_then(|s| s.parse::<u16>().ok());
+        let body = host::buffer(BufferType::HttpCallResponseBody, body_size).unwrap_or_default();
+        let mut sinks = shared.sinks.borrow_mut();
+        for sink in sinks.iter_mut().filter(|s| s.in_flight == Some(token_id)) {
+            sink.in_flight = None;
+            let outcome = match status {
+                Some(status) => splunk_hec::classify(status, &body),
+                None => sinks::no_answer(),
+            };
+            match &outcome {
+                Outcome::Delivered => sink.last_error = None,
+                Outcome::Retry { reason, .. } | Outcome::Drop { reason } => {
+                    report_error(sink, reason)
+                }
+            }
+            sink.delivery.settle(&outcome, now);
+            report_stats(&shared.metrics, sink);
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(b)) => b,
+            _ => {
+                log::error!("policy_gateway: invalid configuration: no plugin configuration given");
+                return false;
+            }
+        };
+        let config = match PluginConfig::from_json(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("policy_gateway: invalid configuration: {e}");
+                return false;
+            }
+        };
+        let seed = crate::audit::id::splitmix64(host::now_nanos() ^ (bytes.len() as u64) << 17);
+        let a = &config.audit;
+        let limits = Limits {
+            batch_max_records: a.batch_max_records,
+            batch_max_bytes: a.batch_max_bytes,
+            buffer_max_bytes: a.buffer_max_bytes,
+            flush_interval_ms: a.flush_interval_ms,
+        };
+        let mut sinks = Vec::new();
+        if let Some(hec) = &a.splunk_hec {
+            sinks.push(SinkState {
+                name: "splunk_hec",
+                hec: hec.clone(),
+                delivery: Delivery::new(limits, seed),
+                in_flight: None,
+                reported_bytes: 0,
+                reported: Default::default(),
+                last_error: None,
+            });
+        }
+        let names: Vec<&str> = sinks.iter().map(|s| s.name).collect();
+        let metrics = Metrics::define(&names);
+        log::info!(
+            "policy_gateway: configured policy {} ({} rules, rollout {}), sinks: {}",
+            config.policy.policy_id,
+            config.policy.rules.len(),
+            config.policy.rollout.mode.name(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        // Tick often enough to send full batches promptly; age-based flushes wait for it.
+        host::set_tick_period(a.flush_interval_ms.clamp(10, 200));
+        self.shared = Some(Rc::new(Shared {
+            config: Rc::new(config),
+            ids: RefCell::new(IdGenerator::new(seed)),
+            metrics,
+            sinks: RefCell::new(sinks),
+        }));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.flush(false);
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http::new(self.shared.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
