@@ -57,7 +57,9 @@ simulate: cli
 	./target/release/policy-gateway simulate --policy policies/default.json \
 		--input policies/examples/traffic.jsonl --format table
 
-demo: simulate
+## demo: a real Envoy with the filter, a mock LLM and a local Splunk HEC receiver
+demo: wasm $(VENV)/.installed
+	$(VENV)/bin/python envoy/demo.py
 
 ## bench-engine: native engine microbenchmark (median of repeated batches)
 bench-engine:
