@@ -29,7 +29,7 @@ test-native:
 	$(CARGO) test --all-targets
 
 test-wasm: setup-wasm
-	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown --lib
+	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown --lib --tests
 
 lint: setup-wasm
 	$(CARGO) fmt --check

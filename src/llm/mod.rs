@@ -1,9 +1,25 @@
 //! LLM API body formats: which API a body belongs to, the texts in it (with their roles),
 //! and writing changed texts and parameters back so the body stays valid for its API.
 //!
-//! PLACEHOLDER: the format modules are being written; signatures below are the contract.
+//! One module per format (`openai_chat`, `openai_responses`, `openai_completions` (also
+//! embeddings), `anthropic_messages`, `generic` for unknown shapes); this module detects the
+//! format and dispatches. [`path`] navigates [`PathSeg`] paths.
+//!
+//! Extraction borrows every text from the parsed body and builds a path only for the strings
+//! it emits; empty strings are not segments (nothing to inspect or rewrite).
 
 use serde_json::Value;
+
+mod anthropic_messages;
+mod generic;
+mod openai_chat;
+mod openai_completions;
+mod openai_responses;
+pub mod path;
+#[cfg(test)]
+mod testutil;
+
+pub use generic::MAX_DEPTH;
 
 /// The API a body belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,22 +133,139 @@ pub struct Usage {
 }
 
 /// Which API a body belongs to, from the request path when known, else from its shape.
-pub fn detect_format(_path: Option<&str>, _body: &Value) -> ApiFormat {
+///
+/// The body may be a request or a response (the caller passes the request path for both), or
+/// `Value::Null` when only the path is known yet.
+pub fn detect_format(path: Option<&str>, body: &Value) -> ApiFormat {
+    path.and_then(format_from_path)
+        .unwrap_or_else(|| format_from_shape(body))
+}
+
+/// The format an API path serves, ignoring any prefix (`/openai/v1/…`, Azure's
+/// `/openai/deployments/{name}/…`), query string and trailing slash; None when not known.
+pub fn format_from_path(path: &str) -> Option<ApiFormat> {
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    let p = path.get(..end)?.trim_end_matches('/');
+    if p.ends_with("/chat/completions") {
+        Some(ApiFormat::OpenaiChat)
+    } else if p.ends_with("/completions") {
+        Some(ApiFormat::OpenaiCompletions)
+    } else if p.ends_with("/embeddings") {
+        Some(ApiFormat::OpenaiEmbeddings)
+    } else if p.ends_with("/responses") {
+        Some(ApiFormat::OpenaiResponses)
+    } else if (p.ends_with("/messages") || p.ends_with("/messages/count_tokens"))
+        // OpenAI Assistants: /v1/threads/{id}/messages is not Anthropic.
+        && !p.contains("/threads/")
+    {
+        Some(ApiFormat::AnthropicMessages)
+    } else {
+        None
+    }
+}
+
+/// The format a request or response body has, by its fields.
+pub fn format_from_shape(body: &Value) -> ApiFormat {
+    let Some(obj) = body.as_object() else {
+        return ApiFormat::Unknown;
+    };
+    // Response bodies.
+    match obj.get("object").and_then(Value::as_str) {
+        Some("chat.completion" | "chat.completion.chunk") => return ApiFormat::OpenaiChat,
+        Some("response") => return ApiFormat::OpenaiResponses,
+        Some("text_completion") => return ApiFormat::OpenaiCompletions,
+        Some("list") => {
+            let first = obj
+                .get("data")
+                .and_then(Value::as_array)
+                .and_then(|d| d.first());
+            if first.and_then(|d| path::str_field(d, "object")) == Some("embedding") {
+                return ApiFormat::OpenaiEmbeddings;
+            }
+        }
+        _ => {}
+    }
+    if obj.get("type").and_then(Value::as_str) == Some("message")
+        && obj.get("content").is_some_and(Value::is_array)
+    {
+        return ApiFormat::AnthropicMessages;
+    }
+    // Request bodies.
+    if let Some(messages) = obj.get("messages").and_then(Value::as_array) {
+        return if anthropic_messages::looks_like_request(body, messages) {
+            ApiFormat::AnthropicMessages
+        } else {
+            ApiFormat::OpenaiChat
+        };
+    }
+    if let Some(input) = obj.get("input") {
+        let embeddings = obj.contains_key("encoding_format")
+            || obj.contains_key("dimensions")
+            || model(body).is_some_and(is_embedding_model)
+            || input
+                .as_array()
+                .is_some_and(|items| openai_completions::is_embedding_input_list(items));
+        return if embeddings {
+            ApiFormat::OpenaiEmbeddings
+        } else {
+            ApiFormat::OpenaiResponses
+        };
+    }
+    match obj.get("prompt") {
+        Some(Value::String(_) | Value::Array(_)) => return ApiFormat::OpenaiCompletions,
+        // A Responses API prompt template reference: {"id": "pmpt_…", "variables": {…}}.
+        Some(Value::Object(_)) => return ApiFormat::OpenaiResponses,
+        _ => {}
+    }
+    if obj.contains_key("instructions") || obj.contains_key("previous_response_id") {
+        return ApiFormat::OpenaiResponses;
+    }
     ApiFormat::Unknown
 }
 
+/// Whether a model name names an embedding model (`text-embedding-3-small`, `nomic-embed-text`…).
+fn is_embedding_model(model: &str) -> bool {
+    model
+        .as_bytes()
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b"embed"))
+}
+
 /// Appends the inspectable texts of `body` for `phase`. `Unknown` yields every string value.
-pub fn extract<'a>(
-    _format: ApiFormat,
-    _phase: Phase,
-    _body: &'a Value,
-    _out: &mut Vec<Segment<'a>>,
-) {
+pub fn extract<'a>(format: ApiFormat, phase: Phase, body: &'a Value, out: &mut Vec<Segment<'a>>) {
+    match (format, phase) {
+        (ApiFormat::OpenaiChat, Phase::Request) => openai_chat::extract_request(body, out),
+        (ApiFormat::OpenaiChat, Phase::Response) => openai_chat::extract_response(body, out),
+        (ApiFormat::OpenaiResponses, Phase::Request) => {
+            openai_responses::extract_request(body, out)
+        }
+        (ApiFormat::OpenaiResponses, Phase::Response) => {
+            openai_responses::extract_response(body, out)
+        }
+        (ApiFormat::OpenaiCompletions, Phase::Request) => {
+            openai_completions::extract_completions_request(body, out)
+        }
+        (ApiFormat::OpenaiCompletions, Phase::Response) => {
+            openai_completions::extract_completions_response(body, out)
+        }
+        (ApiFormat::OpenaiEmbeddings, Phase::Request) => {
+            openai_completions::extract_embeddings_request(body, out)
+        }
+        // Vectors, no text.
+        (ApiFormat::OpenaiEmbeddings, Phase::Response) => {}
+        (ApiFormat::AnthropicMessages, Phase::Request) => {
+            anthropic_messages::extract_request(body, out)
+        }
+        (ApiFormat::AnthropicMessages, Phase::Response) => {
+            anthropic_messages::extract_response(body, out)
+        }
+        (ApiFormat::Unknown, _) => generic::collect(body, Role::Other, &[], out),
+    }
 }
 
 /// Replaces the string at `path`; false when the path does not lead to a string.
-pub fn replace_text(_body: &mut Value, _path: &[PathSeg], _text: String) -> bool {
-    false
+pub fn replace_text(body: &mut Value, path: &[PathSeg], text: String) -> bool {
+    path::replace(body, path, text)
 }
 
 /// The requested (or, in a response, served) model.
@@ -140,26 +273,394 @@ pub fn model(body: &Value) -> Option<&str> {
     body.get("model").and_then(Value::as_str)
 }
 
-pub fn set_model(_body: &mut Value, _model: &str) {}
+/// Sets `model` (see [`try_set_model`]).
+pub fn set_model(body: &mut Value, model: &str) {
+    try_set_model(body, model);
+}
+
+/// Sets `model`, adding it when absent, and says whether it did. Not done when the body is not
+/// an object, nor when it has no `model` but has `anthropic_version`: Bedrock and Vertex AI
+/// take the model from the URL and reject a body that names one.
+pub fn try_set_model(body: &mut Value, model: &str) -> bool {
+    let Some(obj) = body.as_object_mut() else {
+        return false;
+    };
+    if !obj.contains_key("model") && obj.contains_key("anthropic_version") {
+        return false;
+    }
+    obj.insert("model".to_owned(), Value::from(model));
+    true
+}
 
 /// The requested output-token bound, under the field name the format uses.
-pub fn max_tokens(_format: ApiFormat, _body: &Value) -> Option<u64> {
-    None
+///
+/// Unknown bodies: the smallest of `max_tokens`, `max_completion_tokens`, `max_output_tokens`.
+pub fn max_tokens(format: ApiFormat, body: &Value) -> Option<u64> {
+    match format {
+        ApiFormat::OpenaiChat => openai_chat::max_tokens(body),
+        ApiFormat::OpenaiResponses => openai_responses::max_tokens(body),
+        ApiFormat::OpenaiCompletions => openai_completions::max_tokens(body),
+        ApiFormat::AnthropicMessages => anthropic_messages::max_tokens(body),
+        ApiFormat::OpenaiEmbeddings => None,
+        ApiFormat::Unknown => UNKNOWN_BOUNDS
+            .iter()
+            .filter_map(|f| body.get(*f).and_then(count))
+            .min(),
+    }
 }
 
-pub fn set_max_tokens(_format: ApiFormat, _body: &mut Value, _n: u64) {}
+const UNKNOWN_BOUNDS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
+
+/// Writes the output-token bound under the field the format uses (the caller decides the
+/// value). Chat: see `openai_chat::set_max_tokens`. Embeddings: nothing. Unknown bodies: only
+/// the bound fields already set are overwritten; none is added to a shape nobody knows.
+pub fn set_max_tokens(format: ApiFormat, body: &mut Value, n: u64) {
+    match format {
+        ApiFormat::OpenaiChat => openai_chat::set_max_tokens(body, n),
+        ApiFormat::OpenaiResponses => openai_responses::set_max_tokens(body, n),
+        ApiFormat::OpenaiCompletions => openai_completions::set_max_tokens(body, n),
+        ApiFormat::AnthropicMessages => anthropic_messages::set_max_tokens(body, n),
+        ApiFormat::OpenaiEmbeddings => {}
+        ApiFormat::Unknown => {
+            if let Some(obj) = body.as_object_mut() {
+                for f in UNKNOWN_BOUNDS {
+                    if let Some(v) = obj.get_mut(f).filter(|v| count(v).is_some()) {
+                        *v = Value::from(n);
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Adds a system instruction where the format keeps one; false when it has none (embeddings).
-pub fn add_system_message(_format: ApiFormat, _body: &mut Value, _text: &str) -> bool {
-    false
+///
+/// Chat: a separate `system` message first. Responses: prepended to `instructions`.
+/// Anthropic: prepended to `system`. Completions, embeddings, unknown: false.
+pub fn add_system_message(format: ApiFormat, body: &mut Value, text: &str) -> bool {
+    match format {
+        ApiFormat::OpenaiChat => openai_chat::add_system_message(body, text),
+        ApiFormat::OpenaiResponses => openai_responses::add_system_message(body, text),
+        ApiFormat::AnthropicMessages => anthropic_messages::add_system_message(body, text),
+        ApiFormat::OpenaiCompletions | ApiFormat::OpenaiEmbeddings | ApiFormat::Unknown => false,
+    }
 }
 
-/// Token usage from a response body.
-pub fn usage(_format: ApiFormat, _response: &Value) -> Option<Usage> {
-    None
+/// Token usage from a response body; None when it reports none.
+///
+/// OpenAI chat, completions, embeddings: `prompt_tokens` / `completion_tokens` /
+/// `total_tokens`. Responses API: `input_tokens` / `output_tokens` / `total_tokens`.
+/// Anthropic: `input_tokens` plus cache creation and cache read tokens, `output_tokens`.
+/// Each OpenAI format falls back to the other OpenAI naming. The total is computed when
+/// missing.
+pub fn usage(format: ApiFormat, response: &Value) -> Option<Usage> {
+    let u = response.get("usage").filter(|u| u.is_object())?;
+    let found = match format {
+        ApiFormat::AnthropicMessages => anthropic_messages::usage(u),
+        ApiFormat::OpenaiResponses => {
+            named_usage(u, "input_tokens", "output_tokens").or_else(|| chat_usage(u))
+        }
+        _ => chat_usage(u).or_else(|| named_usage(u, "input_tokens", "output_tokens")),
+    }?;
+    let total = found.total_tokens.or(match found {
+        Usage {
+            prompt_tokens: Some(p),
+            completion_tokens: Some(c),
+            ..
+        } => Some(p.saturating_add(c)),
+        _ => None,
+    });
+    let usage = Usage {
+        total_tokens: total,
+        ..found
+    };
+    (usage != Usage::default()).then_some(usage)
+}
+
+fn chat_usage(u: &Value) -> Option<Usage> {
+    named_usage(u, "prompt_tokens", "completion_tokens")
+}
+
+/// Usage under the given names; None when neither they nor `total_tokens` is there.
+fn named_usage(u: &Value, prompt: &str, completion: &str) -> Option<Usage> {
+    let usage = Usage {
+        prompt_tokens: u.get(prompt).and_then(count),
+        completion_tokens: u.get(completion).and_then(count),
+        total_tokens: u.get("total_tokens").and_then(count),
+    };
+    (usage.prompt_tokens.is_some() || usage.completion_tokens.is_some()).then_some(usage)
+}
+
+/// A token count: a non-negative integer (also written as `12.0`).
+pub(crate) fn count(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| {
+                f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 18_446_744_073_709_551_616.0
+            })
+            .map(|f| f as u64)
+    })
 }
 
 /// Whether the request asks for a streamed (SSE) response.
 pub fn is_stream(body: &Value) -> bool {
     body.get("stream").and_then(Value::as_bool).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use path::{idx, key};
+    use serde_json::json;
+    use testutil::{assert_round_trip, segs, texts};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn paths() {
+        let cases: &[(&str, Option<ApiFormat>)] = &[
+            ("/v1/chat/completions", Some(ApiFormat::OpenaiChat)),
+            ("/chat/completions", Some(ApiFormat::OpenaiChat)),
+            ("/v1/chat/completions/", Some(ApiFormat::OpenaiChat)),
+            (
+                "/v1/chat/completions?foo=bar/baz",
+                Some(ApiFormat::OpenaiChat),
+            ),
+            ("/v1/chat/completions#frag", Some(ApiFormat::OpenaiChat)),
+            (
+                "/api/openai/v1/chat/completions",
+                Some(ApiFormat::OpenaiChat),
+            ),
+            ("/v1/completions", Some(ApiFormat::OpenaiCompletions)),
+            ("/v1/embeddings", Some(ApiFormat::OpenaiEmbeddings)),
+            ("/v1/responses", Some(ApiFormat::OpenaiResponses)),
+            ("/v1/messages", Some(ApiFormat::AnthropicMessages)),
+            ("/v1/messages?beta=true", Some(ApiFormat::AnthropicMessages)),
+            (
+                "/v1/messages/count_tokens",
+                Some(ApiFormat::AnthropicMessages),
+            ),
+            ("/v1/threads/thread_1/messages", None),
+            ("/v1/chat/completionsX", None),
+            ("/v1/models", None),
+            ("/v1/responses/resp_123", None),
+            ("/", None),
+            ("", None),
+            ("?", None),
+            ("/v1/chat/completions\u{e9}?\u{e9}", None),
+        ];
+        for (p, f) in cases {
+            assert_eq!(format_from_path(p), *f, "{p}");
+        }
+    }
+
+    #[test]
+    fn path_wins_over_shape() {
+        let anthropic = json!({"system": "s", "messages": [{"role": "user", "content": "x"}]});
+        assert_eq!(
+            detect_format(None, &anthropic),
+            ApiFormat::AnthropicMessages
+        );
+        assert_eq!(
+            detect_format(Some("/v1/chat/completions"), &anthropic),
+            ApiFormat::OpenaiChat
+        );
+        // An unknown path falls back to the shape.
+        assert_eq!(
+            detect_format(Some("/llm/proxy"), &anthropic),
+            ApiFormat::AnthropicMessages
+        );
+    }
+
+    #[test]
+    fn unknown_shapes() {
+        for b in [
+            json!(null),
+            json!(1),
+            json!("s"),
+            json!([{"messages": []}]),
+            json!({}),
+            json!({"messages": "not a list"}),
+            json!({"prompt": 5}),
+            json!({"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}),
+        ] {
+            assert_eq!(detect_format(None, &b), ApiFormat::Unknown, "{b}");
+        }
+    }
+
+    #[test]
+    fn unknown_extracts_every_string() {
+        // A Gemini generateContent body: not a format this crate knows.
+        let body = json!({
+            "contents": [{"role": "user", "parts": [{"text": "Write a story about a magic backpack."}]}],
+            "generationConfig": {"maxOutputTokens": 800, "stopSequences": ["Title"]}
+        });
+        let got = segs(ApiFormat::Unknown, Phase::Request, &body);
+        // Object keys come in the map's order (sorted, unless serde_json's preserve_order).
+        let mut found = texts(&got);
+        found.sort_by_key(|(r, t)| (r.name(), *t));
+        assert_eq!(
+            found,
+            vec![
+                (Role::Other, "Title"),
+                (Role::Other, "Write a story about a magic backpack."),
+                (Role::Other, "user"),
+            ]
+        );
+        let story = got.iter().find(|s| s.text.starts_with("Write")).unwrap();
+        assert_eq!(
+            story.path,
+            vec![key("contents"), idx(0), key("parts"), idx(0), key("text")]
+        );
+        assert_eq!(segs(ApiFormat::Unknown, Phase::Response, &body).len(), 3);
+        assert_round_trip(ApiFormat::Unknown, Phase::Request, &body, 3);
+
+        // No system slot, no known bound, nothing added.
+        let mut b = body.clone();
+        assert!(!add_system_message(ApiFormat::Unknown, &mut b, "x"));
+        assert_eq!(max_tokens(ApiFormat::Unknown, &b), None);
+        set_max_tokens(ApiFormat::Unknown, &mut b, 5);
+        assert_eq!(b, body);
+        let mut b = json!({"max_output_tokens": 900, "max_tokens": 1000, "x": 1});
+        assert_eq!(max_tokens(ApiFormat::Unknown, &b), Some(900));
+        set_max_tokens(ApiFormat::Unknown, &mut b, 5);
+        assert_eq!(b, json!({"max_output_tokens": 5, "max_tokens": 5, "x": 1}));
+    }
+
+    #[test]
+    fn usage_for_unknown_and_mismatched_names() {
+        let chat = json!({"usage": {"prompt_tokens": 3, "completion_tokens": 4}});
+        let resp = json!({"usage": {"input_tokens": 3, "output_tokens": 4}});
+        let want = Some(Usage {
+            prompt_tokens: Some(3),
+            completion_tokens: Some(4),
+            total_tokens: Some(7),
+        });
+        for f in [
+            ApiFormat::Unknown,
+            ApiFormat::OpenaiChat,
+            ApiFormat::OpenaiResponses,
+            ApiFormat::OpenaiCompletions,
+        ] {
+            assert_eq!(usage(f, &chat), want, "{f:?}");
+            assert_eq!(usage(f, &resp), want, "{f:?}");
+        }
+        assert_eq!(
+            usage(
+                ApiFormat::OpenaiChat,
+                &json!({"usage": {"total_tokens": 9}})
+            ),
+            None
+        );
+        assert_eq!(
+            usage(ApiFormat::OpenaiChat, &json!({"usage": [1, 2]})),
+            None
+        );
+        assert_eq!(usage(ApiFormat::OpenaiChat, &json!("usage")), None);
+        assert_eq!(
+            usage(
+                ApiFormat::OpenaiChat,
+                &json!({"usage": {"prompt_tokens": "3", "completion_tokens": -1}})
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(count(&json!(12)), Some(12));
+        assert_eq!(count(&json!(12.0)), Some(12));
+        assert_eq!(count(&json!(0)), Some(0));
+        assert_eq!(count(&json!(12.5)), None);
+        assert_eq!(count(&json!(-1)), None);
+        assert_eq!(count(&json!(-1.0)), None);
+        assert_eq!(count(&json!(1e300)), None);
+        assert_eq!(count(&json!("12")), None);
+        assert_eq!(count(&json!(null)), None);
+        assert_eq!(count(&json!(u64::MAX)), Some(u64::MAX));
+    }
+
+    #[test]
+    fn model_and_stream() {
+        let mut b = json!({"model": "gpt-4o", "stream": true});
+        assert_eq!(model(&b), Some("gpt-4o"));
+        assert!(is_stream(&b));
+        assert!(try_set_model(&mut b, "gpt-4o-mini"));
+        assert_eq!(model(&b), Some("gpt-4o-mini"));
+        let mut absent = json!({"messages": []});
+        set_model(&mut absent, "m");
+        assert_eq!(model(&absent), Some("m"));
+        let mut not_obj = json!([1]);
+        assert!(!try_set_model(&mut not_obj, "m"));
+        assert_eq!(not_obj, json!([1]));
+        assert_eq!(model(&json!({"model": 5})), None);
+        assert!(!is_stream(&json!({"stream": "true"})));
+        assert!(!is_stream(&json!({})));
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::from_name(r.name()), Some(*r));
+        }
+        assert_eq!(Role::from_name("function"), None);
+    }
+
+    #[test]
+    fn replace_text_fails_when_the_path_moved() {
+        let mut body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let path = vec![key("messages"), idx(0), key("content")];
+        assert!(replace_text(&mut body, &path, "yo".into()));
+        assert_eq!(body["messages"][0]["content"], "yo");
+        body["messages"][0]["content"] = json!([{"type": "text", "text": "x"}]);
+        assert!(!replace_text(&mut body, &path, "zz".into()));
+        assert!(!replace_text(
+            &mut body,
+            &[key("messages"), idx(5)],
+            "zz".into()
+        ));
+        assert_eq!(body["messages"][0]["content"][0]["text"], "x");
+    }
+
+    /// Every format on every hostile body: no panic, and every segment points at its string.
+    #[test]
+    fn every_format_on_hostile_bodies() {
+        let formats = [
+            ApiFormat::OpenaiChat,
+            ApiFormat::OpenaiResponses,
+            ApiFormat::OpenaiCompletions,
+            ApiFormat::OpenaiEmbeddings,
+            ApiFormat::AnthropicMessages,
+            ApiFormat::Unknown,
+        ];
+        let bodies = [
+            json!(null),
+            json!(true),
+            json!(3.5),
+            json!("text"),
+            json!([null, "a", {"b": "c"}]),
+            json!({"messages": [{"content": null}], "input": null, "prompt": null, "system": null,
+                   "instructions": null, "choices": null, "output": null, "content": null}),
+            json!({"messages": 1, "input": 2, "prompt": 3, "system": 4, "instructions": 5,
+                   "choices": 6, "output": 7, "content": 8, "usage": 9, "max_tokens": 10.5}),
+            json!({"messages": [[]], "input": [[]], "prompt": [[]], "system": [[]], "choices": [[]],
+                   "output": [[]], "content": [[]]}),
+        ];
+        for f in formats {
+            for b in &bodies {
+                for phase in [Phase::Request, Phase::Response] {
+                    for s in segs(f, phase, b) {
+                        assert_eq!(path::get(b, &s.path).and_then(Value::as_str), Some(s.text));
+                    }
+                }
+                let _ = detect_format(None, b);
+                let _ = usage(f, b);
+                let _ = max_tokens(f, b);
+                let mut m = b.clone();
+                let _ = add_system_message(f, &mut m, "x");
+                set_max_tokens(f, &mut m, 1);
+                set_model(&mut m, "m");
+            }
+        }
+    }
 }

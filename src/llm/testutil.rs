@@ -1,0 +1,116 @@
+//! Test helpers shared by the format modules' tests.
+
+use serde_json::Value;
+
+use super::{detect_format, extract, replace_text, ApiFormat, PathSeg, Phase, Role, Segment};
+
+pub(crate) fn segs(format: ApiFormat, phase: Phase, body: &Value) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    extract(format, phase, body, &mut out);
+    out
+}
+
+pub(crate) fn texts<'s>(segs: &'s [Segment<'_>]) -> Vec<(Role, &'s str)> {
+    segs.iter().map(|s| (s.role, s.text)).collect()
+}
+
+/// The edit the round-trip tests apply: reversed, wrapped, with characters JSON must escape.
+pub(crate) fn transform(text: &str) -> String {
+    let rev: String = text.chars().rev().collect();
+    format!("«{rev}» \"q\" \\ \n\t✓")
+}
+
+/// Every place where `a` and `b` differ: (path, b's value there).
+fn diff(a: &Value, b: &Value, path: &mut Vec<PathSeg>, out: &mut Vec<(Vec<PathSeg>, Value)>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys_x: Vec<&String> = x.keys().collect();
+            let keys_y: Vec<&String> = y.keys().collect();
+            if keys_x != keys_y {
+                out.push((path.clone(), b.clone()));
+                return;
+            }
+            for (k, v) in x {
+                path.push(PathSeg::Key(k.clone()));
+                diff(v, &y[k], path, out);
+                path.pop();
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                out.push((path.clone(), b.clone()));
+                return;
+            }
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                path.push(PathSeg::Index(i));
+                diff(v, w, path, out);
+                path.pop();
+            }
+        }
+        _ => {
+            if a != b {
+                out.push((path.clone(), b.clone()));
+            }
+        }
+    }
+}
+
+fn sorted(mut v: Vec<(Vec<PathSeg>, Value)>) -> Vec<(Vec<PathSeg>, Value)> {
+    v.sort_by_key(|(p, _)| format!("{p:?}"));
+    v
+}
+
+/// Replaces every segment's text with [`transform`]ed text, serializes and re-parses the body,
+/// and checks that exactly those strings changed, and that extraction finds the new texts at
+/// the same paths with the same roles. Returns the edited body.
+pub(crate) fn assert_round_trip(
+    format: ApiFormat,
+    phase: Phase,
+    body: &Value,
+    expected_segments: usize,
+) -> Value {
+    let original = body.clone();
+    let before = segs(format, phase, &original);
+    assert_eq!(
+        before.len(),
+        expected_segments,
+        "segment count of {original}"
+    );
+    let mut edited = original.clone();
+    for s in &before {
+        assert!(
+            replace_text(&mut edited, &s.path, transform(s.text)),
+            "replace at {:?}",
+            s.path
+        );
+    }
+    let bytes = serde_json::to_vec(&edited).unwrap();
+    let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(reparsed, edited);
+
+    let mut changed = Vec::new();
+    diff(&original, &reparsed, &mut Vec::new(), &mut changed);
+    let expected: Vec<(Vec<PathSeg>, Value)> = before
+        .iter()
+        .map(|s| (s.path.clone(), Value::String(transform(s.text))))
+        .collect();
+    assert_eq!(
+        sorted(changed),
+        sorted(expected),
+        "only the segments' strings change"
+    );
+
+    let after = segs(format, phase, &reparsed);
+    assert_eq!(after.len(), before.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a.role, b.role);
+        assert_eq!(a.path, b.path);
+        assert_eq!(a.text, transform(b.text));
+    }
+    assert_eq!(
+        detect_format(None, &reparsed),
+        detect_format(None, &original),
+        "shape detection unchanged"
+    );
+    reparsed
+}
