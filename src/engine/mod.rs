@@ -562,8 +562,10 @@ fn apply_rewrites(
     for rule in rules {
         let rw = &rule.rewrite;
         if let Some(model) = &rw.set_model {
-            if !model_set && llm::model(value) != Some(model.as_str()) {
-                llm::set_model(value, model);
+            if !model_set
+                && llm::model(value) != Some(model.as_str())
+                && llm::try_set_model(value, model)
+            {
                 done.push("set_model");
             }
             model_set = true;
