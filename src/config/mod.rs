@@ -139,6 +139,12 @@ struct PluginDoc {
     on_uninspectable: OnUninspectable,
     #[serde(default = "yes")]
     inspect_responses: bool,
+    /// Hold headers until the body is inspected, so refused requests never reach the
+    /// upstream and refused responses get their status. Needs Envoy >= 1.35 with
+    /// `allow_on_headers_stop_iteration: true` in the Wasm plugin config: without it Envoy
+    /// turns the pause into StopAll and requests hang.
+    #[serde(default)]
+    hold_headers: bool,
     /// Names this gateway in records and sink metadata (`host`).
     #[serde(default)]
     instance_id: Option<String>,
@@ -173,6 +179,7 @@ pub struct PluginConfig {
     pub max_body_bytes: usize,
     pub on_uninspectable: OnUninspectable,
     pub inspect_responses: bool,
+    pub hold_headers: bool,
     pub instance_id: String,
     pub audit: AuditConfig,
 }
@@ -257,6 +264,7 @@ impl PluginConfig {
             max_body_bytes: doc.max_body_bytes,
             on_uninspectable: doc.on_uninspectable,
             inspect_responses: doc.inspect_responses,
+            hold_headers: doc.hold_headers,
             instance_id,
             audit: AuditConfig {
                 flush_interval_ms: a.flush_interval_ms,

@@ -1,11 +1,15 @@
 //! The HTTP context: buffers request and response bodies, hands them to the engine, applies
 //! the verdict, and queues the exchange's record when the stream ends.
 //!
-//! Envoy facts this follows: return Continue from the headers callbacks (Pause there stops
-//! the body callbacks) and drop `content-length` when the body may change; Pause in the body
-//! callback until end of stream; requests ending with trailers finish in the trailers
-//! callback. Response status and headers are already on their way when the response body is
-//! complete, so a response refusal replaces the body, not the status.
+//! Envoy facts this follows: drop `content-length` when the body may change; Pause in the
+//! body callback until end of stream; requests ending with trailers finish in the trailers
+//! callback. From the headers callbacks return Continue (a Pause there becomes StopAll and
+//! the body callbacks never fire) unless `hold_headers` is on, which needs the host to honour
+//! StopIteration (Envoy >= 1.35, `allow_on_headers_stop_iteration`): then headers wait for
+//! the body's verdict, refused requests never reach the upstream, and a refused response
+//! gets its status. Without it, headers are already upstream (or downstream) when the body
+//! is judged: a refusal resets the upstream request, and a response refusal replaces the
+//! body but not the status.
 
 use std::rc::Rc;
 
@@ -39,6 +43,7 @@ pub struct Http {
     skip_request_body: bool,
     request_body_size: usize,
     inspect_response: bool,
+    response_headers_held: bool,
     responded_locally: bool,
     http_status: Option<u16>,
 }
@@ -59,6 +64,7 @@ impl Http {
             skip_request_body: false,
             request_body_size: 0,
             inspect_response: false,
+            response_headers_held: false,
             responded_locally: false,
             http_status: None,
         }
@@ -239,6 +245,13 @@ impl Http {
                 let err =
                     reply::error_body(self.format, *status, message, &outcome.reason_code, *held);
                 host::replace_buffer(BufferType::HttpResponseBody, body.len(), &err);
+                if self.response_headers_held {
+                    // Headers are still here: the client gets the refusal's status too.
+                    host::set_response_header(":status", Some(&status.to_string()));
+                    host::set_response_header("x-policy-decision", Some(outcome.decision.name()));
+                    host::set_response_header("x-policy-reason", Some(&outcome.reason_code));
+                    self.http_status = Some(*status);
+                }
             }
             Verdict::Forward { body: None, .. } => {}
         }
@@ -318,6 +331,10 @@ impl HttpContext for Http {
         }
         // The body may change length.
         host::set_request_header("content-length", None);
+        if shared.config.hold_headers {
+            // Nothing reaches the upstream before the body is judged.
+            return HostAction::Pause;
+        }
         HostAction::Continue
     }
 
@@ -397,6 +414,10 @@ impl HttpContext for Http {
         }
         self.inspect_response = true;
         host::set_response_header("content-length", None);
+        if shared.config.hold_headers {
+            self.response_headers_held = true;
+            return HostAction::Pause;
+        }
         HostAction::Continue
     }
 
