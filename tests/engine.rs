@@ -360,12 +360,20 @@ fn very_long_strings_and_odd_json_are_handled() {
     let long = format!("{} a@example.com", "x".repeat(2_000_000));
     let o = run(&p, &chat(&long));
     assert_eq!(o.decision, Action::Redact);
-    // JSON that is valid but not an API shape, under both on_unknown_format settings.
-    let odd = json!({"foo": ["a@example.com", {"bar": 3}], "n": null});
-    let o = run(&p, &odd);
+    // JSON that is valid but not an API shape (at a path that names no API), under both
+    // on_unknown_format settings.
+    let odd =
+        serde_json::to_vec(&json!({"foo": ["a@example.com", {"bar": 3}], "n": null})).unwrap();
+    let i = RequestInfo {
+        path: Some("/internal/tool"),
+        ..info("alice")
+    };
+    let r = engine::rollout(&p, &i);
+    let o = engine::evaluate(&p, &i, &r, Phase::Request, &odd);
     assert_eq!(o.decision, Action::Redact);
+    assert_eq!(forwarded(&o)["foo"][0], "[EMAIL]");
     let skip = policy_with(json!({"on_unknown_format": "allow"}), pii_rules());
-    let o = run(&skip, &odd);
+    let o = engine::evaluate(&skip, &i, &r, Phase::Request, &odd);
     assert_eq!(o.decision, Action::Allow);
     assert_eq!(o.reason_code, reason::UNSUPPORTED_FORMAT);
     for v in [
