@@ -88,7 +88,8 @@ def _filter_config(cfg):
 class Gateway:
     """Envoy + mock LLM + HEC receiver on free ports."""
 
-    def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None):
+    def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None,
+                 filters_before=None, route_metadata=None):
         self.dir = tempfile.mkdtemp(prefix="pg-e2e-")
         self.port, self.admin, self.llm_port, self.hec_port = (free_port() for _ in range(4))
         self.procs = []
@@ -105,6 +106,12 @@ class Gateway:
             port = self.llm_port if cluster["name"] == "llm_upstream" else self.hec_port
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
                 "socket_address"]["port_value"] = port
+        if route_metadata:
+            hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            hcm["route_config"]["virtual_hosts"][0]["routes"][0]["metadata"] = {"filter_metadata": route_metadata}
+        if filters_before:
+            hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            hcm["http_filters"][0:0] = filters_before
         fc = _filter_config(cfg)
         fc["vm_config"]["code"]["local"]["filename"] = WASM
         if raw_plugin_value is not None:

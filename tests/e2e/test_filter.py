@@ -238,3 +238,70 @@ def test_refused_response_gets_the_refusal_status(default_gateway):
     assert json.loads(body)["error"]["code"] == "SECRET_DETECTED"
     rec = record_for(default_gateway, "e2e-resp-refuse")
     assert rec["phase"] == "response" and rec["http_status"] == 403
+
+
+def _hs256_jwt(secret, claims):
+    import base64
+    import hashlib
+    import hmac
+
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    header = enc(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+    payload = enc(json.dumps(claims).encode())
+    sig = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{enc(sig)}"
+
+
+def test_user_comes_from_the_jwt_that_envoy_verified():
+    import base64
+
+    secret = b"policy-gateway-e2e-secret-0123456789"
+    jwks = {"keys": [{"kty": "oct", "alg": "HS256", "kid": "k1",
+                      "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode()}]}
+    jwt_authn = {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"idp": {"issuer": "https://idp.example", "local_jwks": {"inline_string": json.dumps(jwks)},
+                                  "payload_in_metadata": "jwt_payload", "forward": True}},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "idp"}}],
+        },
+    }
+    plugin = plugin_config(load_policy("default.json"), audit=FAST_AUDIT, attribution={
+        "user": [{"source": "jwt_authn", "payload_in_metadata": "jwt_payload", "claim": "sub"}],
+        "project": [{"source": "jwt_authn", "payload_in_metadata": "jwt_payload", "claim": "team"}]})
+    with Gateway(plugin=plugin, filters_before=[jwt_authn]) as gw:
+        token = _hs256_jwt(secret, {"iss": "https://idp.example", "sub": "alice@corp", "team": "payments",
+                                    "exp": int(time.time()) + 600})
+        status, _, _ = gw.chat("hello", user="mallory",  # x-user-id is not a configured source
+                               headers={"authorization": f"Bearer {token}", "x-request-id": "jwt-1"})
+        assert status == 200
+        rec = record_for(gw, "jwt-1")
+        assert rec["policy_user"] == "alice@corp"
+        assert rec["policy_user_source"] == "jwt_authn:sub" and rec["policy_user_verified"] is True
+        assert rec["policy_project_id"] == "payments"
+        forged = _hs256_jwt(b"wrong-secret-wrong-secret-wrong!!", {"iss": "https://idp.example", "sub": "eve"})
+        status, _, _ = gw.chat("hello", headers={"authorization": f"Bearer {forged}"})
+        assert status == 401
+
+
+def test_project_from_route_metadata_and_api_key_fingerprint():
+    import hashlib
+
+    key = "sk-proj-e2eKey0123456789abcdefXYZ"
+    fp = "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    plugin = plugin_config(load_policy("default.json"), audit=FAST_AUDIT, attribution={
+        "user": [{"source": "header", "name": "x-user-id"}],
+        "project": [{"source": "route_metadata", "namespace": "policy_gateway", "key": "project"},
+                    {"source": "api_key_map", "header": "authorization", "map": {fp: "proj-keyed"}}]})
+    with Gateway(plugin=plugin, route_metadata={"policy_gateway": {"project": "proj-route"}}) as gw:
+        gw.chat("hello", headers={"x-request-id": "rm-1"})
+        rec = record_for(gw, "rm-1")
+        assert rec["policy_project_id"] == "proj-route"
+        assert rec["policy_project_source"] == "route_metadata:policy_gateway.project"
+    plugin["attribution"]["project"] = plugin["attribution"]["project"][1:]
+    with Gateway(plugin=plugin) as gw:
+        gw.chat("hello", headers={"x-request-id": "key-1", "authorization": f"Bearer {key}"})
+        rec = record_for(gw, "key-1")
+        assert rec["policy_project_id"] == "proj-keyed"
+        assert key not in json.dumps(rec)
