@@ -136,6 +136,11 @@ def test_metrics_count_decisions_and_records(default_gateway):
                 before.get("wasmcustom.policy_gateway.sink.splunk_hec.delivered", 0) + 2:
             break
         time.sleep(0.1)
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{gw.admin}/stats/prometheus", timeout=5) as r:
+        prom = r.read().decode()
+    assert "policy_gateway_decisions_refuse_enforce" in prom
+    assert "policy_gateway_sink_splunk_hec_delivered" in prom
     for name, delta in [("wasmcustom.policy_gateway.decisions.allow.enforce", 1),
                         ("wasmcustom.policy_gateway.decisions.refuse.enforce", 1),
                         ("wasmcustom.policy_gateway.records.emitted", 2)]:
