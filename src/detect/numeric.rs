@@ -1,4 +1,268 @@
-//! Placeholder: being written.
-use super::{DetectorSet, Finding};
+//! Digit-anchored detectors: `credit_card`, `phone`, `us_ssn`, `iban` and `ipv4`.
+//!
+//! One linear pass visits every maximal run of ASCII digits once. At a run start each enabled
+//! validator tries a bounded parse: it reads at most a few dozen bytes past the run start and
+//! gives up as soon as a group is too long, so the pass stays O(n) on adversarial input such as
+//! megabytes of digits, `1.1.1.1...` or `1-1-1-1...`. The first validator that accepts wins
+//! (order: iban, ipv4, us_ssn, credit_card, phone) and the pass resumes after its span, so one
+//! entity yields one finding.
+//!
+//! Shared boundary rules: a span is never glued to a word character (alphanumeric or `_`) on
+//! either side, and (except where a validator says otherwise) never continued by a numeric
+//! separator joined to another digit (`7-`, `.5`, `/2`, `:3`), which keeps dates, versions,
+//! times and longer digit structures out.
 
-pub fn scan(_text: &str, _enabled: DetectorSet, _out: &mut Vec<Finding>) {}
+mod credit_card;
+mod iban;
+mod ipv4;
+mod phone;
+mod us_ssn;
+
+use super::{DetectorId, DetectorSet, Finding};
+
+/// A maximal run of ASCII digits, `start..end`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    start: usize,
+    end: usize,
+}
+
+impl Run {
+    fn len(self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// Validators in priority order; each returns the span it accepts at a run start.
+type Validator = fn(&str, Run) -> Option<(usize, usize)>;
+
+const VALIDATORS: [(DetectorId, Validator); 5] = [
+    (DetectorId::Iban, iban::find),
+    (DetectorId::Ipv4, ipv4::find),
+    (DetectorId::UsSsn, us_ssn::find),
+    (DetectorId::CreditCard, credit_card::find),
+    (DetectorId::Phone, phone::find),
+];
+
+/// Appends the `credit_card`, `phone`, `us_ssn`, `iban` and `ipv4` findings of `text` (only
+/// those enabled) to `out`, in text order.
+pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
+    if !VALIDATORS.iter().any(|(id, _)| enabled.contains(*id)) {
+        return;
+    }
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| rest.iter().position(u8::is_ascii_digit))
+    {
+        let start = i + off;
+        let run = Run {
+            start,
+            end: start + digits_at(b, start, usize::MAX),
+        };
+        i = run.end;
+        let found = VALIDATORS
+            .iter()
+            .filter(|(id, _)| enabled.contains(*id))
+            .find_map(|(id, validate)| validate(text, run).map(|span| (*id, span)));
+        if let Some((detector, (start, end))) = found {
+            out.push(Finding {
+                detector,
+                start,
+                end,
+            });
+            i = i.max(end);
+        }
+    }
+}
+
+/// The byte at `i`, or 0 past either end (0 is never a digit, letter or separator).
+fn at(b: &[u8], i: usize) -> u8 {
+    b.get(i).copied().unwrap_or(0)
+}
+
+/// The byte `k` positions before `i`, or 0 before the start.
+fn back(b: &[u8], i: usize, k: usize) -> u8 {
+    i.checked_sub(k).map_or(0, |j| at(b, j))
+}
+
+/// How many ASCII digits start at `i`, counting at most `limit`.
+fn digits_at(b: &[u8], i: usize, limit: usize) -> usize {
+    b.get(i..).map_or(0, |rest| {
+        rest.iter()
+            .take(limit)
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    })
+}
+
+/// Exactly `n` digits start at `i` (and no more).
+fn exact_digits(b: &[u8], i: usize, n: usize) -> bool {
+    digits_at(b, i, n + 1) == n
+}
+
+/// The decimal value of the `n` (at most 9) digits at `i`.
+fn value(b: &[u8], i: usize, n: usize) -> u32 {
+    b.get(i..i + n).map_or(0, |ds| {
+        ds.iter()
+            .fold(0, |v, c| v * 10 + u32::from(c.wrapping_sub(b'0')))
+    })
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The char before byte offset `i` is a word char (`i` must be a char boundary).
+fn word_before(text: &str, i: usize) -> bool {
+    text.get(..i)
+        .and_then(|s| s.chars().next_back())
+        .is_some_and(is_word)
+}
+
+/// The char at byte offset `i` is a word char (`i` must be a char boundary).
+fn word_at(text: &str, i: usize) -> bool {
+    text.get(i..)
+        .and_then(|s| s.chars().next())
+        .is_some_and(is_word)
+}
+
+fn is_numeric_joint(c: u8) -> bool {
+    matches!(c, b'.' | b'-' | b'/' | b':')
+}
+
+/// A span may start at `s`: not glued to a word char nor to `<digit><joint>` (`1-`, `3.`).
+fn left_clear(text: &str, s: usize) -> bool {
+    let b = text.as_bytes();
+    let glued_joint = is_numeric_joint(back(b, s, 1)) && back(b, s, 2).is_ascii_digit();
+    !word_before(text, s) && !glued_joint
+}
+
+/// A span may end at `e`: not glued to a word char nor to `<joint><digit>` (`-1`, `.5`).
+fn right_clear(text: &str, e: usize) -> bool {
+    let b = text.as_bytes();
+    let glued_joint = is_numeric_joint(at(b, e)) && at(b, e + 1).is_ascii_digit();
+    !word_at(text, e) && !glued_joint
+}
+
+/// A space-separated span `s..e` is not one piece of a longer space-separated number list.
+fn spaced_alone(b: &[u8], s: usize, e: usize) -> bool {
+    let number_before = back(b, s, 1) == b' ' && back(b, s, 2).is_ascii_digit();
+    let number_after = at(b, e) == b' ' && at(b, e + 1).is_ascii_digit();
+    !number_before && !number_after
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn all() -> DetectorSet {
+        DetectorSet::all()
+    }
+
+    /// (detector, matched text) for every finding, in order.
+    fn found(text: &str, enabled: DetectorSet) -> Vec<(DetectorId, &str)> {
+        let mut out = Vec::new();
+        scan(text, enabled, &mut out);
+        out.iter()
+            .map(|f| {
+                assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+                (f.detector, &text[f.start..f.end])
+            })
+            .collect()
+    }
+
+    fn spans(text: &str) -> Vec<(DetectorId, usize, usize)> {
+        let mut out = Vec::new();
+        scan(text, all(), &mut out);
+        out.iter().map(|f| (f.detector, f.start, f.end)).collect()
+    }
+
+    #[test]
+    fn mixed_sentence_exact_spans() {
+        let text = "Card 4111 1111 1111 1111, SSN 536-22-1234, call (415) 555-0100, \
+                    IBAN DE89370400440532013000, host 192.168.1.10:8080.";
+        assert_eq!(
+            spans(text),
+            vec![
+                (DetectorId::CreditCard, 5, 24),
+                (DetectorId::UsSsn, 30, 41),
+                (DetectorId::Phone, 48, 62),
+                (DetectorId::Iban, 69, 91),
+                (DetectorId::Ipv4, 98, 110),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_enabled_detectors_run() {
+        let text = "4111111111111111 and 10.0.0.1 and 536-22-1234";
+        let only_ip = DetectorSet::EMPTY.with(DetectorId::Ipv4);
+        assert_eq!(found(text, only_ip), vec![(DetectorId::Ipv4, "10.0.0.1")]);
+        assert!(found(text, DetectorSet::EMPTY.with(DetectorId::Email)).is_empty());
+        assert_eq!(found(text, all()).len(), 3);
+    }
+
+    #[test]
+    fn non_ascii_neighbours() {
+        // A non-ASCII letter glues; non-ASCII punctuation does not.
+        assert!(found("é4111111111111111", all()).is_empty());
+        assert_eq!(
+            found("«4111111111111111» — 10.0.0.1…", all()),
+            vec![
+                (DetectorId::CreditCard, "4111111111111111"),
+                (DetectorId::Ipv4, "10.0.0.1")
+            ]
+        );
+    }
+
+    #[test]
+    fn uuids_dates_versions_times_are_not_matched() {
+        for text in [
+            "id 123e4567-e89b-12d3-a456-426614174000 ok",
+            "on 2026-11-26 at 12:30:45",
+            "on 26.11.2026 or 11/26/2026",
+            "version 1.2.3 and v1.2.3.4 and 1.2.3.4.5",
+            "order 1234567890 and 12345678901234567890",
+            "values 1, 2, 3, 42, 1000, 99.5%",
+        ] {
+            assert!(found(text, all()).is_empty(), "{text}");
+        }
+    }
+
+    fn big(unit: &str) -> String {
+        unit.repeat(200_000 / unit.len())
+    }
+
+    #[test]
+    fn adversarial_inputs_are_linear_and_quiet() {
+        for unit in [
+            "1", "1.", "1-", "1 ", "1 1-", "12.", "123-", "1234 ", "4111 ", "(1", "+1 ", "+1",
+            "1.1 ", "DE89", "DE", "1:", "1/",
+        ] {
+            let text = big(unit);
+            assert!(found(&text, all()).is_empty(), "{unit:?}");
+        }
+    }
+
+    #[test]
+    fn adversarial_repeated_valid_entities_are_all_found() {
+        let text = big("10.0.0.1 ");
+        assert_eq!(found(&text, all()).len(), text.len() / 9);
+        let text = big("4111111111111111, ");
+        assert_eq!(found(&text, all()).len(), text.len() / 18);
+        let text = big("a 415-555-0100;");
+        assert_eq!(found(&text, all()).len(), text.len() / 15);
+    }
+
+    #[test]
+    fn adversarial_long_digit_run_then_entity() {
+        let mut text = "9".repeat(200_000);
+        text.push_str(" 10.0.0.1 ");
+        text.push_str(&"7".repeat(200_000));
+        assert_eq!(found(&text, all()), vec![(DetectorId::Ipv4, "10.0.0.1")]);
+    }
+}
