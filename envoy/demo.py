@@ -106,7 +106,7 @@ def main():
     run_phase("Shadow: same policy, rollout shadow (recorded, never enforced)", shadow, SCRIPT[1:4])
 
     canary = dict(policy, rollout={"mode": "canary", "canary_percent": 50, "canary_key": "user"})
-    users = ["alice", "bob", "carol", "dave", "erin", "frank"]
+    users = ["alice", "bob", "carol", "frank", "grace", "heidi", "ken", "nina", "oscar", "peggy"]
     script = [(f"API key, user {u}", u, "/v1/chat/completions",
                {"model": "gpt-4o", "messages": [{"role": "user", "content": "key AKIAIOSFODNN7EXAMPLE"}]}, {})
               for u in users]
