@@ -28,6 +28,23 @@ pub struct Stats {
     pub dropped_rejected: u64,
 }
 
+/// Records lost to a full buffer since delivery last succeeded: when it recovers, a gap
+/// record says how many and over which time span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub dropped: u64,
+    pub from_ms: u64,
+    pub to_ms: u64,
+}
+
+/// What happened to one record of a batch (sinks that answer per item, e.g. `_bulk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemResult {
+    Delivered,
+    Retry,
+    Dropped,
+}
+
 #[derive(Debug)]
 pub struct Delivery {
     limits: Limits,
@@ -37,6 +54,7 @@ pub struct Delivery {
     attempt: u32,
     next_attempt_ms: u64,
     rng: u64,
+    gap: Option<Gap>,
     pub stats: Stats,
 }
 
@@ -50,6 +68,7 @@ impl Delivery {
             attempt: 0,
             next_attempt_ms: 0,
             rng: seed | 1,
+            gap: None,
             stats: Stats::default(),
         }
     }
@@ -77,11 +96,67 @@ impl Delivery {
         while self.buffered_bytes > self.limits.buffer_max_bytes && self.buffer.len() > 1 {
             if let Some(old) = self.buffer.pop_front() {
                 self.buffered_bytes -= old.json.len();
+                self.note_gap(old.epoch_ms);
                 dropped += 1;
             }
         }
         self.stats.dropped_overflow += dropped;
         dropped
+    }
+
+    fn note_gap(&mut self, epoch_ms: u64) {
+        let g = self.gap.get_or_insert(Gap {
+            dropped: 0,
+            from_ms: epoch_ms,
+            to_ms: epoch_ms,
+        });
+        g.dropped += 1;
+        g.from_ms = g.from_ms.min(epoch_ms);
+        g.to_ms = g.to_ms.max(epoch_ms);
+    }
+
+    /// The gap to report, once delivery works again (not while backing off).
+    pub fn take_gap(&mut self) -> Option<Gap> {
+        if self.attempt == 0 && self.in_flight.is_none() {
+            self.gap.take()
+        } else {
+            None
+        }
+    }
+
+    /// Puts a record at the head of the queue (a gap record goes out next).
+    pub fn push_front(&mut self, record: QueuedRecord) {
+        self.buffered_bytes += record.json.len();
+        self.buffer.push_front(record);
+    }
+
+    /// Settles a batch whose records had different fates: only the `Retry` ones go back.
+    pub fn settle_items(&mut self, results: &[ItemResult], after_ms: Option<u64>, now_ms: u64) {
+        let Some(batch) = self.in_flight.take() else {
+            return;
+        };
+        let mut retry = Vec::new();
+        for (i, r) in batch.into_iter().enumerate() {
+            // Records the sink said nothing about are retried, never silently lost.
+            match results.get(i).copied().unwrap_or(ItemResult::Retry) {
+                ItemResult::Delivered => self.stats.delivered += 1,
+                ItemResult::Dropped => self.stats.dropped_rejected += 1,
+                ItemResult::Retry => retry.push(r),
+            }
+        }
+        if retry.is_empty() {
+            self.attempt = 0;
+            self.next_attempt_ms = 0;
+            return;
+        }
+        self.in_flight = Some(retry);
+        self.settle(
+            &Outcome::Retry {
+                reason: "some records to retry".into(),
+                after_ms,
+            },
+            now_ms,
+        );
     }
 
     /// The next batch to send, if one is due: none in flight, backoff elapsed, and the batch
@@ -145,6 +220,7 @@ impl Delivery {
                 while self.buffered_bytes > self.limits.buffer_max_bytes && self.buffer.len() > 1 {
                     if let Some(old) = self.buffer.pop_front() {
                         self.buffered_bytes -= old.json.len();
+                        self.note_gap(old.epoch_ms);
                         self.stats.dropped_overflow += 1;
                     }
                 }
@@ -269,6 +345,63 @@ mod tests {
         );
         assert_eq!(d.stats.dropped_rejected, 1);
         assert_eq!(d.buffered_records(), 0);
+    }
+
+    #[test]
+    fn gap_is_reported_once_delivery_recovers() {
+        let mut d = Delivery::new(limits(), 1);
+        for i in 0..20 {
+            d.push(rec(i, 1_000 + i));
+        }
+        d.next_batch(0, true);
+        assert_eq!(d.take_gap(), None, "not while a batch is in flight");
+        d.settle(
+            &Outcome::Retry {
+                reason: "503".into(),
+                after_ms: Some(10),
+            },
+            0,
+        );
+        assert_eq!(d.take_gap(), None, "not while backing off");
+        d.next_batch(100, true);
+        d.settle(&Outcome::Delivered, 100);
+        assert_eq!(
+            d.take_gap(),
+            Some(Gap {
+                dropped: 9,
+                from_ms: 1_000,
+                to_ms: 1_008
+            })
+        );
+        assert_eq!(d.take_gap(), None, "once");
+    }
+
+    #[test]
+    fn per_item_results_retry_only_the_failed_records() {
+        let mut d = Delivery::new(limits(), 1);
+        for i in 0..3 {
+            d.push(rec(i, 0));
+        }
+        d.next_batch(0, true);
+        d.settle_items(
+            &[
+                ItemResult::Delivered,
+                ItemResult::Retry,
+                ItemResult::Dropped,
+            ],
+            Some(0),
+            0,
+        );
+        assert_eq!(
+            (d.stats.delivered, d.stats.dropped_rejected, d.stats.retried),
+            (1, 1, 1)
+        );
+        let again = d.next_batch(1, true).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].json, "{\"i\":001}");
+        // Results missing for some records: those are retried, not lost.
+        d.settle_items(&[], Some(0), 1);
+        assert_eq!(d.buffered_records(), 1);
     }
 
     #[test]
