@@ -56,6 +56,10 @@ pub fn call_response_header(name: &str) -> Option<String> {
         .flatten()
 }
 
+pub fn call_response_headers() -> Vec<(String, String)> {
+    hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default()
+}
+
 pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
     hostcalls::send_http_response(u32::from(status), headers.to_vec(), Some(body)).is_ok()
 }

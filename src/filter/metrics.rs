@@ -26,7 +26,6 @@ pub struct Metrics {
     records_emitted: Option<u32>,
     records_dropped: Option<u32>,
     inspection_errors: Option<u32>,
-    pub sink: SinkMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +47,7 @@ fn define(kind: MetricType, name: &str) -> Option<u32> {
 }
 
 impl Metrics {
-    pub fn define(sink_names: &[&str]) -> Metrics {
+    pub fn define() -> Metrics {
         let decisions = ACTIONS
             .iter()
             .map(|a| {
@@ -63,33 +62,11 @@ impl Metrics {
                     .collect()
             })
             .collect();
-        let sink = match sink_names.first() {
-            Some(name) => SinkMetrics {
-                delivered: define(
-                    MetricType::Counter,
-                    &format!("policy_gateway.sink.{name}.delivered"),
-                ),
-                retried: define(
-                    MetricType::Counter,
-                    &format!("policy_gateway.sink.{name}.retried"),
-                ),
-                dropped: define(
-                    MetricType::Counter,
-                    &format!("policy_gateway.sink.{name}.dropped"),
-                ),
-                buffered_bytes: define(
-                    MetricType::Gauge,
-                    &format!("policy_gateway.sink.{name}.buffered_bytes"),
-                ),
-            },
-            None => SinkMetrics::default(),
-        };
         Metrics {
             decisions,
             records_emitted: define(MetricType::Counter, "policy_gateway.records.emitted"),
             records_dropped: define(MetricType::Counter, "policy_gateway.records.dropped"),
             inspection_errors: define(MetricType::Counter, "policy_gateway.inspection_errors"),
-            sink,
         }
     }
 
@@ -120,6 +97,29 @@ impl Metrics {
 
     pub fn inspection_error(&self) {
         add(self.inspection_errors, 1);
+    }
+}
+
+impl SinkMetrics {
+    pub fn define(name: &str) -> SinkMetrics {
+        SinkMetrics {
+            delivered: define(
+                MetricType::Counter,
+                &format!("policy_gateway.sink.{name}.delivered"),
+            ),
+            retried: define(
+                MetricType::Counter,
+                &format!("policy_gateway.sink.{name}.retried"),
+            ),
+            dropped: define(
+                MetricType::Counter,
+                &format!("policy_gateway.sink.{name}.dropped"),
+            ),
+            buffered_bytes: define(
+                MetricType::Gauge,
+                &format!("policy_gateway.sink.{name}.buffered_bytes"),
+            ),
+        }
     }
 }
 

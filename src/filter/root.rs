@@ -10,17 +10,17 @@ use proxy_wasm::types::{BufferType, ContextType};
 
 use super::host;
 use super::http::Http;
-use super::metrics::{self, Metrics};
+use super::metrics::{self, Metrics, SinkMetrics};
 use crate::audit::{AuditRecord, IdGenerator};
-use crate::config::{PluginConfig, SplunkHecConfig};
-use crate::sinks::delivery::{Delivery, Limits};
-use crate::sinks::{self, splunk_hec, Outcome, QueuedRecord};
+use crate::config::PluginConfig;
+use crate::sinks::delivery::Limits;
+use crate::sinks::shipper::{Shipper, SinkSpec};
+use crate::sinks::{Outcome, QueuedRecord};
 
-/// One sink's queue on this VM.
+/// One sink on this VM: its shipper, the call in flight and what metrics have seen.
 pub struct SinkState {
-    pub name: &'static str,
-    hec: SplunkHecConfig,
-    delivery: Delivery,
+    shipper: Shipper,
+    metrics: SinkMetrics,
     in_flight: Option<u32>,
     reported_bytes: i64,
     reported: crate::sinks::delivery::Stats,
@@ -42,7 +42,7 @@ impl Shared {
         let json = record.to_json();
         self.metrics.record_emitted();
         for sink in self.sinks.borrow_mut().iter_mut() {
-            let dropped = sink.delivery.push(QueuedRecord {
+            let dropped = sink.shipper.delivery.push(QueuedRecord {
                 json: json.clone(),
                 epoch_ms,
             });
@@ -69,42 +69,38 @@ impl Root {
         };
         let now = host::now_ms();
         let timeout = Duration::from_millis(shared.config.audit.timeout_ms);
-        let instance = shared.config.instance_id.clone();
         let mut sinks = shared.sinks.borrow_mut();
         for sink in sinks.iter_mut() {
-            if sink.in_flight.is_some() {
-                continue;
-            }
-            let Some(batch) = sink.delivery.next_batch(now, force) else {
-                continue;
-            };
-            let req = splunk_hec::build_request(&sink.hec, &instance, batch);
-            let mut headers: Vec<(&str, &str)> = vec![
-                (":method", req.method),
-                (":path", &req.path),
-                (":authority", &req.authority),
-            ];
-            headers.extend(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            match hostcalls::dispatch_http_call(
-                &sink.hec.cluster,
-                headers,
-                Some(&req.body),
-                vec![],
-                timeout,
-            ) {
-                Ok(token) => sink.in_flight = Some(token),
-                Err(status) => {
-                    let reason = format!(
-                        "dispatch to cluster \"{}\" failed: {status:?}",
-                        sink.hec.cluster
-                    );
-                    report_error(sink, &reason);
-                    sink.delivery.settle(&sinks::no_answer(), now);
-                }
-            }
-        }
-        for sink in sinks.iter_mut() {
+            dispatch_next(sink, now, force, timeout);
             report_stats(&shared.metrics, sink);
+        }
+    }
+}
+
+/// Dispatches the sink's next call, if one is due.
+fn dispatch_next(sink: &mut SinkState, now: u64, force: bool, timeout: Duration) {
+    if sink.in_flight.is_some() {
+        return;
+    }
+    let Some(call) = sink.shipper.poll(now, force) else {
+        return;
+    };
+    let req = &call.request;
+    let mut headers: Vec<(&str, &str)> = vec![
+        (":method", req.method),
+        (":path", &req.path),
+        (":authority", &req.authority),
+    ];
+    headers.extend(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    match hostcalls::dispatch_http_call(&call.cluster, headers, Some(&req.body), vec![], timeout) {
+        Ok(token) => sink.in_flight = Some(token),
+        Err(status) => {
+            let reason = format!(
+                "dispatch to cluster \"{}\" failed: {status:?}",
+                call.cluster
+            );
+            report_error(sink, &reason);
+            sink.shipper.on_dispatch_failed(now);
         }
     }
 }
@@ -118,26 +114,27 @@ impl Default for Root {
 /// Logs a sink error once per distinct reason (never the token or the body sent).
 fn report_error(sink: &mut SinkState, reason: &str) {
     if sink.last_error.as_deref() != Some(reason) {
-        log::warn!("policy_gateway: sink {}: {reason}", sink.name);
+        log::warn!("policy_gateway: sink {}: {reason}", sink.shipper.name());
         sink.last_error = Some(reason.to_string());
     }
 }
 
 fn report_stats(m: &Metrics, sink: &mut SinkState) {
-    let s = sink.delivery.stats;
-    let r = sink.reported;
-    metrics::add(m.sink.delivered, (s.delivered - r.delivered) as i64);
-    metrics::add(m.sink.retried, (s.retried - r.retried) as i64);
+    let d = &sink.shipper.delivery;
+    let (s, r) = (d.stats, sink.reported);
+    let sm = &sink.metrics;
+    metrics::add(sm.delivered, (s.delivered - r.delivered) as i64);
+    metrics::add(sm.retried, (s.retried - r.retried) as i64);
     let dropped =
         (s.dropped_overflow + s.dropped_rejected) - (r.dropped_overflow + r.dropped_rejected);
-    metrics::add(m.sink.dropped, dropped as i64);
+    metrics::add(sm.dropped, dropped as i64);
     metrics::add(
         m.records_dropped_id(),
         (s.dropped_rejected - r.dropped_rejected) as i64,
     );
     sink.reported = s;
-    let bytes = sink.delivery.buffered_bytes() as i64;
-    metrics::add(m.sink.buffered_bytes, bytes - sink.reported_bytes);
+    let bytes = d.buffered_bytes() as i64;
+    metrics::add(sm.buffered_bytes, bytes - sink.reported_bytes);
     sink.reported_bytes = bytes;
 }
 
@@ -160,21 +157,21 @@ impl Context for Root {
         };
         let now = host::now_ms();
         let status = host::call_response_header(":status").and_then(|s| s.parse::<u16>().ok());
+        let headers = host::call_response_headers();
         let body = host::buffer(BufferType::HttpCallResponseBody, body_size).unwrap_or_default();
+        let timeout = Duration::from_millis(shared.config.audit.timeout_ms);
         let mut sinks = shared.sinks.borrow_mut();
         for sink in sinks.iter_mut().filter(|s| s.in_flight == Some(token_id)) {
             sink.in_flight = None;
-            let outcome = match status {
-                Some(status) => splunk_hec::classify(status, &body),
-                None => sinks::no_answer(),
-            };
-            match &outcome {
+            let answer = status.map(|st| (st, headers.as_slice(), body.as_slice()));
+            match sink.shipper.on_answer(answer, now) {
                 Outcome::Delivered => sink.last_error = None,
                 Outcome::Retry { reason, .. } | Outcome::Drop { reason } => {
-                    report_error(sink, reason)
+                    report_error(sink, &reason)
                 }
             }
-            sink.delivery.settle(&outcome, now);
+            // Multi-step sinks (presign → upload, token → ingest) continue at once.
+            dispatch_next(sink, now, false, timeout);
             report_stats(&shared.metrics, sink);
         }
     }
@@ -204,20 +201,24 @@ impl RootContext for Root {
             buffer_max_bytes: a.buffer_max_bytes,
             flush_interval_ms: a.flush_interval_ms,
         };
-        let mut sinks = Vec::new();
+        let mut specs = Vec::new();
         if let Some(hec) = &a.splunk_hec {
-            sinks.push(SinkState {
-                name: "splunk_hec",
-                hec: hec.clone(),
-                delivery: Delivery::new(limits, seed),
+            specs.push(SinkSpec::SplunkHec(hec.clone()));
+        }
+        let names: Vec<&str> = specs.iter().map(SinkSpec::name).collect();
+        let metrics = Metrics::define();
+        let sinks: Vec<SinkState> = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| SinkState {
+                metrics: SinkMetrics::define(spec.name()),
+                shipper: Shipper::new(spec, limits, &config.instance_id, seed ^ (i as u64) << 40),
                 in_flight: None,
                 reported_bytes: 0,
                 reported: Default::default(),
                 last_error: None,
-            });
-        }
-        let names: Vec<&str> = sinks.iter().map(|s| s.name).collect();
-        let metrics = Metrics::define(&names);
+            })
+            .collect();
         log::info!(
             "policy_gateway: configured policy {} ({} rules, rollout {}), sinks: {}",
             config.policy.policy_id,

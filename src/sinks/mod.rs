@@ -3,6 +3,7 @@
 //! ([`delivery`]) batches, buffers and retries; the filter only dispatches the requests.
 
 pub mod delivery;
+pub mod shipper;
 pub mod splunk_hec;
 
 /// A record waiting for delivery: its JSON and its time (some sinks put it in an envelope).

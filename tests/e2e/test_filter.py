@@ -310,3 +310,26 @@ def test_project_from_route_metadata_and_api_key_fingerprint():
         rec = record_for(gw, "key-1")
         assert rec["policy_project_id"] == "proj-keyed"
         assert key not in json.dumps(rec)
+
+
+def test_full_buffer_drops_oldest_and_a_gap_record_counts_them():
+    audit = {"flush_interval_ms": 100, "batch_max_bytes": 1024, "buffer_max_bytes": 4096,
+             "splunk_hec": FAST_AUDIT["splunk_hec"]}
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit)) as gw:
+        gw.hec_control("/_fail", {"status": 503, "count": 3})
+        n = 12
+        for i in range(n):
+            gw.chat("hello", headers={"x-request-id": f"gap-{i}"})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            events = [e["event"] for e in gw.hec("/_events")]
+            gaps = [e for e in events if e["record_type"] == "gap"]
+            decisions = [e for e in events if e["record_type"] == "decision"]
+            if gaps and len(decisions) + sum(g["dropped"] for g in gaps) >= n:
+                break
+            time.sleep(0.2)
+        assert gaps, "no gap record"
+        assert len(decisions) + sum(g["dropped"] for g in gaps) == n
+        assert gaps[0]["sink"] == "splunk_hec" and gaps[0]["from"] <= gaps[0]["to"]
+        # Each worker keeps its newest records (buffers are per worker, so not globally).
+        assert len({d["request_id"] for d in decisions}) == len(decisions)
