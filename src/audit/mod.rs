@@ -1,5 +1,6 @@
 //! The audit trail: the record schema, record ids and timestamps.
 
+pub mod ecs;
 pub mod id;
 pub mod record;
 pub mod time;

@@ -2,7 +2,9 @@
 //! platform's answer is classified (delivered, retry, drop). The delivery engine
 //! ([`delivery`]) batches, buffers and retries; the filter only dispatches the requests.
 
+pub mod datadog_logs;
 pub mod delivery;
+pub mod elasticsearch;
 pub mod shipper;
 pub mod splunk_hec;
 
