@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::policy::{Policy, PolicyError};
+use crate::sinks::datadog_logs::DatadogConfig;
+use crate::sinks::elasticsearch::ElasticsearchConfig;
 use attribution::Source;
 
 /// What to do with bodies the filter cannot inspect (too large, compressed, not JSON).
@@ -96,6 +98,8 @@ struct AuditDoc {
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
     splunk_hec: Option<SplunkHecConfig>,
+    datadog: Option<DatadogConfig>,
+    elasticsearch: Option<ElasticsearchConfig>,
 }
 
 impl Default for AuditDoc {
@@ -107,6 +111,8 @@ impl Default for AuditDoc {
             buffer_max_bytes: default_buffer_max_bytes(),
             timeout_ms: default_timeout_ms(),
             splunk_hec: None,
+            datadog: None,
+            elasticsearch: None,
         }
     }
 }
@@ -159,8 +165,8 @@ fn yes() -> bool {
     true
 }
 
-/// Batching and buffering of audit records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Batching and buffering of audit records, and the sinks (several at a time).
+#[derive(Debug, Clone)]
 pub struct AuditConfig {
     pub flush_interval_ms: u64,
     pub batch_max_records: usize,
@@ -168,6 +174,8 @@ pub struct AuditConfig {
     pub buffer_max_bytes: usize,
     pub timeout_ms: u64,
     pub splunk_hec: Option<SplunkHecConfig>,
+    pub datadog: Option<DatadogConfig>,
+    pub elasticsearch: Option<ElasticsearchConfig>,
 }
 
 /// The validated plugin configuration.
@@ -242,6 +250,14 @@ impl PluginConfig {
                 return bad("audit.splunk_hec.path: must start with '/'");
             }
         }
+        if let Some(dd) = &a.datadog {
+            dd.validate()
+                .map_err(|e| ConfigError(format!("audit.{e}")))?;
+        }
+        if let Some(es) = &a.elasticsearch {
+            es.validate()
+                .map_err(|e| ConfigError(format!("audit.{e}")))?;
+        }
         for (field, sources) in [
             ("attribution.user", &doc.attribution.user),
             ("attribution.project", &doc.attribution.project),
@@ -273,6 +289,8 @@ impl PluginConfig {
                 buffer_max_bytes: a.buffer_max_bytes,
                 timeout_ms: a.timeout_ms,
                 splunk_hec: a.splunk_hec,
+                datadog: a.datadog,
+                elasticsearch: a.elasticsearch,
             },
         })
     }

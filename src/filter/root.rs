@@ -205,6 +205,12 @@ impl RootContext for Root {
         if let Some(hec) = &a.splunk_hec {
             specs.push(SinkSpec::SplunkHec(hec.clone()));
         }
+        if let Some(dd) = &a.datadog {
+            specs.push(SinkSpec::Datadog(dd.clone()));
+        }
+        if let Some(es) = &a.elasticsearch {
+            specs.push(SinkSpec::Elasticsearch(es.clone()));
+        }
         let names: Vec<&str> = specs.iter().map(SinkSpec::name).collect();
         let metrics = Metrics::define();
         let sinks: Vec<SinkState> = specs

@@ -1,7 +1,11 @@
 //! One sink on one worker: its delivery queue and the HTTP calls that deliver a batch. The
 //! filter's root context only dispatches the [`Call`]s this returns and hands back answers.
 
-use super::delivery::{Delivery, Limits};
+use std::ops::Range;
+
+use super::datadog_logs::{self, DatadogConfig};
+use super::delivery::{Delivery, ItemResult, Limits};
+use super::elasticsearch::{self, ElasticsearchConfig};
 use super::{no_answer, splunk_hec, HttpRequest, Outcome, QueuedRecord};
 use crate::audit::time::iso8601_millis;
 use crate::audit::{IdGenerator, SCHEMA_VERSION};
@@ -19,17 +23,38 @@ pub struct Call {
 pub type Answer<'a> = Option<(u16, &'a [(String, String)], &'a [u8])>;
 
 /// The configured sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SinkSpec {
     SplunkHec(SplunkHecConfig),
+    Datadog(DatadogConfig),
+    Elasticsearch(ElasticsearchConfig),
 }
 
 impl SinkSpec {
     pub fn name(&self) -> &'static str {
         match self {
             SinkSpec::SplunkHec(_) => "splunk_hec",
+            SinkSpec::Datadog(_) => "datadog",
+            SinkSpec::Elasticsearch(_) => "elasticsearch",
         }
     }
+}
+
+/// The batch in flight and how far its delivery got.
+#[derive(Debug, Default)]
+enum Pending {
+    #[default]
+    Idle,
+    /// One call answers for the whole batch.
+    Single,
+    /// One call answers per record (`_bulk`).
+    Bulk { len: usize },
+    /// A batch split over several calls (sink size limits); each covers a range of records.
+    Parts {
+        calls: Vec<(Call, Range<usize>)>,
+        next: usize,
+        results: Vec<ItemResult>,
+    },
 }
 
 #[derive(Debug)]
@@ -39,6 +64,7 @@ pub struct Shipper {
     gateway: String,
     ids: IdGenerator,
     waiting: bool,
+    pending: Pending,
 }
 
 impl Shipper {
@@ -49,6 +75,7 @@ impl Shipper {
             gateway: gateway.to_string(),
             ids: IdGenerator::new(seed ^ 0x5eed),
             waiting: false,
+            pending: Pending::Idle,
         }
     }
 
@@ -61,18 +88,60 @@ impl Shipper {
         self.waiting
     }
 
-    /// The next call to dispatch, if a batch is due and no call is in flight.
+    /// The next call to dispatch: the next part of the batch in flight, or the first call
+    /// of a new batch when one is due. None while a call is in flight.
     pub fn poll(&mut self, now_ms: u64, force: bool) -> Option<Call> {
         if self.waiting {
             return None;
         }
+        if let Pending::Parts { calls, next, .. } = &self.pending {
+            let call = calls.get(*next).map(|(c, _)| c.clone())?;
+            self.waiting = true;
+            return Some(call);
+        }
         let batch = self.delivery.next_batch(now_ms, force)?;
-        let call = match &self.spec {
-            SinkSpec::SplunkHec(cfg) => Call {
-                cluster: cfg.cluster.clone(),
-                request: splunk_hec::build_request(cfg, &self.gateway, batch),
-            },
+        let (call, pending) = match &self.spec {
+            SinkSpec::SplunkHec(cfg) => (
+                Call {
+                    cluster: cfg.cluster.clone(),
+                    request: splunk_hec::build_request(cfg, &self.gateway, batch),
+                },
+                Pending::Single,
+            ),
+            SinkSpec::Elasticsearch(cfg) => (
+                Call {
+                    cluster: cfg.cluster.clone(),
+                    request: elasticsearch::build_request(cfg, batch),
+                },
+                Pending::Bulk { len: batch.len() },
+            ),
+            SinkSpec::Datadog(cfg) => {
+                let len = batch.len();
+                let calls: Vec<(Call, Range<usize>)> =
+                    datadog_logs::build_requests(cfg, &self.gateway, batch)
+                        .into_iter()
+                        .map(|(request, range)| {
+                            (
+                                Call {
+                                    cluster: cfg.cluster.clone(),
+                                    request,
+                                },
+                                range,
+                            )
+                        })
+                        .collect();
+                let first = calls.first().map(|(c, _)| c.clone())?;
+                (
+                    first,
+                    Pending::Parts {
+                        calls,
+                        next: 0,
+                        results: vec![ItemResult::Retry; len],
+                    },
+                )
+            }
         };
+        self.pending = pending;
         self.waiting = true;
         Some(call)
     }
@@ -80,11 +149,98 @@ impl Shipper {
     /// Takes the answer to the call in flight; returns the outcome (for logs and metrics).
     pub fn on_answer(&mut self, answer: Answer<'_>, now_ms: u64) -> Outcome {
         self.waiting = false;
-        let outcome = match (&self.spec, answer) {
-            (_, None) => no_answer(),
-            (SinkSpec::SplunkHec(_), Some((status, _, body))) => splunk_hec::classify(status, body),
+        let outcome = match std::mem::take(&mut self.pending) {
+            Pending::Idle => return no_answer(),
+            Pending::Single => {
+                let outcome = match (&self.spec, answer) {
+                    (SinkSpec::SplunkHec(_), Some((status, _, body))) => {
+                        splunk_hec::classify(status, body)
+                    }
+                    (SinkSpec::Datadog(_), Some((status, _, body))) => {
+                        datadog_logs::classify(status, body)
+                    }
+                    _ => no_answer(),
+                };
+                self.delivery.settle(&outcome, now_ms);
+                outcome
+            }
+            Pending::Bulk { len } => match answer {
+                None => {
+                    let outcome = no_answer();
+                    self.delivery.settle(&outcome, now_ms);
+                    outcome
+                }
+                Some((status, _, body)) => {
+                    let b = elasticsearch::classify(status, body, len);
+                    let mut results = vec![ItemResult::Retry; len];
+                    for &i in &b.delivered {
+                        if let Some(r) = results.get_mut(i) {
+                            *r = ItemResult::Delivered;
+                        }
+                    }
+                    for (i, _) in &b.dropped {
+                        if let Some(r) = results.get_mut(*i) {
+                            *r = ItemResult::Dropped;
+                        }
+                    }
+                    self.delivery.settle_items(&results, None, now_ms);
+                    match (b.dropped.first(), b.retry.is_empty()) {
+                        (Some((_, reason)), _) => Outcome::Drop {
+                            reason: format!(
+                                "{} of {len} records rejected: {reason}",
+                                b.dropped.len()
+                            ),
+                        },
+                        (None, false) => Outcome::Retry {
+                            reason: format!("{} of {len} records to retry", b.retry.len()),
+                            after_ms: None,
+                        },
+                        (None, true) => Outcome::Delivered,
+                    }
+                }
+            },
+            Pending::Parts {
+                calls,
+                next,
+                mut results,
+            } => {
+                let outcome = match (&self.spec, answer) {
+                    (SinkSpec::Datadog(_), Some((status, _, body))) => {
+                        datadog_logs::classify(status, body)
+                    }
+                    (SinkSpec::SplunkHec(_), Some((status, _, body))) => {
+                        splunk_hec::classify(status, body)
+                    }
+                    _ => no_answer(),
+                };
+                let fate = match &outcome {
+                    Outcome::Delivered => ItemResult::Delivered,
+                    Outcome::Retry { .. } => ItemResult::Retry,
+                    Outcome::Drop { .. } => ItemResult::Dropped,
+                };
+                if let Some((_, range)) = calls.get(next) {
+                    for i in range.clone() {
+                        if let Some(r) = results.get_mut(i) {
+                            *r = fate;
+                        }
+                    }
+                }
+                if next + 1 < calls.len() {
+                    self.pending = Pending::Parts {
+                        calls,
+                        next: next + 1,
+                        results,
+                    };
+                    return outcome;
+                }
+                self.delivery.settle_items(&results, None, now_ms);
+                if results.iter().all(|r| *r == ItemResult::Delivered) {
+                    Outcome::Delivered
+                } else {
+                    outcome
+                }
+            }
         };
-        self.delivery.settle(&outcome, now_ms);
         if outcome == Outcome::Delivered {
             self.report_gap(now_ms);
         }
@@ -170,6 +326,70 @@ mod tests {
         assert!(matches!(s.on_answer(None, 2), Outcome::Retry { .. }));
         assert_eq!(s.delivery.stats.delivered, 2);
         assert_eq!(s.delivery.buffered_records(), 2);
+    }
+
+    fn es() -> SinkSpec {
+        SinkSpec::Elasticsearch(
+            serde_json::from_value(serde_json::json!({
+                "cluster": "es", "authority": "es:9200", "index": "policy-audit",
+                "auth": {"basic": {"username": "elastic", "password": "changeme"}}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn dd() -> SinkSpec {
+        SinkSpec::Datadog(
+            serde_json::from_value(serde_json::json!({"cluster": "dd", "api_key": "k"})).unwrap(),
+        )
+    }
+
+    #[test]
+    fn bulk_answers_retry_only_failed_items() {
+        let mut s = Shipper::new(es(), limits(10_000), "gw", 1);
+        s.delivery.push(rec(1));
+        s.delivery.push(rec(2));
+        let call = s.poll(0, true).unwrap();
+        assert_eq!(call.cluster, "es");
+        let body = br#"{"took":3,"errors":true,"items":[
+            {"create":{"_index":"policy-audit","_id":"a","status":201}},
+            {"create":{"_index":"policy-audit","_id":"b","status":429,
+              "error":{"type":"es_rejected_execution_exception","reason":"busy"}}}]}"#;
+        assert!(matches!(
+            s.on_answer(Some((200, &[], body)), 1),
+            Outcome::Retry { .. }
+        ));
+        assert_eq!(s.delivery.stats.delivered, 1);
+        assert_eq!(s.delivery.buffered_records(), 1);
+    }
+
+    #[test]
+    fn split_batches_go_out_part_by_part() {
+        let mut big = Limits {
+            batch_max_records: 2_000,
+            batch_max_bytes: 100_000_000,
+            ..limits(100_000_000)
+        };
+        big.flush_interval_ms = 0;
+        let mut s = Shipper::new(dd(), big, "gw", 1);
+        for i in 0..1_500 {
+            s.delivery.push(rec(i));
+        }
+        let first = s.poll(0, true).unwrap();
+        assert_eq!(first.cluster, "dd");
+        assert!(s.poll(0, true).is_none(), "one call at a time");
+        // First part (1000 entries) accepted, second answered 503: only its records come back.
+        assert_eq!(s.on_answer(Some((202, &[], b"{}")), 1), Outcome::Delivered);
+        assert!(
+            s.poll(1, false).is_some(),
+            "the next part without waiting for a tick"
+        );
+        assert!(matches!(
+            s.on_answer(Some((503, &[], b"")), 2),
+            Outcome::Retry { .. }
+        ));
+        assert_eq!(s.delivery.stats.delivered, 1_000);
+        assert_eq!(s.delivery.buffered_records(), 500);
     }
 
     #[test]
