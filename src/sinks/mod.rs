@@ -2,9 +2,12 @@
 //! platform's answer is classified (delivered, retry, drop). The delivery engine
 //! ([`delivery`]) batches, buffers and retries; the filter only dispatches the requests.
 
+pub mod azure_monitor;
 pub mod datadog_logs;
 pub mod delivery;
 pub mod elasticsearch;
+pub mod gzip;
+pub mod s3;
 pub mod shipper;
 pub mod splunk_hec;
 
