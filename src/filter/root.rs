@@ -211,6 +211,12 @@ impl RootContext for Root {
         if let Some(es) = &a.elasticsearch {
             specs.push(SinkSpec::Elasticsearch(es.clone()));
         }
+        if let Some(s3) = &a.s3 {
+            specs.push(SinkSpec::S3(s3.clone()));
+        }
+        if let Some(az) = &a.azure_monitor {
+            specs.push(SinkSpec::AzureMonitor(az.clone()));
+        }
         let names: Vec<&str> = specs.iter().map(SinkSpec::name).collect();
         let metrics = Metrics::define();
         let sinks: Vec<SinkState> = specs

@@ -88,6 +88,11 @@ impl Delivery {
         self.buffer.len() + self.in_flight.as_ref().map_or(0, Vec::len)
     }
 
+    /// The batch in flight, if any (multi-step sinks build later calls from it).
+    pub fn in_flight(&self) -> Option<&[QueuedRecord]> {
+        self.in_flight.as_deref()
+    }
+
     /// Queues a record; returns how many old records were dropped to make room.
     pub fn push(&mut self, record: QueuedRecord) -> u64 {
         let mut dropped = 0;

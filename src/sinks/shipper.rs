@@ -3,9 +3,11 @@
 
 use std::ops::Range;
 
+use super::azure_monitor::{self, AzureConfig, TokenCache};
 use super::datadog_logs::{self, DatadogConfig};
 use super::delivery::{Delivery, ItemResult, Limits};
 use super::elasticsearch::{self, ElasticsearchConfig};
+use super::s3::{self, PutOutcome, S3Config};
 use super::{no_answer, splunk_hec, HttpRequest, Outcome, QueuedRecord};
 use crate::audit::time::iso8601_millis;
 use crate::audit::{IdGenerator, SCHEMA_VERSION};
@@ -28,6 +30,8 @@ pub enum SinkSpec {
     SplunkHec(SplunkHecConfig),
     Datadog(DatadogConfig),
     Elasticsearch(ElasticsearchConfig),
+    S3(S3Config),
+    AzureMonitor(AzureConfig),
 }
 
 impl SinkSpec {
@@ -36,6 +40,8 @@ impl SinkSpec {
             SinkSpec::SplunkHec(_) => "splunk_hec",
             SinkSpec::Datadog(_) => "datadog",
             SinkSpec::Elasticsearch(_) => "elasticsearch",
+            SinkSpec::S3(_) => "s3",
+            SinkSpec::AzureMonitor(_) => "azure_monitor",
         }
     }
 }
@@ -54,8 +60,20 @@ enum Pending {
         calls: Vec<(Call, Range<usize>)>,
         next: usize,
         results: Vec<ItemResult>,
+        after_ms: Option<u64>,
     },
+    /// S3: a presigned URL for `key`, then the upload; `fresh_urls` counts URL refreshes.
+    S3 {
+        key: String,
+        presigned: Option<s3::Presigned>,
+        fresh_urls: u32,
+    },
+    /// Azure: an Entra ID token first, then the ingestion calls.
+    AzureToken,
 }
+
+/// URL refreshes per object before backing off (a presigner handing out bad URLs).
+const MAX_FRESH_URLS: u32 = 2;
 
 #[derive(Debug)]
 pub struct Shipper {
@@ -65,6 +83,8 @@ pub struct Shipper {
     ids: IdGenerator,
     waiting: bool,
     pending: Pending,
+    token: TokenCache,
+    seq: u64,
 }
 
 impl Shipper {
@@ -76,6 +96,8 @@ impl Shipper {
             ids: IdGenerator::new(seed ^ 0x5eed),
             waiting: false,
             pending: Pending::Idle,
+            token: TokenCache::new(),
+            seq: 0,
         }
     }
 
@@ -94,10 +116,12 @@ impl Shipper {
         if self.waiting {
             return None;
         }
-        if let Pending::Parts { calls, next, .. } = &self.pending {
-            let call = calls.get(*next).map(|(c, _)| c.clone())?;
+        if let Some(call) = self.continue_batch() {
             self.waiting = true;
             return Some(call);
+        }
+        if !matches!(self.pending, Pending::Idle) {
+            return None;
         }
         let batch = self.delivery.next_batch(now_ms, force)?;
         let (call, pending) = match &self.spec {
@@ -115,6 +139,47 @@ impl Shipper {
                 },
                 Pending::Bulk { len: batch.len() },
             ),
+            SinkSpec::S3(cfg) => {
+                let first_ms = batch.first().map_or(now_ms, |r| r.epoch_ms);
+                let instance = cfg.instance.as_deref().unwrap_or(&self.gateway);
+                self.seq += 1;
+                let key = s3::object_key(&cfg.prefix, instance, first_ms, self.seq);
+                let call = Call {
+                    cluster: cfg.presigner_cluster.clone(),
+                    request: s3::presign_request(cfg, &key),
+                };
+                (
+                    call,
+                    Pending::S3 {
+                        key,
+                        presigned: None,
+                        fresh_urls: 0,
+                    },
+                )
+            }
+            SinkSpec::AzureMonitor(cfg) => match self.token.valid(now_ms) {
+                Some(token) => {
+                    let calls = azure_parts(cfg, token, batch);
+                    let first = calls.first().map(|(c, _)| c.clone())?;
+                    let len = batch.len();
+                    (
+                        first,
+                        Pending::Parts {
+                            calls,
+                            next: 0,
+                            results: vec![ItemResult::Retry; len],
+                            after_ms: None,
+                        },
+                    )
+                }
+                None => (
+                    Call {
+                        cluster: cfg.auth.token_cluster().to_string(),
+                        request: azure_monitor::token_request(&cfg.auth),
+                    },
+                    Pending::AzureToken,
+                ),
+            },
             SinkSpec::Datadog(cfg) => {
                 let len = batch.len();
                 let calls: Vec<(Call, Range<usize>)> =
@@ -137,6 +202,7 @@ impl Shipper {
                         calls,
                         next: 0,
                         results: vec![ItemResult::Retry; len],
+                        after_ms: None,
                     },
                 )
             }
@@ -144,6 +210,37 @@ impl Shipper {
         self.pending = pending;
         self.waiting = true;
         Some(call)
+    }
+
+    /// The next call of a batch already in flight (next part, upload after presign).
+    fn continue_batch(&self) -> Option<Call> {
+        match (&self.pending, &self.spec) {
+            (Pending::Parts { calls, next, .. }, _) => calls.get(*next).map(|(c, _)| c.clone()),
+            (
+                Pending::S3 {
+                    key,
+                    presigned: None,
+                    ..
+                },
+                SinkSpec::S3(cfg),
+            ) => Some(Call {
+                cluster: cfg.presigner_cluster.clone(),
+                request: s3::presign_request(cfg, key),
+            }),
+            (
+                Pending::S3 {
+                    presigned: Some(p), ..
+                },
+                SinkSpec::S3(cfg),
+            ) => {
+                let batch = self.delivery.in_flight()?;
+                Some(Call {
+                    cluster: cfg.s3_cluster.clone(),
+                    request: s3::put_request(p, s3::object_body(batch)),
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Takes the answer to the call in flight; returns the outcome (for logs and metrics).
@@ -199,10 +296,107 @@ impl Shipper {
                     }
                 }
             },
+            Pending::S3 {
+                key,
+                presigned: None,
+                fresh_urls,
+            } => match answer.map(|(status, _, body)| s3::parse_presign_response(status, body)) {
+                Some(Ok(p)) => {
+                    // The upload follows at once (`poll` builds it from the batch in flight).
+                    self.pending = Pending::S3 {
+                        key,
+                        presigned: Some(p),
+                        fresh_urls,
+                    };
+                    return Outcome::Delivered;
+                }
+                Some(Err(outcome)) => {
+                    self.delivery.settle(&outcome, now_ms);
+                    outcome
+                }
+                None => {
+                    let outcome = no_answer();
+                    self.delivery.settle(&outcome, now_ms);
+                    outcome
+                }
+            },
+            Pending::S3 {
+                key,
+                presigned: Some(_),
+                fresh_urls,
+            } => {
+                let put = match answer {
+                    Some((status, _, body)) => s3::classify_put(status, body),
+                    None => PutOutcome::Retry("no response (timeout or connection failure)".into()),
+                };
+                let outcome = match put {
+                    PutOutcome::Stored => Outcome::Delivered,
+                    PutOutcome::Retry(reason) => Outcome::Retry {
+                        reason,
+                        after_ms: None,
+                    },
+                    PutOutcome::NewUrl(reason) if fresh_urls < MAX_FRESH_URLS => {
+                        // Same object, fresh URL: back to the presigner at once.
+                        self.pending = Pending::S3 {
+                            key,
+                            presigned: None,
+                            fresh_urls: fresh_urls + 1,
+                        };
+                        return Outcome::Retry {
+                            reason,
+                            after_ms: Some(0),
+                        };
+                    }
+                    PutOutcome::NewUrl(reason) => Outcome::Retry {
+                        reason,
+                        after_ms: None,
+                    },
+                    PutOutcome::Drop(reason) => Outcome::Drop { reason },
+                };
+                self.delivery.settle(&outcome, now_ms);
+                outcome
+            }
+            Pending::AzureToken => {
+                let parsed = answer.map(|(status, _, body)| {
+                    azure_monitor::parse_token_response(status, body, now_ms)
+                });
+                match (parsed, &self.spec) {
+                    (Some(Ok(token)), SinkSpec::AzureMonitor(cfg)) => {
+                        let calls = match self.delivery.in_flight() {
+                            Some(batch) => azure_parts(cfg, token.access_token(), batch),
+                            None => Vec::new(),
+                        };
+                        self.token.set(token);
+                        let len = self.delivery.in_flight().map_or(0, <[_]>::len);
+                        if !calls.is_empty() {
+                            self.pending = Pending::Parts {
+                                calls,
+                                next: 0,
+                                results: vec![ItemResult::Retry; len],
+                                after_ms: None,
+                            };
+                            return Outcome::Delivered;
+                        }
+                        let outcome = no_answer();
+                        self.delivery.settle(&outcome, now_ms);
+                        outcome
+                    }
+                    (Some(Err(outcome)), _) => {
+                        self.delivery.settle(&outcome, now_ms);
+                        outcome
+                    }
+                    _ => {
+                        let outcome = no_answer();
+                        self.delivery.settle(&outcome, now_ms);
+                        outcome
+                    }
+                }
+            }
             Pending::Parts {
                 calls,
                 next,
                 mut results,
+                mut after_ms,
             } => {
                 let outcome = match (&self.spec, answer) {
                     (SinkSpec::Datadog(_), Some((status, _, body))) => {
@@ -211,8 +405,21 @@ impl Shipper {
                     (SinkSpec::SplunkHec(_), Some((status, _, body))) => {
                         splunk_hec::classify(status, body)
                     }
+                    (SinkSpec::AzureMonitor(_), Some((status, headers, body))) => {
+                        if status == 401 {
+                            // A token the service no longer takes: get a new one next time.
+                            self.token.clear();
+                        }
+                        azure_monitor::classify(status, headers, body)
+                    }
                     _ => no_answer(),
                 };
+                if let Outcome::Retry {
+                    after_ms: Some(a), ..
+                } = &outcome
+                {
+                    after_ms = Some(after_ms.map_or(*a, |b| b.max(*a)));
+                }
                 let fate = match &outcome {
                     Outcome::Delivered => ItemResult::Delivered,
                     Outcome::Retry { .. } => ItemResult::Retry,
@@ -230,10 +437,11 @@ impl Shipper {
                         calls,
                         next: next + 1,
                         results,
+                        after_ms,
                     };
                     return outcome;
                 }
-                self.delivery.settle_items(&results, None, now_ms);
+                self.delivery.settle_items(&results, after_ms, now_ms);
                 if results.iter().all(|r| *r == ItemResult::Delivered) {
                     Outcome::Delivered
                 } else {
@@ -273,6 +481,25 @@ impl Shipper {
             epoch_ms: now_ms,
         });
     }
+}
+
+fn azure_parts(
+    cfg: &AzureConfig,
+    token: &str,
+    batch: &[QueuedRecord],
+) -> Vec<(Call, Range<usize>)> {
+    azure_monitor::build_requests(cfg, token, batch)
+        .into_iter()
+        .map(|(request, range)| {
+            (
+                Call {
+                    cluster: cfg.cluster.clone(),
+                    request,
+                },
+                range,
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

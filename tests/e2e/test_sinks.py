@@ -136,3 +136,145 @@ def test_hung_receiver_does_not_slow_clients():
         events = wait_for(lambda: len([e for e in gw.hec("/_events") if e["event"]["request_id"].startswith("hang-")]) >= 10,
                           timeout=30)
         assert events
+
+
+# --- Amazon S3 through a real S3-compatible server that verifies SigV4 presigned URLs -------
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+
+from harness import ROOT, Process, free_port, wait_http
+
+S3_KEY, S3_SECRET, BUCKET = "pgaccesskey", "pgsecretkey0123456789", "audit"
+
+
+def s3s_fs():
+    path = shutil.which("s3s-fs") or os.path.expanduser("~/.cargo/bin/s3s-fs")
+    assert os.path.exists(path), "s3s-fs missing: run through `make test-e2e`"
+    return path
+
+
+def start_s3(gw, secret=S3_SECRET):
+    """s3s-fs on the `s3` cluster's port, and the reference presigner (boto3) on the
+    presigner's; `secret` is what the presigner signs with."""
+    data = os.path.join(gw.dir, "s3data")
+    os.makedirs(os.path.join(data, BUCKET), exist_ok=True)
+    port = gw.cluster_ports["s3"]
+    gw.procs.insert(0, Process([s3s_fs(), "--host", "127.0.0.1", "--port", str(port), "--access-key", S3_KEY,
+                                "--secret-key", S3_SECRET, data], "s3s-fs", gw.dir))
+    env = dict(os.environ, S3_BUCKET=BUCKET, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID=S3_KEY,
+               AWS_SECRET_ACCESS_KEY=secret, S3_ENDPOINT_URL=f"http://127.0.0.1:{port}", HOST="127.0.0.1",
+               PORT=str(gw.cluster_ports["s3_presigner"]), KEY_PREFIX="policy-gateway/")
+    log = open(os.path.join(gw.dir, "presigner.log"), "wb")
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "envoy", "presigner", "presigner.py")],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    presigner = Process.__new__(Process)
+    presigner.name, presigner.log_path, presigner.log, presigner.proc = "presigner", log.name, log, proc
+    gw.procs.insert(0, presigner)
+    wait_http(f"http://127.0.0.1:{port}/", 10)
+    wait_http(f"http://127.0.0.1:{gw.cluster_ports['s3_presigner']}/", 10)
+    return os.path.join(data, BUCKET)
+
+
+def s3_config():
+    return {"presigner_cluster": "s3_presigner", "presigner_authority": "presigner.internal",
+            "s3_cluster": "s3", "prefix": "policy-gateway/"}
+
+
+def stored_records(bucket_dir):
+    out = []
+    for dirpath, _, files in os.walk(bucket_dir):
+        for f in files:
+            if f.endswith(".jsonl.gz"):
+                rel = os.path.relpath(os.path.join(dirpath, f), bucket_dir)
+                with gzip.open(os.path.join(dirpath, f), "rt") as g:
+                    out.extend((rel, json.loads(line)) for line in g if line.strip())
+    return out
+
+
+def test_s3_objects_land_under_hive_keys_with_valid_signatures():
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(s3=s3_config()))) as gw:
+        bucket = start_s3(gw)
+        send(gw, 5, "s3")
+        recs = wait_for(lambda: len(stored_records(bucket)) >= 5 and stored_records(bucket), timeout=30)
+        assert recs, open(os.path.join(gw.dir, "presigner.log")).read()[-2000:]
+        assert {r["request_id"] for _, r in recs} == {f"s3-{i}" for i in range(5)}
+        for key, _ in recs:
+            parts = key.split("/")
+            assert parts[0] == "policy-gateway" and parts[1].startswith("dt=") and parts[2].startswith("hour=")
+        assert gw.stats().get("wasmcustom.policy_gateway.sink.s3.delivered", 0) >= 5
+
+
+def test_s3_rejected_signatures_fetch_fresh_urls_and_nothing_is_stored():
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(s3=s3_config()))) as gw:
+        bucket = start_s3(gw, secret="not-the-server-secret")
+        send(gw, 2, "badsig")
+        retried = wait_for(lambda: gw.stats().get("wasmcustom.policy_gateway.sink.s3.retried", 0) >= 2, timeout=20)
+        assert retried
+        assert stored_records(bucket) == []
+        assert "SignatureDoesNotMatch" in gw.envoy.output()
+
+
+# --- Azure Monitor Logs Ingestion, with its Entra ID token endpoint -------------------------
+
+TENANT, CLIENT_ID, CLIENT_SECRET = "72f988bf-0000-0000-0000-000000000001", "pg-client", "pg-secret"
+DCR, STREAM = "dcr-00000000000000000000000000000001", "Custom-PolicyGatewayAudit_CL"
+
+
+def azure(secret=CLIENT_SECRET):
+    return {"cluster": "azure_monitor", "endpoint_authority": "pg-dce.westeurope-1.ingest.monitor.azure.com",
+            "dcr_immutable_id": DCR, "stream": STREAM,
+            "auth": {"client_credentials": {"token_cluster": "azure_monitor", "tenant_id": TENANT,
+                                            "client_id": CLIENT_ID, "client_secret": secret}}}
+
+
+def test_azure_gets_a_token_and_ingests():
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(azure_monitor=azure()))) as gw:
+        az = gw.start_receiver("azure_monitor", "azure_receiver.py", 4)   # tokens live 4 s
+        send(gw, 3, "az")
+        rows = wait_for(lambda: len(get(az, "/_events")) >= 3 and get(az, "/_events"), timeout=20)
+        assert rows and {r["request_id"] for r in rows} == {f"az-{i}" for i in range(3)}
+        assert all(r["TimeGenerated"].endswith("Z") for r in rows)
+        time.sleep(4.5)                                                    # every token has expired
+        send(gw, 3, "az2")
+        rows = wait_for(lambda: len(get(az, "/_events")) >= 6 and get(az, "/_events"), timeout=20)
+        assert rows
+        assert get(az, "/_tokens")["issued"] >= 2
+        ingest = [r for r in get(az, "/_requests") if r["kind"] == "ingest"]
+        assert ingest and {r["status"] for r in ingest} == {204}, "tokens refreshed before they expire"
+        assert {r["api_version"] for r in ingest} == {"2023-01-01"}
+        assert CLIENT_SECRET not in gw.envoy.output()
+
+
+def test_azure_wrong_secret_is_reported_and_nothing_ingested():
+    secret = "pg-wrong-secret-7f3a"
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(azure_monitor=azure(secret)))) as gw:
+        az = gw.start_receiver("azure_monitor", "azure_receiver.py")
+        send(gw, 2, "azbad")
+        assert wait_for(lambda: "sink azure_monitor:" in gw.envoy.output(), timeout=15)
+        tokens = [r for r in get(az, "/_requests") if r["kind"] == "token"]
+        assert tokens and {r["status"] for r in tokens} == {401}
+        assert get(az, "/_events") == []
+        assert gw.stats().get("wasmcustom.policy_gateway.sink.azure_monitor.dropped", 0) >= 1
+        assert secret not in gw.envoy.output()
+
+
+def test_all_five_sinks_at_once():
+    plugin = plugin_config(load_policy("default.json"), audit=audit(
+        splunk_hec=hec(), datadog=datadog(), elasticsearch=elasticsearch(ecs=True), s3=s3_config(),
+        azure_monitor=azure()))
+    with Gateway(plugin=plugin) as gw:
+        dd = gw.start_receiver("datadog", "datadog_receiver.py")
+        es = gw.start_receiver("elasticsearch", "elasticsearch_receiver.py")
+        az = gw.start_receiver("azure_monitor", "azure_receiver.py")
+        bucket = start_s3(gw)
+        send(gw, 4, "five")
+        ids = {f"five-{i}" for i in range(4)}
+        assert wait_for(lambda: ids <= {e["event"].get("request_id") for e in gw.hec("/_events")})
+        assert wait_for(lambda: ids <= {json.loads(e["message"]).get("request_id") for e in get(dd, "/_events")})
+        assert wait_for(lambda: ids <= {d["_source"].get("policy_gateway", {}).get("request_id") for d in get(es, "/_events")})
+        assert wait_for(lambda: ids <= {r.get("request_id") for r in get(az, "/_events")})
+        assert wait_for(lambda: ids <= {r["request_id"] for _, r in stored_records(bucket)}, timeout=30)
