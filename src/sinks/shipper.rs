@@ -8,7 +8,7 @@ use super::datadog_logs::{self, DatadogConfig};
 use super::delivery::{Delivery, ItemResult, Limits};
 use super::elasticsearch::{self, ElasticsearchConfig};
 use super::s3::{self, PutOutcome, S3Config};
-use super::{no_answer, splunk_hec, HttpRequest, Outcome, QueuedRecord};
+use super::{compress, no_answer, splunk_hec, HttpRequest, Outcome, QueuedRecord};
 use crate::audit::time::iso8601_millis;
 use crate::audit::{IdGenerator, SCHEMA_VERSION};
 use crate::config::SplunkHecConfig;
@@ -128,14 +128,14 @@ impl Shipper {
             SinkSpec::SplunkHec(cfg) => (
                 Call {
                     cluster: cfg.cluster.clone(),
-                    request: splunk_hec::build_request(cfg, &self.gateway, batch),
+                    request: compress(splunk_hec::build_request(cfg, &self.gateway, batch)),
                 },
                 Pending::Single,
             ),
             SinkSpec::Elasticsearch(cfg) => (
                 Call {
                     cluster: cfg.cluster.clone(),
-                    request: elasticsearch::build_request(cfg, batch),
+                    request: compress(elasticsearch::build_request(cfg, batch)),
                 },
                 Pending::Bulk { len: batch.len() },
             ),
@@ -189,7 +189,7 @@ impl Shipper {
                             (
                                 Call {
                                     cluster: cfg.cluster.clone(),
-                                    request,
+                                    request: compress(request),
                                 },
                                 range,
                             )

@@ -80,6 +80,7 @@ def test_three_sinks_at_once():
         assert all(d["_id"] == d["_source"]["record_id"] for d in es_docs), "idempotent _id"
         assert {d["_source"]["request_id"] for d in es_docs} == ids
         assert all(d["data_stream"] == "policy-audit" for d in es_docs)
+        assert any(r["headers"].get("content-encoding") == "gzip" for r in gw.hec("/_requests")), "batches gzipped"
         stats = gw.stats()
         for sink in ("splunk_hec", "datadog", "elasticsearch"):
             assert stats.get(f"wasmcustom.policy_gateway.sink.{sink}.delivered", 0) >= 5, sink

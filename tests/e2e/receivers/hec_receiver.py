@@ -10,7 +10,9 @@ Policy Gateway's output. It rejects what a real collector rejects:
   400 code 7  Incorrect index             (index not in the allowed list)
   400 code 12 Event field is required
   400 code 13 Event field cannot be blank
+  400 code 6  Invalid data format         (content-encoding gzip over a body that is not gzip)
   404         unknown path
+  (gzip request bodies are accepted, as HEC documents)
   200 {"text":"Success","code":0}
 
 Test controls:
@@ -20,8 +22,10 @@ Test controls:
   GET  /_requests                            every event post: status, headers (token masked)
 """
 
+import gzip
 import json
 import sys
+import zlib
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,6 +148,11 @@ class Handler(BaseHTTPRequestHandler):
         elif not body.strip():
             status, code = 400, 5
         envelopes = []
+        if status == 200 and self.headers.get("content-encoding", "").lower() == "gzip":
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError, zlib.error):
+                status, code = 400, 6
         if status == 200:
             try:
                 envelopes = parse_envelopes(body.decode("utf-8"))
