@@ -279,3 +279,14 @@ def test_all_five_sinks_at_once():
         assert wait_for(lambda: ids <= {d["_source"].get("policy_gateway", {}).get("request_id") for d in get(es, "/_events")})
         assert wait_for(lambda: ids <= {r.get("request_id") for r in get(az, "/_events")})
         assert wait_for(lambda: ids <= {r["request_id"] for _, r in stored_records(bucket)}, timeout=30)
+
+
+def test_hec_400_incorrect_index_is_dropped_and_counted():
+    bad = dict(hec(), index="no_such_index")
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(splunk_hec=bad))) as gw:
+        send(gw, 3, "badidx")
+        assert wait_for(lambda: gw.stats().get("wasmcustom.policy_gateway.sink.splunk_hec.dropped", 0) >= 3)
+        assert {(r["status"], r["code"]) for r in gw.hec("/_requests")} == {(400, 7)}
+        assert gw.hec("/_events") == []
+        assert "Incorrect index" in gw.envoy.output()
+        assert gw.stats().get("wasmcustom.policy_gateway.sink.splunk_hec.retried", 0) == 0
