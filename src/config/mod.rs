@@ -74,6 +74,11 @@ pub struct SplunkHecConfig {
     pub sourcetype: String,
     /// `host` of events; defaults to the gateway's instance id.
     pub host: Option<String>,
+    /// Indexer acknowledgement: batches count as delivered only once Splunk acks them.
+    #[serde(default)]
+    pub ack: bool,
+    /// The `X-Splunk-Request-Channel` (a GUID); one is generated per worker when unset.
+    pub channel: Option<String>,
 }
 
 fn default_hec_path() -> String {

@@ -70,7 +70,18 @@ enum Pending {
     },
     /// Azure: an Entra ID token first, then the ingestion calls.
     AzureToken,
+    /// Splunk indexer acknowledgement: the batch is posted; poll until it is indexed.
+    HecAck {
+        ack_id: u64,
+        polls: u32,
+        next_ms: u64,
+    },
 }
+
+/// Ack polling: every second, for at most two minutes, then the batch is sent again (its
+/// records carry ids for de-duplication).
+const ACK_POLL_MS: u64 = 1_000;
+const MAX_ACK_POLLS: u32 = 120;
 
 /// URL refreshes per object before backing off (a presigner handing out bad URLs).
 const MAX_FRESH_URLS: u32 = 2;
@@ -85,19 +96,31 @@ pub struct Shipper {
     pending: Pending,
     token: TokenCache,
     seq: u64,
+    /// The HEC request channel, when indexer acknowledgement is on.
+    channel: Option<String>,
 }
 
 impl Shipper {
     pub fn new(spec: SinkSpec, limits: Limits, gateway: &str, seed: u64) -> Shipper {
+        let mut ids = IdGenerator::new(seed ^ 0x5eed);
+        let channel = match &spec {
+            SinkSpec::SplunkHec(cfg) if cfg.ack => Some(
+                cfg.channel
+                    .clone()
+                    .unwrap_or_else(|| ids.next(seed & 0xffff_ffff_ffff)),
+            ),
+            _ => None,
+        };
         Shipper {
             spec,
             delivery: Delivery::new(limits, seed),
             gateway: gateway.to_string(),
-            ids: IdGenerator::new(seed ^ 0x5eed),
+            ids,
             waiting: false,
             pending: Pending::Idle,
             token: TokenCache::new(),
             seq: 0,
+            channel,
         }
     }
 
@@ -116,7 +139,7 @@ impl Shipper {
         if self.waiting {
             return None;
         }
-        if let Some(call) = self.continue_batch() {
+        if let Some(call) = self.continue_batch(now_ms) {
             self.waiting = true;
             return Some(call);
         }
@@ -128,7 +151,12 @@ impl Shipper {
             SinkSpec::SplunkHec(cfg) => (
                 Call {
                     cluster: cfg.cluster.clone(),
-                    request: compress(splunk_hec::build_request(cfg, &self.gateway, batch)),
+                    request: compress(splunk_hec::build_request(
+                        cfg,
+                        &self.gateway,
+                        self.channel.as_deref(),
+                        batch,
+                    )),
                 },
                 Pending::Single,
             ),
@@ -213,8 +241,20 @@ impl Shipper {
     }
 
     /// The next call of a batch already in flight (next part, upload after presign).
-    fn continue_batch(&self) -> Option<Call> {
+    fn continue_batch(&self, now_ms: u64) -> Option<Call> {
         match (&self.pending, &self.spec) {
+            (
+                Pending::HecAck {
+                    ack_id, next_ms, ..
+                },
+                SinkSpec::SplunkHec(cfg),
+            ) => {
+                let channel = self.channel.as_deref()?;
+                (now_ms >= *next_ms).then(|| Call {
+                    cluster: cfg.cluster.clone(),
+                    request: splunk_hec::ack_request(cfg, channel, *ack_id),
+                })
+            }
             (Pending::Parts { calls, next, .. }, _) => calls.get(*next).map(|(c, _)| c.clone()),
             (
                 Pending::S3 {
@@ -248,7 +288,45 @@ impl Shipper {
         self.waiting = false;
         let outcome = match std::mem::take(&mut self.pending) {
             Pending::Idle => return no_answer(),
+            Pending::HecAck { ack_id, polls, .. } => {
+                let status = match answer {
+                    Some((status, _, body)) => splunk_hec::ack_status(status, body, ack_id),
+                    None => splunk_hec::AckStatus::Pending,
+                };
+                let outcome = match status {
+                    splunk_hec::AckStatus::Indexed => Outcome::Delivered,
+                    splunk_hec::AckStatus::Pending if polls + 1 < MAX_ACK_POLLS => {
+                        self.pending = Pending::HecAck {
+                            ack_id,
+                            polls: polls + 1,
+                            next_ms: now_ms + ACK_POLL_MS,
+                        };
+                        return Outcome::Delivered;
+                    }
+                    splunk_hec::AckStatus::Pending => Outcome::Retry {
+                        reason: format!("HEC ack {ack_id} not indexed after {MAX_ACK_POLLS} polls"),
+                        after_ms: None,
+                    },
+                    splunk_hec::AckStatus::Failed(o) => o,
+                };
+                self.delivery.settle(&outcome, now_ms);
+                outcome
+            }
             Pending::Single => {
+                if let (SinkSpec::SplunkHec(cfg), Some((200..=299, _, body))) = (&self.spec, answer)
+                {
+                    if cfg.ack {
+                        if let Some(ack_id) = splunk_hec::ack_id(body) {
+                            // Posted, not yet indexed: delivered only once acknowledged.
+                            self.pending = Pending::HecAck {
+                                ack_id,
+                                polls: 0,
+                                next_ms: now_ms + ACK_POLL_MS,
+                            };
+                            return Outcome::Delivered;
+                        }
+                    }
+                }
                 let outcome = match (&self.spec, answer) {
                     (SinkSpec::SplunkHec(_), Some((status, _, body))) => {
                         splunk_hec::classify(status, body)
@@ -518,6 +596,8 @@ mod tests {
             source: "policy-gateway".into(),
             sourcetype: "policy_gateway:decision".into(),
             host: None,
+            ack: false,
+            channel: None,
         })
     }
 
@@ -617,6 +697,35 @@ mod tests {
         ));
         assert_eq!(s.delivery.stats.delivered, 1_000);
         assert_eq!(s.delivery.buffered_records(), 500);
+    }
+
+    #[test]
+    fn acked_batches_count_only_once_indexed() {
+        let SinkSpec::SplunkHec(mut cfg) = hec() else {
+            unreachable!()
+        };
+        cfg.ack = true;
+        let mut s = Shipper::new(SinkSpec::SplunkHec(cfg), limits(10_000), "gw", 1);
+        s.delivery.push(rec(1));
+        let post = s.poll(0, true).unwrap();
+        assert!(post
+            .request
+            .headers
+            .iter()
+            .any(|(k, _)| k == "x-splunk-request-channel"));
+        s.on_answer(
+            Some((200, &[], br#"{"text":"Success","code":0,"ackId":3}"#)),
+            10,
+        );
+        assert_eq!(s.delivery.stats.delivered, 0, "posted is not indexed");
+        assert!(s.poll(500, false).is_none(), "polls wait a second");
+        let poll = s.poll(1_010, false).unwrap();
+        assert_eq!(poll.request.path, "/services/collector/ack");
+        s.on_answer(Some((200, &[], br#"{"acks":{"3":false}}"#)), 1_020);
+        assert_eq!(s.delivery.stats.delivered, 0);
+        assert!(s.poll(2_030, false).is_some());
+        s.on_answer(Some((200, &[], br#"{"acks":{"3":true}}"#)), 2_040);
+        assert_eq!(s.delivery.stats.delivered, 1);
     }
 
     #[test]

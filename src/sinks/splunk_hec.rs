@@ -8,8 +8,14 @@
 use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
 use crate::config::SplunkHecConfig;
 
-/// Builds the request for a batch. `host` is the event host (the gateway instance).
-pub fn build_request(cfg: &SplunkHecConfig, host: &str, batch: &[QueuedRecord]) -> HttpRequest {
+/// Builds the request for a batch. `host` is the event host (the gateway instance);
+/// `channel` is sent with indexer acknowledgement.
+pub fn build_request(
+    cfg: &SplunkHecConfig,
+    host: &str,
+    channel: Option<&str>,
+    batch: &[QueuedRecord],
+) -> HttpRequest {
     let mut body = String::with_capacity(batch.iter().map(|r| r.json.len() + 160).sum());
     let meta = Meta {
         host: cfg.host.as_deref().unwrap_or(host),
@@ -20,15 +26,68 @@ pub fn build_request(cfg: &SplunkHecConfig, host: &str, batch: &[QueuedRecord]) 
     for r in batch {
         envelope(&meta, r, &mut body);
     }
+    let mut headers = vec![
+        ("authorization".into(), format!("Splunk {}", cfg.token)),
+        ("content-type".into(), "application/json".into()),
+    ];
+    if let Some(channel) = channel {
+        headers.push(("x-splunk-request-channel".into(), channel.to_string()));
+    }
     HttpRequest {
         method: "POST",
         authority: cfg.authority.clone(),
         path: cfg.path.clone(),
+        headers,
+        body: body.into_bytes(),
+    }
+}
+
+/// The `ackId` of a successful post to an ack-enabled token.
+pub fn ack_id(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("ackId")?
+        .as_u64()
+}
+
+/// `POST /services/collector/ack` asking whether `ack_id` is indexed.
+pub fn ack_request(cfg: &SplunkHecConfig, channel: &str, ack_id: u64) -> HttpRequest {
+    HttpRequest {
+        method: "POST",
+        authority: cfg.authority.clone(),
+        path: "/services/collector/ack".into(),
         headers: vec![
             ("authorization".into(), format!("Splunk {}", cfg.token)),
             ("content-type".into(), "application/json".into()),
+            ("x-splunk-request-channel".into(), channel.to_string()),
         ],
-        body: body.into_bytes(),
+        body: format!("{{\"acks\":[{ack_id}]}}").into_bytes(),
+    }
+}
+
+/// What an ack poll says about one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckStatus {
+    Indexed,
+    Pending,
+    Failed(Outcome),
+}
+
+/// Reads `{"acks": {"<id>": true|false}}`.
+pub fn ack_status(status: u16, body: &[u8], ack_id: u64) -> AckStatus {
+    if !(200..300).contains(&status) {
+        return AckStatus::Failed(classify(status, body));
+    }
+    let indexed = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("acks")?.get(ack_id.to_string())?.as_bool());
+    match indexed {
+        Some(true) => AckStatus::Indexed,
+        Some(false) => AckStatus::Pending,
+        None => AckStatus::Failed(Outcome::Retry {
+            reason: format!("HEC ack answer without ack {ack_id}: {}", excerpt(body)),
+            after_ms: None,
+        }),
     }
 }
 
@@ -98,7 +157,38 @@ mod tests {
             source: "policy-gateway".into(),
             sourcetype: "policy_gateway:decision".into(),
             host: None,
+            ack: false,
+            channel: None,
         }
+    }
+
+    #[test]
+    fn indexer_acknowledgement() {
+        let req = build_request(&cfg(), "gw", Some("ch-1"), &[]);
+        assert!(req
+            .headers
+            .contains(&("x-splunk-request-channel".into(), "ch-1".into())));
+        assert_eq!(ack_id(br#"{"text":"Success","code":0,"ackId":7}"#), Some(7));
+        assert_eq!(ack_id(br#"{"text":"Success","code":0}"#), None);
+        let poll = ack_request(&cfg(), "ch-1", 7);
+        assert_eq!(poll.path, "/services/collector/ack");
+        assert_eq!(poll.body, br#"{"acks":[7]}"#);
+        assert_eq!(
+            ack_status(200, br#"{"acks":{"7":true}}"#, 7),
+            AckStatus::Indexed
+        );
+        assert_eq!(
+            ack_status(200, br#"{"acks":{"7":false}}"#, 7),
+            AckStatus::Pending
+        );
+        assert!(matches!(
+            ack_status(200, br#"{"acks":{}}"#, 7),
+            AckStatus::Failed(Outcome::Retry { .. })
+        ));
+        assert!(matches!(
+            ack_status(400, br#"{"text":"Data channel is missing","code":10}"#, 7),
+            AckStatus::Failed(Outcome::Drop { .. })
+        ));
     }
 
     #[test]
@@ -113,7 +203,7 @@ mod tests {
                 epoch_ms: 1_795_715_650_120,
             },
         ];
-        let req = build_request(&cfg(), "gw-1", &batch);
+        let req = build_request(&cfg(), "gw-1", None, &batch);
         assert_eq!(req.method, "POST");
         assert_eq!(req.path, "/services/collector/event");
         assert_eq!(req.authority, "splunk:8088");

@@ -290,3 +290,22 @@ def test_hec_400_incorrect_index_is_dropped_and_counted():
         assert gw.hec("/_events") == []
         assert "Incorrect index" in gw.envoy.output()
         assert gw.stats().get("wasmcustom.policy_gateway.sink.splunk_hec.retried", 0) == 0
+
+
+def test_hec_indexer_acknowledgement():
+    acked = dict(hec(), token="00000000-0000-4000-8000-0000000000ac", ack=True)
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(splunk_hec=acked))) as gw:
+        send(gw, 3, "ack")
+        delivered = wait_for(lambda: gw.stats().get("wasmcustom.policy_gateway.sink.splunk_hec.delivered", 0) >= 3)
+        assert delivered
+        reqs = gw.hec("/_requests")
+        posts = [r for r in reqs if "ack_poll" not in r]
+        polls = [r for r in reqs if "ack_poll" in r]
+        assert posts and all(r["status"] == 200 and r["headers"].get("x-splunk-request-channel") for r in posts)
+        assert len(polls) >= 2 * len(posts), "each batch polled until acked (false, then true)"
+        # Without a channel the ack-enabled token is refused (what the real HEC does).
+    no_channel = dict(hec(), token="00000000-0000-4000-8000-0000000000ac")
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(splunk_hec=no_channel))) as gw:
+        send(gw, 1, "nochan")
+        assert wait_for(lambda: gw.stats().get("wasmcustom.policy_gateway.sink.splunk_hec.dropped", 0) >= 1)
+        assert {(r["status"], r["code"]) for r in gw.hec("/_requests")} == {(400, 10)}

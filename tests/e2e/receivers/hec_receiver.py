@@ -11,7 +11,12 @@ Policy Gateway's output. It rejects what a real collector rejects:
   400 code 12 Event field is required
   400 code 13 Event field cannot be blank
   400 code 6  Invalid data format         (content-encoding gzip over a body that is not gzip)
+  400 code 10 Data channel is missing     (ack-enabled token without X-Splunk-Request-Channel)
   404         unknown path
+Indexer acknowledgement ("About HTTP Event Collector Indexer Acknowledgment"): a post with a
+channel gets {"text":"Success","code":0,"ackId":N}; POST /services/collector/ack
+{"acks":[N,...]} (token and channel required) answers {"acks":{"N":bool}}: false on the first
+poll of an ack, true afterwards (indexing takes a moment).
   (gzip request bodies are accepted, as HEC documents)
   200 {"text":"Success","code":0}
 
@@ -31,14 +36,18 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN = "00000000-0000-4000-8000-000000000001"
+# A token with indexer acknowledgement enabled: posts need X-Splunk-Request-Channel.
+ACK_TOKEN = "00000000-0000-4000-8000-0000000000ac"
 ALLOWED_INDEXES = {"main", "ai_audit"}
 EVENTS, REQUESTS = [], []
 FAIL = {"status": 0, "count": 0}
 HANG = {"count": 0}
+ACKS = {}          # (channel, ack id) -> polls so far
+NEXT_ACK = {}      # channel -> next ack id
 LOCK = threading.Lock()
 
 CODES = {
-    0: "Success", 2: "Token is required", 3: "Invalid authorization", 4: "Invalid token",
+    0: "Success", 10: "Data channel is missing", 2: "Token is required", 3: "Invalid authorization", 4: "Invalid token",
     5: "No data", 6: "Invalid data format", 7: "Incorrect index", 9: "Server is busy",
     12: "Event field is required", 13: "Event field cannot be blank",
 }
@@ -134,6 +143,8 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     HANG.update(count=cfg.get("count", 1))
             return self._send(200, {"ok": True})
+        if self.path == "/services/collector/ack":
+            return self._ack(body)
         if self.path not in ("/services/collector/event", "/services/collector/event/1.0",
                              "/services/collector"):
             return self._send(404, {"text": "The requested URL was not found on this server.", "code": 404})
@@ -143,8 +154,10 @@ class Handler(BaseHTTPRequestHandler):
             status, code = 401, 2
         elif not auth.startswith("Splunk "):
             status, code = 401, 3
-        elif auth[len("Splunk "):] != TOKEN:
+        elif auth[len("Splunk "):] not in (TOKEN, ACK_TOKEN):
             status, code = 403, 4
+        elif auth[len("Splunk "):] == ACK_TOKEN and not self.headers.get("x-splunk-request-channel"):
+            status, code = 400, 10
         elif not body.strip():
             status, code = 400, 5
         envelopes = []
@@ -177,7 +190,38 @@ class Handler(BaseHTTPRequestHandler):
         if hang:
             time.sleep(3600)
             return
+        channel = self.headers.get("x-splunk-request-channel")
+        if status == 200 and channel:
+            with LOCK:
+                ack_id = NEXT_ACK.get(channel, 0)
+                NEXT_ACK[channel] = ack_id + 1
+                ACKS[(channel, ack_id)] = 0
+            return self._send(200, {"text": "Success", "code": 0, "ackId": ack_id})
         self._code(status, code)
+
+    def _ack(self, body):
+        auth = self.headers.get("authorization", "")
+        if not auth.startswith("Splunk ") or auth[len("Splunk "):] not in (TOKEN, ACK_TOKEN):
+            return self._code(401, 3)
+        channel = self.headers.get("x-splunk-request-channel")
+        if not channel:
+            return self._code(400, 10)
+        try:
+            ids = json.loads(body)["acks"]
+        except (ValueError, KeyError, TypeError):
+            return self._code(400, 6)
+        out = {}
+        with LOCK:
+            for i in ids:
+                polls = ACKS.get((channel, i))
+                if polls is None:
+                    out[str(i)] = False
+                    continue
+                out[str(i)] = polls >= 1
+                ACKS[(channel, i)] = polls + 1
+            REQUESTS.append({"status": 200, "code": 0, "events": 0, "ack_poll": ids, "time": time.time(),
+                             "headers": {"x-splunk-request-channel": channel}})
+        self._send(200, {"acks": out})
 
 
 def main():
