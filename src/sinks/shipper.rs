@@ -340,11 +340,7 @@ impl Shipper {
                 outcome
             }
             Pending::Bulk { len } => match answer {
-                None => {
-                    let outcome = no_answer();
-                    self.delivery.settle(&outcome, now_ms);
-                    outcome
-                }
+                None => self.settle(no_answer(), now_ms),
                 Some((status, _, body)) => {
                     let b = elasticsearch::classify(status, body, len);
                     let mut results = vec![ItemResult::Retry; len];
@@ -388,15 +384,8 @@ impl Shipper {
                     };
                     return Outcome::Delivered;
                 }
-                Some(Err(outcome)) => {
-                    self.delivery.settle(&outcome, now_ms);
-                    outcome
-                }
-                None => {
-                    let outcome = no_answer();
-                    self.delivery.settle(&outcome, now_ms);
-                    outcome
-                }
+                Some(Err(outcome)) => self.settle(outcome, now_ms),
+                None => self.settle(no_answer(), now_ms),
             },
             Pending::S3 {
                 key,
@@ -455,19 +444,10 @@ impl Shipper {
                             };
                             return Outcome::Delivered;
                         }
-                        let outcome = no_answer();
-                        self.delivery.settle(&outcome, now_ms);
-                        outcome
+                        self.settle(no_answer(), now_ms)
                     }
-                    (Some(Err(outcome)), _) => {
-                        self.delivery.settle(&outcome, now_ms);
-                        outcome
-                    }
-                    _ => {
-                        let outcome = no_answer();
-                        self.delivery.settle(&outcome, now_ms);
-                        outcome
-                    }
+                    (Some(Err(outcome)), _) => self.settle(outcome, now_ms),
+                    _ => self.settle(no_answer(), now_ms),
                 }
             }
             Pending::Parts {
@@ -530,6 +510,12 @@ impl Shipper {
         if outcome == Outcome::Delivered {
             self.report_gap(now_ms);
         }
+        outcome
+    }
+
+    /// Settles the batch in flight with `outcome` and returns it.
+    fn settle(&mut self, outcome: Outcome, now_ms: u64) -> Outcome {
+        self.delivery.settle(&outcome, now_ms);
         outcome
     }
 
