@@ -39,7 +39,7 @@ fn chat_body(text: &str, target: usize) -> Vec<u8> {
     .unwrap()
 }
 
-fn bench(name: &str, policy: &Policy, body: &[u8]) {
+fn bench(name: &str, policy: &Policy, body: &[u8], smoke: bool) {
     let info = RequestInfo {
         request_id: "bench",
         path: Some("/v1/chat/completions"),
@@ -56,6 +56,11 @@ fn bench(name: &str, policy: &Policy, body: &[u8]) {
             black_box(body),
         ))
     };
+    if smoke {
+        // `cargo test` runs benches once, unoptimised: check they work, time nothing.
+        assert!(run().inspected, "{name}: body not inspected");
+        return;
+    }
     // Calibrate a batch to ~20 ms.
     let start = Instant::now();
     let mut n = 0u32;
@@ -85,16 +90,23 @@ fn bench(name: &str, policy: &Policy, body: &[u8]) {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not (smoke run).
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let policy = Policy::from_json(include_bytes!("../policies/default.json")).unwrap();
-    println!(
-        "default policy ({}), native, median of 15 batches",
-        policy.policy_id
-    );
+    if smoke {
+        println!("engine benchmark: smoke run (each case once; `make bench-engine` measures)");
+    } else {
+        println!(
+            "default policy ({}), native, median of 15 batches",
+            policy.policy_id
+        );
+    }
     for size in [1024, 4096, 16384, 131072] {
         bench(
             &format!("typical chat {size}"),
             &policy,
             &chat_body(TYPICAL, size),
+            smoke,
         );
     }
     let pii = format!(
@@ -104,6 +116,7 @@ fn main() {
         "chat with PII 4096 (redacts)",
         &policy,
         &chat_body(&pii, 4096),
+        smoke,
     );
     let adversarial: [(&str, String); 5] = [
         ("digits", "1234567890 ".repeat(10)),
@@ -120,6 +133,7 @@ fn main() {
             &format!("adversarial {name} 16384"),
             &policy,
             &chat_body(&text, 16384),
+            smoke,
         );
     }
 }
