@@ -53,7 +53,9 @@ Test controls:
 """
 
 import datetime, json, os, secrets, sys, threading, time, uuid, zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from common import ReceiverHandler
 from urllib.parse import parse_qs, urlsplit
 
 TENANT = "72f988bf-0000-0000-0000-000000000001"
@@ -229,12 +231,7 @@ def ingest(path, query, headers, raw):
     return rows
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class Handler(ReceiverHandler):
     def _send(self, status, body=None, headers=None):
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
@@ -245,20 +242,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-
-    def _body(self):
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline().strip():
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
 
     def _record(self, kind, status, **extra):
         headers = {k.lower(): v for k, v in self.headers.items()}

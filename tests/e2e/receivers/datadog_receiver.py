@@ -33,7 +33,9 @@ import sys
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from common import ReceiverHandler
 from urllib.parse import urlsplit
 
 API_KEY = "0123456789abcdef0123456789abcdef"
@@ -111,12 +113,7 @@ def check(body):
     return out
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class Handler(ReceiverHandler):
     def _send(self, status, body, headers=None):
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -131,20 +128,6 @@ class Handler(BaseHTTPRequestHandler):
         title = TITLES.get(status, "Error")
         self._send(status, {"errors": [{"status": str(status), "title": title, "detail": detail}]},
                    headers)
-
-    def _body(self):
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline().strip():
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
 
     def do_GET(self):
         with LOCK:

@@ -41,7 +41,9 @@ Test controls:
 """
 
 import base64, datetime, json, os, secrets, sys, threading, time, zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from common import ReceiverHandler
 from urllib.parse import urlsplit, unquote
 
 API_KEY = ("pg", "secret-key")
@@ -219,12 +221,7 @@ def apply(action, meta, source, url_index):
     return item
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class Handler(ReceiverHandler):
     def _send(self, status, body, headers=None):
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -235,20 +232,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-
-    def _body(self):
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline().strip():
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
 
     def _auth(self, path):
         auth = self.headers.get("authorization")

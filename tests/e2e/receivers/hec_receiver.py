@@ -33,7 +33,9 @@ import sys
 import zlib
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from common import ReceiverHandler
 
 TOKEN = "00000000-0000-4000-8000-000000000001"
 # A token with indexer acknowledgement enabled: posts need X-Splunk-Request-Channel.
@@ -93,12 +95,7 @@ def check(envelopes):
     return 200, 0
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class Handler(ReceiverHandler):
     def _send(self, status, body):
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -109,19 +106,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _code(self, status, code):
         self._send(status, {"text": CODES.get(code, "Error"), "code": code})
-
-    def _body(self):
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
 
     def do_GET(self):
         with LOCK:

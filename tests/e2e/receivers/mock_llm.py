@@ -14,7 +14,9 @@ Test controls (never sent by real clients):
 import json
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from common import ReceiverHandler
 
 RECEIVED = []
 LOCK = threading.Lock()
@@ -55,12 +57,7 @@ def reply_body(path, request, text):
     }
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class Handler(ReceiverHandler):
     def _send(self, status, body, content_type="application/json"):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
@@ -68,20 +65,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-    def _read_body(self):
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("content-length") or 0))
 
     def do_GET(self):
         if self.path == "/_received":
@@ -92,7 +75,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(404, {"error": {"message": "not found"}})
 
     def do_POST(self):
-        body = self._read_body()
+        body = self._body()
         if self.path == "/_reset":
             with LOCK:
                 RECEIVED.clear()
