@@ -515,7 +515,7 @@ pub fn build_requests(
 }
 
 /// `Retry-After` in seconds (HTTP dates are ignored), capped at an hour.
-fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
+pub fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))

@@ -98,6 +98,8 @@ pub struct Shipper {
     seq: u64,
     /// The HEC request channel, when indexer acknowledgement is on.
     channel: Option<String>,
+    /// `Retry-After` of the last answer, for retries the classifier left untimed.
+    retry_hint: Option<u64>,
 }
 
 impl Shipper {
@@ -121,6 +123,7 @@ impl Shipper {
             token: TokenCache::new(),
             seq: 0,
             channel,
+            retry_hint: None,
         }
     }
 
@@ -286,6 +289,7 @@ impl Shipper {
     /// Takes the answer to the call in flight; returns the outcome (for logs and metrics).
     pub fn on_answer(&mut self, answer: Answer<'_>, now_ms: u64) -> Outcome {
         self.waiting = false;
+        self.retry_hint = answer.and_then(|(_, headers, _)| azure_monitor::retry_after_ms(headers));
         let outcome = match std::mem::take(&mut self.pending) {
             Pending::Idle => return no_answer(),
             Pending::HecAck { ack_id, polls, .. } => {
@@ -309,8 +313,7 @@ impl Shipper {
                     },
                     splunk_hec::AckStatus::Failed(o) => o,
                 };
-                self.delivery.settle(&outcome, now_ms);
-                outcome
+                self.settle(outcome, now_ms)
             }
             Pending::Single => {
                 if let (SinkSpec::SplunkHec(cfg), Some((200..=299, _, body))) = (&self.spec, answer)
@@ -336,8 +339,7 @@ impl Shipper {
                     }
                     _ => no_answer(),
                 };
-                self.delivery.settle(&outcome, now_ms);
-                outcome
+                self.settle(outcome, now_ms)
             }
             Pending::Bulk { len } => match answer {
                 None => self.settle(no_answer(), now_ms),
@@ -354,7 +356,8 @@ impl Shipper {
                             *r = ItemResult::Dropped;
                         }
                     }
-                    self.delivery.settle_items(&results, None, now_ms);
+                    self.delivery
+                        .settle_items(&results, self.retry_hint, now_ms);
                     match (b.dropped.first(), b.retry.is_empty()) {
                         (Some((_, reason)), _) => Outcome::Drop {
                             reason: format!(
@@ -420,8 +423,7 @@ impl Shipper {
                     },
                     PutOutcome::Drop(reason) => Outcome::Drop { reason },
                 };
-                self.delivery.settle(&outcome, now_ms);
-                outcome
+                self.settle(outcome, now_ms)
             }
             Pending::AzureToken => {
                 let parsed = answer.map(|(status, _, body)| {
@@ -499,7 +501,8 @@ impl Shipper {
                     };
                     return outcome;
                 }
-                self.delivery.settle_items(&results, after_ms, now_ms);
+                self.delivery
+                    .settle_items(&results, after_ms.or(self.retry_hint), now_ms);
                 if results.iter().all(|r| *r == ItemResult::Delivered) {
                     Outcome::Delivered
                 } else {
@@ -514,7 +517,18 @@ impl Shipper {
     }
 
     /// Settles the batch in flight with `outcome` and returns it.
+    /// A retry the service timed with `Retry-After` waits that long, not the backoff.
     fn settle(&mut self, outcome: Outcome, now_ms: u64) -> Outcome {
+        let outcome = match outcome {
+            Outcome::Retry {
+                reason,
+                after_ms: None,
+            } => Outcome::Retry {
+                reason,
+                after_ms: self.retry_hint,
+            },
+            other => other,
+        };
         self.delivery.settle(&outcome, now_ms);
         outcome
     }
@@ -712,6 +726,27 @@ mod tests {
         assert!(s.poll(2_030, false).is_some());
         s.on_answer(Some((200, &[], br#"{"acks":{"3":true}}"#)), 2_040);
         assert_eq!(s.delivery.stats.delivered, 1);
+    }
+
+    #[test]
+    fn retry_after_from_any_sink_is_honoured() {
+        let mut s = Shipper::new(hec(), limits(10_000), "gw", 1);
+        s.delivery.push(rec(1));
+        s.poll(0, true).unwrap();
+        let headers = vec![("Retry-After".to_string(), "7".to_string())];
+        let out = s.on_answer(
+            Some((503, &headers, br#"{"text":"Server is busy","code":9}"#)),
+            100,
+        );
+        assert!(matches!(
+            out,
+            Outcome::Retry {
+                after_ms: Some(7_000),
+                ..
+            }
+        ));
+        assert!(s.poll(7_099, false).is_none());
+        assert!(s.poll(7_100, false).is_some());
     }
 
     #[test]
