@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::detect::{self, DetectorId, DetectorSet, Finding};
-use crate::llm::{self, ApiFormat, Phase, Role, Usage};
+use crate::llm::{self, ApiFormat, Phase, Usage};
 use crate::policy::compile::{Reply, Rule};
 use crate::policy::document::{EscalateMode, OnError, OnUnknownFormat, RedactStyle};
 use crate::policy::rollout::{self, BucketKeys, RolloutDecision};
@@ -357,16 +357,12 @@ fn on_error(
 
 /// Runs the detectors, keywords and patterns the rules need over every segment.
 fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Vec<Hit> {
-    let mut per_role = [DetectorSet::EMPTY; 6];
-    for (slot, role) in per_role.iter_mut().zip(Role::ALL) {
-        *slot = policy.detectors_for(phase, *role);
-    }
     let mut hits = Vec::new();
     let mut findings: Vec<Finding> = Vec::new();
     let mut keyword_hits = Vec::new();
     let mut pattern_hits = Vec::new();
     for (si, seg) in segments.iter().enumerate() {
-        let enabled = per_role.get(seg.role as usize).copied().unwrap_or_default();
+        let enabled = policy.detectors_for(phase, seg.role);
         findings.clear();
         detect::scan(seg.text, enabled, &mut findings);
         keyword_hits.clear();

@@ -175,6 +175,9 @@ pub struct Policy {
     pub keywords: KeywordSet,
     /// Non-fatal remarks for `check` (e.g. a pattern without literal prefilter).
     pub warnings: Vec<String>,
+    /// Union of the detectors of the rules inspecting each role, per phase (request,
+    /// response), indexed by `Role as usize`: computed once, read for every text.
+    role_detectors: [[DetectorSet; 6]; 2],
 }
 
 impl Policy {
@@ -227,7 +230,19 @@ impl Policy {
             at: "rules".into(),
             message: m,
         })?;
+        let role_detectors =
+            [crate::llm::Phase::Request, crate::llm::Phase::Response].map(|phase| {
+                let mut sets = [DetectorSet::EMPTY; 6];
+                for (slot, role) in sets.iter_mut().zip(Role::ALL) {
+                    *slot = rules
+                        .iter()
+                        .filter(|r| r.applies_to(phase) && r.roles.contains(*role))
+                        .fold(DetectorSet::EMPTY, |s, r| s.union(r.detectors));
+                }
+                sets
+            });
         Ok(Policy {
+            role_detectors,
             policy_id: format!("{}@{}", doc.id, version),
             id: doc.id,
             version,
@@ -244,10 +259,11 @@ impl Policy {
 
     /// Union of the detectors of the rules that inspect `role` in `phase`.
     pub fn detectors_for(&self, phase: crate::llm::Phase, role: Role) -> DetectorSet {
-        self.rules
-            .iter()
-            .filter(|r| r.applies_to(phase) && r.roles.contains(role))
-            .fold(DetectorSet::EMPTY, |s, r| s.union(r.detectors))
+        let by_phase = match phase {
+            crate::llm::Phase::Request => &self.role_detectors[0],
+            crate::llm::Phase::Response => &self.role_detectors[1],
+        };
+        by_phase.get(role as usize).copied().unwrap_or_default()
     }
 }
 
