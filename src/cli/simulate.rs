@@ -113,8 +113,10 @@ pub fn simulate(
         .get("x-request-id")
         .map(String::as_str)
         .unwrap_or(&fallback_id);
-    let body_user = serde_json::from_slice::<Value>(&ex.request)
-        .ok()
+    // Parsed once: the body's `user` (attribution) and the evaluation share it.
+    let parsed = engine::parse_body(&ex.request);
+    let body_user = parsed
+        .json()
         .and_then(|v| v.get("user").and_then(Value::as_str).map(str::to_string));
     let info = RequestInfo {
         request_id,
@@ -130,7 +132,7 @@ pub fn simulate(
         project: ex.headers.get("x-project-id").map(String::as_str),
     };
     let rollout = engine::rollout(policy, &info);
-    let request = engine::evaluate(policy, &info, &rollout, Phase::Request, &ex.request);
+    let request = engine::evaluate_parsed(policy, &info, &rollout, Phase::Request, parsed);
     let forwarded = match &request.verdict {
         Verdict::Forward { body, .. } => Some(body.clone().unwrap_or_else(|| ex.request.clone())),
         Verdict::Respond { .. } => None,

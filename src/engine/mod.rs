@@ -179,28 +179,66 @@ pub fn evaluate(
     phase: Phase,
     body: &[u8],
 ) -> PhaseOutcome {
-    let mut out = PhaseOutcome::new(phase, body.len());
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return on_error(
-            policy,
-            rollout,
-            out,
-            reason::BODY_EMPTY,
-            "empty body".into(),
-        );
+    evaluate_parsed(policy, info, rollout, phase, parse_body(body))
+}
+
+/// A body parsed once, for callers that read it before evaluating (body attribution).
+#[derive(Debug, Clone)]
+pub struct ParsedBody {
+    len: usize,
+    json: Result<Value, (&'static str, String)>,
+}
+
+impl ParsedBody {
+    /// The JSON, when the body parsed.
+    pub fn json(&self) -> Option<&Value> {
+        self.json.as_ref().ok()
     }
-    let mut value: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            let (code, detail) = if std::str::from_utf8(body).is_err() {
+}
+
+/// Parses a body, or says why it cannot be inspected (reason code and a content-free detail).
+pub fn parse_body(body: &[u8]) -> ParsedBody {
+    let json = if body.iter().all(u8::is_ascii_whitespace) {
+        Err((reason::BODY_EMPTY, "empty body".to_string()))
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            if std::str::from_utf8(body).is_err() {
                 (reason::BODY_NOT_UTF8, "body is not valid UTF-8".to_string())
             } else {
                 // serde_json syntax errors carry a position, never the input's text.
                 (reason::BODY_UNPARSEABLE, format!("invalid JSON: {e}"))
-            };
-            return on_error(policy, rollout, out, code, detail);
-        }
+            }
+        })
     };
+    ParsedBody {
+        len: body.len(),
+        json,
+    }
+}
+
+/// [`evaluate`] on a body already parsed with [`parse_body`].
+pub fn evaluate_parsed(
+    policy: &Policy,
+    info: &RequestInfo<'_>,
+    rollout: &RolloutDecision,
+    phase: Phase,
+    body: ParsedBody,
+) -> PhaseOutcome {
+    let out = PhaseOutcome::new(phase, body.len);
+    match body.json {
+        Ok(value) => evaluate_json(policy, info, rollout, out, value),
+        Err((code, detail)) => on_error(policy, rollout, out, code, detail),
+    }
+}
+
+fn evaluate_json(
+    policy: &Policy,
+    info: &RequestInfo<'_>,
+    rollout: &RolloutDecision,
+    mut out: PhaseOutcome,
+    mut value: Value,
+) -> PhaseOutcome {
+    let phase = out.phase;
     out.format = llm::detect_format(info.path, &value);
     out.model = llm::model(&value).map(str::to_string);
     if phase == Phase::Request {

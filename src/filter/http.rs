@@ -89,7 +89,7 @@ impl Http {
     }
 
     /// Attribution from the body, for sources that read it, when headers gave nothing.
-    fn attribute_from_body(&mut self, shared: &Shared, body: &[u8]) {
+    fn attribute_from_body(&mut self, shared: &Shared, body: Option<&Value>) {
         let cfg = &shared.config;
         let reads_body = |sources: &[attribution::Source]| {
             sources
@@ -101,14 +101,11 @@ impl Http {
         if !(need_user || need_project) {
             return;
         }
-        let Ok(value) = serde_json::from_slice::<Value>(body) else {
-            return;
-        };
         if need_user {
-            self.user = attribution::resolve(&cfg.user_sources, &HostRequest, Some(&value));
+            self.user = attribution::resolve(&cfg.user_sources, &HostRequest, body);
         }
         if need_project {
-            self.project = attribution::resolve(&cfg.project_sources, &HostRequest, Some(&value));
+            self.project = attribution::resolve(&cfg.project_sources, &HostRequest, body);
         }
     }
 
@@ -173,14 +170,16 @@ impl Http {
                 500,
             );
         };
-        self.attribute_from_body(shared, &body);
+        // Parsed once: body attribution and the evaluation share it.
+        let parsed = engine::parse_body(&body);
+        self.attribute_from_body(shared, parsed.json());
         let rollout = self.rollout(shared);
-        let outcome = engine::evaluate(
+        let outcome = engine::evaluate_parsed(
             &shared.config.policy,
             &self.info(),
             &rollout,
             Phase::Request,
-            &body,
+            parsed,
         );
         if !outcome.inspected {
             shared.metrics.inspection_error();
