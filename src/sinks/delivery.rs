@@ -95,9 +95,15 @@ impl Delivery {
 
     /// Queues a record; returns how many old records were dropped to make room.
     pub fn push(&mut self, record: QueuedRecord) -> u64 {
-        let mut dropped = 0;
         self.buffered_bytes += record.json.len();
         self.buffer.push_back(record);
+        self.shed_oldest()
+    }
+
+    /// Drops the oldest records until the buffer fits its byte bound (always keeping one);
+    /// returns how many went, counted and noted for the gap record.
+    fn shed_oldest(&mut self) -> u64 {
+        let mut dropped = 0;
         while self.buffered_bytes > self.limits.buffer_max_bytes && self.buffer.len() > 1 {
             if let Some(old) = self.buffer.pop_front() {
                 self.buffered_bytes -= old.json.len();
@@ -219,16 +225,9 @@ impl Delivery {
                 self.next_attempt_ms = now_ms.saturating_add(delay);
                 // Back to the front, in order; then enforce the byte bound again.
                 for r in batch.into_iter().rev() {
-                    self.buffered_bytes += r.json.len();
-                    self.buffer.push_front(r);
+                    self.push_front(r);
                 }
-                while self.buffered_bytes > self.limits.buffer_max_bytes && self.buffer.len() > 1 {
-                    if let Some(old) = self.buffer.pop_front() {
-                        self.buffered_bytes -= old.json.len();
-                        self.note_gap(old.epoch_ms);
-                        self.stats.dropped_overflow += 1;
-                    }
-                }
+                self.shed_oldest();
             }
         }
     }
