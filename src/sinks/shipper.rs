@@ -330,14 +330,10 @@ impl Shipper {
                         }
                     }
                 }
-                let outcome = match (&self.spec, answer) {
-                    (SinkSpec::SplunkHec(_), Some((status, _, body))) => {
-                        splunk_hec::classify(status, body)
-                    }
-                    (SinkSpec::Datadog(_), Some((status, _, body))) => {
-                        datadog_logs::classify(status, body)
-                    }
-                    _ => no_answer(),
+                // Only HEC posts a batch in one call.
+                let outcome = match answer {
+                    Some((status, _, body)) => splunk_hec::classify(status, body),
+                    None => no_answer(),
                 };
                 self.settle(outcome, now_ms)
             }
@@ -461,9 +457,6 @@ impl Shipper {
                 let outcome = match (&self.spec, answer) {
                     (SinkSpec::Datadog(_), Some((status, _, body))) => {
                         datadog_logs::classify(status, body)
-                    }
-                    (SinkSpec::SplunkHec(_), Some((status, _, body))) => {
-                        splunk_hec::classify(status, body)
                     }
                     (SinkSpec::AzureMonitor(_), Some((status, headers, body))) => {
                         if status == 401 {
