@@ -9,10 +9,7 @@ use proxy_wasm::types::{BufferType, MapType};
 use crate::config::attribution::RequestView;
 
 pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
+    now_nanos() / 1_000_000
 }
 
 pub fn now_nanos() -> u64 {
