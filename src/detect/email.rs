@@ -115,14 +115,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn emails(text: &str) -> Vec<&str> {
-        let mut out = Vec::new();
-        scan(text, &mut out);
-        out.iter()
-            .map(|f| {
-                assert_eq!(f.detector, DetectorId::Email);
-                &text[f.start..f.end]
-            })
-            .collect()
+        crate::detect::test_support::texts_of(text, DetectorId::Email, scan)
     }
 
     fn spans(text: &str) -> Vec<(usize, usize)> {

@@ -169,14 +169,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn addrs(text: &str) -> Vec<&str> {
-        let mut out = Vec::new();
-        scan(text, &mut out);
-        out.iter()
-            .map(|f| {
-                assert_eq!(f.detector, DetectorId::Ipv6);
-                &text[f.start..f.end]
-            })
-            .collect()
+        crate::detect::test_support::texts_of(text, DetectorId::Ipv6, scan)
     }
 
     fn spans(text: &str) -> Vec<(usize, usize)> {

@@ -124,6 +124,42 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     }
 }
 
+/// What every detector's tests do with a scanner's findings.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{DetectorId, Finding};
+
+    /// (detector, matched text) for every finding, in order; spans must sit on char boundaries.
+    pub(crate) fn found(
+        text: &str,
+        scan: impl FnOnce(&str, &mut Vec<Finding>),
+    ) -> Vec<(DetectorId, &str)> {
+        let mut out = Vec::new();
+        scan(text, &mut out);
+        out.iter()
+            .map(|f| {
+                assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+                (f.detector, &text[f.start..f.end])
+            })
+            .collect()
+    }
+
+    /// The matched texts of a single-detector scanner, all of which must be `detector`'s.
+    pub(crate) fn texts_of(
+        text: &str,
+        detector: DetectorId,
+        scan: impl FnOnce(&str, &mut Vec<Finding>),
+    ) -> Vec<&str> {
+        found(text, scan)
+            .into_iter()
+            .map(|(d, t)| {
+                assert_eq!(d, detector);
+                t
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

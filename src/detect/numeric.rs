@@ -165,14 +165,7 @@ mod tests {
 
     /// (detector, matched text) for every finding, in order.
     fn found(text: &str, enabled: DetectorSet) -> Vec<(DetectorId, &str)> {
-        let mut out = Vec::new();
-        scan(text, enabled, &mut out);
-        out.iter()
-            .map(|f| {
-                assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
-                (f.detector, &text[f.start..f.end])
-            })
-            .collect()
+        crate::detect::test_support::found(text, |t, out| scan(t, enabled, out))
     }
 
     fn spans(text: &str) -> Vec<(DetectorId, usize, usize)> {

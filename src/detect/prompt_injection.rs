@@ -669,14 +669,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn spans(text: &str) -> Vec<&str> {
-        let mut out = Vec::new();
-        scan(text, &mut out);
-        out.iter()
-            .map(|f| {
-                assert_eq!(f.detector, DetectorId::PromptInjection);
-                &text[f.start..f.end]
-            })
-            .collect()
+        crate::detect::test_support::texts_of(text, DetectorId::PromptInjection, scan)
     }
 
     fn assert_span(text: &str, want: &str) {

@@ -250,14 +250,7 @@ mod tests {
     }
 
     fn run(text: &str, enabled: DetectorSet) -> Vec<(DetectorId, &str)> {
-        let mut out = Vec::new();
-        scan(text, enabled, &mut out);
-        out.iter()
-            .map(|f| {
-                assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
-                (f.detector, &text[f.start..f.end])
-            })
-            .collect()
+        crate::detect::test_support::found(text, |t, out| scan(t, enabled, out))
     }
 
     #[test]
