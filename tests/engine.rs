@@ -38,15 +38,17 @@ fn info(user: &str) -> RequestInfo<'_> {
 }
 
 fn run(p: &Policy, body: &Value) -> PhaseOutcome {
-    let i = info("alice");
+    run_at(p, "/v1/chat/completions", Phase::Request, body)
+}
+
+/// Evaluates `body` for user alice at `path` in `phase`.
+fn run_at(p: &Policy, path: &str, phase: Phase, body: &Value) -> PhaseOutcome {
+    let i = RequestInfo {
+        path: Some(path),
+        ..info("alice")
+    };
     let r = engine::rollout(p, &i);
-    engine::evaluate(
-        p,
-        &i,
-        &r,
-        Phase::Request,
-        &serde_json::to_vec(body).unwrap(),
-    )
+    engine::evaluate(p, &i, &r, phase, &serde_json::to_vec(body).unwrap())
 }
 
 fn forwarded(o: &PhaseOutcome) -> Value {
@@ -393,19 +395,11 @@ fn response_phase_redacts_output_and_reads_usage() {
         {"id": "out", "category": "pii.output", "match": {"detectors": ["email"], "phase": "response"},
          "action": "redact", "reason_code": "OUT"}
     ]));
-    let i = info("alice");
-    let r = engine::rollout(&p, &i);
     let resp = json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-2024-08-06",
         "choices": [{"index": 0, "finish_reason": "stop",
             "message": {"role": "assistant", "content": "Write to ceo@example.com"}}],
         "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}});
-    let o = engine::evaluate(
-        &p,
-        &i,
-        &r,
-        Phase::Response,
-        &serde_json::to_vec(&resp).unwrap(),
-    );
+    let o = run_at(&p, "/v1/chat/completions", Phase::Response, &resp);
     assert_eq!(o.decision, Action::Redact);
     assert_eq!(
         forwarded(&o)["choices"][0]["message"]["content"],
@@ -424,40 +418,19 @@ fn response_phase_redacts_output_and_reads_usage() {
 #[test]
 fn anthropic_and_responses_bodies_are_inspected_with_roles() {
     let p = policy(pii_rules());
-    let i = RequestInfo {
-        path: Some("/v1/messages"),
-        ..info("alice")
-    };
-    let r = engine::rollout(&p, &i);
     let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 1024,
         "system": [{"type": "text", "text": "Escalations go to ops@example.com"}],
         "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]});
-    let o = engine::evaluate(
-        &p,
-        &i,
-        &r,
-        Phase::Request,
-        &serde_json::to_vec(&body).unwrap(),
-    );
+    let o = run_at(&p, "/v1/messages", Phase::Request, &body);
     assert_eq!(o.decision, Action::Redact);
     assert_eq!(
         forwarded(&o)["system"][0]["text"],
         "Escalations go to [EMAIL]"
     );
 
-    let i = RequestInfo {
-        path: Some("/v1/responses"),
-        ..info("alice")
-    };
     let body = json!({"model": "gpt-4.1", "instructions": "Be brief.",
         "input": [{"role": "user", "content": [{"type": "input_text", "text": "card 4111-1111-1111-1111"}]}]});
-    let o = engine::evaluate(
-        &p,
-        &i,
-        &r,
-        Phase::Request,
-        &serde_json::to_vec(&body).unwrap(),
-    );
+    let o = run_at(&p, "/v1/responses", Phase::Request, &body);
     assert_eq!(
         forwarded(&o)["input"][0]["content"][0]["text"],
         "card ****-****-****-1111"
