@@ -7,7 +7,7 @@
 //! the signature) are skipped.
 //! Response texts: `content[]` `text` blocks and `tool_use` input strings ([`Role::Assistant`]).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::generic;
 use super::path::{emit, idx, join, key, str_field};
@@ -91,32 +91,13 @@ pub(crate) fn max_tokens(body: &Value) -> Option<u64> {
 }
 
 pub(crate) fn set_max_tokens(body: &mut Value, n: u64) {
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("max_tokens".to_owned(), Value::from(n));
-    }
+    super::set_count(body, "max_tokens", n);
 }
 
 /// Prepends to `system`: a string is joined with a blank line, blocks get a text block first,
 /// an absent (or null, or empty) system is set.
 pub(crate) fn add_system_message(body: &mut Value, text: &str) -> bool {
-    let Some(obj) = body.as_object_mut() else {
-        return false;
-    };
-    match obj.get_mut("system") {
-        Some(Value::String(s)) if !s.is_empty() => {
-            *s = format!("{text}\n\n{s}");
-            true
-        }
-        Some(Value::Array(blocks)) => {
-            blocks.insert(0, json!({"type": "text", "text": text}));
-            true
-        }
-        None | Some(Value::Null) | Some(Value::String(_)) => {
-            obj.insert("system".to_owned(), Value::from(text));
-            true
-        }
-        Some(_) => false,
-    }
+    super::prepend_instructions(body, "system", text, true)
 }
 
 /// `input_tokens` plus cache writes and reads (billed input Anthropic reports apart), and
@@ -166,6 +147,7 @@ mod tests {
     use super::*;
     use crate::llm::testutil::{assert_round_trip, segs, texts};
     use crate::llm::{self, ApiFormat, Phase};
+    use serde_json::json;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

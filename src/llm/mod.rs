@@ -314,6 +314,37 @@ const UNKNOWN_BOUNDS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_o
 /// Writes the output-token bound under the field the format uses (the caller decides the
 /// value). Chat: see `openai_chat::set_max_tokens`. Embeddings: nothing. Unknown bodies: only
 /// the bound fields already set are overwritten; none is added to a shape nobody knows.
+/// Sets a token-count field of a request body object.
+fn set_count(body: &mut Value, field: &str, n: u64) {
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert(field.to_owned(), Value::from(n));
+    }
+}
+
+/// Puts `text` before the instructions kept in `field`: a string is joined with a blank
+/// line; with `blocks`, a content-block array gets a text block first; absent, null or
+/// empty, the field is set. False when the field holds anything else.
+fn prepend_instructions(body: &mut Value, field: &str, text: &str, blocks: bool) -> bool {
+    let Some(obj) = body.as_object_mut() else {
+        return false;
+    };
+    match obj.get_mut(field) {
+        Some(Value::String(s)) if !s.is_empty() => {
+            *s = format!("{text}\n\n{s}");
+            true
+        }
+        Some(Value::Array(items)) if blocks => {
+            items.insert(0, serde_json::json!({"type": "text", "text": text}));
+            true
+        }
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            obj.insert(field.to_owned(), Value::from(text));
+            true
+        }
+        Some(_) => false,
+    }
+}
+
 pub fn set_max_tokens(format: ApiFormat, body: &mut Value, n: u64) {
     match format {
         ApiFormat::OpenaiChat => openai_chat::set_max_tokens(body, n),

@@ -48,9 +48,7 @@ pub(crate) fn max_tokens(body: &Value) -> Option<u64> {
 }
 
 pub(crate) fn set_max_tokens(body: &mut Value, n: u64) {
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("max_tokens".to_owned(), Value::from(n));
-    }
+    super::set_count(body, "max_tokens", n);
 }
 
 /// Whether an embeddings `input` list holds only strings and token ids (no message items).

@@ -105,27 +105,12 @@ pub(crate) fn max_tokens(body: &Value) -> Option<u64> {
 }
 
 pub(crate) fn set_max_tokens(body: &mut Value, n: u64) {
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("max_output_tokens".to_owned(), Value::from(n));
-    }
+    super::set_count(body, "max_output_tokens", n);
 }
 
 /// Prepends to `instructions` (joined with a blank line), or sets it when absent or null.
 pub(crate) fn add_system_message(body: &mut Value, text: &str) -> bool {
-    let Some(obj) = body.as_object_mut() else {
-        return false;
-    };
-    match obj.get_mut("instructions") {
-        Some(Value::String(s)) if !s.is_empty() => {
-            *s = format!("{text}\n\n{s}");
-            true
-        }
-        None | Some(Value::Null) | Some(Value::String(_)) => {
-            obj.insert("instructions".to_owned(), Value::from(text));
-            true
-        }
-        Some(_) => false,
-    }
+    super::prepend_instructions(body, "instructions", text, false)
 }
 
 #[cfg(test)]
