@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::engine::stream::StreamSummary;
 use crate::engine::{ContentItem, PhaseOutcome, RequestInfo};
 use crate::llm::Usage;
 use crate::policy::document::EscalateMode;
@@ -27,6 +28,9 @@ pub struct PhaseRecord {
     pub body_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A streamed response: how it ended, events, hold-back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamSummary>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,6 +108,9 @@ pub struct AuditRecord {
     pub escalation: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageRecord>,
+    /// True when `usage` is (partly) estimated from text length: the stream reported none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_estimated: Option<bool>,
     /// The HTTP status the client got.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
@@ -127,6 +134,7 @@ fn phase_record(o: &PhaseOutcome) -> PhaseRecord {
         segments: o.segments,
         body_bytes: o.body_bytes,
         error: o.error.clone(),
+        stream: o.stream_summary.clone(),
     }
 }
 
@@ -154,9 +162,18 @@ impl AuditRecord {
         response: Option<&PhaseOutcome>,
         meta: RecordMeta<'_>,
     ) -> AuditRecord {
-        // The response decides when it is strictly more severe than the request.
+        // The response decides when it is strictly more severe than the request, or when
+        // both allow and only the response has something to say (a stream cut midway, an
+        // uninspected response).
         let deciding = match response {
             Some(r) if r.decision > request.decision => r,
+            Some(r)
+                if r.decision == request.decision
+                    && request.reason_code == crate::engine::reason::NO_RULE_MATCHED
+                    && r.reason_code != crate::engine::reason::NO_RULE_MATCHED =>
+            {
+                r
+            }
             _ => request,
         };
         let mut triggered_rules = request.triggered_rules.clone();
@@ -226,6 +243,9 @@ impl AuditRecord {
             rewrites,
             escalation,
             usage: response.and_then(|r| r.usage).map(UsageRecord::from),
+            usage_estimated: response
+                .filter(|r| r.usage.is_some())
+                .map(|r| r.usage_estimated),
             http_status: None,
             duration_ms: None,
             gateway: None,

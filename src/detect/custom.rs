@@ -39,6 +39,11 @@ impl CustomPattern {
         })
     }
 
+    /// How long a match may get: the prefilter window, or the default for unfiltered patterns.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// Whether the pattern scans whole texts (no literal prefilter).
     pub fn is_unfiltered(&self) -> bool {
         self.literals.is_none()

@@ -53,6 +53,7 @@ impl KeywordSetBuilder {
 struct Matcher {
     automaton: AhoCorasick,
     meta: Vec<TermMeta>,
+    max_term_len: usize,
 }
 
 impl Matcher {
@@ -65,7 +66,9 @@ impl Matcher {
             .match_kind(MatchKind::Standard)
             .build(&group.terms)
             .map_err(|e| format!("keyword automaton: {e}"))?;
+        let max_term_len = group.terms.iter().map(String::len).max().unwrap_or(0);
         Ok(Some(Matcher {
+            max_term_len,
             automaton,
             meta: group.meta,
         }))
@@ -102,6 +105,12 @@ impl KeywordSet {
 
     pub fn is_empty(&self) -> bool {
         self.insensitive.is_none() && self.sensitive.is_none()
+    }
+
+    /// The longest term in bytes: streamed text holds back this much to see a split term.
+    pub fn max_term_len(&self) -> usize {
+        let len = |m: &Option<Matcher>| m.as_ref().map_or(0, |m| m.max_term_len);
+        len(&self.insensitive).max(len(&self.sensitive))
     }
 
     /// Appends every occurrence of every term (overlapping ones too).

@@ -5,8 +5,10 @@
 //! request body and, when there is one, the response body; [`crate::audit::AuditRecord`]
 //! turns the outcomes into the record.
 
+pub mod holdback;
 pub mod redact;
 pub mod reply;
+pub mod stream;
 
 use std::collections::BTreeMap;
 
@@ -93,6 +95,12 @@ pub struct PhaseOutcome {
     pub content: Option<Vec<ContentItem>>,
     /// Why a body could not be inspected, without any of its content.
     pub error: Option<String>,
+    /// Bytes of inspected text (estimates tokens when a stream reports no usage).
+    pub text_bytes: u64,
+    /// `usage` is (partly) estimated from text length.
+    pub usage_estimated: bool,
+    /// How a streamed response went.
+    pub stream_summary: Option<stream::StreamSummary>,
 }
 
 impl PhaseOutcome {
@@ -120,6 +128,9 @@ impl PhaseOutcome {
             usage: None,
             content: None,
             error: None,
+            text_bytes: 0,
+            usage_estimated: false,
+            stream_summary: None,
         }
     }
 }
@@ -255,6 +266,7 @@ fn evaluate_json(
     let mut segments = Vec::new();
     llm::extract(out.format, phase, &value, &mut segments);
     out.segments = segments.len() as u32;
+    out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
     let hits = find_hits(policy, phase, &segments);
     let requested_max_tokens = llm::max_tokens(out.format, &value);

@@ -23,6 +23,21 @@ pub struct Edit {
 /// Returns `text` with the edits applied. Overlapping or touching-inside spans merge into one
 /// span replaced by the best-ranked edit among them; spans off char boundaries are ignored.
 pub fn apply(text: &str, edits: &mut [Edit]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for (start, end, replacement) in resolve(text, edits) {
+        out.push_str(text.get(pos..start).unwrap_or_default());
+        out.push_str(&replacement);
+        pos = end;
+    }
+    out.push_str(text.get(pos..).unwrap_or_default());
+    out
+}
+
+/// The merged spans of `edits` over `text`, in order, each with its replacement text.
+/// Streams use the spans directly: a span's replacement goes where the span starts even
+/// when the span's text arrived in several events.
+pub fn resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
     edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     let mut merged: Vec<(usize, usize, &Edit)> = Vec::with_capacity(edits.len());
     for e in edits.iter() {
@@ -39,20 +54,19 @@ pub fn apply(text: &str, edits: &mut [Edit]) -> String {
             _ => merged.push((e.start, e.end, e)),
         }
     }
-    let mut out = String::with_capacity(text.len());
-    let mut pos = 0;
-    for (start, end, edit) in merged {
-        out.push_str(text.get(pos..start).unwrap_or_default());
-        let original = text.get(start..end).unwrap_or_default();
-        match &edit.replacement {
-            Replacement::Text(t) => out.push_str(t),
-            Replacement::Mask => mask_into(original, 0, &mut out),
-            Replacement::KeepLast4 => mask_into(original, 4, &mut out),
-        }
-        pos = end;
-    }
-    out.push_str(text.get(pos..).unwrap_or_default());
-    out
+    merged
+        .into_iter()
+        .map(|(start, end, edit)| {
+            let original = text.get(start..end).unwrap_or_default();
+            let mut out = String::new();
+            match &edit.replacement {
+                Replacement::Text(t) => out.push_str(t),
+                Replacement::Mask => mask_into(original, 0, &mut out),
+                Replacement::KeepLast4 => mask_into(original, 4, &mut out),
+            }
+            (start, end, out)
+        })
+        .collect()
 }
 
 fn mask_into(original: &str, keep_last: usize, out: &mut String) {

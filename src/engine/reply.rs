@@ -36,6 +36,55 @@ pub fn error_body(
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
+/// A refusal or hold, as a local reply or a stream's error event carries it.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal<'a> {
+    pub status: u16,
+    pub message: &'a str,
+    pub reason_code: &'a str,
+    pub held: bool,
+}
+
+/// The event that ends a stream the policy refuses (or holds) midway, in the provider's
+/// error shape, so SDKs raise the policy's message: OpenAI chat and completions get
+/// `data: {"error": ...}` then `data: [DONE]`; the Responses API an `error` event with the
+/// next `sequence_number`; Anthropic an `error` event like its own overload errors.
+pub fn stream_error_event(
+    format: ApiFormat,
+    refusal: &Refusal<'_>,
+    sequence_number: Option<u64>,
+    newline: &str,
+    out: &mut Vec<u8>,
+) {
+    use crate::llm::{sse, stream};
+    let Refusal {
+        status,
+        message,
+        reason_code,
+        held,
+    } = *refusal;
+    match format {
+        ApiFormat::AnthropicMessages => {
+            let data = error_body(format, status, message, reason_code, held);
+            let data = String::from_utf8_lossy(&data);
+            sse::write_event(Some("error"), None, &data, newline, out);
+        }
+        ApiFormat::OpenaiResponses => {
+            let data = serde_json::json!({
+                "type": "error", "code": reason_code, "message": message, "param": null,
+                "sequence_number": sequence_number.map_or(0, |n| n.saturating_add(1)),
+            });
+            sse::write_event(Some("error"), None, &data.to_string(), newline, out);
+        }
+        _ => {
+            let data = error_body(format, status, message, reason_code, held);
+            let data = String::from_utf8_lossy(&data);
+            sse::write_event(None, None, &data, newline, out);
+            sse::write_event(None, None, stream::DONE, newline, out);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,8 @@ mod openai_chat;
 mod openai_completions;
 mod openai_responses;
 pub mod path;
+pub mod sse;
+pub mod stream;
 #[cfg(test)]
 mod testutil;
 

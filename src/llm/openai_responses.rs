@@ -33,14 +33,18 @@ pub(crate) fn extract_response<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) 
         return;
     };
     for (i, item) in items.iter().enumerate() {
-        let base = [key("output"), idx(i)];
-        match str_field(item, "type") {
-            Some("message") => {
-                content_field(item.get("content"), "content", Role::Assistant, &base, out)
-            }
-            Some(kind) => tool_call(item, kind, &base, out),
-            None => {}
+        output_item(item, &[key("output"), idx(i)], out);
+    }
+}
+
+/// The texts of one `output[]` item (also carried alone by streamed `output_item.done`).
+pub(crate) fn output_item<'a>(item: &'a Value, base: &[PathSeg], out: &mut Vec<Segment<'a>>) {
+    match str_field(item, "type") {
+        Some("message") => {
+            content_field(item.get("content"), "content", Role::Assistant, base, out)
         }
+        Some(kind) => tool_call(item, kind, base, out),
+        None => {}
     }
 }
 

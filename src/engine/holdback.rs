@@ -1,0 +1,231 @@
+//! How much streamed output text must wait before it is released, so that an entity split
+//! across events is seen whole before any of it reaches the client.
+//!
+//! Only what the policy's response rules can match is held:
+//! - token-shaped entities (email, IPv6, API keys, JWTs) never contain whitespace, so only the
+//!   trailing run of non-whitespace text can still grow into one;
+//! - digit entities with separators (cards, phones, SSNs, IBANs, IPv4) span at most
+//!   [`NUMERIC_WINDOW`] bytes, prompt-injection phrases [`PROMPT_INJECTION_WINDOW`], keyword
+//!   terms and custom patterns their own longest match: the last that many bytes wait;
+//! - a PEM private key block waits from `-----BEGIN` until its `-----END ...-----` line.
+//!
+//! Whatever the rules, no more than `cap` bytes wait: an entity longer than that (a JWT or a
+//! key block beyond the cap) is released in part and the record counts the overflow.
+
+use crate::detect::{DetectorId, DetectorSet};
+use crate::llm::{stream, Phase};
+use crate::policy::Policy;
+
+/// Longest card, phone, SSN, IBAN (34 characters in groups) or IPv4 span, plus the two
+/// characters after it the numeric validators look at.
+pub const NUMERIC_WINDOW: usize = 64;
+/// A trigger word plus the prompt-injection scanner's 160-byte look-ahead.
+pub const PROMPT_INJECTION_WINDOW: usize = 200;
+/// A partial `-----BEGIN ... PRIVATE KEY-----` line.
+const PEM_HEADER_WINDOW: usize = 48;
+/// Room after a keyword or pattern match for the whole-word check (one UTF-8 character).
+const BOUNDARY: usize = 4;
+
+const TOKEN_DETECTORS: &[DetectorId] = &[
+    DetectorId::Email,
+    DetectorId::Ipv6,
+    DetectorId::AwsAccessKey,
+    DetectorId::GithubToken,
+    DetectorId::OpenaiKey,
+    DetectorId::AnthropicKey,
+    DetectorId::SlackToken,
+    DetectorId::GoogleApiKey,
+    DetectorId::StripeKey,
+    DetectorId::Jwt,
+];
+
+const NUMERIC_DETECTORS: &[DetectorId] = &[
+    DetectorId::CreditCard,
+    DetectorId::Phone,
+    DetectorId::UsSsn,
+    DetectorId::Iban,
+    DetectorId::Ipv4,
+];
+
+/// The hold-back rule of a policy's response phase, computed once per policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holdback {
+    /// Trailing bytes that always wait.
+    window: usize,
+    /// The trailing non-whitespace run waits.
+    tokens: bool,
+    /// An unterminated PEM block waits.
+    pem: bool,
+    /// Most bytes that ever wait.
+    cap: usize,
+    /// Whether any response rule inspects streamed text at all.
+    inspects: bool,
+}
+
+impl Holdback {
+    /// The hold-back the response rules of `policy` need for streamed output text.
+    pub fn for_policy(policy: &Policy, cap: usize) -> Holdback {
+        let detectors: DetectorSet = policy.detectors_for(Phase::Response, stream::ROLE);
+        let rules = policy
+            .rules
+            .iter()
+            .filter(|r| r.applies_to(Phase::Response) && r.roles.contains(stream::ROLE));
+        let mut window = 0;
+        let mut keywords = false;
+        let mut patterns = false;
+        for rule in rules {
+            keywords |= rule.has_keywords;
+            for p in &rule.patterns {
+                patterns = true;
+                window = window.max(p.max_len() + BOUNDARY);
+            }
+        }
+        if keywords {
+            window = window.max(policy.keywords.max_term_len() + BOUNDARY);
+        }
+        let any = |set: &[DetectorId]| set.iter().any(|d| detectors.contains(*d));
+        if any(NUMERIC_DETECTORS) {
+            window = window.max(NUMERIC_WINDOW);
+        }
+        if detectors.contains(DetectorId::PromptInjection) {
+            window = window.max(PROMPT_INJECTION_WINDOW);
+        }
+        let pem = detectors.contains(DetectorId::PrivateKey);
+        if pem {
+            window = window.max(PEM_HEADER_WINDOW);
+        }
+        Holdback {
+            window: window.min(cap),
+            tokens: any(TOKEN_DETECTORS),
+            pem,
+            cap,
+            inspects: !detectors.is_empty() || keywords || patterns,
+        }
+    }
+
+    /// Whether streamed text needs inspecting at all.
+    pub fn inspects(&self) -> bool {
+        self.inspects
+    }
+
+    /// The most bytes that ever wait.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Where the held tail of `text` starts: everything before may be released (a char
+    /// boundary).
+    pub fn release_point(&self, text: &str) -> usize {
+        let len = text.len();
+        let mut from = len.saturating_sub(self.window);
+        if self.tokens {
+            from = from.min(trailing_token_start(text, self.cap));
+        }
+        if self.pem {
+            if let Some(begin) = open_pem_block(text) {
+                from = from.min(begin);
+            }
+        }
+        floor_boundary(text, from.max(len.saturating_sub(self.cap)))
+    }
+}
+
+/// Start of the trailing run of non-whitespace characters (looking back at most `cap` bytes).
+fn trailing_token_start(text: &str, cap: usize) -> usize {
+    let floor = floor_boundary(text, text.len().saturating_sub(cap));
+    let tail = text.get(floor..).unwrap_or_default();
+    match tail.char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+        Some((i, c)) => floor + i + c.len_utf8(),
+        None => floor,
+    }
+}
+
+/// Start of a `-----BEGIN` whose block has not ended yet.
+fn open_pem_block(text: &str) -> Option<usize> {
+    let begin = memchr::memmem::rfind(text.as_bytes(), b"-----BEGIN")?;
+    let rest = text.get(begin..)?;
+    let closed = memchr::memmem::find(rest.as_bytes(), b"-----END").is_some_and(|end| {
+        rest.get(end + 8..)
+            .is_some_and(|line| line.contains("-----"))
+    });
+    (!closed).then_some(begin)
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i.min(text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn policy(detectors: &[&str]) -> Policy {
+        let doc = serde_json::json!({
+            "id": "p", "version": "1",
+            "rules": [{"id": "r", "category": "c", "reason_code": "R", "action": "redact",
+                       "match": {"detectors": detectors, "phase": "response"}}]
+        });
+        Policy::from_value(doc).unwrap()
+    }
+
+    #[test]
+    fn no_response_rules_hold_nothing() {
+        let doc = serde_json::json!({
+            "id": "p", "version": "1",
+            "rules": [{"id": "r", "category": "c", "reason_code": "R", "action": "redact",
+                       "match": {"detectors": ["email"]}}]
+        });
+        let h = Holdback::for_policy(&Policy::from_value(doc).unwrap(), 8192);
+        assert!(!h.inspects());
+        assert_eq!(h.release_point("anything at all"), 15);
+    }
+
+    #[test]
+    fn token_detectors_hold_only_the_last_word() {
+        let h = Holdback::for_policy(&policy(&["email"]), 8192);
+        assert!(h.inspects());
+        assert_eq!(h.release_point("write to bob@exa"), "write to ".len());
+        assert_eq!(h.release_point("write to bob@example.com "), 25);
+        assert_eq!(h.release_point("no space"), 3);
+        // Non-ASCII whitespace ends a word too.
+        assert_eq!(h.release_point("a\u{3000}b"), "a\u{3000}".len());
+    }
+
+    #[test]
+    fn numeric_detectors_hold_a_window() {
+        let h = Holdback::for_policy(&policy(&["credit_card"]), 8192);
+        let text = "x".repeat(100);
+        assert_eq!(h.release_point(&text), 100 - NUMERIC_WINDOW);
+        assert_eq!(h.release_point("short"), 0);
+    }
+
+    #[test]
+    fn open_pem_block_waits_until_its_end_line() {
+        let h = Holdback::for_policy(&policy(&["private_key"]), 8192);
+        let head = "here: ".repeat(20);
+        let open = format!(
+            "{head}-----BEGIN RSA PRIVATE KEY-----\nMIIE{}",
+            "A".repeat(100)
+        );
+        assert_eq!(h.release_point(&open), head.len());
+        let half_end = format!("{open}\n-----END RSA PRIV");
+        assert_eq!(h.release_point(&half_end), head.len());
+        let closed = format!("{open}\n-----END RSA PRIVATE KEY-----\n{}", "z".repeat(60));
+        assert_eq!(h.release_point(&closed), closed.len() - PEM_HEADER_WINDOW);
+    }
+
+    #[test]
+    fn cap_bounds_every_rule_and_keeps_char_boundaries() {
+        let h = Holdback::for_policy(&policy(&["jwt", "private_key"]), 16);
+        let text = format!("-----BEGIN PRIVATE KEY-----{}", "é".repeat(40));
+        let p = h.release_point(&text);
+        assert!(text.is_char_boundary(p));
+        assert!(text.len() - p <= 16);
+        assert_eq!(h.cap(), 16);
+    }
+}

@@ -1,0 +1,1339 @@
+//! Inspection of a streamed (SSE) response as it passes: output text is checked by the
+//! response rules, redacted even when an entity is split across events, and a refusal ends
+//! the stream with the provider's error event. Memory is bounded whatever the stream's length.
+//!
+//! Events are held, in order, only while the text they carry is inside the hold-back
+//! ([`super::holdback`]); an event goes out byte for byte unless its text changed, then it
+//! is re-serialized with the corrected text. When a redacted entity spans several events,
+//! its replacement goes in the event where it starts and the later pieces become empty, so
+//! every event stays where it was (sequence numbers, ids and logprobs keep their places).
+//!
+//! Decisions are made on released text only: a finding is final once the text after it has
+//! arrived (or the text has ended), so what is held can still grow into, or out of, an entity.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde_json::Value;
+
+use super::holdback::Holdback;
+use super::redact;
+use super::{find_hits, plan_edits, reason, reply, Hit, PhaseOutcome, Source};
+use crate::llm::stream::{self, Channel, End, EventInfo};
+use crate::llm::{path, sse, ApiFormat, PathSeg, Phase, Segment, Usage};
+use crate::policy::document::{EscalateMode, OnError};
+use crate::policy::{Action, Policy};
+
+/// Limits that bound a stream's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Largest single event (a `response.completed` repeats the whole output).
+    pub max_event_bytes: usize,
+    /// Most output text held back per text.
+    pub max_holdback_bytes: usize,
+    /// Most bytes of events waiting behind held text; beyond it everything is released.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_event_bytes: 1 << 20,
+            max_holdback_bytes: 8192,
+            max_queued_bytes: 256 << 10,
+        }
+    }
+}
+
+/// How a stream ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The provider's final event arrived.
+    Complete,
+    /// The upstream ended the response without the final event.
+    UpstreamIncomplete,
+    /// The upstream connection broke midway.
+    UpstreamDisconnected,
+    /// The client went away midway.
+    ClientDisconnected,
+    /// The policy ended the stream (refusal or hold).
+    Refused,
+}
+
+impl StreamEnd {
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamEnd::Complete => "complete",
+            StreamEnd::UpstreamIncomplete => "upstream_incomplete",
+            StreamEnd::UpstreamDisconnected => "upstream_disconnected",
+            StreamEnd::ClientDisconnected => "client_disconnected",
+            StreamEnd::Refused => "refused",
+        }
+    }
+
+    /// The reason code of an exchange no rule decided, when the stream did not complete.
+    pub fn reason_code(self) -> Option<&'static str> {
+        match self {
+            StreamEnd::Complete | StreamEnd::Refused => None,
+            StreamEnd::UpstreamIncomplete => Some("STREAM_UPSTREAM_INCOMPLETE"),
+            StreamEnd::UpstreamDisconnected => Some("STREAM_UPSTREAM_DISCONNECTED"),
+            StreamEnd::ClientDisconnected => Some("STREAM_CLIENT_DISCONNECTED"),
+        }
+    }
+}
+
+/// What the record says about a stream besides the decision.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamSummary {
+    pub end: &'static str,
+    pub events: u64,
+    /// Most output text held back at once, in bytes.
+    pub max_held_bytes: u64,
+    /// Times the hold-back limits forced text out before it could be judged whole.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub overflows: u32,
+    /// Events whose data was not the provider's JSON.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub malformed_events: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Characters of text per token when usage must be estimated (OpenAI's rule of thumb).
+const CHARS_PER_TOKEN: u64 = 4;
+/// Released text kept before held text, so detectors see what precedes a new entity.
+const CONTEXT_BYTES: usize = 128;
+/// Most distinct texts (choices, blocks, tool calls) one stream may carry.
+const MAX_CHANNELS: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Inspecting,
+    /// Inspection gave up (limits, `on_error: allow`): bytes pass unchanged.
+    PassThrough,
+    /// The policy ended the stream: nothing more goes out.
+    Stopped,
+}
+
+#[derive(Debug, Default)]
+struct ChannelText {
+    /// Text not released yet; `text[0]` is at offset `base` of the whole channel text.
+    text: String,
+    base: u64,
+    /// The tail of released text, starting after a whitespace when possible.
+    context: String,
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct TextRef {
+    channel: Channel,
+    path: Vec<PathSeg>,
+    start: u64,
+    end: u64,
+}
+
+#[derive(Debug)]
+struct Parsed {
+    name: Option<String>,
+    id: Option<String>,
+    newline: &'static str,
+    value: Value,
+    texts: Vec<TextRef>,
+    whole: Vec<Vec<PathSeg>>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    raw: Vec<u8>,
+    parsed: Option<Parsed>,
+}
+
+/// A finding of a rule in a channel, in channel offsets.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    hit: Hit,
+    start: u64,
+    end: u64,
+}
+
+/// The inspection of one streamed response.
+#[derive(Debug)]
+pub struct StreamInspector {
+    format: ApiFormat,
+    enforced: bool,
+    hold: Holdback,
+    limits: StreamLimits,
+    parser: sse::Parser,
+    state: State,
+    channels: BTreeMap<Channel, ChannelText>,
+    channels_seen: u32,
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+    out: Vec<u8>,
+    newline: &'static str,
+    sequence_number: Option<u64>,
+    // What the record gets.
+    triggered: BTreeSet<usize>,
+    detections: BTreeMap<String, u32>,
+    redactions: BTreeMap<String, u32>,
+    model: Option<String>,
+    model_rules_checked: bool,
+    usage: Usage,
+    output_chars: u64,
+    bytes: u64,
+    events: u64,
+    max_held: usize,
+    overflows: u32,
+    malformed: u32,
+    terminal: bool,
+    error: Option<String>,
+    end: Option<StreamEnd>,
+}
+
+impl StreamInspector {
+    /// `enforced` is the rollout's: when false the stream passes unchanged and is only judged.
+    pub fn new(
+        policy: &Policy,
+        format: ApiFormat,
+        enforced: bool,
+        limits: StreamLimits,
+    ) -> StreamInspector {
+        StreamInspector {
+            format,
+            enforced,
+            hold: Holdback::for_policy(policy, limits.max_holdback_bytes),
+            limits,
+            parser: sse::Parser::new(limits.max_event_bytes),
+            state: State::Inspecting,
+            channels: BTreeMap::new(),
+            channels_seen: 0,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            out: Vec::new(),
+            newline: "\n",
+            sequence_number: None,
+            triggered: BTreeSet::new(),
+            detections: BTreeMap::new(),
+            redactions: BTreeMap::new(),
+            model: None,
+            model_rules_checked: false,
+            usage: Usage::default(),
+            output_chars: 0,
+            bytes: 0,
+            events: 0,
+            max_held: 0,
+            overflows: 0,
+            malformed: 0,
+            terminal: false,
+            error: None,
+            end: None,
+        }
+    }
+
+    /// Reads a chunk of the response; returns the bytes the client gets now.
+    pub fn push(&mut self, policy: &Policy, chunk: &[u8]) -> Vec<u8> {
+        self.bytes += chunk.len() as u64;
+        if self.state == State::Inspecting {
+            let mut events = Vec::new();
+            let fed = self.parser.feed(chunk, &mut events);
+            for event in events {
+                self.accept(policy, event);
+            }
+            if fed.is_err() {
+                self.give_up(policy, "an event exceeds the limit");
+            } else if !self.hold.inspects() {
+                if self.state == State::Inspecting {
+                    self.out.extend_from_slice(chunk);
+                }
+            } else {
+                self.pump(policy, false);
+            }
+            if self.state == State::PassThrough {
+                // Nothing of this chunk is held any more: the parser's pending bytes go too.
+                let pending = self.parser_take();
+                self.out.extend_from_slice(&pending);
+            }
+        } else if self.state == State::PassThrough {
+            self.out.extend_from_slice(chunk);
+        }
+        self.take(chunk)
+    }
+
+    /// The end of the stream: releases what is held and returns the last bytes.
+    pub fn finish(&mut self, policy: &Policy, end: StreamEnd) -> Vec<u8> {
+        if self.end.is_some() {
+            return Vec::new();
+        }
+        if self.state == State::Inspecting {
+            if let Some(event) = self.parser.finish() {
+                self.accept(policy, event);
+            }
+            for ch in self.channels.values_mut() {
+                ch.closed = true;
+            }
+            self.pump(policy, true);
+        }
+        self.end = Some(if self.state == State::Stopped {
+            StreamEnd::Refused
+        } else if self.terminal {
+            StreamEnd::Complete
+        } else {
+            end
+        });
+        self.take(&[])
+    }
+
+    /// Bytes held right now (events waiting, partial event, held text): bounded by the limits.
+    pub fn held_bytes(&self) -> usize {
+        self.queued_bytes
+            + self.parser.buffered()
+            + self
+                .channels
+                .values()
+                .map(|c| c.text.len() + c.context.len())
+                .sum::<usize>()
+    }
+
+    /// Whether the stream's provider sent its final event.
+    pub fn complete(&self) -> bool {
+        self.terminal
+    }
+
+    /// The response phase's outcome; `prompt_text_bytes` estimates input tokens when the
+    /// stream reports none.
+    pub fn outcome(&self, policy: &Policy, prompt_text_bytes: u64) -> PhaseOutcome {
+        let mut out = PhaseOutcome::new(Phase::Response, 0);
+        out.body_bytes = self.bytes;
+        out.format = self.format;
+        out.model = self.model.clone();
+        out.stream = true;
+        out.inspected = self.hold.inspects() && self.error.is_none();
+        out.segments = self.channels_seen;
+        let triggered: Vec<usize> = self.triggered.iter().copied().collect();
+        let deciding = triggered.iter().filter_map(|&i| policy.rules.get(i)).fold(
+            None,
+            |best: Option<&crate::policy::compile::Rule>, r| match best {
+                Some(b) if b.action >= r.action => Some(b),
+                _ => Some(r),
+            },
+        );
+        if let Some(rule) = deciding {
+            out.decision = rule.action;
+            out.reason_code = rule.reason_code.clone();
+            if rule.action == Action::Escalate {
+                out.escalation = Some(rule.escalate_mode);
+            }
+        } else if let Some(code) = self.end.and_then(StreamEnd::reason_code) {
+            out.reason_code = code.into();
+        }
+        if self.error.is_some() && deciding.is_none() {
+            if let Some(code) = self.error_code() {
+                out.reason_code = code.into();
+                if policy.on_error == OnError::Refuse {
+                    out.decision = Action::Refuse;
+                }
+            }
+        }
+        for r in triggered.iter().filter_map(|&i| policy.rules.get(i)) {
+            out.triggered_rules.push(r.id.clone());
+            if !out.triggered_categories.contains(&r.category) {
+                out.triggered_categories.push(r.category.clone());
+            }
+        }
+        out.detections = self.detections.clone();
+        out.redactions = self.redactions.clone();
+        out.error = self.error.clone();
+        let estimate = |n: u64| n.div_ceil(CHARS_PER_TOKEN);
+        let prompt = self.usage.prompt_tokens;
+        let completion = self.usage.completion_tokens;
+        let estimated = prompt.is_none() || completion.is_none();
+        let prompt = prompt.unwrap_or_else(|| estimate(prompt_text_bytes));
+        let completion = completion.unwrap_or_else(|| estimate(self.output_chars));
+        out.usage = Some(Usage {
+            prompt_tokens: Some(prompt),
+            completion_tokens: Some(completion),
+            total_tokens: Some(
+                self.usage
+                    .total_tokens
+                    .filter(|_| !estimated)
+                    .unwrap_or(prompt.saturating_add(completion)),
+            ),
+        });
+        out.usage_estimated = estimated;
+        out.stream_summary = Some(StreamSummary {
+            end: self.end.unwrap_or(StreamEnd::UpstreamIncomplete).name(),
+            events: self.events,
+            max_held_bytes: self.max_held as u64,
+            overflows: self.overflows,
+            malformed_events: self.malformed,
+        });
+        out
+    }
+
+    fn error_code(&self) -> Option<&'static str> {
+        self.error.as_deref().map(|e| {
+            if e.starts_with("an event exceeds") {
+                "RESPONSE_EVENT_TOO_LARGE"
+            } else if e.starts_with("too many") {
+                "RESPONSE_STREAM_TOO_COMPLEX"
+            } else {
+                "RESPONSE_EVENT_MALFORMED"
+            }
+        })
+    }
+
+    fn take(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let out = std::mem::take(&mut self.out);
+        if self.enforced {
+            out
+        } else {
+            // Shadow and canary control: the stream is judged, never changed.
+            chunk.to_vec()
+        }
+    }
+
+    fn parser_take(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        if let Some(event) = self.parser.finish() {
+            rest = event.raw;
+        }
+        rest
+    }
+
+    /// Takes in one event: its text joins its channel, the event waits in the queue.
+    fn accept(&mut self, policy: &Policy, event: sse::Event) {
+        self.events += 1;
+        if self.events == 1 {
+            self.newline = event.newline;
+        }
+        let Some(data) = event.data.as_deref() else {
+            return self.enqueue(event.raw, None);
+        };
+        if data.trim() == stream::DONE {
+            self.terminal = true;
+            for ch in self.channels.values_mut() {
+                ch.closed = true;
+            }
+            return self.enqueue(event.raw, None);
+        }
+        let value: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(_) => {
+                self.malformed += 1;
+                if policy.on_error == OnError::Refuse && self.hold.inspects() {
+                    self.error = Some("an event's data is not JSON".into());
+                    self.stop(policy, None);
+                    return;
+                }
+                return self.enqueue(event.raw, None);
+            }
+        };
+        let info = stream::interpret(self.format, event.name.as_deref(), &value);
+        self.note(policy, &info);
+        if !self.hold.inspects() {
+            // Nothing in the text to judge: the chunk passes as it came (see `push`).
+            for d in &info.deltas {
+                if let Some(text) = path::get(&value, &d.path).and_then(Value::as_str) {
+                    self.output_chars += text.chars().count() as u64;
+                }
+            }
+            return;
+        }
+        let mut texts = Vec::with_capacity(info.deltas.len());
+        for d in info.deltas {
+            let Some(text) = path::get(&value, &d.path).and_then(Value::as_str) else {
+                continue;
+            };
+            if !self.channels.contains_key(&d.channel) {
+                if self.channels.len() >= MAX_CHANNELS {
+                    self.give_up(policy, "too many texts in one stream");
+                    return;
+                }
+                self.channels_seen += 1;
+            }
+            let ch = self.channels.entry(d.channel).or_default();
+            let start = ch.base + ch.text.len() as u64;
+            ch.text.push_str(text);
+            self.output_chars += text.chars().count() as u64;
+            texts.push(TextRef {
+                channel: d.channel,
+                path: d.path,
+                start,
+                end: start + text.len() as u64,
+            });
+        }
+        for end in &info.ends {
+            for (c, ch) in self.channels.iter_mut() {
+                if end.covers(*c) {
+                    ch.closed = true;
+                }
+            }
+        }
+        if info.ends.contains(&End::All) {
+            for ch in self.channels.values_mut() {
+                ch.closed = true;
+            }
+        }
+        let parsed = Parsed {
+            name: event.name,
+            id: event.id,
+            newline: event.newline,
+            value,
+            texts,
+            whole: info.whole,
+        };
+        self.enqueue(event.raw, Some(parsed));
+    }
+
+    /// Usage, model, sequence numbers and the end of the stream.
+    fn note(&mut self, policy: &Policy, info: &EventInfo) {
+        if let Some(n) = info.sequence_number {
+            self.sequence_number = Some(n);
+        }
+        if info.terminal {
+            self.terminal = true;
+        }
+        if let Some(u) = info.usage {
+            self.usage.prompt_tokens = u.prompt_tokens.or(self.usage.prompt_tokens);
+            self.usage.completion_tokens = u.completion_tokens.or(self.usage.completion_tokens);
+            self.usage.total_tokens = u.total_tokens.or(self.usage.total_tokens);
+        }
+        if self.model.is_none() {
+            if let Some(m) = &info.model {
+                self.model = Some(m.clone());
+            }
+        }
+        if !self.model_rules_checked && self.model.is_some() {
+            self.model_rules_checked = true;
+            self.model_rules(policy);
+        }
+    }
+
+    /// Response rules on the served model alone (no content match) decide once it is known.
+    fn model_rules(&mut self, policy: &Policy) {
+        let model = self.model.as_deref();
+        let hits: Vec<usize> = policy
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                r.applies_to(Phase::Response)
+                    && !r.has_content_match()
+                    && r.models.is_some()
+                    && super::rule_triggers(r, *i, &[], model, None)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &hits {
+            self.triggered.insert(i);
+        }
+        if let Some(rule) = self.stopping_rule(policy, &hits) {
+            self.stop(policy, Some(rule));
+        }
+    }
+
+    fn enqueue(&mut self, raw: Vec<u8>, parsed: Option<Parsed>) {
+        if self.state != State::Inspecting || !self.hold.inspects() {
+            return;
+        }
+        self.queued_bytes += raw.len();
+        self.queue.push_back(Queued { raw, parsed });
+    }
+
+    /// Inspection stops: the stream is refused (`on_error: refuse`) or passes unchanged.
+    fn give_up(&mut self, policy: &Policy, detail: &str) {
+        self.error = Some(detail.into());
+        if policy.on_error == OnError::Refuse && self.hold.inspects() {
+            self.stop(policy, None);
+            return;
+        }
+        // What is queued goes out as it came; the rest of the stream passes.
+        for q in std::mem::take(&mut self.queue) {
+            self.out.extend_from_slice(&q.raw);
+        }
+        self.queued_bytes = 0;
+        self.channels.clear();
+        self.state = State::PassThrough;
+    }
+
+    /// Ends the stream with the provider's error event: `rule` refused or held it, or it
+    /// could not be inspected and the policy refuses what it cannot inspect.
+    fn stop(&mut self, policy: &Policy, rule: Option<usize>) {
+        if self.enforced {
+            let (status, message, code, held) = match rule.and_then(|i| policy.rules.get(i)) {
+                Some(r) if r.action == Action::Escalate => (
+                    r.hold.status,
+                    r.hold.message.as_str(),
+                    r.reason_code.as_str(),
+                    true,
+                ),
+                Some(r) => (
+                    r.refuse.status,
+                    r.refuse.message.as_str(),
+                    r.reason_code.as_str(),
+                    false,
+                ),
+                None => (
+                    502,
+                    "The response could not be inspected by the AI usage policy.",
+                    self.error_code().unwrap_or(reason::BODY_UNPARSEABLE),
+                    false,
+                ),
+            };
+            let mut event = Vec::new();
+            let refusal = reply::Refusal {
+                status,
+                message,
+                reason_code: code,
+                held,
+            };
+            reply::stream_error_event(
+                self.format,
+                &refusal,
+                self.sequence_number,
+                self.newline,
+                &mut event,
+            );
+            self.out.extend_from_slice(&event);
+            self.queue.clear();
+            self.queued_bytes = 0;
+            self.channels.clear();
+            self.state = State::Stopped;
+        }
+    }
+
+    /// The rule, among `rules`, that ends the stream when enforced: refuse, or escalate-hold.
+    fn stopping_rule(&self, policy: &Policy, rules: &[usize]) -> Option<usize> {
+        rules
+            .iter()
+            .copied()
+            .filter(|&i| {
+                policy.rules.get(i).is_some_and(|r| {
+                    r.action == Action::Refuse
+                        || (r.action == Action::Escalate && r.escalate_mode == EscalateMode::Hold)
+                })
+            })
+            .max_by_key(|&i| policy.rules.get(i).map(|r| r.action))
+    }
+
+    /// Releases every event whose text is safe; `all` releases everything (end of stream).
+    fn pump(&mut self, policy: &Policy, all: bool) {
+        if self.state != State::Inspecting {
+            return;
+        }
+        let force = !all && self.queued_bytes > self.limits.max_queued_bytes;
+        if force {
+            self.overflows += 1;
+        }
+        let held: usize = self.channels.values().map(|c| c.text.len()).sum();
+        self.max_held = self.max_held.max(held);
+
+        // Per channel: findings over context + held text, and how far text is safe.
+        let mut safe: BTreeMap<Channel, u64> = BTreeMap::new();
+        let mut found: BTreeMap<Channel, Vec<Found>> = BTreeMap::new();
+        for (c, ch) in &self.channels {
+            let end = ch.base + ch.text.len() as u64;
+            if ch.text.is_empty() {
+                safe.insert(*c, end);
+                continue;
+            }
+            let scan = format!("{}{}", ch.context, ch.text);
+            let offset = ch.base as i64 - ch.context.len() as i64;
+            let segment = Segment {
+                role: stream::ROLE,
+                text: &scan,
+                path: Vec::new(),
+            };
+            let hits = find_hits(policy, Phase::Response, std::slice::from_ref(&segment));
+            let mut fs: Vec<Found> = hits
+                .into_iter()
+                .filter(|h| h.start >= ch.context.len())
+                .map(|h| Found {
+                    hit: h,
+                    start: (h.start as i64 + offset) as u64,
+                    end: (h.end as i64 + offset) as u64,
+                })
+                .collect();
+            fs.sort_by_key(|f| (f.start, f.end));
+            let mut point = if all || force || ch.closed {
+                end
+            } else {
+                ch.base + self.hold.release_point(&ch.text) as u64
+            };
+            // Never cut through a finding.
+            while let Some(f) = fs.iter().find(|f| f.start < point && point < f.end) {
+                point = f.start;
+            }
+            safe.insert(*c, point);
+            found.insert(*c, fs);
+        }
+
+        // The longest prefix of the queue that ends, in every channel, at a safe cut.
+        let inside = |c: &Channel, at: u64| {
+            found
+                .get(c)
+                .is_some_and(|fs| fs.iter().any(|f| f.start < at && at < f.end))
+        };
+        let mut ends: BTreeMap<Channel, u64> =
+            self.channels.iter().map(|(c, ch)| (*c, ch.base)).collect();
+        let mut release = 0;
+        let mut release_ends = ends.clone();
+        'walk: for (k, q) in self.queue.iter().enumerate() {
+            if let Some(p) = &q.parsed {
+                for t in &p.texts {
+                    if safe.get(&t.channel).is_none_or(|s| t.end > *s) {
+                        break 'walk;
+                    }
+                    ends.insert(t.channel, t.end);
+                }
+            }
+            if ends.iter().all(|(c, at)| !inside(c, *at)) {
+                release = k + 1;
+                release_ends = ends.clone();
+            }
+        }
+        if release == 0 {
+            return;
+        }
+
+        // Findings inside the released text are final: they trigger rules and edits.
+        let mut final_hits: BTreeMap<Channel, Vec<Found>> = BTreeMap::new();
+        for (c, fs) in &found {
+            let Some(to) = release_ends.get(c) else {
+                continue;
+            };
+            let done: Vec<Found> = fs.iter().copied().filter(|f| f.end <= *to).collect();
+            if !done.is_empty() {
+                final_hits.insert(*c, done);
+            }
+        }
+        let mut rules: Vec<usize> = final_hits.values().flatten().map(|f| f.hit.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        self.record_findings(policy, &final_hits, &rules);
+        if let Some(rule) = self.stopping_rule(policy, &rules) {
+            self.stop(policy, Some(rule));
+            if self.state == State::Stopped {
+                return;
+            }
+        }
+
+        // Replacement spans per channel, in channel offsets.
+        let mut spans: BTreeMap<Channel, Vec<(u64, u64, String)>> = BTreeMap::new();
+        for (c, fs) in &final_hits {
+            let Some(ch) = self.channels.get(c) else {
+                continue;
+            };
+            // Findings are sorted: the first starts earliest.
+            let origin = fs.first().map_or(ch.base, |f| f.start);
+            let hits: Vec<Hit> = fs
+                .iter()
+                .map(|f| Hit {
+                    segment: 0,
+                    start: (f.start - origin) as usize,
+                    end: (f.end - origin) as usize,
+                    ..f.hit
+                })
+                .collect();
+            let text = channel_slice(ch, origin, ch.base + ch.text.len() as u64);
+            let mut plan = plan_edits(policy, &rules, &hits);
+            let mut edits = plan.per_segment.remove(&0).unwrap_or_default();
+            let resolved = redact::resolve(text, &mut edits);
+            spans.insert(
+                *c,
+                resolved
+                    .into_iter()
+                    .map(|(s, e, r)| (origin + s as u64, origin + e as u64, r))
+                    .collect(),
+            );
+        }
+
+        // Emit the released events.
+        for q in self.queue.drain(..release) {
+            self.queued_bytes = self.queued_bytes.saturating_sub(q.raw.len());
+            let Some(mut p) = q.parsed else {
+                self.out.extend_from_slice(&q.raw);
+                continue;
+            };
+            let mut changed = false;
+            for t in &p.texts {
+                let Some(ch) = self.channels.get(&t.channel) else {
+                    continue;
+                };
+                let Some(sp) = spans.get(&t.channel) else {
+                    continue;
+                };
+                let new = rewrite_piece(ch, t.start, t.end, sp);
+                if let Some(new) = new {
+                    changed |= path::replace(&mut p.value, &t.path, new);
+                }
+            }
+            if !p.whole.is_empty() && self.enforced {
+                changed |= redact_whole(policy, &mut p.value, &p.whole);
+            }
+            if changed {
+                let data = serde_json::to_string(&p.value).unwrap_or_default();
+                sse::write_event(
+                    p.name.as_deref(),
+                    p.id.as_deref(),
+                    &data,
+                    p.newline,
+                    &mut self.out,
+                );
+            } else {
+                self.out.extend_from_slice(&q.raw);
+            }
+        }
+
+        // Released text leaves the channels; a little stays as context.
+        let mut emptied = Vec::new();
+        for (c, to) in release_ends {
+            let Some(ch) = self.channels.get_mut(&c) else {
+                continue;
+            };
+            let cut = (to - ch.base) as usize;
+            if cut > 0 {
+                let released = ch.text.get(..cut).unwrap_or_default();
+                ch.context = context_of(&ch.context, released);
+                ch.text.drain(..cut.min(ch.text.len()));
+                ch.base = to;
+            }
+            if ch.closed && ch.text.is_empty() {
+                emptied.push(c);
+            }
+        }
+        for c in emptied {
+            self.channels.remove(&c);
+        }
+    }
+
+    /// Counts of detections and redactions, and the rules triggered, for the record.
+    fn record_findings(
+        &mut self,
+        policy: &Policy,
+        hits: &BTreeMap<Channel, Vec<Found>>,
+        rules: &[usize],
+    ) {
+        self.triggered.extend(rules.iter().copied());
+        for fs in hits.values() {
+            let mut seen: Vec<(u64, u64, Source)> =
+                fs.iter().map(|f| (f.start, f.end, f.hit.source)).collect();
+            seen.sort();
+            seen.dedup();
+            for (_, _, source) in &seen {
+                *self
+                    .detections
+                    .entry(source.name().to_string())
+                    .or_insert(0) += 1;
+            }
+            let mut redacted: Vec<(u64, u64, Source)> = fs
+                .iter()
+                .filter(|f| {
+                    policy
+                        .rules
+                        .get(f.hit.rule)
+                        .is_some_and(|r| r.action == Action::Redact)
+                })
+                .map(|f| (f.start, f.end, f.hit.source))
+                .collect();
+            redacted.sort();
+            redacted.dedup_by_key(|r| (r.0, r.1));
+            for (_, _, source) in redacted {
+                *self
+                    .redactions
+                    .entry(source.name().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+}
+
+/// The channel's held text from `from` to `to` (channel offsets).
+fn channel_slice(ch: &ChannelText, from: u64, to: u64) -> &str {
+    let a = from.saturating_sub(ch.base) as usize;
+    let b = to.saturating_sub(ch.base) as usize;
+    ch.text.get(a..b).unwrap_or_default()
+}
+
+/// The new text of one event's piece `start..end` of a channel, or None when unchanged:
+/// a span's replacement goes where the span starts; the span's later pieces become empty.
+fn rewrite_piece(
+    ch: &ChannelText,
+    start: u64,
+    end: u64,
+    spans: &[(u64, u64, String)],
+) -> Option<String> {
+    let touching: Vec<&(u64, u64, String)> = spans
+        .iter()
+        .filter(|(s, e, _)| *s < end && start < *e)
+        .collect();
+    if touching.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    let mut pos = start;
+    for (s, e, replacement) in touching {
+        if *s > pos {
+            out.push_str(channel_slice(ch, pos, *s));
+        }
+        if *s >= start {
+            out.push_str(replacement);
+        }
+        pos = (*e).min(end).max(pos);
+    }
+    if pos < end {
+        out.push_str(channel_slice(ch, pos, end));
+    }
+    (out != channel_slice(ch, start, end)).then_some(out)
+}
+
+/// The last [`CONTEXT_BYTES`] of the released text, starting after a whitespace when one is
+/// there, so a detector never starts reading in the middle of a word.
+fn context_of(previous: &str, released: &str) -> String {
+    let joined;
+    let text = if released.len() >= CONTEXT_BYTES {
+        released
+    } else {
+        joined = format!("{previous}{released}");
+        &joined
+    };
+    let mut from = text.len().saturating_sub(CONTEXT_BYTES);
+    while from < text.len() && !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let tail = text.get(from..).unwrap_or_default();
+    match tail.find(char::is_whitespace) {
+        Some(i) if from > 0 => {
+            let skip = tail
+                .get(i..)
+                .and_then(|s| s.chars().next())
+                .map_or(0, char::len_utf8);
+            tail.get(i + skip..).unwrap_or_default().to_string()
+        }
+        _ => tail.to_string(),
+    }
+}
+
+/// Redacts texts an event repeats whole (Responses API `.done` and `response.completed`)
+/// with the rules' edits; true when any changed. Counted already as they streamed.
+fn redact_whole(policy: &Policy, value: &mut Value, paths: &[Vec<PathSeg>]) -> bool {
+    let texts: Vec<(Vec<PathSeg>, String)> = paths
+        .iter()
+        .filter_map(|p| {
+            path::get(value, p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(|s| (p.clone(), s.to_string()))
+        })
+        .collect();
+    let segments: Vec<Segment<'_>> = texts
+        .iter()
+        .map(|(p, t)| Segment {
+            role: stream::ROLE,
+            text: t,
+            path: p.clone(),
+        })
+        .collect();
+    let hits = find_hits(policy, Phase::Response, &segments);
+    let mut rules: Vec<usize> = hits.iter().map(|h| h.rule).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let mut plan = plan_edits(policy, &rules, &hits);
+    let changes = plan.text_changes(&segments);
+    let mut changed = false;
+    for (p, text) in changes {
+        changed |= path::replace(value, &p, text);
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const CARD: &str = "4111 1111 1111 1111";
+
+    fn default_policy() -> Policy {
+        Policy::from_json(include_bytes!("../../policies/default.json")).unwrap()
+    }
+
+    fn chat_event(delta: &str) -> String {
+        let v = serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o",
+            "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]});
+        format!("data: {v}\n\n")
+    }
+
+    fn chat_stream(deltas: &[&str], usage: bool) -> Vec<u8> {
+        let mut s = String::new();
+        for d in deltas {
+            s.push_str(&chat_event(d));
+        }
+        s.push_str("data: {\"id\":\"c1\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+        if usage {
+            s.push_str("data: {\"id\":\"c1\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,\"total_tokens\":18}}\n\n");
+        }
+        s.push_str("data: [DONE]\n\n");
+        s.into_bytes()
+    }
+
+    /// Runs a stream through an inspector in network chunks; returns the client's bytes.
+    fn run(
+        policy: &Policy,
+        format: ApiFormat,
+        enforced: bool,
+        chunks: &[&[u8]],
+    ) -> (Vec<u8>, StreamInspector) {
+        let mut insp = StreamInspector::new(policy, format, enforced, StreamLimits::default());
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(insp.push(policy, c));
+        }
+        out.extend(insp.finish(policy, StreamEnd::UpstreamIncomplete));
+        (out, insp)
+    }
+
+    /// What an SDK shows: the events' data values, `[DONE]` dropped.
+    fn client_events(bytes: &[u8]) -> Vec<(Option<String>, Value)> {
+        let mut p = sse::Parser::new(1 << 30);
+        let mut events = Vec::new();
+        p.feed(bytes, &mut events).unwrap();
+        assert!(p.finish().is_none(), "stream ends mid-event");
+        events
+            .into_iter()
+            .filter_map(|e| {
+                let data = e.data?;
+                (data != "[DONE]").then(|| (e.name, serde_json::from_str(&data).unwrap()))
+            })
+            .collect()
+    }
+
+    fn chat_text(bytes: &[u8]) -> String {
+        client_events(bytes)
+            .iter()
+            .filter_map(|(_, v)| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn card_split_at_every_offset_is_redacted() {
+        let policy = default_policy();
+        let text = format!("Your card {CARD} is on file.");
+        for i in 1..text.len() {
+            let (a, b) = text.split_at(i);
+            let input = chat_stream(&[a, b], false);
+            let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[&input]);
+            let shown = chat_text(&out);
+            assert_eq!(shown, "Your card [CREDIT_CARD] is on file.", "split at {i}");
+            let o = insp.outcome(&policy, 0);
+            assert_eq!(o.decision, Action::Redact, "split at {i}");
+            assert_eq!(o.redactions.get("credit_card"), Some(&1), "split at {i}");
+            assert_eq!(o.reason_code, "OUTPUT_PII_REDACTED");
+        }
+    }
+
+    #[test]
+    fn email_split_at_the_at_sign_and_one_character_events() {
+        let policy = default_policy();
+        let input = chat_stream(&["Mail jane.doe", "@", "example.com today"], false);
+        let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &[&input]);
+        assert_eq!(chat_text(&out), "Mail [EMAIL] today");
+        let text = format!("a {CARD} and bob@example.org, end");
+        let chars: Vec<String> = text.chars().map(String::from).collect();
+        let deltas: Vec<&str> = chars.iter().map(String::as_str).collect();
+        let input = chat_stream(&deltas, false);
+        // Network chunks of every size from 1 byte up, independent of events.
+        for size in [1, 2, 3, 7, 64, 1000] {
+            let chunks: Vec<&[u8]> = input.chunks(size).collect();
+            let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &chunks);
+            assert_eq!(
+                chat_text(&out),
+                "a [CREDIT_CARD] and [EMAIL], end",
+                "chunks of {size}"
+            );
+            // Every event is still there, in order.
+            assert_eq!(client_events(&out).len(), deltas.len() + 1);
+            assert_eq!(insp.outcome(&policy, 0).redactions.len(), 2);
+        }
+    }
+
+    #[test]
+    fn unchanged_events_pass_byte_for_byte() {
+        let policy = default_policy();
+        let input = chat_stream(&["Nothing ", "to see ", "here."], true);
+        let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &[&input]);
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn shadow_mode_judges_but_never_changes() {
+        let policy = default_policy();
+        let input = chat_stream(&["card ", "4111 1111 ", "1111 1111 ok"], false);
+        let mut insp = StreamInspector::new(
+            &policy,
+            ApiFormat::OpenaiChat,
+            false,
+            StreamLimits::default(),
+        );
+        let mut out = Vec::new();
+        for c in input.chunks(5) {
+            let got = insp.push(&policy, c);
+            assert_eq!(got, c);
+            out.extend(got);
+        }
+        assert!(insp
+            .finish(&policy, StreamEnd::UpstreamIncomplete)
+            .is_empty());
+        assert_eq!(out, input);
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.decision, Action::Redact);
+        assert_eq!(o.redactions.get("credit_card"), Some(&1));
+    }
+
+    #[test]
+    fn secret_in_output_ends_the_stream_with_an_error_event() {
+        let policy = default_policy();
+        let key = "AKIAIOSFODNN7EXAMPLE";
+        let input = chat_stream(
+            &["Here is the key: ", &key[..6], &key[6..], " use it well"],
+            false,
+        );
+        let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[&input]);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(!text.contains("AKIA"), "{text}");
+        let events = client_events(&out);
+        let (_, last) = events.last().unwrap();
+        assert_eq!(last["error"]["code"], "SECRET_DETECTED");
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.decision, Action::Refuse);
+        assert_eq!(o.stream_summary.unwrap().end, "refused");
+        // Later bytes of the upstream stream are dropped.
+        let mut insp = StreamInspector::new(
+            &policy,
+            ApiFormat::OpenaiChat,
+            true,
+            StreamLimits::default(),
+        );
+        insp.push(&policy, &input);
+        assert!(insp
+            .push(&policy, &chat_stream(&["more"], false))
+            .is_empty());
+    }
+
+    #[test]
+    fn usage_from_the_stream_or_estimated() {
+        let policy = default_policy();
+        let (_, insp) = run(
+            &policy,
+            ApiFormat::OpenaiChat,
+            true,
+            &[&chat_stream(&["hi"], true)],
+        );
+        let o = insp.outcome(&policy, 400);
+        assert_eq!(o.usage.unwrap().prompt_tokens, Some(11));
+        assert_eq!(o.usage.unwrap().total_tokens, Some(18));
+        assert!(!o.usage_estimated);
+        assert_eq!(o.stream_summary.unwrap().end, "complete");
+        let (_, insp) = run(
+            &policy,
+            ApiFormat::OpenaiChat,
+            true,
+            &[&chat_stream(&["12345678"], false)],
+        );
+        let o = insp.outcome(&policy, 400);
+        assert!(o.usage_estimated);
+        assert_eq!(o.usage.unwrap().prompt_tokens, Some(100));
+        assert_eq!(o.usage.unwrap().completion_tokens, Some(2));
+        assert_eq!(o.usage.unwrap().total_tokens, Some(102));
+    }
+
+    fn anthropic_stream(deltas: &[&str]) -> Vec<u8> {
+        let mut s = String::from("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n");
+        s.push_str("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+        s.push_str("event: ping\ndata: {\"type\": \"ping\"}\n\n");
+        for d in deltas {
+            let v = serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}});
+            s.push_str(&format!("event: content_block_delta\ndata: {v}\n\n"));
+        }
+        s.push_str(
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        );
+        s.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n");
+        s.push_str("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        s.into_bytes()
+    }
+
+    #[test]
+    fn anthropic_stream_redacted_with_usage() {
+        let policy = default_policy();
+        let input = anthropic_stream(&["Call +1 415", " 555 0132", " or write to a@b", ".io now"]);
+        let (out, insp) = run(&policy, ApiFormat::AnthropicMessages, true, &[&input]);
+        let events = client_events(&out);
+        let text: String = events
+            .iter()
+            .filter_map(|(_, v)| v["delta"]["text"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(text, "Call [PHONE] or write to [EMAIL] now");
+        let names: Vec<_> = events.iter().map(|(n, _)| n.clone().unwrap()).collect();
+        assert_eq!(names.first().unwrap(), "message_start");
+        assert_eq!(names.last().unwrap(), "message_stop");
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.usage.unwrap().prompt_tokens, Some(25));
+        assert_eq!(o.usage.unwrap().completion_tokens, Some(15));
+        assert!(!o.usage_estimated);
+        assert_eq!(o.model.as_deref(), Some("claude-sonnet-4-5"));
+    }
+
+    #[test]
+    fn anthropic_refusal_is_an_error_event() {
+        let policy = default_policy();
+        let input = anthropic_stream(&["token ghp_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 done"]);
+        let (out, _) = run(&policy, ApiFormat::AnthropicMessages, true, &[&input]);
+        let events = client_events(&out);
+        let (name, last) = events.last().unwrap();
+        assert_eq!(name.as_deref(), Some("error"));
+        assert_eq!(last["type"], "error");
+        assert_eq!(last["error"]["type"], "permission_error");
+        assert!(!String::from_utf8_lossy(&out).contains("ghp_"));
+    }
+
+    #[test]
+    fn responses_stream_redacts_deltas_and_whole_texts() {
+        let policy = default_policy();
+        let mut s = String::new();
+        let mut seq = 0;
+        let mut ev = |v: Value| {
+            let mut v = v;
+            v["sequence_number"] = seq.into();
+            seq += 1;
+            s.push_str(&format!(
+                "event: {}\ndata: {v}\n\n",
+                v["type"].as_str().unwrap()
+            ));
+        };
+        let full = "Reach me at jo@corp.example please";
+        ev(
+            serde_json::json!({"type": "response.created", "response": {"id": "r", "model": "gpt-4.1", "output": []}}),
+        );
+        for d in ["Reach me at jo@", "corp.exam", "ple please"] {
+            ev(
+                serde_json::json!({"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "content_index": 0, "delta": d}),
+            );
+        }
+        ev(
+            serde_json::json!({"type": "response.output_text.done", "item_id": "m", "output_index": 0, "content_index": 0, "text": full}),
+        );
+        ev(
+            serde_json::json!({"type": "response.content_part.done", "item_id": "m", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": full}}),
+        );
+        ev(
+            serde_json::json!({"type": "response.completed", "response": {"id": "r", "model": "gpt-4.1",
+            "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": full}]}],
+            "usage": {"input_tokens": 9, "output_tokens": 8, "total_tokens": 17}}}),
+        );
+        let (out, insp) = run(&policy, ApiFormat::OpenaiResponses, true, &[s.as_bytes()]);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            !text.contains("jo@") && !text.contains("corp.exam"),
+            "{text}"
+        );
+        let events = client_events(&out);
+        let seqs: Vec<u64> = events
+            .iter()
+            .map(|(_, v)| v["sequence_number"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, (0..7).collect::<Vec<_>>());
+        let deltas: String = events
+            .iter()
+            .filter(|(_, v)| v["type"] == "response.output_text.delta")
+            .map(|(_, v)| v["delta"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(deltas, "Reach me at [EMAIL] please");
+        let done = &events[4].1;
+        assert_eq!(done["text"], "Reach me at [EMAIL] please");
+        let completed = &events[6].1;
+        assert_eq!(
+            completed["response"]["output"][0]["content"][0]["text"],
+            "Reach me at [EMAIL] please"
+        );
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.redactions.get("email"), Some(&1));
+        assert_eq!(o.usage.unwrap().total_tokens, Some(17));
+    }
+
+    #[test]
+    fn memory_stays_bounded_on_a_long_stream() {
+        let policy = default_policy();
+        let limits = StreamLimits::default();
+        let mut insp = StreamInspector::new(&policy, ApiFormat::OpenaiChat, true, limits);
+        let sentence = "The quick brown fox, card 4111 1111 1111 1111, jumps. ";
+        let mut out_len = 0;
+        let mut max_held = 0;
+        let mut sent = 0;
+        for _ in 0..20_000 {
+            let out = insp.push(&policy, chat_event(sentence).as_bytes());
+            sent += 1;
+            out_len += out.len();
+            max_held = max_held.max(insp.held_bytes());
+        }
+        let tail = insp.finish(&policy, StreamEnd::UpstreamIncomplete);
+        out_len += tail.len();
+        assert!(sent * sentence.len() > 1_000_000);
+        assert!(max_held < 4096, "held {max_held} bytes");
+        assert!(out_len > 1_000_000);
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.redactions.get("credit_card"), Some(&20_000));
+        assert_eq!(o.stream_summary.unwrap().overflows, 0);
+    }
+
+    #[test]
+    fn a_token_longer_than_the_cap_is_released_and_counted() {
+        let policy = default_policy();
+        let limits = StreamLimits {
+            max_holdback_bytes: 256,
+            max_queued_bytes: 4096,
+            ..StreamLimits::default()
+        };
+        let mut insp = StreamInspector::new(&policy, ApiFormat::OpenaiChat, true, limits);
+        for _ in 0..2000 {
+            insp.push(&policy, chat_event("x").as_bytes());
+            assert!(insp.held_bytes() < 4096 + 512);
+        }
+        insp.finish(&policy, StreamEnd::UpstreamIncomplete);
+        assert!(insp.outcome(&policy, 0).stream_summary.unwrap().overflows > 0);
+    }
+
+    #[test]
+    fn disconnects_and_malformed_events_are_recorded() {
+        let policy = default_policy();
+        let mut insp = StreamInspector::new(
+            &policy,
+            ApiFormat::OpenaiChat,
+            true,
+            StreamLimits::default(),
+        );
+        insp.push(&policy, chat_event("partial ans").as_bytes());
+        insp.finish(&policy, StreamEnd::ClientDisconnected);
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.reason_code, "STREAM_CLIENT_DISCONNECTED");
+        assert_eq!(o.decision, Action::Allow);
+        // A non-JSON data line under `on_error: refuse` ends the stream.
+        let (out, insp) = run(
+            &policy,
+            ApiFormat::OpenaiChat,
+            true,
+            &[b"data: {not json\n\n"],
+        );
+        let events = client_events(&out);
+        assert_eq!(events[0].1["error"]["code"], "RESPONSE_EVENT_MALFORMED");
+        assert_eq!(insp.outcome(&policy, 0).decision, Action::Refuse);
+    }
+}

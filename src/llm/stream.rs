@@ -1,0 +1,331 @@
+//! What each provider's streamed (SSE) events carry: output text deltas and where they sit in
+//! the event's JSON, where each text ends, usage, the served model, the end of the stream, and
+//! the end of a stream (the error event a refusal ends one with is in `engine::reply`).
+//!
+//! OpenAI chat completions: `data: {chunk}` with `choices[].delta.content` / `.refusal` /
+//! `.tool_calls[].function.arguments`, `finish_reason` ending a choice, `usage` in a final chunk
+//! (`stream_options.include_usage`), then `data: [DONE]`. Legacy completions: `choices[].text`.
+//! Responses API: typed events; `response.output_text.delta`, `response.refusal.delta` and
+//! `response.function_call_arguments.delta` stream text, the matching `.done` events, the
+//! `content_part.done` / `output_item.done` events and the final `response.completed` repeat
+//! the whole text (redacted as a whole by the caller). Anthropic messages: `message_start`
+//! (model, input usage), `content_block_start` / `content_block_delta` (`text_delta`,
+//! `input_json_delta`) / `content_block_stop`, `message_delta` (output usage), `message_stop`.
+//! Thinking deltas are signed by the provider and are not inspected, as in whole bodies.
+
+use serde_json::Value;
+
+use super::path::{idx, key, str_field};
+use super::{anthropic_messages, openai_responses, ApiFormat, PathSeg, Role, Segment, Usage};
+
+/// What kind of text a channel carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChannelKind {
+    Text,
+    Refusal,
+    ToolInput,
+}
+
+/// One text being streamed: a choice's content, a content block, a tool call's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Channel {
+    /// The choice (OpenAI chat), output item (Responses) or content block (Anthropic).
+    pub index: u64,
+    pub kind: ChannelKind,
+    /// The tool call within a choice, or the content part within an output item.
+    pub sub: u64,
+}
+
+/// A piece of streamed text: the string at `path` in the event's JSON extends `channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta {
+    pub channel: Channel,
+    pub path: Vec<PathSeg>,
+}
+
+/// Texts that end with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    One(Channel),
+    /// Every channel of a choice, output item or content block.
+    Index(u64),
+    All,
+}
+
+impl End {
+    pub fn covers(self, c: Channel) -> bool {
+        match self {
+            End::One(one) => one == c,
+            End::Index(i) => c.index == i,
+            End::All => true,
+        }
+    }
+}
+
+/// What one event means for inspection.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EventInfo {
+    pub deltas: Vec<Delta>,
+    pub ends: Vec<End>,
+    /// Paths to strings that repeat text already streamed (Responses API `.done` events).
+    pub whole: Vec<Vec<PathSeg>>,
+    pub usage: Option<Usage>,
+    pub model: Option<String>,
+    /// The last event of a complete stream.
+    pub terminal: bool,
+    /// The provider reported an error in the stream.
+    pub error: bool,
+    /// Responses API `sequence_number`.
+    pub sequence_number: Option<u64>,
+}
+
+/// The `data` of OpenAI's last event.
+pub const DONE: &str = "[DONE]";
+
+/// Reads one event's parsed `data` (and its `event:` name).
+pub fn interpret(format: ApiFormat, _name: Option<&str>, data: &Value) -> EventInfo {
+    let mut info = EventInfo {
+        sequence_number: data.get("sequence_number").and_then(Value::as_u64),
+        ..EventInfo::default()
+    };
+    match format {
+        ApiFormat::AnthropicMessages => anthropic(data, &mut info),
+        ApiFormat::OpenaiResponses => responses(data, &mut info),
+        _ => choices(format, data, &mut info),
+    }
+    info
+}
+
+/// Roles are those of whole response bodies: every streamed output text is the assistant's.
+pub const ROLE: Role = Role::Assistant;
+
+fn index_of(v: &Value, position: usize) -> u64 {
+    v.get("index")
+        .and_then(Value::as_u64)
+        .unwrap_or(position as u64)
+}
+
+/// OpenAI chat completions and legacy completions chunks.
+fn choices(format: ApiFormat, data: &Value, info: &mut EventInfo) {
+    if data.get("error").is_some_and(|e| !e.is_null()) {
+        info.error = true;
+    }
+    info.model = str_field(data, "model").map(str::to_string);
+    info.usage = data
+        .get("usage")
+        .filter(|u| u.is_object())
+        .and_then(|_| super::usage(ApiFormat::OpenaiChat, data));
+    let Some(choices) = data.get("choices").and_then(Value::as_array) else {
+        return;
+    };
+    for (k, choice) in choices.iter().enumerate() {
+        let i = index_of(choice, k);
+        let at = |more: &[PathSeg]| {
+            let mut p = vec![key("choices"), idx(k)];
+            p.extend_from_slice(more);
+            p
+        };
+        let mut text = |kind, sub, path: Vec<PathSeg>| {
+            info.deltas.push(Delta {
+                channel: Channel {
+                    index: i,
+                    kind,
+                    sub,
+                },
+                path,
+            })
+        };
+        if format == ApiFormat::OpenaiCompletions || choice.get("text").is_some() {
+            if choice.get("text").is_some_and(Value::is_string) {
+                text(ChannelKind::Text, 0, at(&[key("text")]));
+            }
+        } else if let Some(delta) = choice.get("delta") {
+            if delta.get("content").is_some_and(Value::is_string) {
+                text(ChannelKind::Text, 0, at(&[key("delta"), key("content")]));
+            }
+            if delta.get("refusal").is_some_and(Value::is_string) {
+                text(ChannelKind::Refusal, 0, at(&[key("delta"), key("refusal")]));
+            }
+            if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+                for (j, call) in calls.iter().enumerate() {
+                    let args = call.get("function").and_then(|f| f.get("arguments"));
+                    if args.is_some_and(Value::is_string) {
+                        let path = at(&[
+                            key("delta"),
+                            key("tool_calls"),
+                            idx(j),
+                            key("function"),
+                            key("arguments"),
+                        ]);
+                        text(ChannelKind::ToolInput, index_of(call, j), path);
+                    }
+                }
+            }
+        }
+        if choice.get("finish_reason").is_some_and(Value::is_string) {
+            info.ends.push(End::Index(i));
+        }
+    }
+}
+
+fn responses(data: &Value, info: &mut EventInfo) {
+    let kind = str_field(data, "type").unwrap_or_default();
+    let output = data
+        .get("output_index")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let part = data
+        .get("content_index")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let channel = |kind| Channel {
+        index: output,
+        kind,
+        sub: part,
+    };
+    let mut delta = |kind| {
+        if data.get("delta").is_some_and(Value::is_string) {
+            info.deltas.push(Delta {
+                channel: channel(kind),
+                path: vec![key("delta")],
+            });
+        }
+    };
+    match kind {
+        "response.output_text.delta" => delta(ChannelKind::Text),
+        "response.refusal.delta" => delta(ChannelKind::Refusal),
+        "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
+            delta(ChannelKind::ToolInput)
+        }
+        "response.output_text.done" => {
+            info.ends.push(End::One(channel(ChannelKind::Text)));
+            info.whole.push(vec![key("text")]);
+        }
+        "response.refusal.done" => {
+            info.ends.push(End::One(channel(ChannelKind::Refusal)));
+            info.whole.push(vec![key("refusal")]);
+        }
+        "response.function_call_arguments.done" | "response.custom_tool_call_input.done" => {
+            info.ends.push(End::One(channel(ChannelKind::ToolInput)));
+            info.whole.push(vec![key("arguments")]);
+            info.whole.push(vec![key("input")]);
+        }
+        "response.content_part.done" => {
+            info.ends.push(End::One(channel(ChannelKind::Text)));
+            info.ends.push(End::One(channel(ChannelKind::Refusal)));
+            info.whole.push(vec![key("part"), key("text")]);
+            info.whole.push(vec![key("part"), key("refusal")]);
+        }
+        "response.output_item.done" => {
+            info.ends.push(End::Index(output));
+            if let Some(item) = data.get("item") {
+                info.whole.extend(paths(|out| {
+                    openai_responses::output_item(item, &[key("item")], out)
+                }));
+            }
+        }
+        "response.created" | "response.in_progress" => {
+            info.model = data
+                .get("response")
+                .and_then(|r| str_field(r, "model"))
+                .map(str::to_string);
+        }
+        "response.completed" | "response.incomplete" | "response.failed" => {
+            info.ends.push(End::All);
+            info.terminal = true;
+            info.error = kind == "response.failed";
+            if let Some(response) = data.get("response") {
+                info.model = str_field(response, "model").map(str::to_string);
+                info.usage = super::usage(ApiFormat::OpenaiResponses, response);
+                info.whole.extend(paths(|out| {
+                    super::extract(
+                        ApiFormat::OpenaiResponses,
+                        super::Phase::Response,
+                        response,
+                        out,
+                    )
+                }));
+                for p in info.whole.iter_mut() {
+                    p.insert(0, key("response"));
+                }
+            }
+        }
+        "error" => {
+            info.error = true;
+            info.terminal = true;
+            info.ends.push(End::All);
+        }
+        _ => {}
+    }
+}
+
+/// The paths of the segments an extractor emits.
+fn paths<'a>(extract: impl FnOnce(&mut Vec<Segment<'a>>)) -> Vec<Vec<PathSeg>> {
+    let mut segs = Vec::new();
+    extract(&mut segs);
+    segs.into_iter().map(|s| s.path).collect()
+}
+
+fn anthropic(data: &Value, info: &mut EventInfo) {
+    let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+    let channel = |kind| Channel {
+        index,
+        kind,
+        sub: 0,
+    };
+    match str_field(data, "type").unwrap_or_default() {
+        "message_start" => {
+            if let Some(m) = data.get("message") {
+                info.model = str_field(m, "model").map(str::to_string);
+                info.usage = m
+                    .get("usage")
+                    .filter(|u| u.is_object())
+                    .and_then(anthropic_messages::usage);
+            }
+        }
+        "content_block_start" => {
+            let block = data.get("content_block");
+            if block.and_then(|b| str_field(b, "type")) == Some("text")
+                && block
+                    .and_then(|b| b.get("text"))
+                    .is_some_and(Value::is_string)
+            {
+                info.deltas.push(Delta {
+                    channel: channel(ChannelKind::Text),
+                    path: vec![key("content_block"), key("text")],
+                });
+            }
+        }
+        "content_block_delta" => {
+            let d = data.get("delta");
+            let (kind, field) = match d.and_then(|d| str_field(d, "type")) {
+                Some("text_delta") => (ChannelKind::Text, "text"),
+                Some("input_json_delta") => (ChannelKind::ToolInput, "partial_json"),
+                _ => return,
+            };
+            if d.and_then(|d| d.get(field)).is_some_and(Value::is_string) {
+                info.deltas.push(Delta {
+                    channel: channel(kind),
+                    path: vec![key("delta"), key(field)],
+                });
+            }
+        }
+        "content_block_stop" => info.ends.push(End::Index(index)),
+        "message_delta" => {
+            info.usage = data
+                .get("usage")
+                .filter(|u| u.is_object())
+                .and_then(anthropic_messages::usage);
+        }
+        "message_stop" => {
+            info.terminal = true;
+            info.ends.push(End::All);
+        }
+        "error" => {
+            info.error = true;
+            info.terminal = true;
+            info.ends.push(End::All);
+        }
+        _ => {}
+    }
+}
