@@ -167,6 +167,28 @@ struct PluginDoc {
     instance_id: Option<String>,
     #[serde(default)]
     audit: AuditDoc,
+    #[serde(default)]
+    streaming: StreamingDoc,
+}
+
+/// Limits of streamed (SSE) response inspection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StreamingDoc {
+    /// Most output text held back per text while an entity may still be arriving.
+    max_holdback_bytes: usize,
+    /// Most bytes of events waiting behind held text before everything is released.
+    max_queued_bytes: usize,
+}
+
+impl Default for StreamingDoc {
+    fn default() -> Self {
+        let d = crate::engine::stream::StreamLimits::default();
+        StreamingDoc {
+            max_holdback_bytes: d.max_holdback_bytes,
+            max_queued_bytes: d.max_queued_bytes,
+        }
+    }
 }
 
 fn default_max_body_bytes() -> usize {
@@ -203,6 +225,8 @@ pub struct PluginConfig {
     pub hold_headers: bool,
     pub instance_id: String,
     pub audit: AuditConfig,
+    /// Limits of streamed response inspection (the largest event is `max_body_bytes`).
+    pub stream_limits: crate::engine::stream::StreamLimits,
 }
 
 /// A configuration error: the field and what is wrong with it.
@@ -291,6 +315,20 @@ impl PluginConfig {
                 }
             }
         }
+        let st = &doc.streaming;
+        if st.max_holdback_bytes < 64 || st.max_holdback_bytes > 1 << 20 {
+            return bad("streaming.max_holdback_bytes: must be between 64 and 1048576");
+        }
+        if st.max_queued_bytes < 2 * st.max_holdback_bytes || st.max_queued_bytes > 64 << 20 {
+            return bad(
+                "streaming.max_queued_bytes: must be at least twice streaming.max_holdback_bytes and at most 67108864",
+            );
+        }
+        let stream_limits = crate::engine::stream::StreamLimits {
+            max_event_bytes: doc.max_body_bytes,
+            max_holdback_bytes: st.max_holdback_bytes,
+            max_queued_bytes: st.max_queued_bytes,
+        };
         let instance_id = doc.instance_id.unwrap_or_else(|| "policy-gateway".into());
         Ok(PluginConfig {
             policy,
@@ -300,6 +338,7 @@ impl PluginConfig {
             on_uninspectable: doc.on_uninspectable,
             inspect_responses: doc.inspect_responses,
             hold_headers: doc.hold_headers,
+            stream_limits,
             instance_id,
             audit: AuditConfig {
                 flush_interval_ms: a.flush_interval_ms,
@@ -408,5 +447,39 @@ mod tests {
         let hec = c.audit.splunk_hec.unwrap();
         assert_eq!(hec.path, "/services/collector/event");
         assert_eq!(hec.index.as_deref(), Some("ai"));
+    }
+
+    #[test]
+    fn streaming_limits_default_and_validate() {
+        let c =
+            PluginConfig::from_json(json!({"policy": policy()}).to_string().as_bytes()).unwrap();
+        assert_eq!(c.stream_limits.max_holdback_bytes, 8192);
+        assert_eq!(c.stream_limits.max_event_bytes, c.max_body_bytes);
+        let c = PluginConfig::from_json(
+            json!({"policy": policy(), "streaming": {"max_holdback_bytes": 1024, "max_queued_bytes": 4096}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(c.stream_limits.max_queued_bytes, 4096);
+        for (doc, field) in [
+            (
+                json!({"max_holdback_bytes": 10}),
+                "streaming.max_holdback_bytes",
+            ),
+            (
+                json!({"max_queued_bytes": 100}),
+                "streaming.max_queued_bytes",
+            ),
+            (json!({"max_hold": 100}), "unknown field"),
+        ] {
+            let e = PluginConfig::from_json(
+                json!({"policy": policy(), "streaming": doc})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap_err();
+            assert!(e.0.contains(field), "{e}");
+        }
     }
 }

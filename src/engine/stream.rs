@@ -86,7 +86,7 @@ impl StreamEnd {
 pub struct StreamSummary {
     pub end: &'static str,
     pub events: u64,
-    /// Most output text held back at once, in bytes.
+    /// Most output text left waiting after a chunk was read, in bytes.
     pub max_held_bytes: u64,
     /// Times the hold-back limits forced text out before it could be judged whole.
     #[serde(skip_serializing_if = "is_zero")]
@@ -249,6 +249,8 @@ impl StreamInspector {
                 }
             } else {
                 self.pump(policy, false);
+                let held: usize = self.channels.values().map(|c| c.text.len()).sum();
+                self.max_held = self.max_held.max(held);
             }
             if self.state == State::PassThrough {
                 // Nothing of this chunk is held any more: the parser's pending bytes go too.
@@ -620,15 +622,22 @@ impl StreamInspector {
 
     /// Releases every event whose text is safe; `all` releases everything (end of stream).
     fn pump(&mut self, policy: &Policy, all: bool) {
+        self.release(policy, all);
+        if !all
+            && self.state == State::Inspecting
+            && self.queued_bytes > self.limits.max_queued_bytes
+        {
+            // What waits exceeds the limit: out it goes, judged as it stands.
+            self.overflows += 1;
+            self.release(policy, true);
+        }
+    }
+
+    /// One release pass; `all` treats every text as ended.
+    fn release(&mut self, policy: &Policy, all: bool) {
         if self.state != State::Inspecting {
             return;
         }
-        let force = !all && self.queued_bytes > self.limits.max_queued_bytes;
-        if force {
-            self.overflows += 1;
-        }
-        let held: usize = self.channels.values().map(|c| c.text.len()).sum();
-        self.max_held = self.max_held.max(held);
 
         // Per channel: findings over context + held text, and how far text is safe.
         let mut safe: BTreeMap<Channel, u64> = BTreeMap::new();
@@ -657,7 +666,7 @@ impl StreamInspector {
                 })
                 .collect();
             fs.sort_by_key(|f| (f.start, f.end));
-            let mut point = if all || force || ch.closed {
+            let mut point = if all || ch.closed {
                 end
             } else {
                 ch.base + self.hold.release_point(&ch.text) as u64
@@ -713,10 +722,40 @@ impl StreamInspector {
         rules.sort_unstable();
         rules.dedup();
         self.record_findings(policy, &final_hits, &rules);
-        if let Some(rule) = self.stopping_rule(policy, &rules) {
-            self.stop(policy, Some(rule));
-            if self.state == State::Stopped {
-                return;
+        let stopping = self.stopping_rule(policy, &rules).filter(|_| self.enforced);
+        if stopping.is_some() {
+            // Text before the first finding of a stopping rule still goes out, then the error.
+            let stops: BTreeMap<Channel, u64> = final_hits
+                .iter()
+                .filter_map(|(c, fs)| {
+                    fs.iter()
+                        .filter(|f| self.stopping_rule(policy, &[f.hit.rule]).is_some())
+                        .map(|f| f.start)
+                        .min()
+                        .map(|s| (*c, s))
+                })
+                .collect();
+            release = self
+                .queue
+                .iter()
+                .take(release)
+                .take_while(|q| {
+                    q.parsed.as_ref().is_none_or(|p| {
+                        p.texts
+                            .iter()
+                            .all(|t| stops.get(&t.channel).is_none_or(|s| t.end <= *s))
+                    })
+                })
+                .count();
+            release_ends = self.channels.iter().map(|(c, ch)| (*c, ch.base)).collect();
+            for q in self.queue.iter().take(release) {
+                for t in q.parsed.iter().flat_map(|p| &p.texts) {
+                    release_ends.insert(t.channel, t.end);
+                }
+            }
+            for (c, fs) in final_hits.iter_mut() {
+                let to = release_ends.get(c).copied().unwrap_or(0);
+                fs.retain(|f| f.end <= to);
             }
         }
 
@@ -806,6 +845,9 @@ impl StreamInspector {
         }
         for c in emptied {
             self.channels.remove(&c);
+        }
+        if let Some(rule) = stopping {
+            self.stop(policy, Some(rule));
         }
     }
 

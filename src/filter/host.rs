@@ -61,6 +61,11 @@ pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool
     hostcalls::send_http_response(u32::from(status), headers.to_vec(), Some(body)).is_ok()
 }
 
+/// Why Envoy ended the response (`response.code_details`), e.g. `downstream_remote_disconnect`.
+pub fn response_code_details() -> Option<String> {
+    property_string(vec!["response", "code_details"])
+}
+
 fn property_string(path: Vec<&str>) -> Option<String> {
     let bytes = hostcalls::get_property(path).ok().flatten()?;
     String::from_utf8(bytes).ok()

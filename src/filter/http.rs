@@ -23,6 +23,7 @@ use crate::audit::record::RecordMeta;
 use crate::audit::AuditRecord;
 use crate::config::attribution::{self, Attributed};
 use crate::config::OnUninspectable;
+use crate::engine::stream::{StreamEnd, StreamInspector};
 use crate::engine::{self, reply, PhaseOutcome, RequestInfo, Verdict};
 use crate::llm::{self, ApiFormat, Phase};
 use crate::policy::rollout::RolloutDecision;
@@ -46,6 +47,10 @@ pub struct Http {
     response_headers_held: bool,
     responded_locally: bool,
     http_status: Option<u16>,
+    /// The inspection of a streamed (SSE) response.
+    stream: Option<StreamInspector>,
+    /// The upstream ended the response (end of stream reached the body callback).
+    response_ended: bool,
 }
 
 impl Http {
@@ -67,6 +72,8 @@ impl Http {
             response_headers_held: false,
             responded_locally: false,
             http_status: None,
+            stream: None,
+            response_ended: false,
         }
     }
 
@@ -389,15 +396,8 @@ impl HttpContext for Http {
         let content_type = host::response_header("content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if content_type.contains("text/event-stream") {
-            self.response_not_inspected(
-                &shared,
-                "RESPONSE_STREAM_NOT_INSPECTED",
-                "streamed (SSE) output is not inspected yet",
-            );
-            return HostAction::Continue;
-        }
-        if !content_type.contains("json") {
+        let sse = content_type.contains("text/event-stream");
+        if !sse && !content_type.contains("json") {
             self.response_not_inspected(&shared, "RESPONSE_NOT_JSON", "content-type is not JSON");
             return HostAction::Continue;
         }
@@ -409,6 +409,31 @@ impl HttpContext for Http {
                 "RESPONSE_COMPRESSED",
                 "content-encoding is not identity",
             );
+            return HostAction::Continue;
+        }
+        if sse {
+            if matches!(
+                self.format,
+                ApiFormat::Unknown | ApiFormat::OpenaiEmbeddings
+            ) {
+                self.response_not_inspected(
+                    &shared,
+                    "RESPONSE_STREAM_UNKNOWN_FORMAT",
+                    "streamed output of an API this filter does not know",
+                );
+                return HostAction::Continue;
+            }
+            // Streams are inspected as they pass: headers go on at once (no added time
+            // to first byte beyond the hold-back of text).
+            let rollout = self.rollout(&shared);
+            let cfg = &shared.config;
+            self.stream = Some(StreamInspector::new(
+                &cfg.policy,
+                self.format,
+                rollout.enforced,
+                cfg.stream_limits,
+            ));
+            host::set_response_header("content-length", None);
             return HostAction::Continue;
         }
         self.inspect_response = true;
@@ -424,6 +449,19 @@ impl HttpContext for Http {
         let Some(shared) = self.shared.clone() else {
             return HostAction::Continue;
         };
+        if let Some(stream) = self.stream.as_mut() {
+            let policy = &shared.config.policy;
+            let chunk = host::buffer(BufferType::HttpResponseBody, body_size).unwrap_or_default();
+            let mut out = stream.push(policy, &chunk);
+            if end_of_stream {
+                self.response_ended = true;
+                out.extend(stream.finish(policy, StreamEnd::UpstreamIncomplete));
+            }
+            if out != chunk {
+                host::replace_buffer(BufferType::HttpResponseBody, chunk.len(), &out);
+            }
+            return HostAction::Continue;
+        }
         if !self.inspect_response {
             return HostAction::Continue;
         }
@@ -459,7 +497,20 @@ impl HttpContext for Http {
                 None,
             ),
         };
-        let response = self.response.take();
+        let mut response = self.response.take();
+        if let Some(mut stream) = self.stream.take() {
+            let policy = &shared.config.policy;
+            if !self.response_ended {
+                let details = host::response_code_details().unwrap_or_default();
+                let end = if details.contains("downstream") {
+                    StreamEnd::ClientDisconnected
+                } else {
+                    StreamEnd::UpstreamDisconnected
+                };
+                stream.finish(policy, end);
+            }
+            response = Some(stream.outcome(policy, request.text_bytes));
+        }
         let now = host::now_ms();
         let record_id = shared.ids.borrow_mut().next(now);
         let policy = &shared.config.policy;
