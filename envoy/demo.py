@@ -96,11 +96,49 @@ def run_phase(title, policy, script):
     return records
 
 
+STREAM_CHUNKS = ["Sure. The card on file is 4111 11", "11 1111 1111; receipts go to ",
+                 "billing@exa", "mple.com. Anything else?"]
+
+
+def sse_data(raw):
+    """The data of each event of an SSE body (any line ending)."""
+    lines = raw.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [line[len("data: "):] for line in lines if line.startswith("data: ")]
+
+
+def stream_phase(policy):
+    print("\n=== Streaming: output inspected as it streams (OpenAI chat SSE) ===\n")
+    with Gateway(plugin=plugin_config(policy, instance_id="demo-gateway", audit=AUDIT)) as gw:
+        body = {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": "Which card do you have for me?"}]}
+        headers = {"x-user-id": "judy", "x-project-id": "proj-demo", "x-request-id": "str-01",
+                   "x-mock-chunks": json.dumps(STREAM_CHUNKS), "x-mock-delay-ms": "50"}
+        status, _, raw = gw.post("/v1/chat/completions", body, headers)
+        got = []
+        for data in sse_data(raw):
+            if data == "[DONE]":
+                continue
+            for choice in json.loads(data).get("choices", []):
+                if choice.get("delta", {}).get("content"):
+                    got.append(choice["delta"]["content"])
+        print(f"HTTP {status}, text/event-stream; the card and the e-mail address are split across events.\n")
+        table(["event", "upstream sent", "client got"],
+              [[i + 1, json.dumps(up), json.dumps(down)] for i, (up, down) in
+               enumerate(zip(STREAM_CHUNKS, got + [""] * len(STREAM_CHUNKS)))])
+        record = gw.records(1)[0]
+    print("\nIts record: decision", record["decision"], "/", record["reason_code"],
+          "| redactions", record["redactions"], "| usage", record["usage"],
+          "(estimated)" if record.get("usage_estimated") else "(from the stream)",
+          "| stream", record["response"]["stream"])
+
+
 def main():
     policy = load_policy()
     records = run_phase("Enforce: policies/default.json", policy, SCRIPT)
     print("\nOne full record (no prompt text in it):\n")
     print(json.dumps(next(r for r in records if r["decision"] == "redact"), indent=2))
+
+    stream_phase(policy)
 
     shadow = dict(policy, rollout={"mode": "shadow"})
     run_phase("Shadow: same policy, rollout shadow (recorded, never enforced)", shadow, SCRIPT[1:4])
