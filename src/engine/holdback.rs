@@ -1,13 +1,16 @@
 //! How much streamed output text must wait before it is released, so that an entity split
 //! across events is seen whole before any of it reaches the client.
 //!
-//! Only what the policy's response rules can match is held:
+//! Only what the policy's response rules can match is held, and only where it can still be
+//! growing, so ordinary prose waits for about one word:
 //! - token-shaped entities (email, IPv6, API keys, JWTs) never contain whitespace, so only the
 //!   trailing run of non-whitespace text can still grow into one;
-//! - digit entities with separators (cards, phones, SSNs, IBANs, IPv4) span at most
-//!   [`NUMERIC_WINDOW`] bytes, prompt-injection phrases [`PROMPT_INJECTION_WINDOW`], keyword
-//!   terms and custom patterns their own longest match: the last that many bytes wait;
-//! - a PEM private key block waits from `-----BEGIN` until its `-----END ...-----` line.
+//! - cards, phones, SSNs and IPv4 addresses are digits and separators: the trailing run of
+//!   such characters waits (at most [`NUMERIC_WINDOW`] bytes); IBANs are upper-case letters,
+//!   digits and single spaces from a two-letter country code: from such a start;
+//! - a PEM private key block waits from `-----BEGIN` until its `-----END ...-----` line;
+//! - prompt-injection phrases ([`PROMPT_INJECTION_WINDOW`]), keyword terms and custom patterns
+//!   (their longest match) can contain anything: the last that many bytes wait.
 //!
 //! Whatever the rules, no more than `cap` bytes wait: an entity longer than that (a JWT or a
 //! key block beyond the cap) is released in part and the record counts the overflow.
@@ -21,8 +24,8 @@ use crate::policy::Policy;
 pub const NUMERIC_WINDOW: usize = 64;
 /// A trigger word plus the prompt-injection scanner's 160-byte look-ahead.
 pub const PROMPT_INJECTION_WINDOW: usize = 200;
-/// A partial `-----BEGIN ... PRIVATE KEY-----` line.
-const PEM_HEADER_WINDOW: usize = 48;
+/// What starts a PEM block.
+const PEM_BEGIN: &str = "-----BEGIN";
 /// Room after a keyword or pattern match for the whole-word check (one UTF-8 character).
 const BOUNDARY: usize = 4;
 
@@ -43,7 +46,6 @@ const NUMERIC_DETECTORS: &[DetectorId] = &[
     DetectorId::CreditCard,
     DetectorId::Phone,
     DetectorId::UsSsn,
-    DetectorId::Iban,
     DetectorId::Ipv4,
 ];
 
@@ -54,6 +56,10 @@ pub struct Holdback {
     window: usize,
     /// The trailing non-whitespace run waits.
     tokens: bool,
+    /// The trailing run of digits and separators waits.
+    numeric: bool,
+    /// A trailing IBAN-shaped run waits.
+    iban: bool,
     /// An unterminated PEM block waits.
     pem: bool,
     /// Most bytes that ever wait.
@@ -84,20 +90,15 @@ impl Holdback {
             window = window.max(policy.keywords.max_term_len() + BOUNDARY);
         }
         let any = |set: &[DetectorId]| set.iter().any(|d| detectors.contains(*d));
-        if any(NUMERIC_DETECTORS) {
-            window = window.max(NUMERIC_WINDOW);
-        }
         if detectors.contains(DetectorId::PromptInjection) {
             window = window.max(PROMPT_INJECTION_WINDOW);
-        }
-        let pem = detectors.contains(DetectorId::PrivateKey);
-        if pem {
-            window = window.max(PEM_HEADER_WINDOW);
         }
         Holdback {
             window: window.min(cap),
             tokens: any(TOKEN_DETECTORS),
-            pem,
+            numeric: any(NUMERIC_DETECTORS),
+            iban: detectors.contains(DetectorId::Iban),
+            pem: detectors.contains(DetectorId::PrivateKey),
             cap,
             inspects: !detectors.is_empty() || keywords || patterns,
         }
@@ -121,10 +122,17 @@ impl Holdback {
         if self.tokens {
             from = from.min(trailing_token_start(text, self.cap));
         }
+        if self.numeric {
+            from = from.min(trailing_run_start(text, NUMERIC_WINDOW, is_numeric_char));
+        }
+        if self.iban {
+            from = from.min(trailing_iban_start(text));
+        }
         if self.pem {
             if let Some(begin) = open_pem_block(text) {
                 from = from.min(begin);
             }
+            from = from.min(partial_suffix_start(text, PEM_BEGIN));
         }
         floor_boundary(text, from.max(len.saturating_sub(self.cap)))
     }
@@ -138,6 +146,61 @@ fn trailing_token_start(text: &str, cap: usize) -> usize {
         Some((i, c)) => floor + i + c.len_utf8(),
         None => floor,
     }
+}
+
+/// Characters of digit entities: digits and the separators cards, phones, SSNs and IPv4 use
+/// (and those their validators look at just after an entity).
+fn is_numeric_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')' | '+' | '/' | ':' | ',')
+}
+
+/// Start of the trailing run of `member` characters (looking back at most `max` bytes);
+/// the text's length when the last character is not one.
+fn trailing_run_start(text: &str, max: usize, member: fn(char) -> bool) -> usize {
+    let mut start = text.len();
+    for (i, c) in text.char_indices().rev() {
+        if !member(c) || text.len() - i > max {
+            break;
+        }
+        start = i;
+    }
+    start
+}
+
+/// Start of a trailing run that can still become an IBAN: two upper-case letters, then
+/// digits, upper-case letters and single spaces, started at a word boundary (a prefix of
+/// that counts too: a trailing `D` or `DE` may be the country code arriving).
+fn trailing_iban_start(text: &str) -> usize {
+    let run = trailing_run_start(text, NUMERIC_WINDOW, |c| {
+        c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' '
+    });
+    let bytes = text.as_bytes();
+    let mut i = run;
+    while i < bytes.len() {
+        let word_start = i == 0 || !bytes.get(i - 1).is_some_and(u8::is_ascii_alphanumeric);
+        if word_start {
+            let head: Vec<u8> = bytes.iter().skip(i).take(3).copied().collect();
+            let could_be = match head.as_slice() {
+                [a] => a.is_ascii_uppercase(),
+                [a, b] => a.is_ascii_uppercase() && b.is_ascii_uppercase(),
+                [a, b, c] => a.is_ascii_uppercase() && b.is_ascii_uppercase() && c.is_ascii_digit(),
+                _ => false,
+            };
+            if could_be && (head.len() >= 3 || i + head.len() == bytes.len()) {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    text.len()
+}
+
+/// Start of the longest suffix of `text` that is a proper prefix of `marker`.
+fn partial_suffix_start(text: &str, marker: &str) -> usize {
+    (1..marker.len())
+        .rev()
+        .find(|&n| text.ends_with(marker.get(..n).unwrap_or_default()))
+        .map_or(text.len(), |n| text.len() - n)
 }
 
 /// Start of a `-----BEGIN` whose block has not ended yet.
@@ -197,11 +260,25 @@ mod tests {
     }
 
     #[test]
-    fn numeric_detectors_hold_a_window() {
-        let h = Holdback::for_policy(&policy(&["credit_card"]), 8192);
-        let text = "x".repeat(100);
-        assert_eq!(h.release_point(&text), 100 - NUMERIC_WINDOW);
-        assert_eq!(h.release_point("short"), 0);
+    fn numeric_detectors_hold_the_trailing_digit_run() {
+        let h = Holdback::for_policy(&policy(&["credit_card", "phone"]), 8192);
+        assert_eq!(h.release_point("plain prose only"), 16);
+        assert_eq!(h.release_point("card 4111 11"), "card".len());
+        assert_eq!(h.release_point("call (415) 555-"), "call".len());
+        assert_eq!(h.release_point("4111 1111 1111 1111 then"), 24);
+        let long = "1 ".repeat(100);
+        assert_eq!(h.release_point(&long), 200 - NUMERIC_WINDOW);
+    }
+
+    #[test]
+    fn iban_holds_from_a_country_code() {
+        let h = Holdback::for_policy(&policy(&["iban"]), 8192);
+        assert_eq!(h.release_point("pay to DE89 3704 00"), "pay to ".len());
+        assert_eq!(h.release_point("pay to D"), "pay to ".len());
+        assert_eq!(h.release_point("pay to DE"), "pay to ".len());
+        assert_eq!(h.release_point("GB82 WEST 12"), 0);
+        assert_eq!(h.release_point("plain prose"), 11);
+        assert_eq!(h.release_point("IBM is 12"), 9);
     }
 
     #[test]
@@ -216,7 +293,9 @@ mod tests {
         let half_end = format!("{open}\n-----END RSA PRIV");
         assert_eq!(h.release_point(&half_end), head.len());
         let closed = format!("{open}\n-----END RSA PRIVATE KEY-----\n{}", "z".repeat(60));
-        assert_eq!(h.release_point(&closed), closed.len() - PEM_HEADER_WINDOW);
+        assert_eq!(h.release_point(&closed), closed.len());
+        assert_eq!(h.release_point("key: ---"), "key: ".len());
+        assert_eq!(h.release_point("key: -----BEGI"), "key: ".len());
     }
 
     #[test]
