@@ -27,6 +27,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +41,9 @@ import harness  # noqa: E402  (load_envoy_yaml, plugin_config, free_port, wait_h
 
 RESULTS = os.path.join(ROOT, "bench", "results")
 WASM = harness.WASM
-SIZES = [("1 KiB", 1024), ("16 KiB", 16 * 1024), ("128 KiB", 128 * 1024)]
+# (label, request body bytes, streamed response)
+SIZES = [("1 KiB", 1024, False), ("16 KiB", 16 * 1024, False), ("128 KiB", 128 * 1024, False),
+         ("1 KiB, streamed", 1024, True)]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 UPSTREAM_RESPONSE = json.dumps({
@@ -53,6 +56,22 @@ UPSTREAM_RESPONSE = json.dumps({
     "usage": {"prompt_tokens": 250, "completion_tokens": 20, "total_tokens": 270},
 })
 
+def sse_stream():
+    """A streamed chat completion: role chunk, 100 word deltas (benign prose), finish and usage
+    chunks, [DONE] (what OpenAI sends with stream_options.include_usage)."""
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "gpt-4o-2024-08-06"}
+    words = (BENIGN * 10).split(" ")[:100]
+    chunks = [dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                   "finish_reason": None}])]
+    chunks += [dict(base, choices=[{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}])
+               for w in words]
+    chunks.append(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    chunks.append(dict(base, choices=[], usage={"prompt_tokens": 250, "completion_tokens": 100,
+                                                "total_tokens": 350}))
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+
+
 BENIGN = ("The quick brown fox jumps over the lazy dog while the team reviews the quarterly "
           "roadmap and drafts a friendly summary of the meeting for everyone who missed it. ")
 
@@ -63,6 +82,7 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["content-type"] = "application/json"
 wrk.headers["x-user-id"] = "bench"
+%(extra_headers)s
 function done(summary, latency, requests)
   local o = io.open("%(out)s", "w")
   o:write(string.format(
@@ -78,10 +98,10 @@ end
 """
 
 
-def chat_body(size):
+def chat_body(size, stream=False):
     """A benign OpenAI chat body of exactly `size` bytes (no digits: nothing PII-like)."""
     def render(text):
-        return json.dumps({"model": "gpt-4o", "max_tokens": 256,
+        return json.dumps({"model": "gpt-4o", "max_tokens": 256, "stream": stream,
                            "messages": [{"role": "system", "content": "You are a helpful assistant."},
                                         {"role": "user", "content": text}]}).encode()
     overhead = len(render(""))
@@ -186,13 +206,21 @@ def upstream_config(port, admin):
                     "@type": "type.googleapis.com/envoy.extensions.filters.network."
                              "http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "upstream",
-                    "route_config": {"virtual_hosts": [{
+                    "route_config": {"max_direct_response_body_size_bytes": 1048576, "virtual_hosts": [{
                         "name": "llm", "domains": ["*"],
-                        "routes": [{"match": {"prefix": "/"},
-                                    "direct_response": {"status": 200, "body": {
-                                        "inline_string": UPSTREAM_RESPONSE}}}],
-                        "response_headers_to_add": [{"header": {
-                            "key": "content-type", "value": "application/json"}}],
+                        "routes": [
+                            {"match": {"prefix": "/", "headers": [
+                                {"name": "x-bench-stream", "present_match": True}]},
+                             "direct_response": {"status": 200, "body": {
+                                 "inline_string": sse_stream()}},
+                             "response_headers_to_add": [{"header": {
+                                 "key": "content-type", "value": "text/event-stream"}}]},
+                            {"match": {"prefix": "/"},
+                             "direct_response": {"status": 200, "body": {
+                                 "inline_string": UPSTREAM_RESPONSE}},
+                             "response_headers_to_add": [{"header": {
+                                 "key": "content-type", "value": "application/json"}}]},
+                        ],
                     }]},
                     "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
@@ -270,12 +298,75 @@ def run_wrk(wrk, port, lua, seconds, connections, out):
         return json.load(f)
 
 
-def post_once(port, body):
+def post_once(port, body, stream=False):
+    headers = {"content-type": "application/json", "x-user-id": "bench"}
+    if stream:
+        headers["x-bench-stream"] = "1"
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
-                                 headers={"content-type": "application/json", "x-user-id": "bench"},
-                                 method="POST")
+                                 headers=headers, method="POST")
     with urllib.request.urlopen(req, timeout=5) as r:
         return r.status, dict(r.headers.items()), r.read()
+
+
+# --- streamed latency ------------------------------------------------------------------------
+
+STORY = ("Once upon a time a small team built a gateway that read every answer as it streamed "
+         "and kept secrets out of it without making anyone wait for the words to appear").split(" ")
+
+
+def stream_timings(port, delay_ms):
+    """One streamed request over a fresh connection: seconds to the first response byte, to the
+    first text of the answer ("Once"), and to `data: [DONE]`."""
+    body = json.dumps({"model": "gpt-4o", "stream": True,
+                       "messages": [{"role": "user", "content": "Tell me a story."}]}).encode()
+    chunks = json.dumps([w + " " for w in STORY]).encode()
+    req = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+           b"x-user-id: bench\r\nconnection: close\r\nx-mock-chunks: " + chunks +
+           b"\r\nx-mock-delay-ms: " + str(delay_ms).encode() +
+           b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        t0 = time.perf_counter()
+        s.sendall(req)
+        buf, first, text, done = b"", None, None, None
+        while done is None:
+            data = s.recv(65536)
+            if not data:
+                break
+            now = time.perf_counter()
+            buf += data
+            first = first or now
+            if text is None and b"Once" in buf:
+                text = now
+            if b"[DONE]" in buf:
+                done = now
+    if None in (first, text, done):
+        raise RuntimeError(f"incomplete stream from port {port}: {buf[-300:]!r}")
+    return first - t0, text - t0, done - t0
+
+
+def stream_latency(envoy, tmp, requests, delay_ms=5):
+    """Bare and filter Envoys in front of the Python streaming mock (one event every
+    `delay_ms`): medians of time to first byte, to first text and to the end of the stream."""
+    fp = harness.free_port
+    mock_port = fp()
+    Child([sys.executable, os.path.join(harness.RECEIVERS, "mock_llm.py"), str(mock_port)],
+          "mock-stream", tmp)
+    harness.wait_http(f"http://127.0.0.1:{mock_port}/_none", 10)
+    ports = {}
+    for name in ("bare", "filter"):
+        port, admin = fp(), fp()
+        cfg = proxy_config(name == "filter", port, admin, mock_port, 1, audit=False)
+        start_envoy(envoy, cfg, f"{name}-stream", tmp, admin)
+        ports[name] = port
+    timings = {name: [] for name in ports}
+    for i in range(requests + 3):
+        for name in (("bare", "filter") if i % 2 == 0 else ("filter", "bare")):
+            t = stream_timings(ports[name], delay_ms)
+            if i >= 3:  # the first rounds warm connections and the VM
+                timings[name].append(t)
+    med = {name: [statistics.median(t[k] for t in ts) * 1e3 for k in range(3)]
+           for name, ts in timings.items()}
+    return {"requests": requests, "delay_ms": delay_ms, "events": len(STORY) + 3, "median_ms": med}
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -315,7 +406,7 @@ def render(meta, rows, sizes, rss, extra):  # noqa: C901
         "| added CPU µs/req |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, _ in sizes:
+    for label, *_ in sizes:
         b, f = rows[label]["bare"], rows[label]["filter"]
         lines.append(
             f"| {label} | {b['rps']:,.0f} | {f['rps']:,.0f} | {f['rps'] / b['rps']:.1%} "
@@ -323,13 +414,13 @@ def render(meta, rows, sizes, rss, extra):  # noqa: C901
             f"| {us(b['p99_us'])} | {us(f['p99_us'])} | {us(f['p99_us'] - b['p99_us'])} "
             f"| {b['cpu_us_per_req']:.1f} | {f['cpu_us_per_req']:.1f} "
             f"| {f['cpu_us_per_req'] - b['cpu_us_per_req']:.1f} |")
-    if any("filter-min" in rows[label] for label, _ in sizes):
+    if any("filter-min" in rows[label] for label, *_ in sizes):
         lines += ["", "Breakdown: *filter-min* = the same filter with an empty policy and no audit "
                   "sink (wasm hop, header hold, body buffering and parsing only); *filter-noaudit* "
                   "= policies/default.json without an audit sink.", "",
                   "| body | variant | req/s | ratio to bare | p50 µs | p99 µs | CPU µs/req "
                   "| added CPU µs/req vs bare |", "|---|---|---:|---:|---:|---:|---:|---:|"]
-        for label, _ in sizes:
+        for label, *_ in sizes:
             b = rows[label]["bare"]
             for v in ("filter-min", "filter-noaudit", "filter"):
                 m = rows[label][v]
@@ -356,6 +447,8 @@ def main():
     ap.add_argument("--breakdown", action="store_true",
                     help="also run a third proxy: the filter with an empty policy and no audit "
                          "sink, and one with the default policy but no audit sink")
+    ap.add_argument("--stream-requests", type=int, default=40,
+                    help="streamed requests per proxy for the time-to-first-byte measurement")
     ap.add_argument("--out", default="latest", help="report name under bench/results/")
     args = ap.parse_args()
     if not os.path.exists(WASM):
@@ -392,25 +485,27 @@ def bench(args, wrk, envoy, tmp):
 
     # Sanity: each size is allowed and forwarded, the upstream answer comes back.
     bodies = {}
-    for label, size in SIZES:
-        body = chat_body(size)
-        path = os.path.join(tmp, f"body-{size}.json")
+    for label, size, stream in SIZES:
+        body = chat_body(size, stream)
+        path = os.path.join(tmp, f"body-{size}-{stream}.json")
         with open(path, "wb") as f:
             f.write(body)
         for name, (port, _) in ports.items():
-            status, headers, resp = post_once(port, body)
-            if status != 200 or b"chatcmpl-bench" not in resp or "x-policy-decision" in headers:
+            status, headers, resp = post_once(port, body, stream)
+            if status != 200 or b"chatcmpl-bench" not in resp or "x-policy-decision" in headers \
+                    or (stream and not resp.endswith(b"data: [DONE]\n\n")):
                 raise RuntimeError(f"{name} {label}: unexpected answer {status} {headers} {resp[:300]}")
-        lua = os.path.join(tmp, f"post-{size}.lua")
+        lua = os.path.join(tmp, f"post-{size}-{stream}.lua")
         with open(lua, "w") as f:
-            f.write(WRK_LUA % {"body": path, "out": os.path.join(tmp, "wrk-out.json")})
+            f.write(WRK_LUA % {"body": path, "out": os.path.join(tmp, "wrk-out.json"),
+                               "extra_headers": 'wrk.headers["x-bench-stream"] = "1"' if stream else ""})
         bodies[label] = lua
 
     rss_start = {name: rss_mib(p.pid) for name, p in proxies.items()}
     out = os.path.join(tmp, "wrk-out.json")
     names = list(ports)
-    raw = {label: {name: [] for name in names} for label, _ in SIZES}
-    for label, _ in SIZES:
+    raw = {label: {name: [] for name in names} for label, *_ in SIZES}
+    for label, *_ in SIZES:
         for rep in range(args.reps):
             for name in names if rep % 2 == 0 else names[::-1]:
                 port = ports[name][0]
@@ -447,7 +542,7 @@ def bench(args, wrk, envoy, tmp):
         hec_events = hec_dropped = hec_gaps = None
 
     rows = {}
-    for label, _ in SIZES:
+    for label, *_ in SIZES:
         rows[label] = {}
         for name in names:
             runs = raw[label][name]
@@ -490,6 +585,24 @@ def bench(args, wrk, envoy, tmp):
         f". HEC receiver (Python) CPU over the whole run: {hec_cpu:.1f} s.",
         "",
     ]
+    print("  streamed latency: bare vs filter in front of the streaming mock", file=sys.stderr)
+    latency = stream_latency(envoy, tmp, args.stream_requests)
+    b, f = latency["median_ms"]["bare"], latency["median_ms"]["filter"]
+    extra += [
+        "## Streamed response latency",
+        "",
+        f"Envoy bare and filter (default policy, no audit sink) in front of the Python streaming "
+        f"mock (tests/e2e/receivers/mock_llm.py) sending {latency['events']} events, one text "
+        f"delta (a word) every {latency['delay_ms']} ms; one request per fresh connection, "
+        f"{latency['requests']} per proxy, alternating, medians:",
+        "",
+        "| | bare ms | filter ms | added ms |",
+        "|---|---:|---:|---:|",
+        f"| time to first byte | {b[0]:.2f} | {f[0]:.2f} | {f[0] - b[0]:+.2f} |",
+        f"| time to first text | {b[1]:.2f} | {f[1]:.2f} | {f[1] - b[1]:+.2f} |",
+        f"| time to `[DONE]` | {b[2]:.2f} | {f[2]:.2f} | {f[2] - b[2]:+.2f} |",
+        "",
+    ]
     report = render(meta, rows, SIZES, rss, extra)
     with open(os.path.join(RESULTS, args.out + ".md"), "w") as f:
         f.write(report)
@@ -497,7 +610,7 @@ def bench(args, wrk, envoy, tmp):
         json.dump({"meta": meta, "medians": rows, "runs": raw, "rss_mib": rss,
                    "hec_stats": hec_stats, "hec_cpu_s": hec_cpu, "hec_events": hec_events,
                    "hec_gap_records": hec_gaps, "hec_dropped_reported": hec_dropped,
-                   "filter_requests_completed": served}, f, indent=1)
+                   "filter_requests_completed": served, "stream_latency": latency}, f, indent=1)
     print(report)
     return 0
 

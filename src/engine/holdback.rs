@@ -123,7 +123,13 @@ impl Holdback {
             from = from.min(trailing_token_start(text, self.cap));
         }
         if self.numeric {
-            from = from.min(trailing_run_start(text, NUMERIC_WINDOW, is_numeric_char));
+            // The run waits from where an entity could start: a digit, `+` or `(`.
+            let run = trailing_run_start(text, NUMERIC_WINDOW, is_numeric_char);
+            let start = text
+                .get(run..)
+                .and_then(|tail| tail.find(|c: char| c.is_ascii_digit() || c == '+' || c == '('))
+                .map_or(text.len(), |i| run + i);
+            from = from.min(start);
         }
         if self.iban {
             from = from.min(trailing_iban_start(text));
@@ -263,8 +269,10 @@ mod tests {
     fn numeric_detectors_hold_the_trailing_digit_run() {
         let h = Holdback::for_policy(&policy(&["credit_card", "phone"]), 8192);
         assert_eq!(h.release_point("plain prose only"), 16);
-        assert_eq!(h.release_point("card 4111 11"), "card".len());
-        assert_eq!(h.release_point("call (415) 555-"), "call".len());
+        assert_eq!(h.release_point("card 4111 11"), "card ".len());
+        assert_eq!(h.release_point("call (415) 555-"), "call ".len());
+        assert_eq!(h.release_point("one, two. "), 10);
+        assert_eq!(h.release_point("dial +"), "dial ".len());
         assert_eq!(h.release_point("4111 1111 1111 1111 then"), 24);
         let long = "1 ".repeat(100);
         assert_eq!(h.release_point(&long), 200 - NUMERIC_WINDOW);

@@ -1384,14 +1384,38 @@ mod tests {
     fn streamed_redaction_matches_whole_body_redaction() {
         let policy = default_policy();
         let pieces = [
-            "hello ", "world. ", CARD, " ", "jane.doe@example.com", ", ", "+1 415 555 0132",
-            "DE89 3704 0044 0532 0130 00", " 123-45-6789 ", "192.168.1.20", "12", "34 ", "x@y",
-            ".io", "\n", "(415) 555-0100", " tel ", "4111-1111-1111-1111", "\u{e9}t\u{e9} ",
-            "GB82 WEST 1234 5698 7654 32", " and ", "1.2.3", "-", "@", "sk", " ",
+            "hello ",
+            "world. ",
+            CARD,
+            " ",
+            "jane.doe@example.com",
+            ", ",
+            "+1 415 555 0132",
+            "DE89 3704 0044 0532 0130 00",
+            " 123-45-6789 ",
+            "192.168.1.20",
+            "12",
+            "34 ",
+            "x@y",
+            ".io",
+            "\n",
+            "(415) 555-0100",
+            " tel ",
+            "4111-1111-1111-1111",
+            "\u{e9}t\u{e9} ",
+            "GB82 WEST 1234 5698 7654 32",
+            " and ",
+            "1.2.3",
+            "-",
+            "@",
+            "sk",
+            " ",
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = |n: usize| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 33) as usize) % n
         };
         for round in 0..300 {
@@ -1418,7 +1442,10 @@ mod tests {
             let want = match &whole.verdict {
                 super::super::Verdict::Forward { body: Some(b), .. } => {
                     let v: Value = serde_json::from_slice(b).unwrap();
-                    v["choices"][0]["message"]["content"].as_str().unwrap().to_string()
+                    v["choices"][0]["message"]["content"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
                 }
                 _ => text.clone(),
             };
@@ -1428,13 +1455,21 @@ mod tests {
             let mut i = 0;
             while i < chars.len() {
                 let n = 1 + next(6);
-                deltas.push(chars[i..(i + n).min(chars.len())].iter().collect::<String>());
+                deltas.push(
+                    chars[i..(i + n).min(chars.len())]
+                        .iter()
+                        .collect::<String>(),
+                );
                 i += n;
             }
             let refs: Vec<&str> = deltas.iter().map(String::as_str).collect();
             let input = chat_stream(&refs, false);
             let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[&input]);
-            assert_eq!(chat_text(&out), want, "round {round}: {text:?} split {refs:?}");
+            assert_eq!(
+                chat_text(&out),
+                want,
+                "round {round}: {text:?} split {refs:?}"
+            );
             assert_eq!(
                 insp.outcome(&policy, 0).redactions,
                 whole.redactions,
