@@ -74,12 +74,15 @@ bench: wasm $(VENV)/.installed
 bench-engine:
 	$(CARGO) bench --bench engine
 
-## fuzz: body parsing and evaluation under libFuzzer for FUZZ_SECONDS (stable toolchain)
+## fuzz: body parsing and evaluation, then streamed responses, under libFuzzer for FUZZ_SECONDS each (stable toolchain)
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	@mkdir -p fuzz/corpus/evaluate
 	@python3 -c 'import json,sys; [open("fuzz/corpus/evaluate/seed-%02d-%d" % (i, s), "wb").write(bytes([s]) + (json.dumps(json.loads(l)["request"]) if not isinstance(json.loads(l)["request"], str) else json.loads(l)["request"]).encode()) for i, l in enumerate(open("policies/examples/traffic.jsonl")) for s in (4, 133, 22)]'
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run evaluate -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+	@mkdir -p fuzz/corpus/stream
+	@$(VENV)/bin/python -c 'import sys; sys.path.insert(0, "tests/e2e/receivers"); import json, mock_llm; [open("fuzz/corpus/stream/seed-%s-%d" % (p.strip("/").replace("/", "-"), c), "wb").write(bytes([s, c]) + b"".join(mock_llm.frame(n, d, "\n") for n, d in mock_llm.stream_events(p, {"model": "gpt-4o", "stream_options": {"include_usage": True}}, ["Card 4111 11", "11 1111 1111 to a@b", ".io ", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"]))) for p, s in (("/v1/chat/completions", 0), ("/v1/responses", 8), ("/v1/messages", 12)) for c in (1, 7, 64)]'
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run stream -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
 
 clean:
 	$(CARGO) clean
