@@ -1477,4 +1477,63 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn tool_call_arguments_and_interleaved_choices_are_separate_texts() {
+        let policy = default_policy();
+        let ev = |v: Value| format!("data: {v}\n\n");
+        let mut s = String::new();
+        // Two choices interleaved; choice 1 streams a tool call whose arguments carry an email.
+        for (i, piece) in ["mail x", "@y.org", " ok"].iter().enumerate() {
+            s.push_str(&ev(serde_json::json!({"model": "gpt-4o", "choices": [
+                {"index": 0, "delta": {"content": format!("part{i} ")}, "finish_reason": null}]})));
+            s.push_str(&ev(serde_json::json!({"model": "gpt-4o", "choices": [
+                {"index": 1, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]},
+                 "finish_reason": null}]})));
+        }
+        s.push_str(&ev(
+            serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+        ));
+        s.push_str(&ev(serde_json::json!({"choices": [{"index": 1, "delta": {}, "finish_reason": "tool_calls"}]})));
+        s.push_str("data: [DONE]\n\n");
+        let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[s.as_bytes()]);
+        let events = client_events(&out);
+        let args: String = events
+            .iter()
+            .filter_map(|(_, v)| {
+                v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        assert_eq!(args, "mail [EMAIL] ok");
+        let content: String = events
+            .iter()
+            .filter_map(|(_, v)| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        assert_eq!(content, "part0 part1 part2 ");
+        assert_eq!(insp.outcome(&policy, 0).segments, 2);
+    }
+
+    #[test]
+    fn legacy_completions_stream() {
+        let policy = default_policy();
+        let mut s = String::new();
+        for t in ["SSN 123-45", "-6780 noted"] {
+            let v = serde_json::json!({"id": "cmpl", "object": "text_completion", "model": "gpt-3.5-turbo-instruct",
+                "choices": [{"index": 0, "text": t, "finish_reason": null}]});
+            s.push_str(&format!("data: {v}\n\n"));
+        }
+        s.push_str("data: [DONE]\n\n");
+        let (out, _) = run(&policy, ApiFormat::OpenaiCompletions, true, &[s.as_bytes()]);
+        let text: String = client_events(&out)
+            .iter()
+            .filter_map(|(_, v)| v["choices"][0]["text"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(text, "SSN [US_SSN] noted");
+    }
 }
