@@ -232,7 +232,22 @@ def upstream_config(port, admin):
 EMPTY_POLICY = {"id": "empty", "version": "1", "rollout": {"mode": "enforce"}, "rules": []}
 
 
-def proxy_config(with_filter, port, admin, upstream_port, hec_port, minimal=False, audit=True):
+# Plugin settings every filter proxy gets on top of envoy/envoy.yaml's (--plugin).
+PLUGIN_OVERRIDES = {}
+
+NULL_FILTER_DIR = os.path.join(ROOT, "bench", "null-filter")
+NULL_WASM = os.path.join(NULL_FILTER_DIR, "target", "wasm32-unknown-unknown", "release",
+                         "null_filter.wasm")
+
+
+def build_null_filter():
+    subprocess.run(["cargo", "build", "--release", "--target", "wasm32-unknown-unknown",
+                    "--manifest-path", os.path.join(NULL_FILTER_DIR, "Cargo.toml")],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def proxy_config(with_filter, port, admin, upstream_port, hec_port, minimal=False, audit=True,
+                 null=False):
     cfg = harness.load_envoy_yaml()
     cfg["admin"]["address"]["socket_address"]["port_value"] = admin
     listener = cfg["static_resources"]["listeners"][0]
@@ -244,10 +259,14 @@ def proxy_config(with_filter, port, admin, upstream_port, hec_port, minimal=Fals
         c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
             "socket_address"]["port_value"] = ports[c["name"]]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    if with_filter:
+    if null:
+        fc = harness._filter_config(cfg)
+        fc["vm_config"]["code"]["local"]["filename"] = NULL_WASM
+        fc["configuration"]["value"] = "{}"
+    elif with_filter:
         with open(os.path.join(ROOT, "policies", "default.json")) as f:
             policy = json.load(f)
-        pc = harness.plugin_config(EMPTY_POLICY if minimal else policy)
+        pc = harness.plugin_config(EMPTY_POLICY if minimal else policy, **PLUGIN_OVERRIDES)
         if minimal or not audit:
             pc.pop("audit", None)
         else:
@@ -414,15 +433,18 @@ def render(meta, rows, sizes, rss, extra):  # noqa: C901
             f"| {us(b['p99_us'])} | {us(f['p99_us'])} | {us(f['p99_us'] - b['p99_us'])} "
             f"| {b['cpu_us_per_req']:.1f} | {f['cpu_us_per_req']:.1f} "
             f"| {f['cpu_us_per_req'] - b['cpu_us_per_req']:.1f} |")
-    if any("filter-min" in rows[label] for label, *_ in sizes):
-        lines += ["", "Breakdown: *filter-min* = the same filter with an empty policy and no audit "
-                  "sink (wasm hop, header hold, body buffering and parsing only); *filter-noaudit* "
-                  "= policies/default.json without an audit sink.", "",
+    variants = [v for v in ("null-filter", "filter-min", "filter-noaudit", "filter")
+                if any(v in rows[label] for label, *_ in sizes)]
+    if len(variants) > 1:
+        lines += ["", "Breakdown: *null-filter* = a proxy-wasm filter that does nothing "
+                  "(bench/null-filter: the V8 hop alone); *filter-min* = Policy Gateway with an "
+                  "empty policy and no audit sink (hop, body buffering, parsing, the record); "
+                  "*filter-noaudit* = policies/default.json without an audit sink.", "",
                   "| body | variant | req/s | ratio to bare | p50 µs | p99 µs | CPU µs/req "
                   "| added CPU µs/req vs bare |", "|---|---|---:|---:|---:|---:|---:|---:|"]
         for label, *_ in sizes:
             b = rows[label]["bare"]
-            for v in ("filter-min", "filter-noaudit", "filter"):
+            for v in variants:
                 m = rows[label][v]
                 lines.append(f"| {label} | {v} | {m['rps']:,.0f} | {m['rps'] / b['rps']:.1%} "
                              f"| {us(m['p50_us'])} | {us(m['p99_us'])} | {m['cpu_us_per_req']:.1f} "
@@ -449,8 +471,27 @@ def main():
                          "sink, and one with the default policy but no audit sink")
     ap.add_argument("--stream-requests", type=int, default=40,
                     help="streamed requests per proxy for the time-to-first-byte measurement")
+    ap.add_argument("--floor", action="store_true",
+                    help="also run Envoy with a proxy-wasm filter that does nothing "
+                         "(bench/null-filter): the cost of any V8-hosted filter")
+    ap.add_argument("--plugin", default="{}",
+                    help='JSON of plugin settings to override, e.g. \'{"hold_headers": false}\'')
+    ap.add_argument("--only", default="",
+                    help="comma-separated body labels to run (e.g. '1 KiB'); default all")
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds-long run of every case (CI keeps the benchmark working); "
+                         "its numbers mean nothing")
     ap.add_argument("--out", default="latest", help="report name under bench/results/")
     args = ap.parse_args()
+    PLUGIN_OVERRIDES.update(json.loads(args.plugin))
+    if args.smoke:
+        args.duration, args.warmup, args.reps, args.stream_requests = 1, 0, 1, 2
+        if args.out == "latest":
+            args.out = "smoke"
+    global SIZES
+    if args.only:
+        wanted = [x.strip() for x in args.only.split(",")]
+        SIZES = [s for s in SIZES if s[0] in wanted]
     if not os.path.exists(WASM):
         sys.exit(f"{WASM} missing: run `make wasm` first")
     signal.signal(signal.SIGTERM, on_signal)
@@ -472,6 +513,9 @@ def bench(args, wrk, envoy, tmp):
     if args.breakdown:
         ports["filter-min"] = (fp(), fp())
         ports["filter-noaudit"] = (fp(), fp())
+    if args.floor:
+        build_null_filter()
+        ports["null-filter"] = (fp(), fp())
 
     hec = Child([sys.executable, os.path.join(harness.RECEIVERS, "hec_receiver.py"), str(hec_port)],
                 "hec", tmp)
@@ -480,7 +524,8 @@ def bench(args, wrk, envoy, tmp):
     proxies = {}
     for name, (port, admin) in ports.items():
         cfg = proxy_config(name != "bare", port, admin, up_port, hec_port,
-                           minimal=name == "filter-min", audit=name != "filter-noaudit")
+                           minimal=name == "filter-min", audit=name != "filter-noaudit",
+                           null=name == "null-filter")
         proxies[name] = start_envoy(envoy, cfg, name, tmp, admin)
 
     # Sanity: each size is allowed and forwarded, the upstream answer comes back.
@@ -510,7 +555,8 @@ def bench(args, wrk, envoy, tmp):
             for name in names if rep % 2 == 0 else names[::-1]:
                 port = ports[name][0]
                 pid = proxies[name].pid
-                run_wrk(wrk, port, bodies[label], args.warmup, args.connections, out)
+                if args.warmup:
+                    run_wrk(wrk, port, bodies[label], args.warmup, args.connections, out)
                 cpu0, t0 = cpu_seconds(pid), time.time()
                 r = run_wrk(wrk, port, bodies[label], args.duration, args.connections, out)
                 cpu1 = cpu_seconds(pid)

@@ -29,12 +29,6 @@ pub fn set_request_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
 }
 
-pub fn response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
-        .ok()
-        .flatten()
-}
-
 pub fn set_response_header(name: &str, value: Option<&str>) {
     let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value);
 }
@@ -75,12 +69,37 @@ pub fn set_tick_period(ms: u64) {
     let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
 }
 
-/// The current request, as attribution sees it.
-pub struct HostRequest;
+/// A header map read in one host call: each header callback reads several headers, and one
+/// call returning them all costs less than a call per header.
+pub struct Headers(Vec<(String, String)>);
 
-impl RequestView for HostRequest {
+impl Headers {
+    pub fn request() -> Headers {
+        Headers(hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default())
+    }
+
+    pub fn response() -> Headers {
+        Headers(hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default())
+    }
+
+    /// The first value of a header (names are lower case in Envoy's maps).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The current request, as attribution sees it; headers from a snapshot when there is one.
+pub struct HostRequest<'a>(pub Option<&'a Headers>);
+
+impl RequestView for HostRequest<'_> {
     fn header(&self, name: &str) -> Option<String> {
-        request_header(name)
+        match self.0 {
+            Some(headers) => headers.get(name).map(str::to_string),
+            None => request_header(name),
+        }
     }
 
     fn jwt_claim(&self, payload_in_metadata: &str, claim: &str) -> Option<String> {

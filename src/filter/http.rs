@@ -1,7 +1,8 @@
 //! The HTTP context: buffers request and response bodies, hands them to the engine, applies
 //! the verdict, and queues the exchange's record when the stream ends.
 //!
-//! Envoy facts this follows: drop `content-length` when the body may change; Pause in the
+//! Envoy facts this follows: drop `content-length` when the body may change after the headers
+//! have gone (with `hold_headers` it stays, corrected when the body changes); Pause in the
 //! body callback until end of stream; requests ending with trailers finish in the trailers
 //! callback. From the headers callbacks return Continue (a Pause there becomes StopAll and
 //! the body callbacks never fire) unless `hold_headers` is on, which needs the host to honour
@@ -44,6 +45,7 @@ pub struct Http {
     skip_request_body: bool,
     request_body_size: usize,
     inspect_response: bool,
+    request_headers_held: bool,
     response_headers_held: bool,
     responded_locally: bool,
     http_status: Option<u16>,
@@ -69,6 +71,7 @@ impl Http {
             skip_request_body: false,
             request_body_size: 0,
             inspect_response: false,
+            request_headers_held: false,
             response_headers_held: false,
             responded_locally: false,
             http_status: None,
@@ -109,10 +112,10 @@ impl Http {
             return;
         }
         if need_user {
-            self.user = attribution::resolve(&cfg.user_sources, &HostRequest, body);
+            self.user = attribution::resolve(&cfg.user_sources, &HostRequest(None), body);
         }
         if need_project {
-            self.project = attribution::resolve(&cfg.project_sources, &HostRequest, body);
+            self.project = attribution::resolve(&cfg.project_sources, &HostRequest(None), body);
         }
     }
 
@@ -201,6 +204,8 @@ impl Http {
                         "policy_gateway: could not replace the request body of {}",
                         self.request_id
                     );
+                } else if self.request_headers_held {
+                    host::set_request_header("content-length", Some(&new_body.len().to_string()));
                 }
                 HostAction::Continue
             }
@@ -241,7 +246,11 @@ impl Http {
                 body: Some(new_body),
                 ..
             } => {
-                host::replace_buffer(BufferType::HttpResponseBody, body.len(), new_body);
+                if host::replace_buffer(BufferType::HttpResponseBody, body.len(), new_body)
+                    && self.response_headers_held
+                {
+                    host::set_response_header("content-length", Some(&new_body.len().to_string()));
+                }
             }
             Verdict::Respond {
                 status,
@@ -252,6 +261,7 @@ impl Http {
                     reply::error_body(self.format, *status, message, &outcome.reason_code, *held);
                 host::replace_buffer(BufferType::HttpResponseBody, body.len(), &err);
                 if self.response_headers_held {
+                    host::set_response_header("content-length", Some(&err.len().to_string()));
                     // Headers are still here: the client gets the refusal's status too.
                     host::set_response_header(":status", Some(&status.to_string()));
                     host::set_response_header("x-policy-decision", Some(outcome.decision.name()));
@@ -286,14 +296,16 @@ impl HttpContext for Http {
             return HostAction::Continue;
         };
         self.started_ms = host::now_ms();
-        self.path = host::request_header(":path");
+        let headers = host::Headers::request();
+        self.path = headers.get(":path").map(str::to_string);
         self.format = llm::detect_format(self.path.as_deref(), &Value::Null);
-        self.request_id = match host::request_header("x-request-id") {
-            Some(id) if !id.is_empty() && id.len() <= 128 => id,
+        self.request_id = match headers.get("x-request-id") {
+            Some(id) if !id.is_empty() && id.len() <= 128 => id.to_string(),
             _ => shared.ids.borrow_mut().next(self.started_ms),
         };
-        self.user = attribution::resolve(&shared.config.user_sources, &HostRequest, None);
-        self.project = attribution::resolve(&shared.config.project_sources, &HostRequest, None);
+        let view = HostRequest(Some(&headers));
+        self.user = attribution::resolve(&shared.config.user_sources, &view, None);
+        self.project = attribution::resolve(&shared.config.project_sources, &view, None);
         if end_of_stream {
             let rollout = self.rollout(&shared);
             let mut o = engine::uninspected(
@@ -308,13 +320,14 @@ impl HttpContext for Http {
             self.request = Some(o);
             return HostAction::Continue;
         }
-        let content_type = host::request_header("content-type")
+        let content_type = headers
+            .get("content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
         if !content_type.is_empty() && !content_type.contains("json") {
             return self.uninspectable(&shared, "BODY_NOT_JSON", "content-type is not JSON", 415);
         }
-        if let Some(enc) = host::request_header("content-encoding") {
+        if let Some(enc) = headers.get("content-encoding") {
             if !enc.eq_ignore_ascii_case("identity") {
                 return self.uninspectable(
                     &shared,
@@ -324,8 +337,9 @@ impl HttpContext for Http {
                 );
             }
         }
-        let declared =
-            host::request_header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+        let declared = headers
+            .get("content-length")
+            .and_then(|v| v.trim().parse::<usize>().ok());
         if declared.is_some_and(|n| n > shared.config.max_body_bytes) {
             self.request_body_size = declared.unwrap_or(0);
             return self.uninspectable(
@@ -335,12 +349,14 @@ impl HttpContext for Http {
                 413,
             );
         }
-        // The body may change length.
-        host::set_request_header("content-length", None);
         if shared.config.hold_headers {
-            // Nothing reaches the upstream before the body is judged.
+            // Nothing reaches the upstream before the body is judged; `content-length` stays
+            // (re-chunking every request costs both hops) and is corrected if the body changes.
+            self.request_headers_held = true;
             return HostAction::Pause;
         }
+        // The body may change length after the headers have gone.
+        host::set_request_header("content-length", None);
         HostAction::Continue
     }
 
@@ -383,7 +399,8 @@ impl HttpContext for Http {
         if self.responded_locally {
             return HostAction::Continue;
         }
-        self.http_status = host::response_header(":status").and_then(|s| s.parse().ok());
+        let headers = host::Headers::response();
+        self.http_status = headers.get(":status").and_then(|s| s.parse().ok());
         if let (Some(req), Some(rollout)) = (&self.request, &self.rollout) {
             if rollout.enforced && req.decision != Action::Allow {
                 host::set_response_header("x-policy-decision", Some(req.decision.name()));
@@ -393,7 +410,8 @@ impl HttpContext for Http {
         if !shared.config.inspect_responses || end_of_stream {
             return HostAction::Continue;
         }
-        let content_type = host::response_header("content-type")
+        let content_type = headers
+            .get("content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
         let sse = content_type.contains("text/event-stream");
@@ -401,7 +419,8 @@ impl HttpContext for Http {
             self.response_not_inspected(&shared, "RESPONSE_NOT_JSON", "content-type is not JSON");
             return HostAction::Continue;
         }
-        if host::response_header("content-encoding")
+        if headers
+            .get("content-encoding")
             .is_some_and(|e| !e.eq_ignore_ascii_case("identity"))
         {
             self.response_not_inspected(
@@ -437,11 +456,12 @@ impl HttpContext for Http {
             return HostAction::Continue;
         }
         self.inspect_response = true;
-        host::set_response_header("content-length", None);
         if shared.config.hold_headers {
+            // `content-length` stays, corrected if the body changes.
             self.response_headers_held = true;
             return HostAction::Pause;
         }
+        host::set_response_header("content-length", None);
         HostAction::Continue
     }
 
