@@ -18,7 +18,7 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RECEIVERS = os.path.join(ROOT, "tests", "e2e", "receivers")
-WASM = os.path.join(ROOT, "target", "wasm32-unknown-unknown", "release", "policy_gateway.wasm")
+WASM = os.path.join(ROOT, "target", "policy_gateway.wasm")  # `make wasm`: release build + wasm-opt
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv", "bin", "envoy"))
 HEC_TOKEN = "00000000-0000-4000-8000-000000000001"
 
