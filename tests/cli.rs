@@ -179,3 +179,159 @@ fn simulate_table_and_usage_errors() {
     let out = run(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// The shipped example traffic simulated under a policy: real records, as sinks deliver them.
+fn simulated(policy: &str, seed: &str) -> String {
+    stdout(&run(&[
+        "simulate",
+        "--policy",
+        policy,
+        "--input",
+        "policies/examples/traffic.jsonl",
+        "--seed",
+        seed,
+    ]))
+}
+
+#[test]
+fn diff_reports_decision_transitions_with_rules_and_examples() {
+    let out = stdout(&run(&[
+        "diff",
+        "--from",
+        "policies/default.json",
+        "--to",
+        "policies/examples/default-v2.json",
+        "--input",
+        "policies/examples/traffic.jsonl",
+        "--format",
+        "json",
+    ]));
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["exchanges"], 14);
+    assert_eq!(doc["changed"], 2);
+    let t = |from: &str, to: &str| {
+        doc["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["from"] == from && t["to"] == to)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    // The confidential project is refused instead of flagged.
+    let esc = t("escalate", "refuse");
+    assert_eq!(esc["count"], 1);
+    assert_eq!(esc["examples"], serde_json::json!(["req-009"]));
+    // The IBAN moves from the personal-data rule to the payment-card rule.
+    let red = t("redact", "redact");
+    assert_eq!(red["changed"], 1);
+    assert_eq!(red["rules_added"]["redact-payment-cards"], 1);
+    assert_eq!(red["rules_removed"]["redact-personal-data"], 1);
+    let csv = stdout(&run(&[
+        "diff",
+        "--from",
+        "policies/default.json",
+        "--to",
+        "policies/examples/default-v2.json",
+        "--input",
+        "policies/examples/traffic.jsonl",
+        "--format",
+        "csv",
+    ]));
+    assert!(csv.starts_with("transition,count,changed,rules added,rules removed,examples\r\n"));
+    assert!(csv.contains("escalate→refuse,1,1,,,req-009\r\n"));
+    let bad = run(&["diff", "--from", "policies/default.json", "--input", "x"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn trail_chargeback_and_compare_over_exported_records() {
+    let v1 = simulated("policies/default.json", "1");
+    let v2 = simulated("policies/examples/default-v2.json", "2");
+    // As different sinks deliver them: plain JSONL (S3, gzip), HEC events, Datadog logs.
+    let hec: String = v1
+        .lines()
+        .map(|l| format!("{{\"time\":1,\"event\":{l}}}\n"))
+        .collect();
+    let datadog: Vec<Value> = v2
+        .lines()
+        .map(|l| serde_json::json!({"message": l, "ddsource": "policy-gateway"}))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("pg-cli-trail-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("dt=2026-11-26")).unwrap();
+    std::fs::write(dir.join("hec.json"), &hec).unwrap();
+    std::fs::write(dir.join("datadog.json"), Value::Array(datadog).to_string()).unwrap();
+    // The same v1 records again, gzipped, as the S3 sink writes them: de-duplicated.
+    std::fs::write(
+        dir.join("dt=2026-11-26").join("gw-1.jsonl.gz"),
+        policy_gateway::sinks::gzip::gzip(v1.as_bytes()),
+    )
+    .unwrap();
+    let d = dir.display().to_string();
+
+    let refused = stdout(&run(&[
+        "trail",
+        "--decision",
+        "refuse",
+        "--policy",
+        "default@1",
+        &d,
+    ]));
+    let ids: Vec<String> = refused
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["req-003", "req-004", "req-007", "req-014"]);
+    let by_user = stdout(&run(&["trail", "--user", "mallory", "--format", "csv", &d]));
+    assert_eq!(by_user.lines().count(), 1 + 4, "{by_user}");
+    let by_rule = stdout(&run(&[
+        "trail",
+        "--rule",
+        "redact-payment-cards",
+        "--format",
+        "table",
+        &d,
+    ]));
+    assert_eq!(by_rule.lines().count(), 2 + 3, "{by_rule}");
+
+    let cb = stdout(&run(&[
+        "chargeback",
+        "--policy",
+        "default@1",
+        "--by",
+        "project",
+        &d,
+    ]));
+    let support = cb.lines().find(|l| l.starts_with("proj-support,")).unwrap();
+    // alice x2 (82 tokens), grace (69), mallory x2 refused.
+    assert_eq!(support, "proj-support,5,2,104,47,151,0,0");
+
+    let cmp = stdout(&run(&["compare", "--format", "json", &d]));
+    let doc: Value = serde_json::from_str(&cmp).unwrap();
+    assert_eq!(doc["before"]["policy_id"], "default@1");
+    assert_eq!(doc["after"]["policy_id"], "default@2");
+    assert_eq!(doc["before"]["requests"], 14);
+    let rate = |m: &str| {
+        doc["rates_percent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["metric"] == m)
+            .unwrap()["change_points"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!((rate("decision refuse") - 7.14).abs() < 0.01);
+    assert!((rate("decision escalate") + 7.14).abs() < 0.01);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,13 +1,18 @@
 //! The native `policy-gateway` command line, over the same core the filter runs.
 
+pub mod chargeback;
 pub mod check;
+pub mod compare;
+pub mod diff;
+pub mod records;
 pub mod simulate;
 pub mod table;
+pub mod trail;
 
 use std::io::Write;
 
 pub const USAGE: &str = "\
-policy-gateway: check policies and simulate traffic through them
+policy-gateway: check policies, simulate and diff traffic, and report over audit trails
 
 USAGE:
     policy-gateway check FILE...
@@ -18,6 +23,27 @@ USAGE:
         or a table for people. A line is a request body, or an object
         {\"request\": <body>, \"headers\": {...}, \"response\": <body>, \"path\": \"/v1/...\"}.
         Headers used: x-request-id, x-user-id, x-project-id. --input - reads stdin.
+
+    policy-gateway diff --from OLD.json --to NEW.json --input TRAFFIC.jsonl [--format table|json|csv]
+        Replay traffic through both policies: decision transitions (allow->refuse, ...)
+        with counts, the rules that start or stop matching, example request ids.
+
+    policy-gateway trail [FILTERS] [--format jsonl|table|csv] RECORDS...
+        The matching decision records, in time order, de-duplicated by record_id.
+
+    policy-gateway chargeback [FILTERS] [--by project,user,model] [--format csv|table|json] RECORDS...
+        Requests, refusals and tokens per group (estimated tokens counted apart), as CSV.
+
+    policy-gateway compare [FILTERS] [--before POLICY_ID --after POLICY_ID] [--format table|json] RECORDS...
+        How decision, rule and reason rates changed across a policy change (by default the
+        last two policy ids in time order).
+
+RECORDS: exported audit records: files or directories (recursively), JSON lines or a JSON
+array, gzip or not, as any sink delivered them (S3 objects, Splunk HEC events or search
+exports, Datadog logs, Elasticsearch documents, Azure Monitor rows); - reads stdin.
+FILTERS: --from TIME (inclusive) --to TIME (exclusive) (ISO 8601, e.g. 2026-11-26 or
+2026-11-26T09:30:00Z), --user, --project, --reason REASON_CODE, --decision, --policy POLICY_ID,
+--rule RULE_ID, --type decision|policy_change|gap (default decision).
 ";
 
 /// Runs the CLI; returns the process exit code.
@@ -30,6 +56,10 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match cmd.as_str() {
         "check" => check::run(rest, out, err),
         "simulate" => simulate::run(rest, out, err),
+        "trail" => trail::run(rest, out, err),
+        "chargeback" => chargeback::run(rest, out, err),
+        "compare" => compare::run(rest, out, err),
+        "diff" => diff::run(rest, out, err),
         "help" | "--help" | "-h" => {
             let _ = write!(out, "{USAGE}");
             0

@@ -34,6 +34,28 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Renders rows as CSV (RFC 4180: fields with `,`, `"` or line breaks are quoted, quotes
+/// doubled), header first, `\r\n` line ends as spreadsheets and finance imports expect.
+pub fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
+    let field = |f: &str| {
+        if f.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", f.replace('"', "\"\""))
+        } else {
+            f.to_string()
+        }
+    };
+    let mut out = String::new();
+    let head: Vec<String> = header.iter().map(|h| field(h)).collect();
+    out.push_str(&head.join(","));
+    out.push_str("\r\n");
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| field(c)).collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +64,17 @@ mod tests {
     fn pads_columns() {
         let t = render(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "a    bb\n---  --\nxxx  y\n");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let out = csv(
+            &["a", "b"],
+            &[
+                vec!["x,y".into(), "say \"hi\"".into()],
+                vec!["1".into(), "".into()],
+            ],
+        );
+        assert_eq!(out, "a,b\r\n\"x,y\",\"say \"\"hi\"\"\"\r\n1,\r\n");
     }
 }

@@ -1,0 +1,221 @@
+//! `policy-gateway compare`: how decisions changed across a policy change in recorded traffic.
+//!
+//! Records are split by `policy_id`: the traffic before a change and after it are different
+//! requests, so the comparison is of rates: the share of each decision, each rule's trigger
+//! rate and the reason codes, before and after, with the change in percentage points.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use super::records::{self, rules_of, str_of, Filter};
+
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match run_inner(args.to_vec(), out, err) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "compare: {e}");
+            2
+        }
+    }
+}
+
+const DECISIONS: [&str; 5] = ["allow", "rewrite", "redact", "escalate", "refuse"];
+
+/// Counts of one policy version's traffic.
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub requests: u64,
+    pub first: String,
+    pub last: String,
+    pub decisions: BTreeMap<String, u64>,
+    pub rules: BTreeMap<String, u64>,
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// Profiles of every policy id, and the ids in order of first appearance.
+pub fn profiles(records: &[&Value]) -> (BTreeMap<String, Profile>, Vec<String>) {
+    let mut sorted: Vec<&&Value> = records.iter().collect();
+    sorted.sort_by(|a, b| str_of(a, "timestamp").cmp(&str_of(b, "timestamp")));
+    let mut by: BTreeMap<String, Profile> = BTreeMap::new();
+    let mut order = Vec::new();
+    for r in sorted {
+        let id = str_of(r, "policy_id").unwrap_or("(none)").to_string();
+        if !by.contains_key(&id) {
+            order.push(id.clone());
+        }
+        let p = by.entry(id).or_default();
+        let ts = str_of(r, "timestamp").unwrap_or_default().to_string();
+        if p.requests == 0 {
+            p.first = ts.clone();
+        }
+        p.last = ts;
+        p.requests += 1;
+        *p.decisions
+            .entry(str_of(r, "decision").unwrap_or("-").into())
+            .or_default() += 1;
+        *p.reasons
+            .entry(str_of(r, "reason_code").unwrap_or("-").into())
+            .or_default() += 1;
+        for rule in rules_of(r) {
+            *p.rules.entry(rule.into()).or_default() += 1;
+        }
+    }
+    (by, order)
+}
+
+fn share(n: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        n as f64 * 100.0 / total as f64
+    }
+}
+
+fn run_inner(
+    mut args: Vec<String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), String> {
+    let mut filter = Filter::from_args(&mut args)?;
+    if filter.policy_id.is_some() {
+        return Err("--policy does not apply: use --before and --after".into());
+    }
+    filter.policy_id = None;
+    let before = super::take_flag(&mut args, "--before")?;
+    let after = super::take_flag(&mut args, "--after")?;
+    let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "table".into());
+    if !["table", "json"].contains(&format.as_str()) {
+        return Err(format!("--format {format}: expected table or json"));
+    }
+    if let Some(flag) = args.iter().find(|a| a.starts_with("--")) {
+        return Err(format!("unknown option \"{flag}\""));
+    }
+    if args.is_empty() {
+        return Err("name the exported records: FILE or DIRECTORY... (- for stdin)".into());
+    }
+    let loaded = records::load(&args)?;
+    let mut seen = HashSet::new();
+    let found: Vec<&Value> = loaded
+        .records
+        .iter()
+        .filter(|r| filter.accepts(r))
+        .filter(|r| seen.insert(str_of(r, "record_id").unwrap_or_default().to_string()))
+        .collect();
+    let (profiles, order) = profiles(&found);
+    let _ = writeln!(
+        err,
+        "compare: {} records, policy ids in order: {} ({} files, {} lines skipped)",
+        found.len(),
+        order.join(", "),
+        loaded.files,
+        loaded.skipped
+    );
+    let pick = |given: Option<String>, fallback: Option<&String>, name: &str| {
+        given
+            .or_else(|| fallback.cloned())
+            .ok_or_else(|| {
+                format!(
+                    "--{name}: the records hold policy ids {order:?}; a change needs two (give --before and --after)"
+                )
+            })
+    };
+    let n = order.len();
+    let before = pick(
+        before,
+        n.checked_sub(2).and_then(|i| order.get(i)),
+        "before",
+    )?;
+    let after = pick(after, n.checked_sub(1).and_then(|i| order.get(i)), "after")?;
+    let empty = Profile::default();
+    let (b, a) = (
+        profiles.get(&before).unwrap_or(&empty),
+        profiles.get(&after).unwrap_or(&empty),
+    );
+    if b.requests == 0 || a.requests == 0 {
+        return Err(format!(
+            "no records of {} in the input (policy ids found: {order:?})",
+            if b.requests == 0 { &before } else { &after }
+        ));
+    }
+    // metric, before %, after %
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    for d in DECISIONS {
+        let get = |p: &Profile| share(p.decisions.get(d).copied().unwrap_or(0), p.requests);
+        rows.push((format!("decision {d}"), get(b), get(a)));
+    }
+    let rules: BTreeSet<&String> = b.rules.keys().chain(a.rules.keys()).collect();
+    for rule in rules {
+        let get = |p: &Profile| share(p.rules.get(rule).copied().unwrap_or(0), p.requests);
+        rows.push((format!("rule {rule}"), get(b), get(a)));
+    }
+    let reasons: BTreeSet<&String> = b.reasons.keys().chain(a.reasons.keys()).collect();
+    for reason in reasons {
+        let get = |p: &Profile| share(p.reasons.get(reason).copied().unwrap_or(0), p.requests);
+        rows.push((format!("reason {reason}"), get(b), get(a)));
+    }
+    let w = |e: std::io::Error| e.to_string();
+    if format == "json" {
+        let doc = json!({
+            "before": {"policy_id": before, "requests": b.requests, "from": b.first, "to": b.last},
+            "after": {"policy_id": after, "requests": a.requests, "from": a.first, "to": a.last},
+            "rates_percent": rows.iter().map(|(m, x, y)| json!({
+                "metric": m, "before": round(*x), "after": round(*y), "change_points": round(y - x)
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{doc}").map_err(w)?;
+    } else {
+        writeln!(
+            out,
+            "before: {before}, {} requests, {} .. {}\nafter:  {after}, {} requests, {} .. {}\n",
+            b.requests, b.first, b.last, a.requests, a.first, a.last
+        )
+        .map_err(w)?;
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(m, x, y)| {
+                vec![
+                    m.clone(),
+                    format!("{x:.1}%"),
+                    format!("{y:.1}%"),
+                    format!("{:+.1}", y - x),
+                ]
+            })
+            .collect();
+        write!(
+            out,
+            "{}",
+            super::table::render(
+                &["share of requests", "before", "after", "change (points)"],
+                &table
+            )
+        )
+        .map_err(w)?;
+    }
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_split_by_policy_in_time_order() {
+        let recs = [
+            json!({"timestamp": "2026-11-26T10:00:01Z", "policy_id": "p@2", "decision": "refuse", "reason_code": "X", "triggered_rules": ["r"]}),
+            json!({"timestamp": "2026-11-26T09:00:00Z", "policy_id": "p@1", "decision": "allow", "reason_code": "NO_RULE_MATCHED", "triggered_rules": []}),
+            json!({"timestamp": "2026-11-26T09:30:00Z", "policy_id": "p@1", "decision": "allow", "reason_code": "NO_RULE_MATCHED", "triggered_rules": []}),
+        ];
+        let refs: Vec<&Value> = recs.iter().collect();
+        let (p, order) = profiles(&refs);
+        assert_eq!(order, ["p@1", "p@2"]);
+        assert_eq!(p["p@1"].requests, 2);
+        assert_eq!(p["p@1"].first, "2026-11-26T09:00:00Z");
+        assert_eq!(p["p@2"].rules["r"], 1);
+    }
+}

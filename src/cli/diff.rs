@@ -1,0 +1,165 @@
+//! `policy-gateway diff`: replays traffic through two policy versions and reports what changes:
+//! decision transitions (allow→refuse, redact→allow, …) with their counts, the rules that
+//! start or stop matching on them, and example request ids.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+
+use serde_json::json;
+
+use super::simulate::{parse_line, simulate};
+use crate::audit::IdGenerator;
+
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match run_inner(args.to_vec(), out) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "diff: {e}");
+            2
+        }
+    }
+}
+
+/// Examples kept per transition.
+const EXAMPLES: usize = 3;
+
+/// One transition between the old and the new decision.
+#[derive(Debug, Default)]
+pub struct Transition {
+    pub count: u64,
+    /// Exchanges whose decision or matching rules differ.
+    pub changed: u64,
+    /// Rules matching under the new policy only, and under the old only, with counts.
+    pub rules_added: BTreeMap<String, u64>,
+    pub rules_removed: BTreeMap<String, u64>,
+    pub examples: Vec<String>,
+}
+
+/// Every (old decision, new decision) pair seen, changed or not, and the exchanges replayed.
+pub fn diff(
+    old: &crate::policy::Policy,
+    new: &crate::policy::Policy,
+    lines: &[String],
+) -> (BTreeMap<(String, String), Transition>, u64) {
+    let mut ids = IdGenerator::new(1);
+    let mut out: BTreeMap<(String, String), Transition> = BTreeMap::new();
+    let mut n = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        n += 1;
+        let ex = parse_line(line);
+        let a = simulate(old, &ex, i + 1, &mut ids, 0).record;
+        let b = simulate(new, &ex, i + 1, &mut ids, 0).record;
+        let t = out
+            .entry((a.decision.to_string(), b.decision.to_string()))
+            .or_default();
+        t.count += 1;
+        for rule in b
+            .triggered_rules
+            .iter()
+            .filter(|r| !a.triggered_rules.contains(r))
+        {
+            *t.rules_added.entry(rule.clone()).or_default() += 1;
+        }
+        for rule in a
+            .triggered_rules
+            .iter()
+            .filter(|r| !b.triggered_rules.contains(r))
+        {
+            *t.rules_removed.entry(rule.clone()).or_default() += 1;
+        }
+        if a.decision != b.decision || a.triggered_rules != b.triggered_rules {
+            t.changed += 1;
+            if t.examples.len() < EXAMPLES {
+                t.examples.push(a.request_id.clone());
+            }
+        }
+    }
+    (out, n)
+}
+
+fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
+    let from = super::take_flag(&mut args, "--from")?.ok_or("--from OLD.json is required")?;
+    let to = super::take_flag(&mut args, "--to")?.ok_or("--to NEW.json is required")?;
+    let input =
+        super::take_flag(&mut args, "--input")?.ok_or("--input TRAFFIC.jsonl is required")?;
+    let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "table".into());
+    if !["table", "json", "csv"].contains(&format.as_str()) {
+        return Err(format!("--format {format}: expected table, json or csv"));
+    }
+    if let Some(extra) = args.first() {
+        return Err(format!("unexpected argument \"{extra}\""));
+    }
+    let old = super::check::load(&from).map_err(|e| format!("{from}: {e}"))?;
+    let new = super::check::load(&to).map_err(|e| format!("{to}: {e}"))?;
+    let reader: Box<dyn BufRead> = if input == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let f = std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let lines: Vec<String> = reader
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{input}: {e}"))?;
+    let (transitions, total) = diff(&old, &new, &lines);
+    let rules = |m: &BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(r, n)| format!("{r} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let w = |e: std::io::Error| e.to_string();
+    let changed: u64 = transitions.values().map(|t| t.changed).sum();
+    match format.as_str() {
+        "json" => {
+            let doc = json!({
+                "from": old.policy_id, "to": new.policy_id, "exchanges": total,
+                "changed": changed,
+                "transitions": transitions.iter().map(|((a, b), t)| json!({
+                    "from": a, "to": b, "count": t.count, "changed": t.changed,
+                    "rules_added": t.rules_added, "rules_removed": t.rules_removed,
+                    "examples": t.examples,
+                })).collect::<Vec<_>>(),
+            });
+            writeln!(out, "{doc}").map_err(w)?;
+        }
+        _ => {
+            let header = [
+                "transition",
+                "count",
+                "changed",
+                "rules added",
+                "rules removed",
+                "examples",
+            ];
+            let rows: Vec<Vec<String>> = transitions
+                .iter()
+                .map(|((a, b), t)| {
+                    vec![
+                        format!("{a}→{b}"),
+                        t.count.to_string(),
+                        t.changed.to_string(),
+                        rules(&t.rules_added),
+                        rules(&t.rules_removed),
+                        t.examples.join(" "),
+                    ]
+                })
+                .collect();
+            if format == "csv" {
+                write!(out, "{}", super::table::csv(&header, &rows)).map_err(w)?;
+            } else {
+                writeln!(
+                    out,
+                    "{} → {}: {total} exchanges replayed, {changed} with a different decision or rules\n",
+                    old.policy_id, new.policy_id
+                )
+                .map_err(w)?;
+                write!(out, "{}", super::table::render(&header, &rows)).map_err(w)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! `policy-gateway trail`: the records of an investigation, from exported trails, filtered by
+//! time, user, project, reason, decision, policy and rule, in time order.
+
+use std::io::Write;
+
+use serde_json::Value;
+
+use super::records::{self, rules_of, str_of, Filter};
+
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match run_inner(args.to_vec(), out, err) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "trail: {e}");
+            2
+        }
+    }
+}
+
+const COLUMNS: [&str; 11] = [
+    "timestamp",
+    "request_id",
+    "user",
+    "project",
+    "decision",
+    "enforced",
+    "reason_code",
+    "rules",
+    "policy_id",
+    "model",
+    "record_id",
+];
+
+fn run_inner(
+    mut args: Vec<String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), String> {
+    let filter = Filter::from_args(&mut args)?;
+    let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "jsonl".into());
+    if !["jsonl", "table", "csv"].contains(&format.as_str()) {
+        return Err(format!("--format {format}: expected jsonl, table or csv"));
+    }
+    if let Some(flag) = args.iter().find(|a| a.starts_with("--")) {
+        return Err(format!("unknown option \"{flag}\""));
+    }
+    if args.is_empty() {
+        return Err("name the exported records: FILE or DIRECTORY... (- for stdin)".into());
+    }
+    let loaded = records::load(&args)?;
+    let mut found: Vec<&Value> = loaded
+        .records
+        .iter()
+        .filter(|r| filter.accepts(r))
+        .collect();
+    found.sort_by(|a, b| str_of(a, "timestamp").cmp(&str_of(b, "timestamp")));
+    // Delivery is at least once: a record delivered twice is one decision.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|r| seen.insert(str_of(r, "record_id").unwrap_or_default().to_string()));
+    let w = |e: std::io::Error| e.to_string();
+    match format.as_str() {
+        "jsonl" => {
+            for r in &found {
+                writeln!(out, "{r}").map_err(w)?;
+            }
+        }
+        _ => {
+            let rows: Vec<Vec<String>> = found.iter().map(|r| row(r)).collect();
+            let text = if format == "csv" {
+                super::table::csv(&COLUMNS, &rows)
+            } else {
+                super::table::render(&COLUMNS, &rows)
+            };
+            write!(out, "{text}").map_err(w)?;
+        }
+    }
+    let _ = writeln!(
+        err,
+        "trail: {} of {} records matched ({} files, {} lines skipped)",
+        found.len(),
+        loaded.records.len(),
+        loaded.files,
+        loaded.skipped
+    );
+    Ok(())
+}
+
+fn row(r: &Value) -> Vec<String> {
+    let s = |k: &str| str_of(r, k).unwrap_or("-").to_string();
+    let rules = rules_of(r);
+    vec![
+        s("timestamp"),
+        s("request_id"),
+        s("policy_user"),
+        s("policy_project_id"),
+        s("decision"),
+        r.get("enforced")
+            .and_then(Value::as_bool)
+            .map_or("-", |e| if e { "yes" } else { "no" })
+            .into(),
+        s("reason_code"),
+        if rules.is_empty() {
+            "-".into()
+        } else {
+            rules.join(",")
+        },
+        s("policy_id"),
+        str_of(r, "response_model")
+            .or(str_of(r, "model"))
+            .unwrap_or("-")
+            .into(),
+        s("record_id"),
+    ]
+}
