@@ -22,7 +22,7 @@ bench-smoke: wasm $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py --smoke --floor > /dev/null
 	@test -s bench/results/smoke.md && echo "bench smoke: bench/results/smoke.md written"
 
-test-e2e: wasm $(VENV)/.installed setup-s3s
+test-e2e: wasm cli $(VENV)/.installed setup-s3s
 	$(VENV)/bin/python -m pytest -q tests/e2e
 
 ## setup-s3s: s3s-fs, an S3-compatible server that really verifies SigV4 presigned signatures

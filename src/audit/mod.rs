@@ -2,6 +2,7 @@
 
 pub mod ecs;
 pub mod id;
+pub mod policy_change;
 pub mod record;
 pub mod time;
 

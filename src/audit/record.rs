@@ -120,6 +120,9 @@ pub struct AuditRecord {
     /// The gateway instance that decided (`instance_id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// The candidate policy's shadow decision, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<CandidateDecision>,
     /// Redacted inspected text; only with `include_content`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<Vec<ContentItem>>,
@@ -142,6 +145,29 @@ fn escalation_name(mode: EscalateMode) -> &'static str {
     match mode {
         EscalateMode::Hold => "hold",
         EscalateMode::Flag => "flag",
+    }
+}
+
+/// The candidate policy's shadow decision on the same exchange (never enforced).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CandidateDecision {
+    pub policy_id: String,
+    pub decision: &'static str,
+    pub reason_code: String,
+    pub triggered_categories: Vec<String>,
+    pub triggered_rules: Vec<String>,
+}
+
+impl CandidateDecision {
+    /// The candidate's part of a record built from its own outcomes.
+    pub fn of(candidate: &AuditRecord) -> CandidateDecision {
+        CandidateDecision {
+            policy_id: candidate.policy_id.clone(),
+            decision: candidate.decision,
+            reason_code: candidate.reason_code.clone(),
+            triggered_categories: candidate.triggered_categories.clone(),
+            triggered_rules: candidate.triggered_rules.clone(),
+        }
     }
 }
 
@@ -249,6 +275,7 @@ impl AuditRecord {
             http_status: None,
             duration_ms: None,
             gateway: None,
+            candidate: None,
             content,
         }
     }

@@ -148,6 +148,9 @@ fn default_timeout_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 struct PluginDoc {
     policy: Value,
+    /// A second policy evaluated in shadow on the same traffic; records carry its decision.
+    #[serde(default)]
+    candidate_policy: Option<Value>,
     #[serde(default)]
     attribution: AttributionDoc,
     #[serde(default = "default_max_body_bytes")]
@@ -227,6 +230,18 @@ pub struct PluginConfig {
     pub audit: AuditConfig,
     /// Limits of streamed response inspection (the largest event is `max_body_bytes`).
     pub stream_limits: crate::engine::stream::StreamLimits,
+    /// SHA-256 (hex) of the policy document, keys sorted: `policy_change` records carry it.
+    pub policy_sha256: String,
+    /// The candidate policy, always evaluated in shadow.
+    pub candidate: Option<Policy>,
+    pub candidate_sha256: Option<String>,
+}
+
+/// SHA-256 (hex) of a JSON document in canonical form (object keys sorted, no whitespace).
+fn document_sha256(doc: &Value) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(serde_json::to_vec(doc).unwrap_or_default());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A configuration error: the field and what is wrong with it.
@@ -247,13 +262,22 @@ impl PluginConfig {
     pub fn from_json(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
         let doc: PluginDoc = serde_json::from_slice(bytes)
             .map_err(|e| ConfigError(format!("plugin configuration: {e}")))?;
-        let policy = Policy::from_value(doc.policy).map_err(|e: PolicyError| {
-            ConfigError(if e.at.is_empty() {
-                format!("policy: {}", e.message)
-            } else {
-                format!("policy.{}: {}", e.at, e.message)
+        let compile = |field: &str, value: Value| {
+            Policy::from_value(value).map_err(|e: PolicyError| {
+                ConfigError(if e.at.is_empty() {
+                    format!("{field}: {}", e.message)
+                } else {
+                    format!("{field}.{}: {}", e.at, e.message)
+                })
             })
-        })?;
+        };
+        let policy_sha256 = document_sha256(&doc.policy);
+        let candidate_sha256 = doc.candidate_policy.as_ref().map(document_sha256);
+        let policy = compile("policy", doc.policy)?;
+        let candidate = match doc.candidate_policy {
+            Some(c) => Some(compile("candidate_policy", c)?),
+            None => None,
+        };
         if doc.max_body_bytes == 0 || doc.max_body_bytes > 64 * 1024 * 1024 {
             return bad("max_body_bytes: must be between 1 and 67108864");
         }
@@ -339,6 +363,9 @@ impl PluginConfig {
             inspect_responses: doc.inspect_responses,
             hold_headers: doc.hold_headers,
             stream_limits,
+            policy_sha256,
+            candidate,
+            candidate_sha256,
             instance_id,
             audit: AuditConfig {
                 flush_interval_ms: a.flush_interval_ms,

@@ -65,6 +65,17 @@ fn property_string(path: Vec<&str>) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// A value of the host's shared data (shared by every VM of the plugin) and its CAS token.
+pub fn shared_data(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+    hostcalls::get_shared_data(key).unwrap_or((None, None))
+}
+
+/// Sets shared data if it still has `cas` (None: unconditionally); false when another VM
+/// changed it first.
+pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+}
+
 pub fn set_tick_period(ms: u64) {
     let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
 }

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::host::{self, HostRequest};
 use super::root::Shared;
-use crate::audit::record::RecordMeta;
+use crate::audit::record::{CandidateDecision, RecordMeta};
 use crate::audit::AuditRecord;
 use crate::config::attribution::{self, Attributed};
 use crate::config::OnUninspectable;
@@ -53,7 +53,19 @@ pub struct Http {
     stream: Option<StreamInspector>,
     /// The upstream ended the response (end of stream reached the body callback).
     response_ended: bool,
+    /// The candidate policy's shadow evaluation of the same exchange.
+    candidate_request: Option<PhaseOutcome>,
+    candidate_response: Option<PhaseOutcome>,
+    candidate_stream: Option<StreamInspector>,
 }
+
+/// The candidate policy is always evaluated in shadow: judged, never enforced.
+const SHADOW: RolloutDecision = RolloutDecision {
+    mode: crate::policy::RolloutMode::Shadow,
+    enforced: false,
+    bucket: None,
+    bucket_key: None,
+};
 
 impl Http {
     pub fn new(shared: Option<Rc<Shared>>) -> Http {
@@ -77,6 +89,9 @@ impl Http {
             http_status: None,
             stream: None,
             response_ended: false,
+            candidate_request: None,
+            candidate_response: None,
+            candidate_stream: None,
         }
     }
 
@@ -184,6 +199,16 @@ impl Http {
         let parsed = engine::parse_body(&body);
         self.attribute_from_body(shared, parsed.json());
         let rollout = self.rollout(shared);
+        if let Some(candidate) = &shared.config.candidate {
+            let info = self.info();
+            self.candidate_request = Some(engine::evaluate(
+                candidate,
+                &info,
+                &SHADOW,
+                Phase::Request,
+                &body,
+            ));
+        }
         let outcome = engine::evaluate_parsed(
             &shared.config.policy,
             &self.info(),
@@ -233,6 +258,16 @@ impl Http {
         let Some(body) = host::buffer(BufferType::HttpResponseBody, size) else {
             return HostAction::Continue;
         };
+        if let Some(candidate) = &shared.config.candidate {
+            let info = self.info();
+            self.candidate_response = Some(engine::evaluate(
+                candidate,
+                &info,
+                &SHADOW,
+                Phase::Response,
+                &body,
+            ));
+        }
         let rollout = self.rollout(shared);
         let outcome = engine::evaluate(
             &shared.config.policy,
@@ -452,6 +487,14 @@ impl HttpContext for Http {
                 rollout.enforced,
                 cfg.stream_limits,
             ));
+            if let Some(candidate) = &cfg.candidate {
+                self.candidate_stream = Some(StreamInspector::new(
+                    candidate,
+                    self.format,
+                    false,
+                    cfg.stream_limits,
+                ));
+            }
             host::set_response_header("content-length", None);
             return HostAction::Continue;
         }
@@ -476,6 +519,15 @@ impl HttpContext for Http {
             if end_of_stream {
                 self.response_ended = true;
                 out.extend(stream.finish(policy, StreamEnd::UpstreamIncomplete));
+            }
+            if let (Some(c), Some(candidate)) =
+                (self.candidate_stream.as_mut(), &shared.config.candidate)
+            {
+                // The candidate sees what the upstream sent; its output goes nowhere.
+                c.push(candidate, &chunk);
+                if end_of_stream {
+                    c.finish(candidate, StreamEnd::UpstreamIncomplete);
+                }
             }
             if out != chunk {
                 host::replace_buffer(BufferType::HttpResponseBody, chunk.len(), &out);
@@ -518,17 +570,19 @@ impl HttpContext for Http {
             ),
         };
         let mut response = self.response.take();
+        let end = if self.response_ended {
+            StreamEnd::UpstreamIncomplete
+        } else if host::response_code_details()
+            .unwrap_or_default()
+            .contains("downstream")
+        {
+            StreamEnd::ClientDisconnected
+        } else {
+            StreamEnd::UpstreamDisconnected
+        };
         if let Some(mut stream) = self.stream.take() {
             let policy = &shared.config.policy;
-            if !self.response_ended {
-                let details = host::response_code_details().unwrap_or_default();
-                let end = if details.contains("downstream") {
-                    StreamEnd::ClientDisconnected
-                } else {
-                    StreamEnd::UpstreamDisconnected
-                };
-                stream.finish(policy, end);
-            }
+            stream.finish(policy, end);
             response = Some(stream.outcome(policy, request.text_bytes));
         }
         let now = host::now_ms();
@@ -551,6 +605,38 @@ impl HttpContext for Http {
         record.http_status = self.http_status;
         record.duration_ms = Some(now.saturating_sub(self.started_ms));
         record.gateway = Some(shared.config.instance_id.clone());
+        if let Some(candidate) = &shared.config.candidate {
+            // Where the candidate had nothing of its own to judge (no body, uninspectable,
+            // answered locally), it saw what the active policy saw.
+            let c_request = self
+                .candidate_request
+                .take()
+                .unwrap_or_else(|| request.clone());
+            let c_response = match self.candidate_stream.take() {
+                Some(mut s) => {
+                    s.finish(candidate, end);
+                    Some(s.outcome(candidate, request.text_bytes))
+                }
+                // A response the active policy did not inspect (not JSON, compressed, too
+                // large) was not inspected for the candidate either.
+                None => self
+                    .candidate_response
+                    .take()
+                    .or_else(|| response.as_ref().filter(|r| !r.inspected).cloned()),
+            };
+            let c_record = AuditRecord::build(
+                candidate,
+                &self.info(),
+                &SHADOW,
+                &c_request,
+                c_response.as_ref(),
+                RecordMeta {
+                    record_id: &record_id,
+                    epoch_ms: now,
+                },
+            );
+            record.candidate = Some(CandidateDecision::of(&c_record));
+        }
         let decision = response
             .as_ref()
             .filter(|r| r.decision > request.decision)

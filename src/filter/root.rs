@@ -39,7 +39,11 @@ impl Shared {
     /// Queues a finished record for every sink. Never blocks, never fails: a full buffer
     /// drops its oldest records and counts them.
     pub fn emit(&self, record: &AuditRecord, epoch_ms: u64) {
-        let json = record.to_json();
+        self.emit_json(record.to_json(), epoch_ms);
+    }
+
+    /// Queues any record, already serialized, for every sink.
+    pub fn emit_json(&self, json: String, epoch_ms: u64) {
         self.metrics.record_emitted();
         for sink in self.sinks.borrow_mut().iter_mut() {
             let dropped = sink.shipper.delivery.push(QueuedRecord {
@@ -53,13 +57,48 @@ impl Shared {
     }
 }
 
+/// Writes the `policy_change` record when this configuration changes what the gateway
+/// enforces; of all the VMs of the configuration, only the one whose compare-and-swap of the
+/// shared "announced" value succeeds writes it.
+fn announce_policy(shared: &Shared) {
+    use crate::audit::policy_change::{self, Announced};
+    let config = &shared.config;
+    let key = Announced::key(&config.instance_id);
+    let (value, cas) = host::shared_data(&key);
+    let previous: Option<Announced> = value.and_then(|v| serde_json::from_slice(&v).ok());
+    let now = host::now_ms();
+    let record_id = shared.ids.borrow_mut().next(now);
+    let Some(record) = policy_change::record(config, previous.as_ref(), &record_id, now) else {
+        return;
+    };
+    let current = serde_json::to_vec(&Announced::of(config)).unwrap_or_default();
+    // on_configure created the value, so there is a token; without one, do not risk a
+    // second record.
+    let Some(cas) = cas else {
+        return;
+    };
+    if host::set_shared_data(&key, &current, Some(cas)) {
+        log::info!(
+            "policy_gateway: policy change {} -> {}",
+            record.previous_policy_id.as_deref().unwrap_or("(none)"),
+            record.policy_id
+        );
+        shared.emit_json(record.to_json(), now);
+    }
+}
+
 pub struct Root {
     shared: Option<Rc<Shared>>,
+    /// Whether this VM has tried to announce its configuration's policy.
+    announced: bool,
 }
 
 impl Root {
     pub fn new() -> Root {
-        Root { shared: None }
+        Root {
+            shared: None,
+            announced: false,
+        }
     }
 
     /// Sends every due batch (all of them when `force`).
@@ -244,16 +283,32 @@ impl RootContext for Root {
         );
         // Tick often enough to send full batches promptly; age-based flushes wait for it.
         host::set_tick_period(a.flush_interval_ms.clamp(10, 200));
-        self.shared = Some(Rc::new(Shared {
+        let shared = Rc::new(Shared {
             config: Rc::new(config),
             ids: RefCell::new(IdGenerator::new(seed)),
             metrics,
             sinks: RefCell::new(sinks),
-        }));
+        });
+        // Make sure the shared "announced" value exists before any VM ticks, so the
+        // compare-and-swap at the first tick is atomic (the host has no create-if-absent).
+        let key = crate::audit::policy_change::Announced::key(&shared.config.instance_id);
+        if host::shared_data(&key).0.is_none() {
+            host::set_shared_data(&key, b"{}", None);
+        }
+        self.shared = Some(shared);
+        self.announced = false;
         true
     }
 
     fn on_tick(&mut self) {
+        if !self.announced {
+            // On the first tick, not in on_configure: Envoy also configures VMs that never
+            // tick (configuration checks on the main thread), whose records would never ship.
+            self.announced = true;
+            if let Some(shared) = &self.shared {
+                announce_policy(shared);
+            }
+        }
         self.flush(false);
     }
 
