@@ -3,6 +3,10 @@
 //! Records are split by `policy_id`: the traffic before a change and after it are different
 //! requests, so the comparison is of rates: the share of each decision, each rule's trigger
 //! rate and the reason codes, before and after, with the change in percentage points.
+//!
+//! With `--candidate`, the same requests are compared instead: each record's active decision
+//! against the decision of the candidate policy evaluated beside it in shadow, as transitions
+//! (like `diff`, but on live traffic).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
@@ -83,6 +87,13 @@ fn run_inner(
         return Err("--policy does not apply: use --before and --after".into());
     }
     filter.policy_id = None;
+    let candidate = match args.iter().position(|a| a == "--candidate") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
     let before = super::take_flag(&mut args, "--before")?;
     let after = super::take_flag(&mut args, "--after")?;
     let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "table".into());
@@ -103,6 +114,9 @@ fn run_inner(
         .filter(|r| filter.accepts(r))
         .filter(|r| seen.insert(str_of(r, "record_id").unwrap_or_default().to_string()))
         .collect();
+    if candidate {
+        return candidate_transitions(&found, &format, out, err);
+    }
     let (profiles, order) = profiles(&found);
     let _ = writeln!(
         err,
@@ -189,6 +203,88 @@ fn run_inner(
             super::table::render(
                 &["share of requests", "before", "after", "change (points)"],
                 &table
+            )
+        )
+        .map_err(w)?;
+    }
+    Ok(())
+}
+
+/// Active → candidate decision transitions over records that carry a candidate decision.
+fn candidate_transitions(
+    records: &[&Value],
+    format: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), String> {
+    #[derive(Default)]
+    struct T {
+        count: u64,
+        examples: Vec<String>,
+    }
+    let mut by: BTreeMap<(String, String, String), T> = BTreeMap::new();
+    let mut with = 0;
+    for r in records {
+        let Some(c) = r.get("candidate").filter(|c| c.is_object()) else {
+            continue;
+        };
+        with += 1;
+        let key = (
+            format!(
+                "{} → {}",
+                str_of(r, "policy_id").unwrap_or("-"),
+                str_of(c, "policy_id").unwrap_or("-")
+            ),
+            str_of(r, "decision").unwrap_or("-").to_string(),
+            str_of(c, "decision").unwrap_or("-").to_string(),
+        );
+        let t = by.entry(key).or_default();
+        t.count += 1;
+        if t.examples.len() < 3 {
+            t.examples
+                .push(str_of(r, "request_id").unwrap_or("-").to_string());
+        }
+    }
+    let _ = writeln!(
+        err,
+        "compare: {with} of {} records carry a candidate decision",
+        records.len()
+    );
+    if with == 0 {
+        return Err("no record carries a candidate decision (configure candidate_policy)".into());
+    }
+    let w = |e: std::io::Error| e.to_string();
+    if format == "json" {
+        let rows: Vec<Value> = by
+            .iter()
+            .map(|((p, a, c), t)| json!({"policies": p, "active": a, "candidate": c, "count": t.count, "examples": t.examples}))
+            .collect();
+        writeln!(out, "{}", json!({"records": with, "transitions": rows})).map_err(w)?;
+    } else {
+        let rows: Vec<Vec<String>> = by
+            .iter()
+            .map(|((p, a, c), t)| {
+                vec![
+                    p.clone(),
+                    format!("{a}→{c}"),
+                    t.count.to_string(),
+                    format!("{:.1}%", share(t.count, with)),
+                    t.examples.join(" "),
+                ]
+            })
+            .collect();
+        write!(
+            out,
+            "{}",
+            super::table::render(
+                &[
+                    "active → candidate",
+                    "decision",
+                    "count",
+                    "share",
+                    "examples"
+                ],
+                &rows
             )
         )
         .map_err(w)?;

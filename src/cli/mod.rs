@@ -37,6 +37,9 @@ USAGE:
     policy-gateway compare [FILTERS] [--before POLICY_ID --after POLICY_ID] [--format table|json] RECORDS...
         How decision, rule and reason rates changed across a policy change (by default the
         last two policy ids in time order).
+    policy-gateway compare --candidate [FILTERS] [--format table|json] RECORDS...
+        On the same requests: the active decision against the candidate policy's shadow
+        decision (records of a gateway configured with candidate_policy).
 
 RECORDS: exported audit records: files or directories (recursively), JSON lines or a JSON
 array, gzip or not, as any sink delivered them (S3 objects, Splunk HEC events or search

@@ -94,6 +94,11 @@ def test_candidate_shadow_decisions_policy_change_and_the_cli(tmp_path):
     # proj-a: benign + IBAN under both policies, all answered by the mock (20 + 5 tokens).
     assert rows["proj-a"][1:4] == ["4", "0", "80"]
     assert rows["proj-b"][1:3] == ["4", "3"]
+    shadow = json.loads(cli("compare", "--candidate", "--format", "json", str(export)))
+    assert shadow["records"] == 4
+    moves = {(t["active"], t["candidate"]): t for t in shadow["transitions"]}
+    assert moves[("escalate", "refuse")]["examples"] == ["v1-confidential"]
+    assert moves[("redact", "redact")]["count"] == 1
     cmp = json.loads(cli("compare", "--format", "json", str(export)))
     assert cmp["before"]["policy_id"] == "default@1" and cmp["after"]["policy_id"] == "default@2"
     rate = {r["metric"]: r["change_points"] for r in cmp["rates_percent"]}
