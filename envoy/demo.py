@@ -11,6 +11,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e")
 
 from harness import HEC_TOKEN, ROOT, Gateway, plugin_config  # noqa: E402
 
+TRAIL = os.path.join(ROOT, "target", "demo", "audit-trail.jsonl")
+
 AUDIT = {"flush_interval_ms": 200, "splunk_hec": {
     "cluster": "splunk_hec", "authority": "set-by-harness", "token": HEC_TOKEN, "index": "ai_audit"}}
 
@@ -38,9 +40,20 @@ SCRIPT = [
 ]
 
 
-def load_policy():
-    with open(os.path.join(ROOT, "policies", "default.json")) as f:
+def load_policy(name="default.json"):
+    with open(os.path.join(ROOT, "policies", name)) as f:
         return json.load(f)
+
+
+def save_trail(gw, expected):
+    """Appends what the HEC receiver got (decision and policy_change records, as HEC events)
+    to the demo's trail, for the README's task guides."""
+    deadline = time.time() + 10
+    while len(gw.hec("/_events")) < expected and time.time() < deadline:
+        time.sleep(0.1)
+    with open(TRAIL, "a") as f:
+        for e in gw.hec("/_events"):
+            f.write(json.dumps(e) + "\n")
 
 
 def short(text, n):
@@ -70,10 +83,10 @@ def client_view(status, body):
     return f"{status} “{short(text, 40)}”"
 
 
-def run_phase(title, policy, script):
+def run_phase(title, policy, script, **plugin):
     print(f"\n=== {title} ===\n")
     rows = []
-    with Gateway(plugin=plugin_config(policy, instance_id="demo-gateway", audit=AUDIT)) as gw:
+    with Gateway(plugin=plugin_config(policy, instance_id="demo-gateway", audit=AUDIT, **plugin)) as gw:
         for i, (name, user, path, body, headers) in enumerate(script):
             before = len(gw.upstream_received())
             h = {"x-user-id": user, "x-project-id": "proj-demo", "x-request-id": f"{title[:3].lower()}-{i + 1:02d}"}
@@ -86,6 +99,7 @@ def run_phase(title, policy, script):
         table(["request", "scenario", "client got", "x-policy-decision", "upstream received"], rows)
         records = gw.records(len(script))
         stats = gw.stats()
+        save_trail(gw, len(script) + 1)
     print("\nAudit trail (as received by the Splunk HEC receiver):\n")
     table(["timestamp", "request_id", "user", "decision", "enforced", "reason_code", "rules", "policy_id", "rollout"],
           [[r["timestamp"], r["request_id"], r["policy_user"], r["decision"], str(r["enforced"]).lower(),
@@ -126,6 +140,7 @@ def stream_phase(policy):
               [[i + 1, json.dumps(up), json.dumps(down)] for i, (up, down) in
                enumerate(zip(STREAM_CHUNKS, got + [""] * len(STREAM_CHUNKS)))])
         record = gw.records(1)[0]
+        save_trail(gw, 2)
     print("\nIts record: decision", record["decision"], "/", record["reason_code"],
           "| redactions", record["redactions"], "| usage", record["usage"],
           "(estimated)" if record.get("usage_estimated") else "(from the stream)",
@@ -133,6 +148,8 @@ def stream_phase(policy):
 
 
 def main():
+    os.makedirs(os.path.dirname(TRAIL), exist_ok=True)
+    open(TRAIL, "w").close()
     policy = load_policy()
     records = run_phase("Enforce: policies/default.json", policy, SCRIPT)
     print("\nOne full record (no prompt text in it):\n")
@@ -149,7 +166,21 @@ def main():
                {"model": "gpt-4o", "messages": [{"role": "user", "content": "key AKIAIOSFODNN7EXAMPLE"}]}, {})
               for u in users]
     run_phase("Canary: 50% of users enforced, bucketed by user", canary, script)
-    print("\nDemo finished; Envoy, the mock LLM and the HEC receiver are stopped.")
+
+    v2 = load_policy(os.path.join("examples", "default-v2.json"))
+    records = run_phase("Candidate: default@2 judged in shadow beside the enforced default@1",
+                        policy, SCRIPT[1:9], candidate_policy=v2)
+    print("\nActive vs candidate decision per request:")
+    for r in sorted(records, key=lambda r: r["request_id"]):
+        c = r.get("candidate", {})
+        mark = "" if c.get("decision") == r["decision"] else "   <- changes"
+        print(f"  {r['request_id']}  {r['decision']:>8} -> {c.get('decision', '-'):<8}{mark}")
+    run_phase("Promoted: default@2 enforced", v2, SCRIPT[1:9])
+    with open(TRAIL) as f:
+        n = sum(1 for _ in f)
+    print(f"\nThe whole audit trail ({n} records, as Splunk HEC events) is in "
+          f"{os.path.relpath(TRAIL, ROOT)}: the README's task guides run on it.")
+    print("Demo finished; Envoy, the mock LLM and the HEC receiver are stopped.")
 
 
 if __name__ == "__main__":

@@ -65,11 +65,19 @@ fn run_inner(
             }
         }
         _ => {
-            let rows: Vec<Vec<String>> = found.iter().map(|r| row(r)).collect();
-            let text = if format == "csv" {
-                super::table::csv(&COLUMNS, &rows)
+            let changes = filter.record_type.as_deref() == Some("policy_change");
+            let (columns, rows): (&[&str], Vec<Vec<String>>) = if changes {
+                (
+                    &CHANGE_COLUMNS,
+                    found.iter().map(|r| change_row(r)).collect(),
+                )
             } else {
-                super::table::render(&COLUMNS, &rows)
+                (&COLUMNS, found.iter().map(|r| row(r)).collect())
+            };
+            let text = if format == "csv" {
+                super::table::csv(columns, &rows)
+            } else {
+                super::table::render(columns, &rows)
             };
             write!(out, "{text}").map_err(w)?;
         }
@@ -83,6 +91,38 @@ fn run_inner(
         loaded.skipped
     );
     Ok(())
+}
+
+const CHANGE_COLUMNS: [&str; 8] = [
+    "timestamp",
+    "policy_id",
+    "previous_policy_id",
+    "policy_sha256",
+    "rules",
+    "rollout",
+    "candidate",
+    "gateway",
+];
+
+/// A `policy_change` record: which policy came into force, replacing which.
+fn change_row(r: &Value) -> Vec<String> {
+    let s = |k: &str| str_of(r, k).unwrap_or("-").to_string();
+    let mut rollout = s("rollout_mode");
+    if let Some(p) = r.get("canary_percent").and_then(Value::as_f64) {
+        rollout = format!("{rollout} {p}%");
+    }
+    vec![
+        s("timestamp"),
+        s("policy_id"),
+        s("previous_policy_id"),
+        s("policy_sha256"),
+        r.get("rule_count")
+            .and_then(Value::as_u64)
+            .map_or("-".into(), |n| n.to_string()),
+        rollout,
+        s("candidate_policy_id"),
+        s("gateway"),
+    ]
 }
 
 fn row(r: &Value) -> Vec<String> {

@@ -201,11 +201,13 @@ class Gateway:
             return r.read()
 
     def records(self, count, timeout=15.0):
-        """Waits until the receiver holds at least `count` records; returns their events."""
+        """Waits until the receiver holds at least `count` decision records; returns them
+        (`policy_change` records are left out)."""
         deadline = time.time() + timeout
         events = []
         while time.time() < deadline:
-            events = [e["event"] for e in self.hec("/_events")]
+            events = [e["event"] for e in self.hec("/_events")
+                      if e["event"].get("record_type") == "decision"]
             if len(events) >= count:
                 return events
             time.sleep(0.1)
