@@ -10,6 +10,8 @@ use super::records::{self, rules_of, str_of, Filter};
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out, err) {
         Ok(()) => 0,
+        // The reader went away (`| head`): not an error.
+        Err(e) if e.is_empty() => 0,
         Err(e) => {
             let _ = writeln!(err, "trail: {e}");
             2
@@ -57,7 +59,13 @@ fn run_inner(
     // Delivery is at least once: a record delivered twice is one decision.
     let mut seen = std::collections::HashSet::new();
     found.retain(|r| seen.insert(str_of(r, "record_id").unwrap_or_default().to_string()));
-    let w = |e: std::io::Error| e.to_string();
+    let w = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            String::new()
+        } else {
+            e.to_string()
+        }
+    };
     match format.as_str() {
         "jsonl" => {
             for r in &found {

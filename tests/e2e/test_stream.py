@@ -92,7 +92,7 @@ def record_for(gw, request_id, timeout=15.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
         for e in gw.hec("/_events"):
-            if e["event"]["request_id"] == request_id:
+            if e["event"].get("request_id") == request_id:
                 return e["event"]
         time.sleep(0.1)
     raise TimeoutError(f"no record for {request_id}")
