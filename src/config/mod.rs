@@ -509,4 +509,35 @@ mod tests {
             assert!(e.0.contains(field), "{e}");
         }
     }
+
+    #[test]
+    fn candidate_policy_compiles_separately_and_errors_name_it() {
+        let c = PluginConfig::from_json(
+            json!({"policy": policy(), "candidate_policy": {"id": "p", "version": "2", "rules": []}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.candidate.as_ref().map(|p| p.policy_id.as_str()),
+            Some("p@2")
+        );
+        assert_eq!(c.candidate_sha256.as_ref().map(String::len), Some(64));
+        assert_ne!(
+            c.candidate_sha256.as_deref(),
+            Some(c.policy_sha256.as_str())
+        );
+        let e = PluginConfig::from_json(
+            json!({"policy": policy(), "candidate_policy": {"id": "p", "version": "2", "rules": [
+                {"id": "r", "category": "c", "match": {"detectors": ["emial"]}, "action": "redact", "reason_code": "E"}
+            ]}})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("candidate_policy.rules[0] \"r\".match.detectors[0]"),
+            "{e}"
+        );
+    }
 }
