@@ -572,6 +572,20 @@ def bench(args, wrk, envoy, tmp):
                 if errors:
                     raise RuntimeError(f"{name} {label}: wrk reported errors {r}")
 
+    # Added latency at light load: one connection, so no request waits behind another and
+    # the difference is the filter's own time per request (closed-loop latency with several
+    # connections is mostly queueing, i.e. throughput seen another way).
+    light = {label: {name: [] for name in ("bare", "filter")} for label, *_ in SIZES}
+    for label, *_ in SIZES:
+        for rep_i in range(args.reps):
+            for name in ("bare", "filter") if rep_i % 2 == 0 else ("filter", "bare"):
+                r = run_wrk(wrk, ports[name][0], bodies[label], args.duration, 1, out)
+                light[label][name].append(r)
+                print(f"  {label:>7} {name:>6} 1 connection rep {rep_i + 1}: p50 {r['p50_us']} µs"
+                      f"  p99 {r['p99_us']} µs", file=sys.stderr, flush=True)
+    light_rows = {label: {name: {k: statistics.median(r[k] for r in runs) for k in ("p50_us", "p99_us")}
+                          for name, runs in by_name.items()} for label, by_name in light.items()}
+
     rss = {name: rss_mib(p.pid) for name, p in proxies.items()}
     rss.update({f"{k}_start": v for k, v in rss_start.items()})
     hec_cpu = cpu_seconds(hec.pid)
@@ -631,6 +645,21 @@ def bench(args, wrk, envoy, tmp):
         f". HEC receiver (Python) CPU over the whole run: {hec_cpu:.1f} s.",
         "",
     ]
+    extra += [
+        "## Added latency at light load (1 connection)",
+        "",
+        "wrk with one connection (closed loop): no request queues behind another, so the added "
+        f"p50 is the filter's own time per request. Median of {args.reps} runs of "
+        f"{args.duration} s each.",
+        "",
+        "| body | p50 bare µs | p50 filter µs | added p50 µs | p99 bare µs | p99 filter µs | added p99 µs |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, *_ in SIZES:
+        b, f = light_rows[label]["bare"], light_rows[label]["filter"]
+        extra.append(f"| {label} | {b['p50_us']:,.0f} | {f['p50_us']:,.0f} | {f['p50_us'] - b['p50_us']:,.0f} "
+                     f"| {b['p99_us']:,.0f} | {f['p99_us']:,.0f} | {f['p99_us'] - b['p99_us']:,.0f} |")
+    extra.append("")
     print("  streamed latency: bare vs filter in front of the streaming mock", file=sys.stderr)
     latency = stream_latency(envoy, tmp, args.stream_requests)
     b, f = latency["median_ms"]["bare"], latency["median_ms"]["filter"]
@@ -656,7 +685,8 @@ def bench(args, wrk, envoy, tmp):
         json.dump({"meta": meta, "medians": rows, "runs": raw, "rss_mib": rss,
                    "hec_stats": hec_stats, "hec_cpu_s": hec_cpu, "hec_events": hec_events,
                    "hec_gap_records": hec_gaps, "hec_dropped_reported": hec_dropped,
-                   "filter_requests_completed": served, "stream_latency": latency}, f, indent=1)
+                   "filter_requests_completed": served, "stream_latency": latency,
+                   "light_load": light_rows}, f, indent=1)
     print(report)
     return 0
 
