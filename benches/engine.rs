@@ -15,29 +15,9 @@ use std::time::Instant;
 use policy_gateway::engine::{self, RequestInfo};
 use policy_gateway::llm::Phase;
 use policy_gateway::policy::Policy;
-use serde_json::json;
 
-const TYPICAL: &str = "Our quarterly planning meeting covered the roadmap for the next two \
-releases, the hiring plan for the platform team, and the migration of the billing service to \
-the new cluster. Please draft a summary for the leadership update, highlighting risks around \
-the data migration timeline and the dependencies on the identity team. Keep it under three \
-hundred words and use a neutral tone. ";
-
-fn chat_body(text: &str, target: usize) -> Vec<u8> {
-    let mut content = String::new();
-    while content.len() < target {
-        content.push_str(text);
-    }
-    content.truncate(target);
-    serde_json::to_vec(&json!({
-        "model": "gpt-4o",
-        "messages": [
-            {"role": "system", "content": "You are a helpful assistant for ACME Corp."},
-            {"role": "user", "content": content}
-        ]
-    }))
-    .unwrap()
-}
+#[path = "support/inputs.rs"]
+mod inputs;
 
 fn bench(name: &str, policy: &Policy, body: &[u8], smoke: bool) {
     let info = RequestInfo {
@@ -101,39 +81,7 @@ fn main() {
             policy.policy_id
         );
     }
-    for size in [1024, 4096, 16384, 131072] {
-        bench(
-            &format!("typical chat {size}"),
-            &policy,
-            &chat_body(TYPICAL, size),
-            smoke,
-        );
-    }
-    let pii = format!(
-        "{TYPICAL} Contact jane.doe@example.com or +1 415-555-0100, card 4111 1111 1111 1111. "
-    );
-    bench(
-        "chat with PII 4096 (redacts)",
-        &policy,
-        &chat_body(&pii, 4096),
-        smoke,
-    );
-    let adversarial: [(&str, String); 5] = [
-        ("digits", "1234567890 ".repeat(10)),
-        ("at-signs", "a@b@c@d@e@ ".repeat(10)),
-        ("base64-ish", "eyJhbGciOiJIUzI1NiJ9AKIAsk-ghp_ ".repeat(4)),
-        (
-            "near-miss keywords",
-            "ignore the previous email, project nightingal ".repeat(3),
-        ),
-        ("colons", "a:b:c::d:e:f:1:2:3 ".repeat(6)),
-    ];
-    for (name, text) in adversarial {
-        bench(
-            &format!("adversarial {name} 16384"),
-            &policy,
-            &chat_body(&text, 16384),
-            smoke,
-        );
+    for (name, body) in inputs::cases() {
+        bench(&name, &policy, &body, smoke);
     }
 }

@@ -1,0 +1,282 @@
+//! The engine microbenchmark under V8: `policy_gateway`'s pure engine built as a bare
+//! wasm32-unknown-unknown cdylib (no wasm-bindgen, no imports), driven by `run.mjs` under node.
+//!
+//! The inputs are built inside wasm exactly as `benches/engine.rs` builds them natively (same
+//! text, same sizes, same JSON), so native and V8 numbers compare case by case. Each `run_*`
+//! export does `iters` iterations of one kind of work over the current input, entirely inside
+//! wasm, and returns a value derived from every iteration so nothing is optimised away:
+//!
+//! - `run_evaluate(0, n)`: `engine::evaluate` with `policies/default.json` (the number measured);
+//! - `run_evaluate(1, n)`: the same with an empty policy (parse, format detection, no detectors);
+//! - `run_parse(n)`: `engine::parse_body` alone (serde_json into a `Value`);
+//! - `run_memchr(n)`: count the `@` bytes with `memchr::memchr_iter` (a scan floor);
+//! - `run_memcpy(n)`: `copy_from_slice` of the input into a buffer (a copy floor).
+//!
+//! Strings for the driver (case names, descriptions, errors) go through `text_ptr`/`text_len`;
+//! the input bytes through `input_ptr`/`input_len`. `alloc(len)` gives the driver a buffer of
+//! its own to fill with any input, `free` drops it; `load_policy` compiles such a buffer as the
+//! policy to measure instead of the default one.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::hint::black_box;
+
+use policy_gateway::engine::{self, RequestInfo};
+use policy_gateway::llm::Phase;
+use policy_gateway::policy::rollout::RolloutDecision;
+use policy_gateway::policy::Policy;
+
+const DEFAULT_POLICY: &[u8] = include_bytes!("../../../policies/default.json");
+const EMPTY_POLICY: &[u8] =
+    br#"{"id": "empty", "version": "1", "rollout": {"mode": "enforce"}, "rules": []}"#;
+
+// ---- inputs: the native benchmark's, from the same file ----
+
+#[path = "../../../benches/support/inputs.rs"]
+mod inputs;
+
+/// The cases of the native benchmark, in its order: (name, body).
+fn case(index: u32) -> Option<(String, Vec<u8>)> {
+    inputs::cases().into_iter().nth(index as usize)
+}
+
+const CASES: u32 = 10;
+
+// ---- state ----
+
+struct Compiled {
+    policy: Policy,
+    rollout: RolloutDecision,
+}
+
+#[derive(Default)]
+struct State {
+    /// Default policy, then the empty policy; empty until `init` succeeds.
+    policies: Vec<Compiled>,
+    input: Vec<u8>,
+    scratch: Vec<u8>,
+    text: String,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+/// Runs `f` on the state; `fallback` if it is already borrowed (cannot happen: single thread,
+/// no re-entry) — so no panic path.
+fn with_state<R>(fallback: R, f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut state) => f(&mut state),
+        Err(_) => fallback,
+    })
+}
+
+fn info() -> RequestInfo<'static> {
+    RequestInfo {
+        request_id: "bench",
+        path: Some("/v1/chat/completions"),
+        user: Some("alice"),
+        project: Some("p"),
+    }
+}
+
+fn compile(json: &[u8]) -> Result<Compiled, String> {
+    let policy = Policy::from_json(json).map_err(|e| format!("{e:?}"))?;
+    let rollout = engine::rollout(&policy, &info());
+    Ok(Compiled { policy, rollout })
+}
+
+// ---- exports ----
+
+/// Compiles the default and the empty policy. Returns the number of cases, or -1 (the error
+/// is in `text`).
+#[no_mangle]
+pub extern "C" fn init() -> i32 {
+    with_state(-1, |s| {
+        match (compile(DEFAULT_POLICY), compile(EMPTY_POLICY)) {
+            (Ok(default), Ok(empty)) => {
+                s.policies = vec![default, empty];
+                s.text = "ok".to_string();
+                CASES as i32
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                s.text = e;
+                -1
+            }
+        }
+    })
+}
+
+/// Compiles the current input (filled through `alloc`) as a policy and puts it in the default
+/// policy's slot (index 0), so `run_evaluate(0, n)` measures it. Returns 0, or -1 (the error is
+/// in `text`).
+#[no_mangle]
+pub extern "C" fn load_policy() -> i32 {
+    with_state(-1, |s| match compile(&s.input) {
+        Ok(compiled) if !s.policies.is_empty() => {
+            s.text = compiled.policy.policy_id.clone();
+            if let Some(slot) = s.policies.first_mut() {
+                *slot = compiled;
+            }
+            0
+        }
+        Ok(_) => {
+            s.text = "call init first".to_string();
+            -1
+        }
+        Err(e) => {
+            s.text = e;
+            -1
+        }
+    })
+}
+
+/// Makes case `index` the current input (its name goes to `text`). Returns its length, or -1.
+#[no_mangle]
+pub extern "C" fn prepare(index: u32) -> i32 {
+    with_state(-1, |s| match case(index) {
+        Some((name, body)) => {
+            s.text = name;
+            s.scratch = vec![0; body.len()];
+            s.input = body;
+            i32::try_from(s.input.len()).unwrap_or(-1)
+        }
+        None => -1,
+    })
+}
+
+/// Replaces the current input with `len` zero bytes for the driver to fill; returns their
+/// address in linear memory.
+#[no_mangle]
+pub extern "C" fn alloc(len: usize) -> usize {
+    with_state(0, |s| {
+        s.input = vec![0; len];
+        s.scratch = vec![0; len];
+        s.text = format!("custom {len}");
+        s.input.as_ptr() as usize
+    })
+}
+
+/// Drops the current input.
+#[no_mangle]
+pub extern "C" fn free() {
+    with_state((), |s| {
+        s.input = Vec::new();
+        s.scratch = Vec::new();
+    });
+}
+
+#[no_mangle]
+pub extern "C" fn input_ptr() -> usize {
+    with_state(0, |s| s.input.as_ptr() as usize)
+}
+
+#[no_mangle]
+pub extern "C" fn input_len() -> usize {
+    with_state(0, |s| s.input.len())
+}
+
+#[no_mangle]
+pub extern "C" fn text_ptr() -> usize {
+    with_state(0, |s| s.text.as_ptr() as usize)
+}
+
+#[no_mangle]
+pub extern "C" fn text_len() -> usize {
+    with_state(0, |s| s.text.len())
+}
+
+/// Evaluates the current input once with policy 0 (default) or 1 (empty) and describes the
+/// outcome in `text`. Returns 1 if the body was inspected, 0 if not, -1 on a bad policy index.
+#[no_mangle]
+pub extern "C" fn describe(policy: u32) -> i32 {
+    with_state(-1, |s| {
+        let Some(c) = usize::try_from(policy).ok().and_then(|i| s.policies.get(i)) else {
+            return -1;
+        };
+        let out = engine::evaluate(&c.policy, &info(), &c.rollout, Phase::Request, &s.input);
+        let mut text = format!(
+            "decision={:?} reason={} inspected={} segments={} rules={:?}",
+            out.decision, out.reason_code, out.inspected, out.segments, out.triggered_rules
+        );
+        if !out.redactions.is_empty() {
+            let _ = write!(text, " redactions={:?}", out.redactions);
+        }
+        let inspected = i32::from(out.inspected);
+        s.text = text;
+        inspected
+    })
+}
+
+/// `iters` evaluations of the current input with policy 0 (default) or 1 (empty).
+#[no_mangle]
+pub extern "C" fn run_evaluate(policy: u32, iters: u32) -> u32 {
+    with_state(0, |s| {
+        let Some(c) = usize::try_from(policy).ok().and_then(|i| s.policies.get(i)) else {
+            return 0;
+        };
+        let info = info();
+        let mut acc = 0u32;
+        for _ in 0..iters {
+            let out = black_box(engine::evaluate(
+                &c.policy,
+                &info,
+                &c.rollout,
+                Phase::Request,
+                black_box(s.input.as_slice()),
+            ));
+            acc = acc
+                .wrapping_add(out.segments)
+                .wrapping_add(u32::from(out.inspected))
+                .wrapping_add(out.detections.values().sum::<u32>())
+                .wrapping_add(out.reason_code.len() as u32);
+        }
+        acc
+    })
+}
+
+/// `iters` parses of the current input (`engine::parse_body`: serde_json into a `Value`).
+#[no_mangle]
+pub extern "C" fn run_parse(iters: u32) -> u32 {
+    with_state(0, |s| {
+        let mut acc = 0u32;
+        for _ in 0..iters {
+            let parsed = black_box(engine::parse_body(black_box(s.input.as_slice())));
+            acc = acc.wrapping_add(u32::from(parsed.json().is_some()));
+        }
+        acc
+    })
+}
+
+/// `iters` counts of `@` in the current input with memchr.
+#[no_mangle]
+pub extern "C" fn run_memchr(iters: u32) -> u32 {
+    with_state(0, |s| {
+        let mut acc = 0u32;
+        for _ in 0..iters {
+            let n = memchr::memchr_iter(b'@', black_box(s.input.as_slice())).count();
+            acc = acc.wrapping_add(n as u32);
+        }
+        acc
+    })
+}
+
+/// `iters` copies of the current input into a buffer of the same length.
+#[no_mangle]
+pub extern "C" fn run_memcpy(iters: u32) -> u32 {
+    with_state(0, |s| {
+        let State { input, scratch, .. } = s;
+        if scratch.len() != input.len() {
+            *scratch = vec![0; input.len()];
+        }
+        let mut acc = 0u32;
+        for i in 0..iters {
+            black_box(&mut *scratch).copy_from_slice(black_box(input.as_slice()));
+            let probe = (i as usize).checked_rem(scratch.len()).unwrap_or(0);
+            acc = acc.wrapping_add(u32::from(
+                black_box(&*scratch).get(probe).copied().unwrap_or(0),
+            ));
+        }
+        acc
+    })
+}

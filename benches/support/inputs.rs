@@ -1,0 +1,54 @@
+//! The engine benchmark's inputs, shared by the native benchmark (`benches/engine.rs`) and the
+//! V8 one (`bench/v8`), so both measure the same bytes: typical chat bodies of growing size, a
+//! body the default policy redacts, and adversarial bodies aimed at each detector family.
+
+use serde_json::json;
+
+pub const TYPICAL: &str = "Our quarterly planning meeting covered the roadmap for the next two \
+releases, the hiring plan for the platform team, and the migration of the billing service to \
+the new cluster. Please draft a summary for the leadership update, highlighting risks around \
+the data migration timeline and the dependencies on the identity team. Keep it under three \
+hundred words and use a neutral tone. ";
+
+/// An OpenAI chat body whose user message is `text` repeated to `target` bytes.
+pub fn chat_body(text: &str, target: usize) -> Vec<u8> {
+    let mut content = String::new();
+    while content.len() < target {
+        content.push_str(text);
+    }
+    content.truncate(target);
+    serde_json::to_vec(&json!({
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant for ACME Corp."},
+            {"role": "user", "content": content}
+        ]
+    }))
+    .unwrap_or_default()
+}
+
+/// Every case, in report order: (name, body).
+pub fn cases() -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = [1024, 4096, 16384, 131072]
+        .iter()
+        .map(|&size| (format!("typical chat {size}"), chat_body(TYPICAL, size)))
+        .collect();
+    let pii = format!(
+        "{TYPICAL} Contact jane.doe@example.com or +1 415-555-0100, card 4111 1111 1111 1111. "
+    );
+    out.push(("chat with PII 4096 (redacts)".into(), chat_body(&pii, 4096)));
+    let adversarial: [(&str, String); 5] = [
+        ("digits", "1234567890 ".repeat(10)),
+        ("at-signs", "a@b@c@d@e@ ".repeat(10)),
+        ("base64-ish", "eyJhbGciOiJIUzI1NiJ9AKIAsk-ghp_ ".repeat(4)),
+        (
+            "near-miss keywords",
+            "ignore the previous email, project nightingal ".repeat(3),
+        ),
+        ("colons", "a:b:c::d:e:f:1:2:3 ".repeat(6)),
+    ];
+    for (name, text) in adversarial {
+        out.push((format!("adversarial {name} 16384"), chat_body(&text, 16384)));
+    }
+    out
+}
