@@ -200,17 +200,20 @@ fn simulated(policy: &str, seed: &str) -> String {
 
 #[test]
 fn diff_reports_decision_transitions_with_rules_and_examples() {
-    let out = stdout(&run(&[
-        "diff",
-        "--from",
-        "policies/default.json",
-        "--to",
-        "policies/examples/default-v2.json",
-        "--input",
-        "policies/examples/traffic.jsonl",
-        "--format",
-        "json",
-    ]));
+    let diff = |format: &str| {
+        stdout(&run(&[
+            "diff",
+            "--from",
+            "policies/default.json",
+            "--to",
+            "policies/examples/default-v2.json",
+            "--input",
+            "policies/examples/traffic.jsonl",
+            "--format",
+            format,
+        ]))
+    };
+    let out = diff("json");
     let doc: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["exchanges"], 14);
     assert_eq!(doc["changed"], 2);
@@ -232,17 +235,7 @@ fn diff_reports_decision_transitions_with_rules_and_examples() {
     assert_eq!(red["changed"], 1);
     assert_eq!(red["rules_added"]["redact-payment-cards"], 1);
     assert_eq!(red["rules_removed"]["redact-personal-data"], 1);
-    let csv = stdout(&run(&[
-        "diff",
-        "--from",
-        "policies/default.json",
-        "--to",
-        "policies/examples/default-v2.json",
-        "--input",
-        "policies/examples/traffic.jsonl",
-        "--format",
-        "csv",
-    ]));
+    let csv = diff("csv");
     assert!(csv.starts_with("transition,count,changed,rules added,rules removed,examples\r\n"));
     assert!(csv.contains("escalate→refuse,1,1,,,req-009\r\n"));
     let bad = run(&["diff", "--from", "policies/default.json", "--input", "x"]);

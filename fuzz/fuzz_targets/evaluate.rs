@@ -2,28 +2,15 @@
 //! and every API path: no panic, and every changed body is valid JSON.
 #![no_main]
 
-use std::sync::OnceLock;
+#[path = "policies.rs"]
+mod policies;
 
 use libfuzzer_sys::fuzz_target;
 use policy_gateway::audit::record::RecordMeta;
 use policy_gateway::audit::AuditRecord;
 use policy_gateway::engine::{self, RequestInfo, Verdict};
 use policy_gateway::llm::Phase;
-use policy_gateway::policy::Policy;
 
-fn policies() -> &'static [Policy] {
-    static POLICIES: OnceLock<Vec<Policy>> = OnceLock::new();
-    POLICIES.get_or_init(|| {
-        [
-            include_str!("../../policies/default.json"),
-            include_str!("../../policies/pii-strict.json"),
-            include_str!("../../policies/secrets.json"),
-        ]
-        .iter()
-        .map(|p| Policy::from_json(p.as_bytes()).expect("shipped policy compiles"))
-        .collect()
-    })
-}
 
 const PATHS: [Option<&str>; 6] = [
     None,
@@ -38,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    let policies = policies();
+    let policies = policies::shipped();
     let policy = &policies[usize::from(selector) % policies.len()];
     let phase = if selector & 0x80 != 0 { Phase::Response } else { Phase::Request };
     let info = RequestInfo {

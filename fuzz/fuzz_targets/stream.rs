@@ -3,26 +3,13 @@
 //! stop the stream every byte the client gets parses as events (nothing torn mid-event).
 #![no_main]
 
-use std::sync::OnceLock;
+#[path = "policies.rs"]
+mod policies;
 
 use libfuzzer_sys::fuzz_target;
 use policy_gateway::engine::stream::{StreamEnd, StreamInspector, StreamLimits};
 use policy_gateway::llm::{sse, ApiFormat};
-use policy_gateway::policy::Policy;
 
-fn policies() -> &'static [Policy] {
-    static POLICIES: OnceLock<Vec<Policy>> = OnceLock::new();
-    POLICIES.get_or_init(|| {
-        [
-            include_str!("../../policies/default.json"),
-            include_str!("../../policies/pii-strict.json"),
-            include_str!("../../policies/secrets.json"),
-        ]
-        .iter()
-        .map(|p| Policy::from_json(p.as_bytes()).expect("shipped policy compiles"))
-        .collect()
-    })
-}
 
 const FORMATS: [ApiFormat; 4] = [
     ApiFormat::OpenaiChat,
@@ -38,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&cut, body)) = rest.split_first() else {
         return;
     };
-    let policy = &policies()[usize::from(selector) % policies().len()];
+    let policy = &policies::shipped()[usize::from(selector) % policies::shipped().len()];
     let format = FORMATS[usize::from(selector >> 2) % FORMATS.len()];
     let limits = StreamLimits {
         max_event_bytes: 4096,

@@ -6,7 +6,7 @@
 //! are counted apart so finance can tell measured from estimated tokens. Refused requests are
 //! counted (they cost gateway time, not tokens).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde_json::Value;
@@ -95,20 +95,8 @@ fn run_inner(
     if let Some(bad) = by.iter().find(|k| !KEYS.contains(k)) {
         return Err(format!("--by: \"{bad}\" is not project, user or model"));
     }
-    if let Some(flag) = args.iter().find(|a| a.starts_with("--")) {
-        return Err(format!("unknown option \"{flag}\""));
-    }
-    if args.is_empty() {
-        return Err("name the exported records: FILE or DIRECTORY... (- for stdin)".into());
-    }
-    let loaded = records::load(&args)?;
-    let mut seen = HashSet::new();
-    let found: Vec<&Value> = loaded
-        .records
-        .iter()
-        .filter(|r| filter.accepts(r))
-        .filter(|r| seen.insert(str_of(r, "record_id").unwrap_or_default().to_string()))
-        .collect();
+    let sel = records::select(&args, &filter)?;
+    let found: Vec<&Value> = sel.records.iter().collect();
     let groups = aggregate(&found, &by);
     let mut header: Vec<&str> = by.clone();
     header.extend([
@@ -157,8 +145,8 @@ fn run_inner(
         "chargeback: {} records in {} groups ({} files, {} lines skipped)",
         found.len(),
         groups.len(),
-        loaded.files,
-        loaded.skipped
+        sel.files,
+        sel.skipped
     );
     Ok(())
 }

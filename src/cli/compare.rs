@@ -8,7 +8,7 @@
 //! against the decision of the candidate policy evaluated beside it in shadow, as transitions
 //! (like `diff`, but on live traffic).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use serde_json::{json, Value};
@@ -100,20 +100,8 @@ fn run_inner(
     if !["table", "json"].contains(&format.as_str()) {
         return Err(format!("--format {format}: expected table or json"));
     }
-    if let Some(flag) = args.iter().find(|a| a.starts_with("--")) {
-        return Err(format!("unknown option \"{flag}\""));
-    }
-    if args.is_empty() {
-        return Err("name the exported records: FILE or DIRECTORY... (- for stdin)".into());
-    }
-    let loaded = records::load(&args)?;
-    let mut seen = HashSet::new();
-    let found: Vec<&Value> = loaded
-        .records
-        .iter()
-        .filter(|r| filter.accepts(r))
-        .filter(|r| seen.insert(str_of(r, "record_id").unwrap_or_default().to_string()))
-        .collect();
+    let sel = records::select(&args, &filter)?;
+    let found: Vec<&Value> = sel.records.iter().collect();
     if candidate {
         return candidate_transitions(&found, &format, out, err);
     }
@@ -123,8 +111,8 @@ fn run_inner(
         "compare: {} records, policy ids in order: {} ({} files, {} lines skipped)",
         found.len(),
         order.join(", "),
-        loaded.files,
-        loaded.skipped
+        sel.files,
+        sel.skipped
     );
     let pick = |given: Option<String>, fallback: Option<&String>, name: &str| {
         given

@@ -108,6 +108,43 @@ pub fn unwrap_record(v: Value) -> Option<Value> {
     nested.chain(embedded).find_map(unwrap_record)
 }
 
+/// The records named by the remaining arguments that pass the filter, each once (delivery is
+/// at least once: the same `record_id` twice is one record), in time order.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub records: Vec<Value>,
+    /// Records read before filtering, files read, lines that carried no record.
+    pub read: usize,
+    pub files: usize,
+    pub skipped: usize,
+}
+
+/// Reads and selects records; `args` must hold only inputs by now (options taken out).
+pub fn select(args: &[String], filter: &Filter) -> Result<Selection, String> {
+    if let Some(flag) = args.iter().find(|a| a.starts_with("--")) {
+        return Err(format!("unknown option \"{flag}\""));
+    }
+    if args.is_empty() {
+        return Err("name the exported records: FILE or DIRECTORY... (- for stdin)".into());
+    }
+    let loaded = load(args)?;
+    let read = loaded.records.len();
+    let mut seen = std::collections::HashSet::new();
+    let mut records: Vec<Value> = loaded
+        .records
+        .into_iter()
+        .filter(|r| filter.accepts(r))
+        .filter(|r| seen.insert(str_of(r, "record_id").unwrap_or_default().to_string()))
+        .collect();
+    records.sort_by(|a, b| str_of(a, "timestamp").cmp(&str_of(b, "timestamp")));
+    Ok(Selection {
+        records,
+        read,
+        files: loaded.files,
+        skipped: loaded.skipped,
+    })
+}
+
 /// Field access on a record.
 pub fn str_of<'a>(r: &'a Value, key: &str) -> Option<&'a str> {
     r.get(key).and_then(Value::as_str)

@@ -43,22 +43,8 @@ fn run_inner(
     if !["jsonl", "table", "csv"].contains(&format.as_str()) {
         return Err(format!("--format {format}: expected jsonl, table or csv"));
     }
-    if let Some(flag) = args.iter().find(|a| a.starts_with("--")) {
-        return Err(format!("unknown option \"{flag}\""));
-    }
-    if args.is_empty() {
-        return Err("name the exported records: FILE or DIRECTORY... (- for stdin)".into());
-    }
-    let loaded = records::load(&args)?;
-    let mut found: Vec<&Value> = loaded
-        .records
-        .iter()
-        .filter(|r| filter.accepts(r))
-        .collect();
-    found.sort_by(|a, b| str_of(a, "timestamp").cmp(&str_of(b, "timestamp")));
-    // Delivery is at least once: a record delivered twice is one decision.
-    let mut seen = std::collections::HashSet::new();
-    found.retain(|r| seen.insert(str_of(r, "record_id").unwrap_or_default().to_string()));
+    let sel = records::select(&args, &filter)?;
+    let found: Vec<&Value> = sel.records.iter().collect();
     let w = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             String::new()
@@ -94,9 +80,9 @@ fn run_inner(
         err,
         "trail: {} of {} records matched ({} files, {} lines skipped)",
         found.len(),
-        loaded.records.len(),
-        loaded.files,
-        loaded.skipped
+        sel.read,
+        sel.files,
+        sel.skipped
     );
     Ok(())
 }

@@ -281,14 +281,7 @@ fn evaluate_json(
         .map(|(i, _)| i)
         .collect();
 
-    let deciding =
-        triggered
-            .iter()
-            .filter_map(|&i| policy.rules.get(i))
-            .fold(None::<&Rule>, |best, r| match best {
-                Some(b) if b.action >= r.action => Some(b),
-                _ => Some(r),
-            });
+    let deciding = deciding_rule(policy, &triggered);
     if let Some(rule) = deciding {
         out.decision = rule.action;
         out.reason_code = rule.reason_code.clone();
@@ -345,6 +338,18 @@ fn evaluate_json(
         }
     };
     out
+}
+
+/// The rule whose action decides among the triggered ones: the most severe, the first in
+/// policy order among equals.
+fn deciding_rule<'p>(policy: &'p Policy, triggered: &[usize]) -> Option<&'p Rule> {
+    triggered.iter().filter_map(|&i| policy.rules.get(i)).fold(
+        None::<&Rule>,
+        |best, r| match best {
+            Some(b) if b.action >= r.action => Some(b),
+            _ => Some(r),
+        },
+    )
 }
 
 fn respond(reply: &Reply, held: bool) -> Verdict {

@@ -314,13 +314,7 @@ impl StreamInspector {
         out.inspected = self.hold.inspects() && self.error.is_none();
         out.segments = self.channels_seen;
         let triggered: Vec<usize> = self.triggered.iter().copied().collect();
-        let deciding = triggered.iter().filter_map(|&i| policy.rules.get(i)).fold(
-            None,
-            |best: Option<&crate::policy::compile::Rule>, r| match best {
-                Some(b) if b.action >= r.action => Some(b),
-                _ => Some(r),
-            },
-        );
+        let deciding = super::deciding_rule(policy, &triggered);
         if let Some(rule) = deciding {
             out.decision = rule.action;
             out.reason_code = rule.reason_code.clone();

@@ -213,6 +213,16 @@ class Gateway:
             time.sleep(0.1)
         raise TimeoutError(f"expected {count} records, got {len(events)}")
 
+    def record_for(self, request_id, timeout=15.0):
+        """The decision record of one request, once the receiver has it."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for e in self.hec("/_events"):
+                if e["event"].get("request_id") == request_id:
+                    return e["event"]
+            time.sleep(0.1)
+        raise TimeoutError(f"no record for {request_id}")
+
     def stats(self):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/stats?filter=policy_gateway",
                                     timeout=5) as r:

@@ -14,13 +14,7 @@ FAST_AUDIT = {"flush_interval_ms": 100, "splunk_hec": {
 
 
 def record_for(gw, request_id, timeout=15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for e in gw.hec("/_events"):
-            if e["event"].get("request_id") == request_id:
-                return e["event"]
-        time.sleep(0.1)
-    raise TimeoutError(f"no record for {request_id}")
+    return gw.record_for(request_id, timeout)
 
 
 def last_upstream_body(gw):

@@ -8,7 +8,6 @@ rules (not the filter's parser)."""
 
 import json
 import socket
-import time
 import urllib.request
 
 import pytest
@@ -89,13 +88,7 @@ def shown_text(api, raw):
 
 
 def record_for(gw, request_id, timeout=15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for e in gw.hec("/_events"):
-            if e["event"].get("request_id") == request_id:
-                return e["event"]
-        time.sleep(0.1)
-    raise TimeoutError(f"no record for {request_id}")
+    return gw.record_for(request_id, timeout)
 
 
 @pytest.mark.parametrize("api", ["openai", "responses", "anthropic"])
