@@ -117,6 +117,11 @@ impl Holdback {
     /// Where the held tail of `text` starts: everything before may be released (a char
     /// boundary).
     pub fn release_point(&self, text: &str) -> usize {
+        self.release_point_capped(text).0
+    }
+
+    /// [`Holdback::release_point`], and whether the cap (not the rules) decided it.
+    pub fn release_point_capped(&self, text: &str) -> (usize, bool) {
         let len = text.len();
         let mut from = len.saturating_sub(self.window);
         if self.tokens {
@@ -140,7 +145,13 @@ impl Holdback {
             }
             from = from.min(partial_suffix_start(text, PEM_BEGIN));
         }
-        floor_boundary(text, from.max(len.saturating_sub(self.cap)))
+        let floor = len.saturating_sub(self.cap);
+        // The token rule looks back at most `cap` bytes, so reaching the floor means the cap
+        // decided (there is held text before it that the rules would still keep).
+        (
+            floor_boundary(text, from.max(floor)),
+            floor > 0 && from <= floor,
+        )
     }
 }
 

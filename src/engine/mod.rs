@@ -325,6 +325,10 @@ fn evaluate_json(
             for (path, text) in text_changes {
                 changed |= llm::replace_text(&mut value, &path, text);
             }
+            if changed && phase == Phase::Response {
+                // Token log-probabilities spell the original output out.
+                llm::blank_logprobs(&mut value);
+            }
             out.rewrites = apply_rewrites(policy, &triggered, out.format, &mut value);
             if plan.replaces_text() {
                 out.rewrites.push("replace_text");

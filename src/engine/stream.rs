@@ -142,6 +142,7 @@ struct Parsed {
     value: Value,
     texts: Vec<TextRef>,
     whole: Vec<Vec<PathSeg>>,
+    sequence_number: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -174,6 +175,8 @@ pub struct StreamInspector {
     out: Vec<u8>,
     newline: &'static str,
     sequence_number: Option<u64>,
+    /// The last `sequence_number` of an event that went out (the error event follows it).
+    sent_sequence: Option<u64>,
     // What the record gets.
     triggered: BTreeSet<usize>,
     detections: BTreeMap<String, u32>,
@@ -214,6 +217,7 @@ impl StreamInspector {
             out: Vec::new(),
             newline: "\n",
             sequence_number: None,
+            sent_sequence: None,
             triggered: BTreeSet::new(),
             detections: BTreeMap::new(),
             redactions: BTreeMap::new(),
@@ -404,6 +408,13 @@ impl StreamInspector {
         if self.events == 1 {
             self.newline = event.newline;
         }
+        if self.state != State::Inspecting {
+            // Given up on (or stopped) earlier in the same chunk.
+            return self.enqueue(event.raw, None);
+        }
+        if event.data_invalid {
+            return self.malformed(policy, event.raw, "an event's data is not UTF-8");
+        }
         let Some(data) = event.data.as_deref() else {
             return self.enqueue(event.raw, None);
         };
@@ -416,15 +427,7 @@ impl StreamInspector {
         }
         let value: Value = match serde_json::from_str(data) {
             Ok(v) => v,
-            Err(_) => {
-                self.malformed += 1;
-                if policy.on_error == OnError::Refuse && self.hold.inspects() {
-                    self.error = Some("an event's data is not JSON".into());
-                    self.stop(policy, None);
-                    return;
-                }
-                return self.enqueue(event.raw, None);
-            }
+            Err(_) => return self.malformed(policy, event.raw, "an event's data is not JSON"),
         };
         let info = stream::interpret(self.format, event.name.as_deref(), &value);
         self.note(policy, &info);
@@ -445,7 +448,8 @@ impl StreamInspector {
             if !self.channels.contains_key(&d.channel) {
                 if self.channels.len() >= MAX_CHANNELS {
                     self.give_up(policy, "too many texts in one stream");
-                    return;
+                    // Passing now (or stopped): the event goes out as it came (or not at all).
+                    return self.enqueue(event.raw, None);
                 }
                 self.channels_seen += 1;
             }
@@ -479,6 +483,7 @@ impl StreamInspector {
             value,
             texts,
             whole: info.whole,
+            sequence_number: info.sequence_number,
         };
         self.enqueue(event.raw, Some(parsed));
     }
@@ -530,7 +535,24 @@ impl StreamInspector {
         }
     }
 
+    /// An event the inspector cannot read: counted, then the policy's `on_error` decides.
+    fn malformed(&mut self, policy: &Policy, raw: Vec<u8>, detail: &str) {
+        self.malformed += 1;
+        if policy.on_error == OnError::Refuse && self.hold.inspects() {
+            self.error = Some(detail.into());
+            self.stop(policy, None);
+            if self.state == State::Stopped {
+                return;
+            }
+        }
+        self.enqueue(raw, None);
+    }
+
     fn enqueue(&mut self, raw: Vec<u8>, parsed: Option<Parsed>) {
+        if self.state == State::PassThrough && self.hold.inspects() {
+            self.out.extend_from_slice(&raw);
+            return;
+        }
         if self.state != State::Inspecting || !self.hold.inspects() {
             return;
         }
@@ -541,10 +563,12 @@ impl StreamInspector {
     /// Inspection stops: the stream is refused (`on_error: refuse`) or passes unchanged.
     fn give_up(&mut self, policy: &Policy, detail: &str) {
         self.error = Some(detail.into());
-        if policy.on_error == OnError::Refuse && self.hold.inspects() {
+        if self.enforced && policy.on_error == OnError::Refuse && self.hold.inspects() {
             self.stop(policy, None);
             return;
         }
+        // Unenforced streams (shadow, canary control, the candidate) always pass from here
+        // on; the record carries the error and what `on_error` would have decided.
         // What is queued goes out as it came; the rest of the stream passes.
         for q in std::mem::take(&mut self.queue) {
             self.out.extend_from_slice(&q.raw);
@@ -588,7 +612,11 @@ impl StreamInspector {
             reply::stream_error_event(
                 self.format,
                 &refusal,
-                self.sequence_number,
+                if self.hold.inspects() {
+                    self.sent_sequence
+                } else {
+                    self.sequence_number
+                },
                 self.newline,
                 &mut event,
             );
@@ -636,6 +664,7 @@ impl StreamInspector {
         // Per channel: findings over context + held text, and how far text is safe.
         let mut safe: BTreeMap<Channel, u64> = BTreeMap::new();
         let mut found: BTreeMap<Channel, Vec<Found>> = BTreeMap::new();
+        let mut capped_now = false;
         for (c, ch) in &self.channels {
             let end = ch.base + ch.text.len() as u64;
             if ch.text.is_empty() {
@@ -663,7 +692,12 @@ impl StreamInspector {
             let mut point = if all || ch.closed {
                 end
             } else {
-                ch.base + self.hold.release_point(&ch.text) as u64
+                let (at, capped) = self.hold.release_point_capped(&ch.text);
+                if capped {
+                    // Text the rules would still hold goes out: the cap decided.
+                    capped_now = true;
+                }
+                ch.base + at as u64
             };
             // Never cut through a finding.
             while let Some(f) = fs.iter().find(|f| f.start < point && point < f.end) {
@@ -671,6 +705,9 @@ impl StreamInspector {
             }
             safe.insert(*c, point);
             found.insert(*c, fs);
+        }
+        if capped_now {
+            self.overflows += 1;
         }
 
         // The longest prefix of the queue that ends, in every channel, at a safe cut.
@@ -686,7 +723,12 @@ impl StreamInspector {
         'walk: for (k, q) in self.queue.iter().enumerate() {
             if let Some(p) = &q.parsed {
                 for t in &p.texts {
-                    if safe.get(&t.channel).is_none_or(|s| t.end > *s) {
+                    // A channel already gone has nothing held: only empty pieces can refer to it.
+                    let blocked = match safe.get(&t.channel) {
+                        Some(s) => t.end > *s,
+                        None => t.end > t.start,
+                    };
+                    if blocked {
                         break 'walk;
                     }
                     ends.insert(t.channel, t.end);
@@ -729,24 +771,26 @@ impl StreamInspector {
                         .map(|s| (*c, s))
                 })
                 .collect();
-            release = self
-                .queue
-                .iter()
-                .take(release)
-                .take_while(|q| {
-                    q.parsed.as_ref().is_none_or(|p| {
-                        p.texts
-                            .iter()
-                            .all(|t| stops.get(&t.channel).is_none_or(|s| t.end <= *s))
-                    })
-                })
-                .count();
-            release_ends = self.channels.iter().map(|(c, ch)| (*c, ch.base)).collect();
-            for q in self.queue.iter().take(release) {
+            // The longest prefix before every stop that, like any release, ends at a cut
+            // outside every finding (a redactable entity before the secret stays whole).
+            let mut ends: BTreeMap<Channel, u64> =
+                self.channels.iter().map(|(c, ch)| (*c, ch.base)).collect();
+            let mut best = 0;
+            let mut best_ends = ends.clone();
+            'cut: for (k, q) in self.queue.iter().take(release).enumerate() {
                 for t in q.parsed.iter().flat_map(|p| &p.texts) {
-                    release_ends.insert(t.channel, t.end);
+                    if stops.get(&t.channel).is_some_and(|s| t.end > *s) {
+                        break 'cut;
+                    }
+                    ends.insert(t.channel, t.end);
+                }
+                if ends.iter().all(|(c, at)| !inside(c, *at)) {
+                    best = k + 1;
+                    best_ends = ends.clone();
                 }
             }
+            release = best;
+            release_ends = best_ends;
             for (c, fs) in final_hits.iter_mut() {
                 let to = release_ends.get(c).copied().unwrap_or(0);
                 fs.retain(|f| f.end <= to);
@@ -790,6 +834,9 @@ impl StreamInspector {
                 self.out.extend_from_slice(&q.raw);
                 continue;
             };
+            if p.sequence_number.is_some() {
+                self.sent_sequence = p.sequence_number;
+            }
             let mut changed = false;
             for t in &p.texts {
                 let Some(ch) = self.channels.get(&t.channel) else {
@@ -807,6 +854,8 @@ impl StreamInspector {
                 changed |= redact_whole(policy, &mut p.value, &p.whole);
             }
             if changed {
+                // Token log-probabilities spell the original text out: they go too.
+                crate::llm::blank_logprobs(&mut p.value);
                 let data = serde_json::to_string(&p.value).unwrap_or_default();
                 sse::write_event(
                     p.name.as_deref(),
@@ -837,8 +886,20 @@ impl StreamInspector {
                 emptied.push(c);
             }
         }
+        // A channel goes once nothing queued refers to it any more.
+        let referenced: BTreeSet<Channel> = self
+            .queue
+            .iter()
+            .flat_map(|q| {
+                q.parsed
+                    .iter()
+                    .flat_map(|p| p.texts.iter().map(|t| t.channel))
+            })
+            .collect();
         for c in emptied {
-            self.channels.remove(&c);
+            if !referenced.contains(&c) {
+                self.channels.remove(&c);
+            }
         }
         if let Some(rule) = stopping {
             self.stop(policy, Some(rule));
@@ -1529,5 +1590,322 @@ mod tests {
             .filter_map(|(_, v)| v["choices"][0]["text"].as_str().map(str::to_string))
             .collect();
         assert_eq!(text, "SSN [US_SSN] noted");
+    }
+
+    // Regressions found in review.
+
+    fn ev(v: Value) -> String {
+        format!("data: {v}\n\n")
+    }
+
+    fn chat_deltas(deltas: &[Value]) -> Vec<u8> {
+        let mut s = String::new();
+        for d in deltas {
+            s.push_str(&ev(serde_json::json!({"model": "gpt-4o",
+                "choices": [{"index": 0, "delta": d, "finish_reason": null}]})));
+        }
+        s.push_str("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        s.into_bytes()
+    }
+
+    #[test]
+    fn a_refusal_never_releases_half_of_another_entity() {
+        let policy = default_policy();
+        let input = chat_stream(
+            &["mail jane.doe@exa", "mple.com AKIAIOSFODNN7EXAMPLE"],
+            false,
+        );
+        let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &[&input]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("jane.doe") && !text.contains("AKIA"),
+            "{text}"
+        );
+        assert!(text.contains("SECRET_DETECTED"));
+    }
+
+    #[test]
+    fn an_empty_delta_of_a_closed_choice_never_stalls_the_stream() {
+        let policy = default_policy();
+        let events = [
+            ev(serde_json::json!({"choices": [{"index": 0, "delta": {"content": "hi "}}]})),
+            ev(
+                serde_json::json!({"choices": [{"index": 0, "delta": {"content": "mail bob@exa"}}]}),
+            ),
+            ev(
+                serde_json::json!({"choices": [{"index": 1, "delta": {"content": ""}, "finish_reason": "stop"}]}),
+            ),
+            ev(serde_json::json!({"choices": [{"index": 0, "delta": {"content": "mple.com ok"}}]})),
+            ev(
+                serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            ),
+            "data: [DONE]\n\n".to_string(),
+        ];
+        let mut insp = StreamInspector::new(
+            &policy,
+            ApiFormat::OpenaiChat,
+            true,
+            StreamLimits::default(),
+        );
+        let mut out = insp.push(&policy, events[..3].concat().as_bytes());
+        for e in &events[3..] {
+            out.extend(insp.push(&policy, e.as_bytes()));
+        }
+        for _ in 0..1000 {
+            out.extend(insp.push(&policy, b": keep-alive\n\n"));
+        }
+        assert!(insp.held_bytes() < 1024, "held {}", insp.held_bytes());
+        out.extend(insp.finish(&policy, StreamEnd::UpstreamIncomplete));
+        assert_eq!(chat_text(&out), "hi mail [EMAIL] ok");
+        assert!(String::from_utf8(out).unwrap().contains("[DONE]"));
+    }
+
+    #[test]
+    fn unenforced_streams_stop_buffering_an_endless_event() {
+        let policy = default_policy();
+        let limits = StreamLimits {
+            max_event_bytes: 1024,
+            ..StreamLimits::default()
+        };
+        let mut insp = StreamInspector::new(&policy, ApiFormat::OpenaiChat, false, limits);
+        insp.push(&policy, b"data: ");
+        for _ in 0..1000 {
+            insp.push(&policy, &[b'x'; 1024]);
+        }
+        assert!(insp.held_bytes() < 64 * 1024, "held {}", insp.held_bytes());
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(
+            o.decision,
+            Action::Refuse,
+            "what on_error: refuse would have done"
+        );
+    }
+
+    #[test]
+    fn giving_up_midway_loses_no_event() {
+        let mut doc: Value =
+            serde_json::from_slice(include_bytes!("../../policies/default.json")).unwrap();
+        doc["on_error"] = "allow".into();
+        let policy = Policy::from_value(doc).unwrap();
+        let mut s = String::new();
+        for i in 0..(MAX_CHANNELS as u64 + 6) {
+            s.push_str(&ev(
+                serde_json::json!({"choices": [{"index": i, "delta": {"content": "x "}}]}),
+            ));
+        }
+        s.push_str("data: [DONE]\n\n");
+        let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[s.as_bytes()]);
+        assert_eq!(String::from_utf8(out).unwrap(), s);
+        assert!(insp.outcome(&policy, 0).error.is_some());
+    }
+
+    #[test]
+    fn every_streamed_chat_text_field_is_inspected() {
+        let policy = default_policy();
+        for delta in [
+            serde_json::json!({"function_call": {"arguments": "{\"to\":\"bob@example.com\"}"}}),
+            serde_json::json!({"tool_calls": [{"index": 0, "type": "custom", "custom": {"input": "mail bob@example.com"}}]}),
+            serde_json::json!({"content": [{"type": "text", "text": "mail bob@example.com"}]}),
+        ] {
+            let (out, _) = run(
+                &policy,
+                ApiFormat::OpenaiChat,
+                true,
+                &[&chat_deltas(std::slice::from_ref(&delta))],
+            );
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                !text.contains("bob@example.com") && text.contains("[EMAIL]"),
+                "{delta}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_event_data_is_malformed() {
+        let policy = default_policy();
+        let mut input = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"card 4111 1111 1111 1111 \xff\"}}]}\n\n".to_vec();
+        input.extend_from_slice(b"data: [DONE]\n\n");
+        let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[&input]);
+        assert!(!String::from_utf8_lossy(&out).contains("4111 1111"));
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.stream_summary.unwrap().malformed_events, 1);
+        assert_eq!(o.decision, Action::Refuse);
+    }
+
+    #[test]
+    fn logprobs_of_changed_events_are_blanked() {
+        let policy = default_policy();
+        let mut s = String::new();
+        for d in ["mail bob@", "example.com ok"] {
+            s.push_str(&ev(serde_json::json!({"choices": [{"index": 0, "delta": {"content": d},
+                "logprobs": {"content": [{"token": d, "logprob": -0.1, "bytes": d.as_bytes(), "top_logprobs": []}]}}]})));
+        }
+        s.push_str("data: [DONE]\n\n");
+        let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &[s.as_bytes()]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("example.com") && !text.contains("bob@"),
+            "{text}"
+        );
+        assert!(text.contains("\"logprobs\":null"));
+    }
+
+    #[test]
+    fn the_error_event_follows_the_last_sequence_number_sent() {
+        let policy = default_policy();
+        let mut s = String::new();
+        let mut seq = 0u64;
+        let mut push = |v: Value, s: &mut String| {
+            let mut v = v;
+            v["sequence_number"] = seq.into();
+            seq += 1;
+            s.push_str(&format!(
+                "event: {}\ndata: {v}\n\n",
+                v["type"].as_str().unwrap()
+            ));
+        };
+        push(
+            serde_json::json!({"type": "response.created", "response": {"model": "gpt-4.1", "output": []}}),
+            &mut s,
+        );
+        for d in [
+            "Here: AKIA",
+            "IOSFODNN7EXAMPLE",
+            " and",
+            " more",
+            " text",
+            " here",
+        ] {
+            push(
+                serde_json::json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": d}),
+                &mut s,
+            );
+        }
+        let (out, _) = run(&policy, ApiFormat::OpenaiResponses, true, &[s.as_bytes()]);
+        let seqs: Vec<u64> = client_events(&out)
+            .iter()
+            .filter_map(|(_, v)| v["sequence_number"].as_u64())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        assert_eq!(
+            client_events(&out).last().unwrap().1["code"],
+            "SECRET_DETECTED"
+        );
+    }
+
+    #[test]
+    fn text_the_cap_forces_out_is_counted() {
+        let policy = default_policy();
+        let limits = StreamLimits {
+            max_holdback_bytes: 64,
+            ..StreamLimits::default()
+        };
+        let mut insp = StreamInspector::new(&policy, ApiFormat::OpenaiChat, true, limits);
+        for _ in 0..60 {
+            insp.push(&policy, chat_event("xxxxx").as_bytes());
+        }
+        insp.finish(&policy, StreamEnd::UpstreamIncomplete);
+        assert!(insp.outcome(&policy, 0).stream_summary.unwrap().overflows > 0);
+    }
+
+    /// Two interleaved choices with random splits and network chunks: each choice's text is
+    /// what whole-body redaction gives, and nothing is cut off.
+    #[test]
+    fn interleaved_choices_match_whole_body_redaction() {
+        let policy = default_policy();
+        let pieces = [
+            "hello ",
+            CARD,
+            " ",
+            "jane.doe@mail.example.co.uk",
+            ", ",
+            "+44 20 7946 0958",
+            "DE89 3704 0044 0532 0130 00",
+            " 123-45-6780 ",
+            "x@y",
+            ".io",
+            "\u{e9}t\u{e9} ",
+            "a",
+            "",
+        ];
+        let mut seed: u64 = 77;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        let whole = |text: &str| -> Option<String> {
+            let body = serde_json::json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]});
+            let info = super::super::RequestInfo {
+                request_id: "r",
+                path: Some("/v1/chat/completions"),
+                ..Default::default()
+            };
+            let rollout = super::super::rollout(&policy, &info);
+            let w = super::super::evaluate(
+                &policy,
+                &info,
+                &rollout,
+                Phase::Response,
+                body.to_string().as_bytes(),
+            );
+            match &w.verdict {
+                _ if w.decision == Action::Refuse => None,
+                super::super::Verdict::Forward { body: Some(b), .. } => {
+                    let v: Value = serde_json::from_slice(b).unwrap();
+                    Some(
+                        v["choices"][0]["message"]["content"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                    )
+                }
+                _ => Some(text.to_string()),
+            }
+        };
+        for round in 0..400 {
+            let mut texts = [String::new(), String::new()];
+            for t in &mut texts {
+                for _ in 0..(1 + next(6)) {
+                    t.push_str(pieces[next(pieces.len())]);
+                }
+            }
+            let chars: Vec<Vec<char>> = texts.iter().map(|t| t.chars().collect()).collect();
+            let mut pos = [0usize, 0];
+            let mut s = String::new();
+            while pos[0] < chars[0].len() || pos[1] < chars[1].len() {
+                let t = next(2);
+                let e = (pos[t] + next(5)).min(chars[t].len());
+                let d: String = chars[t][pos[t]..e].iter().collect();
+                s.push_str(&ev(
+                    serde_json::json!({"choices": [{"index": t, "delta": {"content": d}}]}),
+                ));
+                pos[t] = e;
+            }
+            let first = next(2);
+            for t in [first, 1 - first] {
+                s.push_str(&ev(serde_json::json!({"choices": [{"index": t, "delta": {"content": ""}, "finish_reason": "stop"}]})));
+            }
+            s.push_str("data: [DONE]\n\n");
+            let input = s.into_bytes();
+            let chunks: Vec<&[u8]> = input.chunks(1 + next(400)).collect();
+            let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &chunks);
+            let events = client_events(&out);
+            for (t, text) in texts.iter().enumerate() {
+                let Some(want) = whole(text) else { continue };
+                let got: String = events
+                    .iter()
+                    .filter(|(_, v)| v["choices"][0]["index"] == t)
+                    .filter_map(|(_, v)| {
+                        v["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .collect();
+                assert_eq!(got, want, "round {round} choice {t}: {text:?}");
+            }
+        }
     }
 }

@@ -553,6 +553,16 @@ impl HttpContext for Http {
         self.finish_response(&shared, body_size)
     }
 
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> HostAction {
+        // An upstream that ends with trailers (HTTP/2) never delivers end of stream to the
+        // body callback: the response did end. Text still held cannot be sent any more (the
+        // body is gone by now); the record says how the stream ended.
+        if self.stream.is_some() {
+            self.response_ended = true;
+        }
+        HostAction::Continue
+    }
+
     fn on_log(&mut self) {
         let Some(shared) = self.shared.clone() else {
             return;

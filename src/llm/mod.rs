@@ -435,6 +435,29 @@ pub(crate) fn count(v: &Value) -> Option<u64> {
     })
 }
 
+/// Blanks every `logprobs` field (an array becomes empty, anything else null): token
+/// log-probabilities repeat the output text, so a body whose text was redacted must not carry
+/// them.
+pub fn blank_logprobs(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "logprobs" {
+                    *child = if child.is_array() {
+                        Value::Array(Vec::new())
+                    } else {
+                        Value::Null
+                    };
+                } else {
+                    blank_logprobs(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(blank_logprobs),
+        _ => {}
+    }
+}
+
 /// Whether the request asks for a streamed (SSE) response.
 pub fn is_stream(body: &Value) -> bool {
     body.get("stream").and_then(Value::as_bool).unwrap_or(false)

@@ -20,6 +20,8 @@ pub struct Event {
     pub data: Option<String>,
     /// The `id:` field.
     pub id: Option<String>,
+    /// The block has `data:` lines but they are not UTF-8 (`data` is then None).
+    pub data_invalid: bool,
     /// The line ending the block used, so a re-emitted event keeps the stream's framing.
     pub newline: &'static str,
 }
@@ -167,11 +169,16 @@ impl Parser {
         let fields = std::mem::take(&mut self.fields);
         let raw = std::mem::take(&mut self.pending);
         self.line_start = 0;
+        let data_invalid = fields
+            .data
+            .as_ref()
+            .is_some_and(|d| std::str::from_utf8(d).is_err());
         out.push(Event {
             raw,
             name: fields.name,
             data: fields.data.and_then(|d| String::from_utf8(d).ok()),
             id: fields.id,
+            data_invalid,
             newline: fields.newline.unwrap_or(newline),
         });
     }

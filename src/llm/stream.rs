@@ -2,8 +2,9 @@
 //! the event's JSON, where each text ends, usage, the served model, the end of the stream, and
 //! the end of a stream (the error event a refusal ends one with is in `engine::reply`).
 //!
-//! OpenAI chat completions: `data: {chunk}` with `choices[].delta.content` / `.refusal` /
-//! `.tool_calls[].function.arguments`, `finish_reason` ending a choice, `usage` in a final chunk
+//! OpenAI chat completions: `data: {chunk}` with `choices[].delta.content` (a string, or
+//! parts) / `.refusal` / `.tool_calls[].function.arguments` and `.custom.input` / the legacy
+//! `.function_call.arguments`, `finish_reason` ending a choice, `usage` in a final chunk
 //! (`stream_options.include_usage`), then `data: [DONE]`. Legacy completions: `choices[].text`.
 //! Responses API: typed events; `response.output_text.delta`, `response.refusal.delta` and
 //! `response.function_call_arguments.delta` stream text, the matching `.done` events, the
@@ -140,24 +141,48 @@ fn choices(format: ApiFormat, data: &Value, info: &mut EventInfo) {
                 text(ChannelKind::Text, 0, at(&[key("text")]));
             }
         } else if let Some(delta) = choice.get("delta") {
-            if delta.get("content").is_some_and(Value::is_string) {
-                text(ChannelKind::Text, 0, at(&[key("delta"), key("content")]));
+            match delta.get("content") {
+                Some(Value::String(_)) => {
+                    text(ChannelKind::Text, 0, at(&[key("delta"), key("content")]))
+                }
+                // Content as parts, as some compatible servers stream it.
+                Some(Value::Array(parts)) => {
+                    for (j, part) in parts.iter().enumerate() {
+                        if part.get("text").is_some_and(Value::is_string) {
+                            text(
+                                ChannelKind::Text,
+                                0,
+                                at(&[key("delta"), key("content"), idx(j), key("text")]),
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+            // The legacy functions API streams its arguments here.
+            let legacy = delta.get("function_call").and_then(|f| f.get("arguments"));
+            if legacy.is_some_and(Value::is_string) {
+                let path = at(&[key("delta"), key("function_call"), key("arguments")]);
+                text(ChannelKind::ToolInput, u64::MAX, path);
             }
             if delta.get("refusal").is_some_and(Value::is_string) {
                 text(ChannelKind::Refusal, 0, at(&[key("delta"), key("refusal")]));
             }
             if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
                 for (j, call) in calls.iter().enumerate() {
-                    let args = call.get("function").and_then(|f| f.get("arguments"));
-                    if args.is_some_and(Value::is_string) {
-                        let path = at(&[
-                            key("delta"),
-                            key("tool_calls"),
-                            idx(j),
-                            key("function"),
-                            key("arguments"),
-                        ]);
-                        text(ChannelKind::ToolInput, index_of(call, j), path);
+                    // Function tools stream `function.arguments`, custom tools `custom.input`.
+                    for (outer, inner) in [("function", "arguments"), ("custom", "input")] {
+                        let value = call.get(outer).and_then(|f| f.get(inner));
+                        if value.is_some_and(Value::is_string) {
+                            let path = at(&[
+                                key("delta"),
+                                key("tool_calls"),
+                                idx(j),
+                                key(outer),
+                                key(inner),
+                            ]);
+                            text(ChannelKind::ToolInput, index_of(call, j), path);
+                        }
                     }
                 }
             }
