@@ -3,10 +3,11 @@
 //! the stream with the provider's error event. Memory is bounded whatever the stream's length.
 //!
 //! Events are held, in order, only while the text they carry is inside the hold-back
-//! ([`super::holdback`]); an event goes out byte for byte unless its text changed, then it
-//! is re-serialized with the corrected text. When a redacted entity spans several events,
-//! its replacement goes in the event where it starts and the later pieces become empty, so
-//! every event stays where it was (sequence numbers, ids and logprobs keep their places).
+//! ([`super::holdback`]); an event goes out byte for byte unless its text changed, then its
+//! `data` is re-serialized with the corrected text (its other lines stay, its `logprobs` are
+//! blanked). When a redacted entity spans several events, its replacement goes in the event
+//! where it starts and the later pieces become empty, so every event stays where it was
+//! (sequence numbers and ids keep their places).
 //!
 //! Decisions are made on released text only: a finding is final once the text after it has
 //! arrived (or the text has ended), so what is held can still grow into, or out of, an entity.
@@ -136,9 +137,6 @@ struct TextRef {
 
 #[derive(Debug)]
 struct Parsed {
-    name: Option<String>,
-    id: Option<String>,
-    newline: &'static str,
     value: Value,
     texts: Vec<TextRef>,
     whole: Vec<Vec<PathSeg>>,
@@ -477,9 +475,6 @@ impl StreamInspector {
             }
         }
         let parsed = Parsed {
-            name: event.name,
-            id: event.id,
-            newline: event.newline,
             value,
             texts,
             whole: info.whole,
@@ -857,13 +852,7 @@ impl StreamInspector {
                 // Token log-probabilities spell the original text out: they go too.
                 crate::llm::blank_logprobs(&mut p.value);
                 let data = serde_json::to_string(&p.value).unwrap_or_default();
-                sse::write_event(
-                    p.name.as_deref(),
-                    p.id.as_deref(),
-                    &data,
-                    p.newline,
-                    &mut self.out,
-                );
+                sse::rewrite_data(&q.raw, &data, &mut self.out);
             } else {
                 self.out.extend_from_slice(&q.raw);
             }

@@ -184,6 +184,47 @@ impl Parser {
     }
 }
 
+/// Writes `raw` (one event block) with its `data:` lines replaced by `data`: every other line
+/// (`event:`, `id:`, `retry:`, comments) and the line endings stay as they were.
+pub fn rewrite_data(raw: &[u8], data: &str, out: &mut Vec<u8>) {
+    let mut written = false;
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let (line, ending) = match memchr2(b'\n', b'\r', rest) {
+            Some(i) => {
+                let len = if rest.get(i..i + 2) == Some(b"\r\n") {
+                    2
+                } else {
+                    1
+                };
+                (
+                    rest.get(..i).unwrap_or_default(),
+                    rest.get(i..i + len).unwrap_or_default(),
+                )
+            }
+            None => (rest, &b""[..]),
+        };
+        let is_data = line
+            .strip_prefix(b"data")
+            .is_some_and(|r| r.is_empty() || r.first() == Some(&b':'));
+        if !is_data {
+            out.extend_from_slice(line);
+            out.extend_from_slice(ending);
+        } else if !written {
+            written = true;
+            for (n, part) in data.split('\n').enumerate() {
+                if n > 0 {
+                    out.extend_from_slice(if ending.is_empty() { b"\n" } else { ending });
+                }
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(part.as_bytes());
+            }
+            out.extend_from_slice(ending);
+        }
+        rest = rest.get(line.len() + ending.len()..).unwrap_or_default();
+    }
+}
+
 /// Writes an event block: `event:` and `id:` when given, one `data:` line per line of `data`.
 pub fn write_event(
     name: Option<&str>,
@@ -299,6 +340,20 @@ mod tests {
             Err(SseError::EventTooLarge)
         );
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn rewriting_data_keeps_every_other_line() {
+        let raw = b"event: x\r\n: note\r\nid: 7\r\ndata: {\"a\":\r\ndata: 1}\r\nretry: 5\r\n\r\n";
+        let mut out = Vec::new();
+        rewrite_data(raw, "{\"a\":2}", &mut out);
+        assert_eq!(
+            out,
+            b"event: x\r\n: note\r\nid: 7\r\ndata: {\"a\":2}\r\nretry: 5\r\n\r\n"
+        );
+        let (events, _) = parse_in(&[&out]);
+        assert_eq!(events[0].data.as_deref(), Some("{\"a\":2}"));
+        assert_eq!(events[0].id.as_deref(), Some("7"));
     }
 
     #[test]
