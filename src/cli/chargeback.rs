@@ -87,10 +87,7 @@ fn run_inner(
 ) -> Result<(), String> {
     let filter = Filter::from_args(&mut args)?;
     let by = super::take_flag(&mut args, "--by")?.unwrap_or_else(|| "project,user,model".into());
-    let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "csv".into());
-    if !["csv", "table", "json"].contains(&format.as_str()) {
-        return Err(format!("--format {format}: expected csv, table or json"));
-    }
+    let format = super::take_format(&mut args, &["csv", "table", "json"])?;
     let by: Vec<&str> = by.split(',').map(str::trim).collect();
     if let Some(bad) = by.iter().find(|k| !KEYS.contains(k)) {
         return Err(format!("--by: \"{bad}\" is not project, user or model"));

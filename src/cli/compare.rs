@@ -96,10 +96,7 @@ fn run_inner(
     };
     let before = super::take_flag(&mut args, "--before")?;
     let after = super::take_flag(&mut args, "--after")?;
-    let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "table".into());
-    if !["table", "json"].contains(&format.as_str()) {
-        return Err(format!("--format {format}: expected table or json"));
-    }
+    let format = super::take_format(&mut args, &["table", "json"])?;
     let sel = records::select(&args, &filter)?;
     let found: Vec<&Value> = sel.records.iter().collect();
     if candidate {

@@ -85,10 +85,7 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
     let to = super::take_flag(&mut args, "--to")?.ok_or("--to NEW.json is required")?;
     let input =
         super::take_flag(&mut args, "--input")?.ok_or("--input TRAFFIC.jsonl is required")?;
-    let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "table".into());
-    if !["table", "json", "csv"].contains(&format.as_str()) {
-        return Err(format!("--format {format}: expected table, json or csv"));
-    }
+    let format = super::take_format(&mut args, &["table", "json", "csv"])?;
     if let Some(extra) = args.first() {
         return Err(format!("unexpected argument \"{extra}\""));
     }

@@ -74,6 +74,19 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
 }
 
+/// Takes `--format` out of `args`: one of `allowed`, the first being the default.
+pub(crate) fn take_format(args: &mut Vec<String>, allowed: &[&str]) -> Result<String, String> {
+    let default = allowed.first().copied().unwrap_or_default();
+    let format = take_flag(args, "--format")?.unwrap_or_else(|| default.to_string());
+    if !allowed.contains(&format.as_str()) {
+        return Err(format!(
+            "--format {format}: expected {}",
+            allowed.join(", ")
+        ));
+    }
+    Ok(format)
+}
+
 /// Takes `--name VALUE` out of `args`; error if the flag is present without a value.
 pub(crate) fn take_flag(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
     let Some(i) = args.iter().position(|a| a == name) else {

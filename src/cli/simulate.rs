@@ -186,7 +186,7 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
     let policy_file =
         super::take_flag(&mut args, "--policy")?.ok_or("--policy FILE is required")?;
     let input = super::take_flag(&mut args, "--input")?.ok_or("--input FILE is required")?;
-    let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "json".into());
+    let format = super::take_format(&mut args, &["json", "table"])?;
     let seed = match super::take_flag(&mut args, "--seed")? {
         Some(s) => s
             .parse::<u64>()
@@ -195,9 +195,6 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
     };
     if let Some(extra) = args.first() {
         return Err(format!("unexpected argument \"{extra}\""));
-    }
-    if format != "json" && format != "table" {
-        return Err(format!("--format {format}: expected json or table"));
     }
     let policy = super::check::load(&policy_file).map_err(|e| format!("{policy_file}: {e}"))?;
     let reader: Box<dyn BufRead> = if input == "-" {

@@ -39,10 +39,7 @@ fn run_inner(
     err: &mut dyn Write,
 ) -> Result<(), String> {
     let filter = Filter::from_args(&mut args)?;
-    let format = super::take_flag(&mut args, "--format")?.unwrap_or_else(|| "jsonl".into());
-    if !["jsonl", "table", "csv"].contains(&format.as_str()) {
-        return Err(format!("--format {format}: expected jsonl, table or csv"));
-    }
+    let format = super::take_format(&mut args, &["jsonl", "table", "csv"])?;
     let sel = records::select(&args, &filter)?;
     let found: Vec<&Value> = sel.records.iter().collect();
     let w = |e: std::io::Error| {

@@ -1047,6 +1047,50 @@ mod tests {
         Policy::from_json(include_bytes!("../../policies/default.json")).unwrap()
     }
 
+    /// A small deterministic generator: `next(n)` is in `0..n`.
+    fn lcg(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        }
+    }
+
+    /// What whole-body evaluation of `text` as an OpenAI chat response gives: the redacted
+    /// text (None when refused) and the redaction counts.
+    fn whole_body(policy: &Policy, text: &str) -> (Option<String>, BTreeMap<String, u32>) {
+        let body = serde_json::json!({"id": "c", "object": "chat.completion", "model": "gpt-4o",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]});
+        let info = super::super::RequestInfo {
+            request_id: "r",
+            path: Some("/v1/chat/completions"),
+            ..Default::default()
+        };
+        let rollout = super::super::rollout(policy, &info);
+        let w = super::super::evaluate(
+            policy,
+            &info,
+            &rollout,
+            Phase::Response,
+            body.to_string().as_bytes(),
+        );
+        let shown = match &w.verdict {
+            _ if w.decision == Action::Refuse => None,
+            super::super::Verdict::Forward { body: Some(b), .. } => {
+                let v: Value = serde_json::from_slice(b).unwrap();
+                Some(
+                    v["choices"][0]["message"]["content"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            }
+            _ => Some(text.to_string()),
+        };
+        (shown, w.redactions)
+    }
+
     fn chat_event(delta: &str) -> String {
         let v = serde_json::json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o",
             "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]});
@@ -1455,44 +1499,14 @@ mod tests {
             "sk",
             " ",
         ];
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as usize) % n
-        };
+        let mut next = lcg(0x9e37_79b9_7f4a_7c15);
         for round in 0..300 {
             let mut text = String::new();
             for _ in 0..(3 + next(12)) {
                 text.push_str(pieces[next(pieces.len())]);
             }
-            // Whole body, response phase.
-            let body = serde_json::json!({"id": "c", "object": "chat.completion", "model": "gpt-4o",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]});
-            let info = super::super::RequestInfo {
-                request_id: "r",
-                path: Some("/v1/chat/completions"),
-                ..Default::default()
-            };
-            let rollout = super::super::rollout(&policy, &info);
-            let whole = super::super::evaluate(
-                &policy,
-                &info,
-                &rollout,
-                Phase::Response,
-                body.to_string().as_bytes(),
-            );
-            let want = match &whole.verdict {
-                super::super::Verdict::Forward { body: Some(b), .. } => {
-                    let v: Value = serde_json::from_slice(b).unwrap();
-                    v["choices"][0]["message"]["content"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                }
-                _ => text.clone(),
-            };
+            let (shown, redactions) = whole_body(&policy, &text);
+            let want = shown.unwrap_or_else(|| text.clone());
             // Streamed, split at random char boundaries.
             let chars: Vec<char> = text.chars().collect();
             let mut deltas = Vec::new();
@@ -1516,7 +1530,7 @@ mod tests {
             );
             assert_eq!(
                 insp.outcome(&policy, 0).redactions,
-                whole.redactions,
+                redactions,
                 "round {round}: {text:?}"
             );
         }
@@ -1818,42 +1832,7 @@ mod tests {
             "a",
             "",
         ];
-        let mut seed: u64 = 77;
-        let mut next = |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as usize) % n
-        };
-        let whole = |text: &str| -> Option<String> {
-            let body = serde_json::json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]});
-            let info = super::super::RequestInfo {
-                request_id: "r",
-                path: Some("/v1/chat/completions"),
-                ..Default::default()
-            };
-            let rollout = super::super::rollout(&policy, &info);
-            let w = super::super::evaluate(
-                &policy,
-                &info,
-                &rollout,
-                Phase::Response,
-                body.to_string().as_bytes(),
-            );
-            match &w.verdict {
-                _ if w.decision == Action::Refuse => None,
-                super::super::Verdict::Forward { body: Some(b), .. } => {
-                    let v: Value = serde_json::from_slice(b).unwrap();
-                    Some(
-                        v["choices"][0]["message"]["content"]
-                            .as_str()
-                            .unwrap()
-                            .to_string(),
-                    )
-                }
-                _ => Some(text.to_string()),
-            }
-        };
+        let mut next = lcg(77);
         for round in 0..400 {
             let mut texts = [String::new(), String::new()];
             for t in &mut texts {
@@ -1883,7 +1862,9 @@ mod tests {
             let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &chunks);
             let events = client_events(&out);
             for (t, text) in texts.iter().enumerate() {
-                let Some(want) = whole(text) else { continue };
+                let Some(want) = whole_body(&policy, text).0 else {
+                    continue;
+                };
                 let got: String = events
                     .iter()
                     .filter(|(_, v)| v["choices"][0]["index"] == t)
