@@ -116,28 +116,13 @@ def chat_body(size, stream=False):
 CHILDREN = []
 
 
-class Child:
+class Child(harness.Process):
+    """A child process the benchmark stops on exit, error or Ctrl-C (see stop_all)."""
+
     def __init__(self, args, name, log_dir):
-        self.name = name
-        self.log_path = os.path.join(log_dir, f"{name}.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        super().__init__(args, name, log_dir)
         self.pid = self.proc.pid
         CHILDREN.append(self)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
     def tail(self, n=3000):
         with open(self.log_path, "rb") as f:

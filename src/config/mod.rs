@@ -235,6 +235,9 @@ pub struct PluginConfig {
     /// The candidate policy, always evaluated in shadow.
     pub candidate: Option<Policy>,
     pub candidate_sha256: Option<String>,
+    /// How much streamed output each policy holds back, computed once here.
+    pub stream_holdback: crate::engine::holdback::Holdback,
+    pub candidate_holdback: Option<crate::engine::holdback::Holdback>,
 }
 
 /// SHA-256 (hex) of a JSON document in canonical form (object keys sorted, no whitespace).
@@ -353,6 +356,10 @@ impl PluginConfig {
             max_holdback_bytes: st.max_holdback_bytes,
             max_queued_bytes: st.max_queued_bytes,
         };
+        let holdback =
+            |p: &Policy| crate::engine::holdback::Holdback::for_policy(p, st.max_holdback_bytes);
+        let stream_holdback = holdback(&policy);
+        let candidate_holdback = candidate.as_ref().map(holdback);
         let instance_id = doc.instance_id.unwrap_or_else(|| "policy-gateway".into());
         Ok(PluginConfig {
             policy,
@@ -366,6 +373,8 @@ impl PluginConfig {
             policy_sha256,
             candidate,
             candidate_sha256,
+            stream_holdback,
+            candidate_holdback,
             instance_id,
             audit: AuditConfig {
                 flush_interval_ms: a.flush_interval_ms,
@@ -527,6 +536,11 @@ mod tests {
             c.candidate_sha256.as_deref(),
             Some(c.policy_sha256.as_str())
         );
+        // Hold-backs are computed once here, each from its own policy.
+        let cap = c.stream_limits.max_holdback_bytes;
+        let of = |p: &Policy| crate::engine::holdback::Holdback::for_policy(p, cap);
+        assert_eq!(c.stream_holdback, of(&c.policy));
+        assert_eq!(c.candidate_holdback, c.candidate.as_ref().map(of));
         let e = PluginConfig::from_json(
             json!({"policy": policy(), "candidate_policy": {"id": "p", "version": "2", "rules": [
                 {"id": "r", "category": "c", "match": {"detectors": ["emial"]}, "action": "redact", "reason_code": "E"}

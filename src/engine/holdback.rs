@@ -109,11 +109,6 @@ impl Holdback {
         self.inspects
     }
 
-    /// The most bytes that ever wait.
-    pub fn cap(&self) -> usize {
-        self.cap
-    }
-
     /// Where the held tail of `text` starts: everything before may be released (a char
     /// boundary).
     pub fn release_point(&self, text: &str) -> usize {
@@ -324,6 +319,5 @@ mod tests {
         let p = h.release_point(&text);
         assert!(text.is_char_boundary(p));
         assert!(text.len() - p <= 16);
-        assert_eq!(h.cap(), 16);
     }
 }

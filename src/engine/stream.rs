@@ -201,10 +201,22 @@ impl StreamInspector {
         enforced: bool,
         limits: StreamLimits,
     ) -> StreamInspector {
+        let hold = Holdback::for_policy(policy, limits.max_holdback_bytes);
+        StreamInspector::with_holdback(hold, format, enforced, limits)
+    }
+
+    /// Like [`StreamInspector::new`], with the policy's hold-back computed beforehand (the
+    /// filter computes it once, at configure time).
+    pub fn with_holdback(
+        hold: Holdback,
+        format: ApiFormat,
+        enforced: bool,
+        limits: StreamLimits,
+    ) -> StreamInspector {
         StreamInspector {
             format,
             enforced,
-            hold: Holdback::for_policy(policy, limits.max_holdback_bytes),
+            hold,
             limits,
             parser: sse::Parser::new(limits.max_event_bytes),
             state: State::Inspecting,
@@ -256,7 +268,7 @@ impl StreamInspector {
             }
             if self.state == State::PassThrough {
                 // Nothing of this chunk is held any more: the parser's pending bytes go too.
-                let pending = self.parser_take();
+                let pending = self.parser.finish().map(|e| e.raw).unwrap_or_default();
                 self.out.extend_from_slice(&pending);
             }
         } else if self.state == State::PassThrough {
@@ -298,11 +310,6 @@ impl StreamInspector {
                 .values()
                 .map(|c| c.text.len() + c.context.len())
                 .sum::<usize>()
-    }
-
-    /// Whether the stream's provider sent its final event.
-    pub fn complete(&self) -> bool {
-        self.terminal
     }
 
     /// The response phase's outcome; `prompt_text_bytes` estimates input tokens when the
@@ -392,14 +399,6 @@ impl StreamInspector {
         }
     }
 
-    fn parser_take(&mut self) -> Vec<u8> {
-        let mut rest = Vec::new();
-        if let Some(event) = self.parser.finish() {
-            rest = event.raw;
-        }
-        rest
-    }
-
     /// Takes in one event: its text joins its channel, the event waits in the queue.
     fn accept(&mut self, policy: &Policy, event: sse::Event) {
         self.events += 1;
@@ -427,7 +426,7 @@ impl StreamInspector {
             Ok(v) => v,
             Err(_) => return self.malformed(policy, event.raw, "an event's data is not JSON"),
         };
-        let info = stream::interpret(self.format, event.name.as_deref(), &value);
+        let info = stream::interpret(self.format, &value);
         self.note(policy, &info);
         if !self.hold.inspects() {
             // Nothing in the text to judge: the chunk passes as it came (see `push`).
@@ -864,7 +863,7 @@ impl StreamInspector {
             let Some(ch) = self.channels.get_mut(&c) else {
                 continue;
             };
-            let cut = (to - ch.base) as usize;
+            let cut = to.saturating_sub(ch.base) as usize;
             if cut > 0 {
                 let released = ch.text.get(..cut).unwrap_or_default();
                 ch.context = context_of(&ch.context, released);

@@ -199,16 +199,9 @@ impl Http {
         let parsed = engine::parse_body(&body);
         self.attribute_from_body(shared, parsed.json());
         let rollout = self.rollout(shared);
-        if let Some(candidate) = &shared.config.candidate {
-            let info = self.info();
-            self.candidate_request = Some(engine::evaluate(
-                candidate,
-                &info,
-                &SHADOW,
-                Phase::Request,
-                &body,
-            ));
-        }
+        // The candidate judges a copy of the same parse (cheaper than parsing again).
+        let candidate_parsed = shared.config.candidate.as_ref().map(|_| parsed.clone());
+        self.candidate_request = self.judge_candidate(shared, Phase::Request, candidate_parsed);
         let outcome = engine::evaluate_parsed(
             &shared.config.policy,
             &self.info(),
@@ -258,23 +251,16 @@ impl Http {
         let Some(body) = host::buffer(BufferType::HttpResponseBody, size) else {
             return HostAction::Continue;
         };
-        if let Some(candidate) = &shared.config.candidate {
-            let info = self.info();
-            self.candidate_response = Some(engine::evaluate(
-                candidate,
-                &info,
-                &SHADOW,
-                Phase::Response,
-                &body,
-            ));
-        }
+        let parsed = engine::parse_body(&body);
+        let candidate_parsed = shared.config.candidate.as_ref().map(|_| parsed.clone());
+        self.candidate_response = self.judge_candidate(shared, Phase::Response, candidate_parsed);
         let rollout = self.rollout(shared);
-        let outcome = engine::evaluate(
+        let outcome = engine::evaluate_parsed(
             &shared.config.policy,
             &self.info(),
             &rollout,
             Phase::Response,
-            &body,
+            parsed,
         );
         match &outcome.verdict {
             Verdict::Forward {
@@ -308,6 +294,23 @@ impl Http {
         }
         self.response = Some(outcome);
         HostAction::Continue
+    }
+
+    /// The candidate policy's shadow judgement of a body, when one is configured.
+    fn judge_candidate(
+        &self,
+        shared: &Shared,
+        phase: Phase,
+        parsed: Option<engine::ParsedBody>,
+    ) -> Option<PhaseOutcome> {
+        let candidate = shared.config.candidate.as_ref()?;
+        Some(engine::evaluate_parsed(
+            candidate,
+            &self.info(),
+            &SHADOW,
+            phase,
+            parsed?,
+        ))
     }
 
     fn response_not_inspected(&mut self, shared: &Shared, code: &str, detail: &str) {
@@ -481,20 +484,15 @@ impl HttpContext for Http {
             // to first byte beyond the hold-back of text).
             let rollout = self.rollout(&shared);
             let cfg = &shared.config;
-            self.stream = Some(StreamInspector::new(
-                &cfg.policy,
+            self.stream = Some(StreamInspector::with_holdback(
+                cfg.stream_holdback,
                 self.format,
                 rollout.enforced,
                 cfg.stream_limits,
             ));
-            if let Some(candidate) = &cfg.candidate {
-                self.candidate_stream = Some(StreamInspector::new(
-                    candidate,
-                    self.format,
-                    false,
-                    cfg.stream_limits,
-                ));
-            }
+            self.candidate_stream = cfg.candidate_holdback.map(|hold| {
+                StreamInspector::with_holdback(hold, self.format, false, cfg.stream_limits)
+            });
             host::set_response_header("content-length", None);
             return HostAction::Continue;
         }
@@ -580,7 +578,9 @@ impl HttpContext for Http {
             ),
         };
         let mut response = self.response.take();
-        let end = if self.response_ended {
+        let streamed = self.stream.is_some() || self.candidate_stream.is_some();
+        // Only a stream asks how the response ended (one host call, not on every request).
+        let end = if self.response_ended || !streamed {
             StreamEnd::UpstreamIncomplete
         } else if host::response_code_details()
             .unwrap_or_default()

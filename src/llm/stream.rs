@@ -83,8 +83,8 @@ pub struct EventInfo {
 /// The `data` of OpenAI's last event.
 pub const DONE: &str = "[DONE]";
 
-/// Reads one event's parsed `data` (and its `event:` name).
-pub fn interpret(format: ApiFormat, _name: Option<&str>, data: &Value) -> EventInfo {
+/// Reads one event's parsed `data` (every provider repeats the event's type in it).
+pub fn interpret(format: ApiFormat, data: &Value) -> EventInfo {
     let mut info = EventInfo {
         sequence_number: data.get("sequence_number").and_then(Value::as_u64),
         ..EventInfo::default()

@@ -6,6 +6,7 @@ swapped in. Used by the tests and by `make demo`."""
 import copy
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,12 +52,16 @@ class Process:
                                      start_new_session=True)
 
     def stop(self):
+        """Stops the child and everything it started (its own process group)."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
 
