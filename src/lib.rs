@@ -4,7 +4,8 @@
 //! - [`policy`]: the policy document, its validation and compilation, evaluation into a decision;
 //! - [`detect`]: built-in detectors (PII, secrets, prompt injection), keyword and custom matchers;
 //! - [`llm`]: LLM API body formats (OpenAI, Anthropic): text extraction and write-back;
-//! - [`audit`]: the audit record schema, record ids and timestamps.
+//! - [`audit`]: the audit record schema, record ids and timestamps;
+//! - [`headers`]: header maps as the host hands them over (raw bytes, repeated names).
 //!
 //! The proxy-wasm glue and the native CLI sit on top of this core and only move bytes.
 #![cfg_attr(
@@ -26,6 +27,7 @@ pub mod detect;
 pub mod engine;
 #[cfg(feature = "filter")]
 pub mod filter;
+pub mod headers;
 pub mod llm;
 pub mod policy;
 pub mod sinks;

@@ -1,6 +1,13 @@
 //! Record ids: UUID version 7 (time-ordered, RFC 9562), so ids sort by time in every sink
 //! and stay unique across workers and instances without coordination.
 
+/// Whether a client's `x-request-id` is kept as the record's `request_id`: 1–128 visible
+/// ASCII characters (no spaces, controls or other bytes a SIEM view could misread);
+/// anything else is replaced by an id the gateway generates.
+pub fn acceptable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Generates UUIDv7 strings from the caller's clock, a per-instance seed and a counter.
 ///
 /// wasm32 has no entropy source, so the host seeds it (the filter mixes its VM start time,
@@ -52,6 +59,22 @@ mod tests {
     use std::collections::HashSet;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert!(acceptable_request_id("e2e-benign"));
+        assert!(acceptable_request_id(&"a".repeat(128)));
+        for bad in [
+            "",
+            "a b",
+            "id\u{1b}[2J",
+            "caf\u{e9}",
+            "a\tb",
+            &"a".repeat(129),
+        ] {
+            assert!(!acceptable_request_id(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn uuid_v7_layout() {

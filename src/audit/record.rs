@@ -16,6 +16,37 @@ use crate::policy::{Action, Policy};
 /// Bumped on any change a consumer could notice (renamed or retyped field).
 pub const SCHEMA_VERSION: &str = "1.0";
 
+/// Longest value kept of a field a client chooses (model names, ids, error details).
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// Largest serialized record: a record over it loses its `content` (and says so), so one
+/// exchange cannot crowd other records out of a sink buffer or a batch.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// A client-chosen value made safe for a SIEM: control characters (C0, DEL, C1, which a
+/// terminal or a log viewer may interpret) and bidirectional overrides (which make a
+/// viewer show text in another order) removed; cut to `max` bytes on a character boundary,
+/// ending in `…` when cut.
+pub fn clip(value: &str, max: usize) -> String {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let mut out = String::with_capacity(value.len().min(max));
+    for c in value.chars().filter(|&c| !c.is_control() && !bidi(c)) {
+        if out.len() + c.len_utf8() > max {
+            while out.len() + '…'.len_utf8() > max {
+                out.pop();
+            }
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn clip_field(value: &str) -> String {
+    clip(value, MAX_FIELD_BYTES)
+}
+
 /// The decision of one phase, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PhaseRecord {
@@ -74,6 +105,10 @@ pub struct AuditRecord {
     pub policy_user_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_project_source: Option<String>,
+    /// Identity sources that were present but unusable (`header:x-user-id: x-user-id
+    /// repeated`): a sign that a client tried to set an identity the edge should strip.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attribution_rejected: Vec<String>,
     pub rollout_mode: &'static str,
     /// Whether the decision was applied to the traffic (false in shadow and canary control).
     pub enforced: bool,
@@ -126,6 +161,9 @@ pub struct AuditRecord {
     /// Redacted inspected text; only with `include_content`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<Vec<ContentItem>>,
+    /// True when `content` was dropped to keep the record under [`MAX_RECORD_BYTES`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 fn phase_record(o: &PhaseOutcome) -> PhaseRecord {
@@ -136,7 +174,7 @@ fn phase_record(o: &PhaseOutcome) -> PhaseRecord {
         inspected: o.inspected,
         segments: o.segments,
         body_bytes: o.body_bytes,
-        error: o.error.clone(),
+        error: o.error.as_deref().map(clip_field),
         stream: o.stream_summary.clone(),
     }
 }
@@ -240,16 +278,17 @@ impl AuditRecord {
             schema_version: SCHEMA_VERSION,
             record_type: "decision",
             record_id: meta.record_id.to_string(),
-            request_id: info.request_id.to_string(),
+            request_id: clip_field(info.request_id),
             timestamp: super::time::iso8601_millis(meta.epoch_ms),
             decision: deciding.decision.name(),
             reason_code: deciding.reason_code.clone(),
             policy_id: policy.policy_id.clone(),
-            policy_user: info.user.map(str::to_string),
-            policy_project_id: info.project.map(str::to_string),
+            policy_user: info.user.map(clip_field),
+            policy_project_id: info.project.map(clip_field),
             policy_user_source: None,
             policy_user_verified: None,
             policy_project_source: None,
+            attribution_rejected: Vec::new(),
             rollout_mode: rollout.mode.name(),
             enforced: rollout.enforced,
             canary_bucket: rollout.bucket,
@@ -259,8 +298,8 @@ impl AuditRecord {
             phase: deciding.phase.name(),
             provider: request.format.provider(),
             api_format: request.format.name(),
-            model: request.model.clone(),
-            response_model: response.and_then(|r| r.model.clone()),
+            model: request.model.as_deref().map(clip_field),
+            response_model: response.and_then(|r| r.model.as_deref()).map(clip_field),
             stream: request.stream,
             request: phase_record(request),
             response: response.map(phase_record),
@@ -277,11 +316,24 @@ impl AuditRecord {
             gateway: None,
             candidate: None,
             content,
+            truncated: false,
         }
     }
 
-    /// The record as one line of JSON.
+    /// The record as one line of JSON, at most [`MAX_RECORD_BYTES`]: over it, `content` is
+    /// dropped and `truncated` set (every other field is bounded already).
     pub fn to_json(&self) -> String {
+        let json = self.serialize();
+        if json.len() <= MAX_RECORD_BYTES || self.content.is_none() {
+            return json;
+        }
+        let mut smaller = self.clone();
+        smaller.content = None;
+        smaller.truncated = true;
+        smaller.serialize()
+    }
+
+    fn serialize(&self) -> String {
         // Serializing plain structs of strings, numbers and maps with string keys cannot
         // fail; fall back to a minimal record rather than panicking if it ever did.
         serde_json::to_string(self).unwrap_or_else(|_| {
@@ -290,5 +342,80 @@ impl AuditRecord {
                 SCHEMA_VERSION, self.record_id
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{self, RequestInfo};
+    use crate::llm::Phase;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn policy(include_content: bool) -> Policy {
+        let doc = serde_json::json!({"id": "p", "version": "1", "include_content": include_content,
+            "rules": [{"id": "m", "category": "model.approved", "match": {"models": {"allow": ["gpt-4o*"]}},
+                "action": "refuse", "reason_code": "MODEL_NOT_APPROVED"}]});
+        Policy::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
+    }
+
+    fn record(policy: &Policy, body: &[u8], info: &RequestInfo<'_>) -> AuditRecord {
+        let rollout = engine::rollout(policy, info);
+        let req = engine::evaluate(policy, info, &rollout, Phase::Request, body);
+        let meta = RecordMeta {
+            record_id: "r",
+            epoch_ms: 0,
+        };
+        AuditRecord::build(policy, info, &rollout, &req, None, meta)
+    }
+
+    #[test]
+    fn clip_removes_controls_and_bidi_and_cuts_on_a_char_boundary() {
+        assert_eq!(clip("gpt-4o\u{1b}[31m\r\n\u{202e}x", 64), "gpt-4o[31mx");
+        assert_eq!(clip("ab\u{85}c", 64), "abc");
+        let cut = clip(&"é".repeat(200), 11);
+        assert_eq!(cut, "éééé…");
+        assert!(cut.len() <= 11);
+        assert_eq!(clip("short", 256), "short");
+    }
+
+    #[test]
+    fn a_huge_client_model_is_clipped_in_the_record() {
+        let p = policy(false);
+        let model = format!("gpt-4o{}\u{1b}]0;evil\u{7}", "x".repeat(900_000));
+        let body = serde_json::to_vec(&serde_json::json!({"model": model,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .unwrap();
+        let info = RequestInfo {
+            request_id: "id\u{1b}[2J",
+            ..Default::default()
+        };
+        let r = record(&p, &body, &info);
+        // The rule saw the whole model (allowed by prefix); the record keeps 256 bytes.
+        assert_eq!(r.decision, "allow");
+        let m = r.model.as_deref().unwrap();
+        assert!(m.len() <= MAX_FIELD_BYTES && m.starts_with("gpt-4oxxx") && m.ends_with('…'));
+        assert_eq!(r.request_id, "id[2J");
+        assert!(r.to_json().len() < 2048);
+    }
+
+    #[test]
+    fn a_record_over_the_cap_drops_its_content_and_says_so() {
+        let p = policy(true);
+        let messages: Vec<_> = (0..100)
+            .map(|i| serde_json::json!({"role": "user", "content": format!("{i} {}", "word ".repeat(500))}))
+            .collect();
+        let body =
+            serde_json::to_vec(&serde_json::json!({"model": "gpt-4o", "messages": messages}))
+                .unwrap();
+        let r = record(&p, &body, &RequestInfo::default());
+        assert!(r.content.as_ref().is_some_and(|c| c.len() == 100));
+        let json = r.to_json();
+        assert!(json.len() <= MAX_RECORD_BYTES, "{}", json.len());
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["truncated"], true);
+        assert!(v.get("content").is_none());
+        assert_eq!(v["record_id"], "r");
     }
 }

@@ -1,21 +1,33 @@
 //! Who made a request (user) and for which project, from sources in a configured order.
 //!
-//! Trust matters: `policy_user` drives chargeback, investigation and canary buckets, so by
-//! default only sources a client cannot forge are used: a header set by an earlier
-//! authentication filter (the route must strip it from client requests), and claims of a JWT
-//! that Envoy's `jwt_authn` filter verified. Sources the client controls (an unverified bearer
-//! JWT, the body's `user` field) must be enabled explicitly and are recorded as unverified.
+//! Trust matters: `policy_user` drives chargeback, investigation and canary buckets. A value
+//! is recorded as verified only when the configuration says a client cannot forge it: claims
+//! of a JWT that Envoy's `jwt_authn` filter verified, route metadata, an API-key map, or a
+//! header marked `"trusted": true` (set by an earlier filter, with client copies stripped at
+//! the edge). Anything else (a plain header, an unverified bearer JWT, the body's `user`
+//! field) is recorded as unverified and never places a request in a canary bucket.
+//!
+//! A header that is repeated or not UTF-8 yields nothing (the next source is tried) and the
+//! rejection is recorded: with two copies there is no telling which one the trusted filter
+//! set.
 
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::headers::Lookup;
+
 /// One place a user or project id may come from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Source {
-    /// A request header set by a trusted earlier filter.
-    Header { name: String },
+    /// A request header; verified only when `trusted` (an earlier filter sets it and the
+    /// edge strips client copies).
+    Header {
+        name: String,
+        #[serde(default)]
+        trusted: bool,
+    },
     /// A claim of the payload `jwt_authn` stored in dynamic metadata (`payload_in_metadata`).
     JwtAuthn {
         payload_in_metadata: String,
@@ -39,16 +51,19 @@ pub enum Source {
 impl Source {
     /// Whether a client can choose the value this source yields.
     pub fn verified(&self) -> bool {
-        !matches!(
-            self,
-            Source::BearerJwtUnverified { .. } | Source::BodyField { .. }
-        )
+        match self {
+            Source::Header { trusted, .. } => *trusted,
+            Source::BearerJwtUnverified { .. } | Source::BodyField { .. } => false,
+            Source::JwtAuthn { .. } | Source::RouteMetadata { .. } | Source::ApiKeyMap { .. } => {
+                true
+            }
+        }
     }
 
     /// Short label recorded beside the value (`header:x-user-id`).
     pub fn label(&self) -> String {
         match self {
-            Source::Header { name } => format!("header:{name}"),
+            Source::Header { name, .. } => format!("header:{name}"),
             Source::JwtAuthn { claim, .. } => format!("jwt_authn:{claim}"),
             Source::BearerJwtUnverified { claim } => format!("bearer_jwt_unverified:{claim}"),
             Source::BodyField { pointer } => format!("body:{pointer}"),
@@ -61,7 +76,8 @@ impl Source {
 /// What the host can tell about a request; the filter implements it over proxy-wasm calls,
 /// tests over maps.
 pub trait RequestView {
-    fn header(&self, name: &str) -> Option<String>;
+    /// A request header, telling apart absent, repeated and non-UTF-8 values.
+    fn header(&self, name: &str) -> Lookup<'_>;
     /// A string value in dynamic metadata `filter_metadata[namespace][key][field]`.
     fn jwt_claim(&self, payload_in_metadata: &str, claim: &str) -> Option<String>;
     fn route_metadata(&self, namespace: &str, key: &str) -> Option<String>;
@@ -78,29 +94,41 @@ pub struct Attributed {
 /// Longest id kept: longer values are not ids, and records must stay small.
 pub const MAX_ID_LEN: usize = 256;
 
-/// The first source in `order` that yields a non-empty value.
-pub fn resolve(
-    order: &[Source],
-    view: &dyn RequestView,
-    body: Option<&Value>,
-) -> Option<Attributed> {
-    order.iter().find_map(|source| {
+/// What attribution found, and the sources it had to reject on the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    pub found: Option<Attributed>,
+    /// `<source label>: <why>` for each source whose header was repeated or not UTF-8.
+    pub rejected: Vec<String>,
+}
+
+/// The first source in `order` that yields a usable value.
+pub fn resolve(order: &[Source], view: &dyn RequestView, body: Option<&Value>) -> Resolution {
+    let mut rejected = Vec::new();
+    // A header the source reads: one UTF-8 value, or a rejection noted for the record.
+    let mut header = |source: &Source, name: &str| -> Option<String> {
+        let lookup = view.header(name);
+        if let Some(why) = lookup.problem() {
+            rejected.push(format!("{}: {name} {why}", source.label()));
+        }
+        lookup.text().map(str::to_string)
+    };
+    let found = order.iter().find_map(|source| {
         let value = match source {
-            Source::Header { name } => view.header(name),
+            Source::Header { name, .. } => header(source, name),
             Source::JwtAuthn {
                 payload_in_metadata,
                 claim,
             } => view.jwt_claim(payload_in_metadata, claim),
-            Source::BearerJwtUnverified { claim } => view
-                .header("authorization")
-                .and_then(|h| bearer_claim(&h, claim)),
+            Source::BearerJwtUnverified { claim } => {
+                header(source, "authorization").and_then(|h| bearer_claim(&h, claim))
+            }
             Source::BodyField { pointer } => body
                 .and_then(|b| b.pointer(pointer))
                 .and_then(Value::as_str)
                 .map(str::to_string),
             Source::RouteMetadata { namespace, key } => view.route_metadata(namespace, key),
-            Source::ApiKeyMap { header, map } => view
-                .header(header)
+            Source::ApiKeyMap { header: name, map } => header(source, name)
                 .map(|v| fingerprint(api_key_of(&v)))
                 .and_then(|fp| map.get(&fp).cloned()),
         }?;
@@ -113,7 +141,8 @@ pub fn resolve(
             source: source.label(),
             verified: source.verified(),
         })
-    })
+    });
+    Resolution { found, rejected }
 }
 
 /// The key in `Authorization: Bearer <key>`, `x-api-key: <key>` and similar headers.
@@ -166,14 +195,29 @@ mod tests {
 
     #[derive(Default)]
     struct View {
-        headers: BTreeMap<String, String>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+        map: crate::headers::HeaderMap,
         claims: BTreeMap<(String, String), String>,
         route: BTreeMap<(String, String), String>,
     }
 
+    impl View {
+        /// Sets a header (replacing earlier values).
+        fn set(&mut self, name: &str, value: impl AsRef<[u8]>) {
+            self.headers.retain(|(k, _)| k != name.as_bytes());
+            self.add(name, value);
+        }
+        /// Adds a header value (a repeated header when one is there).
+        fn add(&mut self, name: &str, value: impl AsRef<[u8]>) {
+            self.headers
+                .push((name.as_bytes().to_vec(), value.as_ref().to_vec()));
+            self.map = crate::headers::HeaderMap::from_pairs(self.headers.clone());
+        }
+    }
+
     impl RequestView for View {
-        fn header(&self, name: &str) -> Option<String> {
-            self.headers.get(name).cloned()
+        fn header(&self, name: &str) -> Lookup<'_> {
+            self.map.get(name)
         }
         fn jwt_claim(&self, p: &str, c: &str) -> Option<String> {
             self.claims.get(&(p.into(), c.into())).cloned()
@@ -199,6 +243,7 @@ mod tests {
         let order = vec![
             Source::Header {
                 name: "x-user-id".into(),
+                trusted: true,
             },
             Source::JwtAuthn {
                 payload_in_metadata: "jwt".into(),
@@ -208,13 +253,13 @@ mod tests {
         let mut v = View::default();
         v.claims
             .insert(("jwt".into(), "sub".into()), "alice".into());
-        let a = resolve(&order, &v, None).unwrap();
+        let a = resolve(&order, &v, None).found.unwrap();
         assert_eq!(
             (a.value.as_str(), a.source.as_str(), a.verified),
             ("alice", "jwt_authn:sub", true)
         );
-        v.headers.insert("x-user-id".into(), "bob".into());
-        assert_eq!(resolve(&order, &v, None).unwrap().value, "bob");
+        v.set("x-user-id", "bob");
+        assert_eq!(resolve(&order, &v, None).found.unwrap().value, "bob");
     }
 
     #[test]
@@ -229,13 +274,10 @@ mod tests {
         ];
         let mut v = View::default();
         let body = json!({"user": "carol"});
-        let a = resolve(&order, &v, Some(&body)).unwrap();
+        let a = resolve(&order, &v, Some(&body)).found.unwrap();
         assert_eq!((a.value.as_str(), a.verified), ("carol", false));
-        v.headers.insert(
-            "authorization".into(),
-            jwt(json!({"sub": "dave", "exp": 1})),
-        );
-        let a = resolve(&order, &v, Some(&body)).unwrap();
+        v.set("authorization", jwt(json!({"sub": "dave", "exp": 1})));
+        let a = resolve(&order, &v, Some(&body)).found.unwrap();
         assert_eq!(
             (a.value.as_str(), a.source.as_str(), a.verified),
             ("dave", "bearer_jwt_unverified:sub", false)
@@ -247,20 +289,20 @@ mod tests {
         let order = vec![
             Source::Header {
                 name: "x-user-id".into(),
+                trusted: true,
             },
             Source::BearerJwtUnverified {
                 claim: "sub".into(),
             },
         ];
         let mut v = View::default();
-        v.headers.insert("x-user-id".into(), "  ".into());
-        v.headers
-            .insert("authorization".into(), "Bearer not-a-jwt".into());
-        assert_eq!(resolve(&order, &v, None), None);
-        v.headers.insert("x-user-id".into(), "a\nb".into());
-        assert_eq!(resolve(&order, &v, None), None);
-        v.headers.insert("x-user-id".into(), "x".repeat(300));
-        assert_eq!(resolve(&order, &v, None), None);
+        v.set("x-user-id", "  ");
+        v.set("authorization", "Bearer not-a-jwt");
+        assert_eq!(resolve(&order, &v, None).found, None);
+        v.set("x-user-id", "a\nb");
+        assert_eq!(resolve(&order, &v, None).found, None);
+        v.set("x-user-id", "x".repeat(300));
+        assert_eq!(resolve(&order, &v, None).found, None);
     }
 
     #[test]
@@ -279,16 +321,65 @@ mod tests {
             },
         ];
         let mut v = View::default();
-        v.headers
-            .insert("authorization".into(), format!("Bearer {key}"));
-        let a = resolve(&order, &v, None).unwrap();
+        v.set("authorization", format!("Bearer {key}"));
+        let a = resolve(&order, &v, None).found.unwrap();
         assert_eq!(a.value, "proj-billing");
         assert!(!a.source.contains(key));
         v.route.insert(
             ("policy_gateway".into(), "project".into()),
             "proj-route".into(),
         );
-        assert_eq!(resolve(&order, &v, None).unwrap().value, "proj-route");
+        assert_eq!(resolve(&order, &v, None).found.unwrap().value, "proj-route");
+    }
+
+    fn header(name: &str, trusted: bool) -> Source {
+        Source::Header {
+            name: name.into(),
+            trusted,
+        }
+    }
+
+    #[test]
+    fn a_header_is_verified_only_when_the_configuration_trusts_it() {
+        let mut v = View::default();
+        v.set("x-user-id", "ceo@example.com");
+        let a = resolve(&[header("x-user-id", false)], &v, None)
+            .found
+            .unwrap();
+        assert_eq!((a.value.as_str(), a.verified), ("ceo@example.com", false));
+        let a = resolve(&[header("x-user-id", true)], &v, None)
+            .found
+            .unwrap();
+        assert!(a.verified);
+    }
+
+    #[test]
+    fn repeated_or_non_utf8_headers_are_rejected_and_recorded() {
+        let order = vec![
+            header("x-user-id", true),
+            Source::BodyField {
+                pointer: "/user".into(),
+            },
+        ];
+        let body = json!({"user": "carol"});
+        let mut v = View::default();
+        // The client's copy first, then the one the trusted filter appended.
+        v.add("x-user-id", "mallory");
+        v.add("x-user-id", "alice");
+        let r = resolve(&order, &v, Some(&body));
+        let found = r.found.unwrap();
+        assert_eq!((found.value.as_str(), found.verified), ("carol", false));
+        assert_eq!(r.rejected, ["header:x-user-id: x-user-id repeated"]);
+        v.set("x-user-id", b"caf\xe9");
+        let r = resolve(&order, &v, None);
+        assert_eq!(r.found, None);
+        assert_eq!(r.rejected, ["header:x-user-id: x-user-id not UTF-8"]);
+        v.set("authorization", b"Bearer sk-\xff");
+        let keyed = [Source::ApiKeyMap {
+            header: "authorization".into(),
+            map: BTreeMap::new(),
+        }];
+        assert_eq!(resolve(&keyed, &v, None).rejected.len(), 1);
     }
 
     #[test]

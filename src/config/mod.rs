@@ -46,12 +46,14 @@ impl Default for AttributionDoc {
 fn default_user_sources() -> Vec<Source> {
     vec![Source::Header {
         name: "x-user-id".into(),
+        trusted: false,
     }]
 }
 
 fn default_project_sources() -> Vec<Source> {
     vec![Source::Header {
         name: "x-project-id".into(),
+        trusted: false,
     }]
 }
 
@@ -157,6 +159,9 @@ struct PluginDoc {
     max_body_bytes: usize,
     #[serde(default)]
     on_uninspectable: OnUninspectable,
+    /// Overrides `on_uninspectable` for responses (compressed, not JSON, too large).
+    #[serde(default)]
+    on_uninspectable_response: Option<OnUninspectable>,
     #[serde(default = "yes")]
     inspect_responses: bool,
     /// Hold headers until the body is inspected, so refused requests never reach the
@@ -224,6 +229,8 @@ pub struct PluginConfig {
     pub project_sources: Vec<Source>,
     pub max_body_bytes: usize,
     pub on_uninspectable: OnUninspectable,
+    /// What a response the filter cannot inspect gets (`on_uninspectable` unless overridden).
+    pub on_uninspectable_response: OnUninspectable,
     pub inspect_responses: bool,
     pub hold_headers: bool,
     pub instance_id: String,
@@ -333,7 +340,7 @@ impl PluginConfig {
             ("attribution.project", &doc.attribution.project),
         ] {
             for (i, s) in sources.iter().enumerate() {
-                if let Source::Header { name } = s {
+                if let Source::Header { name, .. } = s {
                     if name.is_empty() || name.chars().any(|c| c.is_ascii_uppercase()) {
                         return bad(format!(
                             "{field}[{i}].name: header names must be lowercase and non-empty"
@@ -367,6 +374,9 @@ impl PluginConfig {
             project_sources: doc.attribution.project,
             max_body_bytes: doc.max_body_bytes,
             on_uninspectable: doc.on_uninspectable,
+            on_uninspectable_response: doc
+                .on_uninspectable_response
+                .unwrap_or(doc.on_uninspectable),
             inspect_responses: doc.inspect_responses,
             hold_headers: doc.hold_headers,
             stream_limits,
@@ -414,9 +424,29 @@ mod tests {
         let c = parse(json!({"policy": policy()})).unwrap();
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert_eq!(c.on_uninspectable, OnUninspectable::Refuse);
+        assert_eq!(c.on_uninspectable_response, OnUninspectable::Refuse);
         assert_eq!(c.user_sources, default_user_sources());
+        assert!(
+            !c.user_sources[0].verified(),
+            "a plain header is not trusted"
+        );
         assert_eq!(c.audit.flush_interval_ms, 1000);
         assert!(c.audit.splunk_hec.is_none());
+    }
+
+    #[test]
+    fn responses_follow_on_uninspectable_unless_overridden() {
+        let c = parse(json!({"policy": policy(), "on_uninspectable": "allow"})).unwrap();
+        assert_eq!(c.on_uninspectable_response, OnUninspectable::Allow);
+        let c = parse(json!({"policy": policy(), "on_uninspectable": "allow",
+            "on_uninspectable_response": "refuse"}))
+        .unwrap();
+        assert_eq!(c.on_uninspectable, OnUninspectable::Allow);
+        assert_eq!(c.on_uninspectable_response, OnUninspectable::Refuse);
+        let c = parse(json!({"policy": policy(), "attribution": {"user": [
+            {"source": "header", "name": "x-user-id", "trusted": true}]}}))
+        .unwrap();
+        assert!(c.user_sources[0].verified());
     }
 
     #[test]

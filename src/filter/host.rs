@@ -1,5 +1,7 @@
 //! Thin, panic-free wrappers over proxy-wasm host calls. The SDK's trait methods `unwrap`
-//! host errors (a trap that kills the worker's VM); these return Options instead.
+//! host errors (a trap that kills the worker's VM); these return Options instead. Header maps
+//! are read as raw bytes through the ABI itself: the SDK's map getters, even `get_map_bytes`,
+//! `unwrap` a UTF-8 conversion, so one latin-1 byte in a header would kill the VM.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -7,6 +9,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
 use crate::config::attribution::RequestView;
+use crate::headers::{HeaderMap, Lookup};
 
 pub fn now_ms() -> u64 {
     now_nanos() / 1_000_000
@@ -17,12 +20,6 @@ pub fn now_nanos() -> u64 {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-pub fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
 }
 
 pub fn set_request_header(name: &str, value: Option<&str>) {
@@ -41,14 +38,9 @@ pub fn replace_buffer(kind: BufferType, old_size: usize, body: &[u8]) -> bool {
     hostcalls::set_buffer(kind, 0, old_size, body).is_ok()
 }
 
-pub fn call_response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpCallResponseHeaders, name)
-        .ok()
-        .flatten()
-}
-
-pub fn call_response_headers() -> Vec<(String, String)> {
-    hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default()
+/// Ends the response with a reset: for when nothing safe can be sent any more.
+pub fn reset_response() {
+    let _ = hostcalls::reset_http_response();
 }
 
 pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
@@ -80,37 +72,84 @@ pub fn set_tick_period(ms: u64) {
     let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
 }
 
-/// A header map read in one host call: each header callback reads several headers, and one
-/// call returning them all costs less than a call per header.
-pub struct Headers(Vec<(String, String)>);
+/// A header map read in one host call, as raw bytes (see [`raw`]); a host error or a
+/// malformed answer reads as an empty map.
+pub fn header_map(map: MapType) -> HeaderMap {
+    raw::header_map_pairs(map as u32)
+        .and_then(|bytes| HeaderMap::decode(&bytes))
+        .unwrap_or_default()
+}
 
-impl Headers {
-    pub fn request() -> Headers {
-        Headers(hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default())
+pub fn request_headers() -> HeaderMap {
+    header_map(MapType::HttpRequestHeaders)
+}
+
+pub fn response_headers() -> HeaderMap {
+    header_map(MapType::HttpResponseHeaders)
+}
+
+pub fn call_response_headers() -> HeaderMap {
+    header_map(MapType::HttpCallResponseHeaders)
+}
+
+/// An Envoy attribute (`response.code`, …) that is an integer.
+pub fn property_int(path: Vec<&str>) -> Option<i64> {
+    let bytes = hostcalls::get_property(path).ok().flatten()?;
+    let arr: [u8; 8] = bytes.as_slice().try_into().ok()?;
+    Some(i64::from_le_bytes(arr))
+}
+
+/// Replaces the SDK's panic hook (which logs the panic message, and a message can hold
+/// request bytes: a failed UTF-8 conversion prints them) with one that logs only where.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = hostcalls::log(
+            proxy_wasm::types::LogLevel::Critical,
+            &format!("policy_gateway: panic at {at} (message withheld: it may hold request data)"),
+        );
+    }));
+}
+
+/// The one place this crate calls the ABI directly.
+#[allow(unsafe_code)]
+mod raw {
+    extern "C" {
+        fn proxy_get_header_map_pairs(
+            map_type: u32,
+            return_map_data: *mut *mut u8,
+            return_map_size: *mut usize,
+        ) -> u32;
     }
 
-    pub fn response() -> Headers {
-        Headers(hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default())
-    }
-
-    /// The first value of a header (names are lower case in Envoy's maps).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    /// The serialised pairs of a header map; `None` on any host status but Ok.
+    pub fn header_map_pairs(map_type: u32) -> Option<Vec<u8>> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a pointer it allocated through this module's
+        // `proxy_on_memory_allocate` (the SDK's `Vec::with_capacity(size)`) and its size;
+        // ownership passes to us, exactly as in the SDK's own `get_map_bytes`.
+        let status = unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
+        if status != 0 {
+            return None;
+        }
+        if data.is_null() {
+            return Some(Vec::new());
+        }
+        // SAFETY: see above; the allocation is `size` bytes with capacity `size`.
+        Some(unsafe { Vec::from_raw_parts(data, size, size) })
     }
 }
 
-/// The current request, as attribution sees it; headers from a snapshot when there is one.
-pub struct HostRequest<'a>(pub Option<&'a Headers>);
+/// The current request, as attribution sees it: its header snapshot and host properties.
+pub struct HostRequest<'a>(pub &'a HeaderMap);
 
 impl RequestView for HostRequest<'_> {
-    fn header(&self, name: &str) -> Option<String> {
-        match self.0 {
-            Some(headers) => headers.get(name).map(str::to_string),
-            None => request_header(name),
-        }
+    fn header(&self, name: &str) -> Lookup<'_> {
+        self.0.get(name)
     }
 
     fn jwt_claim(&self, payload_in_metadata: &str, claim: &str) -> Option<String> {

@@ -15,8 +15,9 @@ use proxy_wasm::types::LogLevel;
 #[allow(unsafe_code)]
 mod entry {
     proxy_wasm::main! {{
-        // Also installs a panic hook that logs at critical level before the trap.
         proxy_wasm::set_log_level(super::LogLevel::Info);
+        // Replaces the SDK's panic hook, whose message could carry request bytes.
+        super::host::install_panic_hook();
         proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
             Box::new(super::root::Root::new())
         });

@@ -195,8 +195,13 @@ impl Context for Root {
             return;
         };
         let now = host::now_ms();
-        let status = host::call_response_header(":status").and_then(|s| s.parse::<u16>().ok());
-        let headers = host::call_response_headers();
+        // Raw bytes: a sink's answer headers are as untrusted as a client's.
+        let answer_headers = host::call_response_headers();
+        let status = answer_headers
+            .get(":status")
+            .text()
+            .and_then(|s| s.parse::<u16>().ok());
+        let headers = answer_headers.lossy_pairs();
         let body = host::buffer(BufferType::HttpCallResponseBody, body_size).unwrap_or_default();
         let timeout = Duration::from_millis(shared.config.audit.timeout_ms);
         let mut sinks = shared.sinks.borrow_mut();

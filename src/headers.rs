@@ -1,0 +1,282 @@
+//! HTTP header maps as a proxy-wasm host hands them over: raw bytes, names that may repeat,
+//! values that need not be UTF-8 (HTTP allows obs-text, so a latin-1 byte is legal on the
+//! wire). Every byte here comes from a client, an upstream or a sink, so decoding is
+//! bounds-checked and never panics, and a value is handed out as text only when it is valid
+//! UTF-8. Callers decide per header what a repeated or non-text value means (see the
+//! README's "Headers the filter reads"); this module only tells them which case they have.
+
+/// One header's value as a caller asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    Absent,
+    /// Exactly one value, valid UTF-8.
+    One(&'a str),
+    /// One value that is not valid UTF-8.
+    NotText,
+    /// The name appears more than once (how many times).
+    Repeated(usize),
+}
+
+impl<'a> Lookup<'a> {
+    /// The value when there is exactly one and it is text.
+    pub fn text(self) -> Option<&'a str> {
+        match self {
+            Lookup::One(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Why a value that exists cannot be used as one text (for records), if it cannot.
+    pub fn problem(self) -> Option<&'static str> {
+        match self {
+            Lookup::NotText => Some("not UTF-8"),
+            Lookup::Repeated(_) => Some("repeated"),
+            Lookup::Absent | Lookup::One(_) => None,
+        }
+    }
+}
+
+/// A header map: (name, value) pairs in the host's order, names as the host gave them
+/// (Envoy lower-cases them; lookups here ignore ASCII case anyway).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderMap {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl HeaderMap {
+    pub fn from_pairs(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> HeaderMap {
+        HeaderMap { pairs }
+    }
+
+    /// Decodes the proxy-wasm serialisation of a header map: a little-endian u32 count, a
+    /// (name length, value length) u32 pair per header, then each name and value followed by
+    /// a NUL. `None` when the bytes do not hold what they declare (a host bug, never trusted
+    /// to be impossible); an empty input is an empty map.
+    pub fn decode(bytes: &[u8]) -> Option<HeaderMap> {
+        if bytes.is_empty() {
+            return Some(HeaderMap::default());
+        }
+        let count = read_u32(bytes, 0)?;
+        // Each header needs 8 bytes of lengths and 2 NULs: a count the input cannot hold
+        // is rejected before anything is allocated for it.
+        if count.checked_mul(10)? > bytes.len() {
+            return None;
+        }
+        let mut pairs = Vec::with_capacity(count);
+        let mut data = 4 + count * 8;
+        for n in 0..count {
+            let name_len = read_u32(bytes, 4 + n * 8)?;
+            let value_len = read_u32(bytes, 8 + n * 8)?;
+            let (name, next) = field(bytes, data, name_len)?;
+            let (value, next) = field(bytes, next, value_len)?;
+            data = next;
+            pairs.push((name.to_vec(), value.to_vec()));
+        }
+        Some(HeaderMap { pairs })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Every value of `name`, raw.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The one value of `name`, telling apart absent, repeated and non-text.
+    pub fn get(&self, name: &str) -> Lookup<'_> {
+        let mut first: Option<&[u8]> = None;
+        let mut count = 0;
+        for (k, v) in &self.pairs {
+            if k.eq_ignore_ascii_case(name.as_bytes()) {
+                count += 1;
+                first = first.or(Some(v.as_slice()));
+            }
+        }
+        let Some(first) = first else {
+            return Lookup::Absent;
+        };
+        if count > 1 {
+            return Lookup::Repeated(count);
+        }
+        match std::str::from_utf8(first) {
+            Ok(v) => Lookup::One(v),
+            Err(_) => Lookup::NotText,
+        }
+    }
+
+    /// The first value of `name` as text with invalid bytes replaced (U+FFFD): only for
+    /// values that are recorded or routed on, never for values that decide trust.
+    pub fn lossy(&self, name: &str) -> Option<String> {
+        self.all(name)
+            .next()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// Every pair as lossy text, for consumers that only look for a few known headers.
+    pub fn lossy_pairs(&self) -> Vec<(String, String)> {
+        self.pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether the body these headers describe is JSON as far as the headers say: no
+    /// `content-type` (clients often omit it), or every value naming JSON
+    /// (`application/json`, `application/problem+json`, …). A value that is not text, or
+    /// any value that is not JSON, makes it not JSON: an upstream parser could take either.
+    pub fn declares_json(&self) -> bool {
+        self.all("content-type")
+            .all(|v| std::str::from_utf8(v).is_ok_and(|s| media_type(s).ends_with("json")))
+    }
+
+    /// Whether the content type is `text/event-stream` (one value, text).
+    pub fn declares_event_stream(&self) -> bool {
+        self.get("content-type")
+            .text()
+            .is_some_and(|s| media_type(s) == "text/event-stream")
+    }
+
+    /// Whether the body is (or may be) encoded: any `content-encoding` value other than
+    /// `identity`, including lists (`gzip, identity`) and values that are not text.
+    pub fn encoded(&self) -> bool {
+        self.all("content-encoding").any(|v| {
+            std::str::from_utf8(v).map_or(true, |s| {
+                s.split(',')
+                    .map(str::trim)
+                    .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+            })
+        })
+    }
+}
+
+/// The media type of a `content-type` value, lower case, without parameters.
+fn media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// `len` bytes at `at` and their NUL terminator; the offset after it.
+fn field(bytes: &[u8], at: usize, len: usize) -> Option<(&[u8], usize)> {
+    let end = at.checked_add(len)?;
+    let value = bytes.get(at..end)?;
+    (*bytes.get(end)? == 0).then_some((value, end + 1))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    let arr: [u8; 4] = b.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(arr)).ok()
+}
+
+/// The proxy-wasm serialisation of pairs (the inverse of [`HeaderMap::decode`]), for tests
+/// and fuzzing.
+pub fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k);
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_bytes(), *v)).collect();
+        HeaderMap::decode(&encode(&pairs)).unwrap()
+    }
+
+    #[test]
+    fn decodes_what_encode_writes_including_non_utf8_bytes() {
+        let m = map(&[
+            (":path", b"/v1/chat/completions"),
+            ("x-note", b"caf\xe9"),
+            ("x-empty", b""),
+        ]);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.get(":path"), Lookup::One("/v1/chat/completions"));
+        assert_eq!(m.get("x-note"), Lookup::NotText);
+        assert_eq!(m.lossy("x-note").as_deref(), Some("caf\u{fffd}"));
+        assert_eq!(m.get("x-empty"), Lookup::One(""));
+        assert_eq!(m.get("X-Missing"), Lookup::Absent);
+    }
+
+    #[test]
+    fn repeated_names_are_reported_whatever_their_case() {
+        let m = map(&[("x-user-id", b"mallory"), ("X-User-Id", b"alice")]);
+        assert_eq!(m.get("x-user-id"), Lookup::Repeated(2));
+        assert_eq!(m.get("x-user-id").text(), None);
+        assert_eq!(m.get("x-user-id").problem(), Some("repeated"));
+    }
+
+    #[test]
+    fn malformed_serialisations_are_rejected_not_trusted() {
+        let good = encode(&[(b"a", b"b")]);
+        for cut in 1..good.len() {
+            assert_eq!(HeaderMap::decode(&good[..cut]), None, "cut at {cut}");
+        }
+        // A count far larger than the input: no allocation, no panic.
+        assert_eq!(HeaderMap::decode(&u32::MAX.to_le_bytes()), None);
+        let mut lying = good.clone();
+        lying[4] = 200; // name length past the end
+        assert_eq!(HeaderMap::decode(&lying), None);
+        assert_eq!(HeaderMap::decode(&[]), Some(HeaderMap::default()));
+    }
+
+    #[test]
+    fn json_and_encoding_gates_fail_closed() {
+        assert!(map(&[]).declares_json());
+        assert!(map(&[("content-type", b"application/json; charset=utf-8")]).declares_json());
+        assert!(map(&[("content-type", b"Application/Problem+JSON")]).declares_json());
+        assert!(!map(&[("content-type", b"text/plain")]).declares_json());
+        assert!(!map(&[("content-type", b"text/plain; x=json")]).declares_json());
+        assert!(!map(&[("content-type", b"application/json\xff")]).declares_json());
+        assert!(!map(&[
+            ("content-type", b"application/json"),
+            ("content-type", b"text/html")
+        ])
+        .declares_json());
+        assert!(!map(&[]).encoded());
+        assert!(!map(&[("content-encoding", b"Identity")]).encoded());
+        assert!(map(&[("content-encoding", b"gzip")]).encoded());
+        assert!(map(&[("content-encoding", b"identity, br")]).encoded());
+        assert!(map(&[
+            ("content-encoding", b"identity"),
+            ("content-encoding", b"gzip")
+        ])
+        .encoded());
+        assert!(map(&[("content-encoding", b"\xe9")]).encoded());
+        assert!(
+            map(&[("content-type", b"text/event-stream; charset=utf-8")]).declares_event_stream()
+        );
+    }
+}
