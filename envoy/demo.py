@@ -9,7 +9,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e"))
 
-from harness import HEC_TOKEN, ROOT, Gateway, plugin_config  # noqa: E402
+from harness import HEC_TOKEN, ROOT, Gateway, identity, plugin_config  # noqa: E402
 
 TRAIL = os.path.join(ROOT, "target", "demo", "audit-trail.jsonl")
 
@@ -89,7 +89,8 @@ def run_phase(title, policy, script, **plugin):
     with Gateway(plugin=plugin_config(policy, instance_id="demo-gateway", audit=AUDIT, **plugin)) as gw:
         for i, (name, user, path, body, headers) in enumerate(script):
             before = len(gw.upstream_received())
-            h = {"x-user-id": user, "x-project-id": "proj-demo", "x-request-id": f"{title[:3].lower()}-{i + 1:02d}"}
+            # Who the client is: a token the gateway's jwt_authn verifies (envoy/envoy.yaml).
+            h = {**identity(user, "proj-demo"), "x-request-id": f"{title[:3].lower()}-{i + 1:02d}"}
             h.update(headers)
             status, resp_headers, resp = gw.post(path, body, h)
             received = gw.upstream_received()
@@ -125,7 +126,7 @@ def stream_phase(policy):
     with Gateway(plugin=plugin_config(policy, instance_id="demo-gateway", audit=AUDIT)) as gw:
         body = {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True},
                 "messages": [{"role": "user", "content": "Which card do you have for me?"}]}
-        headers = {"x-user-id": "judy", "x-project-id": "proj-demo", "x-request-id": "str-01",
+        headers = {**identity("judy", "proj-demo"), "x-request-id": "str-01",
                    "x-mock-chunks": json.dumps(STREAM_CHUNKS), "x-mock-delay-ms": "50"}
         status, _, raw = gw.post("/v1/chat/completions", body, headers)
         got = []

@@ -453,7 +453,9 @@ impl Http {
         self.response = Some(outcome);
         if self.response_replacement.is_some() {
             // Whatever is buffered so far goes; the rest is dropped as it comes.
-            host::replace_buffer(BufferType::HttpResponseBody, body_bytes, b"");
+            if body_bytes > 0 {
+                host::replace_buffer(BufferType::HttpResponseBody, body_bytes, b"");
+            }
             self.response_body_size = 0;
             return HostAction::Pause;
         }
@@ -765,7 +767,7 @@ impl HttpContext for Http {
             self.request_id = self.record_id.clone();
         }
         if self.http_status.is_none() {
-            self.http_status = host::property_int(vec!["response", "code"])
+            self.http_status = host::property_int(&["response", "code"])
                 .and_then(|c| u16::try_from(c).ok())
                 .filter(|&c| c > 0);
         }

@@ -1,7 +1,6 @@
 //! Counters and gauges in Envoy's stats (`/stats`, `/stats/prometheus`), prefixed by Envoy
 //! with `wasmcustom.`. Metrics with the same name are shared by every VM of the plugin.
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use crate::policy::{Action, RolloutMode};
@@ -37,7 +36,7 @@ pub struct SinkMetrics {
 }
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
-    match hostcalls::define_metric(kind, name) {
+    match super::host::define_metric(kind, name) {
         Ok(id) => Some(id),
         Err(e) => {
             log::warn!("policy_gateway: cannot define metric {name}: {e:?}");
@@ -127,7 +126,7 @@ impl SinkMetrics {
 pub fn add(id: Option<u32>, delta: i64) {
     if let Some(id) = id {
         if delta != 0 {
-            let _ = hostcalls::increment_metric(id, delta);
+            super::host::increment_metric(id, delta);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! One VM per worker: each has its root context (configuration, audit queues, sink calls on
 //! tick) and one HTTP context per request, sharing per-VM state through `Rc`.
 
+mod abi;
 mod host;
 mod http;
 mod metrics;

@@ -4,7 +4,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
@@ -131,7 +130,7 @@ fn dispatch_next(sink: &mut SinkState, now: u64, force: bool, timeout: Duration)
         (":authority", &req.authority),
     ];
     headers.extend(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    match hostcalls::dispatch_http_call(&call.cluster, headers, Some(&req.body), vec![], timeout) {
+    match host::dispatch_http_call(&call.cluster, headers, &req.body, timeout) {
         Ok(token) => sink.in_flight = Some(token),
         Err(status) => {
             let reason = format!(
@@ -223,9 +222,9 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
-            Ok(Some(b)) => b,
-            _ => {
+        let bytes = match host::plugin_configuration() {
+            Some(b) => b,
+            None => {
                 log::error!("policy_gateway: invalid configuration: no plugin configuration given");
                 return false;
             }

@@ -3,7 +3,10 @@ LLM upstream, the strict HEC receiver and a real Envoy (from the project's virtu
 the built filter, configured from envoy/envoy.yaml with ports, policy and plugin settings
 swapped in. Used by the tests and by `make demo`."""
 
+import base64
 import copy
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -19,7 +22,8 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RECEIVERS = os.path.join(ROOT, "tests", "e2e", "receivers")
-WASM = os.path.join(ROOT, "target", "policy_gateway.wasm")  # `make wasm`: release build + wasm-opt
+# `make wasm`: release build + wasm-opt; POLICY_GATEWAY_WASM runs the suite against another build.
+WASM = os.environ.get("POLICY_GATEWAY_WASM", os.path.join(ROOT, "target", "policy_gateway.wasm"))
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv", "bin", "envoy"))
 HEC_TOKEN = "00000000-0000-4000-8000-000000000001"
 
@@ -84,6 +88,36 @@ def load_envoy_yaml():
         return yaml.safe_load(f)
 
 
+def _jwt_provider(cfg):
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    jwt = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.jwt_authn")
+    return jwt["typed_config"]["providers"]["gateway"]
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def identity(user=None, project=None, **claims):
+    """The header a client of envoy/envoy.yaml sends to say who it is: an HS256 JWT signed
+    with the demo key of the jwt_authn filter there (which turns `sub` and `project` into the
+    trusted x-user-id and x-project-id headers). No user and no project: no header."""
+    if user is None and project is None and not claims:
+        return {}
+    provider = _jwt_provider(load_envoy_yaml())
+    key = json.loads(provider["local_jwks"]["inline_string"])["keys"][0]
+    secret = base64.urlsafe_b64decode(key["k"] + "=" * (-len(key["k"]) % 4))
+    payload = {"iss": provider["issuer"], "exp": int(time.time()) + 3600, **claims}
+    if user is not None:
+        payload["sub"] = user
+    if project is not None:
+        payload["project"] = project
+    head = _b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": key["kid"]}).encode())
+    body = _b64url(json.dumps(payload).encode())
+    sig = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return {provider["from_headers"][0]["name"]: f"{head}.{body}.{_b64url(sig)}"}
+
+
 def _filter_config(cfg):
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     wasm = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.wasm")
@@ -94,7 +128,8 @@ class Gateway:
     """Envoy + mock LLM + HEC receiver on free ports."""
 
     def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None,
-                 filters_before=None, route_metadata=None):
+                 filters_before=None, route_metadata=None, cluster_options=None, failure_policy=None,
+                 wasm=None):
         self.dir = tempfile.mkdtemp(prefix="pg-e2e-")
         self.port, self.admin, self.llm_port, self.hec_port = (free_port() for _ in range(4))
         self.procs = []
@@ -114,6 +149,7 @@ class Gateway:
             port = self.cluster_ports.setdefault(cluster["name"], free_port())
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
                 "socket_address"]["port_value"] = port
+            cluster.update((cluster_options or {}).get(cluster["name"], {}))
         if route_metadata:
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["route_config"]["virtual_hosts"][0]["routes"][0]["metadata"] = {"filter_metadata": route_metadata}
@@ -121,7 +157,9 @@ class Gateway:
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["http_filters"][0:0] = filters_before
         fc = _filter_config(cfg)
-        fc["vm_config"]["code"]["local"]["filename"] = WASM
+        fc["vm_config"]["code"]["local"]["filename"] = wasm or WASM
+        if failure_policy:
+            fc["failure_policy"] = failure_policy
         if raw_plugin_value is not None:
             fc["configuration"]["value"] = raw_plugin_value
         else:
@@ -187,9 +225,9 @@ class Gateway:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers.items()), e.read()
 
-    def chat(self, text, user="alice", model="gpt-4o", headers=None, **extra):
+    def chat(self, text, user="alice", model="gpt-4o", headers=None, project=None, **extra):
         body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-        h = {"x-user-id": user} if user else {}
+        h = identity(user or None, project)
         h.update(headers or {})
         return self.post("/v1/chat/completions", body, h)
 

@@ -33,14 +33,14 @@ def cli(*args):
 
 
 def traffic(gw, tag):
-    gw.chat("What is the capital of France?", user="alice", headers={
-        "x-request-id": f"{tag}-benign", "x-project-id": "proj-a"})
-    gw.chat("Launch checklist for Project Nightingale?", user="heidi", headers={
-        "x-request-id": f"{tag}-confidential", "x-project-id": "proj-b"})
-    gw.chat("Pay DE89 3704 0044 0532 0130 00 today", user="bob", headers={
-        "x-request-id": f"{tag}-iban", "x-project-id": "proj-a"})
-    gw.chat("My key is AKIAIOSFODNN7EXAMPLE", user="carol", headers={
-        "x-request-id": f"{tag}-secret", "x-project-id": "proj-b"})
+    gw.chat("What is the capital of France?", user="alice", project="proj-a",
+            headers={"x-request-id": f"{tag}-benign"})
+    gw.chat("Launch checklist for Project Nightingale?", user="heidi", project="proj-b",
+            headers={"x-request-id": f"{tag}-confidential"})
+    gw.chat("Pay DE89 3704 0044 0532 0130 00 today", user="bob", project="proj-a",
+            headers={"x-request-id": f"{tag}-iban"})
+    gw.chat("My key is AKIAIOSFODNN7EXAMPLE", user="carol", project="proj-b",
+            headers={"x-request-id": f"{tag}-secret"})
 
 
 def test_candidate_shadow_decisions_policy_change_and_the_cli(tmp_path):

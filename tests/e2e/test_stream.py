@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from conftest import load_policy
-from harness import HEC_TOKEN, Gateway, plugin_config
+from harness import HEC_TOKEN, Gateway, identity, plugin_config
 
 FAST_AUDIT = {"flush_interval_ms": 100, "splunk_hec": {
     "cluster": "splunk_hec", "authority": "set-by-harness", "token": HEC_TOKEN, "index": "ai_audit"}}
@@ -41,7 +41,7 @@ def body_for(api, stream=True, **extra):
 def stream_request(port, api, request_id, headers=None, body=None, timeout=30):
     """POSTs a streaming request; returns (status, headers, raw body bytes)."""
     data = json.dumps(body or body_for(api)).encode()
-    h = {"content-type": "application/json", "x-user-id": "stream-user", "x-request-id": request_id}
+    h = {"content-type": "application/json", **identity("stream-user"), "x-request-id": request_id}
     h.update(headers or {})
     req = urllib.request.Request(f"http://127.0.0.1:{port}{PATHS[api]}", data=data, headers=h, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as r:

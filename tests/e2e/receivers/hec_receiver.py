@@ -23,6 +23,7 @@ poll of an ack, true afterwards (indexing takes a moment).
 Test controls:
   POST /_fail {"status": 503, "count": 3}   answer the next N event posts with this status
   POST /_hang {"count": 1}                   never answer the next N event posts
+  POST /_latin1 {"name": "x-note"}          add this header, value not UTF-8, to every answer
   GET  /_events                              accepted events (envelopes), in order
   GET  /_requests                            every event post: status, headers (token masked)
 """
@@ -44,6 +45,7 @@ ALLOWED_INDEXES = {"main", "ai_audit"}
 EVENTS, REQUESTS = [], []
 FAIL = {"status": 0, "count": 0}
 HANG = {"count": 0}
+LATIN1 = []        # header names answered with a non-UTF-8 value
 ACKS = {}          # (channel, ack id) -> polls so far
 NEXT_ACK = {}      # channel -> next ack id
 LOCK = threading.Lock()
@@ -101,6 +103,8 @@ class Handler(ReceiverHandler):
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
+        for name in LATIN1:
+            self.send_header(name, "caf\u00e9")  # latin-1 on the wire: byte 0xE9
         self.end_headers()
         self.wfile.write(data)
 
@@ -119,6 +123,9 @@ class Handler(ReceiverHandler):
 
     def do_POST(self):
         body = self._body()
+        if self.path == "/_latin1":
+            LATIN1.append(json.loads(body)["name"])
+            return self._send(200, {"ok": True})
         if self.path in ("/_fail", "/_hang"):
             cfg = json.loads(body or b"{}")
             with LOCK:

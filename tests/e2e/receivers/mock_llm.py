@@ -4,6 +4,9 @@ It answers chat completions (/v1/chat/completions), responses (/v1/responses), c
 embeddings and Anthropic messages (/v1/messages) with well-formed bodies, and records every
 request body exactly as received so tests can check what the upstream saw.
 
+Like the real APIs, a JSON answer is gzip-compressed when the request's accept-encoding
+allows gzip (the default of Python requests and the OpenAI SDKs).
+
 A request with `"stream": true` gets a server-sent event stream in the provider's format
 (OpenAI chat chunks ending with `data: [DONE]`, Responses API typed events, Anthropic
 message events), sent with chunked transfer encoding, one write per event unless told otherwise.
@@ -17,10 +20,14 @@ Test controls (never sent by real clients):
   header x-mock-write-bytes: write the stream in socket writes of this many bytes instead
   header x-mock-abort-after: close the connection, mid-stream, after this many text deltas
   header x-mock-delay-ms: pause between events
+  header x-mock-gzip: always (gzip whatever accept-encoding says: a misbehaving upstream)
+  header x-mock-content-type: content-type of a JSON answer (the body stays the same)
+  header x-mock-latin1-header: name of a response header to add with a non-UTF-8 value
   GET /_received         -> JSON list of {"path", "headers", "body"} (body as text)
   POST /_reset           -> forget received requests
 """
 
+import gzip
 import json
 import sys
 import threading
@@ -219,7 +226,22 @@ class Handler(ReceiverHandler):
                 return
         status = int(self.headers.get("x-mock-status", "200"))
         text = self.headers.get("x-mock-reply", "This is a mock answer.")
-        self._send(status, reply_body(self.path, request, text))
+        data = json.dumps(reply_body(self.path, request, text)).encode()
+        gz = self.headers.get("x-mock-gzip") == "always" or any(
+            c.split(";")[0].strip().lower() == "gzip"
+            for c in self.headers.get("accept-encoding", "").split(","))
+        if gz:
+            data = gzip.compress(data)
+        self.send_response(status)
+        self.send_header("content-type", self.headers.get("x-mock-content-type", "application/json"))
+        self.send_header("content-length", str(len(data)))
+        if gz:
+            self.send_header("content-encoding", "gzip")
+        if self.headers.get("x-mock-latin1-header"):
+            # send_header writes latin-1: U+00E9 goes out as the single byte 0xE9.
+            self.send_header(self.headers["x-mock-latin1-header"], "caf\u00e9")
+        self.end_headers()
+        self.wfile.write(data)
 
 
 def main():
