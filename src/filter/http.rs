@@ -480,6 +480,14 @@ impl Http {
     }
 }
 
+/// Whether Envoy itself produced this response (a 503 for a dead upstream, a 504 timeout)
+/// rather than the upstream: it carries no model output, so there is nothing to inspect and
+/// its status must reach the client as it is. Envoy says `via_upstream` for upstream
+/// responses; a host that does not say is treated as upstream (inspected).
+fn proxy_generated() -> bool {
+    host::response_code_details().is_some_and(|d| !d.is_empty() && d != "via_upstream")
+}
+
 /// A changed body the host would not take: the exchange is refused instead (fail closed).
 fn fail_closed(outcome: &mut PhaseOutcome, status: u16) {
     outcome.decision = Action::Refuse;
@@ -613,7 +621,7 @@ impl HttpContext for Http {
                 host::set_response_header("x-policy-reason", Some(&req.reason_code));
             }
         }
-        if !shared.config.inspect_responses || end_of_stream {
+        if !shared.config.inspect_responses || end_of_stream || proxy_generated() {
             return HostAction::Continue;
         }
         let sse = headers.declares_event_stream();

@@ -273,8 +273,9 @@ def test_user_comes_from_the_jwt_that_envoy_verified():
     with Gateway(plugin=plugin, filters_before=[jwt_authn]) as gw:
         token = _hs256_jwt(secret, {"iss": "https://idp.example", "sub": "alice@corp", "team": "payments",
                                     "exp": int(time.time()) + 600})
-        status, _, _ = gw.chat("hello", user="mallory",  # x-user-id is not a configured source
-                               headers={"authorization": f"Bearer {token}", "x-request-id": "jwt-1"})
+        status, _, _ = gw.chat("hello", user=None,  # x-user-id is not a configured source
+                               headers={"authorization": f"Bearer {token}", "x-request-id": "jwt-1",
+                                        "x-user-id": "mallory"})
         assert status == 200
         rec = record_for(gw, "jwt-1")
         assert rec["policy_user"] == "alice@corp"
