@@ -244,6 +244,10 @@ def proxy_config(with_filter, port, admin, upstream_port, hec_port, minimal=Fals
         c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
             "socket_address"]["port_value"] = ports[c["name"]]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    # Every variant measures the filter alone: the edge identity pieces of envoy.yaml
+    # (jwt_authn, early header mutation) are the same work with or without it.
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.jwt_authn"]
+    hcm.pop("early_header_mutation_extensions", None)
     if null:
         fc = harness._filter_config(cfg)
         fc["vm_config"]["code"]["local"]["filename"] = NULL_WASM
