@@ -5,7 +5,8 @@
 //! - [`detect`]: built-in detectors (PII, secrets, prompt injection), keyword and custom matchers;
 //! - [`llm`]: LLM API body formats (OpenAI, Anthropic): text extraction and write-back;
 //! - [`audit`]: the audit record schema, record ids and timestamps;
-//! - [`headers`]: header maps as the host hands them over (raw bytes, repeated names).
+//! - [`headers`]: header maps as the host hands them over (raw bytes, repeated names);
+//! - [`exchange`]: one exchange from first header to audit record, over a small host trait.
 //!
 //! The proxy-wasm glue and the native CLI sit on top of this core and only move bytes.
 #![cfg_attr(
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod engine;
+pub mod exchange;
 #[cfg(feature = "filter")]
 pub mod filter;
 pub mod headers;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use proxy_wasm::types::{BufferType, MapType, MetricType};
 
 use super::abi;
-use crate::config::attribution::RequestView;
-use crate::headers::{self, HeaderMap, Lookup};
+use crate::exchange::{Host, Side};
+use crate::headers::{self, HeaderMap};
 
 pub fn now_ms() -> u64 {
     now_nanos() / 1_000_000
@@ -16,14 +16,6 @@ pub fn now_ms() -> u64 {
 
 pub fn now_nanos() -> u64 {
     abi::current_time_nanos().unwrap_or(0)
-}
-
-pub fn set_request_header(name: &str, value: Option<&str>) {
-    set_header(MapType::HttpRequestHeaders, name, value);
-}
-
-pub fn set_response_header(name: &str, value: Option<&str>) {
-    set_header(MapType::HttpResponseHeaders, name, value);
 }
 
 fn set_header(map: MapType, name: &str, value: Option<&str>) {
@@ -83,23 +75,6 @@ pub fn increment_metric(id: u32, delta: i64) {
     let _ = abi::increment_metric(id, delta);
 }
 
-/// Why Envoy ended the response (`response.code_details`), e.g. `downstream_remote_disconnect`.
-pub fn response_code_details() -> Option<String> {
-    property_string(&["response", "code_details"])
-}
-
-fn property_string(path: &[&str]) -> Option<String> {
-    let bytes = abi::get_property(path).ok().flatten()?;
-    String::from_utf8(bytes).ok()
-}
-
-/// An Envoy attribute that is an integer (`response.code`): 8 bytes, little-endian.
-pub fn property_int(path: &[&str]) -> Option<i64> {
-    let bytes = abi::get_property(path).ok().flatten()?;
-    let arr: [u8; 8] = bytes.as_slice().try_into().ok()?;
-    Some(i64::from_le_bytes(arr))
-}
-
 /// A value of the host's shared data (shared by every VM of the plugin) and its CAS token.
 pub fn shared_data(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
     abi::get_shared_data(key).unwrap_or((None, None))
@@ -124,14 +99,6 @@ pub fn header_map(map: MapType) -> HeaderMap {
         .unwrap_or_default()
 }
 
-pub fn request_headers() -> HeaderMap {
-    header_map(MapType::HttpRequestHeaders)
-}
-
-pub fn response_headers() -> HeaderMap {
-    header_map(MapType::HttpResponseHeaders)
-}
-
 pub fn call_response_headers() -> HeaderMap {
     header_map(MapType::HttpCallResponseHeaders)
 }
@@ -150,25 +117,47 @@ pub fn install_panic_hook() {
     }));
 }
 
-/// The current request, as attribution sees it: its header snapshot and host properties.
-pub struct HostRequest<'a>(pub &'a HeaderMap);
+/// The exchange's view of the host: the current HTTP context's headers, bodies and
+/// properties, through the calls above.
+pub struct ProxyHost;
 
-impl RequestView for HostRequest<'_> {
-    fn header(&self, name: &str) -> Lookup<'_> {
-        self.0.get(name)
+fn map_of(side: Side) -> (MapType, BufferType) {
+    match side {
+        Side::Request => (MapType::HttpRequestHeaders, BufferType::HttpRequestBody),
+        Side::Response => (MapType::HttpResponseHeaders, BufferType::HttpResponseBody),
+    }
+}
+
+impl Host for ProxyHost {
+    fn headers(&self, side: Side) -> HeaderMap {
+        header_map(map_of(side).0)
     }
 
-    fn jwt_claim(&self, payload_in_metadata: &str, claim: &str) -> Option<String> {
-        property_string(&[
-            "metadata",
-            "filter_metadata",
-            "envoy.filters.http.jwt_authn",
-            payload_in_metadata,
-            claim,
-        ])
+    fn set_header(&mut self, side: Side, name: &str, value: Option<&str>) {
+        set_header(map_of(side).0, name, value);
     }
 
-    fn route_metadata(&self, namespace: &str, key: &str) -> Option<String> {
-        property_string(&["xds", "route_metadata", "filter_metadata", namespace, key])
+    fn body(&self, side: Side, size: usize) -> Option<Vec<u8>> {
+        buffer(map_of(side).1, size)
+    }
+
+    fn replace_body(&mut self, side: Side, old_size: usize, body: &[u8]) -> bool {
+        let ok = replace_buffer(map_of(side).1, old_size, body);
+        if !ok {
+            log::warn!("policy_gateway: the host refused a changed body");
+        }
+        ok
+    }
+
+    fn send_response(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool {
+        send_response(status, headers, body)
+    }
+
+    fn reset_response(&mut self) {
+        reset_response();
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        abi::get_property(path).ok().flatten()
     }
 }
