@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use super::{Host, Side};
 use crate::headers::HeaderMap;
 
+/// A local reply: status, headers, body.
+pub type LocalResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
 #[derive(Default)]
 pub struct FakeHost {
     pub request_headers: Vec<(Vec<u8>, Vec<u8>)>,
@@ -15,7 +18,7 @@ pub struct FakeHost {
     pub properties: BTreeMap<String, Vec<u8>>,
     /// The host says no to every body replacement.
     pub refuse_replace: bool,
-    pub local_response: Option<(u16, Vec<(String, String)>, Vec<u8>)>,
+    pub local_response: Option<LocalResponse>,
     pub reset: bool,
 }
 

@@ -217,8 +217,10 @@ fn a_body_the_host_will_not_take_is_refused_not_forwarded() {
 #[test]
 fn a_response_the_host_will_not_change_is_reset() {
     let cfg = config(json!({}));
-    let mut host = FakeHost::default();
-    host.request_headers = h(&[(":path", b"/v1/chat/completions"), JSON]);
+    let mut host = FakeHost {
+        request_headers: h(&[(":path", b"/v1/chat/completions"), JSON]),
+        ..Default::default()
+    };
     let mut ids = IdGenerator::new(1);
     let mut ex = Exchange::new(Rc::clone(&cfg));
     ex.on_request_headers(&mut host, false, &mut ids, 1);
@@ -316,8 +318,10 @@ fn a_response_over_max_body_bytes_is_refused() {
 #[test]
 fn responses_the_proxy_made_itself_pass_as_they_are() {
     let cfg = config(json!({}));
-    let mut host = FakeHost::default();
-    host.request_headers = h(&[(":path", b"/v1/chat/completions"), JSON]);
+    let mut host = FakeHost {
+        request_headers: h(&[(":path", b"/v1/chat/completions"), JSON]),
+        ..Default::default()
+    };
     let mut ids = IdGenerator::new(1);
     let mut ex = Exchange::new(Rc::clone(&cfg));
     ex.on_request_headers(&mut host, false, &mut ids, 1);
@@ -343,8 +347,10 @@ fn responses_the_proxy_made_itself_pass_as_they_are() {
 #[test]
 fn a_json_response_ending_with_trailers_is_judged_there() {
     let cfg = config(json!({}));
-    let mut host = FakeHost::default();
-    host.request_headers = h(&[(":path", b"/v1/chat/completions"), JSON]);
+    let mut host = FakeHost {
+        request_headers: h(&[(":path", b"/v1/chat/completions"), JSON]),
+        ..Default::default()
+    };
     let mut ids = IdGenerator::new(1);
     let mut ex = Exchange::new(Rc::clone(&cfg));
     ex.on_request_headers(&mut host, false, &mut ids, 1);
