@@ -987,3 +987,26 @@ fn relabelled_messages_do_not_bypass_the_shipped_policies() {
 fn chat_as(role: &str, text: &str) -> Value {
     json!({"model": "gpt-4o", "messages": [{"role": role, "content": text}]})
 }
+
+/// Item 9, streamed: an event naming a key twice is malformed (refused under `on_error:
+/// refuse`), not judged by its last copy and passed on with both.
+#[test]
+fn streamed_event_with_a_duplicate_key_is_not_judged_by_one_copy() {
+    use policy_gateway::engine::stream::{StreamEnd, StreamInspector, StreamLimits};
+    use policy_gateway::llm::ApiFormat;
+    let p = shipped("default");
+    let mut insp = StreamInspector::new(&p, ApiFormat::OpenaiChat, true, StreamLimits::default());
+    let events = concat!(
+        "data: {\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Write to ceo@example.com\",\"content\":\"ok\"}}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let mut out = insp.push(&p, events.as_bytes());
+    out.extend(insp.finish(&p, StreamEnd::Complete));
+    let client = String::from_utf8_lossy(&out);
+    assert!(!client.contains("ceo@example.com"), "{client}");
+    let o = insp.outcome(&p, 0);
+    assert_eq!(o.decision, Action::Refuse);
+    let summary = o.stream_summary.unwrap();
+    assert_eq!(summary.end, "refused");
+    assert_eq!(summary.malformed_events, 1);
+}
