@@ -453,6 +453,21 @@ fn compile_rule(
         PhaseDoc::Both => (true, true),
     };
     let content = !detectors.is_empty() || has_keywords || !patterns.is_empty();
+    // Clients write role labels: a request rule that reads `user` text but not the labels the
+    // same text could carry instead is passed by relabelling it.
+    if on_request && content && roles.contains(Role::User) {
+        let unseen: Vec<&str> = [Role::System, Role::Developer, Role::Assistant, Role::Other]
+            .into_iter()
+            .filter(|r| !roles.contains(*r))
+            .map(Role::name)
+            .collect();
+        if !unseen.is_empty() {
+            warnings.push(format!(
+                "{at}.match.roles: reads user text but not {}: a client can relabel its message to get it past this rule",
+                unseen.join(", ")
+            ));
+        }
+    }
     if !content && models.is_none() && max_tokens.is_none() {
         return err(
             format!("{at}.match"),
