@@ -1010,3 +1010,37 @@ fn streamed_event_with_a_duplicate_key_is_not_judged_by_one_copy() {
     assert_eq!(summary.end, "refused");
     assert_eq!(summary.malformed_events, 1);
 }
+
+/// Item 10: a deny list is not passed by writing the model in another case (some upstreams
+/// and Azure deployment routes ignore case); an allow list still wants the exact name.
+#[test]
+fn model_deny_lists_match_in_any_case() {
+    let deny = policy(json!([
+        {"id": "gov", "category": "governance.model", "match": {"models": {"deny": ["gpt-3.5*", "llama-3-70b-uncensored"]}},
+         "action": "refuse", "reason_code": "DENIED"}
+    ]));
+    for model in [
+        "GPT-3.5-Turbo",
+        "gpt-3.5-TURBO-0125",
+        "Llama-3-70B-Uncensored",
+    ] {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(run(&deny, &body).reason_code, "DENIED", "{model}");
+        let o = run_at(
+            &deny,
+            &format!("/openai/deployments/{model}/chat/completions"),
+            Phase::Request,
+            &body,
+        );
+        assert_eq!(o.reason_code, "DENIED", "{model}");
+    }
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(run(&deny, &body).decision, Action::Allow);
+    // The shipped default: both model rules see the variant; the allow list refuses it.
+    let o = run(
+        &shipped("default"),
+        &json!({"model": "GPT-3.5-Turbo", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(o.reason_code, "MODEL_NOT_APPROVED");
+    assert_eq!(o.triggered_rules, ["approved-models", "retire-gpt-35"]);
+}

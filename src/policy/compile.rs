@@ -74,6 +74,17 @@ impl ModelPattern {
             ModelPattern::Prefix(p) => model.starts_with(p.as_str()),
         }
     }
+
+    /// Like [`ModelPattern::matches`], in any ASCII case: some upstreams (and Azure deployment
+    /// routes) do not care about case, so a deny list must not either.
+    pub fn matches_any_case(&self, model: &str) -> bool {
+        match self {
+            ModelPattern::Exact(m) => m.eq_ignore_ascii_case(model),
+            ModelPattern::Prefix(p) => model
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -83,12 +94,13 @@ pub struct ModelMatch {
 }
 
 impl ModelMatch {
-    /// Whether a request for `model` triggers the rule: denied, or not on a non-empty allow list.
+    /// Whether a request for `model` triggers the rule: denied (in any case), or not on a
+    /// non-empty allow list (exactly).
     pub fn triggers(&self, model: Option<&str>) -> bool {
         let Some(model) = model else {
             return !self.allow.is_empty();
         };
-        self.deny.iter().any(|p| p.matches(model))
+        self.deny.iter().any(|p| p.matches_any_case(model))
             || (!self.allow.is_empty() && !self.allow.iter().any(|p| p.matches(model)))
     }
 }
