@@ -342,23 +342,16 @@ enum Bound {
 
 /// Reads a bound the most generous way any upstream could: integral numbers in any notation
 /// (`4096`, `4096.0`, `4.096e3`), fractions rounded up, numbers past `u64` (`1e20`) as
-/// `u64::MAX`, and numeric strings (`"4096"`, which lax parsers such as pydantic coerce)
-/// likewise.
+/// `u64::MAX`, and strings holding a JSON number (`"4096"`, which lax parsers such as pydantic
+/// coerce) likewise.
 fn bound(v: &Value) -> Bound {
-    fn real(f: f64) -> Bound {
-        if f.is_finite() && f >= 0.0 {
-            // `as` saturates: anything past u64 is u64::MAX.
-            Bound::Count(f.ceil() as u64)
-        } else {
-            Bound::Invalid
-        }
-    }
     match v {
         Value::Null => Bound::Absent,
         Value::Number(n) => match (n.as_u64(), n.as_f64()) {
             (Some(u), _) => Bound::Count(u),
-            (None, Some(f)) => real(f),
-            (None, None) => Bound::Invalid,
+            // `as` saturates: anything past u64 is u64::MAX.
+            (None, Some(f)) if f.is_finite() && f >= 0.0 => Bound::Count(f.ceil() as u64),
+            _ => Bound::Invalid,
         },
         Value::String(s) => {
             let t = s.trim();
@@ -366,7 +359,11 @@ fn bound(v: &Value) -> Bound {
             if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
                 Bound::Count(t.parse().unwrap_or(u64::MAX))
             } else {
-                t.parse::<f64>().map_or(Bound::Invalid, real)
+                // The JSON parser already in the module reads the other number forms.
+                match json::from_slice(t.as_bytes()) {
+                    Ok(n @ Value::Number(_)) => bound(&n),
+                    _ => Bound::Invalid,
+                }
             }
         }
         _ => Bound::Invalid,
@@ -836,6 +833,7 @@ mod tests {
             json!(""),
             json!("NaN"),
             json!("inf"),
+            json!(".5"),
             json!("1_000"),
             json!("0x10"),
             json!(true),
