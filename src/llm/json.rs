@@ -33,13 +33,10 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, JsonError> {
     StrictValue::deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v.0))
         .map_err(|e| {
+            // serde_json's messages carry a position, never the input's text; ours is fixed.
             if e.classify() == serde_json::error::Category::Data {
                 // The only data error building a `Value` can meet is ours: a repeated key.
-                JsonError::DuplicateKey(format!(
-                    "duplicate key in a JSON object at line {} column {}",
-                    e.line(),
-                    e.column()
-                ))
+                JsonError::DuplicateKey(e.to_string())
             } else {
                 JsonError::Invalid(e.to_string())
             }
@@ -109,7 +106,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut values = Map::new();
         while let Some((key, StrictValue(value))) = map.next_entry::<String, StrictValue>()? {
             if values.insert(key, value).is_some() {
-                return Err(de::Error::custom("duplicate key"));
+                return Err(de::Error::custom("duplicate key in a JSON object"));
             }
         }
         Ok(Value::Object(values))

@@ -114,18 +114,24 @@ impl Role {
 
     /// The role of a message's `role` field as a client wrote it. Clients choose it, so every
     /// value maps to a role a policy can name: known names in any case and with surrounding
-    /// whitespace (`"User"`, `" SYSTEM"`), `function` (the legacy tool result) as `tool`,
+    /// ASCII whitespace (`"User"`, `" SYSTEM"`), `function` (the legacy tool result) as `tool`,
     /// anything else as `other`.
     pub fn from_wire(name: &str) -> Role {
-        let name = name.trim();
-        if name.eq_ignore_ascii_case("function") {
-            return Role::Tool;
+        let name = name.as_bytes().trim_ascii();
+        let mut lower = [0u8; 9];
+        let Some(buf) = lower.get_mut(..name.len()) else {
+            return Role::Other;
+        };
+        buf.copy_from_slice(name);
+        buf.make_ascii_lowercase();
+        match &*buf {
+            b"system" => Role::System,
+            b"developer" => Role::Developer,
+            b"user" => Role::User,
+            b"assistant" => Role::Assistant,
+            b"tool" | b"function" => Role::Tool,
+            _ => Role::Other,
         }
-        Role::ALL
-            .iter()
-            .copied()
-            .find(|r| r.name().eq_ignore_ascii_case(name))
-            .unwrap_or(Role::Other)
     }
 }
 
@@ -782,6 +788,9 @@ mod tests {
             ("user", Role::User),
             ("User", Role::User),
             (" USER\n", Role::User),
+            ("\tassistant ", Role::Assistant),
+            ("assistants", Role::Other),
+            ("function_result", Role::Other),
             ("SYSTEM", Role::System),
             ("Developer", Role::Developer),
             ("assistant", Role::Assistant),

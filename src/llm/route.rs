@@ -9,11 +9,12 @@
 //!   percent-encoded (`arn%3Aaws%3Abedrock%3A…%2F…`).
 //! - Google Vertex AI: `…/publishers/{publisher}/models/{model}:{method}`.
 //!
-//! Segments are percent-decoded before anything is compared, then `.` and `..` are resolved
-//! as RFC 3986 does and empty segments dropped, so an encoded or dotted path names the model
-//! the upstream will route to (`gpt%2D35-turbo` is `gpt-35-turbo`). Fixed words compare
-//! ASCII case-insensitively. When a path names a model more than once, the first wins: it is
-//! the one nearest the root, which is what the upstream routes on.
+//! Segments are percent-decoded (one that decodes to invalid UTF-8 stays as written), then
+//! `.` and `..` are resolved as RFC 3986 does and empty segments dropped, so an encoded or
+//! dotted path names the model the upstream will route to (`gpt%2D35-turbo` is
+//! `gpt-35-turbo`). Fixed words compare ASCII case-insensitively. When a path names a model
+//! more than once, the first wins: it is the one nearest the root, which is what the upstream
+//! routes on.
 
 use std::borrow::Cow;
 
@@ -26,57 +27,74 @@ const BEDROCK_ACTIONS: [&str; 5] = [
     "count-tokens",
 ];
 
+/// What a request path says about the model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathModel {
+    /// The model the path makes the upstream serve.
+    pub model: Option<String>,
+    /// The path is a Bedrock Converse call (`/converse`, `/converse-stream`), whose body
+    /// shape no format module reads.
+    pub bedrock_converse: bool,
+}
+
 /// The model the path makes the upstream serve; None when the path does not name one.
 pub fn served_model(path: &str) -> Option<String> {
-    let segs = segments(path);
-    (0..segs.len()).find_map(|k| model_at(&segs, k))
+    read(path).model
 }
 
-/// Whether the path is a Bedrock Converse call (`/model/{id}/converse`, `/converse-stream`),
-/// whose body shape no format module reads.
+/// Whether the path is a Bedrock Converse call.
 pub fn is_bedrock_converse(path: &str) -> bool {
+    read(path).bedrock_converse
+}
+
+/// Reads the path once; the first place that names a model decides.
+#[inline(never)]
+pub fn read(path: &str) -> PathModel {
     let segs = segments(path);
-    (0..segs.len()).any(|k| {
-        bedrock_action(&segs, k).is_some_and(|a| {
-            a.eq_ignore_ascii_case("converse") || a.eq_ignore_ascii_case("converse-stream")
-        })
-    })
-}
-
-fn model_at(segs: &[Cow<'_, str>], k: usize) -> Option<String> {
-    let word = |i: usize, w: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(w));
-    if word(k, "openai") && word(k + 1, "deployments") {
-        return segs.get(k + 2).map(|d| d.to_string());
-    }
-    if bedrock_action(segs, k).is_some() {
-        return segs.get(k + 1).map(|m| m.to_string());
-    }
-    if word(k, "publishers") && word(k + 2, "models") {
-        let m = segs.get(k + 3)?;
-        let name = match m.rsplit_once(':') {
-            Some((name, method))
-                if !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic()) =>
-            {
-                name
+    let word = |i: usize, w: &str| segs.get(i).is_some_and(|s| is(s, w));
+    for (k, seg) in segs.iter().enumerate() {
+        let (next, after) = (segs.get(k + 1), segs.get(k + 2));
+        let found = if is(seg, "openai") && word(k + 1, "deployments") {
+            after.map(|d| (d.as_ref(), false))
+        } else if is(seg, "model") {
+            match (next, after) {
+                (Some(id), Some(action)) if BEDROCK_ACTIONS.iter().any(|a| is(action, a)) => {
+                    let converse = is(action, "converse") || is(action, "converse-stream");
+                    Some((id.as_ref(), converse))
+                }
+                _ => None,
             }
-            _ => m.as_ref(),
+        } else if is(seg, "publishers") && word(k + 2, "models") {
+            segs.get(k + 3).map(|m| (vertex_model(m), false))
+        } else {
+            None
         };
-        return Some(name.to_string());
+        if let Some((model, bedrock_converse)) = found {
+            return PathModel {
+                model: Some(model.to_owned()),
+                bedrock_converse,
+            };
+        }
     }
-    None
+    PathModel::default()
 }
 
-/// The Bedrock action when `segs[k..]` is `model/{id}/{action}`.
-fn bedrock_action<'s>(segs: &'s [Cow<'_, str>], k: usize) -> Option<&'s str> {
-    if !segs.get(k)?.eq_ignore_ascii_case("model") {
-        return None;
+/// `{model}` of Vertex AI's `{model}:{method}`.
+fn vertex_model(m: &str) -> &str {
+    match m.rsplit_once(':') {
+        Some((name, method))
+            if !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            name
+        }
+        _ => m,
     }
-    segs.get(k + 1)?;
-    let action = segs.get(k + 2)?;
-    BEDROCK_ACTIONS
-        .iter()
-        .any(|a| action.eq_ignore_ascii_case(a))
-        .then_some(action.as_ref())
+}
+
+/// ASCII case-insensitive equality (one copy, not one per call site).
+#[inline(never)]
+fn is(s: &str, word: &str) -> bool {
+    s.eq_ignore_ascii_case(word)
 }
 
 /// The path's segments, decoded, dot segments resolved, empty ones dropped; query and
@@ -97,7 +115,9 @@ fn segments(path: &str) -> Vec<Cow<'_, str>> {
     out
 }
 
-/// `%XX` escapes decoded (malformed ones kept as they are); invalid UTF-8 replaced.
+/// `%XX` escapes decoded (malformed ones kept as they are); a segment that decodes to invalid
+/// UTF-8 is kept as written.
+#[inline(never)]
 fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.contains('%') {
         return Cow::Borrowed(s);
@@ -118,7 +138,7 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
             }
         }
     }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    String::from_utf8(out).map_or(Cow::Borrowed(s), Cow::Owned)
 }
 
 #[cfg(test)]
@@ -226,10 +246,7 @@ mod tests {
             served_model("/model/%zz%4/invoke").as_deref(),
             Some("%zz%4")
         );
-        assert_eq!(
-            served_model("/model/%ff/invoke").as_deref(),
-            Some("\u{fffd}")
-        );
+        assert_eq!(served_model("/model/%ff/invoke").as_deref(), Some("%ff"));
         assert_eq!(percent_decode("a%2Fb"), "a/b");
     }
 }
