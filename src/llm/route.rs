@@ -50,13 +50,6 @@ pub fn is_bedrock_converse(path: &str) -> bool {
 /// Reads the path once; the first place that names a model decides.
 #[inline(never)]
 pub fn read(path: &str) -> PathModel {
-    // Most paths name no model (`/v1/chat/completions`): no allocation for them. Every shape
-    // above has `model` or `deployments` in it, or hides it behind a `%` escape.
-    let b = path.as_bytes();
-    let has = |w: &[u8]| b.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w));
-    if !b.contains(&b'%') && !has(b"model") && !has(b"deployments") {
-        return PathModel::default();
-    }
     let segs = segments(path);
     let word = |i: usize, w: &str| segs.get(i).is_some_and(|s| is(s, w));
     for (k, seg) in segs.iter().enumerate() {
