@@ -869,6 +869,15 @@ fn max_tokens_that_is_no_count_is_refused() {
         assert!(matches!(o.verdict, Verdict::Respond { status: 400, .. }));
         assert_eq!(o.error.as_deref(), Some("max_tokens is not a token count"));
     }
+    // An unknown shape let through unseen (`on_unknown_format: allow`) is not judged by it.
+    let skip = policy_with(json!({"on_unknown_format": "allow"}), pii_rules());
+    let o = run_at(
+        &skip,
+        "/internal/tool",
+        Phase::Request,
+        &json!({"max_tokens": "lots", "q": "x"}),
+    );
+    assert_eq!(o.reason_code, reason::UNSUPPORTED_FORMAT);
     // `on_error: allow`: still inspected, and a cap replaces the bound.
     let lenient = policy_with(
         json!({"on_error": "allow"}),

@@ -278,20 +278,20 @@ fn evaluate_json(
             out.body_model = out.model.replace(served);
             out.model_in_path = true;
         }
-        if let Some(field) = llm::invalid_max_tokens(out.format, &value) {
-            // Under `on_error: allow` the body is still inspected, the bound read as asking
-            // for everything (so caps replace it).
-            if policy.on_error == OnError::Refuse {
-                let detail = format!("{field} is not a token count");
-                return on_error(policy, rollout, out, reason::MAX_TOKENS_INVALID, detail);
-            }
-        }
     } else {
         out.usage = llm::usage(out.format, &value);
     }
     if out.format == ApiFormat::Unknown && policy.on_unknown_format == OnUnknownFormat::Allow {
         out.reason_code = reason::UNSUPPORTED_FORMAT.into();
         return out;
+    }
+    if phase == Phase::Request && policy.on_error == OnError::Refuse {
+        // Under `on_error: allow` the body is inspected as usual, the bound read as asking for
+        // everything (so caps replace it).
+        if let Some(field) = llm::invalid_max_tokens(out.format, &value) {
+            let detail = format!("{field} is not a token count");
+            return on_error(policy, rollout, out, reason::MAX_TOKENS_INVALID, detail);
+        }
     }
     out.inspected = true;
 
