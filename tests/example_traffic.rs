@@ -14,9 +14,13 @@ use policy_gateway::policy::Policy;
 use serde_json::Value;
 
 fn run_all() -> Vec<Simulated> {
+    run_file(include_str!("../policies/examples/traffic.jsonl"))
+}
+
+fn run_file(lines: &str) -> Vec<Simulated> {
     let policy = Policy::from_json(include_bytes!("../policies/default.json")).unwrap();
     let mut ids = IdGenerator::new(1);
-    include_str!("../policies/examples/traffic.jsonl")
+    lines
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -118,4 +122,72 @@ fn forwarded_bodies_carry_the_changes() {
     assert_eq!(usage.total_tokens, Some(37));
     // Requests answered locally forward nothing.
     assert!(by_id(&sims, "req-003").forwarded.is_none());
+}
+
+/// Parser differentials and relabelled roles (issue 11, items 9-12): the shipped default
+/// policy on `bypass-attempts.jsonl`. Each line is a way around the policy that worked before.
+#[test]
+fn bypass_attempts_are_caught() {
+    let sims = run_file(include_str!("../policies/examples/bypass-attempts.jsonl"));
+    let expected = [
+        ("byp-01", "refuse", "BODY_DUPLICATE_KEY", "400 refused"),
+        ("byp-02", "refuse", "BODY_DUPLICATE_KEY", "400 refused"),
+        ("byp-03", "refuse", "MODEL_NOT_APPROVED", "403 refused"),
+        ("byp-04", "allow", "NO_RULE_MATCHED", "forwarded"),
+        (
+            "byp-05",
+            "rewrite",
+            "MAX_TOKENS_CAPPED",
+            "forwarded changed",
+        ),
+        (
+            "byp-06",
+            "rewrite",
+            "MAX_TOKENS_CAPPED",
+            "forwarded changed",
+        ),
+        ("byp-07", "refuse", "MAX_TOKENS_INVALID", "400 refused"),
+        ("byp-08", "refuse", "PROMPT_INJECTION", "400 refused"),
+        ("byp-09", "refuse", "PROMPT_INJECTION", "400 refused"),
+        ("byp-10", "refuse", "PROMPT_INJECTION", "400 refused"),
+        (
+            "byp-11",
+            "escalate",
+            "INDIRECT_PROMPT_INJECTION",
+            "forwarded, flagged",
+        ),
+        ("byp-12", "refuse", "SECRET_DETECTED", "403 refused"),
+        (
+            "byp-13",
+            "escalate",
+            "CONFIDENTIAL_PROJECT",
+            "forwarded, flagged",
+        ),
+    ];
+    assert_eq!(sims.len(), expected.len());
+    for (id, decision, reason, client) in expected {
+        let s = by_id(&sims, id);
+        assert_eq!(
+            (
+                s.record.decision,
+                s.record.reason_code.as_str(),
+                s.client.as_str()
+            ),
+            (decision, reason, client),
+            "{id}: {:?}",
+            s.record
+        );
+    }
+    // The record names the model the path served and the one the body claimed.
+    let r = &by_id(&sims, "byp-03").record;
+    assert_eq!(r.model.as_deref(), Some("llama-3-70b-uncensored"));
+    assert_eq!(r.body_model.as_deref(), Some("gpt-4o"));
+    assert_eq!(
+        by_id(&sims, "byp-12").record.model.as_deref(),
+        Some("anthropic.claude-3-5-sonnet-20240620-v1:0")
+    );
+    // Bounds as a string or past u64 go upstream as the cap, a JSON integer.
+    for id in ["byp-05", "byp-06"] {
+        assert_eq!(forwarded_json(by_id(&sims, id))["max_tokens"], 4096, "{id}");
+    }
 }

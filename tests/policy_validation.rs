@@ -37,6 +37,10 @@ fn shipped_policies_compile() {
         ("default", include_str!("../policies/default.json")),
         ("pii-strict", include_str!("../policies/pii-strict.json")),
         ("secrets", include_str!("../policies/secrets.json")),
+        (
+            "default",
+            include_str!("../policies/examples/default-v2.json"),
+        ),
     ] {
         let p = Policy::from_json(text.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(p.id, name);
@@ -153,4 +157,38 @@ fn unfiltered_patterns_compile_with_a_warning() {
     let p = Policy::from_value(doc).unwrap();
     assert_eq!(p.warnings.len(), 1);
     assert!(p.warnings[0].contains("rules[0] \"r\".match.patterns[0]"));
+}
+
+/// Issue 11 item 12: a rule that reads user text but not the other labels a client can put on
+/// the same text is bypassed by relabelling; `check` says so.
+#[test]
+fn rules_reading_user_text_alone_warn() {
+    let with_roles = |roles: Value, phase: &str| {
+        let doc = json!({"id": "p", "version": "1", "rules": [
+            {"id": "r", "category": "c.x", "match": {"detectors": ["prompt_injection"], "roles": roles, "phase": phase},
+             "action": "refuse", "reason_code": "X"}
+        ]});
+        Policy::from_value(doc).unwrap().warnings
+    };
+    let w = with_roles(json!(["user"]), "request");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("rules[0] \"r\".match.roles: reads user text but not system, developer, assistant, other"),
+        "{w:?}"
+    );
+    let w = with_roles(json!(["user", "system", "developer", "assistant"]), "both");
+    assert!(w[0].contains("but not other:"), "{w:?}");
+    for (roles, phase) in [
+        (json!(["tool"]), "request"),
+        (
+            json!(["system", "developer", "user", "assistant", "other"]),
+            "request",
+        ),
+        (json!(["user"]), "response"),
+    ] {
+        assert!(
+            with_roles(roles.clone(), phase).is_empty(),
+            "{roles} {phase}"
+        );
+    }
 }

@@ -122,8 +122,12 @@ pub struct AuditRecord {
     pub phase: &'static str,
     pub provider: &'static str,
     pub api_format: &'static str,
-    /// The model the client asked for.
+    /// The model the client asked for: the one the request path names (Azure deployment,
+    /// Bedrock or Vertex AI model id) when it names one, else the body's `model`.
     pub model: Option<String>,
+    /// The body's `model` when the path named the model (the upstream serves the path's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_model: Option<String>,
     /// The model the upstream says it served, when the response was inspected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_model: Option<String>,
@@ -299,6 +303,7 @@ impl AuditRecord {
             provider: request.format.provider(),
             api_format: request.format.name(),
             model: request.model.as_deref().map(clip_field),
+            body_model: request.body_model.as_deref().map(clip_field),
             response_model: response.and_then(|r| r.model.as_deref()).map(clip_field),
             stream: request.stream,
             request: phase_record(request),

@@ -28,7 +28,14 @@ pub mod reason {
     pub const BODY_EMPTY: &str = "BODY_EMPTY";
     pub const BODY_UNPARSEABLE: &str = "BODY_UNPARSEABLE";
     pub const BODY_NOT_UTF8: &str = "BODY_NOT_UTF8";
+    /// An object in the body names a key twice: parsers disagree on which copy counts.
+    pub const BODY_DUPLICATE_KEY: &str = "BODY_DUPLICATE_KEY";
     pub const UNSUPPORTED_FORMAT: &str = "UNSUPPORTED_FORMAT";
+    /// A request's output-token bound is no token count (negative, `"lots"`, `true`…).
+    pub const MAX_TOKENS_INVALID: &str = "MAX_TOKENS_INVALID";
+    /// A `set_model` rewrite applies but the request path names the model (Azure deployment,
+    /// Bedrock, Vertex AI), which a body rewrite cannot change.
+    pub const MODEL_NOT_REWRITABLE: &str = "MODEL_NOT_REWRITABLE";
 }
 
 /// Per-request attributes, already attributed by the caller (trusted sources only).
@@ -78,7 +85,13 @@ pub struct PhaseOutcome {
     pub triggered_categories: Vec<String>,
     pub verdict: Verdict,
     pub format: ApiFormat,
+    /// The model the phase's model rules judged: in a request, the one the path names when it
+    /// names one (see [`llm::route`]), else the body's `model`; in a response, the body's.
     pub model: Option<String>,
+    /// The request body's `model` when the path named the model (the upstream ignores it).
+    pub body_model: Option<String>,
+    /// Whether `model` came from the request path.
+    pub model_in_path: bool,
     pub stream: bool,
     /// Whether the body's text was inspected at all.
     pub inspected: bool,
@@ -117,6 +130,8 @@ impl PhaseOutcome {
             },
             format: ApiFormat::Unknown,
             model: None,
+            body_model: None,
+            model_in_path: false,
             stream: false,
             inspected: false,
             segments: 0,
@@ -208,15 +223,19 @@ impl ParsedBody {
 }
 
 /// Parses a body, or says why it cannot be inspected (reason code and a content-free detail).
+/// Strict ([`llm::json`]): an object naming a key twice is `BODY_DUPLICATE_KEY`, because the
+/// upstream may read the other copy than the one judged here.
 pub fn parse_body(body: &[u8]) -> ParsedBody {
     let json = if body.iter().all(u8::is_ascii_whitespace) {
         Err((reason::BODY_EMPTY, "empty body".to_string()))
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            if std::str::from_utf8(body).is_err() {
+        llm::json::from_slice(body).map_err(|e| match e {
+            llm::json::JsonError::DuplicateKey(detail) => (reason::BODY_DUPLICATE_KEY, detail),
+            llm::json::JsonError::Invalid(_) if std::str::from_utf8(body).is_err() => {
                 (reason::BODY_NOT_UTF8, "body is not valid UTF-8".to_string())
-            } else {
-                // serde_json syntax errors carry a position, never the input's text.
+            }
+            // serde_json syntax errors carry a position, never the input's text.
+            llm::json::JsonError::Invalid(e) => {
                 (reason::BODY_UNPARSEABLE, format!("invalid JSON: {e}"))
             }
         })
@@ -254,12 +273,25 @@ fn evaluate_json(
     out.model = llm::model(&value).map(str::to_string);
     if phase == Phase::Request {
         out.stream = llm::is_stream(&value);
+        // The upstream serves the model the path names, whatever the body says.
+        if let Some(served) = info.path.and_then(llm::route::served_model) {
+            out.body_model = out.model.replace(served);
+            out.model_in_path = true;
+        }
     } else {
         out.usage = llm::usage(out.format, &value);
     }
     if out.format == ApiFormat::Unknown && policy.on_unknown_format == OnUnknownFormat::Allow {
         out.reason_code = reason::UNSUPPORTED_FORMAT.into();
         return out;
+    }
+    if phase == Phase::Request && policy.on_error == OnError::Refuse {
+        // Under `on_error: allow` the body is inspected as usual, the bound read as asking for
+        // everything (so caps replace it).
+        if let Some(field) = llm::invalid_max_tokens(out.format, &value) {
+            let detail = format!("{field} is not a token count");
+            return on_error(policy, rollout, out, reason::MAX_TOKENS_INVALID, detail);
+        }
     }
     out.inspected = true;
 
@@ -289,6 +321,25 @@ fn evaluate_json(
             out.escalation = Some(rule.escalate_mode);
         }
     }
+    // A model the path names cannot be rewritten in the body: refuse rather than forward a
+    // request to the model the policy moves traffic away from.
+    let model_stuck = out.model_in_path
+        && out.decision != Action::Refuse
+        && triggered
+            .iter()
+            .filter_map(|&i| policy.rules.get(i))
+            .any(|r| {
+                r.action == Action::Rewrite
+                    && r.rewrite
+                        .set_model
+                        .as_ref()
+                        .is_some_and(|m| out.model.as_deref() != Some(m.as_str()))
+            });
+    if model_stuck {
+        out.decision = Action::Refuse;
+        out.reason_code = reason::MODEL_NOT_REWRITABLE.into();
+        out.escalation = None;
+    }
     for r in triggered.iter().filter_map(|&i| policy.rules.get(i)) {
         out.triggered_rules.push(r.id.clone());
         if !out.triggered_categories.contains(&r.category) {
@@ -309,10 +360,17 @@ fn evaluate_json(
 
     let text_changes = plan.text_changes(&segments);
     if !rollout.enforced {
-        out.rewrites = would_rewrite(policy, &triggered, out.format, &value, &plan);
+        out.rewrites = would_rewrite(policy, &triggered, &out, &value, &plan);
         return out;
     }
     out.verdict = match deciding {
+        _ if model_stuck => Verdict::Respond {
+            status: 403,
+            message: "The model is named by the request path and the AI usage policy cannot \
+                      change it. Use an approved model."
+                .into(),
+            held: false,
+        },
         Some(rule) if rule.action == Action::Refuse => respond(&rule.refuse, false),
         Some(rule)
             if rule.action == Action::Escalate && rule.escalate_mode == EscalateMode::Hold =>
@@ -329,7 +387,7 @@ fn evaluate_json(
                 // Token log-probabilities spell the original output out.
                 llm::blank_logprobs(&mut value);
             }
-            out.rewrites = apply_rewrites(policy, &triggered, out.format, &mut value);
+            out.rewrites = apply_rewrites(policy, &triggered, &out, &mut value);
             if plan.replaces_text() {
                 out.rewrites.push("replace_text");
             }
@@ -536,7 +594,7 @@ impl EditPlan {
 fn would_rewrite(
     policy: &Policy,
     triggered: &[usize],
-    format: ApiFormat,
+    out: &PhaseOutcome,
     value: &Value,
     plan: &EditPlan,
 ) -> Vec<&'static str> {
@@ -548,7 +606,7 @@ fn would_rewrite(
         return Vec::new();
     }
     let mut scratch = value.clone();
-    let mut names = apply_rewrites(policy, triggered, format, &mut scratch);
+    let mut names = apply_rewrites(policy, triggered, out, &mut scratch);
     if plan.replaces_text() {
         names.push("replace_text");
     }
@@ -602,18 +660,20 @@ fn plan_edits(policy: &Policy, triggered: &[usize], hits: &[Hit]) -> EditPlan {
 }
 
 /// Applies request rewrites of triggered rules in policy order; returns what was done.
+/// `set_model` is not done when the path names the model (see `MODEL_NOT_REWRITABLE`).
 fn apply_rewrites(
     policy: &Policy,
     triggered: &[usize],
-    format: ApiFormat,
+    out: &PhaseOutcome,
     value: &mut Value,
 ) -> Vec<&'static str> {
+    let format = out.format;
     let mut done = Vec::new();
     let rules = triggered
         .iter()
         .filter_map(|&i| policy.rules.get(i))
         .filter(|r| r.action == Action::Rewrite);
-    let mut model_set = false;
+    let mut model_set = out.model_in_path;
     for rule in rules {
         let rw = &rule.rewrite;
         if let Some(model) = &rw.set_model {
@@ -626,12 +686,8 @@ fn apply_rewrites(
             model_set = true;
         }
         if let Some(cap) = rw.cap_max_tokens {
-            let current = llm::max_tokens(format, value);
-            if current.is_none_or(|n| n > cap) {
-                llm::set_max_tokens(format, value, cap);
-                if !done.contains(&"cap_max_tokens") {
-                    done.push("cap_max_tokens");
-                }
+            if llm::cap_max_tokens(format, value, cap) && !done.contains(&"cap_max_tokens") {
+                done.push("cap_max_tokens");
             }
         }
         if let Some(text) = &rw.add_system_message {

@@ -422,7 +422,8 @@ impl StreamInspector {
             }
             return self.enqueue(event.raw, None);
         }
-        let value: Value = match serde_json::from_str(data) {
+        // Strict, as whole bodies: an event naming a key twice is not judged by one copy.
+        let value: Value = match crate::llm::json::from_slice(data.as_bytes()) {
             Ok(v) => v,
             Err(_) => return self.malformed(policy, event.raw, "an event's data is not JSON"),
         };

@@ -30,10 +30,7 @@ pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
         return;
     };
     for (i, m) in messages.iter().enumerate() {
-        let role = match str_field(m, "role") {
-            Some(name) => Role::from_name(name).unwrap_or(Role::Other),
-            None => Role::Other,
-        };
+        let role = str_field(m, "role").map_or(Role::Other, Role::from_wire);
         content(m.get("content"), role, &[key("messages"), idx(i)], out);
     }
 }
@@ -84,10 +81,6 @@ fn content<'a>(
             _ => {}
         }
     }
-}
-
-pub(crate) fn max_tokens(body: &Value) -> Option<u64> {
-    body.get("max_tokens").and_then(count)
 }
 
 pub(crate) fn set_max_tokens(body: &mut Value, n: u64) {

@@ -12,10 +12,12 @@ use serde_json::Value;
 
 mod anthropic_messages;
 mod generic;
+pub mod json;
 mod openai_chat;
 mod openai_completions;
 mod openai_responses;
 pub mod path;
+pub mod route;
 pub mod sse;
 pub mod stream;
 #[cfg(test)]
@@ -109,6 +111,28 @@ impl Role {
     pub fn from_name(name: &str) -> Option<Role> {
         Role::ALL.iter().copied().find(|r| r.name() == name)
     }
+
+    /// The role of a message's `role` field as a client wrote it. Clients choose it, so every
+    /// value maps to a role a policy can name: known names in any case and with surrounding
+    /// ASCII whitespace (`"User"`, `" SYSTEM"`), `function` (the legacy tool result) as `tool`,
+    /// anything else as `other`.
+    pub fn from_wire(name: &str) -> Role {
+        let name = name.as_bytes().trim_ascii();
+        let mut lower = [0u8; 9];
+        let Some(buf) = lower.get_mut(..name.len()) else {
+            return Role::Other;
+        };
+        buf.copy_from_slice(name);
+        buf.make_ascii_lowercase();
+        match &*buf {
+            b"system" => Role::System,
+            b"developer" => Role::Developer,
+            b"user" => Role::User,
+            b"assistant" => Role::Assistant,
+            b"tool" | b"function" => Role::Tool,
+            _ => Role::Other,
+        }
+    }
 }
 
 /// One step of a path from the body root to a string value.
@@ -139,6 +163,11 @@ pub struct Usage {
 /// The body may be a request or a response (the caller passes the request path for both), or
 /// `Value::Null` when only the path is known yet.
 pub fn detect_format(path: Option<&str>, body: &Value) -> ApiFormat {
+    // Bedrock Converse bodies look like chat messages but keep text in untyped blocks no
+    // format module reads: every string is inspected instead.
+    if path.is_some_and(route::is_bedrock_converse) {
+        return ApiFormat::Unknown;
+    }
     path.and_then(format_from_path)
         .unwrap_or_else(|| format_from_shape(body))
 }
@@ -294,28 +323,115 @@ pub fn try_set_model(body: &mut Value, model: &str) -> bool {
     true
 }
 
-/// The requested output-token bound, under the field name the format uses.
-///
-/// Unknown bodies: the smallest of `max_tokens`, `max_completion_tokens`, `max_output_tokens`.
-pub fn max_tokens(format: ApiFormat, body: &Value) -> Option<u64> {
+/// The fields that bound output tokens in a format's requests.
+fn bound_fields(format: ApiFormat) -> &'static [&'static str] {
     match format {
-        ApiFormat::OpenaiChat => openai_chat::max_tokens(body),
-        ApiFormat::OpenaiResponses => openai_responses::max_tokens(body),
-        ApiFormat::OpenaiCompletions => openai_completions::max_tokens(body),
-        ApiFormat::AnthropicMessages => anthropic_messages::max_tokens(body),
-        ApiFormat::OpenaiEmbeddings => None,
-        ApiFormat::Unknown => UNKNOWN_BOUNDS
-            .iter()
-            .filter_map(|f| body.get(*f).and_then(count))
-            .min(),
+        ApiFormat::OpenaiChat => &["max_completion_tokens", "max_tokens"],
+        ApiFormat::OpenaiResponses => &["max_output_tokens"],
+        ApiFormat::OpenaiCompletions | ApiFormat::AnthropicMessages => &["max_tokens"],
+        ApiFormat::OpenaiEmbeddings => &[],
+        ApiFormat::Unknown => &UNKNOWN_BOUNDS,
     }
 }
 
 const UNKNOWN_BOUNDS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
 
-/// Writes the output-token bound under the field the format uses (the caller decides the
-/// value). Chat: see `openai_chat::set_max_tokens`. Embeddings: nothing. Unknown bodies: only
-/// the bound fields already set are overwritten; none is added to a shape nobody knows.
+/// A token-bound field as a lenient upstream could read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// Absent or null: the upstream's default.
+    Absent,
+    Count(u64),
+    /// Negative, not a number, or not a number's text.
+    Invalid,
+}
+
+/// Reads a bound the most generous way any upstream could: integral numbers in any notation
+/// (`4096`, `4096.0`, `4.096e3`), fractions rounded up, numbers past `u64` (`1e20`) as
+/// `u64::MAX`, and strings holding a JSON number (`"4096"`, which lax parsers such as pydantic
+/// coerce) likewise.
+fn bound(v: &Value) -> Bound {
+    match v {
+        Value::Null => Bound::Absent,
+        Value::Number(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(u), _) => Bound::Count(u),
+            // `as` saturates: anything past u64 is u64::MAX.
+            (None, Some(f)) if f.is_finite() && f >= 0.0 => Bound::Count(f.ceil() as u64),
+            _ => Bound::Invalid,
+        },
+        Value::String(s) => {
+            let t = s.trim();
+            let t = t.strip_prefix('+').unwrap_or(t);
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                Bound::Count(t.parse().unwrap_or(u64::MAX))
+            } else {
+                // The JSON parser already in the module reads the other number forms.
+                match json::from_slice(t.as_bytes()) {
+                    Ok(n @ Value::Number(_)) => bound(&n),
+                    _ => Bound::Invalid,
+                }
+            }
+        }
+        _ => Bound::Invalid,
+    }
+}
+
+/// The requested output-token bound: the largest of the format's bound fields (chat has two,
+/// and servers differ on which wins), read by [`bound`]. A field that is not a count reads as
+/// `u64::MAX` (asks for everything), so bound conditions and caps apply to it.
+pub fn max_tokens(format: ApiFormat, body: &Value) -> Option<u64> {
+    bound_fields(format)
+        .iter()
+        .filter_map(|f| match bound(body.get(*f)?) {
+            Bound::Absent => None,
+            Bound::Count(n) => Some(n),
+            Bound::Invalid => Some(u64::MAX),
+        })
+        .max()
+}
+
+/// The first of the format's bound fields whose value is no token count (negative, `true`,
+/// `"lots"`, `"NaN"`, an object…); None when every bound is absent or readable.
+pub fn invalid_max_tokens(format: ApiFormat, body: &Value) -> Option<&'static str> {
+    bound_fields(format)
+        .iter()
+        .copied()
+        .find(|f| body.get(*f).is_some_and(|v| bound(v) == Bound::Invalid))
+}
+
+/// Caps every bound field in use at `cap`, written as a JSON integer whatever form it had
+/// (a smaller bound keeps its value, normalised: `"100"` becomes `100`); when none is in use,
+/// adds one as [`set_max_tokens`] does (not to unknown shapes nor embeddings). Says whether
+/// the body changed.
+pub fn cap_max_tokens(format: ApiFormat, body: &mut Value, cap: u64) -> bool {
+    let Some(obj) = body.as_object_mut() else {
+        return false;
+    };
+    let mut in_use = false;
+    let mut changed = false;
+    for f in bound_fields(format) {
+        let Some(v) = obj.get_mut(*f) else {
+            continue;
+        };
+        let n = match bound(v) {
+            Bound::Absent => continue,
+            Bound::Count(n) => n,
+            Bound::Invalid => u64::MAX,
+        };
+        in_use = true;
+        let capped = n.min(cap);
+        if v.as_u64() != Some(capped) {
+            *v = Value::from(capped);
+            changed = true;
+        }
+    }
+    if in_use || matches!(format, ApiFormat::Unknown | ApiFormat::OpenaiEmbeddings) {
+        return changed;
+    }
+    set_max_tokens(format, body, cap);
+    true
+}
+
 /// Sets a token-count field of a request body object.
 fn set_count(body: &mut Value, field: &str, n: u64) {
     if let Some(obj) = body.as_object_mut() {
@@ -347,6 +463,9 @@ fn prepend_instructions(body: &mut Value, field: &str, text: &str, blocks: bool)
     }
 }
 
+/// Writes the output-token bound under the field the format uses (the caller decides the
+/// value). Chat: see `openai_chat::set_max_tokens`. Embeddings: nothing. Unknown bodies: only
+/// the bound fields already set are overwritten; none is added to a shape nobody knows.
 pub fn set_max_tokens(format: ApiFormat, body: &mut Value, n: u64) {
     match format {
         ApiFormat::OpenaiChat => openai_chat::set_max_tokens(body, n),
@@ -357,7 +476,7 @@ pub fn set_max_tokens(format: ApiFormat, body: &mut Value, n: u64) {
         ApiFormat::Unknown => {
             if let Some(obj) = body.as_object_mut() {
                 for f in UNKNOWN_BOUNDS {
-                    if let Some(v) = obj.get_mut(f).filter(|v| count(v).is_some()) {
+                    if let Some(v) = obj.get_mut(f).filter(|v| bound(v) != Bound::Absent) {
                         *v = Value::from(n);
                     }
                 }
@@ -578,7 +697,7 @@ mod tests {
         set_max_tokens(ApiFormat::Unknown, &mut b, 5);
         assert_eq!(b, body);
         let mut b = json!({"max_output_tokens": 900, "max_tokens": 1000, "x": 1});
-        assert_eq!(max_tokens(ApiFormat::Unknown, &b), Some(900));
+        assert_eq!(max_tokens(ApiFormat::Unknown, &b), Some(1000));
         set_max_tokens(ApiFormat::Unknown, &mut b, 5);
         assert_eq!(b, json!({"max_output_tokens": 5, "max_tokens": 5, "x": 1}));
     }
@@ -660,6 +779,134 @@ mod tests {
             assert_eq!(Role::from_name(r.name()), Some(*r));
         }
         assert_eq!(Role::from_name("function"), None);
+    }
+
+    /// Clients choose roles: every value maps to a role policies can name.
+    #[test]
+    fn wire_roles_map_case_and_unknowns() {
+        let cases = [
+            ("user", Role::User),
+            ("User", Role::User),
+            (" USER\n", Role::User),
+            ("\tassistant ", Role::Assistant),
+            ("assistants", Role::Other),
+            ("function_result", Role::Other),
+            ("SYSTEM", Role::System),
+            ("Developer", Role::Developer),
+            ("assistant", Role::Assistant),
+            ("tool", Role::Tool),
+            ("function", Role::Tool),
+            ("Function", Role::Tool),
+            ("other", Role::Other),
+            ("critic", Role::Other),
+            ("sуstem", Role::Other), // Cyrillic у: not a role any API knows
+            ("", Role::Other),
+        ];
+        for (wire, role) in cases {
+            assert_eq!(Role::from_wire(wire), role, "{wire:?}");
+        }
+    }
+
+    /// Every form a bound can take, read as generously as any upstream could.
+    #[test]
+    fn token_bounds_in_every_form() {
+        let f = ApiFormat::OpenaiCompletions;
+        let read = |v: Value| {
+            let b = json!({ "max_tokens": v });
+            (max_tokens(f, &b), invalid_max_tokens(f, &b))
+        };
+        for (v, n) in [
+            (json!(4096), 4096),
+            (json!(4096.0), 4096),
+            (json!(4.096e3), 4096),
+            (json!(0), 0),
+            (json!(-0.0), 0),
+            (json!(12.5), 13),
+            (json!(1e20), u64::MAX),
+            (json!(u64::MAX), u64::MAX),
+            (json!(1e300), u64::MAX),
+            (json!("4096"), 4096),
+            (json!(" +4096 "), 4096),
+            (json!("4096.0"), 4096),
+            (json!("1e20"), u64::MAX),
+            (json!("99999999999999999999999"), u64::MAX),
+            (json!("0.5"), 1),
+        ] {
+            assert_eq!(read(v.clone()), (Some(n), None), "{v}");
+        }
+        for v in [
+            json!(-1),
+            json!(-0.5),
+            json!("-1"),
+            json!("lots"),
+            json!(""),
+            json!("NaN"),
+            json!("inf"),
+            json!(".5"),
+            json!("1_000"),
+            json!("0x10"),
+            json!(true),
+            json!([4096]),
+            json!({"n": 4096}),
+        ] {
+            assert_eq!(read(v.clone()), (Some(u64::MAX), Some("max_tokens")), "{v}");
+        }
+        assert_eq!(read(json!(null)), (None, None));
+        assert_eq!(max_tokens(f, &json!({})), None);
+        // The format's own fields only: a chat body's `max_output_tokens` is not a bound.
+        let chat = json!({"max_output_tokens": "x", "max_completion_tokens": 5});
+        assert_eq!(max_tokens(ApiFormat::OpenaiChat, &chat), Some(5));
+        assert_eq!(invalid_max_tokens(ApiFormat::OpenaiChat, &chat), None);
+        assert_eq!(
+            invalid_max_tokens(ApiFormat::OpenaiResponses, &chat),
+            Some("max_output_tokens")
+        );
+    }
+
+    #[test]
+    fn caps_write_integers_and_never_raise_a_bound() {
+        let capped = |f: ApiFormat, mut b: Value, cap: u64| {
+            let changed = cap_max_tokens(f, &mut b, cap);
+            (changed, b)
+        };
+        let chat = ApiFormat::OpenaiChat;
+        for v in [
+            json!(1e20),
+            json!("8192"),
+            json!(9000.5),
+            json!("lots"),
+            json!(-1),
+        ] {
+            let (changed, b) = capped(chat, json!({"max_tokens": v}), 4096);
+            assert!(changed);
+            assert_eq!(b, json!({"max_tokens": 4096}));
+        }
+        // Within the cap: the value stays, as an integer.
+        let (changed, b) = capped(chat, json!({"max_tokens": "100"}), 4096);
+        assert!(changed);
+        assert_eq!(b, json!({"max_tokens": 100}));
+        let (changed, b) = capped(chat, json!({"max_tokens": 100}), 4096);
+        assert!(!changed);
+        assert_eq!(b, json!({"max_tokens": 100}));
+        // Each field on its own: the smaller one is not raised to the cap.
+        let (_, b) = capped(
+            chat,
+            json!({"max_completion_tokens": 100, "max_tokens": 1e20}),
+            4096,
+        );
+        assert_eq!(b, json!({"max_completion_tokens": 100, "max_tokens": 4096}));
+        // None in use: added where the format keeps it; never to unknown shapes.
+        let (changed, b) = capped(ApiFormat::AnthropicMessages, json!({"messages": []}), 10);
+        assert!(changed);
+        assert_eq!(b["max_tokens"], 10);
+        let (changed, b) = capped(ApiFormat::Unknown, json!({"x": 1}), 10);
+        assert!(!changed);
+        assert_eq!(b, json!({"x": 1}));
+        let (changed, b) = capped(ApiFormat::Unknown, json!({"max_output_tokens": "5e9"}), 10);
+        assert!(changed);
+        assert_eq!(b, json!({"max_output_tokens": 10}));
+        let (changed, _) = capped(ApiFormat::OpenaiEmbeddings, json!({"input": "x"}), 10);
+        assert!(!changed);
     }
 
     #[test]

@@ -11,15 +11,13 @@
 use serde_json::{json, Value};
 
 use super::path::{emit, idx, join, key};
-use super::{count, PathSeg, Role, Segment};
+use super::{PathSeg, Role, Segment};
 
-/// The role of a chat message; `function` (the legacy tool-result role) is [`Role::Tool`].
+/// The role of a chat message, by [`Role::from_wire`]; none (or not a string) is `other`.
 pub(crate) fn message_role(m: &Value) -> Role {
-    match m.get("role").and_then(Value::as_str) {
-        Some("function") => Role::Tool,
-        Some(name) => Role::from_name(name).unwrap_or(Role::Other),
-        None => Role::Other,
-    }
+    m.get("role")
+        .and_then(Value::as_str)
+        .map_or(Role::Other, Role::from_wire)
 }
 
 pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
@@ -97,16 +95,6 @@ fn needs_max_completion_tokens(model: Option<&str>) -> bool {
     let b = name.as_bytes();
     let o_series = matches!(b, [b'o' | b'O', b'1' | b'3' | b'4', rest @ ..] if matches!(rest.first(), None | Some(b'-')));
     o_series || b.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"gpt-5"))
-}
-
-/// The output bound: the smaller of `max_completion_tokens` and (deprecated) `max_tokens`.
-pub(crate) fn max_tokens(body: &Value) -> Option<u64> {
-    let a = body.get("max_completion_tokens").and_then(count);
-    let b = body.get("max_tokens").and_then(count);
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// Writes the bound into whichever of the two fields the request uses (both when it sets
@@ -402,8 +390,9 @@ mod tests {
         assert_eq!(body["max_completion_tokens"], 100);
         assert!(body.get("max_tokens").is_none());
 
+        // Both: the larger, since servers differ on which one wins.
         let mut both = json!({"messages": [], "max_completion_tokens": 500, "max_tokens": 400});
-        assert_eq!(llm::max_tokens(F, &both), Some(400));
+        assert_eq!(llm::max_tokens(F, &both), Some(500));
         llm::set_max_tokens(F, &mut both, 50);
         assert_eq!(both["max_completion_tokens"], 50);
         assert_eq!(both["max_tokens"], 50);
@@ -459,7 +448,6 @@ mod tests {
             json!({"messages": [{"role": "assistant", "tool_calls": {"function": {"arguments": "x"}}}]}),
             json!({"choices": [null, {"message": "str"}, {"message": {"content": 3}}, {"delta": []}]}),
             json!({"choices": "x"}),
-            json!({"max_tokens": "300", "max_completion_tokens": -5}),
         ];
         for b in &bodies {
             for phase in [Phase::Request, Phase::Response] {

@@ -12,7 +12,7 @@
 use serde_json::Value;
 
 use super::path::{emit, idx, join, key, str_field};
-use super::{count, PathSeg, Role, Segment};
+use super::{PathSeg, Role, Segment};
 
 pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
     emit(out, Role::System, body.get("instructions"), || {
@@ -53,7 +53,7 @@ fn input_item<'a>(item: &'a Value, base: &[PathSeg], out: &mut Vec<Segment<'a>>)
         // `type` is optional on messages in input lists (EasyInputMessage).
         Some("message") | None => {
             let role = match str_field(item, "role") {
-                Some(name) => Role::from_name(name).unwrap_or(Role::Other),
+                Some(name) => Role::from_wire(name),
                 None if item.get("content").is_some() => Role::Other,
                 None => return,
             };
@@ -102,10 +102,6 @@ fn content_field<'a>(
         }
         v => emit(out, role, v, || join(base, &[key(field)])),
     }
-}
-
-pub(crate) fn max_tokens(body: &Value) -> Option<u64> {
-    body.get("max_output_tokens").and_then(count)
 }
 
 pub(crate) fn set_max_tokens(body: &mut Value, n: u64) {

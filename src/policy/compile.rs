@@ -74,6 +74,17 @@ impl ModelPattern {
             ModelPattern::Prefix(p) => model.starts_with(p.as_str()),
         }
     }
+
+    /// Like [`ModelPattern::matches`], in any ASCII case: some upstreams (and Azure deployment
+    /// routes) do not care about case, so a deny list must not either.
+    pub fn matches_any_case(&self, model: &str) -> bool {
+        match self {
+            ModelPattern::Exact(m) => m.eq_ignore_ascii_case(model),
+            ModelPattern::Prefix(p) => model
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -83,12 +94,13 @@ pub struct ModelMatch {
 }
 
 impl ModelMatch {
-    /// Whether a request for `model` triggers the rule: denied, or not on a non-empty allow list.
+    /// Whether a request for `model` triggers the rule: denied (in any case), or not on a
+    /// non-empty allow list (exactly).
     pub fn triggers(&self, model: Option<&str>) -> bool {
         let Some(model) = model else {
             return !self.allow.is_empty();
         };
-        self.deny.iter().any(|p| p.matches(model))
+        self.deny.iter().any(|p| p.matches_any_case(model))
             || (!self.allow.is_empty() && !self.allow.iter().any(|p| p.matches(model)))
     }
 }
@@ -453,6 +465,21 @@ fn compile_rule(
         PhaseDoc::Both => (true, true),
     };
     let content = !detectors.is_empty() || has_keywords || !patterns.is_empty();
+    // Clients write role labels: a request rule that reads `user` text but not the labels the
+    // same text could carry instead is passed by relabelling it.
+    if on_request && content && roles.contains(Role::User) {
+        let unseen: Vec<&str> = [Role::System, Role::Developer, Role::Assistant, Role::Other]
+            .into_iter()
+            .filter(|r| !roles.contains(*r))
+            .map(Role::name)
+            .collect();
+        if !unseen.is_empty() {
+            warnings.push(format!(
+                "{at}.match.roles: reads user text but not {}: a client can relabel its message to get it past this rule",
+                unseen.join(", ")
+            ));
+        }
+    }
     if !content && models.is_none() && max_tokens.is_none() {
         return err(
             format!("{at}.match"),
