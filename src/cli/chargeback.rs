@@ -17,7 +17,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out, err) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(err, "chargeback: {e}");
+            let _ = writeln!(err, "chargeback: {}", super::table::display(&e));
             2
         }
     }

@@ -19,7 +19,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out, err) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(err, "compare: {e}");
+            let _ = writeln!(err, "compare: {}", super::table::display(&e));
             2
         }
     }
@@ -107,7 +107,7 @@ fn run_inner(
         err,
         "compare: {} records, policy ids in order: {} ({} files, {} lines skipped)",
         found.len(),
-        order.join(", "),
+        super::table::display(&order.join(", ")),
         sel.files,
         sel.skipped
     );
@@ -165,10 +165,18 @@ fn run_inner(
         });
         writeln!(out, "{doc}").map_err(w)?;
     } else {
+        let d = super::table::display;
         writeln!(
             out,
-            "before: {before}, {} requests, {} .. {}\nafter:  {after}, {} requests, {} .. {}\n",
-            b.requests, b.first, b.last, a.requests, a.first, a.last
+            "before: {}, {} requests, {} .. {}\nafter:  {}, {} requests, {} .. {}\n",
+            d(&before),
+            b.requests,
+            d(&b.first),
+            d(&b.last),
+            d(&after),
+            a.requests,
+            d(&a.first),
+            d(&a.last)
         )
         .map_err(w)?;
         let table: Vec<Vec<String>> = rows

@@ -176,7 +176,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(err, "simulate: {e}");
+            let _ = writeln!(err, "simulate: {}", super::table::display(&e));
             2
         }
     }
