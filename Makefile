@@ -114,14 +114,16 @@ fuzz: $(VENV)/.installed
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	$(VENV)/bin/python fuzz/seed.py $(FUZZ_TARGETS)
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build
-	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+	@mkdir -p fuzz/artifacts; set -eo pipefail; for t in $(FUZZ_TARGETS); do \
 		if [ -d fuzz/regressions/$$t ]; then \
 			echo "fuzz $$t: regressions"; \
 			(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t regressions/$$t -- -runs=0); \
 		fi; \
 		echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
-		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 2>&1 \
-			| tee /dev/stderr | grep -E '^stat::number_of_executed_units' | sed "s/^/fuzz $$t: /"); \
+		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=65536 -print_final_stats=1) 2>&1 | tee fuzz/artifacts/$$t.log; \
+	done; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t: $$(grep -m1 '^stat::number_of_executed_units' fuzz/artifacts/$$t.log | awk '{print $$2}') executions, no crash"; \
 	done
 
 clean:
