@@ -458,6 +458,40 @@ fn hostile_record_fields_reach_no_terminal_or_spreadsheet_as_they_are() {
     .unwrap();
     outputs.push(("check".into(), run(&["check", policy.to_str().unwrap()])));
 
+    // JSON for tools: the same documents, with every hostile character escaped.
+    for args in [
+        &["trail", r][..],
+        &["chargeback", "--format", "json", r],
+        &["compare", "--format", "json", r],
+        &["compare", "--candidate", "--format", "json", r],
+    ] {
+        outputs.push((args.join(" "), run(args)));
+    }
+    outputs.push((
+        "simulate json".into(),
+        run(&[
+            "simulate",
+            "--policy",
+            "policies/default.json",
+            "--input",
+            t,
+        ]),
+    ));
+    outputs.push((
+        "diff json".into(),
+        run(&[
+            "diff",
+            "--from",
+            "policies/default.json",
+            "--to",
+            "policies/examples/default-v2.json",
+            "--input",
+            t,
+            "--format",
+            "json",
+        ]),
+    ));
+
     for (what, out) in &outputs {
         assert_inert(&format!("{what} (stdout)"), &out.stdout);
         assert_inert(&format!("{what} (stderr)"), &out.stderr);
@@ -478,5 +512,14 @@ fn hostile_record_fields_reach_no_terminal_or_spreadsheet_as_they_are() {
     assert_eq!(text(2).lines().count(), 1 + 2, "{}", text(2));
     assert!(text(4).contains("p@2\\u{1b}[8m"), "{}", text(4));
     assert!(text(8).contains("'=cmd|"), "{}", text(8));
+    let trail: Vec<Value> = text(11)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let input: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(trail, input, "JSON output means what the records say");
     std::fs::remove_dir_all(&dir).unwrap();
 }

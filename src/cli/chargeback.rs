@@ -120,7 +120,7 @@ fn run_inner(
                 Value::Object(o)
             })
             .collect();
-        writeln!(out, "{}", Value::Array(rows)).map_err(w)?;
+        writeln!(out, "{}", super::table::json(&Value::Array(rows))).map_err(w)?;
     } else {
         let rows: Vec<Vec<String>> = groups
             .iter()

@@ -163,7 +163,7 @@ fn run_inner(
                 "metric": m, "before": round(*x), "after": round(*y), "change_points": round(y - x)
             })).collect::<Vec<_>>(),
         });
-        writeln!(out, "{doc}").map_err(w)?;
+        writeln!(out, "{}", super::table::json(&doc)).map_err(w)?;
     } else {
         let d = super::table::display;
         writeln!(
@@ -252,7 +252,12 @@ fn candidate_transitions(
             .iter()
             .map(|((p, a, c), t)| json!({"policies": p, "active": a, "candidate": c, "count": t.count, "examples": t.examples}))
             .collect();
-        writeln!(out, "{}", json!({"records": with, "transitions": rows})).map_err(w)?;
+        writeln!(
+            out,
+            "{}",
+            super::table::json(&json!({"records": with, "transitions": rows}))
+        )
+        .map_err(w)?;
     } else {
         let rows: Vec<Vec<String>> = by
             .iter()

@@ -121,7 +121,7 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
                     "examples": t.examples,
                 })).collect::<Vec<_>>(),
             });
-            writeln!(out, "{doc}").map_err(w)?;
+            writeln!(out, "{}", super::table::json(&doc)).map_err(w)?;
         }
         _ => {
             let header = [

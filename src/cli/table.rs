@@ -1,7 +1,7 @@
 //! Plain-text tables and CSV for people and spreadsheets.
 //!
 //! Every cell may be attacker-chosen (a user id, a model name, a request id come from client
-//! requests), so every output surface goes through [`display`] or [`csv_field`]: control
+//! requests), so every output surface goes through [`display`], [`csv_field`] or [`json`]: control
 //! characters (C0, DEL, C1, ESC) and bidirectional overrides are shown as escapes (`\u{1b}`)
 //! instead of reaching the terminal, where they could rewrite the screen, and CSV cells that a
 //! spreadsheet would run as a formula get a leading apostrophe (OWASP "CSV Injection").
@@ -36,6 +36,25 @@ pub fn display(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Compact JSON for a terminal: JSON escapes C0 controls itself; DEL, C1 and bidirectional
+/// controls (which it may leave raw, and which can occur only inside strings) become `\uXXXX`
+/// escapes, so the document means exactly the same.
+pub fn json(value: &impl std::fmt::Display) -> String {
+    let text = value.to_string();
+    if !text.chars().any(hostile) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hostile(c) && u32::from(c) >= 0x20 {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A table cell: [`display`], cut to [`MAX_TABLE_CELL_CHARS`] with `…`.
@@ -236,5 +255,14 @@ mod tests {
             .iter()
             .all(|l| l.chars().count() <= MAX_TABLE_CELL_CHARS));
         assert!(lines.last().unwrap().ends_with("m…"));
+    }
+
+    #[test]
+    fn json_escapes_what_json_leaves_raw_and_means_the_same() {
+        let v = serde_json::json!({"model": "a\u{7f}b\u{9b}c\u{202e}d\u{1b}e", "n": 1});
+        let out = json(&v);
+        assert!(!out.chars().any(hostile), "{out}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), v);
+        assert_eq!(json(&serde_json::json!({"a": "b"})), r#"{"a":"b"}"#);
     }
 }

@@ -52,7 +52,7 @@ fn run_inner(
     match format.as_str() {
         "jsonl" => {
             for r in &found {
-                writeln!(out, "{r}").map_err(w)?;
+                writeln!(out, "{}", super::table::json(r)).map_err(w)?;
             }
         }
         _ => {
