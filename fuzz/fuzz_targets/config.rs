@@ -49,7 +49,8 @@ fuzz_target!(|data: &[u8]| {
             });
             let named = FIELDS.iter().any(|f| e.starts_with(f))
                 || message.is_some_and(|m| {
-                    !about_value && (m.contains('`') || m.contains(" at line ") || m.contains("EOF"))
+                    !about_value
+                        && (m.contains('`') || m.contains(" at line ") || m.contains("EOF"))
                 });
             assert!(named, "error names no field: {e}");
             return;
@@ -73,7 +74,10 @@ fuzz_target!(|data: &[u8]| {
     for sha in std::iter::once(&config.policy_sha256).chain(&config.candidate_sha256) {
         assert!(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()));
     }
-    assert_eq!(config.candidate.is_some(), config.candidate_sha256.is_some());
+    assert_eq!(
+        config.candidate.is_some(),
+        config.candidate_sha256.is_some()
+    );
 
     if config.audit.splunk_hec.is_some() {
         assert_hidden(&config, "audit.splunk_hec.token", |c| {

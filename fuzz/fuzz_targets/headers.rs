@@ -29,7 +29,10 @@ struct View(Vec<(String, String)>);
 impl View {
     /// The first value, as Envoy's maps are read.
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -57,7 +60,9 @@ fn sources() -> Vec<Source> {
             payload_in_metadata: "jwt_payload".into(),
             claim: "sub".into(),
         },
-        Source::BearerJwtUnverified { claim: "sub".into() },
+        Source::BearerJwtUnverified {
+            claim: "sub".into(),
+        },
         Source::BodyField {
             pointer: "/user".into(),
         },
@@ -102,7 +107,11 @@ fuzz_target!(|data: &[u8]| {
     let first = order.iter().find_map(|s| {
         attribution::resolve(std::slice::from_ref(s), &view, body.as_ref()).map(|a| (s, a))
     });
-    assert_eq!(got, first.as_ref().map(|(_, a)| a.clone()), "not the first source");
+    assert_eq!(
+        got,
+        first.as_ref().map(|(_, a)| a.clone()),
+        "not the first source"
+    );
     if let Some((source, a)) = &first {
         assert!(!a.value.is_empty() && a.value.len() <= MAX_ID_LEN);
         assert_eq!(a.value, a.value.trim());

@@ -16,9 +16,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use policy_gateway::sinks::{
-    azure_monitor, datadog_logs, elasticsearch, s3, splunk_hec, Outcome,
-};
+use policy_gateway::sinks::{azure_monitor, datadog_logs, elasticsearch, s3, splunk_hec, Outcome};
 
 /// Longest reason a classifier may give (a log line), in characters.
 const MAX_REASON_CHARS: usize = 512;
@@ -86,7 +84,10 @@ fuzz_target!(|data: &[u8]| {
         raw & 0x7fff
     };
     let (head, body) = match rest.iter().position(|&b| b == 0) {
-        Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i + 1..).unwrap_or_default()),
+        Some(i) => (
+            rest.get(..i).unwrap_or_default(),
+            rest.get(i + 1..).unwrap_or_default(),
+        ),
         None => (&[][..], rest),
     };
     let headers: Vec<(String, String)> = head
@@ -186,7 +187,8 @@ fuzz_target!(|data: &[u8]| {
                 Err(o) => {
                     check(&o, status);
                     if let Outcome::Retry { reason, .. } | Outcome::Drop { reason } = &o {
-                        let real = |t: &&String| t.len() >= 16 && t.bytes().all(|b| b.is_ascii_graphic());
+                        let real =
+                            |t: &&String| t.len() >= 16 && t.bytes().all(|b| b.is_ascii_graphic());
                         for t in tokens.iter().filter(real) {
                             assert!(!reason.contains(t.as_str()), "the reason quotes a token");
                         }

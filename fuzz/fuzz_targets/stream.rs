@@ -109,9 +109,8 @@ fuzz_target!(|data: &[u8]| {
         // Then only the provider's error event, and `[DONE]` for OpenAI (which may look like
         // the upstream's next events: both are JSON).
         let tail = client.get(same..).unwrap_or_default();
-        let ending = |e: &sse::Event| {
-            is_json(e.data.as_deref()) || e.data.as_deref() == Some("[DONE]")
-        };
+        let ending =
+            |e: &sse::Event| is_json(e.data.as_deref()) || e.data.as_deref() == Some("[DONE]");
         assert!(
             tail.len() <= 2 && tail.iter().all(ending) && client.last().is_some_and(ending),
             "refused stream: {} upstream events, {} client events, {same} alike",

@@ -1,10 +1,11 @@
-//! Plain-text tables and CSV for people and spreadsheets.
+//! Plain-text tables, CSV and JSON for people, spreadsheets and terminals.
 //!
 //! Every cell may be attacker-chosen (a user id, a model name, a request id come from client
-//! requests), so every output surface goes through [`display`], [`csv_field`] or [`json`]: control
-//! characters (C0, DEL, C1, ESC) and bidirectional overrides are shown as escapes (`\u{1b}`)
-//! instead of reaching the terminal, where they could rewrite the screen, and CSV cells that a
-//! spreadsheet would run as a formula get a leading apostrophe (OWASP "CSV Injection").
+//! requests), so every output surface goes through [`display`], [`csv_field`] or [`json`]:
+//! control characters (C0, DEL, C1, ESC) and bidirectional overrides are shown as escapes
+//! (`\u{1b}`) instead of reaching the terminal, where they could rewrite the screen, and CSV
+//! cells that a spreadsheet would run as a formula get a leading apostrophe (OWASP "CSV
+//! Injection").
 
 use std::borrow::Cow;
 
