@@ -48,9 +48,9 @@ def stream():
         for c in (1, 7, 64):
             write("stream", "%s-%d" % (p.strip("/").replace("/", "-"), c), bytes([s, c]) + body)
     # A long text in one block: what is held must not grow with it (the bound in stream.rs).
-    long = ["%04d lorem ipsum dolor sit amet, consectetur adipiscing elit " % i for i in range(280)]
+    long = ["%04d lorem ipsum dolor sit amet, consectetur adipiscing elit " % i for i in range(64)]
     events = mock_llm.stream_events("/v1/messages", {"model": "claude"}, long)
-    write("stream", "long-messages", bytes([12, 200]) + b"".join(mock_llm.frame(n, d, "\n") for n, d in events))
+    write("stream", "long-messages", bytes([12, 64]) + b"".join(mock_llm.frame(n, d, "\n") for n, d in events))
 
 
 def plugin_configs():

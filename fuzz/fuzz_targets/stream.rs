@@ -26,10 +26,12 @@ const FORMATS: [ApiFormat; 4] = [
     ApiFormat::AnthropicMessages,
 ];
 
+/// Small limits (the least the configuration allows, about), so that inputs of a few KiB
+/// reach them.
 const LIMITS: StreamLimits = StreamLimits {
-    max_event_bytes: 4096,
-    max_holdback_bytes: 256,
-    max_queued_bytes: 2048,
+    max_event_bytes: 2048,
+    max_holdback_bytes: 64,
+    max_queued_bytes: 512,
 };
 
 /// Released text kept per open text as context for detectors (`CONTEXT_BYTES` in
