@@ -110,15 +110,28 @@ bench: wasm $(VENV)/.installed
 bench-engine:
 	$(CARGO) bench --bench engine
 
-## fuzz: body parsing and evaluation, then streamed responses, under libFuzzer for FUZZ_SECONDS each (stable toolchain)
-fuzz:
-	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
-	@mkdir -p fuzz/corpus/evaluate
-	@python3 -c 'import json,sys; [open("fuzz/corpus/evaluate/seed-%02d-%d" % (i, s), "wb").write(bytes([s]) + (json.dumps(json.loads(l)["request"]) if not isinstance(json.loads(l)["request"], str) else json.loads(l)["request"]).encode()) for i, l in enumerate(open("policies/examples/traffic.jsonl")) for s in (4, 133, 22)]'
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run evaluate -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
-	@mkdir -p fuzz/corpus/stream
-	@$(VENV)/bin/python -c 'import sys; sys.path.insert(0, "tests/e2e/receivers"); import json, mock_llm; [open("fuzz/corpus/stream/seed-%s-%d" % (p.strip("/").replace("/", "-"), c), "wb").write(bytes([s, c]) + b"".join(mock_llm.frame(n, d, "\n") for n, d in mock_llm.stream_events(p, {"model": "gpt-4o", "stream_options": {"include_usage": True}}, ["Card 4111 11", "11 1111 1111 to a@b", ".io ", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"]))) for p, s in (("/v1/chat/completions", 0), ("/v1/responses", 8), ("/v1/messages", 12)) for c in (1, 7, 64)]'
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run stream -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+## fuzz: every fuzz target under libFuzzer for FUZZ_SECONDS each (stable toolchain), from
+## structure-aware seeds (fuzz/seed.py) and what earlier runs kept in fuzz/corpus; the
+## inputs of crashes found before (fuzz/regressions/<target>/) are re-run first. Streams are
+## capped at 16 KiB: the stream target's limits are small enough for that, and each
+## execution costs as much as the stream is long
+FUZZ_TARGETS ?= evaluate stream config sinks headers
+fuzz: $(VENV)/.installed
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	$(VENV)/bin/python fuzz/seed.py $(FUZZ_TARGETS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build
+	@mkdir -p fuzz/artifacts; set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+		if [ -d fuzz/regressions/$$t ]; then \
+			echo "fuzz $$t: regressions"; \
+			(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t regressions/$$t -- -runs=0); \
+		fi; \
+		echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+		max_len=65536; [ $$t != stream ] || max_len=16384; \
+		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=$$max_len -print_final_stats=1) 2>&1 | tee fuzz/artifacts/$$t.log; \
+	done; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t: $$(grep -m1 '^stat::number_of_executed_units' fuzz/artifacts/$$t.log | awk '{print $$2}') executions, no crash"; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -328,3 +328,198 @@ fn trail_chargeback_and_compare_over_exported_records() {
     assert!((rate("decision escalate") + 7.14).abs() < 0.01);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Characters that must never reach a terminal or a spreadsheet as they are: controls (C0,
+/// DEL, C1) and bidirectional overrides. `\n` ends lines (and `\r\n` in CSV).
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let text = text.replace("\r\n", "\n");
+    for c in text.chars().filter(|&c| c != '\n') {
+        assert!(
+            !c.is_control() && !('\u{202a}'..='\u{202e}').contains(&c),
+            "{what} writes {c:?}:\n{text}"
+        );
+    }
+}
+
+/// RFC 4180 fields of a CSV text; no field may start a spreadsheet formula.
+fn assert_no_formula(what: &str, csv: &str) {
+    for line in csv.split_terminator("\r\n") {
+        let mut cells = vec![String::new()];
+        let (mut quoted, mut chars) = (false, line.chars().peekable());
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cells.last_mut().unwrap().push('"');
+                }
+                ('"', _) => quoted = !quoted,
+                (',', false) => cells.push(String::new()),
+                (c, _) => cells.last_mut().unwrap().push(c),
+            }
+        }
+        for cell in cells.iter().filter(|c| c.as_str() != "-") {
+            let first = cell.trim_start().chars().next();
+            assert!(
+                !matches!(first, Some('=' | '+' | '-' | '@' | '\u{ff1d}')),
+                "{what}: cell {cell:?} is a formula in {line:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_record_fields_reach_no_terminal_or_spreadsheet_as_they_are() {
+    let dir = std::env::temp_dir().join(format!("pg-cli-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let calc = "=cmd|' /C calc'!A0";
+    let esc_model = "gpt-4o\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[31m";
+    let record = |i: u32, policy: &str| {
+        serde_json::json!({
+            "record_type": "decision", "record_id": format!("r{i}"), "schema_version": "1.0",
+            "timestamp": format!("2026-11-26T10:00:0{i}.000Z"), "request_id": format!("+{i}\u{9b}1m"),
+            "policy_user": calc, "policy_project_id": "@SUM(1+1)\r\n=2", "model": esc_model,
+            "response_model": if i % 2 == 0 { Value::Null } else { Value::from("-1+\u{ff1d}\u{202e}x") },
+            "decision": "refuse", "enforced": true, "reason_code": "X\u{1b}[1A", "policy_id": policy,
+            "triggered_rules": ["r\u{0}1"], "usage": {"prompt_tokens": 1, "completion_tokens": 2},
+            "candidate": {"policy_id": "c\u{1b}", "decision": "allow"},
+        })
+        .to_string()
+    };
+    let lines: Vec<String> = (1..=4)
+        .map(|i| record(i, if i < 3 { "p@1" } else { "p@2\u{1b}[8m" }))
+        .collect();
+    let records = dir.join("hostile.jsonl");
+    std::fs::write(&records, lines.join("\n")).unwrap();
+    let r = records.to_str().unwrap();
+
+    let mut outputs: Vec<(String, Output)> = Vec::new();
+    for args in [
+        &["trail", "--format", "csv", r][..],
+        &["trail", "--format", "table", r],
+        &["chargeback", r],
+        &["chargeback", "--format", "table", r],
+        &["compare", r],
+        &["compare", "--candidate", r],
+        &["trail", "--policy", "p@\u{1b}[5m", "--format", "table", r],
+    ] {
+        outputs.push((args.join(" "), run(args)));
+    }
+    // Hostile requests through simulate and diff (request id, user, model from the client).
+    let traffic: String = [calc, "req-a"]
+        .iter()
+        .map(|id| {
+            serde_json::json!({
+                "request": {"model": esc_model, "messages": [{"role": "user",
+                            "content": "Give me the launch checklist for Project Nightingale."}]},
+                "headers": {"x-request-id": id, "x-user-id": "@user\u{1b}[0m", "x-project-id": "proj-marketing"},
+                "path": "/v1/chat/completions",
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let traffic_file = dir.join("traffic.jsonl");
+    std::fs::write(&traffic_file, traffic).unwrap();
+    let t = traffic_file.to_str().unwrap();
+    for format in ["table", "csv"] {
+        outputs.push((
+            format!("diff {format}"),
+            run(&[
+                "diff",
+                "--from",
+                "policies/default.json",
+                "--to",
+                "policies/examples/default-v2.json",
+                "--input",
+                t,
+                "--format",
+                format,
+            ]),
+        ));
+    }
+    outputs.push((
+        "simulate table".into(),
+        run(&[
+            "simulate",
+            "--policy",
+            "policies/default.json",
+            "--input",
+            t,
+            "--format",
+            "table",
+        ]),
+    ));
+    let policy = dir.join("hostile-policy.json");
+    std::fs::write(
+        &policy,
+        "{\"id\": \"p\\u001b[31m\", \"version\": \"1\\u001b]0;x\\u0007\", \"rules\": []}",
+    )
+    .unwrap();
+    outputs.push(("check".into(), run(&["check", policy.to_str().unwrap()])));
+
+    // JSON for tools: the same documents, with every hostile character escaped.
+    for args in [
+        &["trail", r][..],
+        &["chargeback", "--format", "json", r],
+        &["compare", "--format", "json", r],
+        &["compare", "--candidate", "--format", "json", r],
+    ] {
+        outputs.push((args.join(" "), run(args)));
+    }
+    outputs.push((
+        "simulate json".into(),
+        run(&[
+            "simulate",
+            "--policy",
+            "policies/default.json",
+            "--input",
+            t,
+        ]),
+    ));
+    outputs.push((
+        "diff json".into(),
+        run(&[
+            "diff",
+            "--from",
+            "policies/default.json",
+            "--to",
+            "policies/examples/default-v2.json",
+            "--input",
+            t,
+            "--format",
+            "json",
+        ]),
+    ));
+
+    for (what, out) in &outputs {
+        assert_inert(&format!("{what} (stdout)"), &out.stdout);
+        assert_inert(&format!("{what} (stderr)"), &out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout);
+        if what.contains("csv") || what.starts_with("chargeback r") || what == "chargeback" {
+            assert_no_formula(what, &text);
+        }
+    }
+    let text = |i: usize| String::from_utf8_lossy(&outputs[i].1.stdout).into_owned();
+    // The hostile values are still there, readable and inert.
+    assert!(text(0).contains("'=cmd|' /C calc'!A0"), "{}", text(0));
+    assert!(
+        text(1).contains("gpt-4o\\u{1b}]0;owned\\u{7}"),
+        "{}",
+        text(1)
+    );
+    assert_eq!(text(0).lines().count(), 1 + 4, "one line per record");
+    assert_eq!(text(2).lines().count(), 1 + 2, "{}", text(2));
+    assert!(text(4).contains("p@2\\u{1b}[8m"), "{}", text(4));
+    assert!(text(8).contains("'=cmd|"), "{}", text(8));
+    let trail: Vec<Value> = text(11)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let input: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(trail, input, "JSON output means what the records say");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -11,7 +11,6 @@ use policy_gateway::audit::AuditRecord;
 use policy_gateway::engine::{self, RequestInfo, Verdict};
 use policy_gateway::llm::Phase;
 
-
 const PATHS: [Option<&str>; 6] = [
     None,
     Some("/v1/chat/completions"),
@@ -27,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let policies = policies::shipped();
     let policy = &policies[usize::from(selector) % policies.len()];
-    let phase = if selector & 0x80 != 0 { Phase::Response } else { Phase::Request };
+    let phase = if selector & 0x80 != 0 {
+        Phase::Response
+    } else {
+        Phase::Request
+    };
     let info = RequestInfo {
         request_id: "fuzz",
         path: PATHS[usize::from(selector >> 2) % PATHS.len()],
@@ -36,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let rollout = engine::rollout(policy, &info);
     let outcome = engine::evaluate(policy, &info, &rollout, phase, body);
-    if let Verdict::Forward { body: Some(changed), .. } = &outcome.verdict {
+    if let Verdict::Forward {
+        body: Some(changed),
+        ..
+    } = &outcome.verdict
+    {
         assert!(serde_json::from_slice::<serde_json::Value>(changed).is_ok());
     }
     let record = AuditRecord::build(
@@ -45,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
         &rollout,
         &outcome,
         None,
-        RecordMeta { record_id: "r", epoch_ms: 0 },
+        RecordMeta {
+            record_id: "r",
+            epoch_ms: 0,
+        },
     );
     let _ = record.to_json();
 });

@@ -17,7 +17,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out, err) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(err, "chargeback: {e}");
+            let _ = writeln!(err, "chargeback: {}", super::table::display(&e));
             2
         }
     }
@@ -120,7 +120,7 @@ fn run_inner(
                 Value::Object(o)
             })
             .collect();
-        writeln!(out, "{}", Value::Array(rows)).map_err(w)?;
+        writeln!(out, "{}", super::table::json(&Value::Array(rows))).map_err(w)?;
     } else {
         let rows: Vec<Vec<String>> = groups
             .iter()

@@ -1,7 +1,9 @@
-//! `policy-gateway check FILE...`: validate policy files.
+//! `policy-gateway check FILE...`: validate policy files. What a file says (its id, the names
+//! an error quotes) is shown through [`display`]: a policy under review may be hostile.
 
 use std::io::Write;
 
+use super::table::display;
 use crate::policy::Policy;
 
 pub fn run(files: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -16,17 +18,17 @@ pub fn run(files: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 let _ = writeln!(
                     out,
                     "{file}: ok: {} ({} rules, rollout {})",
-                    policy.policy_id,
+                    display(&policy.policy_id),
                     policy.rules.len(),
                     policy.rollout.mode.name()
                 );
                 for w in &policy.warnings {
-                    let _ = writeln!(err, "{file}: warning: {w}");
+                    let _ = writeln!(err, "{file}: warning: {}", display(w));
                 }
             }
             Err(e) => {
                 failed = true;
-                let _ = writeln!(err, "{file}: error: {e}");
+                let _ = writeln!(err, "{file}: error: {}", display(&e));
             }
         }
     }

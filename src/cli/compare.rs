@@ -19,7 +19,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out, err) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(err, "compare: {e}");
+            let _ = writeln!(err, "compare: {}", super::table::display(&e));
             2
         }
     }
@@ -107,7 +107,7 @@ fn run_inner(
         err,
         "compare: {} records, policy ids in order: {} ({} files, {} lines skipped)",
         found.len(),
-        order.join(", "),
+        super::table::display(&order.join(", ")),
         sel.files,
         sel.skipped
     );
@@ -163,12 +163,20 @@ fn run_inner(
                 "metric": m, "before": round(*x), "after": round(*y), "change_points": round(y - x)
             })).collect::<Vec<_>>(),
         });
-        writeln!(out, "{doc}").map_err(w)?;
+        writeln!(out, "{}", super::table::json(&doc)).map_err(w)?;
     } else {
+        let d = super::table::display;
         writeln!(
             out,
-            "before: {before}, {} requests, {} .. {}\nafter:  {after}, {} requests, {} .. {}\n",
-            b.requests, b.first, b.last, a.requests, a.first, a.last
+            "before: {}, {} requests, {} .. {}\nafter:  {}, {} requests, {} .. {}\n",
+            d(&before),
+            b.requests,
+            d(&b.first),
+            d(&b.last),
+            d(&after),
+            a.requests,
+            d(&a.first),
+            d(&a.last)
         )
         .map_err(w)?;
         let table: Vec<Vec<String>> = rows
@@ -244,7 +252,12 @@ fn candidate_transitions(
             .iter()
             .map(|((p, a, c), t)| json!({"policies": p, "active": a, "candidate": c, "count": t.count, "examples": t.examples}))
             .collect();
-        writeln!(out, "{}", json!({"records": with, "transitions": rows})).map_err(w)?;
+        writeln!(
+            out,
+            "{}",
+            super::table::json(&json!({"records": with, "transitions": rows}))
+        )
+        .map_err(w)?;
     } else {
         let rows: Vec<Vec<String>> = by
             .iter()

@@ -14,7 +14,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(err, "diff: {e}");
+            let _ = writeln!(err, "diff: {}", super::table::display(&e));
             2
         }
     }
@@ -121,7 +121,7 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
                     "examples": t.examples,
                 })).collect::<Vec<_>>(),
             });
-            writeln!(out, "{doc}").map_err(w)?;
+            writeln!(out, "{}", super::table::json(&doc)).map_err(w)?;
         }
         _ => {
             let header = [
@@ -151,7 +151,8 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
                 writeln!(
                     out,
                     "{} → {}: {total} exchanges replayed, {changed} with a different decision or rules\n",
-                    old.policy_id, new.policy_id
+                    super::table::display(&old.policy_id),
+                    super::table::display(&new.policy_id)
                 )
                 .map_err(w)?;
                 write!(out, "{}", super::table::render(&header, &rows)).map_err(w)?;

@@ -176,7 +176,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(err, "simulate: {e}");
+            let _ = writeln!(err, "simulate: {}", super::table::display(&e));
             2
         }
     }
@@ -212,7 +212,8 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
         }
         let sim = simulate(&policy, &parse_line(&line), i + 1, &mut ids, now_ms());
         if format == "json" {
-            writeln!(out, "{}", sim.record.to_json()).map_err(|e| e.to_string())?;
+            writeln!(out, "{}", super::table::json(&sim.record.to_json()))
+                .map_err(|e| e.to_string())?;
         } else {
             rows.push(table_row(&sim));
         }

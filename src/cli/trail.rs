@@ -13,7 +13,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         // The reader went away (`| head`): not an error.
         Err(e) if e.is_empty() => 0,
         Err(e) => {
-            let _ = writeln!(err, "trail: {e}");
+            let _ = writeln!(err, "trail: {}", super::table::display(&e));
             2
         }
     }
@@ -52,7 +52,7 @@ fn run_inner(
     match format.as_str() {
         "jsonl" => {
             for r in &found {
-                writeln!(out, "{r}").map_err(w)?;
+                writeln!(out, "{}", super::table::json(r)).map_err(w)?;
             }
         }
         _ => {
