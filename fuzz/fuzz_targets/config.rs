@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
     assert!((64..=1 << 20).contains(&s.max_holdback_bytes));
     assert!(s.max_queued_bytes >= 2 * s.max_holdback_bytes && s.max_queued_bytes <= 64 << 20);
     for source in config.user_sources.iter().chain(&config.project_sources) {
-        if let Source::Header { name } = source {
+        if let Source::Header { name, .. } = source {
             assert!(!name.is_empty() && !name.chars().any(|c| c.is_ascii_uppercase()));
         }
     }
