@@ -55,8 +55,8 @@ fn default_project_sources() -> Vec<Source> {
     }]
 }
 
-/// Splunk HTTP Event Collector sink.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Splunk HTTP Event Collector sink. `Debug` (in `sinks::splunk_hec`) hides the token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplunkHecConfig {
     /// The Envoy cluster that reaches the collector.

@@ -42,17 +42,14 @@ impl Shared {
         self.emit_json(record.to_json(), epoch_ms);
     }
 
-    /// Queues any record, already serialized, for every sink.
+    /// Queues any record, already serialized, for every sink. Records shed to make room
+    /// are counted by the sink's delivery and reported with its other counters.
     pub fn emit_json(&self, json: String, epoch_ms: u64) {
         self.metrics.record_emitted();
         for sink in self.sinks.borrow_mut().iter_mut() {
-            let dropped = sink.shipper.delivery.push(QueuedRecord {
-                json: json.clone(),
-                epoch_ms,
-            });
-            if dropped > 0 {
-                self.metrics.records_dropped(dropped);
-            }
+            sink.shipper
+                .delivery
+                .push(QueuedRecord::new(json.clone(), epoch_ms));
         }
     }
 }
@@ -158,19 +155,17 @@ fn report_error(sink: &mut SinkState, reason: &str) {
     }
 }
 
+/// Reports a sink's counters since the last report. Drops come from one counter
+/// (`Stats::dropped`, whatever the cause), added to both the sink's and the global metric.
 fn report_stats(m: &Metrics, sink: &mut SinkState) {
     let d = &sink.shipper.delivery;
     let (s, r) = (d.stats, sink.reported);
     let sm = &sink.metrics;
-    metrics::add(sm.delivered, (s.delivered - r.delivered) as i64);
-    metrics::add(sm.retried, (s.retried - r.retried) as i64);
-    let dropped =
-        (s.dropped_overflow + s.dropped_rejected) - (r.dropped_overflow + r.dropped_rejected);
-    metrics::add(sm.dropped, dropped as i64);
-    metrics::add(
-        m.records_dropped_id(),
-        (s.dropped_rejected - r.dropped_rejected) as i64,
-    );
+    metrics::add(sm.delivered, s.delivered.saturating_sub(r.delivered) as i64);
+    metrics::add(sm.retried, s.retried.saturating_sub(r.retried) as i64);
+    let dropped = s.dropped().saturating_sub(r.dropped()) as i64;
+    metrics::add(sm.dropped, dropped);
+    metrics::add(m.records_dropped_id(), dropped);
     sink.reported = s;
     let bytes = d.buffered_bytes() as i64;
     metrics::add(sm.buffered_bytes, bytes - sink.reported_bytes);
