@@ -104,6 +104,8 @@ struct AuditDoc {
     buffer_max_bytes: usize,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+    #[serde(default = "default_vm_stale_ms")]
+    vm_stale_ms: u64,
     splunk_hec: Option<SplunkHecConfig>,
     datadog: Option<DatadogConfig>,
     elasticsearch: Option<ElasticsearchConfig>,
@@ -119,6 +121,7 @@ impl Default for AuditDoc {
             batch_max_bytes: default_batch_max_bytes(),
             buffer_max_bytes: default_buffer_max_bytes(),
             timeout_ms: default_timeout_ms(),
+            vm_stale_ms: default_vm_stale_ms(),
             splunk_hec: None,
             datadog: None,
             elasticsearch: None,
@@ -142,6 +145,9 @@ fn default_buffer_max_bytes() -> usize {
 }
 fn default_timeout_ms() -> u64 {
     5000
+}
+fn default_vm_stale_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +215,8 @@ pub struct AuditConfig {
     pub batch_max_bytes: usize,
     pub buffer_max_bytes: usize,
     pub timeout_ms: u64,
+    /// A VM whose ledger (`sinks::ledger`) was not written for this long is presumed dead.
+    pub vm_stale_ms: u64,
     pub splunk_hec: Option<SplunkHecConfig>,
     pub datadog: Option<DatadogConfig>,
     pub elasticsearch: Option<ElasticsearchConfig>,
@@ -300,6 +308,9 @@ impl PluginConfig {
         if a.timeout_ms == 0 || a.timeout_ms > 60_000 {
             return bad("audit.timeout_ms: must be between 1 and 60000");
         }
+        if a.vm_stale_ms < 1_000 || a.vm_stale_ms > 3_600_000 {
+            return bad("audit.vm_stale_ms: must be between 1000 and 3600000");
+        }
         if let Some(hec) = &a.splunk_hec {
             for (field, value) in [
                 ("cluster", &hec.cluster),
@@ -382,6 +393,7 @@ impl PluginConfig {
                 batch_max_bytes: a.batch_max_bytes,
                 buffer_max_bytes: a.buffer_max_bytes,
                 timeout_ms: a.timeout_ms,
+                vm_stale_ms: a.vm_stale_ms,
                 splunk_hec: a.splunk_hec,
                 datadog: a.datadog,
                 elasticsearch: a.elasticsearch,

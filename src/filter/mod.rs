@@ -4,6 +4,8 @@
 //! One VM per worker: each has its root context (configuration, audit queues, sink calls on
 //! tick) and one HTTP context per request, sharing per-VM state through `Rc`.
 
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod host;
 mod http;
 mod metrics;

@@ -178,6 +178,7 @@ impl Delivery {
     }
 
     /// The one place where records are dropped and counted.
+    #[inline(never)]
     fn drop_record(&mut self, record: QueuedRecord, cause: Cause) {
         match (record.gap, cause) {
             // A gap record only announces records counted when they were dropped; shed, it
@@ -218,8 +219,8 @@ impl Delivery {
                         more
                     })
                     .count();
-                let shed: Vec<QueuedRecord> = self.batch.drain(..take).collect();
-                for r in shed {
+                let rest = self.batch.split_off(take);
+                for r in std::mem::replace(&mut self.batch, rest) {
                     self.batch_bytes -= r.json.len();
                     self.drop_record(r, Cause::Overflow);
                 }

@@ -7,6 +7,7 @@ pub mod datadog_logs;
 pub mod delivery;
 pub mod elasticsearch;
 pub mod gzip;
+pub mod ledger;
 pub mod s3;
 pub mod shipper;
 pub mod splunk_hec;

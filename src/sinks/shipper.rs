@@ -661,23 +661,24 @@ impl Shipper {
         gateway: &str,
         now_ms: u64,
     ) {
-        let mut record = serde_json::json!({
-            "schema_version": SCHEMA_VERSION,
-            "record_type": "gap",
-            "record_id": self.ids.next(now_ms),
-            "timestamp": iso8601_millis(now_ms),
-            "sink": self.name(),
-            "gateway": gateway,
-            "cause": cause.name(),
-            "dropped": gap.dropped,
-            "from": iso8601_millis(gap.from_ms),
-            "to": iso8601_millis(gap.to_ms),
-        });
-        if let (Some(vm), Some(map)) = (vm, record.as_object_mut()) {
-            map.insert("vm".into(), vm.into());
-        }
+        let gateway = serde_json::to_string(gateway).unwrap_or_else(|_| "null".into());
+        let vm = vm.map_or(String::new(), |vm| format!(",\"vm\":{vm}"));
+        // Written by hand (the json! macro costs the module kilobytes); every value is a
+        // number, a fixed word, an id or time of ours, or `gateway`, escaped above.
+        let record = format!(
+            "{{\"schema_version\":\"{SCHEMA_VERSION}\",\"record_type\":\"gap\",\"record_id\":\"{}\",\
+             \"timestamp\":\"{}\",\"sink\":\"{}\",\"gateway\":{gateway},\"cause\":\"{}\"{vm},\
+             \"dropped\":{},\"from\":\"{}\",\"to\":\"{}\"}}",
+            self.ids.next(now_ms),
+            iso8601_millis(now_ms),
+            self.name(),
+            cause.name(),
+            gap.dropped,
+            iso8601_millis(gap.from_ms),
+            iso8601_millis(gap.to_ms),
+        );
         self.delivery.push_front(QueuedRecord {
-            json: record.to_string(),
+            json: record,
             epoch_ms: now_ms,
             gap: Some(gap),
         });
@@ -1121,5 +1122,33 @@ mod tests {
         // The full buffer sheds the oldest record of the waiting batch: not the same batch.
         s.delivery.push(rec(3));
         assert_ne!(key_of(&s.poll(120_000, false).unwrap()), key);
+    }
+
+    #[test]
+    fn gap_records_are_json_with_their_cause() {
+        let mut s = Shipper::new(hec(), limits(10_000), "gw", 1);
+        let gap = Gap {
+            dropped: 12,
+            from_ms: 1_000,
+            to_ms: 2_500,
+        };
+        s.announce(gap, GapCause::VmFailed, Some(7), "gw \"eu\"\n1", 3_000);
+        s.announce(gap, GapCause::BufferFull, None, "gw", 3_000);
+        let batch = s.delivery.next_batch(3_000, true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&batch[1].json).unwrap();
+        assert_eq!(v["record_type"], "gap");
+        assert_eq!(v["schema_version"], SCHEMA_VERSION);
+        assert_eq!(v["cause"], "vm_failed");
+        assert_eq!(v["vm"], 7);
+        assert_eq!(v["gateway"], "gw \"eu\"\n1");
+        assert_eq!(v["sink"], "splunk_hec");
+        assert_eq!(v["dropped"], 12);
+        assert_eq!(v["from"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(v["to"], "1970-01-01T00:00:02.500Z");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:03.000Z");
+        assert_eq!(v["record_id"].as_str().map(str::len), Some(36));
+        let v: serde_json::Value = serde_json::from_str(&batch[0].json).unwrap();
+        assert_eq!(v["cause"], "buffer_full");
+        assert!(v.get("vm").is_none());
     }
 }

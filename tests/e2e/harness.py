@@ -20,6 +20,8 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RECEIVERS = os.path.join(ROOT, "tests", "e2e", "receivers")
 WASM = os.path.join(ROOT, "target", "policy_gateway.wasm")  # `make wasm`: release build + wasm-opt
+# `make wasm-fault`: TEST ONLY, the filter plus a header that traps the VM (src/filter/fault.rs)
+FAULT_WASM = os.path.join(ROOT, "target", "policy_gateway_fault.wasm")
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv", "bin", "envoy"))
 HEC_TOKEN = "00000000-0000-4000-8000-000000000001"
 
@@ -94,7 +96,9 @@ class Gateway:
     """Envoy + mock LLM + HEC receiver on free ports."""
 
     def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None,
-                 filters_before=None, route_metadata=None):
+                 filters_before=None, route_metadata=None, wasm=None, cluster_ports=None):
+        """`wasm`: another module (the test-only fault-injection build); `cluster_ports`:
+        ports for named clusters (e.g. two gateways writing to one S3 server)."""
         self.dir = tempfile.mkdtemp(prefix="pg-e2e-")
         self.port, self.admin, self.llm_port, self.hec_port = (free_port() for _ in range(4))
         self.procs = []
@@ -109,7 +113,8 @@ class Gateway:
         cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = self.port
         # Every cluster gets a port of this run: the mock LLM, the HEC receiver, and free ports
         # for the other sinks (tests start their receivers on self.cluster_ports[name]).
-        self.cluster_ports = {"llm_upstream": self.llm_port, "splunk_hec": self.hec_port}
+        self.cluster_ports = {"llm_upstream": self.llm_port, "splunk_hec": self.hec_port,
+                              **(cluster_ports or {})}
         for cluster in cfg["static_resources"]["clusters"]:
             port = self.cluster_ports.setdefault(cluster["name"], free_port())
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
@@ -121,7 +126,7 @@ class Gateway:
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["http_filters"][0:0] = filters_before
         fc = _filter_config(cfg)
-        fc["vm_config"]["code"]["local"]["filename"] = WASM
+        fc["vm_config"]["code"]["local"]["filename"] = wasm or WASM
         if raw_plugin_value is not None:
             fc["configuration"]["value"] = raw_plugin_value
         else:
