@@ -164,6 +164,38 @@ def test_hung_receiver_does_not_slow_clients():
         assert events
 
 
+def test_drops_while_calls_time_out_are_counted_once_in_both_metrics():
+    """A small buffer and a receiver that does not answer (calls time out and their batches
+    wait for a retry): every record is delivered or inside a gap record, and the global and
+    the per-sink dropped metrics both count exactly the records the gap records announce."""
+    plugin = plugin_config(load_policy("default.json"), audit=audit(
+        splunk_hec=hec(), timeout_ms=300, buffer_max_bytes=8192, batch_max_bytes=4096))
+    with Gateway(plugin=plugin) as gw:
+        gw.hec_control("/_hang", {"count": 6})
+        send(gw, 60, "soak")
+
+        def tally():
+            events = [e["event"] for e in gw.hec("/_events")]
+            kept = [e for e in events if e.get("record_type") in ("decision", "policy_change")]
+            gaps = [e for e in events if e.get("record_type") == "gap"]
+            return kept, gaps
+
+        def settled():
+            kept, gaps = tally()
+            emitted = gw.stats().get("wasmcustom.policy_gateway.records.emitted", 0)
+            return emitted >= 61 and len(kept) + sum(g["dropped"] for g in gaps) == emitted
+
+        assert wait_for(settled, timeout=60), tally()
+        kept, gaps = tally()
+        lost = sum(g["dropped"] for g in gaps)
+        assert lost > 0, "the buffer was too small for the outage"
+        assert {g["cause"] for g in gaps} == {"buffer_full"}
+        assert len({e["record_id"] for e in kept}) == len(kept)
+        stats = gw.stats()
+        assert stats["wasmcustom.policy_gateway.sink.splunk_hec.dropped"] == lost
+        assert stats["wasmcustom.policy_gateway.records.dropped"] == lost
+
+
 # --- Amazon S3 through a real S3-compatible server that verifies SigV4 presigned URLs -------
 
 import gzip
