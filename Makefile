@@ -87,8 +87,9 @@ wasm: setup-wasm $(WASM_OPT)
 	@ls -l $(WASM_RUSTC) $(WASM_OUT)
 
 ## wasm-fault: TEST ONLY. The filter with feature fault-injection (a request header traps the
-## VM), for the e2e test that a VM restart loses no record silently. Its own profile (no LTO,
-## -O1: quick, and never mistaken for the release build) and file; never used by `make demo`.
+## VM), for the e2e test that a VM restart loses no record silently. Its own profile
+## (unoptimised, no LTO: quick, and never mistaken for the release build) and file; never used
+## by `make demo`.
 wasm-fault: setup-wasm
 	$(CARGO) build --profile fault-injection --lib --target wasm32-unknown-unknown --features fault-injection
 	cp target/wasm32-unknown-unknown/fault-injection/policy_gateway.wasm target/policy_gateway_fault.wasm
