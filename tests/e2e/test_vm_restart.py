@@ -13,7 +13,7 @@ import time
 from conftest import load_policy
 from harness import FAULT_WASM, HEC_TOKEN, WASM, Gateway, plugin_config
 
-FLUSH_MS, STALE_MS = 3000, 2000
+FLUSH_MS, STALE_MS = 5000, 2000
 
 
 def request(conn, request_id, headers=None):
