@@ -330,17 +330,26 @@ def test_s3_retry_after_a_lost_answer_reuses_its_key_and_stores_once():
         send(gw, 11, "lost")
         ids = {f"lost-{i}" for i in range(11)}
         assert wait_for(lambda: ids <= {r.get("request_id") for _, r in stored_records(bucket)}, timeout=30)
-        assert wait_for(lambda: gw.stats().get("wasmcustom.policy_gateway.sink.s3.delivered", 0) >= 11, timeout=20)
-        time.sleep(1)
+
+        def retried():
+            # The withheld upload (maybe the policy_change record's) and its retry.
+            log = get(proxy, "/_log")
+            withheld = [e for e in log if e["withheld"]]
+            again = [e for e in log if e["method"] == "PUT" and not e["withheld"]
+                     and withheld and e["path"] == withheld[0]["path"]]
+            return (withheld, again) if again else None
+
+        found = wait_for(retried, timeout=30)
+        assert found, get(proxy, "/_log")
+        withheld, again = found
+        assert len(withheld) == 1 and withheld[0]["status"] == 200, withheld
+        assert again[0]["status"] == 412, ("the retry used the same key, which S3 had", again)
+        assert wait_for(lambda: gw.stats().get("wasmcustom.policy_gateway.sink.s3.delivered", 0)
+                        == len(stored_records(bucket)), timeout=20), "delivered, once each"
         stored = [r["request_id"] for _, r in stored_records(bucket) if r.get("request_id") in ids]
         assert sorted(stored) == sorted(ids), "each record stored once"
         record_ids = [r["record_id"] for _, r in stored_records(bucket)]
         assert len(record_ids) == len(set(record_ids)), "no record stored twice (policy_change included)"
-        log = get(proxy, "/_log")
-        withheld = [e for e in log if e["withheld"]]
-        assert len(withheld) == 1 and withheld[0]["status"] == 200, log
-        again = [e for e in log if e["method"] == "PUT" and e["path"] == withheld[0]["path"] and not e["withheld"]]
-        assert again and again[0]["status"] == 412, ("the retry used the same key", log)
         assert gw.stats().get("wasmcustom.policy_gateway.sink.s3.dropped", 0) == 0
 
 
