@@ -25,7 +25,8 @@ Environment:
                      than the credentials of the role that signs)
   PRESIGNER_TOKEN    when set, requests need "Authorization: Bearer <token>"
   S3_IF_NONE_MATCH   "1" (default) signs "If-None-Match: *": a retried PUT of an object that
-                     was already stored gets 412 instead of overwriting it
+                     was already stored gets 412 instead of overwriting it (the filter counts
+                     a 412 stored only when its own earlier attempt may have stored it)
   S3_ENDPOINT_URL    another S3 endpoint (local tests: s3s-fs, MinIO); path-style addressing
   HOST, PORT         listen address of the HTTP server (default 0.0.0.0:8080)
   PRESIGN_PATH       path served (default /presign)

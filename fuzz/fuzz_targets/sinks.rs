@@ -139,9 +139,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         4 => match s3::classify_put(status, body) {
-            // 412: `If-None-Match: *` found the object already there (issue 11 item 14 makes
-            // this "the same batch" only).
-            s3::PutOutcome::Stored => assert!(success(status) || status == 412),
+            s3::PutOutcome::Stored => assert!(success(status)),
+            // 412: `If-None-Match: *` found an object under the key; the shipper decides
+            // whether it is this batch's (an earlier attempt) or another writer's.
+            s3::PutOutcome::Exists(r) => {
+                assert_eq!(status, 412);
+                check_reason(&r)
+            }
             s3::PutOutcome::Retry(r) | s3::PutOutcome::NewUrl(r) | s3::PutOutcome::Drop(r) => {
                 check_reason(&r)
             }

@@ -57,8 +57,8 @@ fn default_project_sources() -> Vec<Source> {
     }]
 }
 
-/// Splunk HTTP Event Collector sink.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Splunk HTTP Event Collector sink. `Debug` (in `sinks::splunk_hec`) hides the token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplunkHecConfig {
     /// The Envoy cluster that reaches the collector.
@@ -106,6 +106,8 @@ struct AuditDoc {
     buffer_max_bytes: usize,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+    #[serde(default = "default_vm_stale_ms")]
+    vm_stale_ms: u64,
     splunk_hec: Option<SplunkHecConfig>,
     datadog: Option<DatadogConfig>,
     elasticsearch: Option<ElasticsearchConfig>,
@@ -121,6 +123,7 @@ impl Default for AuditDoc {
             batch_max_bytes: default_batch_max_bytes(),
             buffer_max_bytes: default_buffer_max_bytes(),
             timeout_ms: default_timeout_ms(),
+            vm_stale_ms: default_vm_stale_ms(),
             splunk_hec: None,
             datadog: None,
             elasticsearch: None,
@@ -144,6 +147,9 @@ fn default_buffer_max_bytes() -> usize {
 }
 fn default_timeout_ms() -> u64 {
     5000
+}
+fn default_vm_stale_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +220,8 @@ pub struct AuditConfig {
     pub batch_max_bytes: usize,
     pub buffer_max_bytes: usize,
     pub timeout_ms: u64,
+    /// A VM whose ledger (`sinks::ledger`) was not written for this long is presumed dead.
+    pub vm_stale_ms: u64,
     pub splunk_hec: Option<SplunkHecConfig>,
     pub datadog: Option<DatadogConfig>,
     pub elasticsearch: Option<ElasticsearchConfig>,
@@ -307,6 +315,9 @@ impl PluginConfig {
         if a.timeout_ms == 0 || a.timeout_ms > 60_000 {
             return bad("audit.timeout_ms: must be between 1 and 60000");
         }
+        if a.vm_stale_ms < 1_000 || a.vm_stale_ms > 3_600_000 {
+            return bad("audit.vm_stale_ms: must be between 1000 and 3600000");
+        }
         if let Some(hec) = &a.splunk_hec {
             for (field, value) in [
                 ("cluster", &hec.cluster),
@@ -392,6 +403,7 @@ impl PluginConfig {
                 batch_max_bytes: a.batch_max_bytes,
                 buffer_max_bytes: a.buffer_max_bytes,
                 timeout_ms: a.timeout_ms,
+                vm_stale_ms: a.vm_stale_ms,
                 splunk_hec: a.splunk_hec,
                 datadog: a.datadog,
                 elasticsearch: a.elasticsearch,

@@ -86,10 +86,6 @@ impl Metrics {
         add(self.records_emitted, 1);
     }
 
-    pub fn records_dropped(&self, n: u64) {
-        add(self.records_dropped, n as i64);
-    }
-
     pub fn records_dropped_id(&self) -> Option<u32> {
         self.records_dropped
     }

@@ -5,6 +5,8 @@
 //! tick) and one HTTP context per request, sharing per-VM state through `Rc`.
 
 mod abi;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod host;
 mod http;
 mod metrics;

@@ -13,8 +13,35 @@ use super::metrics::{self, Metrics, SinkMetrics};
 use crate::audit::{AuditRecord, IdGenerator};
 use crate::config::PluginConfig;
 use crate::sinks::delivery::Limits;
+use crate::sinks::ledger::{self, Entry, SinkEntry};
 use crate::sinks::shipper::{Shipper, SinkSpec};
 use crate::sinks::{Outcome, QueuedRecord};
+
+/// How often a VM looks for dead VMs' ledgers (and checks that its own was not claimed).
+const LEDGER_SCAN_MS: u64 = 1_000;
+
+/// The host's shared data, for the ledger.
+struct HostStore;
+
+impl ledger::Store for HostStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        host::shared_data(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        host::set_shared_data(key, value, cas)
+    }
+}
+
+/// This VM's place in the ledger (`sinks::ledger`).
+#[derive(Debug, Default)]
+pub struct VmLedger {
+    /// Its number; `None` until registered (the index was contended: retried on tick).
+    vm: Option<u64>,
+    /// Set by `on_done`: what is left is reported as `vm_stopped` if it never drains.
+    stopped: bool,
+    last_scan_ms: u64,
+}
 
 /// One sink on this VM: its shipper, the call in flight and what metrics have seen.
 pub struct SinkState {
@@ -32,6 +59,7 @@ pub struct Shared {
     pub ids: RefCell<IdGenerator>,
     pub metrics: Metrics,
     pub sinks: RefCell<Vec<SinkState>>,
+    pub ledger: RefCell<VmLedger>,
 }
 
 impl Shared {
@@ -41,18 +69,128 @@ impl Shared {
         self.emit_json(record.to_json(), epoch_ms);
     }
 
-    /// Queues any record, already serialized, for every sink.
+    /// Queues any record, already serialized, for every sink. Records shed to make room
+    /// are counted by the sink's delivery and reported with its other counters.
     pub fn emit_json(&self, json: String, epoch_ms: u64) {
         self.metrics.record_emitted();
         for sink in self.sinks.borrow_mut().iter_mut() {
-            let dropped = sink.shipper.delivery.push(QueuedRecord {
-                json: json.clone(),
-                epoch_ms,
-            });
-            if dropped > 0 {
-                self.metrics.records_dropped(dropped);
+            sink.shipper
+                .delivery
+                .push(QueuedRecord::new(json.clone(), epoch_ms));
+        }
+        self.write_ledger(epoch_ms);
+    }
+
+    /// Writes this VM's ledger entry: what each sink holds undelivered, as of now. Called
+    /// whenever that changes (a record queued, an answer) and on every tick (the heartbeat).
+    /// A stopped VM with nothing left takes itself out of the ledger instead.
+    fn write_ledger(&self, now_ms: u64) {
+        let l = self.ledger.borrow();
+        let Some(vm) = l.vm else {
+            return;
+        };
+        let entry = Entry {
+            vm,
+            gateway: self.config.instance_id.clone(),
+            beat_ms: now_ms,
+            stopped: l.stopped,
+            sinks: self
+                .sinks
+                .borrow()
+                .iter()
+                .map(|s| {
+                    let d = &s.shipper.delivery;
+                    let u = d.unaccounted();
+                    SinkEntry {
+                        sink: s.shipper.name().to_string(),
+                        pending: u.pending,
+                        unannounced: u.unannounced,
+                        unreported_dropped: d.stats.dropped().saturating_sub(s.reported.dropped()),
+                        gauge_bytes: s.reported_bytes.max(0) as u64,
+                    }
+                })
+                .collect(),
+        };
+        if l.stopped && entry.is_empty() {
+            ledger::retire(&HostStore, &[vm]);
+            drop(l);
+            self.ledger.borrow_mut().vm = None;
+        } else {
+            ledger::write(&HostStore, &entry);
+        }
+    }
+
+    /// On tick: registers if needed, re-registers if another VM presumed this one dead, claims
+    /// dead VMs' ledgers, then writes the heartbeat.
+    fn tend_ledger(&self, now_ms: u64) {
+        let stale_ms = self.config.audit.vm_stale_ms;
+        let mut claimed = Vec::new();
+        {
+            let mut l = self.ledger.borrow_mut();
+            if l.vm.is_none() && !l.stopped {
+                l.vm = ledger::register(&HostStore, &self.config.instance_id, now_ms);
+            }
+            if let (Some(vm), true) = (
+                l.vm,
+                now_ms.saturating_sub(l.last_scan_ms) >= LEDGER_SCAN_MS,
+            ) {
+                l.last_scan_ms = now_ms;
+                if let Some(by) = ledger::claimed_by(&HostStore, vm) {
+                    log::warn!(
+                        "policy_gateway: {by} presumed this VM ({vm}) dead (no ledger write for \
+                         {stale_ms} ms: a stalled worker?) and reported its undelivered records \
+                         lost; those still delivered are then counted twice; registering again"
+                    );
+                    l.vm = ledger::register(&HostStore, &self.config.instance_id, now_ms);
+                }
+                if let Some(vm) = l.vm {
+                    claimed = ledger::claim_dead(&HostStore, vm, now_ms, stale_ms);
+                }
             }
         }
+        for entry in &claimed {
+            self.adopt(entry, now_ms);
+        }
+        self.write_ledger(now_ms);
+    }
+
+    /// Reports what a dead VM lost: a gap record per sink (into this VM's sink of the same
+    /// name, or every sink when it has none), its records counted dropped in both dropped
+    /// metrics, and its share of the buffered-bytes gauge taken back.
+    fn adopt(&self, entry: &Entry, now_ms: u64) {
+        let cause = entry.cause();
+        let mut sinks = self.sinks.borrow_mut();
+        for lost in entry.lost() {
+            let named = sinks.iter().position(|s| s.shipper.name() == lost.sink);
+            if lost.gap.dropped > 0 {
+                log::warn!(
+                    "policy_gateway: VM {} ({}) left {} records undelivered to {}: gap record queued",
+                    entry.vm,
+                    cause.name(),
+                    lost.gap.dropped,
+                    lost.sink
+                );
+                for (i, s) in sinks.iter_mut().enumerate() {
+                    if named.is_none_or(|n| n == i) {
+                        s.shipper
+                            .announce(lost.gap, cause, Some(entry.vm), &entry.gateway, now_ms);
+                    }
+                }
+            }
+            let dropped = lost.newly_dropped as i64;
+            metrics::add(self.metrics.records_dropped_id(), dropped);
+            // A sink this configuration lacks has no metrics here: only the global count.
+            if let Some(s) = named.and_then(|n| sinks.get(n)) {
+                metrics::add(s.metrics.dropped, dropped);
+                metrics::add(s.metrics.buffered_bytes, -(lost.gauge_bytes as i64));
+            }
+        }
+    }
+
+    /// At `on_done`: sends what it can, and leaves in the ledger what is still undelivered.
+    fn stop_ledger(&self, now_ms: u64) {
+        self.ledger.borrow_mut().stopped = true;
+        self.write_ledger(now_ms);
     }
 }
 
@@ -157,19 +295,17 @@ fn report_error(sink: &mut SinkState, reason: &str) {
     }
 }
 
+/// Reports a sink's counters since the last report. Drops come from one counter
+/// (`Stats::dropped`, whatever the cause), added to both the sink's and the global metric.
 fn report_stats(m: &Metrics, sink: &mut SinkState) {
     let d = &sink.shipper.delivery;
     let (s, r) = (d.stats, sink.reported);
     let sm = &sink.metrics;
-    metrics::add(sm.delivered, (s.delivered - r.delivered) as i64);
-    metrics::add(sm.retried, (s.retried - r.retried) as i64);
-    let dropped =
-        (s.dropped_overflow + s.dropped_rejected) - (r.dropped_overflow + r.dropped_rejected);
-    metrics::add(sm.dropped, dropped as i64);
-    metrics::add(
-        m.records_dropped_id(),
-        (s.dropped_rejected - r.dropped_rejected) as i64,
-    );
+    metrics::add(sm.delivered, s.delivered.saturating_sub(r.delivered) as i64);
+    metrics::add(sm.retried, s.retried.saturating_sub(r.retried) as i64);
+    let dropped = s.dropped().saturating_sub(r.dropped()) as i64;
+    metrics::add(sm.dropped, dropped);
+    metrics::add(m.records_dropped_id(), dropped);
     sink.reported = s;
     let bytes = d.buffered_bytes() as i64;
     metrics::add(sm.buffered_bytes, bytes - sink.reported_bytes);
@@ -177,9 +313,12 @@ fn report_stats(m: &Metrics, sink: &mut SinkState) {
 }
 
 impl Context for Root {
-    /// At VM shutdown, send what is buffered.
+    /// At VM shutdown, send what is buffered; the ledger keeps what is still undelivered.
     fn on_done(&mut self) -> bool {
         self.flush(true);
+        if let Some(shared) = &self.shared {
+            shared.stop_ledger(host::now_ms());
+        }
         true
     }
 
@@ -217,6 +356,8 @@ impl Context for Root {
             dispatch_next(sink, now, false, timeout);
             report_stats(&shared.metrics, sink);
         }
+        drop(sinks);
+        shared.write_ledger(now);
     }
 }
 
@@ -236,7 +377,18 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let seed = crate::audit::id::splitmix64(host::now_nanos() ^ (bytes.len() as u64) << 17);
+        // A reconfigured root context: what the old configuration's sinks still hold is left
+        // in the ledger, reported by whichever VM claims it.
+        if let Some(old) = self.shared.take() {
+            old.stop_ledger(host::now_ms());
+        }
+        // The VM's number in the ledger is unique in the process: mixed into the seed, it
+        // keeps two VMs' ids and S3 keys apart even if their clocks read the same.
+        ledger::ensure_index(&HostStore);
+        let vm = ledger::register(&HostStore, &config.instance_id, host::now_ms());
+        let seed = crate::audit::id::splitmix64(
+            host::now_nanos() ^ (bytes.len() as u64) << 17 ^ vm.unwrap_or(0).rotate_left(40),
+        );
         let a = &config.audit;
         let limits = Limits {
             batch_max_records: a.batch_max_records,
@@ -274,6 +426,11 @@ impl RootContext for Root {
                 last_error: None,
             })
             .collect();
+        #[cfg(feature = "fault-injection")]
+        log::warn!(
+            "policy_gateway: TEST-ONLY fault-injection build ({} traps the VM): not for production",
+            super::fault::HEADER
+        );
         log::info!(
             "policy_gateway: configured policy {} ({} rules, rollout {}), sinks: {}",
             config.policy.policy_id,
@@ -292,6 +449,10 @@ impl RootContext for Root {
             ids: RefCell::new(IdGenerator::new(seed)),
             metrics,
             sinks: RefCell::new(sinks),
+            ledger: RefCell::new(VmLedger {
+                vm,
+                ..VmLedger::default()
+            }),
         });
         // Make sure the shared "announced" value exists before any VM ticks, so the
         // compare-and-swap at the first tick is atomic (the host has no create-if-absent).
@@ -314,9 +475,15 @@ impl RootContext for Root {
             }
         }
         self.flush(false);
+        if let Some(shared) = &self.shared {
+            shared.tend_ledger(host::now_ms());
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        #[cfg(feature = "fault-injection")]
+        return Some(Box::new(super::fault::Trap(Http::new(self.shared.clone()))));
+        #[cfg(not(feature = "fault-injection"))]
         Some(Box::new(Http::new(self.shared.clone())))
     }
 

@@ -583,6 +583,7 @@ mod tests {
         QueuedRecord {
             json: json.into(),
             epoch_ms,
+            gap: None,
         }
     }
 

@@ -394,6 +394,7 @@ mod tests {
         QueuedRecord {
             json: json.to_string(),
             epoch_ms: 1_795_715_649_007 + i as u64,
+            gap: None,
         }
     }
 
@@ -509,6 +510,7 @@ mod tests {
         let r = QueuedRecord {
             json: r#"{"decision":"allow","policy_user":null,"model":null}"#.into(),
             epoch_ms: 5,
+            gap: None,
         };
         let reqs = build_requests(&c, "gw-1", &[r]);
         let e = &entries(&reqs[0].0)[0];
@@ -524,6 +526,7 @@ mod tests {
         let r = QueuedRecord {
             json: "not json".into(),
             epoch_ms: 1,
+            gap: None,
         };
         let reqs = build_requests(&cfg(), "gw", &[r]);
         let e = &entries(&reqs[0].0)[0];
@@ -555,6 +558,7 @@ mod tests {
                 json: serde_json::json!({"record_id": format!("r{i}"), "decision": "allow", "pad": pad})
                     .to_string(),
                 epoch_ms: i,
+                gap: None,
             })
             .collect();
         let reqs = build_requests(&cfg(), "gw", &batch);
@@ -586,6 +590,7 @@ mod tests {
             })
             .to_string(),
             epoch_ms: 9,
+            gap: None,
         };
         let reqs = build_requests(&cfg(), "gw", &[record(0, "allow"), big]);
         assert_eq!(reqs.len(), 1);

@@ -442,6 +442,7 @@ mod tests {
             })
             .to_string(),
             epoch_ms: 1_795_712_400_000,
+            gap: None,
         }
     }
 
@@ -518,6 +519,7 @@ mod tests {
         let r = QueuedRecord {
             json: r#"{"decision":"allow"}"#.into(),
             epoch_ms: 0,
+            gap: None,
         };
         let a = pairs(&build_request(&cfg(), std::slice::from_ref(&r)).body);
         let b = pairs(&build_request(&cfg(), &[r]).body);
@@ -528,6 +530,7 @@ mod tests {
         let other = QueuedRecord {
             json: r#"{"decision":"refuse"}"#.into(),
             epoch_ms: 0,
+            gap: None,
         };
         let c = pairs(&build_request(&cfg(), &[other]).body);
         assert_ne!(c[0].0["create"]["_id"], id.as_str());
@@ -539,18 +542,22 @@ mod tests {
             QueuedRecord {
                 json: "{\n  \"record_id\": \"pretty\",\n  \"decision\": \"allow\"\n}".into(),
                 epoch_ms: 1,
+                gap: None,
             },
             QueuedRecord {
                 json: "not json\n{\"create\":{}}".into(),
                 epoch_ms: 2,
+                gap: None,
             },
             QueuedRecord {
                 json: "{}".into(),
                 epoch_ms: 3,
+                gap: None,
             },
             QueuedRecord {
                 json: r#"{"@timestamp":"2020-01-01T00:00:00.000Z","record_id":"t"}"#.into(),
                 epoch_ms: 4,
+                gap: None,
             },
         ];
         let ps = pairs(&build_request(&cfg(), &batch).body);

@@ -7,6 +7,7 @@ pub mod datadog_logs;
 pub mod delivery;
 pub mod elasticsearch;
 pub mod gzip;
+pub mod ledger;
 pub mod s3;
 pub mod shipper;
 pub mod splunk_hec;
@@ -16,6 +17,55 @@ pub mod splunk_hec;
 pub struct QueuedRecord {
     pub json: String,
     pub epoch_ms: u64,
+    /// Set on a `gap` record: the lost records it announces. Delivery keeps track of them
+    /// until it is delivered (if the gap record is itself shed, they are announced again).
+    pub gap: Option<Gap>,
+}
+
+impl QueuedRecord {
+    pub fn new(json: String, epoch_ms: u64) -> QueuedRecord {
+        QueuedRecord {
+            json,
+            epoch_ms,
+            gap: None,
+        }
+    }
+}
+
+/// Records lost (counted as dropped) and not yet announced by a delivered `gap` record: how
+/// many and over which time span (Unix ms of the first and last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    pub dropped: u64,
+    pub from_ms: u64,
+    pub to_ms: u64,
+}
+
+impl Gap {
+    pub fn one(epoch_ms: u64) -> Gap {
+        Gap {
+            dropped: 1,
+            from_ms: epoch_ms,
+            to_ms: epoch_ms,
+        }
+    }
+
+    /// This gap and `other` together (the span covers both).
+    pub fn merge(self, other: Gap) -> Gap {
+        Gap {
+            dropped: self.dropped.saturating_add(other.dropped),
+            from_ms: self.from_ms.min(other.from_ms),
+            to_ms: self.to_ms.max(other.to_ms),
+        }
+    }
+
+    /// `a` and `b` merged, either possibly absent.
+    pub fn union(a: Option<Gap>, b: Option<Gap>) -> Option<Gap> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.merge(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// An HTTP request for the host to dispatch.

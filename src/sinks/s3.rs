@@ -35,8 +35,10 @@
 //!
 //! # S3 answers to the PUT
 //!
-//! 200 stored; 412 `PreconditionFailed` (the key exists, `If-None-Match: *`) means an earlier
-//! attempt already stored it: stored. 403 `SignatureDoesNotMatch`, `AccessDenied` "Request has
+//! 200 stored. 412 `PreconditionFailed`: the key exists (`If-None-Match: *`); the shipper
+//! counts it stored only when an earlier attempt of the same batch may have stored it (its
+//! answer was lost or was a 5xx), and otherwise takes the key as someone else's and uploads
+//! the batch under a new one. 403 `SignatureDoesNotMatch`, `AccessDenied` "Request has
 //! expired", `ExpiredToken`: the URL is unusable, fetch a new one for the same key. 500, 503
 //! `SlowDown`, 400 `RequestTimeout`, 408, 409 `ConditionalRequestConflict`, 429: retry. Other
 //! answers drop the batch. Error reasons carry S3's `<Code>` and `<Message>` only: S3's error
@@ -176,10 +178,13 @@ impl S3Config {
     }
 }
 
-/// The object key of a batch: `{prefix}dt=YYYY-MM-DD/hour=HH/{instance}-{epoch_ms}-{seq:06}.jsonl.gz`,
-/// partitioned by the (UTC) time of the batch's first record. Characters of `instance` outside
-/// letters, digits, `-`, `_` and `.` become `_` (so any instance id makes a clean key).
-pub fn object_key(prefix: &str, instance: &str, epoch_ms: u64, seq: u64) -> String {
+/// The object key of a batch: `{prefix}dt=YYYY-MM-DD/hour=HH/{instance}-{epoch_ms}-{unique:016x}.jsonl.gz`,
+/// partitioned by the (UTC) time of the batch's first record. `unique` is 64 random bits
+/// drawn per batch: `instance` is not unique (every worker of a gateway shares it, and a mesh
+/// may give all its gateways the same one), so it alone tells batches apart. Characters of
+/// `instance` outside letters, digits, `-`, `_` and `.` become `_` (any instance id makes a
+/// clean key).
+pub fn object_key(prefix: &str, instance: &str, epoch_ms: u64, unique: u64) -> String {
     let secs = epoch_ms / 1000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let hour = (secs / 3600) % 24;
@@ -199,7 +204,7 @@ pub fn object_key(prefix: &str, instance: &str, epoch_ms: u64, seq: u64) -> Stri
         instance
     };
     format!(
-        "{prefix}dt={y:04}-{m:02}-{d:02}/hour={hour:02}/{instance}-{epoch_ms}-{seq:06}.jsonl.gz"
+        "{prefix}dt={y:04}-{m:02}-{d:02}/hour={hour:02}/{instance}-{epoch_ms}-{unique:016x}.jsonl.gz"
     )
 }
 
@@ -418,6 +423,8 @@ pub fn put_request(presigned: &Presigned, body: Vec<u8>) -> HttpRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
     Stored,
+    /// 412: an object already has this key (stored by an earlier attempt, or a collision).
+    Exists(String),
     /// Try the same PUT again later (the URL is still good).
     Retry(String),
     /// The URL is unusable (expired, bad signature): get a new one, PUT the same object.
@@ -459,7 +466,7 @@ pub fn classify_put(status: u16, body: &[u8]) -> PutOutcome {
     let expired = message.to_ascii_lowercase().contains("request has expired");
     match (status, code.as_str()) {
         (200..=299, _) => PutOutcome::Stored,
-        (412, _) => PutOutcome::Stored,
+        (412, _) => PutOutcome::Exists(reason),
         (403, "SignatureDoesNotMatch" | "ExpiredToken" | "TokenRefreshRequired") => {
             PutOutcome::NewUrl(reason)
         }
@@ -546,25 +553,25 @@ mod tests {
     fn keys_are_hive_partitioned_by_utc_time() {
         // date -u -d @1795715649 → 2026-11-26 17:54:09 UTC
         assert_eq!(
-            object_key("policy-gateway/", "gw-1", 1_795_715_649_007, 42),
-            "policy-gateway/dt=2026-11-26/hour=17/gw-1-1795715649007-000042.jsonl.gz"
+            object_key("policy-gateway/", "gw-1", 1_795_715_649_007, 0x2a),
+            "policy-gateway/dt=2026-11-26/hour=17/gw-1-1795715649007-000000000000002a.jsonl.gz"
         );
         assert_eq!(
-            object_key("", "gw", 0, 0),
-            "dt=1970-01-01/hour=00/gw-0-000000.jsonl.gz"
+            object_key("", "gw", 0, u64::MAX),
+            "dt=1970-01-01/hour=00/gw-0-ffffffffffffffff.jsonl.gz"
         );
-        // Last millisecond of a leap year, and a sequence wider than six digits.
+        // Last millisecond of a leap year.
         assert_eq!(
-            object_key("a/", "gw", 1_735_689_599_999, 1_234_567),
-            "a/dt=2024-12-31/hour=23/gw-1735689599999-1234567.jsonl.gz"
+            object_key("a/", "gw", 1_735_689_599_999, 0x0123_4567_89ab_cdef),
+            "a/dt=2024-12-31/hour=23/gw-1735689599999-0123456789abcdef.jsonl.gz"
         );
         assert_eq!(
             object_key("p/", "pod 7/ns:x", 951_782_400_000, 1),
-            "p/dt=2000-02-29/hour=00/pod_7_ns_x-951782400000-000001.jsonl.gz"
+            "p/dt=2000-02-29/hour=00/pod_7_ns_x-951782400000-0000000000000001.jsonl.gz"
         );
         assert_eq!(
             object_key("p/", "", 0, 1),
-            "p/dt=1970-01-01/hour=00/gateway-0-000001.jsonl.gz"
+            "p/dt=1970-01-01/hour=00/gateway-0-0000000000000001.jsonl.gz"
         );
     }
 
@@ -696,10 +703,12 @@ mod tests {
             QueuedRecord {
                 json: r#"{"decision":"allow","record_id":"a"}"#.into(),
                 epoch_ms: 1,
+                gap: None,
             },
             QueuedRecord {
                 json: "{\"decision\":\n\"refuse\",\"note\":\"line\\nbreak\"}".into(),
                 epoch_ms: 2,
+                gap: None,
             },
         ];
         let gz = object_body(&batch);
@@ -746,7 +755,10 @@ X-Amz-Algorithm=AWS4-HMAC-SHA256</CanonicalRequest><RequestId>4442587FB7D0A2F9</
     #[test]
     fn put_answers_are_classified() {
         assert_eq!(classify_put(200, b""), PutOutcome::Stored);
-        assert_eq!(classify_put(412, PRECONDITION), PutOutcome::Stored);
+        assert!(matches!(
+            classify_put(412, PRECONDITION),
+            PutOutcome::Exists(_)
+        ));
         match classify_put(403, SIG_MISMATCH) {
             PutOutcome::NewUrl(r) => {
                 assert!(r.contains("SignatureDoesNotMatch"), "{r}");
@@ -782,7 +794,7 @@ X-Amz-Algorithm=AWS4-HMAC-SHA256</CanonicalRequest><RequestId>4442587FB7D0A2F9</
                 412,
                 br#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>Object already exists</Message></Error>"#
             ),
-            PutOutcome::Stored
+            PutOutcome::Exists("S3 412 PreconditionFailed: Object already exists".into())
         );
         assert_eq!(
             classify_put(

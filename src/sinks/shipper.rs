@@ -8,7 +8,8 @@ use super::datadog_logs::{self, DatadogConfig};
 use super::delivery::{Delivery, ItemResult, Limits};
 use super::elasticsearch::{self, ElasticsearchConfig};
 use super::s3::{self, PutOutcome, S3Config};
-use super::{compress, no_answer, splunk_hec, HttpRequest, Outcome, QueuedRecord};
+use super::{compress, no_answer, splunk_hec, Gap, HttpRequest, Outcome, QueuedRecord};
+use crate::audit::id::splitmix64;
 use crate::audit::time::iso8601_millis;
 use crate::audit::{IdGenerator, SCHEMA_VERSION};
 use crate::config::SplunkHecConfig;
@@ -86,6 +87,41 @@ const MAX_ACK_POLLS: u32 = 120;
 /// URL refreshes per object before backing off (a presigner handing out bad URLs).
 const MAX_FRESH_URLS: u32 = 2;
 
+/// New keys per batch after 412s on first attempts before backing off.
+const MAX_NEW_KEYS: u32 = 2;
+
+/// The S3 object of the current batch: its key stays with the batch across retries (so
+/// `If-None-Match: *` makes a retry after a lost answer a no-op), and whether an earlier
+/// attempt may have stored it (no answer, or a 5xx), which is what makes a 412 "ours".
+#[derive(Debug, Clone)]
+struct S3Object {
+    batch_id: u64,
+    key: String,
+    maybe_stored: bool,
+    new_keys: u32,
+}
+
+/// Why records were lost, as a `gap` record's `cause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapCause {
+    /// Shed from a full buffer.
+    BufferFull,
+    /// Held by a VM that failed (trapped) before delivering them.
+    VmFailed,
+    /// Held by a VM that was stopped (configuration change, shutdown) before delivering them.
+    VmStopped,
+}
+
+impl GapCause {
+    pub fn name(self) -> &'static str {
+        match self {
+            GapCause::BufferFull => "buffer_full",
+            GapCause::VmFailed => "vm_failed",
+            GapCause::VmStopped => "vm_stopped",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Shipper {
     spec: SinkSpec,
@@ -95,7 +131,12 @@ pub struct Shipper {
     waiting: bool,
     pending: Pending,
     token: TokenCache,
-    seq: u64,
+    /// Azure: the batch got a 401 and goes again with a token fetched after it; a second 401
+    /// drops it.
+    fresh_token: bool,
+    s3_object: Option<S3Object>,
+    /// State of the random part of S3 keys.
+    key_rng: u64,
     /// The HEC request channel, when indexer acknowledgement is on.
     channel: Option<String>,
     /// `Retry-After` of the last answer, for retries the classifier left untimed.
@@ -121,7 +162,9 @@ impl Shipper {
             waiting: false,
             pending: Pending::Idle,
             token: TokenCache::new(),
-            seq: 0,
+            fresh_token: false,
+            s3_object: None,
+            key_rng: splitmix64(seed ^ 0x5353_4b45_5953),
             channel,
             retry_hint: None,
         }
@@ -172,9 +215,22 @@ impl Shipper {
             ),
             SinkSpec::S3(cfg) => {
                 let first_ms = batch.first().map_or(now_ms, |r| r.epoch_ms);
-                let instance = cfg.instance.as_deref().unwrap_or(&self.gateway);
-                self.seq += 1;
-                let key = s3::object_key(&cfg.prefix, instance, first_ms, self.seq);
+                let id = self.delivery.batch_id();
+                let key = match &self.s3_object {
+                    Some(o) if o.batch_id == id => o.key.clone(),
+                    _ => {
+                        let instance = cfg.instance.as_deref().unwrap_or(&self.gateway);
+                        let unique = next_random(&mut self.key_rng);
+                        let key = s3::object_key(&cfg.prefix, instance, first_ms, unique);
+                        self.s3_object = Some(S3Object {
+                            batch_id: id,
+                            key: key.clone(),
+                            maybe_stored: false,
+                            new_keys: 0,
+                        });
+                        key
+                    }
+                };
                 let call = Call {
                     cluster: cfg.presigner_cluster.clone(),
                     request: s3::presign_request(cfg, &key),
@@ -395,8 +451,42 @@ impl Shipper {
                     Some((status, _, body)) => s3::classify_put(status, body),
                     None => PutOutcome::Retry("no response (timeout or connection failure)".into()),
                 };
+                // An attempt that got no answer, or a 5xx, may still have stored the object.
+                if answer.is_none_or(|(status, _, _)| status >= 500) {
+                    if let Some(o) = self.s3_object.as_mut() {
+                        o.maybe_stored = true;
+                    }
+                }
                 let outcome = match put {
                     PutOutcome::Stored => Outcome::Delivered,
+                    PutOutcome::Exists(_)
+                        if self.s3_object.as_ref().is_some_and(|o| o.maybe_stored) =>
+                    {
+                        // An earlier attempt of this very batch stored it; its answer was lost.
+                        Outcome::Delivered
+                    }
+                    PutOutcome::Exists(reason) => {
+                        // Nothing of this batch can have been stored: the key is another
+                        // writer's. Never counted delivered; the batch goes under a new key.
+                        let reason = format!("{reason} (key {key} held by another writer)");
+                        match self.rotate_key() {
+                            Some(new_key) => {
+                                self.pending = Pending::S3 {
+                                    key: new_key,
+                                    presigned: None,
+                                    fresh_urls: 0,
+                                };
+                                return Outcome::Retry {
+                                    reason,
+                                    after_ms: Some(0),
+                                };
+                            }
+                            None => Outcome::Retry {
+                                reason,
+                                after_ms: None,
+                            },
+                        }
+                    }
                     PutOutcome::Retry(reason) => Outcome::Retry {
                         reason,
                         after_ms: None,
@@ -454,19 +544,38 @@ impl Shipper {
                 mut results,
                 mut after_ms,
             } => {
+                let azure = matches!(self.spec, SinkSpec::AzureMonitor(_));
                 let outcome = match (&self.spec, answer) {
                     (SinkSpec::Datadog(_), Some((status, _, body))) => {
                         datadog_logs::classify(status, body)
                     }
                     (SinkSpec::AzureMonitor(_), Some((status, headers, body))) => {
                         if status == 401 {
-                            // A token the service no longer takes: get a new one next time.
+                            // A token the service no longer takes: get a new one.
                             self.token.clear();
                         }
                         azure_monitor::classify(status, headers, body)
                     }
                     _ => no_answer(),
                 };
+                let status = answer.map(|(status, _, _)| status);
+                if azure && status.is_some_and(|s| (200..300).contains(&s)) {
+                    self.fresh_token = false;
+                }
+                if let (true, Some(401), false, Outcome::Drop { reason }) =
+                    (azure, status, self.fresh_token, &outcome)
+                {
+                    // Refused token (revoked, or expired early): this part and those after
+                    // it go again at once with a fresh token. Only a fresh token's refusal
+                    // drops records.
+                    self.fresh_token = true;
+                    let reason = format!("{reason}; retrying with a fresh token");
+                    self.delivery.settle_items(&results, Some(0), now_ms);
+                    return Outcome::Retry {
+                        reason,
+                        after_ms: Some(0),
+                    };
+                }
                 if let Outcome::Retry {
                     after_ms: Some(a), ..
                 } = &outcome
@@ -496,6 +605,7 @@ impl Shipper {
                 }
                 self.delivery
                     .settle_items(&results, after_ms.or(self.retry_hint), now_ms);
+                self.fresh_token = false;
                 if results.iter().all(|r| *r == ItemResult::Delivered) {
                     Outcome::Delivered
                 } else {
@@ -536,22 +646,74 @@ impl Shipper {
         let Some(gap) = self.delivery.take_gap() else {
             return;
         };
-        let record = serde_json::json!({
-            "schema_version": SCHEMA_VERSION,
-            "record_type": "gap",
-            "record_id": self.ids.next(now_ms),
-            "timestamp": iso8601_millis(now_ms),
-            "sink": self.name(),
-            "gateway": self.gateway,
-            "dropped": gap.dropped,
-            "from": iso8601_millis(gap.from_ms),
-            "to": iso8601_millis(gap.to_ms),
-        });
+        let gateway = self.gateway.clone();
+        self.announce(gap, GapCause::BufferFull, None, &gateway, now_ms);
+    }
+
+    /// Queues, ahead of everything else, a `gap` record announcing `gap`: records lost for
+    /// `cause` (by this worker, or by VM `vm` of gateway `gateway`). Until it is delivered,
+    /// the records it announces stay in this worker's ledger.
+    pub fn announce(
+        &mut self,
+        gap: Gap,
+        cause: GapCause,
+        vm: Option<u64>,
+        gateway: &str,
+        now_ms: u64,
+    ) {
+        let gateway = serde_json::to_string(gateway).unwrap_or_else(|_| "null".into());
+        let vm = vm.map_or(String::new(), |vm| format!(",\"vm\":{vm}"));
+        // Written by hand (the json! macro costs the module kilobytes); every value is a
+        // number, a fixed word, an id or time of ours, or `gateway`, escaped above.
+        let record = format!(
+            "{{\"schema_version\":\"{SCHEMA_VERSION}\",\"record_type\":\"gap\",\"record_id\":\"{}\",\
+             \"timestamp\":\"{}\",\"sink\":\"{}\",\"gateway\":{gateway},\"cause\":\"{}\"{vm},\
+             \"dropped\":{},\"from\":\"{}\",\"to\":\"{}\"}}",
+            self.ids.next(now_ms),
+            iso8601_millis(now_ms),
+            self.name(),
+            cause.name(),
+            gap.dropped,
+            iso8601_millis(gap.from_ms),
+            iso8601_millis(gap.to_ms),
+        );
         self.delivery.push_front(QueuedRecord {
-            json: record.to_string(),
+            json: record,
             epoch_ms: now_ms,
+            gap: Some(gap),
         });
     }
+
+    /// Settles a 412 on a first attempt: a new key for the same batch, unless this batch has
+    /// had too many (then it backs off, and still goes under a new key).
+    fn rotate_key(&mut self) -> Option<String> {
+        let SinkSpec::S3(cfg) = &self.spec else {
+            return None;
+        };
+        let first_ms = self
+            .delivery
+            .in_flight()
+            .and_then(|b| b.first())
+            .map_or(0, |r| r.epoch_ms);
+        let instance = cfg.instance.as_deref().unwrap_or(&self.gateway);
+        let key = s3::object_key(
+            &cfg.prefix,
+            instance,
+            first_ms,
+            next_random(&mut self.key_rng),
+        );
+        let o = self.s3_object.as_mut()?;
+        o.key = key.clone();
+        o.maybe_stored = false;
+        o.new_keys += 1;
+        (o.new_keys <= MAX_NEW_KEYS).then_some(key)
+    }
+}
+
+/// 64 random bits: SplitMix64 over a Weyl sequence (seeded per VM and sink).
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    splitmix64(*state)
 }
 
 fn azure_parts(
@@ -607,6 +769,7 @@ mod tests {
         QueuedRecord {
             json: format!("{{\"i\":{i:03}}}"),
             epoch_ms: 1_000 + i,
+            gap: None,
         }
     }
 
@@ -762,5 +925,230 @@ mod tests {
         assert_eq!(first["event"]["dropped"], 7);
         assert_eq!(first["event"]["from"], "1970-01-01T00:00:01.000Z");
         assert_eq!(first["event"]["to"], "1970-01-01T00:00:01.006Z");
+    }
+
+    fn s3() -> SinkSpec {
+        SinkSpec::S3(
+            serde_json::from_value(serde_json::json!({
+                "presigner_cluster": "presigner", "presigner_authority": "presigner:8080",
+                "s3_cluster": "s3",
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn key_of(call: &Call) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&call.request.body).unwrap();
+        v["key"].as_str().unwrap().to_string()
+    }
+
+    fn presigned(key: &str) -> Vec<u8> {
+        serde_json::json!({
+            "url": format!("http://127.0.0.1:9000/audit/{key}?X-Amz-Signature=ab"),
+            "headers": {"content-type": "application/x-ndjson", "content-encoding": "gzip",
+                        "if-none-match": "*"},
+            "expires_at": 9_999_999_999u64,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    const EXISTS: &[u8] = b"<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>";
+
+    #[test]
+    fn s3_keys_differ_across_vms_and_gateways_sharing_an_instance_id() {
+        let mut keys = std::collections::HashSet::new();
+        for seed in 1..=4 {
+            let mut s = Shipper::new(s3(), limits(10_000), "mesh", seed);
+            s.delivery.push(rec(1));
+            assert!(keys.insert(key_of(&s.poll(0, true).unwrap())), "{keys:?}");
+        }
+    }
+
+    #[test]
+    fn s3_retry_after_a_lost_answer_reuses_the_key() {
+        let mut s = Shipper::new(s3(), limits(10_000), "gw", 1);
+        s.delivery.push(rec(1));
+        s.delivery.push(rec(2));
+        let key = key_of(&s.poll(0, true).unwrap());
+        s.on_answer(Some((200, &[], &presigned(&key))), 1);
+        assert_eq!(s.poll(1, false).unwrap().request.method, "PUT");
+        assert!(matches!(s.on_answer(None, 2), Outcome::Retry { .. }));
+        let again = s.poll(120_000, false).unwrap();
+        assert_eq!(key_of(&again), key, "the same batch keeps its key");
+        s.on_answer(Some((200, &[], &presigned(&key))), 120_001);
+        let put = s.poll(120_001, false).unwrap();
+        assert_eq!(s3::object_body(&[rec(1), rec(2)]), put.request.body);
+        // The lost answer had stored it: If-None-Match answers 412, the same batch, delivered.
+        assert_eq!(
+            s.on_answer(Some((412, &[], EXISTS)), 120_002),
+            Outcome::Delivered
+        );
+        assert_eq!(s.delivery.stats.delivered, 2);
+    }
+
+    #[test]
+    fn s3_412_on_a_first_attempt_is_not_a_delivery() {
+        let mut s = Shipper::new(s3(), limits(10_000), "gw", 1);
+        s.delivery.push(rec(1));
+        let key = key_of(&s.poll(0, true).unwrap());
+        s.on_answer(Some((200, &[], &presigned(&key))), 1);
+        s.poll(1, false).unwrap();
+        assert_ne!(s.on_answer(Some((412, &[], EXISTS)), 2), Outcome::Delivered);
+        assert_eq!(s.delivery.stats.delivered, 0);
+        let next = s.poll(2, false).unwrap();
+        assert_ne!(
+            key_of(&next),
+            key,
+            "another writer holds the key: a new one"
+        );
+    }
+
+    fn azure() -> SinkSpec {
+        SinkSpec::AzureMonitor(
+            serde_json::from_value(serde_json::json!({
+                "cluster": "azure", "endpoint_authority": "dce.ingest.monitor.azure.com",
+                "dcr_immutable_id": "dcr-0123abcd", "stream": "Custom-Audit_CL",
+                "auth": {"client_credentials": {"token_cluster": "entra",
+                    "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                    "client_id": "11111111-2222-3333-4444-555555555555",
+                    "client_secret": "s3cr3t"}},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn token(t: &str) -> Vec<u8> {
+        format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"{t}"}}"#).into_bytes()
+    }
+
+    fn bearer(call: &Call) -> Option<String> {
+        call.request
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone())
+    }
+
+    const REVOKED: &[u8] =
+        br#"{"error":{"code":"InvalidToken","message":"The provided access token is invalid."}}"#;
+
+    #[test]
+    fn azure_401_retries_the_batch_with_a_fresh_token() {
+        let mut s = Shipper::new(azure(), limits(10_000), "gw", 1);
+        s.delivery.push(rec(1));
+        s.delivery.push(rec(2));
+        assert_eq!(s.poll(0, true).unwrap().cluster, "entra");
+        s.on_answer(Some((200, &[], &token("tok-1"))), 1);
+        let ingest = s.poll(1, false).unwrap();
+        assert_eq!(bearer(&ingest).as_deref(), Some("Bearer tok-1"));
+        let out = s.on_answer(Some((401, &[], REVOKED)), 2);
+        assert!(matches!(out, Outcome::Retry { .. }), "{out:?}");
+        assert_eq!(s.delivery.stats.dropped_rejected, 0);
+        let fetch = s.poll(2, false).unwrap();
+        assert_eq!(fetch.cluster, "entra", "a fresh token at once");
+        s.on_answer(Some((200, &[], &token("tok-2"))), 3);
+        let ingest = s.poll(3, false).unwrap();
+        assert_eq!(bearer(&ingest).as_deref(), Some("Bearer tok-2"));
+        assert_eq!(s.on_answer(Some((204, &[], b"")), 4), Outcome::Delivered);
+        assert_eq!(s.delivery.stats.delivered, 2);
+    }
+
+    #[test]
+    fn azure_a_fresh_token_refused_too_drops_the_batch_once() {
+        let mut s = Shipper::new(azure(), limits(10_000), "gw", 1);
+        s.delivery.push(rec(1));
+        s.delivery.push(rec(2));
+        s.poll(0, true).unwrap();
+        s.on_answer(Some((200, &[], &token("tok-1"))), 1);
+        s.poll(1, false).unwrap();
+        assert!(matches!(
+            s.on_answer(Some((401, &[], REVOKED)), 2),
+            Outcome::Retry { .. }
+        ));
+        s.poll(2, false).unwrap();
+        s.on_answer(Some((200, &[], &token("tok-2"))), 3);
+        s.poll(3, false).unwrap();
+        assert!(matches!(
+            s.on_answer(Some((401, &[], REVOKED)), 4),
+            Outcome::Drop { .. }
+        ));
+        assert_eq!(s.delivery.stats.dropped_rejected, 2);
+        assert_eq!(s.delivery.stats.dropped(), 2, "counted once");
+        assert_eq!(s.delivery.buffered_records(), 0);
+        // The next batch gets its own retry with a fresh token.
+        s.delivery.push(rec(3));
+        assert_eq!(s.poll(5, true).unwrap().cluster, "entra");
+        s.on_answer(Some((200, &[], &token("tok-3"))), 6);
+        s.poll(6, false).unwrap();
+        assert!(matches!(
+            s.on_answer(Some((401, &[], REVOKED)), 7),
+            Outcome::Retry { .. }
+        ));
+        assert_eq!(s.delivery.stats.dropped(), 2);
+    }
+
+    #[test]
+    fn s3_a_key_taken_again_and_again_backs_off_and_is_never_delivered() {
+        let mut s = Shipper::new(s3(), limits(10_000), "gw", 1);
+        s.delivery.push(rec(1));
+        let mut keys = std::collections::HashSet::new();
+        let mut now = 0;
+        for _ in 0..=MAX_NEW_KEYS {
+            let presign = s.poll(now, true).unwrap();
+            assert!(keys.insert(key_of(&presign)), "a new key each time");
+            s.on_answer(Some((200, &[], &presigned(&key_of(&presign)))), now);
+            s.poll(now, false).unwrap();
+            assert!(matches!(
+                s.on_answer(Some((412, &[], EXISTS)), now),
+                Outcome::Retry { .. }
+            ));
+            now += 1;
+        }
+        assert!(s.poll(now, false).is_none(), "then it backs off");
+        assert_eq!(s.delivery.stats.delivered, 0);
+        let presign = s.poll(now + 60_000, false).unwrap();
+        assert!(keys.insert(key_of(&presign)), "and tries one more new key");
+    }
+
+    #[test]
+    fn s3_a_batch_that_changed_while_waiting_gets_a_new_key() {
+        let mut s = Shipper::new(s3(), limits(27), "gw", 1);
+        for i in 0..3 {
+            s.delivery.push(rec(i));
+        }
+        let key = key_of(&s.poll(0, true).unwrap());
+        s.on_answer(Some((500, &[], b"")), 1);
+        // The full buffer sheds the oldest record of the waiting batch: not the same batch.
+        s.delivery.push(rec(3));
+        assert_ne!(key_of(&s.poll(120_000, false).unwrap()), key);
+    }
+
+    #[test]
+    fn gap_records_are_json_with_their_cause() {
+        let mut s = Shipper::new(hec(), limits(10_000), "gw", 1);
+        let gap = Gap {
+            dropped: 12,
+            from_ms: 1_000,
+            to_ms: 2_500,
+        };
+        s.announce(gap, GapCause::VmFailed, Some(7), "gw \"eu\"\n1", 3_000);
+        s.announce(gap, GapCause::BufferFull, None, "gw", 3_000);
+        let batch = s.delivery.next_batch(3_000, true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&batch[1].json).unwrap();
+        assert_eq!(v["record_type"], "gap");
+        assert_eq!(v["schema_version"], SCHEMA_VERSION);
+        assert_eq!(v["cause"], "vm_failed");
+        assert_eq!(v["vm"], 7);
+        assert_eq!(v["gateway"], "gw \"eu\"\n1");
+        assert_eq!(v["sink"], "splunk_hec");
+        assert_eq!(v["dropped"], 12);
+        assert_eq!(v["from"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(v["to"], "1970-01-01T00:00:02.500Z");
+        assert_eq!(v["timestamp"], "1970-01-01T00:00:03.000Z");
+        assert_eq!(v["record_id"].as_str().map(str::len), Some(36));
+        let v: serde_json::Value = serde_json::from_str(&batch[0].json).unwrap();
+        assert_eq!(v["cause"], "buffer_full");
+        assert!(v.get("vm").is_none());
     }
 }

@@ -5,8 +5,27 @@
 //! 400 data errors (codes 5, 6, 7, 12, 13…) are not retried; 401/403 token errors are not
 //! retried; 503 (code 9, server busy) and other 5xx, 408 and 429 are retried.
 
+use std::fmt;
+
 use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
 use crate::config::SplunkHecConfig;
+
+impl fmt::Debug for SplunkHecConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplunkHecConfig")
+            .field("cluster", &self.cluster)
+            .field("authority", &self.authority)
+            .field("token", &"<redacted>")
+            .field("path", &self.path)
+            .field("index", &self.index)
+            .field("source", &self.source)
+            .field("sourcetype", &self.sourcetype)
+            .field("host", &self.host)
+            .field("ack", &self.ack)
+            .field("channel", &self.channel)
+            .finish()
+    }
+}
 
 /// Builds the request for a batch. `host` is the event host (the gateway instance);
 /// `channel` is sent with indexer acknowledgement.
@@ -197,10 +216,12 @@ mod tests {
             QueuedRecord {
                 json: r#"{"decision":"allow"}"#.into(),
                 epoch_ms: 1_795_715_649_007,
+                gap: None,
             },
             QueuedRecord {
                 json: r#"{"decision":"refuse"}"#.into(),
                 epoch_ms: 1_795_715_650_120,
+                gap: None,
             },
         ];
         let req = build_request(&cfg(), "gw-1", None, &batch);
@@ -247,5 +268,13 @@ mod tests {
             classify(200, br#"{"text":"Incorrect index","code":7}"#),
             Outcome::Drop { .. }
         ));
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let c = cfg();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(&c.token), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

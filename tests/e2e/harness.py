@@ -24,6 +24,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RECEIVERS = os.path.join(ROOT, "tests", "e2e", "receivers")
 # `make wasm`: release build + wasm-opt; POLICY_GATEWAY_WASM runs the suite against another build.
 WASM = os.environ.get("POLICY_GATEWAY_WASM", os.path.join(ROOT, "target", "policy_gateway.wasm"))
+# `make wasm-fault`: TEST ONLY, the filter plus a header that traps the VM (src/filter/fault.rs)
+FAULT_WASM = os.path.join(ROOT, "target", "policy_gateway_fault.wasm")
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv", "bin", "envoy"))
 HEC_TOKEN = "00000000-0000-4000-8000-000000000001"
 
@@ -129,7 +131,10 @@ class Gateway:
 
     def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None,
                  filters_before=None, route_metadata=None, cluster_options=None, failure_policy=None,
-                 wasm=None):
+                 wasm=None, cluster_ports=None):
+        """`wasm`: another module (the test-only fault-injection build); `cluster_ports`:
+        ports for named clusters (e.g. two gateways writing to one S3 server);
+        `cluster_options`: fields merged into named clusters (HTTP/2 upstreams)."""
         self.dir = tempfile.mkdtemp(prefix="pg-e2e-")
         self.port, self.admin, self.llm_port, self.hec_port = (free_port() for _ in range(4))
         self.procs = []
@@ -144,7 +149,8 @@ class Gateway:
         cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = self.port
         # Every cluster gets a port of this run: the mock LLM, the HEC receiver, and free ports
         # for the other sinks (tests start their receivers on self.cluster_ports[name]).
-        self.cluster_ports = {"llm_upstream": self.llm_port, "splunk_hec": self.hec_port}
+        self.cluster_ports = {"llm_upstream": self.llm_port, "splunk_hec": self.hec_port,
+                              **(cluster_ports or {})}
         for cluster in cfg["static_resources"]["clusters"]:
             port = self.cluster_ports.setdefault(cluster["name"], free_port())
             cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][

@@ -3,9 +3,11 @@ reject what the real services reject; faults: receiver down then back, per-item 
 rejected batches dropped and counted once, hung receivers."""
 
 import base64
+import http.client
 import json
 import os
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -162,6 +164,38 @@ def test_hung_receiver_does_not_slow_clients():
         assert events
 
 
+def test_drops_while_calls_time_out_are_counted_once_in_both_metrics():
+    """A small buffer and a receiver that does not answer (calls time out and their batches
+    wait for a retry): every record is delivered or inside a gap record, and the global and
+    the per-sink dropped metrics both count exactly the records the gap records announce."""
+    plugin = plugin_config(load_policy("default.json"), audit=audit(
+        splunk_hec=hec(), timeout_ms=300, buffer_max_bytes=8192, batch_max_bytes=4096))
+    with Gateway(plugin=plugin) as gw:
+        gw.hec_control("/_hang", {"count": 6})
+        send(gw, 60, "soak")
+
+        def tally():
+            events = [e["event"] for e in gw.hec("/_events")]
+            kept = [e for e in events if e.get("record_type") in ("decision", "policy_change")]
+            gaps = [e for e in events if e.get("record_type") == "gap"]
+            return kept, gaps
+
+        def settled():
+            kept, gaps = tally()
+            emitted = gw.stats().get("wasmcustom.policy_gateway.records.emitted", 0)
+            return emitted >= 61 and len(kept) + sum(g["dropped"] for g in gaps) == emitted
+
+        assert wait_for(settled, timeout=60), tally()
+        kept, gaps = tally()
+        lost = sum(g["dropped"] for g in gaps)
+        assert lost > 0, "the buffer was too small for the outage"
+        assert {g["cause"] for g in gaps} == {"buffer_full"}
+        assert len({e["record_id"] for e in kept}) == len(kept)
+        stats = gw.stats()
+        assert stats["wasmcustom.policy_gateway.sink.splunk_hec.dropped"] == lost
+        assert stats["wasmcustom.policy_gateway.records.dropped"] == lost
+
+
 # --- Amazon S3 through a real S3-compatible server that verifies SigV4 presigned URLs -------
 
 import gzip
@@ -181,12 +215,12 @@ def s3s_fs():
     return path
 
 
-def start_s3(gw, secret=S3_SECRET):
-    """s3s-fs on the `s3` cluster's port, and the reference presigner (boto3) on the
-    presigner's; `secret` is what the presigner signs with."""
+def start_s3(gw, secret=S3_SECRET, port=None):
+    """s3s-fs on the `s3` cluster's port (or `port`), and the reference presigner (boto3) on
+    the presigner's; `secret` is what the presigner signs with."""
     data = os.path.join(gw.dir, "s3data")
     os.makedirs(os.path.join(data, BUCKET), exist_ok=True)
-    port = gw.cluster_ports["s3"]
+    port = port or gw.cluster_ports["s3"]
     gw.procs.insert(0, Process([s3s_fs(), "--host", "127.0.0.1", "--port", str(port), "--access-key", S3_KEY,
                                 "--secret-key", S3_SECRET, data], "s3s-fs", gw.dir))
     env = dict(os.environ, S3_BUCKET=BUCKET, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID=S3_KEY,
@@ -239,6 +273,86 @@ def test_s3_objects_land_under_hive_keys_with_valid_signatures():
         assert gw.stats().get("wasmcustom.policy_gateway.sink.s3.delivered", 0) >= 5
 
 
+def test_s3_two_gateways_sharing_an_instance_id_lose_and_double_nothing():
+    """The reviewer's reproduction: a mesh gives every gateway the same instance_id, and both
+    write to one bucket, one record per object, at the same time. Keys used to collide (the
+    second PUT got 412, counted as delivered: records lost)."""
+    plugin = plugin_config(load_policy("default.json"), instance_id="mesh",
+                           audit=audit(s3=s3_config(), batch_max_records=1, batch_max_bytes=1024 * 1024))
+    with Gateway(plugin=plugin) as a:
+        bucket = start_s3(a)
+        shared = {name: a.cluster_ports[name] for name in ("s3", "s3_presigner")}
+        with Gateway(plugin=plugin, cluster_ports=shared) as b:
+            sent = []
+            together = threading.Barrier(2)
+
+            def run(gw, prefix):
+                # One connection (one worker) per gateway, both in step: the two gateways'
+                # workers write their n-th batch in the same millisecond.
+                conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+                body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+                for i in range(150):
+                    together.wait()
+                    conn.request("POST", "/v1/chat/completions", body=body,
+                                 headers={"content-type": "application/json", "x-user-id": "alice",
+                                          "x-request-id": f"{prefix}-{i}"})
+                    r = conn.getresponse()
+                    r.read()
+                    if r.status == 200:
+                        sent.append(f"{prefix}-{i}")
+                conn.close()
+
+            threads = [threading.Thread(target=run, args=(gw, p)) for gw, p in ((a, "a"), (b, "b"))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(sent) == 300
+
+            def decisions_stored():
+                return [r for _, r in stored_records(bucket) if r.get("record_type") == "decision"]
+
+            wait_for(lambda: len(decisions_stored()) >= 300, timeout=60)
+            time.sleep(1)
+            ids = [r["request_id"] for r in decisions_stored()]
+            assert sorted(ids) == sorted(sent), (len(ids), len(set(ids)))
+            delivered = sum(gw.stats().get("wasmcustom.policy_gateway.sink.s3.delivered", 0) for gw in (a, b))
+            assert delivered == len(stored_records(bucket)), "delivered means stored"
+
+
+def test_s3_retry_after_a_lost_answer_reuses_its_key_and_stores_once():
+    """S3 stores the object but its answer is lost: the retry must PUT the same key, get 412
+    (If-None-Match) and count it delivered, not store the batch a second time."""
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(s3=s3_config()))) as gw:
+        s3_port = free_port()
+        bucket = start_s3(gw, port=s3_port)
+        proxy = gw.start_receiver("s3", "lossy_proxy.py", s3_port, "PUT", 1)
+        send(gw, 11, "lost")
+        ids = {f"lost-{i}" for i in range(11)}
+        assert wait_for(lambda: ids <= {r.get("request_id") for _, r in stored_records(bucket)}, timeout=30)
+
+        def retried():
+            # The withheld upload (maybe the policy_change record's) and its retry.
+            log = get(proxy, "/_log")
+            withheld = [e for e in log if e["withheld"]]
+            again = [e for e in log if e["method"] == "PUT" and not e["withheld"]
+                     and withheld and e["path"] == withheld[0]["path"]]
+            return (withheld, again) if again else None
+
+        found = wait_for(retried, timeout=30)
+        assert found, get(proxy, "/_log")
+        withheld, again = found
+        assert len(withheld) == 1 and withheld[0]["status"] == 200, withheld
+        assert again[0]["status"] == 412, ("the retry used the same key, which S3 had", again)
+        assert wait_for(lambda: gw.stats().get("wasmcustom.policy_gateway.sink.s3.delivered", 0)
+                        == len(stored_records(bucket)), timeout=20), "delivered, once each"
+        stored = [r["request_id"] for _, r in stored_records(bucket) if r.get("request_id") in ids]
+        assert sorted(stored) == sorted(ids), "each record stored once"
+        record_ids = [r["record_id"] for _, r in stored_records(bucket)]
+        assert len(record_ids) == len(set(record_ids)), "no record stored twice (policy_change included)"
+        assert gw.stats().get("wasmcustom.policy_gateway.sink.s3.dropped", 0) == 0
+
+
 def test_s3_rejected_signatures_fetch_fresh_urls_and_nothing_is_stored():
     with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(s3=s3_config()))) as gw:
         bucket = start_s3(gw, secret="not-the-server-secret")
@@ -280,12 +394,34 @@ def test_azure_gets_a_token_and_ingests():
         assert CLIENT_SECRET not in gw.envoy.output()
 
 
+def test_azure_token_revoked_mid_run_loses_nothing():
+    """A token the service stops taking (revoked, rotated credentials) gets 401: the batch goes
+    again at once with a fresh token instead of being dropped."""
+    with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(azure_monitor=azure()))) as gw:
+        az = gw.start_receiver("azure_monitor", "azure_receiver.py")
+        send(gw, 20, "rev1")
+        assert wait_for(lambda: len(decisions(az)) >= 20, timeout=20)
+        post(az, "/_revoke", {})
+        send(gw, 20, "rev2")
+        ids = {f"rev{k}-{i}" for k in (1, 2) for i in range(20)}
+        assert wait_for(lambda: ids <= {r.get("request_id") for r in decisions(az)}, timeout=30), \
+            len(ids - {r.get("request_id") for r in decisions(az)})
+        ingest = [r for r in get(az, "/_requests") if r["kind"] == "ingest"]
+        assert 401 in {r["status"] for r in ingest}, "a revoked token was used, and refused"
+        assert get(az, "/_tokens")["issued"] >= 2
+        stats = gw.stats()
+        assert stats.get("wasmcustom.policy_gateway.sink.azure_monitor.dropped", 0) == 0
+        assert stats.get("wasmcustom.policy_gateway.records.dropped", 0) == 0
+
+
 def test_azure_wrong_secret_is_reported_and_nothing_ingested():
     secret = "pg-wrong-secret-7f3a"
     with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(azure_monitor=azure(secret)))) as gw:
         az = gw.start_receiver("azure_monitor", "azure_receiver.py")
         send(gw, 2, "azbad")
-        assert wait_for(lambda: "sink azure_monitor:" in gw.envoy.output(), timeout=15)
+        # (Waits for the token endpoint's answer: a call made before the receiver was up
+        # logs a connection failure first.)
+        assert wait_for(lambda: "sink azure_monitor: token endpoint 401" in gw.envoy.output(), timeout=15)
         tokens = [r for r in get(az, "/_requests") if r["kind"] == "token"]
         assert tokens and {r["status"] for r in tokens} == {401}
         assert get(az, "/_events") == []

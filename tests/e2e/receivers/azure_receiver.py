@@ -47,6 +47,8 @@ Test controls:
   POST /_fail {"status": 429, "count": 1, "retry_after": 5}  next N ingest posts get this
         status (Retry-After set on 429/503 when retry_after is given)
   POST /_hang {"count": 1}              never answer the next N ingest posts
+  POST /_revoke                         every token issued so far is refused from now on (401
+        InvalidToken), as after a credential rotation or a revoked consent
   POST /_token_ttl {"seconds": N}       expires_in for tokens issued from now on (also argv[2]
         or AZURE_RECEIVER_TOKEN_TTL); GET /_tokens -> {"issued", "client_credentials", "imds"}
   GET  /_events                         accepted rows;  GET /_requests  every request
@@ -268,10 +270,12 @@ class Handler(ReceiverHandler):
         url = urlsplit(self.path)
         parts = url.path.strip("/").split("/")
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if url.path in ("/_fail", "/_hang", "/_token_ttl"):
+        if url.path in ("/_fail", "/_hang", "/_token_ttl", "/_revoke"):
             cfg = json.loads(raw or b"{}")
             with LOCK:
-                if url.path == "/_fail":
+                if url.path == "/_revoke":
+                    TOKENS.clear()
+                elif url.path == "/_fail":
                     FAIL.update(status=cfg.get("status", 503), count=cfg.get("count", 1),
                                 retry_after=cfg.get("retry_after"))
                 elif url.path == "/_hang":

@@ -1,0 +1,68 @@
+//! TEST-ONLY fault injection (cargo feature `fault-injection`, built by `make wasm-fault` into
+//! `target/policy_gateway_fault.wasm`; never part of `make wasm`, `make demo` or a release).
+//! A request carrying `x-policy-gateway-fault: trap` makes the VM trap, as a bug would, so the
+//! end-to-end tests can prove that a VM's death under `failure_policy: FAIL_RELOAD` loses no
+//! audit record silently (`sinks::ledger`). Everything else is the shipped filter, unchanged.
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
+
+use super::http::Http;
+
+pub const HEADER: &str = "x-policy-gateway-fault";
+
+/// The shipped HTTP context, behind a check for the fault header.
+pub struct Trap(pub Http);
+
+impl Context for Trap {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    ) {
+        self.0
+            .on_http_call_response(token_id, num_headers, body_size, num_trailers)
+    }
+
+    fn on_done(&mut self) -> bool {
+        self.0.on_done()
+    }
+}
+
+impl HttpContext for Trap {
+    fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        let headers = super::host::header_map(MapType::HttpRequestHeaders);
+        if headers.all(HEADER).any(|v| v == b"trap") {
+            log::warn!("policy_gateway: fault injection: trapping this VM");
+            // A wasm `unreachable`: the VM fails, as on a panic.
+            std::process::abort();
+        }
+        self.0.on_http_request_headers(num_headers, end_of_stream)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.0.on_http_request_body(body_size, end_of_stream)
+    }
+
+    fn on_http_request_trailers(&mut self, num_trailers: usize) -> Action {
+        self.0.on_http_request_trailers(num_trailers)
+    }
+
+    fn on_http_response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        self.0.on_http_response_headers(num_headers, end_of_stream)
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.0.on_http_response_body(body_size, end_of_stream)
+    }
+
+    fn on_http_response_trailers(&mut self, num_trailers: usize) -> Action {
+        self.0.on_http_response_trailers(num_trailers)
+    }
+
+    fn on_log(&mut self) {
+        self.0.on_log()
+    }
+}
