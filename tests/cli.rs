@@ -105,7 +105,7 @@ fn simulate_prints_one_record_per_input_line() {
     assert_eq!(ids.len(), records.len(), "record ids are unique");
     for r in &records {
         assert_eq!(r["policy_id"], "default@1");
-        assert_eq!(r["schema_version"], "1.0");
+        assert_eq!(r["schema_version"], policy_gateway::audit::SCHEMA_VERSION);
     }
     // No prompt text leaks into records.
     for secret in [

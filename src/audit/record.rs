@@ -13,8 +13,10 @@ use crate::policy::document::EscalateMode;
 use crate::policy::rollout::RolloutDecision;
 use crate::policy::{Action, Policy};
 
-/// Bumped on any change a consumer could notice (renamed or retyped field).
-pub const SCHEMA_VERSION: &str = "1.0";
+/// Bumped on any change a consumer could notice. 1.1: `model` is the model served (the
+/// path's, for Azure deployments and Bedrock), the body's is `body_model`; new fields
+/// `attribution_rejected` and `truncated`; gap records carry `cause` and `vm`.
+pub const SCHEMA_VERSION: &str = "1.1";
 
 /// Longest value kept of a field a client chooses (model names, ids, error details).
 pub const MAX_FIELD_BYTES: usize = 256;

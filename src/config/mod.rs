@@ -3,6 +3,7 @@
 //! (`on_configure` returns false) rather than half-applied.
 
 pub mod attribution;
+mod json_path;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -278,8 +279,20 @@ fn bad<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 
 impl PluginConfig {
     pub fn from_json(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
-        let doc: PluginDoc = serde_json::from_slice(bytes)
-            .map_err(|e| ConfigError(format!("plugin configuration: {e}")))?;
+        let doc: PluginDoc = serde_json::from_slice(bytes).map_err(|e| {
+            // A value of the wrong type is named by its path (`audit.timeout_ms`), which serde
+            // does not track: found again from the error's position.
+            let at = if e.classify() == serde_json::error::Category::Data && e.line() > 0 {
+                crate::config::json_path::at(bytes, e.line(), e.column())
+            } else {
+                String::new()
+            };
+            if at.is_empty() {
+                ConfigError(format!("plugin configuration: {e}"))
+            } else {
+                ConfigError(format!("{at}: {e}"))
+            }
+        })?;
         let compile = |field: &str, value: Value| {
             Policy::from_value(value).map_err(|e: PolicyError| {
                 ConfigError(if e.at.is_empty() {

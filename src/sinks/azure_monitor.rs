@@ -342,18 +342,22 @@ pub fn parse_token_response(status: u16, body: &[u8], now_ms: u64) -> Result<Tok
             .and_then(|v| v.get("error"))
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // Only the documented error fields are quoted, never the body: an endpoint that
+        // answers an error status with a token in it must not put the token in a log line.
         let description = v
             .as_ref()
             .and_then(|v| v.get("error_description"))
             .and_then(Value::as_str)
-            .map(|d| excerpt(d.as_bytes()))
-            .unwrap_or_else(|| excerpt(body));
+            .map_or_else(
+                || "(no error_description)".to_string(),
+                |d| excerpt(d.as_bytes()),
+            );
+        let retryable_error = error == "temporarily_unavailable";
+        let error = excerpt(error.as_bytes());
         let reason = format!("token endpoint {status} {error}: {description}");
         // IMDS: 404 while it is updating, 410 while it starts; both documented as retryable.
         return Err(
-            if matches!(status, 404 | 408 | 410 | 429 | 500..=599)
-                || error == "temporarily_unavailable"
-            {
+            if matches!(status, 404 | 408 | 410 | 429 | 500..=599) || retryable_error {
                 Outcome::Retry {
                     reason,
                     after_ms: None,

@@ -312,7 +312,10 @@ fn split_url(url: &str) -> Result<(String, String), Outcome> {
     let local = host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]";
     if !https && !local {
         return Err(Outcome::Drop {
-            reason: format!("presigner returned a non-https URL for host {host}"),
+            reason: format!(
+                "presigner returned a non-https URL for host {}",
+                excerpt(host.as_bytes())
+            ),
         });
     }
     let path_and_query = if tail.starts_with('/') {
