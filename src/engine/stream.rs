@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::holdback::Holdback;
 use super::redact;
-use super::{find_hits, plan_edits, reason, reply, Hit, PhaseOutcome, Source};
+use super::{find_hits, plan_edits, reason, reply, rule_mask, Hit, PhaseOutcome, Source};
 use crate::llm::stream::{self, Channel, End, EventInfo};
 use crate::llm::{path, sse, ApiFormat, PathSeg, Phase, Segment, Usage};
 use crate::policy::document::{EscalateMode, OnError};
@@ -513,11 +513,11 @@ impl StreamInspector {
             .rules
             .iter()
             .enumerate()
-            .filter(|(i, r)| {
+            .filter(|(_, r)| {
                 r.applies_to(Phase::Response)
                     && !r.has_content_match()
                     && r.models.is_some()
-                    && super::rule_triggers(r, *i, &[], model, None)
+                    && super::rule_triggers(r, false, model, None)
             })
             .map(|(i, _)| i)
             .collect();
@@ -809,8 +809,8 @@ impl StreamInspector {
                 })
                 .collect();
             let text = channel_slice(ch, origin, ch.base + ch.text.len() as u64);
-            let mut plan = plan_edits(policy, &rules, &hits);
-            let mut edits = plan.per_segment.remove(&0).unwrap_or_default();
+            let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits);
+            let mut edits = plan.take_segment(0);
             let resolved = redact::resolve(text, &mut edits);
             spans.insert(
                 *c,
@@ -1025,11 +1025,13 @@ fn redact_whole(policy: &Policy, value: &mut Value, paths: &[Vec<PathSeg>]) -> b
     let mut rules: Vec<usize> = hits.iter().map(|h| h.rule).collect();
     rules.sort_unstable();
     rules.dedup();
-    let mut plan = plan_edits(policy, &rules, &hits);
+    let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits);
     let changes = plan.text_changes(&segments);
     let mut changed = false;
-    for (p, text) in changes {
-        changed |= path::replace(value, &p, text);
+    for (si, text) in changes {
+        if let Some(seg) = segments.get(si) {
+            changed |= path::replace(value, &seg.path, text);
+        }
     }
     changed
 }
