@@ -32,6 +32,8 @@ pub mod reason {
     pub const BODY_UNPARSEABLE: &str = "BODY_UNPARSEABLE";
     pub const BODY_NOT_UTF8: &str = "BODY_NOT_UTF8";
     pub const UNSUPPORTED_FORMAT: &str = "UNSUPPORTED_FORMAT";
+    /// More texts, path steps or nesting than one body may have (`llm::MAX_SEGMENTS`, …).
+    pub const BODY_TOO_COMPLEX: &str = "BODY_TOO_COMPLEX";
 }
 
 /// Per-request attributes, already attributed by the caller (trusted sources only).
@@ -264,14 +266,18 @@ fn evaluate_json(
         out.reason_code = reason::UNSUPPORTED_FORMAT.into();
         return out;
     }
+    let texts = match llm::extract(out.format, phase, &value) {
+        Ok(texts) => texts,
+        Err(too) => {
+            return on_error(policy, rollout, out, reason::BODY_TOO_COMPLEX, too.detail());
+        }
+    };
     out.inspected = true;
-
-    let mut segments = Vec::new();
-    llm::extract(out.format, phase, &value, &mut segments);
+    let segments = &texts.segments;
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
-    let hits = find_hits(policy, phase, &segments);
+    let hits = find_hits(policy, phase, segments);
     let requested_max_tokens = llm::max_tokens(out.format, &value);
     let content_hit = rules_hit(policy, &hits);
     let triggered: Vec<usize> = policy
@@ -314,14 +320,9 @@ fn evaluate_json(
     }
 
     if policy.include_content {
-        out.content = Some(redacted_content(&segments, &hits));
+        out.content = Some(redacted_content(segments, &hits));
     }
 
-    let text_changes: Vec<(Vec<llm::PathSeg>, String)> = plan
-        .text_changes(&segments)
-        .into_iter()
-        .filter_map(|(si, t)| segments.get(si).map(|s| (s.path.clone(), t)))
-        .collect();
     if !rollout.enforced {
         out.rewrites = would_rewrite(policy, &triggered, out.format, &value, &plan);
         return out;
@@ -335,9 +336,16 @@ fn evaluate_json(
         }
         _ => {
             let flagged = out.decision == Action::Escalate;
+            let changes: Vec<(llm::PathId, String)> = plan
+                .text_changes(segments)
+                .into_iter()
+                .filter_map(|(si, t)| segments.get(si).map(|s| (s.path, t)))
+                .collect();
+            // The texts borrow the body; their path tree does not.
+            let paths = texts.paths;
             let mut changed = false;
-            for (path, text) in text_changes {
-                changed |= llm::replace_text(&mut value, &path, text);
+            for (path, text) in changes {
+                changed |= paths.replace(&mut value, path, text);
             }
             if changed && phase == Phase::Response {
                 // Token log-probabilities spell the original output out.

@@ -19,8 +19,8 @@ use serde_json::Value;
 use super::holdback::Holdback;
 use super::redact;
 use super::{find_hits, plan_edits, reason, reply, rule_mask, Hit, PhaseOutcome, Source};
-use crate::llm::stream::{self, Channel, End, EventInfo};
-use crate::llm::{path, sse, ApiFormat, PathSeg, Phase, Segment, Usage};
+use crate::llm::stream::{self, Channel, End, EventInfo, Whole};
+use crate::llm::{path, sse, ApiFormat, PathId, PathSeg, Phase, Segment, Usage};
 use crate::policy::document::{EscalateMode, OnError};
 use crate::policy::{Action, Policy};
 
@@ -130,7 +130,7 @@ struct ChannelText {
 #[derive(Debug)]
 struct TextRef {
     channel: Channel,
-    path: Vec<PathSeg>,
+    path: Vec<PathSeg<'static>>,
     start: u64,
     end: u64,
 }
@@ -139,7 +139,8 @@ struct TextRef {
 struct Parsed {
     value: Value,
     texts: Vec<TextRef>,
-    whole: Vec<Vec<PathSeg>>,
+    /// Texts the event repeats whole were redacted when it arrived.
+    whole_changed: bool,
     sequence_number: Option<u64>,
 }
 
@@ -422,7 +423,7 @@ impl StreamInspector {
             }
             return self.enqueue(event.raw, None);
         }
-        let value: Value = match serde_json::from_str(data) {
+        let mut value: Value = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(_) => return self.malformed(policy, event.raw, "an event's data is not JSON"),
         };
@@ -473,10 +474,20 @@ impl StreamInspector {
                 ch.closed = true;
             }
         }
+        let mut whole_changed = false;
+        if !info.whole.is_empty() && self.enforced {
+            match redact_whole(policy, &mut value, &info.whole) {
+                Ok(changed) => whole_changed = changed,
+                Err(_) => {
+                    self.give_up(policy, "too many texts in one event");
+                    return self.enqueue(event.raw, None);
+                }
+            }
+        }
         let parsed = Parsed {
             value,
             texts,
-            whole: info.whole,
+            whole_changed,
             sequence_number: info.sequence_number,
         };
         self.enqueue(event.raw, Some(parsed));
@@ -670,7 +681,7 @@ impl StreamInspector {
             let segment = Segment {
                 role: stream::ROLE,
                 text: &scan,
-                path: Vec::new(),
+                path: PathId::ROOT,
             };
             let hits = find_hits(policy, Phase::Response, std::slice::from_ref(&segment));
             let mut fs: Vec<Found> = hits
@@ -844,9 +855,7 @@ impl StreamInspector {
                     changed |= path::replace(&mut p.value, &t.path, new);
                 }
             }
-            if !p.whole.is_empty() && self.enforced {
-                changed |= redact_whole(policy, &mut p.value, &p.whole);
-            }
+            changed |= p.whole_changed;
             if changed {
                 // Token log-probabilities spell the original text out: they go too.
                 crate::llm::blank_logprobs(&mut p.value);
@@ -1002,38 +1011,32 @@ fn context_of(previous: &str, released: &str) -> String {
 }
 
 /// Redacts texts an event repeats whole (Responses API `.done` and `response.completed`)
-/// with the rules' edits; true when any changed. Counted already as they streamed.
-fn redact_whole(policy: &Policy, value: &mut Value, paths: &[Vec<PathSeg>]) -> bool {
-    let texts: Vec<(Vec<PathSeg>, String)> = paths
-        .iter()
-        .filter_map(|p| {
-            path::get(value, p)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(|s| (p.clone(), s.to_string()))
-        })
-        .collect();
-    let segments: Vec<Segment<'_>> = texts
-        .iter()
-        .map(|(p, t)| Segment {
-            role: stream::ROLE,
-            text: t,
-            path: p.clone(),
-        })
-        .collect();
-    let hits = find_hits(policy, Phase::Response, &segments);
-    let mut rules: Vec<usize> = hits.iter().map(|h| h.rule).collect();
-    rules.sort_unstable();
-    rules.dedup();
-    let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits);
-    let changes = plan.text_changes(&segments);
+/// with the rules' edits; whether any changed, or the cap the event exceeds. Counted already
+/// as they streamed.
+fn redact_whole(
+    policy: &Policy,
+    value: &mut Value,
+    whole: &[Whole],
+) -> Result<bool, crate::llm::TooComplex> {
+    let (changes, paths) = {
+        let texts = stream::whole_texts(value, whole)?;
+        let hits = find_hits(policy, Phase::Response, &texts.segments);
+        let mut rules: Vec<usize> = hits.iter().map(|h| h.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits);
+        let changes: Vec<(PathId, String)> = plan
+            .text_changes(&texts.segments)
+            .into_iter()
+            .filter_map(|(si, t)| texts.segments.get(si).map(|s| (s.path, t)))
+            .collect();
+        (changes, texts.paths)
+    };
     let mut changed = false;
-    for (si, text) in changes {
-        if let Some(seg) = segments.get(si) {
-            changed |= path::replace(value, &seg.path, text);
-        }
+    for (p, text) in changes {
+        changed |= paths.replace(value, p, text);
     }
-    changed
+    Ok(changed)
 }
 
 #[cfg(test)]
