@@ -137,3 +137,161 @@ fn redactions_over_many_texts_with_content_cost_linear_work() {
         },
     );
 }
+
+// ---- streamed responses (issue 11 item 7) ----
+
+use super::stream::{StreamEnd, StreamInspector, StreamLimits};
+use crate::llm::ApiFormat;
+
+/// One OpenAI chat chunk event with `text` for choice `index`.
+fn chat_event(index: usize, text: &str) -> Vec<u8> {
+    let v = json!({"object": "chat.completion.chunk", "model": "gpt-4o",
+        "choices": [{"index": index, "delta": {"content": text}, "finish_reason": null}]});
+    format!("data: {v}\n\n").into_bytes()
+}
+
+/// Runs `events` (one network chunk each) through an enforced inspector: the work counted,
+/// and the text each choice shows the client.
+fn stream_counted(policy: &Policy, limits: StreamLimits, events: &[Vec<u8>]) -> (u64, Vec<String>) {
+    let mut insp = StreamInspector::new(policy, ApiFormat::OpenaiChat, true, limits);
+    let mut out = Vec::new();
+    work::take();
+    for e in events {
+        out.extend(insp.push(policy, e));
+    }
+    out.extend(insp.finish(policy, StreamEnd::UpstreamIncomplete));
+    let units = work::take();
+    let mut parser = crate::llm::sse::Parser::new(usize::MAX);
+    let mut parsed = Vec::new();
+    parser.feed(&out, &mut parsed).unwrap();
+    let mut texts: Vec<String> = Vec::new();
+    for e in parsed {
+        let v: serde_json::Value = serde_json::from_str(e.data.as_deref().unwrap()).unwrap();
+        let choice = &v["choices"][0];
+        let i = choice["index"].as_u64().unwrap() as usize;
+        if texts.len() <= i {
+            texts.resize(i + 1, String::new());
+        }
+        texts[i].push_str(choice["delta"]["content"].as_str().unwrap());
+    }
+    (units, texts)
+}
+
+/// Streams `make(n)` for doubling `n` from `from`; every doubling at most [`MAX_RATIO`] times
+/// the work. `check` gets `n` and each choice's text.
+fn assert_stream_linear(
+    name: &str,
+    limits: StreamLimits,
+    from: usize,
+    make: impl Fn(usize) -> Vec<Vec<u8>>,
+    check: impl Fn(usize, &[String]),
+) {
+    let policy = default_policy();
+    let mut previous: Option<u64> = None;
+    for n in [from, 2 * from, 4 * from] {
+        let (units, texts) = stream_counted(&policy, limits, &make(n));
+        check(n, &texts);
+        eprintln!("{name}: n={n}: {units} units");
+        if let Some(p) = previous {
+            let ratio = units as f64 / p as f64;
+            assert!(
+                ratio <= MAX_RATIO,
+                "{name}: work grew {ratio:.2}x from n={} to n={n} ({p} -> {units} units)",
+                n / 2
+            );
+        }
+        previous = Some(units);
+    }
+}
+
+#[test]
+fn a_growing_word_in_tiny_events_costs_linear_work() {
+    // 4-byte events without a space: the whole text is one word that may still become a
+    // token, so it waits; it used to be rescanned whole on every event.
+    assert_stream_linear(
+        "4-byte events below the cap",
+        StreamLimits::default(),
+        256,
+        |n| (0..n).map(|_| chat_event(0, "abcd")).collect(),
+        |n, texts| assert_eq!(texts[0], "abcd".repeat(n)),
+    );
+}
+
+#[test]
+fn a_word_longer_than_the_cap_costs_no_more_with_a_larger_cap() {
+    // Past the cap, text goes out as it stands (an overflow); the work per byte must not grow
+    // with the cap (it used to be one rescan of the whole cap per 4-byte event).
+    let policy = default_policy();
+    let events: Vec<Vec<u8>> = (0..4096).map(|_| chat_event(0, "abcd")).collect();
+    let mut previous: Option<u64> = None;
+    for cap in [512, 1024, 2048] {
+        let limits = StreamLimits {
+            max_holdback_bytes: cap,
+            ..StreamLimits::default()
+        };
+        let (units, texts) = stream_counted(&policy, limits, &events);
+        assert_eq!(texts[0], "abcd".repeat(4096));
+        eprintln!("cap {cap}: {units} units");
+        if let Some(p) = previous {
+            let ratio = units as f64 / p as f64;
+            assert!(
+                ratio <= 1.25,
+                "cap {cap}: work grew {ratio:.2}x ({p} -> {units})"
+            );
+        }
+        previous = Some(units);
+    }
+}
+
+#[test]
+fn interleaved_choices_cost_linear_work() {
+    // Every event carries the next word of the next choice: each event used to rescan every
+    // choice and walk every queued event.
+    assert_stream_linear(
+        "interleaved choices",
+        StreamLimits::default(),
+        64,
+        |choices| {
+            let mut events = Vec::new();
+            for round in 0..4 {
+                for i in 0..choices {
+                    let word = if round == 2 { "a@b.co " } else { "word " };
+                    events.push(chat_event(i, word));
+                }
+            }
+            events
+        },
+        |choices, texts| {
+            assert_eq!(texts.len(), choices);
+            assert!(
+                texts.iter().all(|t| t == "word word [EMAIL] word "),
+                "{texts:?}"
+            );
+        },
+    );
+}
+
+#[test]
+fn text_queued_behind_a_waiting_choice_costs_linear_work() {
+    // Choice 0 starts a word and stops; choice 1's events queue behind it (order is kept), and
+    // its held text used to be rescanned whole on every event.
+    assert_stream_linear(
+        "queued behind a waiting choice",
+        StreamLimits::default(),
+        200,
+        |n| {
+            let mut events = vec![chat_event(0, "waiting")];
+            events.extend(
+                (0..n).map(|i| chat_event(1, if i % 10 == 5 { "a@b.co " } else { "word " })),
+            );
+            events
+        },
+        |n, texts| {
+            assert_eq!(texts[0], "waiting");
+            let want: String = (0..n)
+                .map(|i| if i % 10 == 5 { "[EMAIL] " } else { "word " })
+                .collect();
+            assert_eq!(texts[1], want);
+        },
+    );
+}
