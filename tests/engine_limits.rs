@@ -174,4 +174,38 @@ mod memory {
             assert!(per_byte <= MAX_HEAP_PER_BODY_BYTE, "{per_byte} per byte");
         }
     }
+
+    #[test]
+    fn a_stream_held_at_its_queue_bound_keeps_bytes_not_parsed_events() {
+        use policy_gateway::engine::stream::{StreamEnd, StreamInspector, StreamLimits};
+        use policy_gateway::llm::ApiFormat;
+        // 4-byte deltas without a space: text waits, events queue up to max_queued_bytes.
+        // A queued event kept its parsed JSON (~18 times its bytes) until released.
+        let policy = default_policy();
+        let limits = StreamLimits::default();
+        let events: Vec<Vec<u8>> = (0..20_000)
+            .map(|_| {
+                let v = json!({"object": "chat.completion.chunk", "model": "gpt-4o",
+                    "choices": [{"index": 0, "delta": {"content": "abcd"}, "finish_reason": null}]});
+                format!("data: {v}\n\n").into_bytes()
+            })
+            .collect();
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        let mut insp = StreamInspector::new(&policy, ApiFormat::OpenaiChat, true, limits);
+        let mut out = 0;
+        for e in &events {
+            out += insp.push(&policy, e).len();
+        }
+        out += insp.finish(&policy, StreamEnd::UpstreamIncomplete).len();
+        let peak = PEAK.with(Cell::get) - base;
+        assert_eq!(
+            out,
+            events.iter().map(Vec::len).sum::<usize>(),
+            "all out, unchanged"
+        );
+        let per_queued_byte = peak / limits.max_queued_bytes;
+        eprintln!("stream: {peak} B peak, {per_queued_byte} per byte of the queue bound");
+        assert!(per_queued_byte <= 6, "{peak} B at the peak");
+    }
 }

@@ -238,10 +238,11 @@ struct TextRef {
 
 #[derive(Debug)]
 struct Parsed {
-    value: Value,
+    /// The event's JSON when the texts it repeats whole were redacted on arrival. Other
+    /// events keep only their bytes (a parsed event takes ~18 times as much memory) and are
+    /// parsed again in the rare case their text changes.
+    changed: Option<Value>,
     texts: Vec<TextRef>,
-    /// Texts the event repeats whole were redacted when it arrived.
-    whole_changed: bool,
     sequence_number: Option<u64>,
 }
 
@@ -614,10 +615,11 @@ impl StreamInspector {
         for end in &info.ends {
             self.close(*end);
         }
-        let mut whole_changed = false;
+        let mut changed = None;
         if !info.whole.is_empty() && self.enforced {
             match redact_whole(policy, &mut value, &info.whole) {
-                Ok(changed) => whole_changed = changed,
+                Ok(true) => changed = Some(value),
+                Ok(false) => {}
                 Err(_) => {
                     self.give_up(policy, "too many texts in one event");
                     return self.enqueue(event.raw, None);
@@ -625,9 +627,8 @@ impl StreamInspector {
             }
         }
         let parsed = Parsed {
-            value,
+            changed,
             texts,
-            whole_changed,
             sequence_number: info.sequence_number,
         };
         self.enqueue(event.raw, Some(parsed));
@@ -946,7 +947,7 @@ impl StreamInspector {
                 self.walk.clean = self.walk.walked;
             }
         }
-        let mut release = self.walk.clean;
+        let mut release = self.walk.clean.min(self.queue.len());
         if release == 0 {
             return;
         }
@@ -1038,6 +1039,7 @@ impl StreamInspector {
         }
 
         // Emit the released events.
+        let mut unreadable = false;
         for q in self.queue.drain(..release) {
             super::work::add(1);
             self.queued_bytes = self.queued_bytes.saturating_sub(q.raw.len());
@@ -1048,7 +1050,7 @@ impl StreamInspector {
             if p.sequence_number.is_some() {
                 self.sent_sequence = p.sequence_number;
             }
-            let mut changed = p.whole_changed;
+            let mut pieces = Vec::new();
             for t in &p.texts {
                 let Some(ch) = self.channels.get_mut(&t.channel) else {
                     continue;
@@ -1058,17 +1060,41 @@ impl StreamInspector {
                     continue;
                 };
                 if let Some(new) = rewrite_piece(ch, t.start, t.end, sp) {
-                    changed |= path::replace(&mut p.value, &t.path, new);
+                    pieces.push((&t.path, new));
                 }
+            }
+            if pieces.is_empty() && p.changed.is_none() {
+                self.out.extend_from_slice(&q.raw);
+                continue;
+            }
+            // The bytes parsed when the event arrived: they parse again.
+            let mut changed = p.changed.is_some();
+            let Some(mut value) = p.changed.take().or_else(|| event_json(&q.raw)) else {
+                unreadable = true;
+                break;
+            };
+            for (path, new) in pieces {
+                changed |= path::replace(&mut value, path, new);
             }
             if changed {
                 // Token log-probabilities spell the original text out: they go too.
-                crate::llm::blank_logprobs(&mut p.value);
-                let data = serde_json::to_string(&p.value).unwrap_or_default();
+                crate::llm::blank_logprobs(&mut value);
+                let data = serde_json::to_string(&value).unwrap_or_default();
                 sse::rewrite_data(&q.raw, &data, &mut self.out);
             } else {
                 self.out.extend_from_slice(&q.raw);
             }
+        }
+        if unreadable {
+            // Cannot happen (the same bytes parsed before); never let the text out unjudged.
+            self.error = Some("an event's data is not JSON".into());
+            if self.enforced {
+                self.stop(policy, None);
+            } else {
+                self.forget();
+                self.state = State::PassThrough;
+            }
+            return;
         }
         self.walk.walked = self.walk.walked.saturating_sub(release);
         self.walk.clean = self.walk.clean.saturating_sub(release);
@@ -1137,6 +1163,15 @@ impl StreamInspector {
             }
         }
     }
+}
+
+/// The JSON `data` of one whole event block.
+fn event_json(raw: &[u8]) -> Option<Value> {
+    let mut parser = sse::Parser::new(usize::MAX);
+    let mut events = Vec::new();
+    parser.feed(raw, &mut events).ok()?;
+    let data = events.into_iter().next()?.data?;
+    serde_json::from_str(&data).ok()
 }
 
 /// Where each channel's text ends after `events` (the last piece of it they carry).
@@ -2086,5 +2121,44 @@ mod tests {
                 assert_eq!(got, want, "round {round} choice {t}: {text:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_event_repeating_more_texts_than_one_body_may_have_is_not_inspected_in_part() {
+        // A `response.completed` repeats the whole output; over MAX_SEGMENTS texts its
+        // redaction would be partial, so the stream gives up and `on_error` decides.
+        let items: Vec<Value> = (0..=crate::llm::MAX_SEGMENTS)
+            .map(|_| serde_json::json!({"type": "function_call", "arguments": "a"}))
+            .collect();
+        let completed = ev(
+            serde_json::json!({"type": "response.completed", "sequence_number": 1,
+            "response": {"id": "r", "model": "gpt-4.1", "output": items}}),
+        );
+        let limits = StreamLimits {
+            max_event_bytes: 8 << 20,
+            ..StreamLimits::default()
+        };
+        let policy = default_policy();
+        let mut insp = StreamInspector::new(&policy, ApiFormat::OpenaiResponses, true, limits);
+        let mut out = insp.push(&policy, completed.as_bytes());
+        out.extend(insp.finish(&policy, StreamEnd::UpstreamIncomplete));
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.reason_code, "RESPONSE_STREAM_TOO_COMPLEX");
+        assert_eq!(o.decision, Action::Refuse);
+        let events = client_events(&out);
+        assert_eq!(events.len(), 1, "only the error event goes out");
+        assert_eq!(events[0].1["code"], "RESPONSE_STREAM_TOO_COMPLEX");
+
+        let mut doc: Value =
+            serde_json::from_slice(include_bytes!("../../policies/default.json")).unwrap();
+        doc["on_error"] = "allow".into();
+        let lenient = Policy::from_value(doc).unwrap();
+        let mut insp = StreamInspector::new(&lenient, ApiFormat::OpenaiResponses, true, limits);
+        let mut out = insp.push(&lenient, completed.as_bytes());
+        out.extend(insp.finish(&lenient, StreamEnd::UpstreamIncomplete));
+        assert_eq!(out, completed.as_bytes(), "passes as it came");
+        let o = insp.outcome(&lenient, 0);
+        assert_eq!(o.reason_code, "RESPONSE_STREAM_TOO_COMPLEX");
+        assert_eq!(o.decision, Action::Allow);
     }
 }
