@@ -54,30 +54,31 @@ pub(crate) fn extract_response<'a>(body: &'a Value, out: &mut Texts<'a>) {
 fn message<'a>(m: &'a Value, role: Role, base: PathId, out: &mut Texts<'a>) {
     match m.get("content") {
         Some(Value::Array(parts)) => {
+            let list = out.at(base, &[key("content")]);
             for (j, part) in parts.iter().enumerate() {
                 let field = match part.get("type").and_then(Value::as_str) {
                     Some("text") => "text",
                     Some("refusal") => "refusal",
                     _ => continue,
                 };
-                emit(
-                    out,
-                    role,
-                    part.get(field),
-                    base,
-                    &[key("content"), idx(j), key(field)],
-                );
+                emit(out, role, part.get(field), list, &[idx(j), key(field)]);
             }
         }
         content => emit(out, role, content, base, &[key("content")]),
     }
     emit(out, role, m.get("refusal"), base, &[key("refusal")]);
     if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+        let list = out.at(base, &[key("tool_calls")]);
         for (j, call) in calls.iter().enumerate() {
             for (outer, inner) in [("function", "arguments"), ("custom", "input")] {
                 let v = call.get(outer).and_then(|f| f.get(inner));
-                let rel = [key("tool_calls"), idx(j), key(outer), key(inner)];
-                emit(out, Role::Assistant, v, base, &rel);
+                emit(
+                    out,
+                    Role::Assistant,
+                    v,
+                    list,
+                    &[idx(j), key(outer), key(inner)],
+                );
             }
         }
     }

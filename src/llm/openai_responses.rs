@@ -101,14 +101,20 @@ fn content_field<'a>(
 ) {
     match value {
         Some(Value::Array(parts)) => {
+            let list = out.at(base, &[key(field)]);
             for (j, part) in parts.iter().enumerate() {
                 let text_field = match str_field(part, "type") {
                     Some("input_text" | "output_text" | "text") => "text",
                     Some("refusal") => "refusal",
                     _ => continue,
                 };
-                let rel = [key(field), idx(j), key(text_field)];
-                emit(out, role, part.get(text_field), base, &rel);
+                emit(
+                    out,
+                    role,
+                    part.get(text_field),
+                    list,
+                    &[idx(j), key(text_field)],
+                );
             }
         }
         v => emit(out, role, v, base, &[key(field)]),
