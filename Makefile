@@ -23,12 +23,14 @@ bench-smoke: wasm $(VENV)/.installed
 	@test -s bench/results/smoke.md && echo "bench smoke: bench/results/smoke.md written"
 	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path bench/v8/Cargo.toml
 	node bench/v8/run.mjs --smoke > /dev/null
+	node bench/v8/memory.mjs > /dev/null
 
 ## bench-v8: engine microbenchmark under V8 (node running the wasm32 build) beside memchr and
-## memcpy floors, ~40 s
+## memcpy floors, ~40 s; then the wasm memory one evaluation of the resource inputs takes
 bench-v8: wasm-target
 	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path bench/v8/Cargo.toml
 	node bench/v8/run.mjs
+	node bench/v8/memory.mjs
 
 test-e2e: wasm wasm-fault cli $(VENV)/.installed setup-s3s
 	$(VENV)/bin/python -m pytest -q tests/e2e
@@ -114,7 +116,8 @@ demo: wasm $(VENV)/.installed
 bench: wasm $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py
 
-## bench-engine: native engine microbenchmark (median of repeated batches)
+## bench-engine: native engine microbenchmark (median of repeated batches), then the resource
+## cases at doubling sizes with their peak heap (`cargo bench --bench engine -- resources`: those alone)
 bench-engine:
 	$(CARGO) bench --bench engine
 

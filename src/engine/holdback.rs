@@ -13,7 +13,14 @@
 //!   (their longest match) can contain anything: the last that many bytes wait.
 //!
 //! Whatever the rules, no more than `cap` bytes wait: an entity longer than that (a JWT or a
-//! key block beyond the cap) is released in part and the record counts the overflow.
+//! key block beyond the cap) is released in part and the record counts the overflow. When the
+//! cap decides, the text waiting drops to half the cap, so text that keeps reaching the cap is
+//! judged once per half cap, not once per event.
+//!
+//! A stream asks again after every event; [`Progress`] remembers what was read of the text
+//! (where its last whitespace ends, where an unterminated PEM block begins), so each call reads
+//! only the bytes added since the last one plus a bounded window ([`NUMERIC_WINDOW`], the
+//! length of a PEM marker): the cost of a text's hold-back is linear in its length.
 
 use crate::detect::{DetectorId, DetectorSet};
 use crate::llm::{stream, Phase};
@@ -26,6 +33,9 @@ pub const NUMERIC_WINDOW: usize = 64;
 pub const PROMPT_INJECTION_WINDOW: usize = 200;
 /// What starts a PEM block.
 const PEM_BEGIN: &str = "-----BEGIN";
+/// What starts its end line, and what ends that line.
+const PEM_END: &str = "-----END";
+const PEM_DASHES: &str = "-----";
 /// Room after a keyword or pattern match for the whole-word check (one UTF-8 character).
 const BOUNDARY: usize = 4;
 
@@ -48,6 +58,22 @@ const NUMERIC_DETECTORS: &[DetectorId] = &[
     DetectorId::UsSsn,
     DetectorId::Ipv4,
 ];
+
+/// What [`Holdback::release_point_from`] has read of one text, in offsets of that text (a
+/// channel's offsets: they keep counting when the front of the text is released).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Offset up to which the text was read.
+    read: u64,
+    /// Offset just after the last whitespace read.
+    after_space: Option<u64>,
+    /// Offset of the last `-----BEGIN` read.
+    pem_begin: Option<u64>,
+    /// Offset of the first `-----END` after it.
+    pem_end: Option<u64>,
+    /// A `-----` followed that `-----END`: the block has ended.
+    pem_closed: bool,
+}
 
 /// The hold-back rule of a policy's response phase, computed once per policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,10 +143,28 @@ impl Holdback {
 
     /// [`Holdback::release_point`], and whether the cap (not the rules) decided it.
     pub fn release_point_capped(&self, text: &str) -> (usize, bool) {
+        self.release_point_from(text, 0, &mut Progress::default())
+    }
+
+    /// [`Holdback::release_point_capped`] of `text`, which starts at offset `offset` of a text
+    /// that only grows at its end and loses its front; `progress` is what earlier calls read of
+    /// it (a fresh one for a new text). Only the bytes added since the last call are read, plus
+    /// a bounded window.
+    pub fn release_point_from(
+        &self,
+        text: &str,
+        offset: u64,
+        progress: &mut Progress,
+    ) -> (usize, bool) {
         let len = text.len();
+        self.read(text, offset, progress);
+        // An offset of the whole text as a position in `text` (0 when before it).
+        let here = |at: u64| at.saturating_sub(offset).min(len as u64) as usize;
         let mut from = len.saturating_sub(self.window);
         if self.tokens {
-            from = from.min(trailing_token_start(text, self.cap));
+            // The trailing run of non-whitespace, looking back at most `cap` bytes.
+            let token = progress.after_space.map_or(0, here);
+            from = from.min(token.max(len.saturating_sub(self.cap)));
         }
         if self.numeric {
             // The run waits from where an entity could start: a digit, `+` or `(`.
@@ -135,28 +179,82 @@ impl Holdback {
             from = from.min(trailing_iban_start(text));
         }
         if self.pem {
-            if let Some(begin) = open_pem_block(text) {
-                from = from.min(begin);
+            // A block whose start already went out is no longer held (as for a fresh text).
+            let open = progress
+                .pem_begin
+                .filter(|b| *b >= offset && !progress.pem_closed);
+            if let Some(begin) = open {
+                from = from.min(here(begin));
             }
             from = from.min(partial_suffix_start(text, PEM_BEGIN));
         }
         let floor = len.saturating_sub(self.cap);
         // The token rule looks back at most `cap` bytes, so reaching the floor means the cap
-        // decided (there is held text before it that the rules would still keep).
-        (
-            floor_boundary(text, from.max(floor)),
-            floor > 0 && from <= floor,
-        )
+        // decided (there is held text before it that the rules would still keep); then half
+        // the cap goes at once.
+        if floor > 0 && from <= floor {
+            let half = len.saturating_sub(self.cap / 2);
+            (floor_boundary(text, half), true)
+        } else {
+            (floor_boundary(text, from), false)
+        }
+    }
+
+    /// Reads what was added to the text since `progress.read`: whitespace, PEM markers.
+    fn read(&self, text: &str, offset: u64, progress: &mut Progress) {
+        let end = offset + text.len() as u64;
+        if progress.read < offset || progress.read > end {
+            // Not the text `progress` was reading: start over.
+            *progress = Progress::default();
+        }
+        let new_from = progress.read.max(offset);
+        let here = |at: u64| (at - offset) as usize;
+        if self.tokens {
+            // Appended text starts on a character boundary.
+            let added = text.get(here(new_from)..).unwrap_or_default();
+            if let Some((i, c)) = added.char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+                progress.after_space = Some(new_from + (i + c.len_utf8()) as u64);
+            }
+        }
+        if self.pem {
+            read_pem(text, offset, new_from, progress);
+        }
+        progress.read = end;
     }
 }
 
-/// Start of the trailing run of non-whitespace characters (looking back at most `cap` bytes).
-fn trailing_token_start(text: &str, cap: usize) -> usize {
-    let floor = floor_boundary(text, text.len().saturating_sub(cap));
-    let tail = text.get(floor..).unwrap_or_default();
-    match tail.char_indices().rev().find(|(_, c)| c.is_whitespace()) {
-        Some((i, c)) => floor + i + c.len_utf8(),
-        None => floor,
+/// Follows the PEM blocks of the bytes added from `new_from` (markers may straddle it): the
+/// last `-----BEGIN`, the first `-----END` after it, and a `-----` after that, which ends the
+/// block (the line of `-----END ...-----`).
+fn read_pem(text: &str, offset: u64, new_from: u64, progress: &mut Progress) {
+    let bytes = text.as_bytes();
+    let at = |abs: u64| (abs.saturating_sub(offset) as usize).min(bytes.len());
+    // A marker that ends in the new bytes starts at most its length - 1 before them.
+    let look = |marker: &str, not_before: u64| {
+        let from = at(new_from
+            .saturating_sub(marker.len() as u64 - 1)
+            .max(not_before));
+        (from, bytes.get(from..).unwrap_or_default())
+    };
+    let (from, region) = look(PEM_BEGIN, offset);
+    if let Some(i) = memchr::memmem::rfind(region, PEM_BEGIN.as_bytes()) {
+        progress.pem_begin = Some(offset + (from + i) as u64);
+        progress.pem_end = None;
+        progress.pem_closed = false;
+    }
+    let Some(begin) = progress.pem_begin else {
+        return;
+    };
+    if progress.pem_end.is_none() {
+        let (from, region) = look(PEM_END, begin);
+        if let Some(i) = memchr::memmem::find(region, PEM_END.as_bytes()) {
+            progress.pem_end = Some(offset + (from + i) as u64);
+        }
+    }
+    if let (Some(end), false) = (progress.pem_end, progress.pem_closed) {
+        let after = end + PEM_END.len() as u64;
+        let (_, region) = look(PEM_DASHES, after);
+        progress.pem_closed = memchr::memmem::find(region, PEM_DASHES.as_bytes()).is_some();
     }
 }
 
@@ -213,17 +311,6 @@ fn partial_suffix_start(text: &str, marker: &str) -> usize {
         .rev()
         .find(|&n| text.ends_with(marker.get(..n).unwrap_or_default()))
         .map_or(text.len(), |n| text.len() - n)
-}
-
-/// Start of a `-----BEGIN` whose block has not ended yet.
-fn open_pem_block(text: &str) -> Option<usize> {
-    let begin = memchr::memmem::rfind(text.as_bytes(), b"-----BEGIN")?;
-    let rest = text.get(begin..)?;
-    let closed = memchr::memmem::find(rest.as_bytes(), b"-----END").is_some_and(|end| {
-        rest.get(end + 8..)
-            .is_some_and(|line| line.contains("-----"))
-    });
-    (!closed).then_some(begin)
 }
 
 fn floor_boundary(text: &str, mut i: usize) -> usize {
@@ -319,5 +406,62 @@ mod tests {
         let p = h.release_point(&text);
         assert!(text.is_char_boundary(p));
         assert!(text.len() - p <= 16);
+    }
+
+    /// Asking after every piece of a growing text whose front goes out gives what asking once
+    /// about the text as it stands gives: the incremental reading loses nothing.
+    #[test]
+    fn incremental_reading_matches_reading_the_whole_text() {
+        let pieces = [
+            "word ",
+            "4111 ",
+            "11",
+            "-----BEGIN",
+            " RSA PRIVATE KEY-----\nMIIE",
+            "AAAA",
+            "\n-----END RSA PRIV",
+            "ATE KEY-----\n",
+            "DE89 3704",
+            "é",
+            "\u{3000}",
+            "-----BE",
+            "GIN PRIVATE",
+            " x",
+            "bob@exa",
+            "mple.com ",
+            "+1 (415) ",
+            "-",
+            "--",
+            "---END",
+            "-----",
+            "tail",
+        ];
+        let policy = policy(&["email", "credit_card", "iban", "private_key", "jwt"]);
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        for cap in [16, 64, 8192] {
+            let h = Holdback::for_policy(&policy, cap);
+            for _ in 0..200 {
+                let mut text = String::new();
+                let mut offset = 0u64;
+                let mut progress = Progress::default();
+                for _ in 0..30 {
+                    text.push_str(pieces[next(pieces.len())]);
+                    let got = h.release_point_from(&text, offset, &mut progress);
+                    assert_eq!(got, h.release_point_capped(&text), "{text:?} at {offset}");
+                    if next(3) == 0 {
+                        // The front goes out, as a stream releases it.
+                        let cut = got.0;
+                        text.drain(..cut);
+                        offset += cut as u64;
+                    }
+                }
+            }
+        }
     }
 }

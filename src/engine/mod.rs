@@ -6,9 +6,12 @@
 //! turns the outcomes into the record.
 
 pub mod holdback;
+#[cfg(test)]
+mod linearity_tests;
 pub mod redact;
 pub mod reply;
 pub mod stream;
+mod work;
 
 use std::collections::BTreeMap;
 
@@ -36,6 +39,8 @@ pub mod reason {
     /// A `set_model` rewrite applies but the request path names the model (Azure deployment,
     /// Bedrock, Vertex AI), which a body rewrite cannot change.
     pub const MODEL_NOT_REWRITABLE: &str = "MODEL_NOT_REWRITABLE";
+    /// More texts, path steps or nesting than one body may have (`llm::MAX_SEGMENTS`, …).
+    pub const BODY_TOO_COMPLEX: &str = "BODY_TOO_COMPLEX";
 }
 
 /// Per-request attributes, already attributed by the caller (trusted sources only).
@@ -293,25 +298,36 @@ fn evaluate_json(
             return on_error(policy, rollout, out, reason::MAX_TOKENS_INVALID, detail);
         }
     }
+    let texts = match llm::extract(out.format, phase, &value) {
+        Ok(texts) => texts,
+        Err(too) => {
+            return on_error(policy, rollout, out, reason::BODY_TOO_COMPLEX, too.detail());
+        }
+    };
     out.inspected = true;
-
-    let mut segments = Vec::new();
-    llm::extract(out.format, phase, &value, &mut segments);
+    let segments = &texts.segments;
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
-    let hits = find_hits(policy, phase, &segments);
+    let hits = find_hits(policy, phase, segments);
     let requested_max_tokens = llm::max_tokens(out.format, &value);
+    let content_hit = rules_hit(policy, &hits);
     let triggered: Vec<usize> = policy
         .rules
         .iter()
         .enumerate()
         .filter(|(i, r)| {
             r.applies_to(phase)
-                && rule_triggers(r, *i, &hits, out.model.as_deref(), requested_max_tokens)
+                && rule_triggers(
+                    r,
+                    content_hit.get(*i).copied().unwrap_or(false),
+                    out.model.as_deref(),
+                    requested_max_tokens,
+                )
         })
         .map(|(i, _)| i)
         .collect();
+    let triggered_mask = rule_mask(policy, &triggered);
 
     let deciding = deciding_rule(policy, &triggered);
     if let Some(rule) = deciding {
@@ -346,19 +362,18 @@ fn evaluate_json(
             out.triggered_categories.push(r.category.clone());
         }
     }
-    count_detections(&hits, &triggered, &mut out.detections);
+    count_detections(&hits, &triggered_mask, &mut out.detections);
 
     // Plan the edits whatever the rollout, so shadow records say what would have changed.
-    let mut plan = plan_edits(policy, &triggered, &hits);
+    let mut plan = plan_edits(policy, &triggered_mask, &hits);
     for (source, n) in &plan.redacted {
         *out.redactions.entry(source.name().to_string()).or_insert(0) += n;
     }
 
     if policy.include_content {
-        out.content = Some(redacted_content(&segments, &hits));
+        out.content = Some(redacted_content(segments, &hits));
     }
 
-    let text_changes = plan.text_changes(&segments);
     if !rollout.enforced {
         out.rewrites = would_rewrite(policy, &triggered, &out, &value, &plan);
         return out;
@@ -379,9 +394,16 @@ fn evaluate_json(
         }
         _ => {
             let flagged = out.decision == Action::Escalate;
+            let changes: Vec<(llm::PathId, String)> = plan
+                .text_changes(segments)
+                .into_iter()
+                .filter_map(|(si, t)| segments.get(si).map(|s| (s.path, t)))
+                .collect();
+            // The texts borrow the body; their path tree does not.
+            let paths = texts.paths;
             let mut changed = false;
-            for (path, text) in text_changes {
-                changed |= llm::replace_text(&mut value, &path, text);
+            for (path, text) in changes {
+                changed |= paths.replace(&mut value, path, text);
             }
             if changed && phase == Phase::Response {
                 // Token log-probabilities spell the original output out.
@@ -528,17 +550,54 @@ fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Ve
             }
         }
     }
+    work::add(hits.len());
     hits
 }
 
+/// Which rules have at least one hit, by rule index (one pass over the hits).
+fn rules_hit(policy: &Policy, hits: &[Hit]) -> Vec<bool> {
+    let mut hit = vec![false; policy.rules.len()];
+    for h in hits {
+        work::add(1);
+        if let Some(slot) = hit.get_mut(h.rule) {
+            *slot = true;
+        }
+    }
+    hit
+}
+
+/// `rules` (indices) as a mask over the policy's rules, for O(1) membership per hit.
+fn rule_mask(policy: &Policy, rules: &[usize]) -> Vec<bool> {
+    let mut mask = vec![false; policy.rules.len()];
+    for &i in rules {
+        if let Some(slot) = mask.get_mut(i) {
+            *slot = true;
+        }
+    }
+    mask
+}
+
+fn in_mask(mask: &[bool], rule: usize) -> bool {
+    mask.get(rule).copied().unwrap_or(false)
+}
+
+/// Stable sort that counts its comparisons as work. Hits come as a policy-bounded number of
+/// sorted runs (per rule and source), which the stable sort merges in O(n log runs).
+fn sort_counted<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
+    items.sort_by(|a, b| {
+        work::add(1);
+        key(a).cmp(&key(b))
+    });
+}
+
+/// Whether `rule` triggers: `content_hit` says whether any of its text matches was found.
 fn rule_triggers(
     rule: &Rule,
-    index: usize,
-    hits: &[Hit],
+    content_hit: bool,
     model: Option<&str>,
     requested_max_tokens: Option<u64>,
 ) -> bool {
-    let content = !rule.has_content_match() || hits.iter().any(|h| h.rule == index);
+    let content = !rule.has_content_match() || content_hit;
     let model_ok = rule.models.as_ref().is_none_or(|m| m.triggers(model));
     let tokens_ok = rule
         .max_tokens
@@ -547,45 +606,61 @@ fn rule_triggers(
 }
 
 /// Counts distinct entities found by triggered rules (an entity two rules found counts once).
-fn count_detections(hits: &[Hit], triggered: &[usize], counts: &mut BTreeMap<String, u32>) {
+fn count_detections(hits: &[Hit], triggered: &[bool], counts: &mut BTreeMap<String, u32>) {
     let mut seen: Vec<(usize, usize, usize, Source)> = hits
         .iter()
-        .filter(|h| triggered.contains(&h.rule))
+        .filter(|h| in_mask(triggered, h.rule))
         .map(|h| (h.segment, h.start, h.end, h.source))
         .collect();
-    seen.sort();
+    sort_counted(&mut seen, |k| *k);
     seen.dedup();
+    let mut per_source: BTreeMap<Source, u32> = BTreeMap::new();
     for (_, _, _, source) in seen {
-        *counts.entry(source.name().to_string()).or_insert(0) += 1;
+        work::add(1);
+        *per_source.entry(source).or_insert(0) += 1;
+    }
+    for (source, n) in per_source {
+        *counts.entry(source.name().to_string()).or_insert(0) += n;
     }
 }
 
 /// Text edits per segment, from triggered redact rules and `replace_with` rewrites.
 struct EditPlan {
-    per_segment: BTreeMap<usize, Vec<Edit>>,
+    /// (segment index, its edits), in segment order.
+    per_segment: Vec<(usize, Vec<Edit>)>,
     redacted: BTreeMap<Source, u32>,
 }
 
 impl EditPlan {
-    /// The new texts of the segments whose edits change them, with their paths.
-    fn text_changes(&mut self, segments: &[llm::Segment<'_>]) -> Vec<(Vec<llm::PathSeg>, String)> {
+    /// The new texts of the segments whose edits change them, by segment index.
+    fn text_changes(&mut self, segments: &[llm::Segment<'_>]) -> Vec<(usize, String)> {
         let mut changes = Vec::new();
         for (si, edits) in self.per_segment.iter_mut() {
             let Some(seg) = segments.get(*si) else {
                 continue;
             };
+            work::add(edits.len());
             let new_text = redact::apply(seg.text, edits);
             if new_text != seg.text {
-                changes.push((seg.path.clone(), new_text));
+                changes.push((*si, new_text));
             }
         }
         changes
     }
 
+    /// The edits of segment `si`, taken out of the plan.
+    fn take_segment(&mut self, si: usize) -> Vec<Edit> {
+        self.per_segment
+            .iter_mut()
+            .find(|(s, _)| *s == si)
+            .map(|(_, edits)| std::mem::take(edits))
+            .unwrap_or_default()
+    }
+
     fn replaces_text(&self) -> bool {
         self.per_segment
-            .values()
-            .flatten()
+            .iter()
+            .flat_map(|(_, edits)| edits)
             .any(|e| e.rank >= REPLACE_RANK)
     }
 }
@@ -617,13 +692,18 @@ fn would_rewrite(
 /// redacted.
 const REPLACE_RANK: u32 = 1 << 20;
 
-fn plan_edits(policy: &Policy, triggered: &[usize], hits: &[Hit]) -> EditPlan {
+/// The edits of the triggered rules' hits. `hits` come grouped by segment, in segment order
+/// (as [`find_hits`] gives them); each hit costs O(1) amortised, plus the merge of sorted runs
+/// that de-duplicates the redaction count.
+fn plan_edits(policy: &Policy, triggered: &[bool], hits: &[Hit]) -> EditPlan {
     let mut plan = EditPlan {
-        per_segment: BTreeMap::new(),
+        per_segment: Vec::new(),
         redacted: BTreeMap::new(),
     };
-    let mut counted: Vec<(usize, usize, usize)> = Vec::new();
-    for h in hits.iter().filter(|h| triggered.contains(&h.rule)) {
+    // Redacted spans, each counted once (for the first hit, in hit order, that redacts it).
+    let mut counted: Vec<(usize, usize, usize, Source)> = Vec::new();
+    for h in hits.iter().filter(|h| in_mask(triggered, h.rule)) {
+        work::add(1);
         let Some(rule) = policy.rules.get(h.rule) else {
             continue;
         };
@@ -643,18 +723,24 @@ fn plan_edits(policy: &Policy, triggered: &[usize], hits: &[Hit]) -> EditPlan {
             _ => continue,
         };
         if rule.action == Action::Redact {
-            let key = (h.segment, h.start, h.end);
-            if !counted.contains(&key) {
-                counted.push(key);
-                *plan.redacted.entry(h.source).or_insert(0) += 1;
-            }
+            counted.push((h.segment, h.start, h.end, h.source));
         }
-        plan.per_segment.entry(h.segment).or_default().push(Edit {
+        let edit = Edit {
             start: h.start,
             end: h.end,
             rank,
             replacement,
-        });
+        };
+        match plan.per_segment.last_mut() {
+            Some((si, edits)) if *si == h.segment => edits.push(edit),
+            _ => plan.per_segment.push((h.segment, vec![edit])),
+        }
+    }
+    // Stable: among hits on the same span the first in hit order stays.
+    sort_counted(&mut counted, |&(si, start, end, _)| (si, start, end));
+    counted.dedup_by_key(|&mut (si, start, end, _)| (si, start, end));
+    for (_, _, _, source) in counted {
+        *plan.redacted.entry(source).or_insert(0) += 1;
     }
     plan
 }
@@ -707,12 +793,23 @@ fn redacted_content(segments: &[llm::Segment<'_>], hits: &[Hit]) -> Vec<ContentI
         .filter(|d| **d != DetectorId::PromptInjection)
         .fold(DetectorSet::EMPTY, |s, d| s.with(*d));
     let mut findings = Vec::new();
+    // Hits come grouped by segment, in segment order: each segment takes the next run.
+    let mut rest = hits;
     segments
         .iter()
         .enumerate()
         .map(|(si, seg)| {
             findings.clear();
             detect::scan(seg.text, all, &mut findings);
+            let skip = rest.iter().take_while(|h| h.segment < si).count();
+            let here = rest
+                .iter()
+                .skip(skip)
+                .take_while(|h| h.segment == si)
+                .count();
+            let (mine, after) = rest.split_at((skip + here).min(rest.len()));
+            rest = after;
+            work::add(findings.len() + mine.len() + 1);
             let mut edits: Vec<Edit> = findings
                 .iter()
                 .map(|f| Edit {
@@ -721,7 +818,7 @@ fn redacted_content(segments: &[llm::Segment<'_>], hits: &[Hit]) -> Vec<ContentI
                     rank: 0,
                     replacement: Replacement::Text(f.detector.placeholder().into()),
                 })
-                .chain(hits.iter().filter(|h| h.segment == si).map(|h| Edit {
+                .chain(mine.iter().skip(skip).map(|h| Edit {
                     start: h.start,
                     end: h.end,
                     rank: 1,

@@ -11,16 +11,23 @@
 //!
 //! Decisions are made on released text only: a finding is final once the text after it has
 //! arrived (or the text has ended), so what is held can still grow into, or out of, an entity.
+//!
+//! Each event costs work in proportion to what it adds, whatever the stream's length and its
+//! number of texts: only texts that changed are looked at again, a text's judged part (before
+//! the hold-back's point; its findings are final) is never scanned again (only the text after
+//! it, with [`CONTEXT_BYTES`] before it), nothing is scanned while nothing could be released,
+//! the hold-back reads only new bytes, and the walk over queued events resumes where it
+//! stopped.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::Value;
 
-use super::holdback::Holdback;
+use super::holdback::{Holdback, Progress};
 use super::redact;
-use super::{find_hits, plan_edits, reason, reply, Hit, PhaseOutcome, Source};
-use crate::llm::stream::{self, Channel, End, EventInfo};
-use crate::llm::{path, sse, ApiFormat, PathSeg, Phase, Segment, Usage};
+use super::{find_hits, plan_edits, reason, reply, rule_mask, Hit, PhaseOutcome, Source};
+use crate::llm::stream::{self, Channel, ChannelKind, End, EventInfo, Whole};
+use crate::llm::{path, sse, ApiFormat, PathId, PathSeg, Phase, Segment, Usage};
 use crate::policy::document::{EscalateMode, OnError};
 use crate::policy::{Action, Policy};
 
@@ -119,27 +126,123 @@ enum State {
 
 #[derive(Debug, Default)]
 struct ChannelText {
-    /// Text not released yet; `text[0]` is at offset `base` of the whole channel text.
+    /// Text not released yet is `text[skip..]`, which starts at offset `base` of the whole
+    /// channel text (released text is dropped from the front now and then, not every time).
     text: String,
+    skip: usize,
     base: u64,
     /// The tail of released text, starting after a whitespace when possible.
     context: String,
     closed: bool,
+    /// Text before this offset is judged: its findings are final, in `found`.
+    settled: u64,
+    /// Findings in judged text not released yet, by start; none ends after `settled`.
+    found: Vec<Found>,
+    /// The union of `found`'s spans, sorted and disjoint: no release may end inside one.
+    spans: Vec<(u64, u64)>,
+    /// What the hold-back has read of the text.
+    progress: Progress,
+    /// Text arrived, or the text ended, since it was last judged (it is in `dirty`).
+    dirty: bool,
+    /// Unsettled text is not judged again until it is this long: the cap could not cut it
+    /// without cutting a finding (judging again at once would only scan it again).
+    retry_at: usize,
+    /// Pieces of this channel in queued events.
+    queued: usize,
+}
+
+impl ChannelText {
+    /// Text not released yet.
+    fn held(&self) -> &str {
+        self.text.get(self.skip..).unwrap_or_default()
+    }
+
+    fn end(&self) -> u64 {
+        self.base + self.held().len() as u64
+    }
+
+    /// The held text from `from` to `to` (channel offsets).
+    fn slice(&self, from: u64, to: u64) -> &str {
+        let a = from.saturating_sub(self.base) as usize;
+        let b = to.saturating_sub(self.base) as usize;
+        self.held().get(a..b).unwrap_or_default()
+    }
+
+    /// Whether `at` is strictly inside a finding of judged text.
+    fn inside(&self, at: u64) -> bool {
+        let i = self.spans.partition_point(|(s, _)| *s < at);
+        i > 0 && self.spans.get(i - 1).is_some_and(|(_, e)| at < *e)
+    }
+
+    /// Adds findings that start at or after every finding already kept.
+    fn keep(&mut self, found: impl IntoIterator<Item = Found>) {
+        for f in found {
+            match self.spans.last_mut() {
+                Some((_, end)) if f.start < *end => *end = (*end).max(f.end),
+                _ => self.spans.push((f.start, f.end)),
+            }
+            self.found.push(f);
+        }
+    }
+
+    /// Text up to `to` goes out: it leaves the channel, a little stays as context. Returns the
+    /// number of bytes released.
+    fn release_to(&mut self, to: u64) -> usize {
+        let cut = (to.saturating_sub(self.base) as usize).min(self.held().len());
+        if cut == 0 {
+            return 0;
+        }
+        let released = self.held().get(..cut).unwrap_or_default();
+        super::work::add(released.len().min(CONTEXT_BYTES) + 1);
+        self.context = context_of(&self.context, released);
+        self.skip += cut;
+        self.base += cut as u64;
+        self.settled = self.settled.max(self.base);
+        // Findings and spans before the cut were released with it (a release never ends inside
+        // one).
+        let f = self.found.partition_point(|f| f.start < self.base);
+        self.found.drain(..f);
+        let sp = self.spans.partition_point(|(s, _)| *s < self.base);
+        self.spans.drain(..sp);
+        // Amortised: the held part is moved only when it is at most what was dropped.
+        if self.skip >= self.text.len() / 2 {
+            super::work::add(self.text.len() - self.skip);
+            self.text.drain(..self.skip);
+            self.skip = 0;
+        }
+        cut
+    }
+}
+
+/// How far the walk over the queue got (kept between releases: the queue only grows at the
+/// back and loses its front, and judged text only grows, so walked events stay walkable).
+#[derive(Debug, Default)]
+struct Walk {
+    /// Events at the front of the queue walked: none carries text that is still held.
+    walked: usize,
+    /// The walked events a release may take: after them no text ends inside a finding.
+    clean: usize,
+    /// Where each channel's text ends after the walked events (absent: at its `base`).
+    ends: BTreeMap<Channel, u64>,
+    /// Channels whose walked text ends inside one of their findings.
+    inside: usize,
 }
 
 #[derive(Debug)]
 struct TextRef {
     channel: Channel,
-    path: Vec<PathSeg>,
+    path: Vec<PathSeg<'static>>,
     start: u64,
     end: u64,
 }
 
 #[derive(Debug)]
 struct Parsed {
-    value: Value,
+    /// The event's JSON when the texts it repeats whole were redacted on arrival. Other
+    /// events keep only their bytes (a parsed event takes ~18 times as much memory) and are
+    /// parsed again in the rare case their text changes.
+    changed: Option<Value>,
     texts: Vec<TextRef>,
-    whole: Vec<Vec<PathSeg>>,
     sequence_number: Option<u64>,
 }
 
@@ -168,8 +271,13 @@ pub struct StreamInspector {
     state: State,
     channels: BTreeMap<Channel, ChannelText>,
     channels_seen: u32,
+    /// Channels whose text changed since they were last judged.
+    dirty: Vec<Channel>,
+    /// Bytes of text held in all channels.
+    held_text: usize,
     queue: VecDeque<Queued>,
     queued_bytes: usize,
+    walk: Walk,
     out: Vec<u8>,
     newline: &'static str,
     sequence_number: Option<u64>,
@@ -222,8 +330,11 @@ impl StreamInspector {
             state: State::Inspecting,
             channels: BTreeMap::new(),
             channels_seen: 0,
+            dirty: Vec::new(),
+            held_text: 0,
             queue: VecDeque::new(),
             queued_bytes: 0,
+            walk: Walk::default(),
             out: Vec::new(),
             newline: "\n",
             sequence_number: None,
@@ -263,8 +374,7 @@ impl StreamInspector {
                 }
             } else {
                 self.pump(policy, false);
-                let held: usize = self.channels.values().map(|c| c.text.len()).sum();
-                self.max_held = self.max_held.max(held);
+                self.max_held = self.max_held.max(self.held_text);
             }
             if self.state == State::PassThrough {
                 // Nothing of this chunk is held any more: the parser's pending bytes go too.
@@ -286,9 +396,7 @@ impl StreamInspector {
             if let Some(event) = self.parser.finish() {
                 self.accept(policy, event);
             }
-            for ch in self.channels.values_mut() {
-                ch.closed = true;
-            }
+            self.close(End::All);
             self.pump(policy, true);
         }
         self.end = Some(if self.state == State::Stopped {
@@ -310,6 +418,45 @@ impl StreamInspector {
                 .values()
                 .map(|c| c.text.len() + c.context.len())
                 .sum::<usize>()
+    }
+
+    /// Marks the channels `end` covers as ended (to be judged whole).
+    fn close(&mut self, end: End) {
+        let mut mark = |c: Channel, ch: &mut ChannelText| {
+            super::work::add(1);
+            ch.closed = true;
+            if !ch.dirty {
+                ch.dirty = true;
+                self.dirty.push(c);
+            }
+        };
+        match end {
+            End::One(c) => {
+                if let Some(ch) = self.channels.get_mut(&c) {
+                    mark(c, ch);
+                }
+            }
+            End::Index(i) => {
+                let first = Channel {
+                    index: i,
+                    kind: ChannelKind::Text,
+                    sub: 0,
+                };
+                let last = Channel {
+                    index: i,
+                    kind: ChannelKind::ToolInput,
+                    sub: u64::MAX,
+                };
+                for (c, ch) in self.channels.range_mut(first..=last) {
+                    mark(*c, ch);
+                }
+            }
+            End::All => {
+                for (c, ch) in self.channels.iter_mut() {
+                    mark(*c, ch);
+                }
+            }
+        }
     }
 
     /// The response phase's outcome; `prompt_text_bytes` estimates input tokens when the
@@ -417,13 +564,11 @@ impl StreamInspector {
         };
         if data.trim() == stream::DONE {
             self.terminal = true;
-            for ch in self.channels.values_mut() {
-                ch.closed = true;
-            }
+            self.close(End::All);
             return self.enqueue(event.raw, None);
         }
         // Strict, as whole bodies: an event naming a key twice is not judged by one copy.
-        let value: Value = match crate::llm::json::from_slice(data.as_bytes()) {
+        let mut value: Value = match crate::llm::json::from_slice(data.as_bytes()) {
             Ok(v) => v,
             Err(_) => return self.malformed(policy, event.raw, "an event's data is not JSON"),
         };
@@ -452,8 +597,14 @@ impl StreamInspector {
                 self.channels_seen += 1;
             }
             let ch = self.channels.entry(d.channel).or_default();
-            let start = ch.base + ch.text.len() as u64;
+            let start = ch.end();
             ch.text.push_str(text);
+            self.held_text += text.len();
+            if !text.is_empty() && !ch.dirty {
+                ch.dirty = true;
+                self.dirty.push(d.channel);
+            }
+            super::work::add(text.len() + 1);
             self.output_chars += text.chars().count() as u64;
             texts.push(TextRef {
                 channel: d.channel,
@@ -463,21 +614,22 @@ impl StreamInspector {
             });
         }
         for end in &info.ends {
-            for (c, ch) in self.channels.iter_mut() {
-                if end.covers(*c) {
-                    ch.closed = true;
+            self.close(*end);
+        }
+        let mut changed = None;
+        if !info.whole.is_empty() && self.enforced {
+            match redact_whole(policy, &mut value, &info.whole) {
+                Ok(true) => changed = Some(value),
+                Ok(false) => {}
+                Err(_) => {
+                    self.give_up(policy, "too many texts in one event");
+                    return self.enqueue(event.raw, None);
                 }
             }
         }
-        if info.ends.contains(&End::All) {
-            for ch in self.channels.values_mut() {
-                ch.closed = true;
-            }
-        }
         let parsed = Parsed {
-            value,
+            changed,
             texts,
-            whole: info.whole,
             sequence_number: info.sequence_number,
         };
         self.enqueue(event.raw, Some(parsed));
@@ -514,11 +666,11 @@ impl StreamInspector {
             .rules
             .iter()
             .enumerate()
-            .filter(|(i, r)| {
+            .filter(|(_, r)| {
                 r.applies_to(Phase::Response)
                     && !r.has_content_match()
                     && r.models.is_some()
-                    && super::rule_triggers(r, *i, &[], model, None)
+                    && super::rule_triggers(r, false, model, None)
             })
             .map(|(i, _)| i)
             .collect();
@@ -552,7 +704,22 @@ impl StreamInspector {
             return;
         }
         self.queued_bytes += raw.len();
+        for t in parsed.iter().flat_map(|p| &p.texts) {
+            if let Some(ch) = self.channels.get_mut(&t.channel) {
+                ch.queued += 1;
+            }
+        }
         self.queue.push_back(Queued { raw, parsed });
+    }
+
+    /// Drops every channel and everything queued (the stream stopped or passes from here on).
+    fn forget(&mut self) {
+        self.queue.clear();
+        self.queued_bytes = 0;
+        self.channels.clear();
+        self.dirty.clear();
+        self.held_text = 0;
+        self.walk = Walk::default();
     }
 
     /// Inspection stops: the stream is refused (`on_error: refuse`) or passes unchanged.
@@ -568,8 +735,7 @@ impl StreamInspector {
         for q in std::mem::take(&mut self.queue) {
             self.out.extend_from_slice(&q.raw);
         }
-        self.queued_bytes = 0;
-        self.channels.clear();
+        self.forget();
         self.state = State::PassThrough;
     }
 
@@ -616,9 +782,7 @@ impl StreamInspector {
                 &mut event,
             );
             self.out.extend_from_slice(&event);
-            self.queue.clear();
-            self.queued_bytes = 0;
-            self.channels.clear();
+            self.forget();
             self.state = State::Stopped;
         }
     }
@@ -650,103 +814,155 @@ impl StreamInspector {
         }
     }
 
+    /// Judges channel `c`'s unsettled text: how far it is safe (the hold-back's point, never
+    /// inside a finding) and its findings up to there, which are final. Scans only the text
+    /// after `settled` (with [`CONTEXT_BYTES`] before it), and only when the point moved.
+    /// Returns whether the cap decided.
+    fn judge(&mut self, policy: &Policy, c: Channel, all: bool) -> bool {
+        let hold = self.hold;
+        let Some(ch) = self.channels.get_mut(&c) else {
+            return false;
+        };
+        ch.dirty = false;
+        let from = ch.settled.saturating_sub(ch.base) as usize;
+        // Borrowing the text field alone: the hold-back updates `ch.progress` meanwhile.
+        let held = ch.text.get(ch.skip..).unwrap_or_default();
+        let tail = held.get(from..).unwrap_or_default();
+        let tail_len = tail.len();
+        if tail_len == 0 {
+            return false;
+        }
+        let (point, capped) = if all || ch.closed {
+            (tail.len(), false)
+        } else if tail.len() < ch.retry_at {
+            return false;
+        } else {
+            super::work::add(1);
+            hold.release_point_from(tail, ch.settled, &mut ch.progress)
+        };
+        if point == 0 {
+            // Nothing can go yet: no need to look for entities.
+            return capped;
+        }
+        // What precedes the unsettled text, so detectors see the start of an entity.
+        let before = held.get(..from).unwrap_or_default();
+        let look = context_of(&ch.context, before);
+        let scan = format!("{look}{tail}");
+        super::work::add(scan.len());
+        let origin = ch.settled - look.len() as u64;
+        let segment = Segment {
+            role: stream::ROLE,
+            text: &scan,
+            path: PathId::ROOT,
+        };
+        let mut fs: Vec<Found> = find_hits(policy, Phase::Response, std::slice::from_ref(&segment))
+            .into_iter()
+            .filter(|h| h.start >= look.len())
+            .map(|h| Found {
+                hit: h,
+                start: origin + h.start as u64,
+                end: origin + h.end as u64,
+            })
+            .collect();
+        super::sort_counted(&mut fs, |f| (f.start, f.end));
+        // Never cut through a finding: from the last start back, each crossing one moves the
+        // point to its start (a finding starting later cannot cross the new point).
+        let mut safe = ch.settled + point as u64;
+        for f in fs.iter().rev() {
+            if f.start < safe && safe < f.end {
+                safe = f.start;
+            }
+        }
+        if safe == ch.settled {
+            // A finding longer than the cap keeps everything: wait for more text before
+            // scanning it all again.
+            ch.retry_at = if capped { tail_len + tail_len / 2 } else { 0 };
+            return capped;
+        }
+        ch.retry_at = 0;
+        ch.keep(fs.into_iter().filter(|f| f.start < safe));
+        ch.settled = safe;
+        capped
+    }
+
     /// One release pass; `all` treats every text as ended.
     fn release(&mut self, policy: &Policy, all: bool) {
         if self.state != State::Inspecting {
             return;
         }
 
-        // Per channel: findings over context + held text, and how far text is safe.
-        let mut safe: BTreeMap<Channel, u64> = BTreeMap::new();
-        let mut found: BTreeMap<Channel, Vec<Found>> = BTreeMap::new();
-        let mut capped_now = false;
-        for (c, ch) in &self.channels {
-            let end = ch.base + ch.text.len() as u64;
-            if ch.text.is_empty() {
-                safe.insert(*c, end);
-                continue;
-            }
-            let scan = format!("{}{}", ch.context, ch.text);
-            let offset = ch.base as i64 - ch.context.len() as i64;
-            let segment = Segment {
-                role: stream::ROLE,
-                text: &scan,
-                path: Vec::new(),
-            };
-            let hits = find_hits(policy, Phase::Response, std::slice::from_ref(&segment));
-            let mut fs: Vec<Found> = hits
-                .into_iter()
-                .filter(|h| h.start >= ch.context.len())
-                .map(|h| Found {
-                    hit: h,
-                    start: (h.start as i64 + offset) as u64,
-                    end: (h.end as i64 + offset) as u64,
-                })
-                .collect();
-            fs.sort_by_key(|f| (f.start, f.end));
-            let mut point = if all || ch.closed {
-                end
-            } else {
-                let (at, capped) = self.hold.release_point_capped(&ch.text);
-                if capped {
-                    // Text the rules would still hold goes out: the cap decided.
-                    capped_now = true;
+        // Judge what changed (everything unsettled when every text ends).
+        let changed: Vec<Channel> = if all {
+            for c in std::mem::take(&mut self.dirty) {
+                if let Some(ch) = self.channels.get_mut(&c) {
+                    ch.dirty = false;
                 }
-                ch.base + at as u64
-            };
-            // Never cut through a finding.
-            while let Some(f) = fs.iter().find(|f| f.start < point && point < f.end) {
-                point = f.start;
             }
-            safe.insert(*c, point);
-            found.insert(*c, fs);
+            self.channels
+                .iter()
+                .filter(|(_, ch)| ch.settled < ch.end())
+                .map(|(c, _)| *c)
+                .collect()
+        } else {
+            std::mem::take(&mut self.dirty)
+        };
+        let mut capped_now = false;
+        for c in changed {
+            capped_now |= self.judge(policy, c, all);
+            self.drop_if_done(c);
         }
         if capped_now {
             self.overflows += 1;
         }
 
-        // The longest prefix of the queue that ends, in every channel, at a safe cut.
-        let inside = |c: &Channel, at: u64| {
-            found
-                .get(c)
-                .is_some_and(|fs| fs.iter().any(|f| f.start < at && at < f.end))
-        };
-        let mut ends: BTreeMap<Channel, u64> =
-            self.channels.iter().map(|(c, ch)| (*c, ch.base)).collect();
-        let mut release = 0;
-        let mut release_ends = ends.clone();
-        'walk: for (k, q) in self.queue.iter().enumerate() {
-            if let Some(p) = &q.parsed {
-                for t in &p.texts {
-                    // A channel already gone has nothing held: only empty pieces can refer to it.
-                    let blocked = match safe.get(&t.channel) {
-                        Some(s) => t.end > *s,
-                        None => t.end > t.start,
-                    };
-                    if blocked {
-                        break 'walk;
-                    }
-                    ends.insert(t.channel, t.end);
+        // Walk on from where the last pass stopped: events whose text is all settled.
+        'walk: while let Some(q) = self.queue.get(self.walk.walked) {
+            super::work::add(1);
+            let texts = q.parsed.iter().flat_map(|p| &p.texts);
+            for t in texts.clone() {
+                // A channel already gone has nothing held: only empty pieces can refer to it.
+                let blocked = match self.channels.get(&t.channel) {
+                    Some(ch) => t.end > ch.settled,
+                    None => t.end > t.start,
+                };
+                if blocked {
+                    break 'walk;
                 }
             }
-            if ends.iter().all(|(c, at)| !inside(c, *at)) {
-                release = k + 1;
-                release_ends = ends.clone();
+            for t in texts {
+                super::work::add(1);
+                let was = self.walk.ends.insert(t.channel, t.end);
+                let inside = |at: Option<u64>| {
+                    at.zip(self.channels.get(&t.channel))
+                        .is_some_and(|(at, ch)| ch.inside(at))
+                };
+                if inside(was) {
+                    self.walk.inside = self.walk.inside.saturating_sub(1);
+                }
+                if inside(Some(t.end)) {
+                    self.walk.inside += 1;
+                }
+            }
+            self.walk.walked += 1;
+            if self.walk.inside == 0 {
+                self.walk.clean = self.walk.walked;
             }
         }
+        let mut release = self.walk.clean.min(self.queue.len());
         if release == 0 {
             return;
         }
 
-        // Findings inside the released text are final: they trigger rules and edits.
+        // Where each channel's released text ends, and its findings there (they are final).
+        let mut release_ends = released_ends(self.queue.iter().take(release));
         let mut final_hits: BTreeMap<Channel, Vec<Found>> = BTreeMap::new();
-        for (c, fs) in &found {
-            let Some(to) = release_ends.get(c) else {
+        for (c, to) in &release_ends {
+            let Some(ch) = self.channels.get(c) else {
                 continue;
             };
-            let done: Vec<Found> = fs.iter().copied().filter(|f| f.end <= *to).collect();
-            if !done.is_empty() {
-                final_hits.insert(*c, done);
+            let n = ch.found.partition_point(|f| f.start < *to);
+            if n > 0 {
+                final_hits.insert(*c, ch.found.iter().take(n).copied().collect());
             }
         }
         let mut rules: Vec<usize> = final_hits.values().flatten().map(|f| f.hit.rule).collect();
@@ -767,11 +983,12 @@ impl StreamInspector {
                 })
                 .collect();
             // The longest prefix before every stop that, like any release, ends at a cut
-            // outside every finding (a redactable entity before the secret stays whole).
-            let mut ends: BTreeMap<Channel, u64> =
-                self.channels.iter().map(|(c, ch)| (*c, ch.base)).collect();
+            // outside every finding (a redactable entity before the secret stays whole). Once
+            // per stream: the stream ends here.
+            let inside =
+                |c: &Channel, at: u64| self.channels.get(c).is_some_and(|ch| ch.inside(at));
+            let mut ends: BTreeMap<Channel, u64> = BTreeMap::new();
             let mut best = 0;
-            let mut best_ends = ends.clone();
             'cut: for (k, q) in self.queue.iter().take(release).enumerate() {
                 for t in q.parsed.iter().flat_map(|p| &p.texts) {
                     if stops.get(&t.channel).is_some_and(|s| t.end > *s) {
@@ -781,11 +998,10 @@ impl StreamInspector {
                 }
                 if ends.iter().all(|(c, at)| !inside(c, *at)) {
                     best = k + 1;
-                    best_ends = ends.clone();
                 }
             }
             release = best;
-            release_ends = best_ends;
+            release_ends = released_ends(self.queue.iter().take(release));
             for (c, fs) in final_hits.iter_mut() {
                 let to = release_ends.get(c).copied().unwrap_or(0);
                 fs.retain(|f| f.end <= to);
@@ -800,6 +1016,7 @@ impl StreamInspector {
             };
             // Findings are sorted: the first starts earliest.
             let origin = fs.first().map_or(ch.base, |f| f.start);
+            let to = release_ends.get(c).copied().unwrap_or(origin);
             let hits: Vec<Hit> = fs
                 .iter()
                 .map(|f| Hit {
@@ -809,9 +1026,9 @@ impl StreamInspector {
                     ..f.hit
                 })
                 .collect();
-            let text = channel_slice(ch, origin, ch.base + ch.text.len() as u64);
-            let mut plan = plan_edits(policy, &rules, &hits);
-            let mut edits = plan.per_segment.remove(&0).unwrap_or_default();
+            let text = ch.slice(origin, to);
+            let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits);
+            let mut edits = plan.take_segment(0);
             let resolved = redact::resolve(text, &mut edits);
             spans.insert(
                 *c,
@@ -823,7 +1040,9 @@ impl StreamInspector {
         }
 
         // Emit the released events.
+        let mut unreadable = false;
         for q in self.queue.drain(..release) {
+            super::work::add(1);
             self.queued_bytes = self.queued_bytes.saturating_sub(q.raw.len());
             let Some(mut p) = q.parsed else {
                 self.out.extend_from_slice(&q.raw);
@@ -832,66 +1051,77 @@ impl StreamInspector {
             if p.sequence_number.is_some() {
                 self.sent_sequence = p.sequence_number;
             }
-            let mut changed = false;
+            let mut pieces = Vec::new();
             for t in &p.texts {
-                let Some(ch) = self.channels.get(&t.channel) else {
+                let Some(ch) = self.channels.get_mut(&t.channel) else {
                     continue;
                 };
+                ch.queued = ch.queued.saturating_sub(1);
                 let Some(sp) = spans.get(&t.channel) else {
                     continue;
                 };
-                let new = rewrite_piece(ch, t.start, t.end, sp);
-                if let Some(new) = new {
-                    changed |= path::replace(&mut p.value, &t.path, new);
+                if let Some(new) = rewrite_piece(ch, t.start, t.end, sp) {
+                    pieces.push((&t.path, new));
                 }
             }
-            if !p.whole.is_empty() && self.enforced {
-                changed |= redact_whole(policy, &mut p.value, &p.whole);
+            if pieces.is_empty() && p.changed.is_none() {
+                self.out.extend_from_slice(&q.raw);
+                continue;
+            }
+            // The bytes parsed when the event arrived: they parse again.
+            let mut changed = p.changed.is_some();
+            let Some(mut value) = p.changed.take().or_else(|| event_json(&q.raw)) else {
+                unreadable = true;
+                break;
+            };
+            for (path, new) in pieces {
+                changed |= path::replace(&mut value, path, new);
             }
             if changed {
                 // Token log-probabilities spell the original text out: they go too.
-                crate::llm::blank_logprobs(&mut p.value);
-                let data = serde_json::to_string(&p.value).unwrap_or_default();
+                crate::llm::blank_logprobs(&mut value);
+                let data = serde_json::to_string(&value).unwrap_or_default();
                 sse::rewrite_data(&q.raw, &data, &mut self.out);
             } else {
                 self.out.extend_from_slice(&q.raw);
             }
         }
+        if unreadable {
+            // Cannot happen (the same bytes parsed before); never let the text out unjudged.
+            self.error = Some("an event's data is not JSON".into());
+            if self.enforced {
+                self.stop(policy, None);
+            } else {
+                self.forget();
+                self.state = State::PassThrough;
+            }
+            return;
+        }
+        self.walk.walked = self.walk.walked.saturating_sub(release);
+        self.walk.clean = self.walk.clean.saturating_sub(release);
 
         // Released text leaves the channels; a little stays as context.
-        let mut emptied = Vec::new();
         for (c, to) in release_ends {
-            let Some(ch) = self.channels.get_mut(&c) else {
-                continue;
-            };
-            let cut = to.saturating_sub(ch.base) as usize;
-            if cut > 0 {
-                let released = ch.text.get(..cut).unwrap_or_default();
-                ch.context = context_of(&ch.context, released);
-                ch.text.drain(..cut.min(ch.text.len()));
-                ch.base = to;
+            if let Some(ch) = self.channels.get_mut(&c) {
+                let cut = ch.release_to(to);
+                self.held_text = self.held_text.saturating_sub(cut);
             }
-            if ch.closed && ch.text.is_empty() {
-                emptied.push(c);
-            }
-        }
-        // A channel goes once nothing queued refers to it any more.
-        let referenced: BTreeSet<Channel> = self
-            .queue
-            .iter()
-            .flat_map(|q| {
-                q.parsed
-                    .iter()
-                    .flat_map(|p| p.texts.iter().map(|t| t.channel))
-            })
-            .collect();
-        for c in emptied {
-            if !referenced.contains(&c) {
-                self.channels.remove(&c);
-            }
+            self.drop_if_done(c);
         }
         if let Some(rule) = stopping {
             self.stop(policy, Some(rule));
+        }
+    }
+
+    /// A channel goes once its text ended, all of it went out and nothing queued refers to it.
+    fn drop_if_done(&mut self, c: Channel) {
+        let done = self
+            .channels
+            .get(&c)
+            .is_some_and(|ch| ch.closed && ch.held().is_empty() && ch.queued == 0);
+        if done {
+            self.channels.remove(&c);
+            self.walk.ends.remove(&c);
         }
     }
 
@@ -936,43 +1166,62 @@ impl StreamInspector {
     }
 }
 
-/// The channel's held text from `from` to `to` (channel offsets).
-fn channel_slice(ch: &ChannelText, from: u64, to: u64) -> &str {
-    let a = from.saturating_sub(ch.base) as usize;
-    let b = to.saturating_sub(ch.base) as usize;
-    ch.text.get(a..b).unwrap_or_default()
+/// The JSON `data` of one whole event block.
+fn event_json(raw: &[u8]) -> Option<Value> {
+    let mut parser = sse::Parser::new(usize::MAX);
+    let mut events = Vec::new();
+    parser.feed(raw, &mut events).ok()?;
+    let data = events.into_iter().next()?.data?;
+    serde_json::from_str(&data).ok()
+}
+
+/// Where each channel's text ends after `events` (the last piece of it they carry).
+fn released_ends<'q>(events: impl Iterator<Item = &'q Queued>) -> BTreeMap<Channel, u64> {
+    let mut ends = BTreeMap::new();
+    for t in events.flat_map(|q| q.parsed.iter().flat_map(|p| &p.texts)) {
+        super::work::add(1);
+        ends.insert(t.channel, t.end);
+    }
+    ends
 }
 
 /// The new text of one event's piece `start..end` of a channel, or None when unchanged:
 /// a span's replacement goes where the span starts; the span's later pieces become empty.
+/// `spans` are sorted and disjoint.
 fn rewrite_piece(
     ch: &ChannelText,
     start: u64,
     end: u64,
     spans: &[(u64, u64, String)],
 ) -> Option<String> {
-    let touching: Vec<&(u64, u64, String)> = spans
+    // The spans that end after `start`, up to the first that starts at or after `end`.
+    let first = spans.partition_point(|(_, e, _)| *e <= start);
+    let touching = spans
+        .get(first..)
+        .unwrap_or_default()
         .iter()
-        .filter(|(s, e, _)| *s < end && start < *e)
-        .collect();
-    if touching.is_empty() {
-        return None;
-    }
+        .take_while(|(s, _, _)| *s < end);
     let mut out = String::new();
     let mut pos = start;
+    let mut any = false;
     for (s, e, replacement) in touching {
+        super::work::add(1);
+        any = true;
         if *s > pos {
-            out.push_str(channel_slice(ch, pos, *s));
+            out.push_str(ch.slice(pos, *s));
         }
         if *s >= start {
             out.push_str(replacement);
         }
         pos = (*e).min(end).max(pos);
     }
-    if pos < end {
-        out.push_str(channel_slice(ch, pos, end));
+    if !any {
+        return None;
     }
-    (out != channel_slice(ch, start, end)).then_some(out)
+    if pos < end {
+        out.push_str(ch.slice(pos, end));
+    }
+    (out != ch.slice(start, end)).then_some(out)
 }
 
 /// The last [`CONTEXT_BYTES`] of the released text, starting after a whitespace when one is
@@ -1003,36 +1252,32 @@ fn context_of(previous: &str, released: &str) -> String {
 }
 
 /// Redacts texts an event repeats whole (Responses API `.done` and `response.completed`)
-/// with the rules' edits; true when any changed. Counted already as they streamed.
-fn redact_whole(policy: &Policy, value: &mut Value, paths: &[Vec<PathSeg>]) -> bool {
-    let texts: Vec<(Vec<PathSeg>, String)> = paths
-        .iter()
-        .filter_map(|p| {
-            path::get(value, p)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(|s| (p.clone(), s.to_string()))
-        })
-        .collect();
-    let segments: Vec<Segment<'_>> = texts
-        .iter()
-        .map(|(p, t)| Segment {
-            role: stream::ROLE,
-            text: t,
-            path: p.clone(),
-        })
-        .collect();
-    let hits = find_hits(policy, Phase::Response, &segments);
-    let mut rules: Vec<usize> = hits.iter().map(|h| h.rule).collect();
-    rules.sort_unstable();
-    rules.dedup();
-    let mut plan = plan_edits(policy, &rules, &hits);
-    let changes = plan.text_changes(&segments);
+/// with the rules' edits; whether any changed, or the cap the event exceeds. Counted already
+/// as they streamed.
+fn redact_whole(
+    policy: &Policy,
+    value: &mut Value,
+    whole: &[Whole],
+) -> Result<bool, crate::llm::TooComplex> {
+    let (changes, paths) = {
+        let texts = stream::whole_texts(value, whole)?;
+        let hits = find_hits(policy, Phase::Response, &texts.segments);
+        let mut rules: Vec<usize> = hits.iter().map(|h| h.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits);
+        let changes: Vec<(PathId, String)> = plan
+            .text_changes(&texts.segments)
+            .into_iter()
+            .filter_map(|(si, t)| texts.segments.get(si).map(|s| (s.path, t)))
+            .collect();
+        (changes, texts.paths)
+    };
     let mut changed = false;
     for (p, text) in changes {
-        changed |= path::replace(value, &p, text);
+        changed |= paths.replace(value, p, text);
     }
-    changed
+    Ok(changed)
 }
 
 #[cfg(test)]
@@ -1877,5 +2122,44 @@ mod tests {
                 assert_eq!(got, want, "round {round} choice {t}: {text:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_event_repeating_more_texts_than_one_body_may_have_is_not_inspected_in_part() {
+        // A `response.completed` repeats the whole output; over MAX_SEGMENTS texts its
+        // redaction would be partial, so the stream gives up and `on_error` decides.
+        let items: Vec<Value> = (0..=crate::llm::MAX_SEGMENTS)
+            .map(|_| serde_json::json!({"type": "function_call", "arguments": "a"}))
+            .collect();
+        let completed = ev(
+            serde_json::json!({"type": "response.completed", "sequence_number": 1,
+            "response": {"id": "r", "model": "gpt-4.1", "output": items}}),
+        );
+        let limits = StreamLimits {
+            max_event_bytes: 8 << 20,
+            ..StreamLimits::default()
+        };
+        let policy = default_policy();
+        let mut insp = StreamInspector::new(&policy, ApiFormat::OpenaiResponses, true, limits);
+        let mut out = insp.push(&policy, completed.as_bytes());
+        out.extend(insp.finish(&policy, StreamEnd::UpstreamIncomplete));
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.reason_code, "RESPONSE_STREAM_TOO_COMPLEX");
+        assert_eq!(o.decision, Action::Refuse);
+        let events = client_events(&out);
+        assert_eq!(events.len(), 1, "only the error event goes out");
+        assert_eq!(events[0].1["code"], "RESPONSE_STREAM_TOO_COMPLEX");
+
+        let mut doc: Value =
+            serde_json::from_slice(include_bytes!("../../policies/default.json")).unwrap();
+        doc["on_error"] = "allow".into();
+        let lenient = Policy::from_value(doc).unwrap();
+        let mut insp = StreamInspector::new(&lenient, ApiFormat::OpenaiResponses, true, limits);
+        let mut out = insp.push(&lenient, completed.as_bytes());
+        out.extend(insp.finish(&lenient, StreamEnd::UpstreamIncomplete));
+        assert_eq!(out, completed.as_bytes(), "passes as it came");
+        let o = insp.outcome(&lenient, 0);
+        assert_eq!(o.reason_code, "RESPONSE_STREAM_TOO_COMPLEX");
+        assert_eq!(o.decision, Action::Allow);
     }
 }

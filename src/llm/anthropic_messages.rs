@@ -10,73 +10,69 @@
 use serde_json::Value;
 
 use super::generic;
-use super::path::{emit, idx, join, key, str_field};
-use super::{count, PathSeg, Role, Segment, Usage};
+use super::path::{emit, idx, key, str_field};
+use super::{count, PathId, Role, Texts, Usage};
 
-pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
+pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Texts<'a>) {
+    let root = PathId::ROOT;
     match body.get("system") {
         Some(Value::Array(blocks)) => {
             for (j, b) in blocks.iter().enumerate() {
                 if str_field(b, "type") == Some("text") {
-                    emit(out, Role::System, b.get("text"), || {
-                        vec![key("system"), idx(j), key("text")]
-                    });
+                    let rel = [key("system"), idx(j), key("text")];
+                    emit(out, Role::System, b.get("text"), root, &rel);
                 }
             }
         }
-        system => emit(out, Role::System, system, || vec![key("system")]),
+        system => emit(out, Role::System, system, root, &[key("system")]),
     }
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return;
     };
+    let list = out.at(root, &[key("messages")]);
     for (i, m) in messages.iter().enumerate() {
         let role = str_field(m, "role").map_or(Role::Other, Role::from_wire);
-        content(m.get("content"), role, &[key("messages"), idx(i)], out);
+        let base = out.index(list, i);
+        content(m.get("content"), role, base, out);
     }
 }
 
-pub(crate) fn extract_response<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
-    content(body.get("content"), Role::Assistant, &[], out);
+pub(crate) fn extract_response<'a>(body: &'a Value, out: &mut Texts<'a>) {
+    content(body.get("content"), Role::Assistant, PathId::ROOT, out);
 }
 
 /// A message's `content` at `base`: a string, or a list of blocks.
-fn content<'a>(
-    content: Option<&'a Value>,
-    role: Role,
-    base: &[PathSeg],
-    out: &mut Vec<Segment<'a>>,
-) {
+fn content<'a>(content: Option<&'a Value>, role: Role, base: PathId, out: &mut Texts<'a>) {
     let blocks = match content {
         Some(Value::Array(blocks)) => blocks,
-        c => return emit(out, role, c, || join(base, &[key("content")])),
+        c => return emit(out, role, c, base, &[key("content")]),
     };
+    let list = out.at(base, &[key("content")]);
     for (j, b) in blocks.iter().enumerate() {
         match str_field(b, "type") {
-            Some("text") => emit(out, role, b.get("text"), || {
-                join(base, &[key("content"), idx(j), key("text")])
-            }),
+            Some("text") => emit(out, role, b.get("text"), list, &[idx(j), key("text")]),
             Some("tool_use") => {
                 if let Some(input) = b.get("input") {
-                    let at = join(base, &[key("content"), idx(j), key("input")]);
-                    generic::collect(input, Role::Assistant, &at, out);
+                    let at = out.at(list, &[idx(j), key("input")]);
+                    generic::collect(input, Role::Assistant, at, out);
                 }
             }
             Some("tool_result") => match b.get("content") {
                 Some(Value::Array(inner)) => {
+                    let results = out.at(list, &[idx(j), key("content")]);
                     for (k, t) in inner.iter().enumerate() {
                         if str_field(t, "type") == Some("text") {
-                            emit(out, Role::Tool, t.get("text"), || {
-                                join(
-                                    base,
-                                    &[key("content"), idx(j), key("content"), idx(k), key("text")],
-                                )
-                            });
+                            emit(
+                                out,
+                                Role::Tool,
+                                t.get("text"),
+                                results,
+                                &[idx(k), key("text")],
+                            );
                         }
                     }
                 }
-                c => emit(out, Role::Tool, c, || {
-                    join(base, &[key("content"), idx(j), key("content")])
-                }),
+                c => emit(out, Role::Tool, c, list, &[idx(j), key("content")]),
             },
             _ => {}
         }

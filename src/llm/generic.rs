@@ -3,13 +3,8 @@
 
 use serde_json::Value;
 
-use super::{PathSeg, Role, Segment};
-
-/// Containers nested deeper than this below the starting value are not entered.
-///
-/// serde_json refuses to parse JSON nested deeper than 128, so bodies read from the wire never
-/// reach this; it only bounds values built in code (path lengths, and the stack).
-pub const MAX_DEPTH: usize = 256;
+use super::path::{PathId, TooComplex, MAX_DEPTH};
+use super::{Role, Texts};
 
 enum Frame<'a> {
     Arr(std::iter::Enumerate<std::slice::Iter<'a, Value>>),
@@ -26,70 +21,57 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// Appends every non-empty string value in `root` (or `root` itself when it is a string) as a
-/// segment of `role`, each path starting with `base`.
-pub(crate) fn collect<'a>(
-    root: &'a Value,
-    role: Role,
-    base: &[PathSeg],
-    out: &mut Vec<Segment<'a>>,
-) {
+/// A child of the container a frame reads.
+enum Child<'a> {
+    Index(usize),
+    Key(&'a str),
+}
+
+/// Adds every non-empty string value in `root` (or `root` itself when it is a string) as a
+/// text of `role`, below `base`. Each container entered is one node of the path tree, shared
+/// by everything inside it. Containers nested more than [`MAX_DEPTH`] below `root` fail the
+/// extraction ([`TooComplex::Depth`]) rather than go unread.
+pub(crate) fn collect<'a>(root: &'a Value, role: Role, base: PathId, out: &mut Texts<'a>) {
     if let Value::String(s) = root {
         if !s.is_empty() {
-            out.push(Segment {
-                role,
-                text: s,
-                path: base.to_vec(),
-            });
+            out.push(role, s, base);
         }
         return;
     }
     let Some(first) = Frame::of(root) else {
         return;
     };
-    // Invariant: `path` is `base` plus one step per frame below the root frame.
-    let mut path: Vec<PathSeg> = base.to_vec();
-    let mut stack: Vec<Frame<'a>> = vec![first];
-    while let Some(top) = stack.last_mut() {
-        let next: Option<(PathSeg, &'a Value)> = match top {
-            Frame::Arr(it) => loop {
-                match it.next() {
-                    None => break None,
-                    Some((i, v)) if wanted(v) => break Some((PathSeg::Index(i), v)),
-                    Some(_) => {}
-                }
-            },
-            Frame::Obj(it) => loop {
-                match it.next() {
-                    None => break None,
-                    Some((k, v)) if wanted(v) => break Some((PathSeg::Key(k.clone()), v)),
-                    Some(_) => {}
-                }
-            },
+    // Each frame with the path of the container it reads.
+    let mut stack: Vec<(Frame<'a>, PathId)> = vec![(first, base)];
+    while let Some((top, at)) = stack.last_mut() {
+        let at = *at;
+        let next: Option<(Child<'a>, &'a Value)> = match top {
+            Frame::Arr(it) => it
+                .find(|(_, v)| wanted(v))
+                .map(|(i, v)| (Child::Index(i), v)),
+            Frame::Obj(it) => it
+                .find(|(_, v)| wanted(v))
+                .map(|(k, v)| (Child::Key(k.as_str()), v)),
         };
-        let Some((seg, v)) = next else {
+        let Some((child, v)) = next else {
             stack.pop();
-            if path.len() > base.len() {
-                path.pop();
-            }
             continue;
         };
+        if out.failed() {
+            return;
+        }
+        if !matches!(v, Value::String(_)) && stack.len() >= MAX_DEPTH {
+            return out.fail(TooComplex::Depth);
+        }
+        let path = match child {
+            Child::Index(i) => out.index(at, i),
+            Child::Key(k) => out.key(at, k),
+        };
         match v {
-            Value::String(s) => {
-                path.push(seg);
-                out.push(Segment {
-                    role,
-                    text: s,
-                    path: path.clone(),
-                });
-                path.pop();
-            }
+            Value::String(s) => out.push(role, s, path),
             _ => {
-                if stack.len() <= MAX_DEPTH {
-                    if let Some(frame) = Frame::of(v) {
-                        path.push(seg);
-                        stack.push(frame);
-                    }
+                if let Some(frame) = Frame::of(v) {
+                    stack.push((frame, path));
                 }
             }
         }
@@ -110,15 +92,15 @@ fn wanted(v: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::path::{get, idx, key};
+    use crate::llm::path::{get, idx, key, PathSeg};
+    use crate::llm::testutil::segs;
+    use crate::llm::{ApiFormat, Phase};
     use serde_json::json;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn all(v: &Value) -> Vec<Segment<'_>> {
-        let mut out = Vec::new();
-        collect(v, Role::Other, &[], &mut out);
-        out
+    fn all(v: &Value) -> Vec<crate::llm::testutil::Seg<'_>> {
+        segs(ApiFormat::Unknown, Phase::Request, v)
     }
 
     #[test]
@@ -144,16 +126,20 @@ mod tests {
     #[test]
     fn base_path_and_role() {
         let v = json!({"q": "x", "n": {"r": "y"}});
-        let mut out = Vec::new();
-        let base = [key("messages"), idx(2)];
-        collect(&v, Role::Assistant, &base, &mut out);
-        assert_eq!(out.len(), 2);
+        let mut out = Texts::new();
+        let base = out.at(PathId::ROOT, &[key("messages"), idx(2)]);
+        collect(&v, Role::Assistant, base, &mut out);
+        let out = out.finish().unwrap();
+        assert_eq!(out.segments.len(), 2);
         assert_eq!(
-            out[0].path,
+            out.paths.steps(out.segments[0].path),
             vec![key("messages"), idx(2), key("n"), key("r")]
         );
-        assert_eq!(out[1].path, vec![key("messages"), idx(2), key("q")]);
-        assert!(out.iter().all(|s| s.role == Role::Assistant));
+        assert_eq!(
+            out.paths.steps(out.segments[1].path),
+            vec![key("messages"), idx(2), key("q")]
+        );
+        assert!(out.segments.iter().all(|s| s.role == Role::Assistant));
     }
 
     #[test]
@@ -169,42 +155,49 @@ mod tests {
         assert!(segs[0].path.is_empty());
     }
 
-    #[test]
-    fn deep_nesting_built_in_code_is_bounded_without_stack_overflow() {
-        let mut v = json!("deep");
-        for _ in 0..10_000 {
+    /// `depth` arrays around `inner` (built iteratively; json! would recurse).
+    fn nested(depth: usize, inner: Value) -> Value {
+        let mut v = inner;
+        for _ in 0..depth {
             v = Value::Array(vec![v]);
         }
-        // Not json!: it would serialize `v` recursively.
-        let mut obj = serde_json::Map::new();
-        obj.insert("top".into(), json!("t"));
-        obj.insert("deep".into(), v);
-        let v = Value::Object(obj);
-        let segs = all(&v);
-        assert_eq!(
-            segs.len(),
-            1,
-            "only the shallow string, the deep one is past MAX_DEPTH"
-        );
-        assert_eq!(segs[0].text, "t");
-        // Let the deep value drop iteratively-ish: serde_json's Drop is recursive, so take it
-        // apart by hand to keep this test itself from overflowing the stack.
-        let mut v = v;
-        let mut cur = v.get_mut("deep").map(Value::take);
-        while let Some(Value::Array(mut a)) = cur {
-            cur = a.pop();
+        v
+    }
+
+    /// Takes a deep value apart by hand: serde_json's Drop is recursive.
+    fn drop_deep(mut v: Value) {
+        while let Value::Array(mut a) = v {
+            match a.pop() {
+                Some(inner) => v = inner,
+                None => break,
+            }
         }
     }
 
     #[test]
+    fn nesting_past_the_limit_fails_instead_of_skipping_text() {
+        let mut obj = serde_json::Map::new();
+        obj.insert("top".into(), json!("t"));
+        obj.insert("deep".into(), nested(10_000, json!("deep")));
+        let mut v = Value::Object(obj);
+        let got = crate::llm::extract(ApiFormat::Unknown, Phase::Request, &v);
+        assert_eq!(got.unwrap_err(), TooComplex::Depth);
+        // One level past the limit, without a stack overflow either way.
+        let over = nested(MAX_DEPTH + 1, json!("x"));
+        let got = crate::llm::extract(ApiFormat::Unknown, Phase::Request, &over);
+        assert_eq!(got.unwrap_err(), TooComplex::Depth);
+        drop_deep(over);
+        drop_deep(v.get_mut("deep").map(Value::take).unwrap());
+    }
+
+    #[test]
     fn nesting_at_the_limit_is_still_read() {
-        let mut v = json!("bottom");
-        for _ in 0..MAX_DEPTH {
-            v = Value::Array(vec![v]);
-        }
+        let v = nested(MAX_DEPTH, json!("bottom"));
         let segs = all(&v);
         assert_eq!(segs.len(), 1);
         assert_eq!(segs[0].path.len(), MAX_DEPTH);
+        assert!(segs[0].path.iter().all(|s| *s == PathSeg::Index(0)));
+        drop_deep(v);
     }
 
     #[test]
@@ -214,5 +207,20 @@ mod tests {
         assert_eq!(segs.len(), 50_000);
         assert_eq!(segs[49_999].text, "s49999");
         assert_eq!(segs[49_999].path, vec![idx(49_999)]);
+    }
+
+    #[test]
+    fn deep_paths_are_shared_not_copied() {
+        // Issue 11 item 6: 4,000 strings at depth 100 used to hold 400,000 path steps.
+        let strings = Value::Array(vec![json!("a"); 4000]);
+        let v = nested(99, strings);
+        let texts = crate::llm::extract(ApiFormat::Unknown, Phase::Request, &v).unwrap();
+        assert_eq!(texts.segments.len(), 4000);
+        // One node per container, one per string.
+        assert_eq!(texts.paths.len(), 99 + 4000);
+        let last = texts.segments.last().unwrap();
+        assert_eq!(texts.paths.steps(last.path).len(), 100);
+        assert_eq!(texts.paths.get(&v, last.path), Some(&json!("a")));
+        drop_deep(v);
     }
 }

@@ -5,8 +5,10 @@
 //! embeddings), `anthropic_messages`, `generic` for unknown shapes); this module detects the
 //! format and dispatches. [`path`] navigates [`PathSeg`] paths.
 //!
-//! Extraction borrows every text from the parsed body and builds a path only for the strings
-//! it emits; empty strings are not segments (nothing to inspect or rewrite).
+//! Extraction borrows every text from the parsed body and records its path in a tree shared
+//! by the body's texts ([`path::Paths`]), only for the strings it emits; empty strings are not
+//! segments (nothing to inspect or rewrite). A body with more texts, path steps or nesting than
+//! [`path`]'s caps is not extracted at all ([`TooComplex`]).
 
 use serde_json::Value;
 
@@ -23,7 +25,9 @@ pub mod stream;
 #[cfg(test)]
 mod testutil;
 
-pub use generic::MAX_DEPTH;
+pub use path::{
+    PathId, PathSeg, Paths, Texts, TooComplex, MAX_DEPTH, MAX_PATH_NODES, MAX_SEGMENTS,
+};
 
 /// The API a body belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,19 +139,13 @@ impl Role {
     }
 }
 
-/// One step of a path from the body root to a string value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathSeg {
-    Key(String),
-    Index(usize),
-}
-
-/// One inspectable text of a body, borrowed from the parsed body, with where it lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One inspectable text of a body, borrowed from the parsed body, with where it lives (in the
+/// [`Paths`] of its [`Texts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment<'a> {
     pub role: Role,
     pub text: &'a str,
-    pub path: Vec<PathSeg>,
+    pub path: PathId,
 }
 
 /// Token usage reported by a response.
@@ -262,8 +260,15 @@ fn is_embedding_model(model: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(b"embed"))
 }
 
-/// Appends the inspectable texts of `body` for `phase`. `Unknown` yields every string value.
-pub fn extract<'a>(format: ApiFormat, phase: Phase, body: &'a Value, out: &mut Vec<Segment<'a>>) {
+/// The inspectable texts of `body` for `phase`. `Unknown` yields every string value. Fails
+/// when the body exceeds a cap of [`path`] (no text is left out silently).
+pub fn extract(format: ApiFormat, phase: Phase, body: &Value) -> Result<Texts<'_>, TooComplex> {
+    let mut out = Texts::new();
+    extract_into(format, phase, body, &mut out);
+    out.finish()
+}
+
+fn extract_into<'a>(format: ApiFormat, phase: Phase, body: &'a Value, out: &mut Texts<'a>) {
     match (format, phase) {
         (ApiFormat::OpenaiChat, Phase::Request) => openai_chat::extract_request(body, out),
         (ApiFormat::OpenaiChat, Phase::Response) => openai_chat::extract_response(body, out),
@@ -290,12 +295,12 @@ pub fn extract<'a>(format: ApiFormat, phase: Phase, body: &'a Value, out: &mut V
         (ApiFormat::AnthropicMessages, Phase::Response) => {
             anthropic_messages::extract_response(body, out)
         }
-        (ApiFormat::Unknown, _) => generic::collect(body, Role::Other, &[], out),
+        (ApiFormat::Unknown, _) => generic::collect(body, Role::Other, PathId::ROOT, out),
     }
 }
 
 /// Replaces the string at `path`; false when the path does not lead to a string.
-pub fn replace_text(body: &mut Value, path: &[PathSeg], text: String) -> bool {
+pub fn replace_text(body: &mut Value, path: &[PathSeg<'_>], text: String) -> bool {
     path::replace(body, path, text)
 }
 

@@ -10,8 +10,8 @@
 
 use serde_json::{json, Value};
 
-use super::path::{emit, idx, join, key};
-use super::{PathSeg, Role, Segment};
+use super::path::{emit, idx, key};
+use super::{PathId, Role, Texts};
 
 /// The role of a chat message, by [`Role::from_wire`]; none (or not a string) is `other`.
 pub(crate) fn message_role(m: &Value) -> Role {
@@ -20,69 +20,69 @@ pub(crate) fn message_role(m: &Value) -> Role {
         .map_or(Role::Other, Role::from_wire)
 }
 
-pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
+pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Texts<'a>) {
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return;
     };
+    let list = out.at(PathId::ROOT, &[key("messages")]);
     for (i, m) in messages.iter().enumerate() {
         if m.is_object() {
-            message(m, message_role(m), &[key("messages"), idx(i)], out);
+            let base = out.index(list, i);
+            message(m, message_role(m), base, out);
         }
     }
 }
 
-pub(crate) fn extract_response<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
+pub(crate) fn extract_response<'a>(body: &'a Value, out: &mut Texts<'a>) {
     let Some(choices) = body.get("choices").and_then(Value::as_array) else {
         return;
     };
+    let list = out.at(PathId::ROOT, &[key("choices")]);
     for (k, c) in choices.iter().enumerate() {
         for field in ["message", "delta"] {
             if let Some(m) = c.get(field).filter(|m| m.is_object()) {
-                message(
-                    m,
-                    Role::Assistant,
-                    &[key("choices"), idx(k), key(field)],
-                    out,
-                );
+                let base = out.at(list, &[idx(k), key(field)]);
+                message(m, Role::Assistant, base, out);
             }
         }
     }
 }
 
 /// The texts of one message object at `base`.
-fn message<'a>(m: &'a Value, role: Role, base: &[PathSeg], out: &mut Vec<Segment<'a>>) {
+fn message<'a>(m: &'a Value, role: Role, base: PathId, out: &mut Texts<'a>) {
     match m.get("content") {
         Some(Value::Array(parts)) => {
+            let list = out.at(base, &[key("content")]);
             for (j, part) in parts.iter().enumerate() {
                 let field = match part.get("type").and_then(Value::as_str) {
                     Some("text") => "text",
                     Some("refusal") => "refusal",
                     _ => continue,
                 };
-                emit(out, role, part.get(field), || {
-                    join(base, &[key("content"), idx(j), key(field)])
-                });
+                emit(out, role, part.get(field), list, &[idx(j), key(field)]);
             }
         }
-        content => emit(out, role, content, || join(base, &[key("content")])),
+        content => emit(out, role, content, base, &[key("content")]),
     }
-    emit(out, role, m.get("refusal"), || {
-        join(base, &[key("refusal")])
-    });
+    emit(out, role, m.get("refusal"), base, &[key("refusal")]);
     if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+        let list = out.at(base, &[key("tool_calls")]);
         for (j, call) in calls.iter().enumerate() {
             for (outer, inner) in [("function", "arguments"), ("custom", "input")] {
                 let v = call.get(outer).and_then(|f| f.get(inner));
-                emit(out, Role::Assistant, v, || {
-                    join(base, &[key("tool_calls"), idx(j), key(outer), key(inner)])
-                });
+                emit(
+                    out,
+                    Role::Assistant,
+                    v,
+                    list,
+                    &[idx(j), key(outer), key(inner)],
+                );
             }
         }
     }
     let legacy = m.get("function_call").and_then(|f| f.get("arguments"));
-    emit(out, Role::Assistant, legacy, || {
-        join(base, &[key("function_call"), key("arguments")])
-    });
+    let rel = [key("function_call"), key("arguments")];
+    emit(out, Role::Assistant, legacy, base, &rel);
 }
 
 /// Model families that reject `max_tokens` and only take `max_completion_tokens`

@@ -9,37 +9,49 @@
 use serde_json::Value;
 
 use super::path::{emit, idx, key};
-use super::{Role, Segment};
+use super::{PathId, Role, Texts};
 
 /// A string, or each string of a list (other items, such as token arrays, skipped).
-fn strings<'a>(body: &'a Value, field: &'static str, out: &mut Vec<Segment<'a>>) {
+fn strings<'a>(body: &'a Value, field: &'static str, out: &mut Texts<'a>) {
     match body.get(field) {
         Some(Value::Array(items)) => {
+            let list = out.at(PathId::ROOT, &[key(field)]);
             for (i, item) in items.iter().enumerate() {
-                emit(out, Role::User, Some(item), || vec![key(field), idx(i)]);
+                emit(out, Role::User, Some(item), list, &[idx(i)]);
             }
         }
-        v => emit(out, Role::User, v, || vec![key(field)]),
+        v => emit(out, Role::User, v, PathId::ROOT, &[key(field)]),
     }
 }
 
-pub(crate) fn extract_completions_request<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
+pub(crate) fn extract_completions_request<'a>(body: &'a Value, out: &mut Texts<'a>) {
     strings(body, "prompt", out);
-    emit(out, Role::User, body.get("suffix"), || vec![key("suffix")]);
+    emit(
+        out,
+        Role::User,
+        body.get("suffix"),
+        PathId::ROOT,
+        &[key("suffix")],
+    );
 }
 
-pub(crate) fn extract_completions_response<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
+pub(crate) fn extract_completions_response<'a>(body: &'a Value, out: &mut Texts<'a>) {
     let Some(choices) = body.get("choices").and_then(Value::as_array) else {
         return;
     };
+    let list = out.at(PathId::ROOT, &[key("choices")]);
     for (k, c) in choices.iter().enumerate() {
-        emit(out, Role::Assistant, c.get("text"), || {
-            vec![key("choices"), idx(k), key("text")]
-        });
+        emit(
+            out,
+            Role::Assistant,
+            c.get("text"),
+            list,
+            &[idx(k), key("text")],
+        );
     }
 }
 
-pub(crate) fn extract_embeddings_request<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
+pub(crate) fn extract_embeddings_request<'a>(body: &'a Value, out: &mut Texts<'a>) {
     strings(body, "input", out);
 }
 

@@ -11,34 +11,48 @@
 
 use serde_json::Value;
 
-use super::path::{emit, idx, join, key, str_field};
-use super::{PathSeg, Role, Segment};
+use super::path::{emit, idx, key, str_field};
+use super::{PathId, Role, Texts};
 
-pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
-    emit(out, Role::System, body.get("instructions"), || {
-        vec![key("instructions")]
-    });
+pub(crate) fn extract_request<'a>(body: &'a Value, out: &mut Texts<'a>) {
+    let root = PathId::ROOT;
+    emit(
+        out,
+        Role::System,
+        body.get("instructions"),
+        root,
+        &[key("instructions")],
+    );
     match body.get("input") {
         Some(Value::Array(items)) => {
+            let list = out.at(root, &[key("input")]);
             for (i, item) in items.iter().enumerate() {
-                input_item(item, &[key("input"), idx(i)], out);
+                let base = out.index(list, i);
+                input_item(item, base, out);
             }
         }
-        input => emit(out, Role::User, input, || vec![key("input")]),
+        input => emit(out, Role::User, input, root, &[key("input")]),
     }
 }
 
-pub(crate) fn extract_response<'a>(body: &'a Value, out: &mut Vec<Segment<'a>>) {
+pub(crate) fn extract_response<'a>(body: &'a Value, out: &mut Texts<'a>) {
+    extract_response_at(body, PathId::ROOT, out);
+}
+
+/// The response texts of a response body found at `base` (streams: `response.completed`).
+pub(crate) fn extract_response_at<'a>(body: &'a Value, base: PathId, out: &mut Texts<'a>) {
     let Some(items) = body.get("output").and_then(Value::as_array) else {
         return;
     };
+    let list = out.at(base, &[key("output")]);
     for (i, item) in items.iter().enumerate() {
-        output_item(item, &[key("output"), idx(i)], out);
+        let at = out.index(list, i);
+        output_item(item, at, out);
     }
 }
 
 /// The texts of one `output[]` item (also carried alone by streamed `output_item.done`).
-pub(crate) fn output_item<'a>(item: &'a Value, base: &[PathSeg], out: &mut Vec<Segment<'a>>) {
+pub(crate) fn output_item<'a>(item: &'a Value, base: PathId, out: &mut Texts<'a>) {
     match str_field(item, "type") {
         Some("message") => {
             content_field(item.get("content"), "content", Role::Assistant, base, out)
@@ -48,7 +62,7 @@ pub(crate) fn output_item<'a>(item: &'a Value, base: &[PathSeg], out: &mut Vec<S
     }
 }
 
-fn input_item<'a>(item: &'a Value, base: &[PathSeg], out: &mut Vec<Segment<'a>>) {
+fn input_item<'a>(item: &'a Value, base: PathId, out: &mut Texts<'a>) {
     match str_field(item, "type") {
         // `type` is optional on messages in input lists (EasyInputMessage).
         Some("message") | None => {
@@ -67,40 +81,43 @@ fn input_item<'a>(item: &'a Value, base: &[PathSeg], out: &mut Vec<Segment<'a>>)
 }
 
 /// `function_call.arguments`, `custom_tool_call.input`.
-fn tool_call<'a>(item: &'a Value, kind: &str, base: &[PathSeg], out: &mut Vec<Segment<'a>>) {
+fn tool_call<'a>(item: &'a Value, kind: &str, base: PathId, out: &mut Texts<'a>) {
     let field = match kind {
         "function_call" => "arguments",
         "custom_tool_call" => "input",
         _ => return,
     };
-    emit(out, Role::Assistant, item.get(field), || {
-        join(base, &[key(field)])
-    });
+    emit(out, Role::Assistant, item.get(field), base, &[key(field)]);
 }
 
 /// `field` of an item (a message's `content`, a tool output's `output`): a string, or a
 /// list of content parts.
 fn content_field<'a>(
     value: Option<&'a Value>,
-    field: &str,
+    field: &'static str,
     role: Role,
-    base: &[PathSeg],
-    out: &mut Vec<Segment<'a>>,
+    base: PathId,
+    out: &mut Texts<'a>,
 ) {
     match value {
         Some(Value::Array(parts)) => {
+            let list = out.at(base, &[key(field)]);
             for (j, part) in parts.iter().enumerate() {
                 let text_field = match str_field(part, "type") {
                     Some("input_text" | "output_text" | "text") => "text",
                     Some("refusal") => "refusal",
                     _ => continue,
                 };
-                emit(out, role, part.get(text_field), || {
-                    join(base, &[key(field), idx(j), key(text_field)])
-                });
+                emit(
+                    out,
+                    role,
+                    part.get(text_field),
+                    list,
+                    &[idx(j), key(text_field)],
+                );
             }
         }
-        v => emit(out, role, v, || join(base, &[key(field)])),
+        v => emit(out, role, v, base, &[key(field)]),
     }
 }
 

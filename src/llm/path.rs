@@ -1,28 +1,251 @@
-//! Paths from a body's root to one of its values: navigation, and the helpers the format
-//! modules use to emit segments (paths are only built for strings that are emitted).
+//! Paths from a body's root to one of its values: navigation, and the tree in which
+//! extraction records where every text lives.
+//!
+//! A [`Paths`] tree is shared by all texts of a body: a text's path is one node (its last step)
+//! whose parent is the node of the container above it, so texts under the same container share
+//! every step above them, and keys are the formats' own `&'static str` names (or, for bodies
+//! of unknown shape, copied once per node). A path is never copied per text: before this, a
+//! 1 MiB body of arrays nested 120 deep held 740 MiB of path copies.
+//!
+//! [`Texts`] collects a body's texts and caps what one body may cost: at most [`MAX_SEGMENTS`]
+//! texts, [`MAX_PATH_NODES`] nodes and [`MAX_DEPTH`] levels of nesting. A body over a cap is
+//! not inspected in part: its extraction fails ([`TooComplex`]) and the caller decides.
 
 use serde_json::Value;
 
-use super::{PathSeg, Role, Segment};
+use super::{Role, Segment};
+
+/// Most texts extracted from one body.
+pub const MAX_SEGMENTS: usize = 100_000;
+/// Most nodes in the path tree of one body: one per text plus the steps above it that texts do
+/// not share (at most five in the known formats, one per container in unknown shapes).
+pub const MAX_PATH_NODES: usize = 400_000;
+/// Most levels of containers read below a body's root: serde_json already refuses to parse
+/// JSON nested deeper, so this only bounds values built in code.
+pub const MAX_DEPTH: usize = 128;
+
+/// One step of a path: an object key or an array index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathSeg<'k> {
+    Key(&'k str),
+    Index(usize),
+}
+
+/// A body's texts would exceed a cap: [`Texts`] stopped collecting them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TooComplex {
+    /// More than [`MAX_SEGMENTS`] texts.
+    Texts,
+    /// More than [`MAX_PATH_NODES`] path nodes.
+    PathNodes,
+    /// Containers nested deeper than [`MAX_DEPTH`].
+    Depth,
+}
+
+impl TooComplex {
+    /// What the record says (never any of the body's content).
+    pub fn detail(self) -> String {
+        match self {
+            TooComplex::Texts => format!("body has more than {MAX_SEGMENTS} texts"),
+            TooComplex::PathNodes => {
+                format!("body has more than {MAX_PATH_NODES} path steps to its texts")
+            }
+            TooComplex::Depth => format!("body is nested deeper than {MAX_DEPTH}"),
+        }
+    }
+}
+
+/// A path in a [`Paths`] tree; [`PathId::ROOT`] is the body itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PathId(u32);
+
+impl PathId {
+    pub const ROOT: PathId = PathId(0);
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// A field name known in advance (the formats').
+    Static(&'static str),
+    /// A key of the body (unknown shapes): `keys[at..at + len]`.
+    Copied {
+        at: u32,
+        len: u32,
+    },
+    Index(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    parent: PathId,
+    step: Step,
+}
+
+/// The tree of a body's text paths: node `i` is `PathId(i + 1)`.
+#[derive(Debug, Default, Clone)]
+pub struct Paths {
+    nodes: Vec<Node>,
+    keys: String,
+}
+
+impl Paths {
+    /// Nodes in the tree.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The steps from the root to `id` (empty for the root or an unknown id).
+    pub fn steps(&self, id: PathId) -> Vec<PathSeg<'_>> {
+        let mut steps = Vec::new();
+        let mut at = id;
+        while let Some(node) = at.0.checked_sub(1).and_then(|i| self.nodes.get(i as usize)) {
+            steps.push(match node.step {
+                Step::Static(k) => PathSeg::Key(k),
+                Step::Copied { at, len } => PathSeg::Key(
+                    self.keys
+                        .get(at as usize..at as usize + len as usize)
+                        .unwrap_or_default(),
+                ),
+                Step::Index(i) => PathSeg::Index(i as usize),
+            });
+            at = node.parent;
+        }
+        steps.reverse();
+        steps
+    }
+
+    /// The value at `id` in `root`, if every step exists.
+    pub fn get<'v>(&self, root: &'v Value, id: PathId) -> Option<&'v Value> {
+        get(root, &self.steps(id))
+    }
+
+    /// Replaces the string at `id`; false (body untouched) when it does not lead to a string.
+    pub fn replace(&self, root: &mut Value, id: PathId, text: String) -> bool {
+        replace(root, &self.steps(id), text)
+    }
+
+    /// A new node; the caller checks the caps.
+    fn push(&mut self, parent: PathId, step: Step) -> PathId {
+        self.nodes.push(Node { parent, step });
+        // Below MAX_PATH_NODES, so it fits.
+        PathId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX))
+    }
+}
+
+/// The texts of a body, each with its path in a shared [`Paths`] tree (see
+/// [`super::extract`]).
+#[derive(Debug, Default)]
+pub struct Texts<'a> {
+    pub segments: Vec<Segment<'a>>,
+    pub paths: Paths,
+    failed: Option<TooComplex>,
+}
+
+impl<'a> Texts<'a> {
+    pub fn new() -> Texts<'a> {
+        Texts::default()
+    }
+
+    /// The texts, or the cap the body exceeded.
+    pub fn finish(self) -> Result<Texts<'a>, TooComplex> {
+        match self.failed {
+            Some(why) => Err(why),
+            None => Ok(self),
+        }
+    }
+
+    /// Whether a cap was reached (collecting more is pointless).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// Stops collecting: the body exceeds a cap.
+    pub(crate) fn fail(&mut self, why: TooComplex) {
+        self.failed.get_or_insert(why);
+    }
+
+    fn room_for(&mut self, nodes: usize) -> bool {
+        if self.paths.nodes.len() + nodes > MAX_PATH_NODES {
+            self.fail(TooComplex::PathNodes);
+        }
+        !self.failed()
+    }
+
+    /// `base` followed by the field names and indices of `rel`.
+    pub(crate) fn at(&mut self, base: PathId, rel: &[PathSeg<'static>]) -> PathId {
+        if !self.room_for(rel.len()) {
+            return PathId::ROOT;
+        }
+        let mut at = base;
+        for seg in rel {
+            at = match *seg {
+                PathSeg::Key(k) => self.paths.push(at, Step::Static(k)),
+                PathSeg::Index(i) => self.index(at, i),
+            };
+        }
+        at
+    }
+
+    /// `base` followed by a key of the body, copied into the tree.
+    pub(crate) fn key(&mut self, base: PathId, key: &str) -> PathId {
+        let at = u32::try_from(self.paths.keys.len());
+        let len = u32::try_from(key.len());
+        let (Ok(at), Ok(len)) = (at, len) else {
+            self.fail(TooComplex::PathNodes);
+            return PathId::ROOT;
+        };
+        if !self.room_for(1) {
+            return PathId::ROOT;
+        }
+        self.paths.keys.push_str(key);
+        self.paths.push(base, Step::Copied { at, len })
+    }
+
+    /// `base` followed by an array index.
+    pub(crate) fn index(&mut self, base: PathId, i: usize) -> PathId {
+        match u32::try_from(i) {
+            Ok(i) if self.room_for(1) => self.paths.push(base, Step::Index(i)),
+            Ok(_) => PathId::ROOT,
+            Err(_) => {
+                self.fail(TooComplex::PathNodes);
+                PathId::ROOT
+            }
+        }
+    }
+
+    /// Adds a text at `path`.
+    pub(crate) fn push(&mut self, role: Role, text: &'a str, path: PathId) {
+        if self.segments.len() >= MAX_SEGMENTS {
+            self.fail(TooComplex::Texts);
+        }
+        if !self.failed() {
+            self.segments.push(Segment { role, text, path });
+        }
+    }
+}
 
 /// The value at `path`, if every step exists (keys in objects, indices in arrays).
-pub fn get<'v>(root: &'v Value, path: &[PathSeg]) -> Option<&'v Value> {
+pub fn get<'v>(root: &'v Value, path: &[PathSeg<'_>]) -> Option<&'v Value> {
     path.iter().try_fold(root, |v, seg| match seg {
-        PathSeg::Key(k) => v.as_object()?.get(k),
+        PathSeg::Key(k) => v.as_object()?.get(*k),
         PathSeg::Index(i) => v.as_array()?.get(*i),
     })
 }
 
 /// The value at `path`, mutably, if every step exists.
-pub fn get_mut<'v>(root: &'v mut Value, path: &[PathSeg]) -> Option<&'v mut Value> {
+pub fn get_mut<'v>(root: &'v mut Value, path: &[PathSeg<'_>]) -> Option<&'v mut Value> {
     path.iter().try_fold(root, |v, seg| match seg {
-        PathSeg::Key(k) => v.as_object_mut()?.get_mut(k),
+        PathSeg::Key(k) => v.as_object_mut()?.get_mut(*k),
         PathSeg::Index(i) => v.as_array_mut()?.get_mut(*i),
     })
 }
 
 /// Replaces the string at `path`; false (body untouched) when the path does not lead to a string.
-pub fn replace(root: &mut Value, path: &[PathSeg], text: String) -> bool {
+pub fn replace(root: &mut Value, path: &[PathSeg<'_>], text: String) -> bool {
     match get_mut(root, path) {
         Some(Value::String(s)) => {
             *s = text;
@@ -33,42 +256,33 @@ pub fn replace(root: &mut Value, path: &[PathSeg], text: String) -> bool {
 }
 
 /// A key step.
-pub(crate) fn key(k: &str) -> PathSeg {
-    PathSeg::Key(k.to_owned())
+pub(crate) fn key(k: &str) -> PathSeg<'_> {
+    PathSeg::Key(k)
 }
 
 /// An index step.
-pub(crate) fn idx(i: usize) -> PathSeg {
+pub(crate) fn idx(i: usize) -> PathSeg<'static> {
     PathSeg::Index(i)
 }
 
-/// Appends a segment when `value` is a non-empty string; `path` is only built then.
+/// Adds a text when `value` is a non-empty string, at `base` followed by `rel`; the path's
+/// nodes are only made then.
 ///
 /// Empty strings carry nothing to inspect or rewrite, so they are not segments.
 #[inline]
 pub(crate) fn emit<'a>(
-    out: &mut Vec<Segment<'a>>,
+    out: &mut Texts<'a>,
     role: Role,
     value: Option<&'a Value>,
-    path: impl FnOnce() -> Vec<PathSeg>,
+    base: PathId,
+    rel: &[PathSeg<'static>],
 ) {
     if let Some(Value::String(s)) = value {
         if !s.is_empty() {
-            out.push(Segment {
-                role,
-                text: s.as_str(),
-                path: path(),
-            });
+            let path = out.at(base, rel);
+            out.push(role, s.as_str(), path);
         }
     }
-}
-
-/// `base` followed by `more`.
-pub(crate) fn join(base: &[PathSeg], more: &[PathSeg]) -> Vec<PathSeg> {
-    let mut p = Vec::with_capacity(base.len() + more.len());
-    p.extend_from_slice(base);
-    p.extend_from_slice(more);
-    p
 }
 
 /// A string field's value, or None.
@@ -84,7 +298,7 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn p(segs: &[PathSeg]) -> Vec<PathSeg> {
+    fn p<'k>(segs: &[PathSeg<'k>]) -> Vec<PathSeg<'k>> {
         segs.to_vec()
     }
 
@@ -118,17 +332,85 @@ mod tests {
     #[test]
     fn emit_skips_non_strings_and_empty() {
         let v = json!({"s": "x", "e": "", "n": 3});
-        let mut out = Vec::new();
-        let mut built = 0;
+        let mut out = Texts::new();
         for k in ["s", "e", "n", "missing"] {
-            emit(&mut out, Role::User, v.get(k), || {
-                built += 1;
-                vec![key(k)]
-            });
+            emit(&mut out, Role::User, v.get(k), PathId::ROOT, &[key(k)]);
         }
-        assert_eq!(built, 1, "paths are built only for emitted strings");
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].text, "x");
-        assert_eq!(out[0].path, vec![key("s")]);
+        assert_eq!(
+            out.paths.len(),
+            1,
+            "paths are built only for emitted strings"
+        );
+        assert_eq!(out.segments.len(), 1);
+        assert_eq!(out.segments[0].text, "x");
+        assert_eq!(out.paths.steps(out.segments[0].path), vec![key("s")]);
+    }
+
+    #[test]
+    fn texts_share_the_steps_above_them() {
+        let v = json!({"m": [{"c": "x", "d": "y"}], "k": {"odd key": "z"}});
+        let mut out = Texts::new();
+        let item = out.at(PathId::ROOT, &[key("m"), idx(0)]);
+        emit(&mut out, Role::User, v["m"][0].get("c"), item, &[key("c")]);
+        emit(&mut out, Role::User, v["m"][0].get("d"), item, &[key("d")]);
+        let k = out.at(PathId::ROOT, &[key("k")]);
+        let odd = out.key(k, "odd key");
+        out.push(Role::Other, "z", odd);
+        // m, 0, c, d, k, "odd key": the texts under m[0] share two nodes.
+        assert_eq!(out.paths.len(), 6);
+        let texts = out.finish().unwrap();
+        let p = &texts.paths;
+        let steps: Vec<_> = texts.segments.iter().map(|s| p.steps(s.path)).collect();
+        assert_eq!(
+            steps,
+            vec![
+                vec![key("m"), idx(0), key("c")],
+                vec![key("m"), idx(0), key("d")],
+                vec![key("k"), key("odd key")],
+            ]
+        );
+        let mut edited = v.clone();
+        for (seg, new) in texts.segments.iter().zip(["1", "2", "3"]) {
+            assert_eq!(p.get(&v, seg.path).and_then(Value::as_str), Some(seg.text));
+            assert!(p.replace(&mut edited, seg.path, new.into()));
+        }
+        assert_eq!(
+            edited,
+            json!({"m": [{"c": "1", "d": "2"}], "k": {"odd key": "3"}})
+        );
+        assert!(p.steps(PathId::ROOT).is_empty());
+        assert!(
+            !p.replace(&mut edited, PathId::ROOT, "x".into()),
+            "root is no string"
+        );
+    }
+
+    #[test]
+    fn caps_fail_the_extraction_instead_of_dropping_texts() {
+        let mut out = Texts::new();
+        for _ in 0..MAX_SEGMENTS {
+            out.push(Role::User, "t", PathId::ROOT);
+        }
+        assert!(!out.failed());
+        out.push(Role::User, "one too many", PathId::ROOT);
+        assert_eq!(out.finish().unwrap_err(), TooComplex::Texts);
+
+        let mut out = Texts::new();
+        for i in 0..MAX_PATH_NODES {
+            out.index(PathId::ROOT, i);
+        }
+        assert!(!out.failed());
+        assert_eq!(out.at(PathId::ROOT, &[key("x")]), PathId::ROOT);
+        assert_eq!(out.paths.len(), MAX_PATH_NODES, "no node past the cap");
+        assert_eq!(out.finish().unwrap_err(), TooComplex::PathNodes);
+        assert!(TooComplex::Depth.detail().contains("128"));
+    }
+
+    #[test]
+    fn metadata_sizes_behind_the_documented_bound() {
+        // README: 16 bytes per text and per path node on wasm32 (4-byte words).
+        let word = std::mem::size_of::<usize>();
+        assert!(std::mem::size_of::<Segment<'_>>() <= 4 * word);
+        assert!(std::mem::size_of::<Node>() <= 4 * word);
     }
 }

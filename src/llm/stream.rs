@@ -16,8 +16,11 @@
 
 use serde_json::Value;
 
-use super::path::{idx, key, str_field};
-use super::{anthropic_messages, openai_responses, ApiFormat, PathSeg, Role, Segment, Usage};
+use super::path::{emit, idx, key, str_field};
+use super::{
+    anthropic_messages, openai_responses, ApiFormat, PathId, PathSeg, Role, Texts, TooComplex,
+    Usage,
+};
 
 /// What kind of text a channel carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,7 +44,19 @@ pub struct Channel {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delta {
     pub channel: Channel,
-    pub path: Vec<PathSeg>,
+    pub path: Vec<PathSeg<'static>>,
+}
+
+/// Text an event repeats whole (Responses API `.done` events, `output_item.done`,
+/// `response.completed`): already inspected as it streamed, redacted again as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    /// The string at this path.
+    At(&'static [PathSeg<'static>]),
+    /// Every text of the output item at `item`.
+    Item,
+    /// Every output text of the response at `response`.
+    Response,
 }
 
 /// Texts that end with an event.
@@ -68,8 +83,8 @@ impl End {
 pub struct EventInfo {
     pub deltas: Vec<Delta>,
     pub ends: Vec<End>,
-    /// Paths to strings that repeat text already streamed (Responses API `.done` events).
-    pub whole: Vec<Vec<PathSeg>>,
+    /// Texts that repeat text already streamed (Responses API `.done` events).
+    pub whole: Vec<Whole>,
     pub usage: Option<Usage>,
     pub model: Option<String>,
     /// The last event of a complete stream.
@@ -121,12 +136,12 @@ fn choices(format: ApiFormat, data: &Value, info: &mut EventInfo) {
     };
     for (k, choice) in choices.iter().enumerate() {
         let i = index_of(choice, k);
-        let at = |more: &[PathSeg]| {
+        let at = |more: &[PathSeg<'static>]| {
             let mut p = vec![key("choices"), idx(k)];
             p.extend_from_slice(more);
             p
         };
-        let mut text = |kind, sub, path: Vec<PathSeg>| {
+        let mut text = |kind, sub, path: Vec<PathSeg<'static>>| {
             info.deltas.push(Delta {
                 channel: Channel {
                     index: i,
@@ -224,29 +239,29 @@ fn responses(data: &Value, info: &mut EventInfo) {
         }
         "response.output_text.done" => {
             info.ends.push(End::One(channel(ChannelKind::Text)));
-            info.whole.push(vec![key("text")]);
+            info.whole.push(Whole::At(&[PathSeg::Key("text")]));
         }
         "response.refusal.done" => {
             info.ends.push(End::One(channel(ChannelKind::Refusal)));
-            info.whole.push(vec![key("refusal")]);
+            info.whole.push(Whole::At(&[PathSeg::Key("refusal")]));
         }
         "response.function_call_arguments.done" | "response.custom_tool_call_input.done" => {
             info.ends.push(End::One(channel(ChannelKind::ToolInput)));
-            info.whole.push(vec![key("arguments")]);
-            info.whole.push(vec![key("input")]);
+            info.whole.push(Whole::At(&[PathSeg::Key("arguments")]));
+            info.whole.push(Whole::At(&[PathSeg::Key("input")]));
         }
         "response.content_part.done" => {
             info.ends.push(End::One(channel(ChannelKind::Text)));
             info.ends.push(End::One(channel(ChannelKind::Refusal)));
-            info.whole.push(vec![key("part"), key("text")]);
-            info.whole.push(vec![key("part"), key("refusal")]);
+            info.whole
+                .push(Whole::At(&[PathSeg::Key("part"), PathSeg::Key("text")]));
+            info.whole
+                .push(Whole::At(&[PathSeg::Key("part"), PathSeg::Key("refusal")]));
         }
         "response.output_item.done" => {
             info.ends.push(End::Index(output));
-            if let Some(item) = data.get("item") {
-                info.whole.extend(paths(|out| {
-                    openai_responses::output_item(item, &[key("item")], out)
-                }));
+            if data.get("item").is_some() {
+                info.whole.push(Whole::Item);
             }
         }
         "response.created" | "response.in_progress" => {
@@ -262,17 +277,7 @@ fn responses(data: &Value, info: &mut EventInfo) {
             if let Some(response) = data.get("response") {
                 info.model = str_field(response, "model").map(str::to_string);
                 info.usage = super::usage(ApiFormat::OpenaiResponses, response);
-                info.whole.extend(paths(|out| {
-                    super::extract(
-                        ApiFormat::OpenaiResponses,
-                        super::Phase::Response,
-                        response,
-                        out,
-                    )
-                }));
-                for p in info.whole.iter_mut() {
-                    p.insert(0, key("response"));
-                }
+                info.whole.push(Whole::Response);
             }
         }
         "error" => {
@@ -284,11 +289,33 @@ fn responses(data: &Value, info: &mut EventInfo) {
     }
 }
 
-/// The paths of the segments an extractor emits.
-fn paths<'a>(extract: impl FnOnce(&mut Vec<Segment<'a>>)) -> Vec<Vec<PathSeg>> {
-    let mut segs = Vec::new();
-    extract(&mut segs);
-    segs.into_iter().map(|s| s.path).collect()
+/// The texts `whole` names in an event's `data`, with paths from its root.
+pub fn whole_texts<'a>(data: &'a Value, whole: &[Whole]) -> Result<Texts<'a>, TooComplex> {
+    let mut out = Texts::new();
+    for w in whole {
+        match w {
+            Whole::At(path) => emit(
+                &mut out,
+                ROLE,
+                super::path::get(data, path),
+                PathId::ROOT,
+                path,
+            ),
+            Whole::Item => {
+                if let Some(item) = data.get("item") {
+                    let at = out.at(PathId::ROOT, &[key("item")]);
+                    openai_responses::output_item(item, at, &mut out);
+                }
+            }
+            Whole::Response => {
+                if let Some(response) = data.get("response") {
+                    let at = out.at(PathId::ROOT, &[key("response")]);
+                    openai_responses::extract_response_at(response, at, &mut out);
+                }
+            }
+        }
+    }
+    out.finish()
 }
 
 fn anthropic(data: &Value, info: &mut EventInfo) {

@@ -2,15 +2,50 @@
 
 use serde_json::Value;
 
-use super::{detect_format, extract, replace_text, ApiFormat, PathSeg, Phase, Role, Segment};
+use super::{detect_format, extract, ApiFormat, PathId, PathSeg, Paths, Phase, Role};
 
-pub(crate) fn segs(format: ApiFormat, phase: Phase, body: &Value) -> Vec<Segment<'_>> {
+/// A segment with its path spelled out (keys borrowed from the body), for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seg<'a> {
+    pub role: Role,
+    pub text: &'a str,
+    pub path: Vec<PathSeg<'a>>,
+}
+
+/// The steps of `id`, with keys borrowed from `body` (where the path must lead).
+fn spelled<'a>(paths: &Paths, id: PathId, body: &'a Value) -> Vec<PathSeg<'a>> {
+    let mut at = body;
     let mut out = Vec::new();
-    extract(format, phase, body, &mut out);
+    for step in paths.steps(id) {
+        match step {
+            PathSeg::Key(k) => {
+                let (key, v) = at.as_object().unwrap().get_key_value(k).unwrap();
+                out.push(PathSeg::Key(key.as_str()));
+                at = v;
+            }
+            PathSeg::Index(i) => {
+                out.push(PathSeg::Index(i));
+                at = &at.as_array().unwrap()[i];
+            }
+        }
+    }
     out
 }
 
-pub(crate) fn texts<'s>(segs: &'s [Segment<'_>]) -> Vec<(Role, &'s str)> {
+pub(crate) fn segs(format: ApiFormat, phase: Phase, body: &Value) -> Vec<Seg<'_>> {
+    let texts = extract(format, phase, body).unwrap();
+    texts
+        .segments
+        .iter()
+        .map(|s| Seg {
+            role: s.role,
+            text: s.text,
+            path: spelled(&texts.paths, s.path, body),
+        })
+        .collect()
+}
+
+pub(crate) fn texts<'s>(segs: &'s [Seg<'_>]) -> Vec<(Role, &'s str)> {
     segs.iter().map(|s| (s.role, s.text)).collect()
 }
 
@@ -21,7 +56,12 @@ pub(crate) fn transform(text: &str) -> String {
 }
 
 /// Every place where `a` and `b` differ: (path, b's value there).
-fn diff(a: &Value, b: &Value, path: &mut Vec<PathSeg>, out: &mut Vec<(Vec<PathSeg>, Value)>) {
+fn diff<'a>(
+    a: &'a Value,
+    b: &Value,
+    path: &mut Vec<PathSeg<'a>>,
+    out: &mut Vec<(Vec<PathSeg<'a>>, Value)>,
+) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let keys_x: Vec<&String> = x.keys().collect();
@@ -31,7 +71,7 @@ fn diff(a: &Value, b: &Value, path: &mut Vec<PathSeg>, out: &mut Vec<(Vec<PathSe
                 return;
             }
             for (k, v) in x {
-                path.push(PathSeg::Key(k.clone()));
+                path.push(PathSeg::Key(k.as_str()));
                 diff(v, &y[k], path, out);
                 path.pop();
             }
@@ -55,14 +95,15 @@ fn diff(a: &Value, b: &Value, path: &mut Vec<PathSeg>, out: &mut Vec<(Vec<PathSe
     }
 }
 
-fn sorted(mut v: Vec<(Vec<PathSeg>, Value)>) -> Vec<(Vec<PathSeg>, Value)> {
+fn sorted<'a>(mut v: Vec<(Vec<PathSeg<'a>>, Value)>) -> Vec<(Vec<PathSeg<'a>>, Value)> {
     v.sort_by_key(|(p, _)| format!("{p:?}"));
     v
 }
 
-/// Replaces every segment's text with [`transform`]ed text, serializes and re-parses the body,
-/// and checks that exactly those strings changed, and that extraction finds the new texts at
-/// the same paths with the same roles. Returns the edited body.
+/// Replaces every segment's text with [`transform`]ed text through the path tree (as the
+/// engine does), serializes and re-parses the body, and checks that exactly those strings
+/// changed, and that extraction finds the new texts at the same paths with the same roles.
+/// Returns the edited body.
 pub(crate) fn assert_round_trip(
     format: ApiFormat,
     phase: Phase,
@@ -77,11 +118,12 @@ pub(crate) fn assert_round_trip(
         "segment count of {original}"
     );
     let mut edited = original.clone();
-    for s in &before {
+    let tree = extract(format, phase, &original).unwrap();
+    for s in &tree.segments {
         assert!(
-            replace_text(&mut edited, &s.path, transform(s.text)),
+            tree.paths.replace(&mut edited, s.path, transform(s.text)),
             "replace at {:?}",
-            s.path
+            tree.paths.steps(s.path)
         );
     }
     let bytes = serde_json::to_vec(&edited).unwrap();
@@ -90,7 +132,7 @@ pub(crate) fn assert_round_trip(
 
     let mut changed = Vec::new();
     diff(&original, &reparsed, &mut Vec::new(), &mut changed);
-    let expected: Vec<(Vec<PathSeg>, Value)> = before
+    let expected: Vec<(Vec<PathSeg<'_>>, Value)> = before
         .iter()
         .map(|s| (s.path.clone(), Value::String(transform(s.text))))
         .collect();

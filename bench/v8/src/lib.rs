@@ -208,6 +208,34 @@ pub extern "C" fn describe(policy: u32) -> i32 {
     })
 }
 
+/// Evaluates the current input once with policy 0 (default) or 1 (empty) at `path` (0: the
+/// chat completions path, 1: a path of no known API, so the body's shape decides). Returns
+/// the number of segments, or -1 when not inspected (the reason is in `text`). `memory.mjs`
+/// reads how far one call grew linear memory.
+#[no_mangle]
+pub extern "C" fn evaluate_once(policy: u32, path: u32) -> i32 {
+    with_state(-1, |s| {
+        let Some(c) = usize::try_from(policy).ok().and_then(|i| s.policies.get(i)) else {
+            return -1;
+        };
+        let info = RequestInfo {
+            path: Some(if path == 0 {
+                "/v1/chat/completions"
+            } else {
+                "/v1/other"
+            }),
+            ..info()
+        };
+        let out = engine::evaluate(&c.policy, &info, &c.rollout, Phase::Request, &s.input);
+        s.text = out.reason_code.clone();
+        if out.inspected {
+            i32::try_from(out.segments).unwrap_or(i32::MAX)
+        } else {
+            -1
+        }
+    })
+}
+
 /// `iters` evaluations of the current input with policy 0 (default) or 1 (empty).
 #[no_mangle]
 pub extern "C" fn run_evaluate(policy: u32, iters: u32) -> u32 {
