@@ -406,7 +406,10 @@ fn hostile_record_fields_reach_no_terminal_or_spreadsheet_as_they_are() {
         outputs.push((args.join(" "), run(args)));
     }
     // Hostile requests through simulate and diff (request id, user, model from the client).
-    let traffic: String = [calc, "req-a"]
+    // The exchange keeps only plain request ids (visible ASCII, no spaces): a formula without
+    // spaces is one.
+    let plain_calc = calc.replace(' ', "");
+    let traffic: String = [plain_calc.as_str(), "req-a"]
         .iter()
         .map(|id| {
             serde_json::json!({

@@ -9,8 +9,7 @@
 )]
 
 use policy_gateway::audit::IdGenerator;
-use policy_gateway::cli::simulate::{parse_line, simulate, Simulated};
-use policy_gateway::policy::Policy;
+use policy_gateway::cli::simulate::{config_for_policy, parse_line, simulate, Simulated};
 use serde_json::Value;
 
 fn run_all() -> Vec<Simulated> {
@@ -18,13 +17,13 @@ fn run_all() -> Vec<Simulated> {
 }
 
 fn run_file(lines: &str) -> Vec<Simulated> {
-    let policy = Policy::from_json(include_bytes!("../policies/default.json")).unwrap();
+    let config = config_for_policy(include_bytes!("../policies/default.json")).unwrap();
     let mut ids = IdGenerator::new(1);
     lines
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| simulate(&policy, &parse_line(l), i + 1, &mut ids, 1_795_715_649_000))
+        .map(|(i, l)| simulate(&config, &parse_line(l), i + 1, &mut ids, 1_795_715_649_000))
         .collect()
 }
 

@@ -7,8 +7,11 @@ use std::io::{BufRead, Write};
 
 use serde_json::json;
 
-use super::simulate::{parse_line, simulate};
+use std::rc::Rc;
+
+use super::simulate::{config_for_policy, parse_line, simulate};
 use crate::audit::IdGenerator;
+use crate::config::PluginConfig;
 
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match run_inner(args.to_vec(), out) {
@@ -37,8 +40,8 @@ pub struct Transition {
 
 /// Every (old decision, new decision) pair seen, changed or not, and the exchanges replayed.
 pub fn diff(
-    old: &crate::policy::Policy,
-    new: &crate::policy::Policy,
+    old: &Rc<PluginConfig>,
+    new: &Rc<PluginConfig>,
     lines: &[String],
 ) -> (BTreeMap<(String, String), Transition>, u64) {
     let mut ids = IdGenerator::new(1);
@@ -89,8 +92,11 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
     if let Some(extra) = args.first() {
         return Err(format!("unexpected argument \"{extra}\""));
     }
-    let old = super::check::load(&from).map_err(|e| format!("{from}: {e}"))?;
-    let new = super::check::load(&to).map_err(|e| format!("{to}: {e}"))?;
+    let load = |file: &str| {
+        let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+        config_for_policy(&bytes).map_err(|e| format!("{file}: {e}"))
+    };
+    let (old, new) = (load(&from)?, load(&to)?);
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -113,7 +119,7 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
     match format.as_str() {
         "json" => {
             let doc = json!({
-                "from": old.policy_id, "to": new.policy_id, "exchanges": total,
+                "from": old.policy.policy_id, "to": new.policy.policy_id, "exchanges": total,
                 "changed": changed,
                 "transitions": transitions.iter().map(|((a, b), t)| json!({
                     "from": a, "to": b, "count": t.count, "changed": t.changed,
@@ -151,8 +157,8 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
                 writeln!(
                     out,
                     "{} → {}: {total} exchanges replayed, {changed} with a different decision or rules\n",
-                    super::table::display(&old.policy_id),
-                    super::table::display(&new.policy_id)
+                    super::table::display(&old.policy.policy_id),
+                    super::table::display(&new.policy.policy_id)
                 )
                 .map_err(w)?;
                 write!(out, "{}", super::table::render(&header, &rows)).map_err(w)?;
