@@ -23,10 +23,14 @@ Test controls (never sent by real clients):
   header x-mock-gzip: always (gzip whatever accept-encoding says: a misbehaving upstream)
   header x-mock-content-type: content-type of a JSON answer (the body stays the same)
   header x-mock-latin1-header: name of a response header to add with a non-UTF-8 value
+  header x-mock-body-b64: answer exactly these bytes (base64), as a whole JSON body
+  header x-mock-stream-b64: answer a stream of exactly these chunks (base64 of a JSON list
+                            of strings), one chunked write each
   GET /_received         -> JSON list of {"path", "headers", "body"} (body as text)
   POST /_reset           -> forget received requests
 """
 
+import base64
 import gzip
 import json
 import sys
@@ -218,6 +222,21 @@ class Handler(ReceiverHandler):
             request = json.loads(body)
         except ValueError:
             return self._send(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
+        if self.headers.get("x-mock-stream-b64"):
+            chunks = json.loads(base64.b64decode(self.headers["x-mock-stream-b64"]))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream; charset=utf-8")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for c in chunks:
+                data = c.encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.headers.get("x-mock-body-b64"):
+            return self._send(200, base64.b64decode(self.headers["x-mock-body-b64"]),
+                              self.headers.get("x-mock-content-type", "application/json"))
         if isinstance(request, dict) and request.get("stream") is True \
                 and "x-mock-status" not in self.headers:
             try:
