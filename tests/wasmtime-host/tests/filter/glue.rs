@@ -1,0 +1,1 @@
+//! Glue-level cases that need no Envoy.
