@@ -103,19 +103,21 @@ pub fn deserialize(bytes: &[u8]) -> Option<Pairs> {
         return Some(Vec::new());
     }
     let u32_at = |at: usize| -> Option<usize> {
-        let b = bytes.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u32::from_le_bytes(b) as usize)
+    };
+    // Each (name, value) slice and the NUL after it.
+    let field = |at: usize, n: usize| -> Option<(Vec<u8>, usize)> {
+        let end = at.checked_add(n)?;
+        Some((bytes.get(at..end)?.to_vec(), end.checked_add(1)?))
     };
     let count = u32_at(0)?;
-    let mut data = 4usize.checked_add(count.checked_mul(8)?)?;
+    let mut data = count.checked_mul(8)?.checked_add(4)?;
     let mut out = Vec::new();
     for n in 0..count {
-        let k = u32_at(4 + n * 8)?;
-        let v = u32_at(8 + n * 8)?;
-        let key = bytes.get(data..data.checked_add(k)?)?.to_vec();
-        data = data + k + 1;
-        let value = bytes.get(data..data.checked_add(v)?)?.to_vec();
-        data = data + v + 1;
+        let (key, next) = field(data, u32_at(4 + n * 8)?)?;
+        let (value, next) = field(next, u32_at(8 + n * 8)?)?;
+        data = next;
         out.push((key, value));
     }
     Some(out)
@@ -140,19 +142,20 @@ pub fn get_str<'a>(pairs: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a st
 
 /// Replaces every value of `name` with one (Envoy's `setCopy`), appended where it was absent.
 pub fn replace(pairs: &mut Pairs, name: &[u8], value: &[u8]) {
-    match pairs.iter().position(|(k, _)| k.eq_ignore_ascii_case(name)) {
-        Some(at) => {
-            pairs[at].1 = value.to_vec();
-            let mut i = at + 1;
-            while i < pairs.len() {
-                if pairs[i].0.eq_ignore_ascii_case(name) {
-                    pairs.remove(i);
-                } else {
-                    i += 1;
-                }
-            }
+    let mut seen = false;
+    pairs.retain_mut(|(k, v)| {
+        if !k.eq_ignore_ascii_case(name) {
+            return true;
         }
-        None => pairs.push((name.to_ascii_lowercase(), value.to_vec())),
+        if seen {
+            return false;
+        }
+        seen = true;
+        *v = value.to_vec();
+        true
+    });
+    if !seen {
+        pairs.push((name.to_ascii_lowercase(), value.to_vec()));
     }
 }
 
@@ -162,6 +165,7 @@ pub fn remove(pairs: &mut Pairs, name: &[u8]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

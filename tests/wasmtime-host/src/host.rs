@@ -25,8 +25,8 @@ pub enum VmError {
     Dead(String),
     /// The module lacks an export the host needs, or has it with another type.
     Export(String),
-    /// `proxy_on_vm_start` or `proxy_on_configure` returned false.
-    Rejected(&'static str),
+    /// `proxy_on_vm_start` or `proxy_on_configure` returned false; what the module logged.
+    Rejected(&'static str, Vec<String>),
     /// Loading or compiling the module failed.
     Load(String),
 }
@@ -299,11 +299,11 @@ impl Proxy<'_> {
         vm.call::<(i32, i32), ()>("proxy_on_context_create", (root as i32, 0))?;
         let size = len_i32(vm.store.data().vm_configuration.len());
         if vm.call::<(i32, i32), i32>("proxy_on_vm_start", (root as i32, size))? == 0 {
-            return Err(VmError::Rejected("proxy_on_vm_start"));
+            return Err(vm.rejected("proxy_on_vm_start"));
         }
         let size = len_i32(vm.store.data().plugin_configuration.len());
         if vm.call::<(i32, i32), i32>("proxy_on_configure", (root as i32, size))? == 0 {
-            return Err(VmError::Rejected("proxy_on_configure"));
+            return Err(vm.rejected("proxy_on_configure"));
         }
         Ok(vm)
     }
@@ -320,6 +320,16 @@ impl Vm {
 
     pub fn state_mut(&mut self) -> &mut VmState {
         self.store.data_mut()
+    }
+
+    fn rejected(&self, at: &'static str) -> VmError {
+        let logs = self
+            .state()
+            .logs
+            .iter()
+            .map(|l| l.message.clone())
+            .collect();
+        VmError::Rejected(at, logs)
     }
 
     /// Why the VM died, if it did.
@@ -438,23 +448,30 @@ impl Vm {
         result
     }
 
-    /// Ticks and answers every call with `answer` until a tick sends nothing more: what the
-    /// sinks get of everything queued so far. The clock moves `step_ms` per tick.
+    /// Ticks and answers every call with `answer` until the sinks have been quiet for a
+    /// minute of the VM's clock (longer than the longest retry backoff): what the sinks get
+    /// of everything queued so far. The clock moves `step_ms` per tick.
     pub fn ship(
         &mut self,
         step_ms: u64,
         mut answer: impl FnMut(&Call) -> Answer,
     ) -> Result<(), VmError> {
-        for _ in 0..100 {
+        const QUIET_MS: u64 = 60_000;
+        let mut quiet_ms = 0;
+        for _ in 0..10_000 {
             self.advance_ms(step_ms);
             self.tick()?;
-            let pending = self.pending_calls();
+            let mut pending = self.pending_calls();
             if pending.is_empty() {
-                return Ok(());
+                quiet_ms += step_ms;
+                if quiet_ms >= QUIET_MS {
+                    return Ok(());
+                }
+                continue;
             }
+            quiet_ms = 0;
             // An answer can make the sink send its next call at once (presign, upload).
-            let mut queue = pending;
-            while let Some(token) = queue.pop() {
+            while let Some(token) = pending.pop() {
                 let call = self
                     .state()
                     .calls
@@ -465,13 +482,13 @@ impl Vm {
                     let a = answer(&call);
                     self.answer(token, a)?;
                 }
-                if queue.is_empty() {
-                    queue = self.pending_calls();
+                if pending.is_empty() {
+                    pending = self.pending_calls();
                 }
             }
         }
         Err(VmError::Export(
-            "the module kept sending calls after 100 ticks".into(),
+            "the module kept sending calls for 10,000 ticks".into(),
         ))
     }
 
@@ -541,8 +558,12 @@ fn give(caller: &mut C<'_>, bytes: &[u8], ptr_out: i32, size_out: i32) -> wasmti
     Ok(status::OK)
 }
 
+/// `proxy_buffer_type_t` values the spec knows (0 to 8): unknown ones are a bad argument,
+/// known ones the host does not have now are not found.
+const KNOWN_BUFFERS: std::ops::RangeInclusive<i32> = 0..=8;
+
 /// The header map `id` of the effective context, if the host has it now.
-fn header_map<'s>(state: &'s mut VmState, id: i32) -> Option<&'s mut Option<Pairs>> {
+fn header_map(state: &mut VmState, id: i32) -> Option<&mut Option<Pairs>> {
     let stream = state.stream()?;
     match id {
         map::HTTP_REQUEST_HEADERS => Some(&mut stream.request_headers),
@@ -646,7 +667,7 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
                 buffer::VM_CONFIGURATION if s.callback == "proxy_on_vm_start" => {
                     Some(s.vm_configuration.clone())
                 }
-                0..=8 => None,
+                k if KNOWN_BUFFERS.contains(&k) => None,
                 _ => return Ok(status::BAD_ARGUMENT),
             };
             let Some(bytes) = bytes else {
@@ -676,7 +697,7 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
             let body = match kind {
                 buffer::HTTP_REQUEST_BODY => s.stream().and_then(|st| st.request_body.as_mut()),
                 buffer::HTTP_RESPONSE_BODY => s.stream().and_then(|st| st.response_body.as_mut()),
-                0..=8 => None,
+                k if KNOWN_BUFFERS.contains(&k) => None,
                 _ => return status::BAD_ARGUMENT,
             };
             let Some(body) = body else {
