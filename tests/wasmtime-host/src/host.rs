@@ -332,6 +332,14 @@ impl Vm {
         VmError::Rejected(at, logs)
     }
 
+    /// The size of the module's linear memory.
+    pub fn memory_bytes(&mut self) -> usize {
+        match self.instance.get_memory(&mut self.store, "memory") {
+            Some(m) => m.data_size(&self.store),
+            None => 0,
+        }
+    }
+
     /// Why the VM died, if it did.
     pub fn trap(&self) -> Option<&str> {
         self.trap.as_deref()

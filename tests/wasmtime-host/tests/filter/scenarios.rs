@@ -100,13 +100,14 @@ fn traffic_table() {
 }
 
 /// Every stream of streams.jsonl, written by the upstream one event per chunk, in 7-byte
-/// chunks (entities and events split anywhere), and all at once.
+/// chunks (entities and events split anywhere), all at once, and ending with trailers
+/// (HTTP/2: no body callback sees the end of the stream).
 #[test]
 fn stream_table() {
     let expected = expected("streams.jsonl");
     let lines = lines("streams.jsonl");
     assert_eq!(lines.len(), expected.len(), "one expectation per stream");
-    for chunking in ["event", "7 bytes", "one chunk"] {
+    for chunking in ["event", "7 bytes", "one chunk", "trailers"] {
         let mut vm = start(&plugin_config(true));
         for e in &expected {
             let id = e["request_id"].as_str().unwrap();
@@ -117,6 +118,7 @@ fn stream_table() {
                 ex.response = Some(match chunking {
                     "7 bytes" => resp.chunked(7),
                     "one chunk" => resp.chunked(usize::MAX),
+                    "trailers" => resp.trailers(text_pairs(&[("x-upstream-done", "1")])),
                     _ => resp,
                 });
             }
