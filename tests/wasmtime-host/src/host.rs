@@ -846,9 +846,13 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
             };
             let state = c.data();
             let mut shared = state.shared();
+            // As Envoy: a token must match the value's current one; an absent key is
+            // created whatever the token.
             let cas = cas as u32;
-            if cas != 0 && shared.data.get(&key).map(|(_, current)| *current) != Some(cas) {
-                return status::CAS_MISMATCH;
+            if let Some((_, current)) = shared.data.get(&key) {
+                if cas != 0 && cas != *current {
+                    return status::CAS_MISMATCH;
+                }
             }
             shared.next_cas = shared.next_cas.wrapping_add(1).max(1);
             let next = shared.next_cas;
