@@ -494,3 +494,92 @@ fn memory_stays_flat_over_many_exchanges() {
     }
     assert_eq!(vm.memory_bytes(), warm, "the module's memory grew");
 }
+
+/// A response the policy refuses (a credential in the model's output): with headers held
+/// the client gets the refusal's status and policy headers; without, the headers have gone
+/// and only the body is replaced. The credential never reaches the client either way.
+#[test]
+fn a_refused_response_never_reaches_the_client() {
+    let secret = r#"{"id":"c2","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Use ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 to log in."},"finish_reason":"stop"}]}"#;
+    for hold in [true, false] {
+        let mut vm = start(&plugin_config(hold));
+        let response = json_answer(secret).chunked(40);
+        let out = vm.exchange(&Exchange::new(
+            chat(
+                "secret-out",
+                r#"{"model":"gpt-4o","messages":[{"role":"user","content":"How do I log in?"}]}"#,
+            ),
+            response,
+        ));
+        assert_clean(&vm, &out, "secret in output");
+        let body = String::from_utf8_lossy(&out.client.body);
+        assert!(!body.contains("ghp_"), "hold_headers {hold}: {body}");
+        let err: Value = serde_json::from_slice(&out.client.body).unwrap();
+        assert_eq!(
+            err["error"]["code"], "SECRET_DETECTED",
+            "hold_headers {hold}"
+        );
+        if hold {
+            assert_eq!(out.client.status(), Some(403));
+            assert_eq!(
+                out.client.header("x-policy-reason"),
+                Some("SECRET_DETECTED")
+            );
+            let length = out.client.header("content-length").map(str::to_string);
+            assert_eq!(length, Some(out.client.body.len().to_string()));
+        } else {
+            assert_eq!(out.client.status(), Some(200));
+            assert_eq!(out.client.header("content-length"), None);
+        }
+        let r = record_of(&mut vm, "secret-out");
+        assert_eq!(
+            (
+                r["decision"].as_str(),
+                r["reason_code"].as_str(),
+                r["phase"].as_str()
+            ),
+            (Some("refuse"), Some("SECRET_DETECTED"), Some("response")),
+            "{r}"
+        );
+    }
+}
+
+/// A response over `max_body_bytes`, arriving in chunks: refused (502) with
+/// `RESPONSE_TOO_LARGE`, and not one byte of it reaches the client, with headers held or
+/// not.
+#[test]
+fn a_response_too_large_to_inspect_is_replaced_whole() {
+    let mut big =
+        String::from(r#"{"choices":[{"index":0,"message":{"role":"assistant","content":""#);
+    while big.len() < 6_000 {
+        big.push_str("Call jane.doe@example.com. ");
+    }
+    big.push_str(r#""}}]}"#);
+    for hold in [true, false] {
+        let mut config = plugin_config(hold);
+        config["max_body_bytes"] = json!(2_048);
+        let mut vm = start(&config);
+        let out = vm.exchange(&Exchange::new(
+            chat(
+                "too-large",
+                r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#,
+            ),
+            json_answer(&big).chunked(500),
+        ));
+        assert_clean(&vm, &out, "too large");
+        let body = String::from_utf8_lossy(&out.client.body);
+        assert!(!body.contains("jane.doe"), "hold_headers {hold}: {body}");
+        let err: Value = serde_json::from_slice(&out.client.body).unwrap();
+        assert_eq!(
+            err["error"]["code"], "RESPONSE_TOO_LARGE",
+            "hold_headers {hold}"
+        );
+        assert_eq!(out.client.status(), Some(if hold { 502 } else { 200 }));
+        let r = record_of(&mut vm, "too-large");
+        assert_eq!(
+            (r["decision"].as_str(), r["reason_code"].as_str()),
+            (Some("refuse"), Some("RESPONSE_TOO_LARGE")),
+            "{r}"
+        );
+    }
+}
