@@ -1,5 +1,6 @@
 //! The shipped example traffic through the shipped default policy: each exchange gets the
-//! decision the policy promises, and the forwarded bodies carry the promised changes.
+//! decision the policy promises, and the forwarded bodies carry the promised changes, as
+//! `policies/examples/expected.json` says (the table the wasmtime harness checks too).
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(
     clippy::unwrap_used,
@@ -35,47 +36,30 @@ fn forwarded_json(s: &Simulated) -> Value {
     serde_json::from_slice(s.forwarded.as_ref().unwrap()).unwrap()
 }
 
+/// The expectations every runner shares (policies/examples/expected.json).
+fn expected() -> Vec<Value> {
+    let all: Value =
+        serde_json::from_str(include_str!("../policies/examples/expected.json")).unwrap();
+    all["traffic.jsonl"].as_array().unwrap().clone()
+}
+
+/// Whether `actual` holds every field of `want`, recursively.
+fn contains(actual: &Value, want: &Value) -> bool {
+    match (actual, want) {
+        (Value::Object(a), Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|av| contains(av, v))),
+        _ => actual == want,
+    }
+}
+
 #[test]
 fn each_example_gets_its_decision() {
     let sims = run_all();
-    let expected = [
-        ("req-001", "allow", "NO_RULE_MATCHED", "forwarded"),
-        (
-            "req-002",
-            "redact",
-            "PII_CARD_REDACTED",
-            "forwarded changed",
-        ),
-        ("req-003", "refuse", "SECRET_DETECTED", "403 refused"),
-        ("req-004", "refuse", "PROMPT_INJECTION", "400 refused"),
-        ("req-005", "rewrite", "MODEL_REWRITTEN", "forwarded changed"),
-        (
-            "req-006",
-            "rewrite",
-            "MAX_TOKENS_CAPPED",
-            "forwarded changed",
-        ),
-        ("req-007", "refuse", "MODEL_NOT_APPROVED", "403 refused"),
-        ("req-008", "redact", "PII_REDACTED", "forwarded changed"),
-        (
-            "req-009",
-            "escalate",
-            "CONFIDENTIAL_PROJECT",
-            "forwarded, flagged",
-        ),
-        (
-            "req-010",
-            "escalate",
-            "INDIRECT_PROMPT_INJECTION",
-            "forwarded, flagged",
-        ),
-        ("req-011", "redact", "PII_REDACTED", "forwarded changed"),
-        ("req-012", "redact", "PII_REDACTED", "forwarded changed"),
-        ("req-013", "redact", "OUTPUT_PII_REDACTED", "forwarded"),
-        ("req-014", "refuse", "BODY_UNPARSEABLE", "400 refused"),
-    ];
+    let expected = expected();
     assert_eq!(sims.len(), expected.len());
-    for (id, decision, reason, client) in expected {
+    for e in &expected {
+        let id = e["request_id"].as_str().unwrap();
         let s = by_id(&sims, id);
         assert_eq!(
             (
@@ -83,7 +67,11 @@ fn each_example_gets_its_decision() {
                 s.record.reason_code.as_str(),
                 s.client.as_str()
             ),
-            (decision, reason, client),
+            (
+                e["decision"].as_str().unwrap(),
+                e["reason_code"].as_str().unwrap(),
+                e["client"].as_str().unwrap()
+            ),
             "{id}: {:?}",
             s.record
         );
@@ -93,34 +81,23 @@ fn each_example_gets_its_decision() {
 #[test]
 fn forwarded_bodies_carry_the_changes() {
     let sims = run_all();
-    let b = forwarded_json(by_id(&sims, "req-002"));
-    assert_eq!(
-        b["messages"][0]["content"],
-        "Draft a reply to [EMAIL] confirming the refund to card **** **** **** 1111."
-    );
-    assert_eq!(
-        forwarded_json(by_id(&sims, "req-005"))["model"],
-        "gpt-4o-mini"
-    );
-    assert_eq!(forwarded_json(by_id(&sims, "req-006"))["max_tokens"], 4096);
-    let b = forwarded_json(by_id(&sims, "req-008"));
-    assert_eq!(
-        b["messages"][0]["content"][0]["text"],
-        "The customer's phone is [PHONE] and SSN [US_SSN]; open a ticket."
-    );
-    let b = forwarded_json(by_id(&sims, "req-011"));
-    assert_eq!(
-        b["input"][0]["content"][0]["text"],
-        "Pay invoice 2024-117 to IBAN [IBAN]."
-    );
-    let r = &by_id(&sims, "req-013").record;
-    assert_eq!(r.phase, "response");
-    assert_eq!(r.redactions.get("email"), Some(&1));
-    assert_eq!(r.redactions.get("phone"), Some(&1));
-    let usage = r.usage.unwrap();
-    assert_eq!(usage.total_tokens, Some(37));
-    // Requests answered locally forward nothing.
-    assert!(by_id(&sims, "req-003").forwarded.is_none());
+    for e in &expected() {
+        let s = by_id(&sims, e["request_id"].as_str().unwrap());
+        if let Some(fields) = e.get("forwarded").and_then(Value::as_object) {
+            let body = forwarded_json(s);
+            for (pointer, want) in fields {
+                assert_eq!(body.pointer(pointer), Some(want), "{}", e["request_id"]);
+            }
+        }
+        if let Some(want) = e.get("record") {
+            let record: Value = serde_json::from_str(&s.record.to_json()).unwrap();
+            assert!(contains(&record, want), "{record} lacks {want}");
+        }
+        // Requests answered locally forward nothing.
+        if e["client"].as_str().unwrap().ends_with("refused") {
+            assert!(s.forwarded.is_none(), "{}", e["request_id"]);
+        }
+    }
 }
 
 /// Parser differentials and relabelled roles (issue 11, items 9-12): the shipped default
