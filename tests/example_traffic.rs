@@ -167,3 +167,70 @@ fn bypass_attempts_are_caught() {
         assert_eq!(forwarded_json(by_id(&sims, id))["max_tokens"], 4096, "{id}");
     }
 }
+
+/// The text a client SDK shows of a streamed answer, and the code of an error event.
+fn stream_view(body: &[u8]) -> (String, Option<String>) {
+    let text = String::from_utf8_lossy(body)
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
+    let (mut shown, mut error) = (String::new(), None);
+    for line in text.lines() {
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(data.trim_start()) else {
+            continue;
+        };
+        if let Some(code) = v
+            .pointer("/error/code")
+            .or_else(|| v.get("code"))
+            .and_then(Value::as_str)
+        {
+            error = Some(code.to_string());
+        }
+        let piece = v
+            .pointer("/choices/0/delta/content")
+            .or_else(|| v.pointer("/delta/text"))
+            .or_else(|| (v["type"] == "response.output_text.delta").then(|| &v["delta"]))
+            .and_then(Value::as_str);
+        shown.push_str(piece.unwrap_or_default());
+    }
+    (shown, error)
+}
+
+#[test]
+fn streams_get_what_the_table_promises() {
+    let sims = run_file(include_str!("../policies/examples/streams.jsonl"));
+    let all: Value =
+        serde_json::from_str(include_str!("../policies/examples/expected.json")).unwrap();
+    let expected = all["streams.jsonl"].as_array().unwrap();
+    assert_eq!(sims.len(), expected.len());
+    for e in expected {
+        let id = e["request_id"].as_str().unwrap();
+        let s = by_id(&sims, id);
+        let got = (
+            s.record.decision,
+            s.record.reason_code.as_str(),
+            s.client.as_str(),
+        );
+        let want = (
+            e["decision"].as_str().unwrap(),
+            e["reason_code"].as_str().unwrap(),
+            e["client"].as_str().unwrap(),
+        );
+        assert_eq!(got, want, "{id}");
+        let (shown, error) = stream_view(&s.client_body);
+        assert_eq!(shown, e["client_text"].as_str().unwrap(), "{id}");
+        assert_eq!(error.as_deref(), e["error_code"].as_str(), "{id}");
+        let raw = String::from_utf8_lossy(&s.client_body);
+        for absent in e["absent"].as_array().into_iter().flatten() {
+            assert!(!raw.contains(absent.as_str().unwrap()), "{id}: {absent}");
+        }
+        let record: Value = serde_json::from_str(&s.record.to_json()).unwrap();
+        assert!(
+            contains(&record, &e["record"]),
+            "{record} lacks {}",
+            e["record"]
+        );
+    }
+}

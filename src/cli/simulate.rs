@@ -324,10 +324,12 @@ fn client_view(
             format!("{status} refused")
         };
     }
+    // A refused stream is not a refused response: its status went out at once, and the
+    // refusal is the provider's error event at the cut (see `client_body`).
     let response_refused = record
         .response
         .as_ref()
-        .is_some_and(|r| r.decision == "refuse" && record.enforced);
+        .is_some_and(|r| r.decision == "refuse" && record.enforced && r.stream.is_none());
     if host.reset {
         return "response: reset".into();
     }
