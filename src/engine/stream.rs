@@ -383,8 +383,36 @@ impl StreamInspector {
             }
         } else if self.state == State::PassThrough {
             self.out.extend_from_slice(chunk);
+        } else if self.state == State::Stopped {
+            // Nothing more goes out, but what the upstream sent is still counted (events, and
+            // text for usage: the provider bills it), so a record does not depend on how the
+            // upstream's bytes were cut into chunks.
+            let mut events = Vec::new();
+            if self.parser.feed(chunk, &mut events).is_ok() {
+                for event in events {
+                    self.count_stopped(policy, &event);
+                }
+            }
         }
         self.take(chunk)
+    }
+
+    /// An event after the stream was stopped: counted, never sent.
+    fn count_stopped(&mut self, policy: &Policy, event: &sse::Event) {
+        self.events += 1;
+        let Some(data) = event.data.as_deref() else {
+            return;
+        };
+        let Ok(value) = crate::llm::json::from_slice(data.as_bytes()) else {
+            return;
+        };
+        let info = stream::interpret(self.format, &value);
+        self.note(policy, &info);
+        for d in &info.deltas {
+            if let Some(text) = path::get(&value, &d.path).and_then(Value::as_str) {
+                self.output_chars += text.chars().count() as u64;
+            }
+        }
     }
 
     /// The end of the stream: releases what is held and returns the last bytes.
@@ -552,8 +580,13 @@ impl StreamInspector {
         if self.events == 1 {
             self.newline = event.newline;
         }
+        if self.state == State::Stopped {
+            // Stopped earlier in the same chunk: counted as if it came later.
+            self.events -= 1;
+            return self.count_stopped(policy, &event);
+        }
         if self.state != State::Inspecting {
-            // Given up on (or stopped) earlier in the same chunk.
+            // Given up on earlier in the same chunk.
             return self.enqueue(event.raw, None);
         }
         if event.data_invalid {
@@ -1470,6 +1503,31 @@ mod tests {
         let o = insp.outcome(&policy, 0);
         assert_eq!(o.decision, Action::Redact);
         assert_eq!(o.redactions.get("credit_card"), Some(&1));
+    }
+
+    #[test]
+    fn a_refused_streams_record_does_not_depend_on_chunking() {
+        let policy = default_policy();
+        let input = chat_stream(
+            &[
+                "Key: ",
+                "AKIAIOSFODNN7EXAMPLE",
+                " and then",
+                " much more text",
+                " after it",
+            ],
+            true,
+        );
+        let summary = |chunks: &[&[u8]]| {
+            let (_, insp) = run(&policy, ApiFormat::OpenaiChat, true, chunks);
+            let o = insp.outcome(&policy, 0);
+            (o.stream_summary.unwrap().events, o.usage)
+        };
+        let whole = summary(&[&input]);
+        let pieces: Vec<&[u8]> = input.split_inclusive(|&b| b == b'\n').collect();
+        assert_eq!(summary(&pieces), whole);
+        let bytes: Vec<&[u8]> = input.chunks(7).collect();
+        assert_eq!(summary(&bytes), whole);
     }
 
     #[test]
