@@ -1,7 +1,6 @@
 //! The shipped example traffic through the shipped default policy: each exchange gets the
 //! decision the policy promises, and the forwarded bodies carry the promised changes, as
 //! `policies/examples/expected.json` says (the table the wasmtime harness checks too).
-#![cfg(not(target_arch = "wasm32"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,8 +9,10 @@
 )]
 
 use policy_gateway::audit::IdGenerator;
-use policy_gateway::cli::simulate::{config_for_policy, parse_line, simulate, Simulated};
+use policy_gateway::exchange::replay::{config_for_policy, parse_line, simulate, Simulated};
 use serde_json::Value;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn run_all() -> Vec<Simulated> {
     run_file(include_str!("../policies/examples/traffic.jsonl"))

@@ -19,6 +19,7 @@
 
 pub mod host;
 pub mod not_inspected;
+pub mod replay;
 
 use std::rc::Rc;
 
