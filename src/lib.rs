@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod engine;
+pub mod error;
 pub mod exchange;
 #[cfg(feature = "filter")]
 pub mod filter;

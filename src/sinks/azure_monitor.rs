@@ -31,10 +31,11 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::config::SinkConfig;
 use super::gzip::gzip;
 use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
 use crate::audit::time::iso8601_millis;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 pub const API_VERSION: &str = "2023-01-01";
 /// Uncompressed JSON per call (the service's limit is 1 MB).
@@ -125,7 +126,7 @@ impl AzureAuth {
 }
 
 fn err<T>(field: &str, msg: &str) -> Result<T, ConfigError> {
-    Err(ConfigError(format!("audit.azure_monitor.{field}: {msg}")))
+    Err(ConfigError::field(field, msg))
 }
 
 fn is_host(s: &str) -> bool {
@@ -138,10 +139,13 @@ fn is_id(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-impl AzureConfig {
-    /// Checks the fields; errors name the field (`audit.azure_monitor.<field>: …`) and never
-    /// quote the secret.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl SinkConfig for AzureConfig {
+    fn name(&self) -> &'static str {
+        "azure_monitor"
+    }
+
+    /// Checks the fields; errors name the field and never quote the secret.
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.cluster.trim().is_empty() {
             return err("cluster", "must not be empty");
         }
@@ -619,7 +623,11 @@ mod tests {
         let bad = |f: fn(&mut AzureConfig), field: &str| {
             let mut c = cfg();
             f(&mut c);
-            let e = c.validate().unwrap_err().0;
+            let e = c
+                .validate()
+                .unwrap_err()
+                .within("audit.azure_monitor")
+                .to_string();
             assert!(
                 e.starts_with(&format!("audit.azure_monitor.{field}:")),
                 "{e}"
@@ -647,17 +655,24 @@ mod tests {
         assert!(c
             .validate()
             .unwrap_err()
-            .0
+            .within("audit.azure_monitor")
+            .to_string()
             .starts_with("audit.azure_monitor.auth.client_credentials.client_secret:"));
         let mut c = cfg();
         cc(|x| x.tenant_id = "a/b".into())(&mut c);
-        assert!(c.validate().unwrap_err().0.contains(".tenant_id:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .within("audit.azure_monitor")
+            .to_string()
+            .contains(".tenant_id:"));
         let mut c = cfg();
         c.auth = mi(Some("x y"));
         assert!(c
             .validate()
             .unwrap_err()
-            .0
+            .within("audit.azure_monitor")
+            .to_string()
             .starts_with("audit.azure_monitor.auth.managed_identity.client_id:"));
     }
 

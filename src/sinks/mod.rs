@@ -3,6 +3,7 @@
 //! ([`delivery`]) batches, buffers and retries; the filter only dispatches the requests.
 
 pub mod azure_monitor;
+pub mod config;
 pub mod datadog_logs;
 pub mod delivery;
 pub mod elasticsearch;

@@ -49,10 +49,11 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::config::SinkConfig;
 use super::gzip::gzip;
 use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
 use crate::audit::time::civil_from_days;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
 pub const CONTENT_ENCODING: &str = "gzip";
@@ -111,12 +112,16 @@ fn key_safe(c: char) -> bool {
 }
 
 fn err<T>(field: &str, msg: &str) -> Result<T, ConfigError> {
-    Err(ConfigError(format!("audit.s3.{field}: {msg}")))
+    Err(ConfigError::field(field, msg))
 }
 
-impl S3Config {
-    /// Checks the fields; errors name the field (`audit.s3.<field>: …`).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl SinkConfig for S3Config {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    /// Checks the fields; errors name the field.
+    fn validate(&self) -> Result<(), ConfigError> {
         for (field, value) in [
             ("presigner_cluster", &self.presigner_cluster),
             ("presigner_authority", &self.presigner_authority),
@@ -522,7 +527,7 @@ mod tests {
         let bad = |f: fn(&mut S3Config), field: &str| {
             let mut c = cfg();
             f(&mut c);
-            let e = c.validate().unwrap_err().0;
+            let e = c.validate().unwrap_err().within("audit.s3").to_string();
             assert!(e.starts_with(&format!("audit.s3.{field}:")), "{e}");
             assert!(!e.contains("s3cr3t"), "{e}");
         };

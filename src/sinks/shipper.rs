@@ -8,11 +8,11 @@ use super::datadog_logs::{self, DatadogConfig};
 use super::delivery::{Delivery, ItemResult, Limits};
 use super::elasticsearch::{self, ElasticsearchConfig};
 use super::s3::{self, PutOutcome, S3Config};
+use super::splunk_hec::SplunkHecConfig;
 use super::{compress, no_answer, splunk_hec, Gap, HttpRequest, Outcome, QueuedRecord};
 use crate::audit::id::splitmix64;
 use crate::audit::time::iso8601_millis;
 use crate::audit::{IdGenerator, SCHEMA_VERSION};
-use crate::config::SplunkHecConfig;
 
 /// A request for the host to dispatch to an Envoy cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

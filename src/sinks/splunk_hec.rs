@@ -7,8 +7,70 @@
 
 use std::fmt;
 
+use serde::Deserialize;
+
+use super::config::SinkConfig;
 use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
-use crate::config::SplunkHecConfig;
+use crate::error::ConfigError;
+
+/// Splunk HTTP Event Collector sink. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplunkHecConfig {
+    /// The Envoy cluster that reaches the collector.
+    pub cluster: String,
+    /// `:authority` of the collector (host[:port]).
+    pub authority: String,
+    /// HEC token; never logged, never recorded.
+    pub token: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    pub index: Option<String>,
+    #[serde(default = "default_source")]
+    pub source: String,
+    #[serde(default = "default_sourcetype")]
+    pub sourcetype: String,
+    /// `host` of events; defaults to the gateway's instance id.
+    pub host: Option<String>,
+    /// Indexer acknowledgement: batches count as delivered only once Splunk acks them.
+    #[serde(default)]
+    pub ack: bool,
+    /// The `X-Splunk-Request-Channel` (a GUID); one is generated per worker when unset.
+    pub channel: Option<String>,
+}
+
+fn default_path() -> String {
+    "/services/collector/event".into()
+}
+fn default_source() -> String {
+    "policy-gateway".into()
+}
+fn default_sourcetype() -> String {
+    "policy_gateway:decision".into()
+}
+
+impl SinkConfig for SplunkHecConfig {
+    fn name(&self) -> &'static str {
+        "splunk_hec"
+    }
+
+    /// Checks the fields; errors name the field (never the token's value).
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("cluster", &self.cluster),
+            ("authority", &self.authority),
+            ("token", &self.token),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::field(field, "must not be empty"));
+            }
+        }
+        if !self.path.starts_with('/') {
+            return Err(ConfigError::field("path", "must start with '/'"));
+        }
+        Ok(())
+    }
+}
 
 impl fmt::Debug for SplunkHecConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
