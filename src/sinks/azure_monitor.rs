@@ -33,7 +33,7 @@ use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
 use super::gzip::gzip;
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::{excerpt, percent_encode, retry_after_ms, HttpRequest, Outcome, QueuedRecord};
 use crate::audit::time::iso8601_millis;
 use crate::error::ConfigError;
 
@@ -47,8 +47,6 @@ const RESOURCE: &str = "https://monitor.azure.com";
 const SCOPE: &str = "https://monitor.azure.com/.default";
 /// Refresh this long before expiry (when the token lives at least twice as long).
 const REFRESH_BEFORE_MS: u64 = 5 * 60 * 1000;
-/// `Retry-After` values are capped to this.
-const MAX_RETRY_AFTER_MS: u64 = 3600 * 1000;
 
 /// The Azure Monitor sink's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -224,19 +222,6 @@ impl SinkConfig for AzureConfig {
         }
         Ok(())
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (for forms and queries).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The request for a new token.
@@ -520,15 +505,6 @@ pub fn build_requests(
         calls.push((request(&array), start..batch.len()));
     }
     calls
-}
-
-/// `Retry-After` in seconds (HTTP dates are ignored), capped at an hour.
-pub fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        .map(|s| s.saturating_mul(1000).min(MAX_RETRY_AFTER_MS))
 }
 
 /// Classifies the ingestion endpoint's answer.

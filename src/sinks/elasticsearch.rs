@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::{excerpt, percent_encode, HttpRequest, Outcome, QueuedRecord};
 use crate::audit::ecs::to_ecs;
 use crate::audit::time::iso8601_millis;
 use crate::error::ConfigError;
@@ -194,26 +194,13 @@ impl SinkConfig for ElasticsearchConfig {
 impl ElasticsearchConfig {
     /// The request path: `/<index>/_bulk`, with `?pipeline=` when set.
     pub fn bulk_path(&self) -> String {
-        let mut path = format!("/{}/_bulk", pct_encode(&self.index));
+        let mut path = format!("/{}/_bulk", percent_encode(&self.index));
         if let Some(p) = &self.pipeline {
             path.push_str("?pipeline=");
-            path.push_str(&pct_encode(p));
+            path.push_str(&percent_encode(p));
         }
         path
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn pct_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn json_str(s: &str) -> String {

@@ -115,6 +115,19 @@ pub fn no_answer() -> Outcome {
     }
 }
 
+/// `Retry-After` values are capped to this.
+const MAX_RETRY_AFTER_MS: u64 = 3600 * 1000;
+
+/// `Retry-After` in seconds (HTTP dates are ignored), capped at an hour: honoured for every
+/// sink's retries.
+pub fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .map(|s| s.saturating_mul(1000).min(MAX_RETRY_AFTER_MS))
+}
+
 /// Keeps error texts from services short and on one line for logs.
 pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -127,4 +140,43 @@ pub fn excerpt(body: &[u8]) -> String {
         s.push('…');
     }
     s
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (paths, queries, forms).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("aZ09-._~"), "aZ09-._~");
+        assert_eq!(percent_encode("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
+        assert_eq!(
+            percent_encode("https://monitor.azure.com/.default"),
+            "https%3A%2F%2Fmonitor.azure.com%2F.default"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_seconds_capped_at_an_hour() {
+        let h = |v: &str| vec![("Retry-After".to_string(), v.to_string())];
+        assert_eq!(retry_after_ms(&h(" 7 ")), Some(7_000));
+        assert_eq!(retry_after_ms(&h("999999")), Some(MAX_RETRY_AFTER_MS));
+        assert_eq!(retry_after_ms(&h("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(retry_after_ms(&[]), None);
+    }
 }

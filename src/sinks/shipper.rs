@@ -9,7 +9,9 @@ use super::delivery::{Delivery, ItemResult, Limits};
 use super::elasticsearch::{self, ElasticsearchConfig};
 use super::s3::{self, PutOutcome, S3Config};
 use super::splunk_hec::SplunkHecConfig;
-use super::{compress, no_answer, splunk_hec, Gap, HttpRequest, Outcome, QueuedRecord};
+use super::{
+    compress, no_answer, retry_after_ms, splunk_hec, Gap, HttpRequest, Outcome, QueuedRecord,
+};
 use crate::audit::id::splitmix64;
 use crate::audit::time::iso8601_millis;
 use crate::audit::{IdGenerator, SCHEMA_VERSION};
@@ -345,7 +347,7 @@ impl Shipper {
     /// Takes the answer to the call in flight; returns the outcome (for logs and metrics).
     pub fn on_answer(&mut self, answer: Answer<'_>, now_ms: u64) -> Outcome {
         self.waiting = false;
-        self.retry_hint = answer.and_then(|(_, headers, _)| azure_monitor::retry_after_ms(headers));
+        self.retry_hint = answer.and_then(|(_, headers, _)| retry_after_ms(headers));
         let outcome = match std::mem::take(&mut self.pending) {
             Pending::Idle => return no_answer(),
             Pending::HecAck { ack_id, polls, .. } => {
