@@ -33,7 +33,11 @@ use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
 use super::gzip::gzip;
-use super::{excerpt, percent_encode, retry_after_ms, HttpRequest, Outcome, QueuedRecord};
+use super::parts::Parts;
+use super::{
+    excerpt, no_answer, percent_encode, retry_after_ms, Answer, Batch, Call, HttpRequest, Outcome,
+    QueuedRecord, Sink, Step,
+};
 use crate::audit::time::iso8601_millis;
 use crate::error::ConfigError;
 
@@ -221,6 +225,109 @@ impl SinkConfig for AzureConfig {
             }
         }
         Ok(())
+    }
+
+    fn build(&self, _gateway: &str, _seed: u64) -> Box<dyn Sink> {
+        Box::new(AzureMonitor {
+            cfg: self.clone(),
+            token: TokenCache::new(),
+            fresh_token: false,
+            parts: None,
+        })
+    }
+}
+
+/// The Azure Monitor sink of one worker: a token when the one held is due for refresh, then
+/// the batch in as many calls as the 1 MB limit needs.
+struct AzureMonitor {
+    cfg: AzureConfig,
+    token: TokenCache,
+    /// The batch got a 401 and goes again with a token fetched after it; a second 401 drops
+    /// it.
+    fresh_token: bool,
+    /// The calls of the batch; `None` while a token is fetched.
+    parts: Option<Parts>,
+}
+
+impl AzureMonitor {
+    /// Starts sending `batch` with `token`.
+    fn send(&mut self, token: &str, batch: &Batch<'_>) -> Step {
+        let calls = build_requests(&self.cfg, token, batch.records)
+            .into_iter()
+            .map(|(request, range)| {
+                let call = Call {
+                    cluster: self.cfg.cluster.clone(),
+                    request,
+                };
+                (call, range)
+            })
+            .collect();
+        let (step, parts) = Parts::start(calls, batch.records.len());
+        self.parts = parts;
+        step
+    }
+}
+
+impl Sink for AzureMonitor {
+    fn start(&mut self, batch: &Batch<'_>, now_ms: u64) -> Step {
+        self.parts = None;
+        match self.token.valid(now_ms) {
+            Some(token) => {
+                let token = token.to_string();
+                self.send(&token, batch)
+            }
+            None => Step::call(self.cfg.auth.token_cluster(), token_request(&self.cfg.auth)),
+        }
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, batch: &Batch<'_>, now_ms: u64) -> Step {
+        let Some(parts) = self.parts.take() else {
+            // The token endpoint's answer.
+            return match answer.map(|(status, _, body)| parse_token_response(status, body, now_ms))
+            {
+                Some(Ok(token)) => {
+                    let access = token.access_token().to_string();
+                    self.token.set(token);
+                    self.send(&access, batch)
+                }
+                Some(Err(outcome)) => Step::Settle(outcome),
+                None => Step::Settle(no_answer()),
+            };
+        };
+        let outcome = match answer {
+            Some((status, headers, body)) => {
+                if status == 401 {
+                    // A token the service no longer takes: get a new one.
+                    self.token.clear();
+                }
+                classify(status, headers, body)
+            }
+            None => no_answer(),
+        };
+        let status = answer.map(|(status, _, _)| status);
+        if status.is_some_and(|s| (200..300).contains(&s)) {
+            self.fresh_token = false;
+        }
+        if let (Some(401), false, Outcome::Drop { reason }) = (status, self.fresh_token, &outcome) {
+            // Refused token (revoked, or expired early): this part and those after it go
+            // again at once with a fresh token. Only a fresh token's refusal drops records.
+            self.fresh_token = true;
+            let reason = format!("{reason}; retrying with a fresh token");
+            return Step::SettleEach {
+                results: parts.results(),
+                after_ms: Some(0),
+                seen: Outcome::Retry {
+                    reason,
+                    after_ms: Some(0),
+                },
+            };
+        }
+        let (step, parts) = parts.answered(outcome);
+        if parts.is_none() {
+            self.fresh_token = false;
+        }
+        self.parts = parts;
+        step
     }
 }
 

@@ -10,6 +10,7 @@ use super::delivery::Limits;
 use super::elasticsearch::ElasticsearchConfig;
 use super::s3::S3Config;
 use super::splunk_hec::SplunkHecConfig;
+use super::Sink;
 use crate::error::ConfigError;
 
 /// Batching and buffering of audit records, and the sinks (several at a time).
@@ -55,6 +56,9 @@ pub trait SinkConfig {
     fn name(&self) -> &'static str;
     /// Checks the fields; errors name the field within the sink's object (`token`).
     fn validate(&self) -> Result<(), ConfigError>;
+    /// The sink of one worker. `gateway` is the gateway's instance id (what the sink names
+    /// it by unless configured otherwise); `seed` differs per VM and sink.
+    fn build(&self, gateway: &str, seed: u64) -> Box<dyn Sink>;
 }
 
 impl AuditConfig {

@@ -32,7 +32,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::parts::Parts;
+use super::{
+    compress, excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink,
+    Step,
+};
 use crate::error::ConfigError;
 
 /// Datadog sites whose log intake is `http-intake.logs.<site>`.
@@ -186,6 +190,53 @@ impl SinkConfig for DatadogConfig {
             }
         }
         Ok(())
+    }
+
+    fn build(&self, gateway: &str, _seed: u64) -> Box<dyn Sink> {
+        Box::new(Datadog {
+            cfg: self.clone(),
+            gateway: gateway.to_string(),
+            parts: None,
+        })
+    }
+}
+
+/// The Datadog sink of one worker: a batch goes in as many calls as the intake's limits need.
+struct Datadog {
+    cfg: DatadogConfig,
+    /// Entries' `hostname` unless configured.
+    gateway: String,
+    parts: Option<Parts>,
+}
+
+impl Sink for Datadog {
+    fn start(&mut self, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let calls = build_requests(&self.cfg, &self.gateway, batch.records)
+            .into_iter()
+            .map(|(request, range)| {
+                let call = Call {
+                    cluster: self.cfg.cluster.clone(),
+                    request: compress(request),
+                };
+                (call, range)
+            })
+            .collect();
+        let (step, parts) = Parts::start(calls, batch.records.len());
+        self.parts = parts;
+        step
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, _batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let Some(parts) = self.parts.take() else {
+            return Step::Settle(no_answer());
+        };
+        let outcome = match answer {
+            Some((status, _, body)) => classify(status, body),
+            None => no_answer(),
+        };
+        let (step, parts) = parts.answered(outcome);
+        self.parts = parts;
+        step
     }
 }
 

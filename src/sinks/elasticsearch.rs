@@ -25,7 +25,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
-use super::{excerpt, percent_encode, HttpRequest, Outcome, QueuedRecord};
+use super::delivery::ItemResult;
+use super::{
+    compress, excerpt, no_answer, percent_encode, Answer, Batch, HttpRequest, Outcome,
+    QueuedRecord, Sink, Step,
+};
 use crate::audit::ecs::to_ecs;
 use crate::audit::time::iso8601_millis;
 use crate::error::ConfigError;
@@ -188,6 +192,56 @@ impl SinkConfig for ElasticsearchConfig {
             }
         }
         Ok(())
+    }
+
+    fn build(&self, _gateway: &str, _seed: u64) -> Box<dyn Sink> {
+        Box::new(Elasticsearch { cfg: self.clone() })
+    }
+}
+
+/// The Elasticsearch sink of one worker: one `_bulk` call per batch, answered per record.
+struct Elasticsearch {
+    cfg: ElasticsearchConfig,
+}
+
+impl Sink for Elasticsearch {
+    fn start(&mut self, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let request = build_request(&self.cfg, batch.records);
+        Step::call(&self.cfg.cluster, compress(request))
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let Some((status, _, body)) = answer else {
+            return Step::Settle(no_answer());
+        };
+        let len = batch.records.len();
+        let b = classify(status, body, len);
+        let mut results = vec![ItemResult::Retry; len];
+        for &i in &b.delivered {
+            if let Some(r) = results.get_mut(i) {
+                *r = ItemResult::Delivered;
+            }
+        }
+        for (i, _) in &b.dropped {
+            if let Some(r) = results.get_mut(*i) {
+                *r = ItemResult::Dropped;
+            }
+        }
+        let seen = match (b.dropped.first(), b.retry.is_empty()) {
+            (Some((_, reason)), _) => Outcome::Drop {
+                reason: format!("{} of {len} records rejected: {reason}", b.dropped.len()),
+            },
+            (None, false) => Outcome::Retry {
+                reason: format!("{} of {len} records to retry", b.retry.len()),
+                after_ms: None,
+            },
+            (None, true) => Outcome::Delivered,
+        };
+        Step::SettleEach {
+            results,
+            after_ms: None,
+            seen,
+        }
     }
 }
 

@@ -4,13 +4,20 @@
 //! Answers (Splunk docs, "Troubleshoot HTTP Event Collector"): 200 `{"text":"Success","code":0}`;
 //! 400 data errors (codes 5, 6, 7, 12, 13…) are not retried; 401/403 token errors are not
 //! retried; 503 (code 9, server busy) and other 5xx, 408 and 429 are retried.
+//!
+//! With indexer acknowledgement (`ack`), a post that answers an `ackId` is not delivered yet:
+//! the sink polls `/services/collector/ack` every second until Splunk says it is indexed.
 
 use std::fmt;
 
 use serde::Deserialize;
 
 use super::config::SinkConfig;
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::{
+    compress, excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink,
+    Step,
+};
+use crate::audit::IdGenerator;
 use crate::error::ConfigError;
 
 /// Splunk HTTP Event Collector sink. `Debug` hides the token.
@@ -69,6 +76,104 @@ impl SinkConfig for SplunkHecConfig {
             return Err(ConfigError::field("path", "must start with '/'"));
         }
         Ok(())
+    }
+
+    fn build(&self, gateway: &str, seed: u64) -> Box<dyn Sink> {
+        let channel = self.ack.then(|| {
+            self.channel.clone().unwrap_or_else(|| {
+                IdGenerator::new(seed ^ CHANNEL_SEED).next(seed & 0xffff_ffff_ffff)
+            })
+        });
+        Box::new(SplunkHec {
+            cfg: self.clone(),
+            gateway: gateway.to_string(),
+            channel,
+            ack: None,
+        })
+    }
+}
+
+/// Mixed into the worker's seed for its generated request channel.
+const CHANNEL_SEED: u64 = 0xc4a7_5eed;
+
+/// Ack polling: every second, for at most two minutes, then the batch is sent again (its
+/// records carry ids for de-duplication).
+const ACK_POLL_MS: u64 = 1_000;
+const MAX_ACK_POLLS: u32 = 120;
+
+/// The HEC sink of one worker.
+struct SplunkHec {
+    cfg: SplunkHecConfig,
+    /// Events' `host` unless configured.
+    gateway: String,
+    /// The request channel: set when indexer acknowledgement is on.
+    channel: Option<String>,
+    /// The batch is posted: its ack id and the polls so far.
+    ack: Option<(u64, u32)>,
+}
+
+impl SplunkHec {
+    /// Asks, in a second, whether `ack_id` is indexed.
+    fn poll_ack(&mut self, ack_id: u64, polls: u32, now_ms: u64) -> Step {
+        let Some(channel) = self.channel.as_deref() else {
+            return Step::Settle(no_answer());
+        };
+        let request = ack_request(&self.cfg, channel, ack_id);
+        self.ack = Some((ack_id, polls));
+        Step::Call {
+            call: Call {
+                cluster: self.cfg.cluster.clone(),
+                request,
+            },
+            at_ms: now_ms + ACK_POLL_MS,
+            seen: Outcome::Delivered,
+        }
+    }
+}
+
+impl Sink for SplunkHec {
+    fn start(&mut self, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        self.ack = None;
+        let request = build_request(
+            &self.cfg,
+            &self.gateway,
+            self.channel.as_deref(),
+            batch.records,
+        );
+        Step::call(&self.cfg.cluster, compress(request))
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, _batch: &Batch<'_>, now_ms: u64) -> Step {
+        let outcome = match (self.ack.take(), answer) {
+            (Some((ack_id, polls)), answer) => {
+                let status = match answer {
+                    Some((status, _, body)) => ack_status(status, body, ack_id),
+                    None => AckStatus::Pending,
+                };
+                match status {
+                    AckStatus::Indexed => Outcome::Delivered,
+                    AckStatus::Pending if polls + 1 < MAX_ACK_POLLS => {
+                        return self.poll_ack(ack_id, polls + 1, now_ms)
+                    }
+                    AckStatus::Pending => Outcome::Retry {
+                        reason: format!("HEC ack {ack_id} not indexed after {MAX_ACK_POLLS} polls"),
+                        after_ms: None,
+                    },
+                    AckStatus::Failed(o) => o,
+                }
+            }
+            (None, Some((status, _, body))) => {
+                if self.channel.is_some() && (200..300).contains(&status) {
+                    if let Some(ack_id) = ack_id(body) {
+                        // Posted, not yet indexed: delivered only once acknowledged.
+                        return self.poll_ack(ack_id, 0, now_ms);
+                    }
+                }
+                classify(status, body)
+            }
+            (None, None) => no_answer(),
+        };
+        Step::Settle(outcome)
     }
 }
 
