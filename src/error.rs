@@ -15,11 +15,13 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// An error about the field at `at` (relative to whoever checks it).
-    pub fn field(at: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    /// An error about the field at `at` (relative to whoever checks it). Not generic and
+    /// not inlined: there are dozens of call sites, and each copy costs the module bytes.
+    #[inline(never)]
+    pub fn field(at: &str, message: &str) -> ConfigError {
         ConfigError::Field {
-            at: at.into(),
-            message: message.into(),
+            at: at.to_string(),
+            message: message.to_string(),
         }
     }
 
@@ -27,12 +29,14 @@ impl ConfigError {
     /// `token` checked by the HEC sink is `audit.splunk_hec.token` in the document.
     pub fn within(self, parent: &str) -> ConfigError {
         match self {
-            ConfigError::Field { at, message } if at.is_empty() => {
-                ConfigError::field(parent, message)
-            }
-            ConfigError::Field { at, message } => {
-                ConfigError::field(format!("{parent}.{at}"), message)
-            }
+            ConfigError::Field { at, message } => ConfigError::Field {
+                at: if at.is_empty() {
+                    parent.to_string()
+                } else {
+                    format!("{parent}.{at}")
+                },
+                message,
+            },
             document => document,
         }
     }

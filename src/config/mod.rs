@@ -166,12 +166,12 @@ impl PluginConfig {
             if at.is_empty() {
                 ConfigError::Document(e.to_string())
             } else {
-                ConfigError::field(at, e.to_string())
+                ConfigError::field(&at, &e.to_string())
             }
         })?;
         let compile = |field: &str, value: Value| {
             Policy::from_value(value)
-                .map_err(|e: PolicyError| ConfigError::field(e.at, e.message).within(field))
+                .map_err(|e: PolicyError| ConfigError::field(&e.at, &e.message).within(field))
         };
         let policy_sha256 = document_sha256(&doc.policy);
         let candidate_sha256 = doc.candidate_policy.as_ref().map(document_sha256);

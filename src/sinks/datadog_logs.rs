@@ -138,16 +138,16 @@ impl SinkConfig for DatadogConfig {
 
     /// Checks the configuration; the error names the field (never the key's value).
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field: &str, message: String| Err(ConfigError::field(field, message));
+        let bad = |field: &str, message: &str| Err(ConfigError::field(field, message));
         if self.cluster.trim().is_empty() {
-            return bad("cluster", "must not be empty".into());
+            return bad("cluster", "must not be empty");
         }
         match &self.authority {
             Some(a) => {
                 if !is_header_safe(a) || a.contains('/') {
                     return bad(
                         "authority",
-                        format!("{a:?} is not a host[:port] (no scheme, path or spaces)"),
+                        &format!("{a:?} is not a host[:port] (no scheme, path or spaces)"),
                     );
                 }
             }
@@ -155,7 +155,7 @@ impl SinkConfig for DatadogConfig {
                 if !KNOWN_SITES.contains(&self.site.as_str()) {
                     return bad(
                         "site",
-                        format!(
+                        &format!(
                             "unknown site {:?} (known: {}; or set datadog.authority)",
                             self.site,
                             KNOWN_SITES.join(", ")
@@ -167,26 +167,26 @@ impl SinkConfig for DatadogConfig {
         if !is_header_safe(&self.api_key) {
             return bad(
                 "api_key",
-                "must be non-empty printable ASCII without spaces".into(),
+                "must be non-empty printable ASCII without spaces",
             );
         }
         if self.service.trim().is_empty() {
-            return bad("service", "must not be empty".into());
+            return bad("service", "must not be empty");
         }
         if self.ddsource.trim().is_empty() {
-            return bad("ddsource", "must not be empty".into());
+            return bad("ddsource", "must not be empty");
         }
         for t in &self.tags {
             if t.trim().is_empty() || t.contains(',') || t.chars().any(char::is_whitespace) {
                 return bad(
                     "tags",
-                    format!("{t:?} must be non-empty, without commas or spaces"),
+                    &format!("{t:?} must be non-empty, without commas or spaces"),
                 );
             }
         }
         if let Some(h) = &self.hostname {
             if h.trim().is_empty() {
-                return bad("hostname", "must not be empty when set".into());
+                return bad("hostname", "must not be empty when set");
             }
         }
         Ok(())

@@ -174,20 +174,20 @@ impl SinkConfig for ElasticsearchConfig {
         {
             return Err(ConfigError::field(
                 "authority",
-                format!(
+                &format!(
                     "{:?} is not a host[:port] (no scheme, path or spaces)",
                     self.authority
                 ),
             ));
         }
         validate_index_name(&self.index)
-            .map_err(|e| ConfigError::field("index", format!("{:?} {e}", self.index)))?;
+            .map_err(|e| ConfigError::field("index", &format!("{:?} {e}", self.index)))?;
         self.auth.validate()?;
         if let Some(p) = &self.pipeline {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(ConfigError::field(
                     "pipeline",
-                    format!("{p:?} must be non-empty, without spaces"),
+                    &format!("{p:?} must be non-empty, without spaces"),
                 ));
             }
         }

@@ -80,6 +80,7 @@ pub enum Step {
 
 impl Step {
     /// Send `call` at once.
+    #[inline(never)]
     pub fn call(cluster: &str, request: HttpRequest) -> Step {
         Step::Call {
             call: Call {
@@ -187,6 +188,7 @@ pub fn compress(mut req: HttpRequest) -> HttpRequest {
 }
 
 /// Classifies the outcome of a call that got no HTTP answer (timeout, reset, no cluster).
+#[inline(never)]
 pub fn no_answer() -> Outcome {
     Outcome::Retry {
         reason: "no response (timeout or connection failure)".into(),

@@ -2,7 +2,6 @@
 //! at a time. Each call carries a range of the batch's records; each answer decides their
 //! fate, and the batch is settled record by record once the last part is answered.
 
-use std::collections::VecDeque;
 use std::ops::Range;
 
 use super::delivery::ItemResult;
@@ -10,8 +9,8 @@ use super::{no_answer, Call, Outcome, Step};
 
 #[derive(Debug)]
 pub struct Parts {
-    /// The calls not sent yet, each with the records it carries.
-    waiting: VecDeque<(Call, Range<usize>)>,
+    /// The calls not sent yet, each with the records it carries, the next one last.
+    waiting: Vec<(Call, Range<usize>)>,
     /// The records of the call in flight.
     current: Range<usize>,
     /// Every record's fate so far: `Retry` until its part is answered.
@@ -23,14 +22,15 @@ pub struct Parts {
 impl Parts {
     /// Starts sending `calls` for a batch of `len` records: the first call's step (and the
     /// parts, to take its answer), or, if there is no call, a retry of the batch.
-    pub fn start(calls: Vec<(Call, Range<usize>)>, len: usize) -> (Step, Option<Parts>) {
+    pub fn start(mut calls: Vec<(Call, Range<usize>)>, len: usize) -> (Step, Option<Parts>) {
+        calls.reverse();
         let mut parts = Parts {
-            waiting: calls.into(),
+            waiting: calls,
             current: 0..0,
             results: vec![ItemResult::Retry; len],
             after_ms: None,
         };
-        match parts.waiting.pop_front() {
+        match parts.waiting.pop() {
             Some((call, range)) => {
                 parts.current = range;
                 let step = Step::Call {
@@ -68,7 +68,7 @@ impl Parts {
                 *r = fate;
             }
         }
-        if let Some((call, range)) = self.waiting.pop_front() {
+        if let Some((call, range)) = self.waiting.pop() {
             self.current = range;
             let step = Step::Call {
                 call,
