@@ -5,6 +5,9 @@
 //! - [`detect`]: built-in detectors (PII, secrets, prompt injection), keyword and custom matchers;
 //! - [`llm`]: LLM API body formats (OpenAI, Anthropic): text extraction and write-back;
 //! - [`audit`]: the audit record schema, record ids and timestamps;
+//! - [`config`] and [`error`]: the plugin configuration, checked once, and its one error type;
+//! - [`sinks`]: audit delivery: each sink's configuration and protocol, batching and retries,
+//!   a VM's outbox and its ledger;
 //! - [`headers`]: header maps as the host hands them over (raw bytes, repeated names);
 //! - [`exchange`]: one exchange from first header to audit record, over a small host trait.
 //!
@@ -26,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod engine;
+pub mod error;
 pub mod exchange;
 #[cfg(feature = "filter")]
 pub mod filter;

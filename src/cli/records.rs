@@ -7,6 +7,8 @@
 //! Elasticsearch document or hit (ECS documents keep the record under `policy_gateway`;
 //! `_source`). Lines that carry no record are counted and skipped, never fatal.
 
+mod gunzip;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -61,7 +63,7 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 fn read_bytes(bytes: &[u8], name: &str, loaded: &mut Loaded) -> Result<(), String> {
     loaded.files += 1;
     let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        crate::sinks::gzip::gunzip(bytes).map_err(|e| format!("{name}: {e}"))?
+        gunzip::gunzip(bytes).map_err(|e| format!("{name}: {e}"))?
     } else {
         bytes.to_vec()
     };

@@ -24,9 +24,15 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::config::SinkConfig;
+use super::delivery::ItemResult;
+use super::{
+    compress, excerpt, no_answer, percent_encode, Answer, Batch, HttpRequest, Outcome,
+    QueuedRecord, Sink, Step,
+};
 use crate::audit::ecs::to_ecs;
 use crate::audit::time::iso8601_millis;
+use crate::error::ConfigError;
 
 /// Credentials for the cluster.
 #[derive(Clone, Deserialize)]
@@ -70,7 +76,7 @@ impl ElasticsearchAuth {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         match self {
             ElasticsearchAuth::ApiKey(k) => {
                 let decoded = base64::engine::general_purpose::STANDARD.decode(k.trim());
@@ -80,25 +86,28 @@ impl ElasticsearchAuth {
                 if ok {
                     Ok(())
                 } else {
-                    Err(
-                        "elasticsearch.auth.api_key: must be the key's `encoded` value \
-                         (base64 of id:api_key)"
-                            .into(),
-                    )
+                    Err(ConfigError::field(
+                        "auth.api_key",
+                        "must be the key's `encoded` value (base64 of id:api_key)",
+                    ))
                 }
             }
             ElasticsearchAuth::Basic(b) => {
                 if b.username.is_empty() || b.username.contains(':') {
-                    return Err(
-                        "elasticsearch.auth.basic.username: must be non-empty, without ':'".into(),
-                    );
+                    return Err(ConfigError::field(
+                        "auth.basic.username",
+                        "must be non-empty, without ':'",
+                    ));
                 }
                 if b.username
                     .chars()
                     .chain(b.password.chars())
                     .any(char::is_control)
                 {
-                    return Err("elasticsearch.auth.basic: no control characters allowed".into());
+                    return Err(ConfigError::field(
+                        "auth.basic",
+                        "no control characters allowed",
+                    ));
                 }
                 Ok(())
             }
@@ -149,56 +158,103 @@ pub fn validate_index_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl ElasticsearchConfig {
+impl SinkConfig for ElasticsearchConfig {
+    fn name(&self) -> &'static str {
+        "elasticsearch"
+    }
+
     /// Checks the configuration; the error names the field (never a secret's value).
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.cluster.trim().is_empty() {
-            return Err("elasticsearch.cluster: must not be empty".into());
+            return Err(ConfigError::field("cluster", "must not be empty"));
         }
         if self.authority.is_empty()
             || self.authority.contains('/')
             || !self.authority.chars().all(|c| c.is_ascii_graphic())
         {
-            return Err(format!(
-                "elasticsearch.authority: {:?} is not a host[:port] (no scheme, path or spaces)",
-                self.authority
+            return Err(ConfigError::field(
+                "authority",
+                &format!(
+                    "{:?} is not a host[:port] (no scheme, path or spaces)",
+                    self.authority
+                ),
             ));
         }
         validate_index_name(&self.index)
-            .map_err(|e| format!("elasticsearch.index: {:?} {e}", self.index))?;
+            .map_err(|e| ConfigError::field("index", &format!("{:?} {e}", self.index)))?;
         self.auth.validate()?;
         if let Some(p) = &self.pipeline {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(format!(
-                    "elasticsearch.pipeline: {p:?} must be non-empty, without spaces"
+                return Err(ConfigError::field(
+                    "pipeline",
+                    &format!("{p:?} must be non-empty, without spaces"),
                 ));
             }
         }
         Ok(())
     }
 
-    /// The request path: `/<index>/_bulk`, with `?pipeline=` when set.
-    pub fn bulk_path(&self) -> String {
-        let mut path = format!("/{}/_bulk", pct_encode(&self.index));
-        if let Some(p) = &self.pipeline {
-            path.push_str("?pipeline=");
-            path.push_str(&pct_encode(p));
-        }
-        path
+    fn build(&self, _gateway: &str, _seed: u64) -> Box<dyn Sink> {
+        Box::new(Elasticsearch { cfg: self.clone() })
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn pct_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+/// The Elasticsearch sink of one worker: one `_bulk` call per batch, answered per record.
+struct Elasticsearch {
+    cfg: ElasticsearchConfig,
+}
+
+impl Sink for Elasticsearch {
+    fn start(&mut self, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let request = build_request(&self.cfg, batch.records);
+        Step::call(&self.cfg.cluster, compress(request))
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let Some((status, _, body)) = answer else {
+            return Step::Settle(no_answer());
+        };
+        let len = batch.records.len();
+        let b = classify(status, body, len);
+        let mut results = vec![ItemResult::Retry; len];
+        for &i in &b.delivered {
+            if let Some(r) = results.get_mut(i) {
+                *r = ItemResult::Delivered;
+            }
+        }
+        for (i, _) in &b.dropped {
+            if let Some(r) = results.get_mut(*i) {
+                *r = ItemResult::Dropped;
+            }
+        }
+        let seen = match (b.dropped.first(), b.retry.is_empty()) {
+            (Some((_, reason)), _) => Outcome::Drop {
+                reason: format!("{} of {len} records rejected: {reason}", b.dropped.len()),
+            },
+            (None, false) => Outcome::Retry {
+                reason: format!("{} of {len} records to retry", b.retry.len()),
+                after_ms: None,
+            },
+            (None, true) => Outcome::Delivered,
+        };
+        Step::SettleEach {
+            results,
+            after_ms: None,
+            seen,
         }
     }
-    out
+}
+
+impl ElasticsearchConfig {
+    /// The request path: `/<index>/_bulk`, with `?pipeline=` when set.
+    pub fn bulk_path(&self) -> String {
+        let mut path = format!("/{}/_bulk", percent_encode(&self.index));
+        if let Some(p) = &self.pipeline {
+            path.push_str("?pipeline=");
+            path.push_str(&percent_encode(p));
+        }
+        path
+    }
 }
 
 fn json_str(s: &str) -> String {
@@ -633,7 +689,11 @@ mod tests {
         ] {
             let mut c = cfg();
             c.index = bad.into();
-            let e = c.validate().unwrap_err();
+            let e = c
+                .validate()
+                .unwrap_err()
+                .within("elasticsearch")
+                .to_string();
             assert!(e.starts_with("elasticsearch.index"), "{bad}: {e}");
         }
         for good in [
@@ -646,7 +706,11 @@ mod tests {
         }
         let mut c = cfg();
         c.auth = ElasticsearchAuth::ApiKey("ui2lp2axTNmsyakw9tvNnw".into());
-        let e = c.validate().unwrap_err();
+        let e = c
+            .validate()
+            .unwrap_err()
+            .within("elasticsearch")
+            .to_string();
         assert!(
             e.starts_with("elasticsearch.auth.api_key") && !e.contains("ui2lp"),
             "{e}"
@@ -658,18 +722,24 @@ mod tests {
         assert!(c
             .validate()
             .unwrap_err()
+            .within("elasticsearch")
+            .to_string()
             .starts_with("elasticsearch.auth.basic.username"));
         let mut c = cfg();
         c.authority = "https://es:9200".into();
         assert!(c
             .validate()
             .unwrap_err()
+            .within("elasticsearch")
+            .to_string()
             .starts_with("elasticsearch.authority"));
         let mut c = cfg();
         c.pipeline = Some(String::new());
         assert!(c
             .validate()
             .unwrap_err()
+            .within("elasticsearch")
+            .to_string()
             .starts_with("elasticsearch.pipeline"));
     }
 

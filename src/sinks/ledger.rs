@@ -624,28 +624,6 @@ mod tests {
     }
 
     #[test]
-    fn the_stale_threshold_is_configured_and_checked() {
-        let config = |audit: &str| {
-            let doc = format!(
-                r#"{{"policy": {{"id": "p", "version": "1", "rules": []}}, "audit": {audit}}}"#
-            );
-            crate::config::PluginConfig::from_json(doc.as_bytes())
-        };
-        assert_eq!(config("{}").unwrap().audit.vm_stale_ms, 10_000);
-        assert_eq!(
-            config(r#"{"vm_stale_ms": 2000}"#)
-                .unwrap()
-                .audit
-                .vm_stale_ms,
-            2_000
-        );
-        for bad in ["999", "3600001"] {
-            let e = config(&format!(r#"{{"vm_stale_ms": {bad}}}"#)).unwrap_err();
-            assert!(e.to_string().contains("audit.vm_stale_ms"), "{e}");
-        }
-    }
-
-    #[test]
     fn contention_gives_up_without_harm() {
         let host = Host::default();
         ensure_index(&host);
