@@ -11,6 +11,8 @@ use crate::engine::{self, RequestInfo, Verdict};
 use crate::llm::Phase;
 use crate::policy::Policy;
 
+use super::{Exit, Failure};
+
 /// One exchange of simulated traffic.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exchange {
@@ -172,35 +174,94 @@ pub fn simulate(
     }
 }
 
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match run_inner(args.to_vec(), out) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(err, "simulate: {}", super::table::display(&e));
-            2
+/// Evaluate traffic through a policy: one audit record per exchange
+///
+/// Each input line is a request body, or an object {"request": <body>, "headers": {...},
+/// "response": <body>, "path": "/v1/..."}; a request or response given as a JSON string is
+/// taken as raw bytes (to simulate malformed bodies). Headers used: x-request-id, x-user-id
+/// (else the body's "user"), x-project-id. Prints one audit record per line (JSON), or a
+/// table for people.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    group(clap::ArgGroup::new("source").required(true).args(["policy", "config"])),
+    after_help = "\
+Examples:
+  policy-gateway simulate --policy policies/default.json --input policies/examples/traffic.jsonl
+  policy-gateway simulate --config envoy-plugin.json --input traffic.jsonl --format table
+  cat traffic.jsonl | policy-gateway simulate --policy p.json --input - --seed 1
+
+Exit status: 0 done, 2 usage error, or a policy or input that cannot be read or used."
+)]
+pub struct Args {
+    /// The policy to evaluate (JSON)
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub policy: Option<String>,
+    /// The filter's plugin configuration (the JSON Envoy hands the filter): its policy
+    #[arg(long, value_name = "PLUGIN.json", value_hint = clap::ValueHint::FilePath)]
+    pub config: Option<String>,
+    /// Traffic, one exchange per line; - reads standard input
+    #[arg(long, value_name = "TRAFFIC.jsonl", value_hint = clap::ValueHint::FilePath)]
+    pub input: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Seed of the record ids, to make them reproducible (default: random)
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// What `simulate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One audit record per line
+    Json,
+    /// A table for people
+    Table,
+}
+
+/// Where the policy comes from: exactly one of `--policy` and `--config` (clap checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    Policy(&'a str),
+    Config(&'a str),
+}
+
+impl Args {
+    pub fn source(&self) -> Result<Source<'_>, Failure> {
+        match (&self.policy, &self.config) {
+            (Some(p), None) => Ok(Source::Policy(p)),
+            (None, Some(c)) => Ok(Source::Config(c)),
+            _ => Err(super::usage_error(
+                "simulate",
+                "give exactly one of --policy FILE and --config PLUGIN.json",
+            )),
         }
     }
 }
 
-fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
-    let policy_file =
-        super::take_flag(&mut args, "--policy")?.ok_or("--policy FILE is required")?;
-    let input = super::take_flag(&mut args, "--input")?.ok_or("--input FILE is required")?;
-    let format = super::take_format(&mut args, &["json", "table"])?;
-    let seed = match super::take_flag(&mut args, "--seed")? {
-        Some(s) => s
-            .parse::<u64>()
-            .map_err(|_| format!("--seed {s}: not a number"))?,
-        None => default_seed(),
+pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> Result<Exit, Failure> {
+    let policy = match args.source()? {
+        Source::Policy(file) => super::check::load(file).map_err(|e| format!("{file}: {e}"))?,
+        Source::Config(file) => {
+            let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+            crate::config::PluginConfig::from_json(&bytes)
+                .map_err(|e| format!("{file}: {e}"))?
+                .policy
+        }
     };
-    if let Some(extra) = args.first() {
-        return Err(format!("unexpected argument \"{extra}\""));
-    }
-    let policy = super::check::load(&policy_file).map_err(|e| format!("{policy_file}: {e}"))?;
+    run_inner(args, &policy, out)?;
+    Ok(Exit::Ok)
+}
+
+fn run_inner(args: &Args, policy: &Policy, out: &mut dyn Write) -> Result<(), String> {
+    let input = &args.input;
+    let format = args.format;
+    let seed = args.seed.unwrap_or_else(default_seed);
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        let f = std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?;
+        let f = std::fs::File::open(input).map_err(|e| format!("{input}: {e}"))?;
         Box::new(std::io::BufReader::new(f))
     };
     let mut ids = IdGenerator::new(seed);
@@ -210,15 +271,15 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
         if line.trim().is_empty() {
             continue;
         }
-        let sim = simulate(&policy, &parse_line(&line), i + 1, &mut ids, now_ms());
-        if format == "json" {
+        let sim = simulate(policy, &parse_line(&line), i + 1, &mut ids, now_ms());
+        if format == Format::Json {
             writeln!(out, "{}", super::table::json(&sim.record.to_json()))
                 .map_err(|e| e.to_string())?;
         } else {
             rows.push(table_row(&sim));
         }
     }
-    if format == "table" {
+    if format == Format::Table {
         let header = [
             "request_id",
             "decision",
