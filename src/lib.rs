@@ -24,7 +24,7 @@
 )]
 
 pub mod audit;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod cli;
 pub mod config;
 pub mod detect;

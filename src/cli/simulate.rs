@@ -7,49 +7,103 @@
 use std::io::{BufRead, Write};
 use std::rc::Rc;
 
+use super::{Exit, Failure};
 use crate::audit::IdGenerator;
 use crate::config::PluginConfig;
 pub use crate::exchange::replay::{config_for_policy, parse_line, simulate, Simulated, Traffic};
 
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match run_inner(args.to_vec(), out) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(err, "simulate: {}", super::table::display(&e));
-            2
+/// Evaluate traffic through a policy: one audit record per exchange
+///
+/// The filter's own exchange runs each line as Envoy would run it. Each input line is a request
+/// body, or an object {"request": <body>, "headers": {...}, "path": "/v1/...", "response":
+/// <body>, "response_headers": {...}} or, for a streamed answer, "stream": ["<raw chunk>",
+/// ...]; a request or response given as a JSON string is taken as raw bytes (to simulate
+/// malformed bodies). A line without x-request-id gets sim-<line number>. Prints one audit
+/// record per line (JSON), or a table for people.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    group(clap::ArgGroup::new("source").required(true).args(["policy", "config"])),
+    after_help = "\
+Examples:
+  policy-gateway simulate --policy policies/default.json --input policies/examples/traffic.jsonl
+  policy-gateway simulate --config envoy-plugin.json --input traffic.jsonl --format table
+  cat traffic.jsonl | policy-gateway simulate --policy p.json --input - --seed 1
+
+Exit status: 0 done, 2 usage error, or a policy or input that cannot be read or used."
+)]
+pub struct Args {
+    /// The policy to evaluate (JSON), with the shipped defaults around it (headers held,
+    /// users from x-user-id or the body's user, projects from x-project-id, all unverified)
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub policy: Option<String>,
+    /// The filter's plugin configuration (the JSON Envoy hands the filter): its policy,
+    /// candidate, attribution sources, limits and on_uninspectable, exactly as the filter
+    #[arg(long, value_name = "PLUGIN.json", value_hint = clap::ValueHint::FilePath)]
+    pub config: Option<String>,
+    /// Traffic, one exchange per line; - reads standard input
+    #[arg(long, value_name = "TRAFFIC.jsonl", value_hint = clap::ValueHint::FilePath)]
+    pub input: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Seed of the record ids, to make them reproducible (default: random)
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// What `simulate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One audit record per line
+    Json,
+    /// A table for people
+    Table,
+}
+
+/// Where the policy comes from: exactly one of `--policy` and `--config` (clap checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    Policy(&'a str),
+    Config(&'a str),
+}
+
+impl Args {
+    pub fn source(&self) -> Result<Source<'_>, Failure> {
+        match (&self.policy, &self.config) {
+            (Some(p), None) => Ok(Source::Policy(p)),
+            (None, Some(c)) => Ok(Source::Config(c)),
+            _ => Err(super::usage_error(
+                "simulate",
+                "give exactly one of --policy FILE and --config PLUGIN.json",
+            )),
         }
     }
 }
 
-fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
-    let policy_file = super::take_flag(&mut args, "--policy")?;
-    let config_file = super::take_flag(&mut args, "--config")?;
-    let input = super::take_flag(&mut args, "--input")?.ok_or("--input FILE is required")?;
-    let format = super::take_format(&mut args, &["json", "table"])?;
-    let seed = match super::take_flag(&mut args, "--seed")? {
-        Some(s) => s
-            .parse::<u64>()
-            .map_err(|_| format!("--seed {s}: not a number"))?,
-        None => default_seed(),
-    };
-    if let Some(extra) = args.first() {
-        return Err(format!("unexpected argument \"{extra}\""));
-    }
-    let config = match (policy_file, config_file) {
-        (Some(p), None) => {
-            let bytes = std::fs::read(&p).map_err(|e| format!("{p}: cannot read: {e}"))?;
-            config_for_policy(&bytes).map_err(|e| format!("{p}: {e}"))?
+pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> Result<Exit, Failure> {
+    let config = match args.source()? {
+        Source::Policy(file) => {
+            let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+            config_for_policy(&bytes).map_err(|e| format!("{file}: {e}"))?
         }
-        (None, Some(c)) => {
-            let bytes = std::fs::read(&c).map_err(|e| format!("{c}: cannot read: {e}"))?;
-            Rc::new(PluginConfig::from_json(&bytes).map_err(|e| format!("{c}: {e}"))?)
+        Source::Config(file) => {
+            let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+            Rc::new(PluginConfig::from_json(&bytes).map_err(|e| format!("{file}: {e}"))?)
         }
-        _ => return Err("one of --policy FILE or --config PLUGIN.json is required".into()),
     };
+    run_inner(args, &config, out)?;
+    Ok(Exit::Ok)
+}
+
+fn run_inner(args: &Args, config: &Rc<PluginConfig>, out: &mut dyn Write) -> Result<(), String> {
+    let input = &args.input;
+    let format = args.format;
+    let seed = args.seed.unwrap_or_else(default_seed);
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        let f = std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?;
+        let f = std::fs::File::open(input).map_err(|e| format!("{input}: {e}"))?;
         Box::new(std::io::BufReader::new(f))
     };
     let mut ids = IdGenerator::new(seed);
@@ -59,15 +113,15 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
         if line.trim().is_empty() {
             continue;
         }
-        let sim = simulate(&config, &parse_line(&line), i + 1, &mut ids, now_ms());
-        if format == "json" {
+        let sim = simulate(config, &parse_line(&line), i + 1, &mut ids, now_ms());
+        if format == Format::Json {
             writeln!(out, "{}", super::table::json(&sim.record.to_json()))
                 .map_err(|e| e.to_string())?;
         } else {
             rows.push(table_row(&sim));
         }
     }
-    if format == "table" {
+    if format == Format::Table {
         let header = [
             "request_id",
             "decision",
