@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::audit::record::RecordMeta;
 use crate::audit::{AuditRecord, IdGenerator};
-use crate::engine::{self, RequestInfo, Verdict};
+use crate::engine::{self, Refusal, RequestInfo, Verdict};
 use crate::llm::Phase;
 use crate::policy::Policy;
 
@@ -83,10 +83,10 @@ pub fn client_view(verdict: &Verdict) -> String {
             "forwarded changed{}",
             if *flagged { ", flagged" } else { "" }
         ),
-        Verdict::Respond {
+        Verdict::Respond(Refusal {
             status, held: true, ..
-        } => format!("{status} held for review"),
-        Verdict::Respond { status, .. } => format!("{status} refused"),
+        }) => format!("{status} held for review"),
+        Verdict::Respond(Refusal { status, .. }) => format!("{status} refused"),
     }
 }
 

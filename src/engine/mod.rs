@@ -19,11 +19,12 @@ use serde_json::Value;
 
 use crate::detect::{self, DetectorId, DetectorSet, Finding};
 use crate::llm::{self, ApiFormat, Phase, Usage};
-use crate::policy::compile::{Reply, Rule};
+use crate::policy::compile::Rule;
 use crate::policy::document::{EscalateMode, OnError, OnUnknownFormat, RedactStyle};
 use crate::policy::rollout::{self, BucketKeys, RolloutDecision};
 use crate::policy::{Action, Policy};
 use redact::{Edit, Replacement};
+pub use reply::Refusal;
 
 /// Reason codes the engine itself assigns (rules bring their own).
 pub mod reason {
@@ -62,11 +63,7 @@ pub enum Verdict {
         flagged: bool,
     },
     /// Answer locally: refused, or held for review.
-    Respond {
-        status: u16,
-        message: String,
-        held: bool,
-    },
+    Respond(Refusal),
 }
 
 /// One redacted text for records of policies with `include_content`.
@@ -379,18 +376,21 @@ fn evaluate_json(
         return out;
     }
     out.verdict = match deciding {
-        _ if model_stuck => Verdict::Respond {
+        _ if model_stuck => Verdict::Respond(Refusal {
             status: 403,
             message: "The model is named by the request path and the AI usage policy cannot \
                       change it. Use an approved model."
                 .into(),
+            reason_code: reason::MODEL_NOT_REWRITABLE.into(),
             held: false,
-        },
-        Some(rule) if rule.action == Action::Refuse => respond(&rule.refuse, false),
+        }),
+        Some(rule) if rule.action == Action::Refuse => {
+            Verdict::Respond(Refusal::of_rule(&rule.refuse, &rule.reason_code, false))
+        }
         Some(rule)
             if rule.action == Action::Escalate && rule.escalate_mode == EscalateMode::Hold =>
         {
-            respond(&rule.hold, true)
+            Verdict::Respond(Refusal::of_rule(&rule.hold, &rule.reason_code, true))
         }
         _ => {
             let flagged = out.decision == Action::Escalate;
@@ -436,36 +436,25 @@ fn deciding_rule<'p>(policy: &'p Policy, triggered: &[usize]) -> Option<&'p Rule
     )
 }
 
-fn respond(reply: &Reply, held: bool) -> Verdict {
-    Verdict::Respond {
-        status: reply.status,
-        message: reply.message.clone(),
-        held,
-    }
-}
-
 /// The outcome for a body the host decided not to inspect (too large, compressed, not JSON,
-/// no body at all). `refuse` carries the local reply when the filter refuses such bodies;
-/// rollout still applies, so shadow mode never refuses.
+/// no body at all), recorded with `reason_code`. `refuse` is the local reply when the filter
+/// refuses such bodies (its reason code is `reason_code`); rollout still applies, so shadow
+/// mode never refuses.
 pub fn uninspected(
     rollout: &RolloutDecision,
     phase: Phase,
     body_bytes: usize,
     reason_code: &str,
     detail: &str,
-    refuse: Option<(u16, &str)>,
+    refuse: Option<Refusal>,
 ) -> PhaseOutcome {
     let mut out = PhaseOutcome::new(phase, body_bytes);
     out.reason_code = reason_code.into();
     out.error = Some(detail.into());
-    if let Some((status, message)) = refuse {
+    if let Some(refusal) = refuse {
         out.decision = Action::Refuse;
         if rollout.enforced {
-            out.verdict = Verdict::Respond {
-                status,
-                message: message.into(),
-                held: false,
-            };
+            out.verdict = Verdict::Respond(refusal);
         }
     }
     out
@@ -484,11 +473,12 @@ fn on_error(
     if policy.on_error == OnError::Refuse {
         out.decision = Action::Refuse;
         if rollout.enforced {
-            out.verdict = Verdict::Respond {
+            out.verdict = Verdict::Respond(Refusal {
                 status: 400,
                 message: "The request body could not be inspected by the AI usage policy.".into(),
+                reason_code: code.into(),
                 held: false,
-            };
+            });
         }
     }
     out

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::holdback::{Holdback, Progress};
 use super::redact;
-use super::{find_hits, plan_edits, reason, reply, rule_mask, Hit, PhaseOutcome, Source};
+use super::{find_hits, plan_edits, reason, rule_mask, Hit, PhaseOutcome, Refusal, Source};
 use crate::llm::stream::{self, Channel, ChannelKind, End, EventInfo, Whole};
 use crate::llm::{path, sse, ApiFormat, PathId, PathSeg, Phase, Segment, Usage};
 use crate::policy::document::{EscalateMode, OnError};
@@ -743,36 +743,21 @@ impl StreamInspector {
     /// could not be inspected and the policy refuses what it cannot inspect.
     fn stop(&mut self, policy: &Policy, rule: Option<usize>) {
         if self.enforced {
-            let (status, message, code, held) = match rule.and_then(|i| policy.rules.get(i)) {
-                Some(r) if r.action == Action::Escalate => (
-                    r.hold.status,
-                    r.hold.message.as_str(),
-                    r.reason_code.as_str(),
-                    true,
-                ),
-                Some(r) => (
-                    r.refuse.status,
-                    r.refuse.message.as_str(),
-                    r.reason_code.as_str(),
-                    false,
-                ),
-                None => (
-                    502,
-                    "The response could not be inspected by the AI usage policy.",
-                    self.error_code().unwrap_or(reason::BODY_UNPARSEABLE),
-                    false,
-                ),
+            let refusal = match rule.and_then(|i| policy.rules.get(i)) {
+                Some(r) if r.action == Action::Escalate => {
+                    Refusal::of_rule(&r.hold, &r.reason_code, true)
+                }
+                Some(r) => Refusal::of_rule(&r.refuse, &r.reason_code, false),
+                None => Refusal {
+                    status: 502,
+                    message: "The response could not be inspected by the AI usage policy.".into(),
+                    reason_code: self.error_code().unwrap_or(reason::BODY_UNPARSEABLE).into(),
+                    held: false,
+                },
             };
             let mut event = Vec::new();
-            let refusal = reply::Refusal {
-                status,
-                message,
-                reason_code: code,
-                held,
-            };
-            reply::stream_error_event(
+            refusal.stream_error_event(
                 self.format,
-                &refusal,
                 if self.hold.inspects() {
                     self.sent_sequence
                 } else {
