@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::holdback::{Holdback, Progress};
 use super::redact;
-use super::{find_hits, plan_edits, reason, rule_mask, Hit, PhaseOutcome, Refusal, Source};
+use super::{find_hits, plan_edits, rule_mask, Hit, PhaseOutcome, Refusal, Source};
 use crate::llm::stream::{self, Channel, ChannelKind, End, EventInfo, Whole};
 use crate::llm::{path, sse, ApiFormat, PathId, PathSeg, Phase, Segment, Usage};
 use crate::policy::document::{EscalateMode, OnError};
@@ -106,6 +106,54 @@ pub struct StreamSummary {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// Why a stream could not be inspected. The record's `error` is its detail (never content);
+/// the policy's `on_error` decides what happens to the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamError {
+    /// An event larger than [`StreamLimits::max_event_bytes`].
+    EventTooLarge,
+    /// An event whose data is not UTF-8.
+    DataNotUtf8,
+    /// An event whose data is not JSON.
+    DataNotJson,
+    /// More distinct texts (choices, blocks, tool calls) than one stream may carry.
+    TooManyTexts,
+    /// An event repeating more texts than one body may have (`llm::MAX_SEGMENTS`).
+    EventTooComplex,
+}
+
+impl StreamError {
+    pub fn reason_code(self) -> &'static str {
+        match self {
+            StreamError::EventTooLarge => "RESPONSE_EVENT_TOO_LARGE",
+            StreamError::DataNotUtf8 | StreamError::DataNotJson => "RESPONSE_EVENT_MALFORMED",
+            StreamError::TooManyTexts | StreamError::EventTooComplex => {
+                "RESPONSE_STREAM_TOO_COMPLEX"
+            }
+        }
+    }
+
+    pub fn detail(self) -> &'static str {
+        match self {
+            StreamError::EventTooLarge => "an event exceeds the limit",
+            StreamError::DataNotUtf8 => "an event's data is not UTF-8",
+            StreamError::DataNotJson => "an event's data is not JSON",
+            StreamError::TooManyTexts => "too many texts in one stream",
+            StreamError::EventTooComplex => "too many texts in one event",
+        }
+    }
+
+    /// The error event that ends the stream under `on_error: refuse`.
+    fn refusal(self) -> Refusal {
+        Refusal {
+            status: 502,
+            message: "The response could not be inspected by the AI usage policy.".into(),
+            reason_code: self.reason_code().into(),
+            held: false,
+        }
+    }
 }
 
 /// Characters of text per token when usage must be estimated (OpenAI's rule of thumb).
@@ -297,7 +345,7 @@ pub struct StreamInspector {
     overflows: u32,
     malformed: u32,
     terminal: bool,
-    error: Option<String>,
+    error: Option<StreamError>,
     end: Option<StreamEnd>,
 }
 
@@ -367,7 +415,7 @@ impl StreamInspector {
                 self.accept(policy, event);
             }
             if fed.is_err() {
-                self.give_up(policy, "an event exceeds the limit");
+                self.give_up(policy, StreamError::EventTooLarge);
             } else if !self.hold.inspects() {
                 if self.state == State::Inspecting {
                     self.out.extend_from_slice(chunk);
@@ -480,12 +528,10 @@ impl StreamInspector {
         } else if let Some(code) = self.end.and_then(StreamEnd::reason_code) {
             out.reason_code = code.into();
         }
-        if self.error.is_some() && deciding.is_none() {
-            if let Some(code) = self.error_code() {
-                out.reason_code = code.into();
-                if policy.on_error == OnError::Refuse {
-                    out.decision = Action::Refuse;
-                }
+        if let Some(error) = self.error.filter(|_| deciding.is_none()) {
+            out.reason_code = error.reason_code().into();
+            if policy.on_error == OnError::Refuse {
+                out.decision = Action::Refuse;
             }
         }
         for r in triggered.iter().filter_map(|&i| policy.rules.get(i)) {
@@ -496,7 +542,7 @@ impl StreamInspector {
         }
         out.detections = self.detections.clone();
         out.redactions = self.redactions.clone();
-        out.error = self.error.clone();
+        out.error = self.error.map(|e| e.detail().to_string());
         let estimate = |n: u64| n.div_ceil(CHARS_PER_TOKEN);
         let prompt = self.usage.prompt_tokens;
         let completion = self.usage.completion_tokens;
@@ -524,18 +570,6 @@ impl StreamInspector {
         out
     }
 
-    fn error_code(&self) -> Option<&'static str> {
-        self.error.as_deref().map(|e| {
-            if e.starts_with("an event exceeds") {
-                "RESPONSE_EVENT_TOO_LARGE"
-            } else if e.starts_with("too many") {
-                "RESPONSE_STREAM_TOO_COMPLEX"
-            } else {
-                "RESPONSE_EVENT_MALFORMED"
-            }
-        })
-    }
-
     fn take(&mut self, chunk: &[u8]) -> Vec<u8> {
         let out = std::mem::take(&mut self.out);
         if self.enforced {
@@ -557,7 +591,7 @@ impl StreamInspector {
             return self.enqueue(event.raw, None);
         }
         if event.data_invalid {
-            return self.malformed(policy, event.raw, "an event's data is not UTF-8");
+            return self.malformed(policy, event.raw, StreamError::DataNotUtf8);
         }
         let Some(data) = event.data.as_deref() else {
             return self.enqueue(event.raw, None);
@@ -570,7 +604,7 @@ impl StreamInspector {
         // Strict, as whole bodies: an event naming a key twice is not judged by one copy.
         let mut value: Value = match crate::llm::json::from_slice(data.as_bytes()) {
             Ok(v) => v,
-            Err(_) => return self.malformed(policy, event.raw, "an event's data is not JSON"),
+            Err(_) => return self.malformed(policy, event.raw, StreamError::DataNotJson),
         };
         let info = stream::interpret(self.format, &value);
         self.note(policy, &info);
@@ -590,7 +624,7 @@ impl StreamInspector {
             };
             if !self.channels.contains_key(&d.channel) {
                 if self.channels.len() >= MAX_CHANNELS {
-                    self.give_up(policy, "too many texts in one stream");
+                    self.give_up(policy, StreamError::TooManyTexts);
                     // Passing now (or stopped): the event goes out as it came (or not at all).
                     return self.enqueue(event.raw, None);
                 }
@@ -622,7 +656,7 @@ impl StreamInspector {
                 Ok(true) => changed = Some(value),
                 Ok(false) => {}
                 Err(_) => {
-                    self.give_up(policy, "too many texts in one event");
+                    self.give_up(policy, StreamError::EventTooComplex);
                     return self.enqueue(event.raw, None);
                 }
             }
@@ -677,17 +711,20 @@ impl StreamInspector {
         for &i in &hits {
             self.triggered.insert(i);
         }
-        if let Some(rule) = self.stopping_rule(policy, &hits) {
-            self.stop(policy, Some(rule));
+        if let Some(refusal) = self
+            .stopping_rule(policy, &hits)
+            .and_then(|i| refusal(policy, i))
+        {
+            self.stop(refusal);
         }
     }
 
     /// An event the inspector cannot read: counted, then the policy's `on_error` decides.
-    fn malformed(&mut self, policy: &Policy, raw: Vec<u8>, detail: &str) {
+    fn malformed(&mut self, policy: &Policy, raw: Vec<u8>, error: StreamError) {
         self.malformed += 1;
         if policy.on_error == OnError::Refuse && self.hold.inspects() {
-            self.error = Some(detail.into());
-            self.stop(policy, None);
+            self.error = Some(error);
+            self.stop(error.refusal());
             if self.state == State::Stopped {
                 return;
             }
@@ -723,10 +760,10 @@ impl StreamInspector {
     }
 
     /// Inspection stops: the stream is refused (`on_error: refuse`) or passes unchanged.
-    fn give_up(&mut self, policy: &Policy, detail: &str) {
-        self.error = Some(detail.into());
+    fn give_up(&mut self, policy: &Policy, error: StreamError) {
+        self.error = Some(error);
         if self.enforced && policy.on_error == OnError::Refuse && self.hold.inspects() {
-            self.stop(policy, None);
+            self.stop(error.refusal());
             return;
         }
         // Unenforced streams (shadow, canary control, the candidate) always pass from here
@@ -739,22 +776,10 @@ impl StreamInspector {
         self.state = State::PassThrough;
     }
 
-    /// Ends the stream with the provider's error event: `rule` refused or held it, or it
+    /// Ends the stream with the provider's error event: a rule refused or held it, or it
     /// could not be inspected and the policy refuses what it cannot inspect.
-    fn stop(&mut self, policy: &Policy, rule: Option<usize>) {
+    fn stop(&mut self, refusal: Refusal) {
         if self.enforced {
-            let refusal = match rule.and_then(|i| policy.rules.get(i)) {
-                Some(r) if r.action == Action::Escalate => {
-                    Refusal::of_rule(&r.hold, &r.reason_code, true)
-                }
-                Some(r) => Refusal::of_rule(&r.refuse, &r.reason_code, false),
-                None => Refusal {
-                    status: 502,
-                    message: "The response could not be inspected by the AI usage policy.".into(),
-                    reason_code: self.error_code().unwrap_or(reason::BODY_UNPARSEABLE).into(),
-                    held: false,
-                },
-            };
             let mut event = Vec::new();
             refusal.stream_error_event(
                 self.format,
@@ -1073,9 +1098,9 @@ impl StreamInspector {
         }
         if unreadable {
             // Cannot happen (the same bytes parsed before); never let the text out unjudged.
-            self.error = Some("an event's data is not JSON".into());
+            self.error = Some(StreamError::DataNotJson);
             if self.enforced {
-                self.stop(policy, None);
+                self.stop(StreamError::DataNotJson.refusal());
             } else {
                 self.forget();
                 self.state = State::PassThrough;
@@ -1093,8 +1118,8 @@ impl StreamInspector {
             }
             self.drop_if_done(c);
         }
-        if let Some(rule) = stopping {
-            self.stop(policy, Some(rule));
+        if let Some(refusal) = stopping.and_then(|i| refusal(policy, i)) {
+            self.stop(refusal);
         }
     }
 
@@ -1149,6 +1174,16 @@ impl StreamInspector {
             }
         }
     }
+}
+
+/// The error event of stopping rule `i`: its hold reply when it escalates, else its refusal.
+fn refusal(policy: &Policy, i: usize) -> Option<Refusal> {
+    let r = policy.rules.get(i)?;
+    Some(if r.action == Action::Escalate {
+        Refusal::of_rule(&r.hold, &r.reason_code, true)
+    } else {
+        Refusal::of_rule(&r.refuse, &r.reason_code, false)
+    })
 }
 
 /// The JSON `data` of one whole event block.
@@ -1912,6 +1947,34 @@ mod tests {
             Action::Refuse,
             "what on_error: refuse would have done"
         );
+    }
+
+    #[test]
+    fn an_event_over_the_limit_ends_the_stream_with_its_reason_code() {
+        let policy = default_policy();
+        let limits = StreamLimits {
+            max_event_bytes: 256,
+            ..StreamLimits::default()
+        };
+        let mut insp = StreamInspector::new(&policy, ApiFormat::OpenaiChat, true, limits);
+        let mut out = insp.push(&policy, chat_event("hello ").as_bytes());
+        // The parser holds at most one incomplete event: the limit applies to what waits.
+        let big = chat_event(&"x".repeat(300));
+        for part in big.as_bytes().chunks(100) {
+            out.extend(insp.push(&policy, part));
+        }
+        out.extend(insp.finish(&policy, StreamEnd::UpstreamIncomplete));
+        let events = client_events(&out);
+        assert_eq!(
+            events.last().unwrap().1["error"]["code"],
+            "RESPONSE_EVENT_TOO_LARGE"
+        );
+        assert!(!String::from_utf8(out).unwrap().contains("xxx"));
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.reason_code, "RESPONSE_EVENT_TOO_LARGE");
+        assert_eq!(o.decision, Action::Refuse);
+        assert_eq!(o.error.as_deref(), Some("an event exceeds the limit"));
+        assert!(!o.inspected);
     }
 
     #[test]
