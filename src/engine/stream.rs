@@ -23,12 +23,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::Value;
 
+use super::decide::{answers_locally, decide, refusal_of, rule_triggers};
+use super::edits::plan_edits;
+use super::hits::{find_hits, rule_mask, sort_counted, Hit, Source};
 use super::holdback::{Holdback, Progress};
-use super::redact;
-use super::{find_hits, plan_edits, rule_mask, Hit, PhaseOutcome, Refusal, Source};
+use super::{redact, work, PhaseOutcome, Refusal};
 use crate::llm::stream::{self, Channel, ChannelKind, End, EventInfo, Whole};
 use crate::llm::{path, sse, ApiFormat, PathId, PathSeg, Phase, Segment, Usage};
-use crate::policy::document::{EscalateMode, OnError};
+use crate::policy::document::OnError;
 use crate::policy::{Action, Policy};
 
 /// Limits that bound a stream's memory.
@@ -241,7 +243,7 @@ impl ChannelText {
             return 0;
         }
         let released = self.held().get(..cut).unwrap_or_default();
-        super::work::add(released.len().min(CONTEXT_BYTES) + 1);
+        work::add(released.len().min(CONTEXT_BYTES) + 1);
         self.context = context_of(&self.context, released);
         self.skip += cut;
         self.base += cut as u64;
@@ -254,7 +256,7 @@ impl ChannelText {
         self.spans.drain(..sp);
         // Amortised: the held part is moved only when it is at most what was dropped.
         if self.skip >= self.text.len() / 2 {
-            super::work::add(self.text.len() - self.skip);
+            work::add(self.text.len() - self.skip);
             self.text.drain(..self.skip);
             self.skip = 0;
         }
@@ -471,7 +473,7 @@ impl StreamInspector {
     /// Marks the channels `end` covers as ended (to be judged whole).
     fn close(&mut self, end: End) {
         let mut mark = |c: Channel, ch: &mut ChannelText| {
-            super::work::add(1);
+            work::add(1);
             ch.closed = true;
             if !ch.dirty {
                 ch.dirty = true;
@@ -517,27 +519,17 @@ impl StreamInspector {
         out.stream = true;
         out.inspected = self.hold.inspects() && self.error.is_none();
         out.segments = self.channels_seen;
-        let triggered: Vec<usize> = self.triggered.iter().copied().collect();
-        let deciding = super::deciding_rule(policy, &triggered);
-        if let Some(rule) = deciding {
-            out.decision = rule.action;
-            out.reason_code = rule.reason_code.clone();
-            if rule.action == Action::Escalate {
-                out.escalation = Some(rule.escalate_mode);
+        let decision = decide(policy, self.triggered.iter().copied());
+        decision.record(&mut out);
+        if decision.rule.is_none() {
+            if let Some(code) = self.end.and_then(StreamEnd::reason_code) {
+                out.reason_code = code.into();
             }
-        } else if let Some(code) = self.end.and_then(StreamEnd::reason_code) {
-            out.reason_code = code.into();
-        }
-        if let Some(error) = self.error.filter(|_| deciding.is_none()) {
-            out.reason_code = error.reason_code().into();
-            if policy.on_error == OnError::Refuse {
-                out.decision = Action::Refuse;
-            }
-        }
-        for r in triggered.iter().filter_map(|&i| policy.rules.get(i)) {
-            out.triggered_rules.push(r.id.clone());
-            if !out.triggered_categories.contains(&r.category) {
-                out.triggered_categories.push(r.category.clone());
+            if let Some(error) = self.error {
+                out.reason_code = error.reason_code().into();
+                if policy.on_error == OnError::Refuse {
+                    out.decision = Action::Refuse;
+                }
             }
         }
         out.detections = self.detections.clone();
@@ -638,7 +630,7 @@ impl StreamInspector {
                 ch.dirty = true;
                 self.dirty.push(d.channel);
             }
-            super::work::add(text.len() + 1);
+            work::add(text.len() + 1);
             self.output_chars += text.chars().count() as u64;
             texts.push(TextRef {
                 channel: d.channel,
@@ -704,7 +696,7 @@ impl StreamInspector {
                 r.applies_to(Phase::Response)
                     && !r.has_content_match()
                     && r.models.is_some()
-                    && super::rule_triggers(r, false, model, None)
+                    && rule_triggers(r, false, model, None)
             })
             .map(|(i, _)| i)
             .collect();
@@ -713,7 +705,7 @@ impl StreamInspector {
         }
         if let Some(refusal) = self
             .stopping_rule(policy, &hits)
-            .and_then(|i| refusal(policy, i))
+            .and_then(|i| policy.rules.get(i).and_then(refusal_of))
         {
             self.stop(refusal);
         }
@@ -802,12 +794,7 @@ impl StreamInspector {
         rules
             .iter()
             .copied()
-            .filter(|&i| {
-                policy.rules.get(i).is_some_and(|r| {
-                    r.action == Action::Refuse
-                        || (r.action == Action::Escalate && r.escalate_mode == EscalateMode::Hold)
-                })
-            })
+            .filter(|&i| policy.rules.get(i).is_some_and(answers_locally))
             .max_by_key(|&i| policy.rules.get(i).map(|r| r.action))
     }
 
@@ -847,7 +834,7 @@ impl StreamInspector {
         } else if tail.len() < ch.retry_at {
             return false;
         } else {
-            super::work::add(1);
+            work::add(1);
             hold.release_point_from(tail, ch.settled, &mut ch.progress)
         };
         if point == 0 {
@@ -858,7 +845,7 @@ impl StreamInspector {
         let before = held.get(..from).unwrap_or_default();
         let look = context_of(&ch.context, before);
         let scan = format!("{look}{tail}");
-        super::work::add(scan.len());
+        work::add(scan.len());
         let origin = ch.settled - look.len() as u64;
         let segment = Segment {
             role: stream::ROLE,
@@ -874,7 +861,7 @@ impl StreamInspector {
                 end: origin + h.end as u64,
             })
             .collect();
-        super::sort_counted(&mut fs, |f| (f.start, f.end));
+        sort_counted(&mut fs, |f| (f.start, f.end));
         // Never cut through a finding: from the last start back, each crossing one moves the
         // point to its start (a finding starting later cannot cross the new point).
         let mut safe = ch.settled + point as u64;
@@ -927,7 +914,7 @@ impl StreamInspector {
 
         // Walk on from where the last pass stopped: events whose text is all settled.
         'walk: while let Some(q) = self.queue.get(self.walk.walked) {
-            super::work::add(1);
+            work::add(1);
             let texts = q.parsed.iter().flat_map(|p| &p.texts);
             for t in texts.clone() {
                 // A channel already gone has nothing held: only empty pieces can refer to it.
@@ -940,7 +927,7 @@ impl StreamInspector {
                 }
             }
             for t in texts {
-                super::work::add(1);
+                work::add(1);
                 let was = self.walk.ends.insert(t.channel, t.end);
                 let inside = |at: Option<u64>| {
                     at.zip(self.channels.get(&t.channel))
@@ -1052,7 +1039,7 @@ impl StreamInspector {
         // Emit the released events.
         let mut unreadable = false;
         for q in self.queue.drain(..release) {
-            super::work::add(1);
+            work::add(1);
             self.queued_bytes = self.queued_bytes.saturating_sub(q.raw.len());
             let Some(mut p) = q.parsed else {
                 self.out.extend_from_slice(&q.raw);
@@ -1118,7 +1105,7 @@ impl StreamInspector {
             }
             self.drop_if_done(c);
         }
-        if let Some(refusal) = stopping.and_then(|i| refusal(policy, i)) {
+        if let Some(refusal) = stopping.and_then(|i| policy.rules.get(i).and_then(refusal_of)) {
             self.stop(refusal);
         }
     }
@@ -1176,16 +1163,6 @@ impl StreamInspector {
     }
 }
 
-/// The error event of stopping rule `i`: its hold reply when it escalates, else its refusal.
-fn refusal(policy: &Policy, i: usize) -> Option<Refusal> {
-    let r = policy.rules.get(i)?;
-    Some(if r.action == Action::Escalate {
-        Refusal::of_rule(&r.hold, &r.reason_code, true)
-    } else {
-        Refusal::of_rule(&r.refuse, &r.reason_code, false)
-    })
-}
-
 /// The JSON `data` of one whole event block.
 fn event_json(raw: &[u8]) -> Option<Value> {
     let mut parser = sse::Parser::new(usize::MAX);
@@ -1199,7 +1176,7 @@ fn event_json(raw: &[u8]) -> Option<Value> {
 fn released_ends<'q>(events: impl Iterator<Item = &'q Queued>) -> BTreeMap<Channel, u64> {
     let mut ends = BTreeMap::new();
     for t in events.flat_map(|q| q.parsed.iter().flat_map(|p| &p.texts)) {
-        super::work::add(1);
+        work::add(1);
         ends.insert(t.channel, t.end);
     }
     ends
@@ -1225,7 +1202,7 @@ fn rewrite_piece(
     let mut pos = start;
     let mut any = false;
     for (s, e, replacement) in touching {
-        super::work::add(1);
+        work::add(1);
         any = true;
         if *s > pos {
             out.push_str(ch.slice(pos, *s));
