@@ -124,7 +124,7 @@ pub struct PhaseOutcome {
 }
 
 impl PhaseOutcome {
-    fn new(phase: Phase, body_bytes: usize) -> PhaseOutcome {
+    pub(crate) fn new(phase: Phase, body_bytes: usize) -> PhaseOutcome {
         PhaseOutcome {
             phase,
             decision: Action::Allow,

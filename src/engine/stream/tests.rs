@@ -1,6 +1,12 @@
 //! Streamed responses against whole-body evaluation, byte for byte, with every split.
 
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::channels::MAX_CHANNELS;
 use super::*;
+use crate::policy::Action;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -515,7 +521,9 @@ fn tool_call_arguments_and_interleaved_choices_are_separate_texts() {
     s.push_str(&ev(
         serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
     ));
-    s.push_str(&ev(serde_json::json!({"choices": [{"index": 1, "delta": {}, "finish_reason": "tool_calls"}]})));
+    s.push_str(&ev(
+        serde_json::json!({"choices": [{"index": 1, "delta": {}, "finish_reason": "tool_calls"}]}),
+    ));
     s.push_str("data: [DONE]\n\n");
     let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[s.as_bytes()]);
     let events = client_events(&out);
@@ -595,16 +603,12 @@ fn an_empty_delta_of_a_closed_choice_never_stalls_the_stream() {
     let policy = default_policy();
     let events = [
         ev(serde_json::json!({"choices": [{"index": 0, "delta": {"content": "hi "}}]})),
-        ev(
-            serde_json::json!({"choices": [{"index": 0, "delta": {"content": "mail bob@exa"}}]}),
-        ),
+        ev(serde_json::json!({"choices": [{"index": 0, "delta": {"content": "mail bob@exa"}}]})),
         ev(
             serde_json::json!({"choices": [{"index": 1, "delta": {"content": ""}, "finish_reason": "stop"}]}),
         ),
         ev(serde_json::json!({"choices": [{"index": 0, "delta": {"content": "mple.com ok"}}]})),
-        ev(
-            serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
-        ),
+        ev(serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),
         "data: [DONE]\n\n".to_string(),
     ];
     let mut insp = StreamInspector::new(
