@@ -63,7 +63,7 @@ pub(super) fn answers_locally(rule: &Rule) -> bool {
 }
 
 /// The local answer of `rule` when it gives one: its refuse reply, or its hold reply.
-pub(super) fn refusal_of(rule: &Rule) -> Option<Refusal> {
+fn refusal_of(rule: &Rule) -> Option<Refusal> {
     if !answers_locally(rule) {
         return None;
     }

@@ -34,7 +34,7 @@ mod tally;
 
 use serde_json::Value;
 
-use super::decide::{refusal_of, rule_triggers};
+use super::decide::rule_triggers;
 use super::holdback::Holdback;
 use super::{PhaseOutcome, Refusal};
 use crate::llm::stream::{self, Delta, End, EventInfo};
@@ -444,8 +444,7 @@ impl StreamInspector {
             .map(|(i, _)| i)
             .collect();
         self.tally.triggered.extend(hits.iter().copied());
-        let stopping = self.stopping_rule(policy, &hits);
-        if let Some(refusal) = stopping.and_then(|i| policy.rules.get(i).and_then(refusal_of)) {
+        if let Some(refusal) = self.stopping_refusal(policy, &hits) {
             self.stop(refusal);
         }
     }

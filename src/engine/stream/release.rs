@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::channels::Found;
 use super::rewrite::{self, Span};
 use super::{State, StreamError, StreamInspector};
-use crate::engine::decide::{answers_locally, refusal_of};
+use crate::engine::decide::{answers_locally, decide};
 use crate::engine::work;
 use crate::engine::Refusal;
 use crate::llm::stream::Channel;
@@ -91,14 +91,17 @@ impl StreamInspector {
         }
     }
 
-    /// The error event when `rules` (triggered now) end the stream: the most severe of those
-    /// that refuse or hold, when enforced.
-    fn stopping_refusal(&self, policy: &Policy, rules: &[usize]) -> Option<Refusal> {
-        if !self.enforced {
+    /// The error event that ends the stream when `rules` just triggered (and are in the
+    /// tally): what every rule triggered so far decides, as for a whole body, when it refuses
+    /// or holds and the stream is enforced.
+    pub(super) fn stopping_refusal(&self, policy: &Policy, rules: &[usize]) -> Option<Refusal> {
+        let new_stop = rules
+            .iter()
+            .any(|&i| policy.rules.get(i).is_some_and(answers_locally));
+        if !self.enforced || !new_stop {
             return None;
         }
-        let i = self.stopping_rule(policy, rules)?;
-        policy.rules.get(i).and_then(refusal_of)
+        decide(policy, self.tally.triggered.iter().copied()).refusal()
     }
 
     /// Writes the first `release` queued events out, each piece of text replaced by what its
@@ -145,15 +148,6 @@ impl StreamInspector {
         if self.channels.drop_if_done(c) {
             self.queue.forget_channel(c);
         }
-    }
-
-    /// The rule, among `rules`, that ends the stream when enforced: refuse, or escalate-hold.
-    pub(super) fn stopping_rule(&self, policy: &Policy, rules: &[usize]) -> Option<usize> {
-        rules
-            .iter()
-            .copied()
-            .filter(|&i| policy.rules.get(i).is_some_and(answers_locally))
-            .max_by_key(|&i| policy.rules.get(i).map(|r| r.action))
     }
 }
 

@@ -912,3 +912,112 @@ fn an_event_repeating_more_texts_than_one_body_may_have_is_not_inspected_in_part
     assert_eq!(o.reason_code, "RESPONSE_STREAM_TOO_COMPLEX");
     assert_eq!(o.decision, Action::Allow);
 }
+
+// One decision for whole bodies and streams: the rule that ends a stream is the one the
+// record names, the one that decides the same text as a whole body.
+
+/// A policy of response rules on e-mail addresses and card numbers.
+fn two_rule_policy(email: Value, card: Value) -> Policy {
+    let rule = |id: &str, detector: &str, extra: Value| {
+        let mut r = serde_json::json!({"id": id, "category": format!("test.{id}"),
+            "reason_code": id.to_uppercase(),
+            "match": {"detectors": [detector], "phase": "response"}});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    };
+    Policy::from_value(serde_json::json!({"id": "two", "version": "1", "rules": [
+        rule("email_rule", "email", email),
+        rule("card_rule", "credit_card", card),
+    ]}))
+    .unwrap()
+}
+
+#[test]
+fn the_error_event_names_the_rule_the_record_names() {
+    // Two refuse rules in one release: the first in policy order decides, as in whole bodies.
+    let refuse = serde_json::json!({"action": "refuse"});
+    let policy = two_rule_policy(refuse.clone(), refuse);
+    let text = "card 4111 1111 1111 1111 or mail bob@example.com, done";
+    let (out, insp) = run(
+        &policy,
+        ApiFormat::OpenaiChat,
+        true,
+        &[&chat_stream(&[text], false)],
+    );
+    let o = insp.outcome(&policy, 0);
+    assert_eq!(o.reason_code, "EMAIL_RULE");
+    assert_eq!(
+        client_events(&out).last().unwrap().1["error"]["code"],
+        "EMAIL_RULE"
+    );
+    let whole = super::super::evaluate(
+        &policy,
+        &super::super::RequestInfo::default(),
+        &super::super::rollout(&policy, &super::super::RequestInfo::default()),
+        Phase::Response,
+        serde_json::json!({"model": "gpt-4o", "choices": [{"index": 0,
+            "message": {"role": "assistant", "content": text}}]})
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(whole.reason_code, "EMAIL_RULE");
+}
+
+#[test]
+fn a_flag_that_decides_never_holds_the_stream() {
+    // The flag rule comes first: it decides among the two escalations, as in whole bodies,
+    // so the stream is flagged (in its record), not held; whether both entities are in one
+    // release or in two.
+    let policy = two_rule_policy(
+        serde_json::json!({"action": "escalate", "escalate": {"mode": "flag"}}),
+        serde_json::json!({"action": "escalate", "escalate": {"mode": "hold"}}),
+    );
+    let together = ["mail bob@example.com and card 4111 1111 1111 1111 ok"];
+    let apart = [
+        "mail bob@example.com ",
+        "and then some more words, ",
+        "card 4111 1111 1111 1111 ok",
+    ];
+    for deltas in [&together[..], &apart[..]] {
+        let input = chat_stream(deltas, false);
+        let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[&input]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(input).unwrap(),
+            "passes unchanged"
+        );
+        let o = insp.outcome(&policy, 0);
+        assert_eq!(o.decision, Action::Escalate);
+        assert_eq!(o.reason_code, "EMAIL_RULE");
+        assert_eq!(
+            o.escalation,
+            Some(crate::policy::document::EscalateMode::Flag)
+        );
+        assert_eq!(o.stream_summary.unwrap().end, "complete", "{deltas:?}");
+        assert_eq!(
+            whole_body(&policy, &deltas.concat()).0,
+            Some(deltas.concat())
+        );
+    }
+    // The hold rule first: it decides and ends the stream, as before.
+    let policy = Policy::from_value(serde_json::json!({"id": "two", "version": "1", "rules": [
+        {"id": "hold", "category": "c", "reason_code": "HOLD", "action": "escalate",
+         "match": {"detectors": ["credit_card"], "phase": "response"}},
+        {"id": "flag", "category": "c", "reason_code": "FLAG", "action": "escalate",
+         "escalate": {"mode": "flag"},
+         "match": {"detectors": ["email"], "phase": "response"}}]}))
+    .unwrap();
+    let (out, insp) = run(
+        &policy,
+        ApiFormat::OpenaiChat,
+        true,
+        &[&chat_stream(&together, false)],
+    );
+    assert_eq!(insp.outcome(&policy, 0).reason_code, "HOLD");
+    assert_eq!(
+        client_events(&out).last().unwrap().1["error"]["code"],
+        "HOLD"
+    );
+}
