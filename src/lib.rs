@@ -4,6 +4,8 @@
 //! - [`policy`]: the policy document, its validation and compilation, evaluation into a decision;
 //! - [`detect`]: built-in detectors (PII, secrets, prompt injection), keyword and custom matchers;
 //! - [`llm`]: LLM API body formats (OpenAI, Anthropic): text extraction and write-back;
+//! - [`engine`]: one body judged (hits, one `decide()`, edits, the verdict or a `Refusal`),
+//!   and streamed responses inspected as they pass;
 //! - [`audit`]: the audit record schema, record ids and timestamps;
 //! - [`headers`]: header maps as the host hands them over (raw bytes, repeated names);
 //! - [`exchange`]: one exchange from first header to audit record, over a small host trait.
