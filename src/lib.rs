@@ -4,6 +4,8 @@
 //! - [`policy`]: the policy document, its validation and compilation, evaluation into a decision;
 //! - [`detect`]: built-in detectors (PII, secrets, prompt injection), keyword and custom matchers;
 //! - [`llm`]: LLM API body formats (OpenAI, Anthropic): text extraction and write-back;
+//! - [`engine`]: one body judged (hits, one `decide()`, edits, the verdict or a `Refusal`),
+//!   and streamed responses inspected as they pass;
 //! - [`audit`]: the audit record schema, record ids and timestamps;
 //! - [`config`] and [`error`]: the plugin configuration, checked once, and its one error type;
 //! - [`sinks`]: audit delivery: each sink's configuration and protocol, batching and retries,

@@ -1,0 +1,97 @@
+//! Detection and cut points: how far a channel's text is safe to release (the hold-back's
+//! point, never inside a finding) and its findings up to there, which are final.
+
+use super::channels::{context_of, ChannelText, Channels, Found};
+use crate::engine::hits::{find_hits, sort_counted};
+use crate::engine::holdback::Holdback;
+use crate::engine::work;
+use crate::llm::stream::{self, Channel};
+use crate::llm::{PathId, Phase, Segment};
+use crate::policy::Policy;
+
+impl Channels {
+    /// Judges the unsettled text of `changed` (all of it when every text ends); returns
+    /// whether the hold-back's cap decided for any of them.
+    pub(super) fn judge(
+        &mut self,
+        policy: &Policy,
+        hold: Holdback,
+        changed: &[Channel],
+        all: bool,
+    ) -> bool {
+        let mut capped = false;
+        for c in changed {
+            if let Some(ch) = self.map.get_mut(c) {
+                capped |= judge(ch, policy, hold, all);
+            }
+        }
+        capped
+    }
+}
+
+/// Judges one channel's unsettled text: how far it is safe (the hold-back's point, never
+/// inside a finding) and its findings up to there, which are final. Scans only the text
+/// after `settled` (with [`super::channels::CONTEXT_BYTES`] before it), and only when the
+/// point moved. Returns whether the cap decided.
+fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, all: bool) -> bool {
+    ch.dirty = false;
+    let from = ch.settled.saturating_sub(ch.base) as usize;
+    // Borrowing the text field alone: the hold-back updates `ch.progress` meanwhile.
+    let held = ch.text.get(ch.skip..).unwrap_or_default();
+    let tail = held.get(from..).unwrap_or_default();
+    let tail_len = tail.len();
+    if tail_len == 0 {
+        return false;
+    }
+    let (point, capped) = if all || ch.closed {
+        (tail.len(), false)
+    } else if tail.len() < ch.retry_at {
+        return false;
+    } else {
+        work::add(1);
+        hold.release_point_from(tail, ch.settled, &mut ch.progress)
+    };
+    if point == 0 {
+        // Nothing can go yet: no need to look for entities.
+        return capped;
+    }
+    // What precedes the unsettled text, so detectors see the start of an entity.
+    let before = held.get(..from).unwrap_or_default();
+    let look = context_of(&ch.context, before);
+    let scan = format!("{look}{tail}");
+    work::add(scan.len());
+    let origin = ch.settled - look.len() as u64;
+    let segment = Segment {
+        role: stream::ROLE,
+        text: &scan,
+        path: PathId::ROOT,
+    };
+    let mut fs: Vec<Found> = find_hits(policy, Phase::Response, std::slice::from_ref(&segment))
+        .into_iter()
+        .filter(|h| h.start >= look.len())
+        .map(|h| Found {
+            hit: h,
+            start: origin + h.start as u64,
+            end: origin + h.end as u64,
+        })
+        .collect();
+    sort_counted(&mut fs, |f| (f.start, f.end));
+    // Never cut through a finding: from the last start back, each crossing one moves the
+    // point to its start (a finding starting later cannot cross the new point).
+    let mut safe = ch.settled + point as u64;
+    for f in fs.iter().rev() {
+        if f.start < safe && safe < f.end {
+            safe = f.start;
+        }
+    }
+    if safe == ch.settled {
+        // A finding longer than the cap keeps everything: wait for more text before
+        // scanning it all again.
+        ch.retry_at = if capped { tail_len + tail_len / 2 } else { 0 };
+        return capped;
+    }
+    ch.retry_at = 0;
+    ch.keep(fs.into_iter().filter(|f| f.start < safe));
+    ch.settled = safe;
+    capped
+}
