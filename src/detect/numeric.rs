@@ -146,6 +146,25 @@ fn right_clear(text: &str, e: usize) -> bool {
     !word_at(text, e) && !glued_joint
 }
 
+/// One of `words` (ASCII case-insensitive) starts at a word start within `window` bytes
+/// before `start`. A word ending in `*` is a stem (any letters may follow it); any other must
+/// not run on into letters. Bounded: `window * words` byte comparisons.
+fn context_before(b: &[u8], start: usize, window: usize, words: &[&str]) -> bool {
+    let from = start.saturating_sub(window);
+    let hay = b.get(from..start).unwrap_or_default();
+    words.iter().any(|word| {
+        let (w, stem) = word
+            .strip_suffix('*')
+            .map_or((*word, false), |w| (w, true));
+        let w = w.as_bytes();
+        hay.windows(w.len()).enumerate().any(|(i, s)| {
+            let at_start = !back(b, from + i, 1).is_ascii_alphanumeric();
+            let ends = stem || !at(b, from + i + w.len()).is_ascii_alphabetic();
+            at_start && ends && s.eq_ignore_ascii_case(w)
+        })
+    })
+}
+
 /// A space-separated span `s..e` is not one piece of a longer space-separated number list.
 fn spaced_alone(b: &[u8], s: usize, e: usize) -> bool {
     let number_before = back(b, s, 1) == b' ' && back(b, s, 2).is_ascii_digit();
