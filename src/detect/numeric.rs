@@ -153,9 +153,7 @@ fn context_before(b: &[u8], start: usize, window: usize, words: &[&str]) -> bool
     let from = start.saturating_sub(window);
     let hay = b.get(from..start).unwrap_or_default();
     words.iter().any(|word| {
-        let (w, stem) = word
-            .strip_suffix('*')
-            .map_or((*word, false), |w| (w, true));
+        let (w, stem) = word.strip_suffix('*').map_or((*word, false), |w| (w, true));
         let w = w.as_bytes();
         hay.windows(w.len()).enumerate().any(|(i, s)| {
             let at_start = !back(b, from + i, 1).is_ascii_alphanumeric();

@@ -93,29 +93,29 @@ const fn lens(from: u32, to: u32) -> u32 {
 /// (prefix digits, first, last, lengths). A number is a card when any range holds its prefix
 /// and that range's scheme issues its length.
 const SCHEMES: [(u32, u32, u32, u32); 26] = [
-    (1, 4, 4, 1 << 13 | 1 << 16 | 1 << 19), // Visa
-    (2, 51, 55, 1 << 16),                   // Mastercard
-    (4, 2221, 2720, 1 << 16),               // Mastercard 2-series
-    (2, 34, 34, 1 << 15),                   // American Express
-    (2, 37, 37, 1 << 15),                   // American Express
-    (4, 3528, 3589, lens(16, 19)),          // JCB
-    (4, 1800, 1800, 1 << 15),               // JCB, 15-digit numbers
-    (4, 2131, 2131, 1 << 15),               // JCB, 15-digit numbers
-    (3, 300, 305, lens(14, 19)),            // Diners Club International
-    (4, 3095, 3095, lens(14, 19)),          // Diners Club International
-    (2, 36, 36, lens(14, 19)),              // Diners Club International
-    (2, 38, 39, lens(14, 19)),              // Diners Club International
-    (4, 6011, 6011, lens(16, 19)),          // Discover
-    (3, 644, 649, lens(16, 19)),            // Discover
-    (2, 62, 62, lens(16, 19)),              // UnionPay (and Discover 622126-622925)
-    (2, 81, 81, lens(16, 19)),              // UnionPay 81, RuPay 81
-    (2, 82, 82, 1 << 16),                   // RuPay
-    (4, 2200, 2204, lens(16, 19)),          // Mir
-    (4, 2205, 2205, 1 << 16),               // BORICA
-    (4, 9792, 9792, 1 << 16),               // Troy
-    (4, 8600, 8600, 1 << 16),               // UzCard
-    (4, 9860, 9860, 1 << 16),               // Humo
-    (4, 9704, 9704, 1 << 16 | 1 << 19),     // Napas
+    (1, 4, 4, 1 << 13 | 1 << 16 | 1 << 19),       // Visa
+    (2, 51, 55, 1 << 16),                         // Mastercard
+    (4, 2221, 2720, 1 << 16),                     // Mastercard 2-series
+    (2, 34, 34, 1 << 15),                         // American Express
+    (2, 37, 37, 1 << 15),                         // American Express
+    (4, 3528, 3589, lens(16, 19)),                // JCB
+    (4, 1800, 1800, 1 << 15),                     // JCB, 15-digit numbers
+    (4, 2131, 2131, 1 << 15),                     // JCB, 15-digit numbers
+    (3, 300, 305, lens(14, 19)),                  // Diners Club International
+    (4, 3095, 3095, lens(14, 19)),                // Diners Club International
+    (2, 36, 36, lens(14, 19)),                    // Diners Club International
+    (2, 38, 39, lens(14, 19)),                    // Diners Club International
+    (4, 6011, 6011, lens(16, 19)),                // Discover
+    (3, 644, 649, lens(16, 19)),                  // Discover
+    (2, 62, 62, lens(16, 19)),                    // UnionPay (and Discover 622126-622925)
+    (2, 81, 81, lens(16, 19)),                    // UnionPay 81, RuPay 81
+    (2, 82, 82, 1 << 16),                         // RuPay
+    (4, 2200, 2204, lens(16, 19)),                // Mir
+    (4, 2205, 2205, 1 << 16),                     // BORICA
+    (4, 9792, 9792, 1 << 16),                     // Troy
+    (4, 8600, 8600, 1 << 16),                     // UzCard
+    (4, 9860, 9860, 1 << 16),                     // Humo
+    (4, 9704, 9704, 1 << 16 | 1 << 19),           // Napas
     (4, 1946, 1946, 1 << 16 | 1 << 18 | 1 << 19), // GPN
     // Maestro's range (50, 56-69, Mastercard's rules: 12-19 digits); within it Discover 65,
     // RuPay 60, 65, 508, Verve 506099-507964 and 650002-650027, InterPayment 636,
@@ -226,23 +226,23 @@ mod tests {
             assert!(is_card(n.as_bytes()), "{n}");
         }
         for n in [
-            "4111111111111112",  // Luhn
-            "3782822463100052",  // Luhn-valid, but Amex has 15 digits
-            "5555555555554",     // Luhn-valid, but Mastercard has 16 digits
-            "35301113333000",    // Luhn-valid, but JCB has 16-19 digits
-            "3000000000007",     // Luhn-valid, but Diners has 14-19 digits
-            "1234567812345670",  // Luhn-valid, no issuer starts with 1
-            "9999999999999995",  // Luhn-valid, no issuer starts with 9
-            "0000000000000000",  // Luhn-valid zeros
-            "41111111111111113", // Luhn-valid, but Visa has 13, 16 or 19 digits
-            "411111111111",      // too short
-            "123456789015",      // Luhn-valid 12 digits, not a Maestro IIN (an AWS account id)
-            "600000000007",      // Luhn-valid 12 digits in Maestro's range, not a 12-digit IIN
-            "360000000008",      // Luhn-valid, but Diners has 14-19 digits
-            "1800000000000002",  // Luhn-valid, but JCB 1800 numbers have 15 digits
-            "100000000000009",   // Luhn-valid 15 digits from 1: UATP is not matched
+            "4111111111111112",    // Luhn
+            "3782822463100052",    // Luhn-valid, but Amex has 15 digits
+            "5555555555554",       // Luhn-valid, but Mastercard has 16 digits
+            "35301113333000",      // Luhn-valid, but JCB has 16-19 digits
+            "3000000000007",       // Luhn-valid, but Diners has 14-19 digits
+            "1234567812345670",    // Luhn-valid, no issuer starts with 1
+            "9999999999999995",    // Luhn-valid, no issuer starts with 9
+            "0000000000000000",    // Luhn-valid zeros
+            "41111111111111113",   // Luhn-valid, but Visa has 13, 16 or 19 digits
+            "411111111111",        // too short
+            "123456789015",        // Luhn-valid 12 digits, not a Maestro IIN (an AWS account id)
+            "600000000007",        // Luhn-valid 12 digits in Maestro's range, not a 12-digit IIN
+            "360000000008",        // Luhn-valid, but Diners has 14-19 digits
+            "1800000000000002",    // Luhn-valid, but JCB 1800 numbers have 15 digits
+            "100000000000009",     // Luhn-valid 15 digits from 1: UATP is not matched
             "9792000000000000003", // Luhn-valid, but Troy has 16 digits
-            "7000000000000005",  // Luhn-valid, no scheme starts with 7
+            "7000000000000005",    // Luhn-valid, no scheme starts with 7
         ] {
             assert!(!is_card(n.as_bytes()), "{n}");
         }

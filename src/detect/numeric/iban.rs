@@ -144,7 +144,10 @@ fn bban_fits(format: &str, bban: &[u8]) -> bool {
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let s = run.start.checked_sub(2)?;
-    let cc = [at(b, s).to_ascii_uppercase(), at(b, s + 1).to_ascii_uppercase()];
+    let cc = [
+        at(b, s).to_ascii_uppercase(),
+        at(b, s + 1).to_ascii_uppercase(),
+    ];
     if !cc.iter().all(u8::is_ascii_uppercase) || run.len() < 2 || word_before(text, s) {
         return None;
     }
@@ -263,7 +266,10 @@ mod tests {
                 "lower case gb82west12345698765432 too",
                 "gb82west12345698765432",
             ),
-            ("iban: gb82 west 1234 5698 7654 32", "gb82 west 1234 5698 7654 32"),
+            (
+                "iban: gb82 west 1234 5698 7654 32",
+                "gb82 west 1234 5698 7654 32",
+            ),
             ("Konto De89370400440532013000.", "De89370400440532013000"),
         ] {
             assert_eq!(ibans(text), vec![want], "{text}");

@@ -46,14 +46,63 @@ const CONTEXT_BYTES: usize = 48;
 /// nouns and the verbs of reaching someone by phone, in the languages of the largest
 /// economies. A trailing `*` admits any letters after (`phones`, `calling`, `messages`).
 const CONTEXT: &[&str] = &[
-    "phone*", "telephone*", "tel", "tel.", "tele", "mobile*", "mob", "cell", "cellphone*",
-    "cellular", "fax", "call*", "dial", "dialed", "dialled", "ring", "text", "texted", "texting",
-    "sms", "message*", "whatsapp*", "contact*", "reach*", "answer*", "hotline*", "helpline*",
-    "landline*", "voicemail*", "ph", "ph.", "tlf", "t\u{e9}l", "t\u{e9}l\u{e9}phone*",
-    "portable", "telefon*", "handy", "tel\u{e9}fono*", "m\u{f3}vil", "celular*", "telefone*",
-    "telefono*", "cellulare", "telefoon*", "mobiel", "\u{442}\u{435}\u{43b}", "\u{442}\u{435}\u{43b}\u{435}\u{444}\u{43e}\u{43d}*",
-    "\u{421}\u{422}\u{435}\u{43b}", "\u{96fb}\u{8a71}*", "\u{7535}\u{8bdd}*", "\u{624b}\u{673a}*", "\u{643a}\u{5e2f}*",
-    "\u{c804}\u{d654}*", "\u{d734}\u{b300}\u{d3f0}*", "telepon*", "ponsel", "hp",
+    "phone*",
+    "telephone*",
+    "tel",
+    "tel.",
+    "tele",
+    "mobile*",
+    "mob",
+    "cell",
+    "cellphone*",
+    "cellular",
+    "fax",
+    "call*",
+    "dial",
+    "dialed",
+    "dialled",
+    "ring",
+    "text",
+    "texted",
+    "texting",
+    "sms",
+    "message*",
+    "whatsapp*",
+    "contact*",
+    "reach*",
+    "answer*",
+    "hotline*",
+    "helpline*",
+    "landline*",
+    "voicemail*",
+    "ph",
+    "ph.",
+    "tlf",
+    "t\u{e9}l",
+    "t\u{e9}l\u{e9}phone*",
+    "portable",
+    "telefon*",
+    "handy",
+    "tel\u{e9}fono*",
+    "m\u{f3}vil",
+    "celular*",
+    "telefone*",
+    "telefono*",
+    "cellulare",
+    "telefoon*",
+    "mobiel",
+    "\u{442}\u{435}\u{43b}",
+    "\u{442}\u{435}\u{43b}\u{435}\u{444}\u{43e}\u{43d}*",
+    "\u{421}\u{422}\u{435}\u{43b}",
+    "\u{96fb}\u{8a71}*",
+    "\u{7535}\u{8bdd}*",
+    "\u{624b}\u{673a}*",
+    "\u{643a}\u{5e2f}*",
+    "\u{c804}\u{d654}*",
+    "\u{d734}\u{b300}\u{d3f0}*",
+    "telepon*",
+    "ponsel",
+    "hp",
 ];
 /// Labels that make an ambiguous shape a phone when they follow it (`555 0199 office`).
 const LABELS: &[&str] = &[
@@ -138,7 +187,8 @@ pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let ok = international(&shape)
         || north_american(&shape)
         || trunk_national(&shape)
-        || (ambiguous(&shape) && (context_before(b, start, CONTEXT_BYTES, CONTEXT) || labelled(b, end)));
+        || (ambiguous(&shape)
+            && (context_before(b, start, CONTEXT_BYTES, CONTEXT) || labelled(b, end)));
     ok.then_some((start, end))
 }
 
@@ -163,7 +213,9 @@ fn parse(b: &[u8], start: usize) -> Option<Shape> {
             }
             s.paren = Some(s.g);
         }
-        s.digits.get_mut(s.n..s.n + len)?.copy_from_slice(b.get(first..first + len)?);
+        s.digits
+            .get_mut(s.n..s.n + len)?
+            .copy_from_slice(b.get(first..first + len)?);
         s.n += len;
         *s.groups.get_mut(s.g)? = len;
         s.g += 1;
@@ -294,8 +346,8 @@ fn international(s: &Shape) -> bool {
     };
     // Without `+`, a compact run needs more digits (`0041234567` is as likely an id), and a
     // parenthesis is only a trunk `(0)`.
-    let bare_ok = s.plus
-        || ((s.g > 1 || number.len() >= 11) && (s.paren.is_none() || trunk_zero.is_some()));
+    let bare_ok =
+        s.plus || ((s.g > 1 || number.len() >= 11) && (s.paren.is_none() || trunk_zero.is_some()));
     plausible && singles <= 2 && s.paren.is_none_or(|p| p > 0) && bare_ok
 }
 
@@ -391,13 +443,20 @@ fn date_like(s: &Shape) -> bool {
         offset += g;
     }
     let day_month = |a: (usize, u32), b: (usize, u32)| {
-        a.0 <= 2 && b.0 <= 2 && (1..=31).contains(&a.1) && (1..=31).contains(&b.1) && (a.1 <= 12 || b.1 <= 12)
+        a.0 <= 2
+            && b.0 <= 2
+            && (1..=31).contains(&a.1)
+            && (1..=31).contains(&b.1)
+            && (a.1 <= 12 || b.1 <= 12)
     };
     let year = |y: (usize, u32)| y.0 == 4 && (1900..=2099).contains(&y.1);
-    vals.get(..s.g).unwrap_or_default().windows(3).any(|w| match w {
-        [a, b, c] => (day_month(*a, *b) && year(*c)) || (year(*a) && day_month(*b, *c)),
-        _ => false,
-    })
+    vals.get(..s.g)
+        .unwrap_or_default()
+        .windows(3)
+        .any(|w| match w {
+            [a, b, c] => (day_month(*a, *b) && year(*c)) || (year(*a) && day_month(*b, *c)),
+            _ => false,
+        })
 }
 
 /// A phone label follows `end` (after one space or an opening parenthesis).
@@ -410,7 +469,8 @@ fn labelled(b: &[u8], end: usize) -> bool {
         p += 1;
     }
     LABELS.iter().any(|w| {
-        b.get(p..p + w.len()).is_some_and(|s| s.eq_ignore_ascii_case(w.as_bytes()))
+        b.get(p..p + w.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(w.as_bytes()))
             && !at(b, p + w.len()).is_ascii_alphabetic()
     })
 }
@@ -467,7 +527,10 @@ mod tests {
             ("desk 415.555.0100 x 42", "415.555.0100 x 42"),
             ("desk (415) 555-0100 ext. 12.", "(415) 555-0100 ext. 12"),
             ("desk 415-555-0100, ext 7", "415-555-0100, ext 7"),
-            ("desk +44 20 7946 0958 extension 4", "+44 20 7946 0958 extension 4"),
+            (
+                "desk +44 20 7946 0958 extension 4",
+                "+44 20 7946 0958 extension 4",
+            ),
             ("desk +1-415-555-0100X9", "+1-415-555-0100X9"),
         ]);
         // An `x` that starts a word is no extension, and does not hide the number.
