@@ -1,21 +1,36 @@
-//! Digit-anchored detectors: `credit_card`, `phone`, `us_ssn`, `iban` and `ipv4`.
+//! Digit-anchored detectors: `credit_card`, `phone`, `us_ssn`, `iban`, `ipv4` and the
+//! national identifiers (`uk_nino`, `ca_sin`, `in_aadhaar`, `in_pan`, `fr_nir`, `de_tax_id`,
+//! `es_dni_nie`, `it_fiscal_code`, `br_cpf`, `au_tfn`), which all hold digits: those that
+//! start with letters look back a bounded number of bytes from their first digit run.
 //!
 //! One linear pass visits every maximal run of ASCII digits once. At a run start each enabled
 //! validator tries a bounded parse: it reads at most a few dozen bytes past the run start and
 //! gives up as soon as a group is too long, so the pass stays O(n) on adversarial input such as
 //! megabytes of digits, `1.1.1.1...` or `1-1-1-1...`. The first validator that accepts wins
-//! (order: iban, ipv4, us_ssn, credit_card, phone) and the pass resumes after its span, so one
-//! entity yields one finding.
+//! (order: [`VALIDATORS`]: checksummed and specific shapes before phones, whose ambiguous
+//! shapes come last) and the pass resumes after its span, so one entity yields one finding.
+//! Validators that need a context word read at most a fixed window before the run, and only
+//! once its shape passed.
 //!
 //! Shared boundary rules: a span is never glued to a word character (alphanumeric or `_`) on
 //! either side, and (except where a validator says otherwise) never continued by a numeric
 //! separator joined to another digit (`7-`, `.5`, `/2`, `:3`), which keeps dates, versions,
 //! times and longer digit structures out.
 
+mod au_tfn;
+mod br_cpf;
+mod ca_sin;
 mod credit_card;
+mod de_tax_id;
+mod es_dni_nie;
+mod fr_nir;
 mod iban;
+mod in_aadhaar;
+mod in_pan;
 mod ipv4;
+mod it_fiscal_code;
 mod phone;
+mod uk_nino;
 mod us_ssn;
 
 use super::{DetectorId, DetectorSet, Finding};
@@ -36,16 +51,26 @@ impl Run {
 /// Validators in priority order; each returns the span it accepts at a run start.
 type Validator = fn(&str, Run) -> Option<(usize, usize)>;
 
-const VALIDATORS: [(DetectorId, Validator); 5] = [
+const VALIDATORS: [(DetectorId, Validator); 15] = [
     (DetectorId::Iban, iban::find),
     (DetectorId::Ipv4, ipv4::find),
     (DetectorId::UsSsn, us_ssn::find),
     (DetectorId::CreditCard, credit_card::find),
+    (DetectorId::FrNir, fr_nir::find),
+    (DetectorId::BrCpf, br_cpf::find),
+    (DetectorId::EsDniNie, es_dni_nie::find),
+    (DetectorId::InPan, in_pan::find),
+    (DetectorId::UkNino, uk_nino::find),
+    (DetectorId::ItFiscalCode, it_fiscal_code::find),
+    (DetectorId::InAadhaar, in_aadhaar::find),
+    (DetectorId::CaSin, ca_sin::find),
+    (DetectorId::AuTfn, au_tfn::find),
+    (DetectorId::DeTaxId, de_tax_id::find),
     (DetectorId::Phone, phone::find),
 ];
 
-/// Appends the `credit_card`, `phone`, `us_ssn`, `iban` and `ipv4` findings of `text` (only
-/// those enabled) to `out`, in text order.
+/// Appends the findings of the digit-anchored detectors in `text` (only those enabled) to
+/// `out`, in text order.
 pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     if !VALIDATORS.iter().any(|(id, _)| enabled.contains(*id)) {
         return;
@@ -144,6 +169,48 @@ fn right_clear(text: &str, e: usize) -> bool {
     let b = text.as_bytes();
     let glued_joint = is_numeric_joint(at(b, e)) && at(b, e + 1).is_ascii_digit();
     !word_at(text, e) && !glued_joint
+}
+
+/// A number laid out as `layout` groups at `s`: one run of exactly their total digits
+/// (compact), or the groups split by one separator from `seps`, the same throughout, each
+/// group exactly its length. Its digits go to `out` (at least the total long); returns the
+/// end and whether it was compact.
+fn layout_at(
+    b: &[u8],
+    s: usize,
+    layout: &[usize],
+    seps: &[u8],
+    out: &mut [u8],
+) -> Option<(usize, bool)> {
+    let total: usize = layout.iter().sum();
+    if exact_digits(b, s, total) {
+        out.get_mut(..total)?.copy_from_slice(b.get(s..s + total)?);
+        return Some((s + total, true));
+    }
+    let sep = at(b, s + *layout.first()?);
+    if !seps.contains(&sep) {
+        return None;
+    }
+    let (mut pos, mut n) = (s, 0);
+    for (i, &g) in layout.iter().enumerate() {
+        if i > 0 {
+            if at(b, pos) != sep {
+                return None;
+            }
+            pos += 1;
+        }
+        if !exact_digits(b, pos, g) {
+            return None;
+        }
+        out.get_mut(n..n + g)?.copy_from_slice(b.get(pos..pos + g)?);
+        (pos, n) = (pos + g, n + g);
+    }
+    Some((pos, false))
+}
+
+/// Digit values of ASCII digits.
+fn digit_values<const N: usize>(ascii: &[u8; N]) -> [u32; N] {
+    ascii.map(|c| u32::from(c.wrapping_sub(b'0')))
 }
 
 /// One of `words` (ASCII case-insensitive) starts at a word start within `window` bytes

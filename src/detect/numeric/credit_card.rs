@@ -144,7 +144,7 @@ fn brand_fits(d: &[u8]) -> bool {
         .any(|&(k, lo, hi, lengths)| (lo..=hi).contains(&prefix(k)) && lengths & (1 << len) != 0)
 }
 
-fn luhn(digits: &[u8]) -> bool {
+pub(super) fn luhn(digits: &[u8]) -> bool {
     let sum: u32 = digits
         .iter()
         .rev()
