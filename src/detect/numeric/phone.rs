@@ -290,7 +290,10 @@ fn country_code(d: &[u8]) -> Option<usize> {
     const THREE: [u8; 23] = [
         21, 22, 23, 24, 25, 26, 29, 35, 37, 38, 42, 50, 59, 67, 68, 69, 80, 85, 87, 88, 96, 97, 99,
     ];
-    let two = at(d, 0).wrapping_sub(b'0') * 10 + at(d, 1).wrapping_sub(b'0');
+    if !d.get(..2).is_some_and(|p| p.iter().all(u8::is_ascii_digit)) {
+        return None;
+    }
+    let two = u8::try_from(super::value(d, 0, 2)).unwrap_or(0);
     match at(d, 0) {
         b'1' | b'7' => Some(1),
         _ if TWO.contains(&two) => Some(2),
@@ -569,6 +572,12 @@ mod tests {
             ("from the US 011-81-3-1234-5678", "011-81-3-1234-5678"),
         ]);
         for text in [
+            // Too short to hold a country code (these once overflowed the code's arithmetic).
+            "+1",
+            "+1 and",
+            "00",
+            "001",
+            "(+7)",
             "code 0028 1234 5678", // 28: no country code
             "code 0000 1234 5678",
             "code 001-115-555-0100", // not a NANP number after 1
