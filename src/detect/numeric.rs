@@ -335,6 +335,67 @@ mod tests {
         assert_eq!(found(&text, all()).len(), text.len() / 15);
     }
 
+    /// Random texts over the characters the validators read: no panic (arithmetic included:
+    /// tests run with overflow checks), spans on char boundaries, findings in order.
+    #[test]
+    fn random_shapes_never_panic() {
+        const ALPHABET: &[&str] = &[
+            "0",
+            "1",
+            "2",
+            "4",
+            "7",
+            "8",
+            "9",
+            "00",
+            "011",
+            " ",
+            "-",
+            ".",
+            "/",
+            ":",
+            "+",
+            "(",
+            ")",
+            "x",
+            "ext. ",
+            "A",
+            "B",
+            "X",
+            "Z",
+            "GB",
+            "gb",
+            "é",
+            ",",
+            "\n",
+            "Phone: ",
+            "SIN ",
+            "TFN ",
+            "Aadhaar ",
+            "CPF ",
+            "Steuer-ID ",
+            "2A",
+        ];
+        let mut seed = 13u64;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        for _ in 0..20_000 {
+            let len = 1 + next(40);
+            let text: String = (0..len).map(|_| ALPHABET[next(ALPHABET.len())]).collect();
+            let got = spans(&text);
+            for w in got.windows(2) {
+                assert!(w[0].2 <= w[1].1, "{text:?}: {got:?}");
+            }
+            for (_, s, e) in got {
+                assert!(s < e && text.is_char_boundary(s) && text.is_char_boundary(e));
+            }
+        }
+    }
+
     #[test]
     fn adversarial_long_digit_run_then_entity() {
         let mut text = "9".repeat(200_000);
