@@ -93,12 +93,15 @@ const fn lens(from: u32, to: u32) -> u32 {
 /// (prefix digits, first, last, lengths). A number is a card when any range holds its prefix
 /// and that range's scheme issues its length.
 const SCHEMES: [(u32, u32, u32, u32); 26] = [
-    (1, 4, 4, 1 << 13 | 1 << 16 | 1 << 19),       // Visa
-    (2, 51, 55, 1 << 16),                         // Mastercard
-    (4, 2221, 2720, 1 << 16),                     // Mastercard 2-series
-    (2, 34, 34, 1 << 15),                         // American Express
-    (2, 37, 37, 1 << 15),                         // American Express
-    (4, 3528, 3589, lens(16, 19)),                // JCB
+    (1, 4, 4, 1 << 13 | 1 << 16 | 1 << 19), // Visa
+    (2, 51, 55, 1 << 16),                   // Mastercard
+    (4, 2221, 2720, 1 << 16),               // Mastercard 2-series
+    (2, 34, 34, 1 << 15),                   // American Express
+    (2, 37, 37, 1 << 15),                   // American Express
+    // JCB issues from 3528-3589 (RuPay-JCB 353, 356 within); the rest of the 35 block is
+    // assigned to no other scheme, and number generators and older IIN tables give JCB all of
+    // it: a Luhn-valid 16-19 digit number there is a card number either way.
+    (2, 35, 35, lens(16, 19)),                    // JCB
     (4, 1800, 1800, 1 << 15),                     // JCB, 15-digit numbers
     (4, 2131, 2131, 1 << 15),                     // JCB, 15-digit numbers
     (3, 300, 305, lens(14, 19)),                  // Diners Club International
@@ -204,6 +207,7 @@ mod tests {
             "6200000000000005",
             "6759649826438453",
             // Numbers built for these tests from each scheme's IIN and length, Luhn digit last.
+            "3590111333300007",    // JCB's 35 block, outside 3528-3589
             "180000000000002",     // JCB 15
             "213100000000001",     // JCB 15
             "501800000009",        // Maestro 12
@@ -230,6 +234,7 @@ mod tests {
             "3782822463100052",    // Luhn-valid, but Amex has 15 digits
             "5555555555554",       // Luhn-valid, but Mastercard has 16 digits
             "35301113333000",      // Luhn-valid, but JCB has 16-19 digits
+            "35901113333007",      // Luhn-valid, the 35 block has 16-19 digits
             "3000000000007",       // Luhn-valid, but Diners has 14-19 digits
             "1234567812345670",    // Luhn-valid, no issuer starts with 1
             "9999999999999995",    // Luhn-valid, no issuer starts with 9

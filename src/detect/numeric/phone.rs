@@ -93,7 +93,8 @@ const CONTEXT: &[&str] = &[
     "mobiel",
     "\u{442}\u{435}\u{43b}",
     "\u{442}\u{435}\u{43b}\u{435}\u{444}\u{43e}\u{43d}*",
-    "\u{421}\u{422}\u{435}\u{43b}",
+    "\u{422}\u{435}\u{43b}\u{435}\u{444}\u{43e}\u{43d}*",
+    "\u{422}\u{435}\u{43b}",
     "\u{96fb}\u{8a71}*",
     "\u{7535}\u{8bdd}*",
     "\u{624b}\u{673a}*",
@@ -188,6 +189,7 @@ pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
         || north_american(&shape)
         || trunk_national(&shape)
         || (ambiguous(&shape)
+            && !other_number(b, start, end)
             && (context_before(b, start, CONTEXT_BYTES, CONTEXT) || labelled(b, end)));
     ok.then_some((start, end))
 }
@@ -312,7 +314,7 @@ fn international(s: &Shape) -> bool {
     let d = s.digits();
     let prefix = if s.plus {
         0
-    } else if d.starts_with(b"00") {
+    } else if d.starts_with(b"00") && s.group(0) >= 2 {
         2
     } else if d.starts_with(b"011") && s.group(0) == 3 && s.g > 1 {
         3
@@ -410,18 +412,116 @@ fn trunk_national(s: &Shape) -> bool {
         && matches!(sep(1), b' ' | b'-')
 }
 
-/// Any other 7–12 digit grouping that needs a phone word near it: groups of 2+ digits, one
-/// kind of separator, or one compact run that is not a NANP or international number.
+/// Any other 7–12 digit grouping that needs a phone word near it: groups of 2+ digits (a
+/// leading trunk `8` aside, as in Russia's `8 912 345 67 89`) split by spaces and dashes, or
+/// by dots alone in three groups or more and at least nine digits (fewer are decimals and
+/// versions), or one compact run that is not a NANP or international number.
 fn ambiguous(s: &Shape) -> bool {
     let lens = s.lens();
     let zip = matches!(lens, [5, 4] | [5, 3]) && s.seps == sep_bit(b'-');
-    (7..=12).contains(&s.n)
-        && !s.plus
-        && lens.iter().all(|&g| g >= 2)
-        && s.uniform()
-        && s.slashes == 0
-        && !zip
-        && !date_like(s)
+    let trunk_eight = s.n == 11 && lens.first() == Some(&1) && s.digits().first() == Some(&b'8');
+    let groups_ok = lens
+        .iter()
+        .enumerate()
+        .all(|(i, &g)| g >= 2 || (i == 0 && trunk_eight));
+    let dots = s.seps & sep_bit(b'.') != 0;
+    let seps_ok = if dots {
+        s.uniform() && s.g >= 3 && s.n >= 9
+    } else {
+        s.slashes == 0
+    };
+    (7..=12).contains(&s.n) && !s.plus && groups_ok && seps_ok && !zip && !date_like(s)
+}
+
+/// The number at `start..end` reads as another kind of number: a reference (`#123...`), an
+/// amount (a currency code or symbol next to it), or the word just before it names what it is
+/// (`order`, `invoice`, `about`...).
+fn other_number(b: &[u8], start: usize, end: usize) -> bool {
+    /// Words that, just before a number, say it is not a phone number.
+    const NOUNS: &[&str] = &[
+        "about",
+        "regarding",
+        "order",
+        "invoice",
+        "ref",
+        "reference",
+        "account",
+        "acct",
+        "ticket",
+        "case",
+        "sku",
+        "item",
+        "product",
+        "part",
+        "serial",
+        "id",
+        "tracking",
+        "booking",
+        "amount",
+        "total",
+        "price",
+        "qty",
+        "quantity",
+        "code",
+        "pin",
+        "zip",
+        "postcode",
+        "isbn",
+        "ean",
+        "version",
+        "build",
+        "of",
+        "costs",
+        "cost",
+        "paid",
+        "pay",
+    ];
+    /// ISO 4217 codes of the largest economies' currencies, and symbols.
+    const MONEY: &[&str] = &[
+        "eur", "usd", "gbp", "jpy", "chf", "cny", "rmb", "inr", "rub", "brl", "aud", "cad", "krw",
+        "mxn", "try", "sar", "idr", "nzd", "sek", "nok", "dkk", "pln", "zar", "hkd", "sgd",
+        "euro*", "dollar*", "pound*", "yen", "rupee*", "\u{20ac}", "$", "\u{a3}", "\u{a5}",
+        "\u{20b9}", "\u{20bd}", "\u{20a9}", "\u{20ba}",
+    ];
+    if back(b, start, 1) == b'#' {
+        return true;
+    }
+    // The word (or symbol) just before: skip one space or colon run, then read back to a
+    // space.
+    let mut e = start;
+    while matches!(back(b, e, 1), b' ' | b':') && start - e < 3 {
+        e -= 1;
+    }
+    let mut w = e;
+    while w > 0 && e - w < 12 && !matches!(back(b, w, 1), b' ' | b'\n' | b'\t' | 0) {
+        w -= 1;
+    }
+    let before = b.get(w..e).unwrap_or_default();
+    let is = |list: &[&str], word: &[u8]| {
+        list.iter().any(|item| {
+            let (stem, any) = item.strip_suffix('*').map_or((*item, false), |x| (x, true));
+            let stem = stem.as_bytes();
+            word.len() >= stem.len()
+                && word
+                    .get(..stem.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(stem))
+                && (any || word.len() == stem.len())
+        })
+    };
+    // The word after: one space, then up to the next space or punctuation.
+    let mut a = end;
+    if at(b, a) == b' ' {
+        a += 1;
+    }
+    let mut z = a;
+    while z < b.len()
+        && z - a < 12
+        && !matches!(at(b, z), b' ' | b'.' | b',' | b';' | b')' | b'\n' | 0)
+    {
+        z += 1;
+    }
+    let after = b.get(a..z).unwrap_or_default();
+    is(NOUNS, before) || is(MONEY, before) || is(MONEY, after)
 }
 
 /// Dots, if any, are the only separator (no `0.5-1.5`, no `12.30 45`).
@@ -637,12 +737,26 @@ mod tests {
             ("555 0199 (home)", "555 0199"),
             ("\u{7535}\u{8bdd} 138 0013 8000", "138 0013 8000"),
             ("T\u{e9}l : 612 34 56 78", "612 34 56 78"),
+            ("Celular: 11 91234-5678", "11 91234-5678"),
+            ("\u{422}\u{435}\u{43b}.: 8 912 345 67 89", "8 912 345 67 89"),
+            ("call 01.84.17.61.18 or", "01.84.17.61.18"),
         ]);
     }
 
     #[test]
     fn hard_negatives() {
         for text in [
+            // Ambiguous shapes next to a phone word, but read as another number: a reference,
+            // an amount, a thing the word before names, a decimal or version.
+            "please call about 754-271-235",
+            "call me about order 612 34 56 78",
+            "call: the total is 699 956 915 EUR",
+            "call: it costs \u{20ac} 699 956 915",
+            "call re #126065405000",
+            "call me at 83.1655555, -130.25",
+            "call about 11.30.169",
+            "call about SKU 44-2326-55",
+            "isbn 0-02-914273-3 (no international prefix split over groups)",
             // Ambiguous shapes without a phone word.
             "ref 4155550100 now",
             "we sold 612 34 56 78 units",
