@@ -73,6 +73,8 @@ mod tests {
             ("Ihre Steuer-ID: 59640521573", "59640521573"),
             ("tax id 62820321759.", "62820321759"),
             ("Nummer 59 640 521 573", "59 640 521 573"),
+            // A digit three times, never three in a row.
+            ("IdNr 65 929 970 489", "65 929 970 489"),
         ] {
             assert_eq!(ids(text), vec![want], "{text}");
         }

@@ -1,6 +1,6 @@
 //! Indian Aadhaar numbers (`in_aadhaar`).
 //!
-//! Twelve digits, compact or grouped 4-4-4 by spaces or dashes (`2345 6789 0123`), first digit
+//! Twelve digits, compact or grouped 4-4-4 by spaces or dashes (`6423 2322 1832`), first digit
 //! 2–9 (UIDAI never issues 0 or 1 there), the last digit a Verhoeff check digit. Verhoeff
 //! passes one random number in ten, so an Aadhaar word ([`CONTEXT`]) must appear in the
 //! [`CONTEXT_BYTES`] before it.
