@@ -16,7 +16,7 @@ const WEIGHTS: [u32; 9] = [1, 4, 3, 7, 5, 8, 6, 9, 10];
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let s = run.start;
-    if back(b, s, 1) == b'+' || !left_clear(text, s) {
+    if !matches!(run.len(), 3 | 9) || back(b, s, 1) == b'+' || !left_clear(text, s) {
         return None;
     }
     let mut d = [0u8; 9];

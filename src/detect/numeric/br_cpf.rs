@@ -13,7 +13,7 @@ const CONTEXT: &[&str] = &["cpf*", "cadastro de pessoas*"];
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let s = run.start;
-    if back(b, s, 1) == b'+' || !left_clear(text, s) {
+    if !matches!(run.len(), 3 | 11) || back(b, s, 1) == b'+' || !left_clear(text, s) {
         return None;
     }
     let mut d = [0u8; 11];

@@ -20,7 +20,7 @@ const CONTEXT: &[&str] = &[
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let s = run.start;
-    if back(b, s, 1) == b'+' || !left_clear(text, s) {
+    if !matches!(run.len(), 3 | 9) || back(b, s, 1) == b'+' || !left_clear(text, s) {
         return None;
     }
     let mut d = [0u8; 9];

@@ -16,7 +16,7 @@ const CONTEXT: &[&str] = &["steuer*", "idnr*", "identifikationsnummer*", "tax*",
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let s = run.start;
-    if back(b, s, 1) == b'+' || !left_clear(text, s) {
+    if !matches!(run.len(), 2 | 11) || back(b, s, 1) == b'+' || !left_clear(text, s) {
         return None;
     }
     let mut d = [0u8; 11];

@@ -14,7 +14,8 @@ const LAYOUT: [usize; 7] = [1, 2, 2, 2, 3, 3, 2];
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let s = run.start;
-    if back(b, s, 1) == b'+' || !left_clear(text, s) {
+    // The first run: the sex digit alone (spaced), the whole number, or up to Corsica's `2`.
+    if !matches!(run.len(), 1 | 6 | 15) || back(b, s, 1) == b'+' || !left_clear(text, s) {
         return None;
     }
     let spaced = at(b, s + 1) == b' ';

@@ -62,7 +62,7 @@ fn verhoeff(digits: &[u8]) -> bool {
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
     let s = run.start;
-    if back(b, s, 1) == b'+' || !left_clear(text, s) {
+    if !matches!(run.len(), 4 | 12) || back(b, s, 1) == b'+' || !left_clear(text, s) {
         return None;
     }
     let mut d = [0u8; 12];

@@ -21,9 +21,16 @@ const ODD: [u32; 26] = [
 
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
+    // Year, day and municipality digits: no run in a code is longer than three.
+    if run.len() > 3 {
+        return None;
+    }
     DIGIT_POSITIONS.iter().find_map(|&k| {
         let start = run.start.checked_sub(k)?;
         let code = b.get(start..start + 16)?;
+        if !code.first().is_some_and(u8::is_ascii_alphabetic) || word_before(text, start) {
+            return None;
+        }
         let mut c = [0u8; 16];
         for (slot, ch) in c.iter_mut().zip(code) {
             *slot = ch.to_ascii_uppercase();
