@@ -1,5 +1,7 @@
-//! The audit trail: the record schema, record ids and timestamps.
+//! The audit trail: the record schema, record ids and timestamps, the hash chain and its
+//! checkpoints, and the ECS and OCSF mappings.
 
+pub mod chain;
 pub mod ecs;
 pub mod id;
 pub mod policy_change;

@@ -463,6 +463,7 @@ mod tests {
             json: json.to_string(),
             epoch_ms: 1_795_715_649_007 + i as u64,
             gap: None,
+            seq: 0,
         }
     }
 
@@ -599,6 +600,7 @@ mod tests {
             json: r#"{"decision":"allow","policy_user":null,"model":null}"#.into(),
             epoch_ms: 5,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&c, "gw-1", &[r]);
         let e = &entries(&reqs[0].0)[0];
@@ -615,6 +617,7 @@ mod tests {
             json: "not json".into(),
             epoch_ms: 1,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&cfg(), "gw", &[r]);
         let e = &entries(&reqs[0].0)[0];
@@ -647,6 +650,7 @@ mod tests {
                     .to_string(),
                 epoch_ms: i,
                 gap: None,
+                seq: 0,
             })
             .collect();
         let reqs = build_requests(&cfg(), "gw", &batch);
@@ -679,6 +683,7 @@ mod tests {
             .to_string(),
             epoch_ms: 9,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&cfg(), "gw", &[record(0, "allow"), big]);
         assert_eq!(reqs.len(), 1);

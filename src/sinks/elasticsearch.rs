@@ -499,6 +499,7 @@ mod tests {
             .to_string(),
             epoch_ms: 1_795_712_400_000,
             gap: None,
+            seq: 0,
         }
     }
 
@@ -576,6 +577,7 @@ mod tests {
             json: r#"{"decision":"allow"}"#.into(),
             epoch_ms: 0,
             gap: None,
+            seq: 0,
         };
         let a = pairs(&build_request(&cfg(), std::slice::from_ref(&r)).body);
         let b = pairs(&build_request(&cfg(), &[r]).body);
@@ -587,6 +589,7 @@ mod tests {
             json: r#"{"decision":"refuse"}"#.into(),
             epoch_ms: 0,
             gap: None,
+            seq: 0,
         };
         let c = pairs(&build_request(&cfg(), &[other]).body);
         assert_ne!(c[0].0["create"]["_id"], id.as_str());
@@ -599,21 +602,25 @@ mod tests {
                 json: "{\n  \"record_id\": \"pretty\",\n  \"decision\": \"allow\"\n}".into(),
                 epoch_ms: 1,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "not json\n{\"create\":{}}".into(),
                 epoch_ms: 2,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "{}".into(),
                 epoch_ms: 3,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: r#"{"@timestamp":"2020-01-01T00:00:00.000Z","record_id":"t"}"#.into(),
                 epoch_ms: 4,
                 gap: None,
+                seq: 0,
             },
         ];
         let ps = pairs(&build_request(&cfg(), &batch).body);

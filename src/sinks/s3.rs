@@ -912,11 +912,13 @@ mod tests {
                 json: r#"{"decision":"allow","record_id":"a"}"#.into(),
                 epoch_ms: 1,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "{\"decision\":\n\"refuse\",\"note\":\"line\\nbreak\"}".into(),
                 epoch_ms: 2,
                 gap: None,
+                seq: 0,
             },
         ];
         let gz = object_body(&batch);

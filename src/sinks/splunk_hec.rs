@@ -384,11 +384,13 @@ mod tests {
                 json: r#"{"decision":"allow"}"#.into(),
                 epoch_ms: 1_795_715_649_007,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: r#"{"decision":"refuse"}"#.into(),
                 epoch_ms: 1_795_715_650_120,
                 gap: None,
+                seq: 0,
             },
         ];
         let req = build_request(&cfg(), "gw-1", None, &batch);
