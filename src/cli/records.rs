@@ -17,6 +17,8 @@ use serde_json::Value;
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub records: Vec<Value>,
+    /// For each record, the number of the file it was read from (from 1, in reading order).
+    pub origins: Vec<usize>,
     /// Lines that were not JSON or carried no record.
     pub skipped: usize,
     pub files: usize,
@@ -89,7 +91,10 @@ fn read_bytes(bytes: &[u8], name: &str, loaded: &mut Loaded) -> Result<(), Strin
 
 fn push(v: Value, loaded: &mut Loaded) {
     match unwrap_record(v) {
-        Some(r) => loaded.records.push(r),
+        Some(r) => {
+            loaded.records.push(r);
+            loaded.origins.push(loaded.files);
+        }
         None => loaded.skipped += 1,
     }
 }
@@ -187,7 +192,7 @@ pub struct Filter {
     #[arg(long, value_name = "RULE_ID")]
     pub rule: Option<String>,
     /// Records of this type [default: decision]
-    #[arg(long = "type", value_name = "TYPE", value_parser = ["decision", "policy_change", "gap"])]
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["decision", "policy_change", "gap", "checkpoint"])]
     pub record_type: Option<String>,
 }
 
