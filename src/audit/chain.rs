@@ -260,29 +260,58 @@ fn write_canonical(v: &Value, out: &mut String) {
 }
 
 /// Integers as they are; other numbers as ECMAScript's `Number.prototype.toString` writes
-/// them (RFC 8785 §3.2.2.3): shortest round-trip digits, exponent form outside [1e-6, 1e21).
+/// them (RFC 8785 §3.2.2.3): the shortest round-trip digits (serde_json's, from ryu), placed
+/// as ECMA-262 §6.1.6.1.20 says (exponent form below 1e-6 and from 1e21).
 fn write_number(n: &serde_json::Number, out: &mut String) {
-    if let Some(u) = n.as_u64() {
-        out.push_str(&u.to_string());
-    } else if let Some(i) = n.as_i64() {
-        out.push_str(&i.to_string());
-    } else if let Some(f) = n.as_f64() {
-        let abs = f.abs();
-        if f == 0.0 {
-            out.push('0');
-        } else if (1e-6..1e21).contains(&abs) {
-            out.push_str(&f.to_string());
-        } else {
-            let e = format!("{f:e}");
-            match e.split_once('e') {
-                Some((m, x)) if !x.starts_with('-') => {
-                    out.push_str(m);
-                    out.push_str("e+");
-                    out.push_str(x);
-                }
-                _ => out.push_str(&e),
-            }
+    if n.is_u64() || n.is_i64() {
+        out.push_str(&n.to_string());
+        return;
+    }
+    let text = n.to_string();
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text.as_str()),
+    };
+    let (mantissa, exp) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The digits without leading or trailing zeros, and n: the value is 0.DIGITS × 10^n.
+    let all: String = int.chars().chain(frac.chars()).collect();
+    let lead = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_matches('0');
+    if digits.is_empty() {
+        out.push('0');
+        return;
+    }
+    let n = int.len() as i32 - lead as i32 + exp;
+    let k = digits.len() as i32;
+    if negative {
+        out.push('-');
+    }
+    if k <= n && n <= 21 {
+        out.push_str(digits);
+        out.extend(std::iter::repeat_n('0', (n - k) as usize));
+    } else if 0 < n && n <= 21 {
+        let (a, b) = digits.split_at(n as usize);
+        out.push_str(a);
+        out.push('.');
+        out.push_str(b);
+    } else if -6 < n && n <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-n) as usize));
+        out.push_str(digits);
+    } else {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
         }
+        out.push('e');
+        out.push(if n > 0 { '+' } else { '-' });
+        out.push_str(&(n - 1).abs().to_string());
     }
 }
 
@@ -468,14 +497,14 @@ mod tests {
     fn canonical_form_is_rfc_8785() {
         // RFC 8785 §3.2.2 and its appendix examples: sorted members, ES6 numbers, escapes.
         let v: Value = serde_json::from_str(
-            r#"{"numbers": [33.33, 1E30, 4.50, 2e-3, 0.000000000000000000000000001, 25.0, -0.0, 100],
+            r#"{"numbers": [33.33, 1E30, 4.50, 2e-3, 0.000000000000000000000000001, 25.0, -0.0, 100, 1e21, 1e20, 123e18, 0.000001, 1.5e-7, -12.5],
                "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
                "literals": [null, true, false], "\u00e9": 1, "z": {"b": 2, "a": 1}}"#,
         )
         .unwrap();
         assert_eq!(
             canonical(&v),
-            r#"{"literals":[null,true,false],"numbers":[33.33,1e+30,4.5,0.002,1e-27,25,0,100],"string":"€$\u000f\nA'B\"\\\\\"/","z":{"a":1,"b":2},"é":1}"#
+            r#"{"literals":[null,true,false],"numbers":[33.33,1e+30,4.5,0.002,1e-27,25,0,100,1e+21,100000000000000000000,123000000000000000000,0.000001,1.5e-7,-12.5],"string":"€$\u000f\nA'B\"\\\\\"/","z":{"a":1,"b":2},"é":1}"#
         );
         // Keys by UTF-16 code units: U+1F600 (surrogates D83D…) sorts before U+FB01.
         let v = json!({"\u{fb01}": 1, "\u{1f600}": 2});

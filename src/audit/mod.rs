@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod ecs;
 pub mod id;
+pub mod ocsf;
 pub mod policy_change;
 pub mod record;
 pub mod time;

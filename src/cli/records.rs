@@ -5,7 +5,8 @@
 //! `simulate` output), a Splunk HEC event (`{"event": …}`) or a Splunk search export
 //! (`{"result": {"_raw": "…"}}`), a Datadog log (`{"message": "<record JSON>"}`), an
 //! Elasticsearch document or hit (ECS documents keep the record under `policy_gateway`;
-//! `_source`). Lines that carry no record are counted and skipped, never fatal.
+//! `_source`), an OCSF event of any sink (the record is its `raw_data`). Lines that carry no
+//! record are counted and skipped, never fatal.
 
 mod gunzip;
 
@@ -108,7 +109,7 @@ pub fn unwrap_record(v: Value) -> Option<Value> {
     let nested = ["policy_gateway", "event", "_source", "result"]
         .iter()
         .filter_map(|k| obj.get(*k).filter(|i| i.is_object()).cloned());
-    let embedded = ["message", "_raw"]
+    let embedded = ["message", "_raw", "raw_data"]
         .iter()
         .filter_map(|k| obj.get(*k).and_then(Value::as_str))
         .filter_map(|text| serde_json::from_str::<Value>(text).ok());
@@ -265,6 +266,10 @@ mod tests {
             json!({"message": r.to_string(), "ddsource": "policy-gateway"}),
             json!({"@timestamp": "x", "event": {"action": "redact"}, "policy_gateway": r.clone()}),
             json!({"_index": "i", "_source": {"policy_gateway": r.clone()}}),
+            crate::audit::ocsf::to_ocsf(&r.to_string()),
+            json!({"event": crate::audit::ocsf::to_ocsf(&r.to_string())}),
+            json!({"message": crate::audit::ocsf::to_ocsf(&r.to_string()).to_string()}),
+            json!({"_source": crate::audit::ocsf::to_ocsf(&r.to_string())}),
         ];
         for s in shapes {
             assert_eq!(unwrap_record(s.clone()), Some(r.clone()), "{s}");

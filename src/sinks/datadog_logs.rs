@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
+use super::format::RecordFormat;
 use super::parts::Parts;
 use super::{
     compress, excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink,
@@ -103,6 +104,10 @@ pub struct DatadogConfig {
     /// Entry `hostname`; defaults to the gateway's instance id.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Each entry's `message`: the record as it is, in ECS or as an OCSF event (facets come
+    /// from the record whatever the format).
+    #[serde(default)]
+    pub format: RecordFormat,
 }
 
 fn default_site() -> String {
@@ -263,6 +268,7 @@ pub fn build_requests(
         ddtags: cfg.tags.join(","),
         service: &cfg.service,
         hostname: cfg.hostname.as_deref().unwrap_or(host),
+        format: cfg.format,
     };
     let mut out = Vec::new();
     let mut body = String::from("[");
@@ -308,6 +314,7 @@ struct Common<'a> {
     ddtags: String,
     service: &'a str,
     hostname: &'a str,
+    format: RecordFormat,
 }
 
 /// One entry as JSON; over [`MAX_ENTRY_BYTES`] its `message` becomes a marker.
@@ -342,7 +349,7 @@ fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
             m.insert("duration".into(), ms.saturating_mul(1_000_000).into());
         }
     }
-    m.insert("message".into(), r.json.as_str().into());
+    m.insert("message".into(), common.format.render(&r.json).into());
     let full = Value::Object(m).to_string();
     if full.len() <= MAX_ENTRY_BYTES {
         return full;

@@ -17,6 +17,7 @@ pub mod config;
 pub mod datadog_logs;
 pub mod delivery;
 pub mod elasticsearch;
+pub mod format;
 pub mod gzip;
 pub mod ledger;
 pub mod outbox;

@@ -209,6 +209,7 @@ mod tests {
     use crate::sinks::azure_monitor::AzureConfig;
     use crate::sinks::datadog_logs::DatadogConfig;
     use crate::sinks::elasticsearch::ElasticsearchConfig;
+    use crate::sinks::format::RecordFormat;
     use crate::sinks::s3::{self, S3Config, MAX_NEW_KEYS};
     use crate::sinks::splunk_hec::SplunkHecConfig;
     #[cfg(target_arch = "wasm32")]
@@ -226,6 +227,7 @@ mod tests {
             host: None,
             ack: false,
             channel: None,
+            format: RecordFormat::Native,
         }
     }
 
@@ -455,7 +457,10 @@ mod tests {
         assert_eq!(key_of(&again), key, "the same batch keeps its key");
         s.on_answer(Some((200, &[], &presigned(&key))), 120_001);
         let put = s.poll(120_001, false).unwrap();
-        assert_eq!(s3::object_body(&[rec(1), rec(2)]), put.request.body);
+        assert_eq!(
+            s3::object_body(&[rec(1), rec(2)], Default::default()),
+            put.request.body
+        );
         // The lost answer had stored it: If-None-Match answers 412, the same batch, delivered.
         assert_eq!(
             s.on_answer(Some((412, &[], EXISTS)), 120_002),
