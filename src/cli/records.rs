@@ -100,12 +100,16 @@ fn push(v: Value, loaded: &mut Loaded) {
     }
 }
 
-/// The audit record a delivered or exported line carries, if any.
-pub fn unwrap_record(v: Value) -> Option<Value> {
-    let obj = v.as_object()?;
+/// The audit record a delivered or exported line carries, if any. The `@timestamp` the
+/// Elasticsearch sink adds to native documents is taken off (records never have one), so the
+/// record is as the gateway chained it.
+pub fn unwrap_record(mut v: Value) -> Option<Value> {
+    let obj = v.as_object_mut()?;
     if obj.contains_key("record_id") && obj.contains_key("record_type") {
+        obj.remove("@timestamp");
         return Some(v);
     }
+    let obj = v.as_object()?;
     let nested = ["policy_gateway", "event", "_source", "result"]
         .iter()
         .filter_map(|k| obj.get(*k).filter(|i| i.is_object()).cloned());
@@ -266,6 +270,9 @@ mod tests {
             json!({"message": r.to_string(), "ddsource": "policy-gateway"}),
             json!({"@timestamp": "x", "event": {"action": "redact"}, "policy_gateway": r.clone()}),
             json!({"_index": "i", "_source": {"policy_gateway": r.clone()}}),
+            json!({"_index": "i", "_source": {"@timestamp": "t", "record_id": "a",
+                "record_type": "decision", "timestamp": "2026-11-26T10:00:00.000Z",
+                "decision": "redact", "policy_id": "default@1", "triggered_rules": ["r1"]}}),
             crate::audit::ocsf::to_ocsf(&r.to_string()),
             json!({"event": crate::audit::ocsf::to_ocsf(&r.to_string())}),
             json!({"message": crate::audit::ocsf::to_ocsf(&r.to_string()).to_string()}),

@@ -92,6 +92,8 @@ pub struct Delivery {
     gap: Option<Gap>,
     /// Rejected by the sink and not yet in a gap record.
     rejected: Option<Gap>,
+    /// Whether `rejected` holds records other than gap records.
+    rejected_records: bool,
     /// Gap records held (buffer or batch), and the records they announce together (the
     /// span may be wider than what is left once some were delivered).
     held_gap_records: usize,
@@ -115,6 +117,7 @@ impl Delivery {
             rng: seed | 1,
             gap: None,
             rejected: None,
+            rejected_records: false,
             held_gap_records: 0,
             held_gap: None,
             stats: Stats::default(),
@@ -186,7 +189,10 @@ impl Delivery {
             None => {
                 match cause {
                     Cause::Overflow => self.stats.dropped_overflow += 1,
-                    Cause::Rejected => self.stats.dropped_rejected += 1,
+                    Cause::Rejected => {
+                        self.stats.dropped_rejected += 1;
+                        self.rejected_records = true;
+                    }
                 }
                 Gap::one(record.epoch_ms, record.seq)
             }
@@ -251,10 +257,16 @@ impl Delivery {
     /// a batch is under way or waiting for its retry).
     pub fn take_gaps(&mut self) -> (Option<Gap>, Option<Gap>) {
         if self.attempt == 0 && !self.sending && self.batch.is_empty() {
+            self.rejected_records = false;
             (self.gap.take(), self.rejected.take())
         } else {
             (None, None)
         }
+    }
+
+    /// Whether records other than gap records were rejected since the last gap was taken.
+    pub fn rejected_records(&self) -> bool {
+        self.rejected_records
     }
 
     /// What would be lost if the VM died now: records held, and drops not yet announced.

@@ -644,10 +644,10 @@ mod tests {
         let mut out = Outbox::new(&audit, "gw", 1, None, 0);
         out.push(&host, r#"{"record_type":"decision","n":1}"#.into(), 10);
         out.push(&host, r#"{"record_type":"decision","n":2}"#.into(), 11);
-        // HEC rejects the batch (seq 1 and 2); S3 stores it.
+        // HEC rejects the batch (seq 1 and 2); S3 stores it. HEC owes a gap record at once
+        // (seq 3), and three records make a checkpoint (seq 4).
         round(&mut out, &host, 20, 400);
         out.push(&host, r#"{"record_type":"decision","n":3}"#.into(), 30);
-        // Three records: a checkpoint (seq 4). HEC works again: it owes a gap record (seq 5).
         round(&mut out, &host, 40, 200);
         round(&mut out, &host, 50, 200);
         let hec: Vec<serde_json::Value> = host
@@ -666,7 +666,7 @@ mod tests {
             [1, 2, 3, 4, 5],
             "sent, rejected (1, 2), then the rest"
         );
-        let gap = &hec[4];
+        let gap = &hec[2];
         assert_eq!(gap["record_type"], "gap");
         assert_eq!(
             (gap["sink"].as_str(), gap["cause"].as_str()),
@@ -678,6 +678,7 @@ mod tests {
             (Some(1), Some(2))
         );
         let cp = &hec[3];
+        assert_eq!(hec[4]["n"], 3);
         assert_eq!(
             (cp["record_type"].as_str(), cp["records"].as_u64()),
             (Some("checkpoint"), Some(3))
@@ -699,13 +700,25 @@ mod tests {
             entry_sinks.iter().all(|u| u.unannounced.is_none()),
             "{entry_sinks:?}"
         );
-        let s3_puts = host
+        let mut s3_seqs = Vec::new();
+        for c in host
             .calls
             .borrow()
             .iter()
             .filter(|c| c.request.method == "PUT")
-            .count();
-        assert_eq!(s3_puts, 3);
+        {
+            let b = &c.request.body;
+            let text = miniz_oxide::inflate::decompress_to_vec(&b[10..b.len() - 8]).unwrap();
+            for line in String::from_utf8(text).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                s3_seqs.push(v["chain"]["seq"].as_u64().unwrap());
+            }
+        }
+        assert_eq!(
+            s3_seqs,
+            [1, 2, 3, 4, 5],
+            "S3 lost nothing, and got the gap record too"
+        );
     }
 
     #[test]

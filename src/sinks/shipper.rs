@@ -185,7 +185,11 @@ impl Shipper {
             }
         };
         self.flight = Flight::Idle;
-        if outcome == Outcome::Delivered {
+        // A rejected batch is owed its gap record at once (the sink answers; there may be
+        // nothing more to send), unless only gap records were rejected: those wait for a
+        // delivery, or a sink rejecting everything would be sent gap records forever.
+        let rejected = matches!(outcome, Outcome::Drop { .. }) && self.delivery.rejected_records();
+        if outcome == Outcome::Delivered || rejected {
             self.report_gap();
         }
         outcome
@@ -396,16 +400,32 @@ mod tests {
         };
         assert_eq!(owed, [(want, GapCause::BufferFull)]);
         assert!(s.take_owed().is_empty(), "once");
-        // A rejected batch is owed one too, with its own cause.
+        // A rejected batch is owed one too, with its own cause, at once: the sink answers,
+        // and nothing more may come to send.
         s.poll(6, true).unwrap();
         s.on_answer(Some((400, &[], b"{}")), 7);
-        s.delivery.push(rec(20));
-        s.poll(8, true).unwrap();
-        s.on_answer(Some((200, &[], OK)), 9);
         let owed = s.take_owed();
         assert_eq!(owed.len(), 1);
         assert_eq!(owed[0].1, GapCause::Rejected);
         assert_eq!((owed[0].0.from_seq, owed[0].0.to_seq), (10, 10));
+        // A rejected gap record alone waits for a delivery (no gap records forever).
+        s.delivery.push(QueuedRecord {
+            gap: Some(owed[0].0),
+            ..rec(11)
+        });
+        s.poll(8, true).unwrap();
+        s.on_answer(Some((400, &[], b"{}")), 9);
+        assert!(s.take_owed().is_empty());
+        s.delivery.push(rec(12));
+        s.poll(10, true).unwrap();
+        s.on_answer(Some((200, &[], OK)), 11);
+        let owed = s.take_owed();
+        assert_eq!(owed[0].1, GapCause::Rejected);
+        assert_eq!(
+            (owed[0].0.from_seq, owed[0].0.to_seq),
+            (10, 12),
+            "with its own seq"
+        );
     }
 
     fn s3() -> S3Config {
