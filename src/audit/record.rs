@@ -15,8 +15,10 @@ use crate::policy::{Action, Policy};
 
 /// Bumped on any change a consumer could notice. 1.1: `model` is the model served (the
 /// path's, for Azure deployments and Bedrock), the body's is `body_model`; new fields
-/// `attribution_rejected` and `truncated`; gap records carry `cause` and `vm`.
-pub const SCHEMA_VERSION: &str = "1.1";
+/// `attribution_rejected` and `truncated`; gap records carry `cause` and `vm`. 1.2: every
+/// record carries `chain` and ships in canonical form (RFC 8785); `checkpoint` records; gap
+/// records name the sequence range lost (`lost_chain`, `from_seq`, `to_seq`).
+pub const SCHEMA_VERSION: &str = "1.2";
 
 /// Longest value kept of a field a client chooses (model names, ids, error details).
 pub const MAX_FIELD_BYTES: usize = 256;

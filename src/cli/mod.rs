@@ -13,6 +13,7 @@ pub mod records;
 pub mod simulate;
 pub mod table;
 pub mod trail;
+pub mod verify;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -24,7 +25,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 pub enum Exit {
     /// Done; for `check`, every policy is valid.
     Ok = 0,
-    /// `check`: at least one policy is invalid (or cannot be read).
+    /// `check`: at least one policy is invalid (or cannot be read); `trail verify`:
+    /// tampering found.
     Invalid = 1,
     /// Usage error (the usage line is shown), or input that cannot be read or used.
     Error = 2,
@@ -40,7 +42,7 @@ impl Exit {
 const EXIT_STATUS: &str = "\
 Exit status:
   0  success (check: every policy is valid)
-  1  check: a policy is invalid or cannot be read
+  1  check: a policy is invalid or cannot be read; trail verify: tampering found
   2  usage error (the usage line is shown), or input that cannot be read or used";
 
 const EXAMPLES: &str = "\
@@ -50,6 +52,7 @@ Examples:
   policy-gateway diff --from policies/default.json --to policies/examples/default-v2.json \\
       --input policies/examples/traffic.jsonl
   policy-gateway trail --user mallory --format table audit-export/
+  policy-gateway trail verify --key k2026=trail.key audit-export/
   policy-gateway chargeback --from 2026-11-01 --to 2026-12-01 --by project,model audit-export/
   policy-gateway compare --candidate audit-export/
   policy-gateway completions bash > ~/.local/share/bash-completion/completions/policy-gateway

@@ -5,7 +5,8 @@
 //! `simulate` output), a Splunk HEC event (`{"event": …}`) or a Splunk search export
 //! (`{"result": {"_raw": "…"}}`), a Datadog log (`{"message": "<record JSON>"}`), an
 //! Elasticsearch document or hit (ECS documents keep the record under `policy_gateway`;
-//! `_source`). Lines that carry no record are counted and skipped, never fatal.
+//! `_source`), an OCSF event of any sink (the record is its `raw_data`). Lines that carry no
+//! record are counted and skipped, never fatal.
 
 mod gunzip;
 
@@ -17,6 +18,8 @@ use serde_json::Value;
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub records: Vec<Value>,
+    /// For each record, the number of the file it was read from (from 1, in reading order).
+    pub origins: Vec<usize>,
     /// Lines that were not JSON or carried no record.
     pub skipped: usize,
     pub files: usize,
@@ -89,21 +92,28 @@ fn read_bytes(bytes: &[u8], name: &str, loaded: &mut Loaded) -> Result<(), Strin
 
 fn push(v: Value, loaded: &mut Loaded) {
     match unwrap_record(v) {
-        Some(r) => loaded.records.push(r),
+        Some(r) => {
+            loaded.records.push(r);
+            loaded.origins.push(loaded.files);
+        }
         None => loaded.skipped += 1,
     }
 }
 
-/// The audit record a delivered or exported line carries, if any.
-pub fn unwrap_record(v: Value) -> Option<Value> {
-    let obj = v.as_object()?;
+/// The audit record a delivered or exported line carries, if any. The `@timestamp` the
+/// Elasticsearch sink adds to native documents is taken off (records never have one), so the
+/// record is as the gateway chained it.
+pub fn unwrap_record(mut v: Value) -> Option<Value> {
+    let obj = v.as_object_mut()?;
     if obj.contains_key("record_id") && obj.contains_key("record_type") {
+        obj.remove("@timestamp");
         return Some(v);
     }
+    let obj = v.as_object()?;
     let nested = ["policy_gateway", "event", "_source", "result"]
         .iter()
         .filter_map(|k| obj.get(*k).filter(|i| i.is_object()).cloned());
-    let embedded = ["message", "_raw"]
+    let embedded = ["message", "_raw", "raw_data"]
         .iter()
         .filter_map(|k| obj.get(*k).and_then(Value::as_str))
         .filter_map(|text| serde_json::from_str::<Value>(text).ok());
@@ -187,7 +197,7 @@ pub struct Filter {
     #[arg(long, value_name = "RULE_ID")]
     pub rule: Option<String>,
     /// Records of this type [default: decision]
-    #[arg(long = "type", value_name = "TYPE", value_parser = ["decision", "policy_change", "gap"])]
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["decision", "policy_change", "gap", "checkpoint"])]
     pub record_type: Option<String>,
 }
 
@@ -260,6 +270,13 @@ mod tests {
             json!({"message": r.to_string(), "ddsource": "policy-gateway"}),
             json!({"@timestamp": "x", "event": {"action": "redact"}, "policy_gateway": r.clone()}),
             json!({"_index": "i", "_source": {"policy_gateway": r.clone()}}),
+            json!({"_index": "i", "_source": {"@timestamp": "t", "record_id": "a",
+                "record_type": "decision", "timestamp": "2026-11-26T10:00:00.000Z",
+                "decision": "redact", "policy_id": "default@1", "triggered_rules": ["r1"]}}),
+            crate::audit::ocsf::to_ocsf(&r.to_string()),
+            json!({"event": crate::audit::ocsf::to_ocsf(&r.to_string())}),
+            json!({"message": crate::audit::ocsf::to_ocsf(&r.to_string()).to_string()}),
+            json!({"_source": crate::audit::ocsf::to_ocsf(&r.to_string())}),
         ];
         for s in shapes {
             assert_eq!(unwrap_record(s.clone()), Some(r.clone()), "{s}");

@@ -17,6 +17,8 @@ use super::{Exit, Failure};
 #[derive(Debug, Clone, clap::Args)]
 #[command(
     verbatim_doc_comment,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     after_help = "\
 Examples:
   policy-gateway trail --user mallory --format table audit-export/
@@ -24,10 +26,13 @@ Examples:
       audit-export/
   policy-gateway trail --from 2026-11-01 --to 2026-12-01 --decision refuse --format csv s3-export/
   policy-gateway trail --type policy_change --format table audit-trail.jsonl
+  policy-gateway trail verify --key k2026=trail.key s3-export/
 
 Exit status: 0 done (also when nothing matched), 2 usage error, or records that cannot be read."
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
@@ -35,6 +40,12 @@ pub struct Args {
     pub inputs: records::Inputs,
     #[command(flatten, next_help_heading = "Filters")]
     pub filter: Filter,
+}
+
+/// What `trail` does besides listing records.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Action {
+    Verify(super::verify::Args),
 }
 
 /// What `trail` prints.
@@ -49,6 +60,9 @@ pub enum Format {
 }
 
 pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<Exit, Failure> {
+    if let Some(Action::Verify(v)) = &args.action {
+        return super::verify::run(v, out, err);
+    }
     run_inner(args, out, err)?;
     Ok(Exit::Ok)
 }

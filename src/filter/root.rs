@@ -152,9 +152,14 @@ impl Default for Root {
 }
 
 impl Context for Root {
-    /// At VM shutdown, send what is buffered; the ledger keeps what is still undelivered.
+    /// At VM shutdown, close the chain (a signed checkpoint), send what is buffered; the
+    /// ledger keeps what is still undelivered.
     fn on_done(&mut self) -> bool {
         if let Some(shared) = &self.shared {
+            shared
+                .outbox
+                .borrow_mut()
+                .close(&shared.host(), host::now_ms());
             shared.flush(true);
             shared
                 .outbox
@@ -223,7 +228,7 @@ impl RootContext for Root {
         let seed = crate::audit::id::splitmix64(
             host::now_nanos() ^ (bytes.len() as u64) << 17 ^ vm.unwrap_or(0).rotate_left(40),
         );
-        let outbox = Outbox::new(&config.audit, &config.instance_id, seed, vm);
+        let outbox = Outbox::new(&config.audit, &config.instance_id, seed, vm, host::now_ms());
         let names = outbox.names();
         let metrics = Metrics::define();
         let sink_metrics = names.iter().map(|name| SinkMetrics::define(name)).collect();

@@ -675,6 +675,7 @@ mod tests {
             json: json.into(),
             epoch_ms,
             gap: None,
+            seq: 0,
         }
     }
 

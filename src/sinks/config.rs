@@ -11,6 +11,7 @@ use super::elasticsearch::ElasticsearchConfig;
 use super::s3::S3Config;
 use super::splunk_hec::SplunkHecConfig;
 use super::Sink;
+use crate::audit::chain::TrailConfig;
 use crate::error::ConfigError;
 
 /// Batching and buffering of audit records, and the sinks (several at a time).
@@ -24,6 +25,8 @@ pub struct AuditConfig {
     pub timeout_ms: u64,
     /// A VM whose ledger (`sinks::ledger`) was not written for this long is presumed dead.
     pub vm_stale_ms: u64,
+    /// The hash chain's checkpoints: cadence and signing key (`audit::chain`).
+    pub trail: TrailConfig,
     pub splunk_hec: Option<SplunkHecConfig>,
     pub datadog: Option<DatadogConfig>,
     pub elasticsearch: Option<ElasticsearchConfig>,
@@ -40,6 +43,7 @@ impl Default for AuditConfig {
             buffer_max_bytes: 8 * 1024 * 1024,
             timeout_ms: 5000,
             vm_stale_ms: 10_000,
+            trail: TrailConfig::default(),
             splunk_hec: None,
             datadog: None,
             elasticsearch: None,
@@ -114,6 +118,7 @@ impl AuditConfig {
         if self.vm_stale_ms < 1_000 || self.vm_stale_ms > 3_600_000 {
             return bad("vm_stale_ms", "must be between 1000 and 3600000");
         }
+        self.trail.validate().map_err(|e| e.within("trail"))?;
         for sink in self.sinks() {
             sink.validate().map_err(|e| e.within(sink.name()))?;
         }

@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
+use super::format::RecordFormat;
 use super::parts::Parts;
 use super::{
     compress, excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink,
@@ -103,6 +104,10 @@ pub struct DatadogConfig {
     /// Entry `hostname`; defaults to the gateway's instance id.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Each entry's `message`: the record as it is, in ECS or as an OCSF event (facets come
+    /// from the record whatever the format).
+    #[serde(default)]
+    pub format: RecordFormat,
 }
 
 fn default_site() -> String {
@@ -263,6 +268,7 @@ pub fn build_requests(
         ddtags: cfg.tags.join(","),
         service: &cfg.service,
         hostname: cfg.hostname.as_deref().unwrap_or(host),
+        format: cfg.format,
     };
     let mut out = Vec::new();
     let mut body = String::from("[");
@@ -308,6 +314,7 @@ struct Common<'a> {
     ddtags: String,
     service: &'a str,
     hostname: &'a str,
+    format: RecordFormat,
 }
 
 /// One entry as JSON; over [`MAX_ENTRY_BYTES`] its `message` becomes a marker.
@@ -342,7 +349,7 @@ fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
             m.insert("duration".into(), ms.saturating_mul(1_000_000).into());
         }
     }
-    m.insert("message".into(), r.json.as_str().into());
+    m.insert("message".into(), common.format.render(&r.json).into());
     let full = Value::Object(m).to_string();
     if full.len() <= MAX_ENTRY_BYTES {
         return full;
@@ -463,6 +470,7 @@ mod tests {
             json: json.to_string(),
             epoch_ms: 1_795_715_649_007 + i as u64,
             gap: None,
+            seq: 0,
         }
     }
 
@@ -599,6 +607,7 @@ mod tests {
             json: r#"{"decision":"allow","policy_user":null,"model":null}"#.into(),
             epoch_ms: 5,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&c, "gw-1", &[r]);
         let e = &entries(&reqs[0].0)[0];
@@ -615,6 +624,7 @@ mod tests {
             json: "not json".into(),
             epoch_ms: 1,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&cfg(), "gw", &[r]);
         let e = &entries(&reqs[0].0)[0];
@@ -647,6 +657,7 @@ mod tests {
                     .to_string(),
                 epoch_ms: i,
                 gap: None,
+                seq: 0,
             })
             .collect();
         let reqs = build_requests(&cfg(), "gw", &batch);
@@ -679,6 +690,7 @@ mod tests {
             .to_string(),
             epoch_ms: 9,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&cfg(), "gw", &[record(0, "allow"), big]);
         assert_eq!(reqs.len(), 1);

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
 use super::delivery::ItemResult;
+use super::format::RecordFormat;
 use super::{
     compress, excerpt, no_answer, percent_encode, Answer, Batch, HttpRequest, Outcome,
     QueuedRecord, Sink, Step,
@@ -126,9 +127,13 @@ pub struct ElasticsearchConfig {
     /// Index, alias or data stream name.
     pub index: String,
     pub auth: ElasticsearchAuth,
-    /// Documents in ECS field names ([`crate::audit::ecs`]) instead of the record as is.
+    /// Documents in ECS field names ([`crate::audit::ecs`]) instead of the record as is; the
+    /// same as `"format": "ecs"`.
     #[serde(default)]
     pub ecs: bool,
+    /// Documents: the record as it is, in ECS or as an OCSF event (with `@timestamp` added).
+    #[serde(default)]
+    pub format: RecordFormat,
     /// Ingest pipeline (`?pipeline=`).
     #[serde(default)]
     pub pipeline: Option<String>,
@@ -158,6 +163,17 @@ pub fn validate_index_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl ElasticsearchConfig {
+    /// `format`, with the older `ecs: true` read as `"format": "ecs"`.
+    pub fn record_format(&self) -> RecordFormat {
+        if self.ecs {
+            RecordFormat::Ecs
+        } else {
+            self.format
+        }
+    }
+}
+
 impl SinkConfig for ElasticsearchConfig {
     fn name(&self) -> &'static str {
         "elasticsearch"
@@ -183,6 +199,12 @@ impl SinkConfig for ElasticsearchConfig {
         validate_index_name(&self.index)
             .map_err(|e| ConfigError::field("index", &format!("{:?} {e}", self.index)))?;
         self.auth.validate()?;
+        if self.ecs && self.format != RecordFormat::Native && self.format != RecordFormat::Ecs {
+            return Err(ConfigError::field(
+                "format",
+                "conflicts with ecs: true (use \"format\": \"ecs\" alone)",
+            ));
+        }
         if let Some(p) = &self.pipeline {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(ConfigError::field(
@@ -266,7 +288,7 @@ pub fn build_request(cfg: &ElasticsearchConfig, batch: &[QueuedRecord]) -> HttpR
     let index = json_str(&cfg.index);
     let mut body = String::with_capacity(batch.iter().map(|r| r.json.len() + 160).sum());
     for r in batch {
-        let (id, doc) = document(cfg.ecs, r);
+        let (id, doc) = document(cfg.record_format(), r);
         body.push_str("{\"create\":{\"_index\":");
         body.push_str(&index);
         body.push_str(",\"_id\":");
@@ -307,13 +329,20 @@ pub fn document_id(record: Option<&Value>, json: &str) -> String {
 }
 
 /// The `_id` and the document line (no newline inside) of a record.
-fn document(ecs: bool, r: &QueuedRecord) -> (String, String) {
+fn document(format: RecordFormat, r: &QueuedRecord) -> (String, String) {
     let parsed = serde_json::from_str::<Value>(&r.json)
         .ok()
         .filter(Value::is_object);
     let id = document_id(parsed.as_ref(), &r.json);
     let timestamp = iso8601_millis(r.epoch_ms);
-    if ecs {
+    if format == RecordFormat::Ocsf {
+        let mut doc = crate::audit::ocsf::to_ocsf(&r.json);
+        if let Some(m) = doc.as_object_mut() {
+            m.insert("@timestamp".into(), timestamp.into());
+        }
+        return (id, doc.to_string());
+    }
+    if format == RecordFormat::Ecs {
         let source = parsed.unwrap_or_else(|| Value::String(r.json.clone()));
         let mut doc = to_ecs(&source);
         if let Some(m) = doc.as_object_mut() {
@@ -499,6 +528,7 @@ mod tests {
             .to_string(),
             epoch_ms: 1_795_712_400_000,
             gap: None,
+            seq: 0,
         }
     }
 
@@ -576,6 +606,7 @@ mod tests {
             json: r#"{"decision":"allow"}"#.into(),
             epoch_ms: 0,
             gap: None,
+            seq: 0,
         };
         let a = pairs(&build_request(&cfg(), std::slice::from_ref(&r)).body);
         let b = pairs(&build_request(&cfg(), &[r]).body);
@@ -587,6 +618,7 @@ mod tests {
             json: r#"{"decision":"refuse"}"#.into(),
             epoch_ms: 0,
             gap: None,
+            seq: 0,
         };
         let c = pairs(&build_request(&cfg(), &[other]).body);
         assert_ne!(c[0].0["create"]["_id"], id.as_str());
@@ -599,21 +631,25 @@ mod tests {
                 json: "{\n  \"record_id\": \"pretty\",\n  \"decision\": \"allow\"\n}".into(),
                 epoch_ms: 1,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "not json\n{\"create\":{}}".into(),
                 epoch_ms: 2,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "{}".into(),
                 epoch_ms: 3,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: r#"{"@timestamp":"2020-01-01T00:00:00.000Z","record_id":"t"}"#.into(),
                 epoch_ms: 4,
                 gap: None,
+                seq: 0,
             },
         ];
         let ps = pairs(&build_request(&cfg(), &batch).body);

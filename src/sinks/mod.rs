@@ -17,6 +17,7 @@ pub mod config;
 pub mod datadog_logs;
 pub mod delivery;
 pub mod elasticsearch;
+pub mod format;
 pub mod gzip;
 pub mod ledger;
 pub mod outbox;
@@ -98,9 +99,12 @@ impl Step {
 pub struct QueuedRecord {
     pub json: String,
     pub epoch_ms: u64,
-    /// Set on a `gap` record: the lost records it announces. Delivery keeps track of them
-    /// until it is delivered (if the gap record is itself shed, they are announced again).
+    /// Set on a `gap` record of this sink's own losses: the lost records it announces.
+    /// Delivery keeps track of them until it is delivered (if the gap record is itself
+    /// dropped, they are announced again, with it).
     pub gap: Option<Gap>,
+    /// Its `chain.seq` (`audit::chain`), so a loss names the sequence range; 0 if unchained.
+    pub seq: u64,
 }
 
 impl QueuedRecord {
@@ -109,34 +113,57 @@ impl QueuedRecord {
             json,
             epoch_ms,
             gap: None,
+            seq: 0,
         }
     }
 }
 
 /// Records lost (counted as dropped) and not yet announced by a delivered `gap` record: how
-/// many and over which time span (Unix ms of the first and last).
+/// many, over which time span (Unix ms of the first and last), and over which sequence numbers
+/// of this VM's chain (`from_seq..=to_seq`; both 0 when none is known: records of another
+/// chain, or unchained). The range may hold records that were delivered: it spans the losses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gap {
     pub dropped: u64,
     pub from_ms: u64,
     pub to_ms: u64,
+    pub from_seq: u64,
+    pub to_seq: u64,
 }
 
 impl Gap {
-    pub fn one(epoch_ms: u64) -> Gap {
+    /// One record, of time `epoch_ms` and sequence number `seq` (0: none).
+    pub fn one(epoch_ms: u64, seq: u64) -> Gap {
         Gap {
             dropped: 1,
             from_ms: epoch_ms,
             to_ms: epoch_ms,
+            from_seq: seq,
+            to_seq: seq,
         }
     }
 
-    /// This gap and `other` together (the span covers both).
+    /// Gap records count the records they announce, not themselves: their own sequence
+    /// number joins the range when one is lost in its turn.
+    pub fn with_seq(self, seq: u64) -> Gap {
+        let (from_seq, to_seq) = seq_union((self.from_seq, self.to_seq), (seq, seq));
+        Gap {
+            from_seq,
+            to_seq,
+            ..self
+        }
+    }
+
+    /// This gap and `other` together (the spans cover both).
     pub fn merge(self, other: Gap) -> Gap {
+        let (from_seq, to_seq) =
+            seq_union((self.from_seq, self.to_seq), (other.from_seq, other.to_seq));
         Gap {
             dropped: self.dropped.saturating_add(other.dropped),
             from_ms: self.from_ms.min(other.from_ms),
             to_ms: self.to_ms.max(other.to_ms),
+            from_seq,
+            to_seq,
         }
     }
 
@@ -146,6 +173,15 @@ impl Gap {
             (Some(a), Some(b)) => Some(a.merge(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+/// Two sequence ranges together; `(0, 0)` is no range.
+fn seq_union(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+    match (a.0, b.0) {
+        (0, _) => b,
+        (_, 0) => a,
+        _ => (a.0.min(b.0), a.1.max(b.1)),
     }
 }
 

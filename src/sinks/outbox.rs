@@ -3,12 +3,23 @@
 //! root context calls it on each event (a record, a tick, an answer, a stop) through a small
 //! [`Host`] (dispatch a call, the shared data), and applies the [`Report`] it returns: metric
 //! moves and warnings to log. Every delivery decision is here, host-free.
+//!
+//! Every record passes through the VM's chain (`audit::chain`) here, before any sink sees it:
+//! decision and `policy_change` records as they are pushed, the `gap` records this outbox
+//! writes for a sink's losses or a dead VM's, and the signed `checkpoint` records the chain
+//! asks for. Every sink receives every chained record (the gap record of one sink's loss
+//! included), so each sink's export is the same chain, less what that sink lost.
+
+use serde_json::{Map, Value};
 
 use super::config::AuditConfig;
 use super::delivery::Stats;
 use super::ledger::{self, Entry, SinkEntry, Store};
-use super::shipper::Shipper;
-use super::{Answer, Call, Outcome, QueuedRecord};
+use super::shipper::{GapCause, Shipper};
+use super::{Answer, Call, Gap, Outcome, QueuedRecord};
+use crate::audit::chain::{Chain, Linked};
+use crate::audit::time::iso8601_millis;
+use crate::audit::{IdGenerator, SCHEMA_VERSION};
 
 /// How often a VM looks for dead VMs' ledgers (and checks that its own was not claimed).
 const LEDGER_SCAN_MS: u64 = 1_000;
@@ -69,11 +80,21 @@ pub struct Outbox {
     vm_stale_ms: u64,
     slots: Vec<Slot>,
     ledger: VmLedger,
+    chain: Chain,
+    /// Ids of the gap records this outbox writes.
+    ids: IdGenerator,
 }
 
 impl Outbox {
-    /// The configured sinks of a VM numbered `vm` in the ledger; `seed` is the VM's.
-    pub fn new(audit: &AuditConfig, gateway: &str, seed: u64, vm: Option<u64>) -> Outbox {
+    /// The configured sinks of a VM numbered `vm` in the ledger; `seed` is the VM's, and the
+    /// chain starts at `start_ms`.
+    pub fn new(
+        audit: &AuditConfig,
+        gateway: &str,
+        seed: u64,
+        vm: Option<u64>,
+        start_ms: u64,
+    ) -> Outbox {
         let limits = audit.limits();
         let slots = audit
             .sinks()
@@ -95,7 +116,14 @@ impl Outbox {
                 vm,
                 ..VmLedger::default()
             },
+            chain: Chain::new(&audit.trail, gateway, seed, start_ms),
+            ids: IdGenerator::new(seed ^ 0x5eed),
         }
+    }
+
+    /// The id of this VM's chain.
+    pub fn chain_id(&self) -> &str {
+        self.chain.id()
     }
 
     /// The sinks' names, in the order of [`Report::sinks`].
@@ -110,13 +138,77 @@ impl Outbox {
         }
     }
 
-    /// Queues a record for every sink. Never blocks, never fails: a full buffer drops its
-    /// oldest records and counts them (reported with the sink's other counters).
+    /// Chains a record and queues it for every sink, then a checkpoint if one is due. Never
+    /// blocks, never fails: a full buffer drops its oldest records and counts them (reported
+    /// with the sink's other counters).
     pub fn push(&mut self, host: &impl Host, json: String, epoch_ms: u64) {
-        for slot in &mut self.slots {
-            slot.shipper.push(QueuedRecord::new(json.clone(), epoch_ms));
-        }
+        let linked = self.chain.link(&json);
+        self.broadcast(linked, epoch_ms, None);
+        self.checkpoint_if_due(epoch_ms);
         self.write_ledger(host, epoch_ms);
+    }
+
+    /// Queues a chained record for every sink. `announces`: the loss it announces, and the
+    /// sink that lost it (`None`: every sink), whose delivery then tracks it.
+    fn broadcast(
+        &mut self,
+        linked: Linked,
+        epoch_ms: u64,
+        announces: Option<(Option<usize>, Gap)>,
+    ) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let gap = announces
+                .filter(|(sink, _)| sink.is_none_or(|s| s == i))
+                .map(|(_, gap)| gap);
+            slot.shipper.push(QueuedRecord {
+                json: linked.json.clone(),
+                epoch_ms,
+                gap,
+                seq: linked.seq,
+            });
+        }
+    }
+
+    fn checkpoint_if_due(&mut self, now_ms: u64) {
+        if self.chain.checkpoint_due(now_ms) {
+            if let Some(cp) = self.chain.checkpoint(now_ms, false) {
+                self.broadcast(cp, now_ms, None);
+            }
+        }
+    }
+
+    /// The chain's closing checkpoint (a key configured, records since the last one): call
+    /// before a stopping VM's last flush.
+    pub fn close(&mut self, host: &impl Host, now_ms: u64) {
+        if let Some(cp) = self.chain.checkpoint(now_ms, true) {
+            self.broadcast(cp, now_ms, None);
+            self.write_ledger(host, now_ms);
+        }
+    }
+
+    /// Chains a gap record for each loss a sink now owes one (delivery works again), queued
+    /// for every sink and tracked by the one that lost the records.
+    fn announce_owed(&mut self, now_ms: u64) {
+        for i in 0..self.slots.len() {
+            let Some(slot) = self.slots.get_mut(i) else {
+                continue;
+            };
+            let (sink, owed) = (slot.shipper.name(), slot.shipper.take_owed());
+            for (gap, cause) in owed {
+                let record = GapRecord {
+                    sink,
+                    gateway: &self.gateway,
+                    cause,
+                    vm: None,
+                    gap,
+                    chain: self.chain.id(),
+                };
+                let members = record.members(self.ids.next(now_ms), now_ms);
+                let linked = self.chain.link_members(members);
+                self.broadcast(linked, now_ms, Some((Some(i), gap)));
+            }
+        }
+        self.checkpoint_if_due(now_ms);
     }
 
     /// Sends every due batch (all of them when `force`).
@@ -126,6 +218,7 @@ impl Outbox {
             slot.dispatch_next(host, now_ms, force, &mut report);
             slot.count(i, &mut report);
         }
+        self.announce_owed(now_ms);
         report
     }
 
@@ -153,6 +246,7 @@ impl Outbox {
             slot.dispatch_next(host, now_ms, false, &mut report);
             slot.count(i, &mut report);
         }
+        self.announce_owed(now_ms);
         self.write_ledger(host, now_ms);
         report
     }
@@ -167,6 +261,7 @@ impl Outbox {
         let entry = Entry {
             vm,
             gateway: self.gateway.clone(),
+            chain: self.chain.id().to_string(),
             beat_ms: now_ms,
             stopped: self.ledger.stopped,
             sinks: self
@@ -223,12 +318,14 @@ impl Outbox {
         for entry in &claimed {
             self.adopt(entry, now_ms, &mut report);
         }
+        self.announce_owed(now_ms);
         self.write_ledger(host, now_ms);
         report
     }
 
-    /// Reports what a dead VM lost: a gap record per sink (into this VM's sink of the same
-    /// name, or every sink when it has none), its records counted dropped in both dropped
+    /// Reports what a dead VM lost: a gap record per sink, naming the range lost in the dead
+    /// VM's chain (in this VM's chain, queued for every sink; tracked by this VM's sink of the
+    /// same name, or every sink when it has none), its records counted dropped in both dropped
     /// metrics, and its share of the buffered-bytes gauge taken back.
     fn adopt(&mut self, entry: &Entry, now_ms: u64, report: &mut Report) {
         let cause = entry.cause();
@@ -245,12 +342,23 @@ impl Outbox {
                     lost.gap.dropped,
                     lost.sink
                 ));
-                for (i, s) in self.slots.iter_mut().enumerate() {
-                    if named.is_none_or(|n| n == i) {
-                        s.shipper
-                            .announce(lost.gap, cause, Some(entry.vm), &entry.gateway, now_ms);
-                    }
-                }
+                let record = GapRecord {
+                    sink: &lost.sink,
+                    gateway: &entry.gateway,
+                    cause,
+                    vm: Some(entry.vm),
+                    gap: lost.gap,
+                    chain: &lost.chain,
+                };
+                let members = record.members(self.ids.next(now_ms), now_ms);
+                let linked = self.chain.link_members(members);
+                // Tracked here by count and time only: its sequence range is another chain's.
+                let tracked = Gap {
+                    from_seq: 0,
+                    to_seq: 0,
+                    ..lost.gap
+                };
+                self.broadcast(linked, now_ms, Some((named, tracked)));
             }
             let dropped = lost.newly_dropped as i64;
             report.dropped += dropped;
@@ -267,6 +375,43 @@ impl Outbox {
     pub fn stop(&mut self, host: &impl Host, now_ms: u64) {
         self.ledger.stopped = true;
         self.write_ledger(host, now_ms);
+    }
+}
+
+/// A `gap` record: records lost for `cause` by sink `sink` (of this VM, or of VM `vm` of
+/// gateway `gateway`), how many, over which time span and which sequence range of `chain`.
+struct GapRecord<'a> {
+    sink: &'a str,
+    gateway: &'a str,
+    cause: GapCause,
+    vm: Option<u64>,
+    gap: Gap,
+    chain: &'a str,
+}
+
+impl GapRecord<'_> {
+    fn members(&self, record_id: String, now_ms: u64) -> Map<String, Value> {
+        let mut m = Map::new();
+        let g = self.gap;
+        m.insert("schema_version".into(), SCHEMA_VERSION.into());
+        m.insert("record_type".into(), "gap".into());
+        m.insert("record_id".into(), record_id.into());
+        m.insert("timestamp".into(), iso8601_millis(now_ms).into());
+        m.insert("sink".into(), self.sink.into());
+        m.insert("gateway".into(), self.gateway.into());
+        m.insert("cause".into(), self.cause.name().into());
+        if let Some(vm) = self.vm {
+            m.insert("vm".into(), vm.into());
+        }
+        m.insert("dropped".into(), g.dropped.into());
+        m.insert("from".into(), iso8601_millis(g.from_ms).into());
+        m.insert("to".into(), iso8601_millis(g.to_ms).into());
+        if g.from_seq > 0 && !self.chain.is_empty() {
+            m.insert("lost_chain".into(), self.chain.into());
+            m.insert("from_seq".into(), g.from_seq.into());
+            m.insert("to_seq".into(), g.to_seq.into());
+        }
+        m
     }
 }
 
@@ -405,6 +550,20 @@ mod tests {
         .into_bytes()
     }
 
+    /// The records of a HEC call, gzipped or not.
+    fn hec_events(call: &Call) -> Vec<serde_json::Value> {
+        let body = &call.request.body;
+        let body = if body.starts_with(&[0x1f, 0x8b]) {
+            miniz_oxide::inflate::decompress_to_vec(&body[10..body.len() - 8]).unwrap()
+        } else {
+            body.clone()
+        };
+        serde_json::Deserializer::from_slice(&body)
+            .into_iter::<serde_json::Value>()
+            .map(|e| e.unwrap()["event"].clone())
+            .collect()
+    }
+
     #[test]
     fn answers_go_to_the_sink_that_made_the_call_and_the_next_call_goes_at_once() {
         let host = FakeHost::default();
@@ -413,6 +572,7 @@ mod tests {
             "gw",
             1,
             None,
+            0,
         );
         assert_eq!(out.names(), ["splunk_hec", "s3"]);
         out.push(&host, r#"{"i":1}"#.into(), 1_000);
@@ -421,7 +581,12 @@ mod tests {
             (host.call(1).cluster.as_str(), host.call(2).cluster.as_str()),
             ("hec", "presigner")
         );
-        assert_eq!(r.sinks[0].buffered_bytes, 7);
+        // Every sink holds the record as chained: its canonical form, with `chain`.
+        let linked = serde_json::json!({"i": 1, "chain": {"id": out.chain_id(), "seq": 1,
+            "prev": crate::audit::chain::GENESIS}});
+        let len = crate::audit::chain::canonical(&linked).len() as i64;
+        assert_eq!(r.sinks[0].buffered_bytes, len);
+        assert_eq!(hec_events(&host.call(1))[0], linked);
         // The presigned URL: the upload goes out with the answer, not at the next tick.
         let r = out.on_answer(&host, 2, Some((200, &[], &presigned())), 1_001);
         assert_eq!(host.call(3).request.method, "PUT");
@@ -429,7 +594,7 @@ mod tests {
         let r = out.on_answer(&host, 1, Some((200, &[], OK)), 1_002);
         let hec_moves = Counters {
             delivered: 1,
-            buffered_bytes: -7,
+            buffered_bytes: -len,
             ..Counters::default()
         };
         assert_eq!(r.sinks, vec![hec_moves, Counters::default()]);
@@ -444,6 +609,118 @@ mod tests {
         );
     }
 
+    /// Two sinks, each sends what it holds and is answered `status` (HEC) / delivered (S3).
+    fn round(out: &mut Outbox, host: &FakeHost, now: u64, hec_status: u16) {
+        let before = host.calls.borrow().len() as u32;
+        out.flush(host, now, true);
+        let after = host.calls.borrow().len() as u32;
+        for token in before + 1..=after {
+            let answer = match host.call(token).cluster.as_str() {
+                "hec" if hec_status == 200 => (200, OK.to_vec()),
+                "hec" => (
+                    hec_status,
+                    br#"{"text":"Invalid data format","code":6}"#.to_vec(),
+                ),
+                "presigner" => (200, presigned()),
+                _ => (200, Vec::new()),
+            };
+            out.on_answer(host, token, Some((answer.0, &[], &answer.1)), now);
+        }
+        // The S3 upload goes out with the presigner's answer.
+        let last = host.calls.borrow().len() as u32;
+        for token in after + 1..=last {
+            out.on_answer(host, token, Some((200, &[], b"")), now);
+        }
+    }
+
+    #[test]
+    fn a_sinks_loss_is_a_chained_gap_record_every_sink_receives() {
+        let host = FakeHost::default();
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32]);
+        let mut audit = audit(serde_json::json!({"splunk_hec": hec(), "s3": s3()}));
+        audit.trail = serde_json::from_value(serde_json::json!({
+            "checkpoint_records": 3, "key_id": "k1", "hmac_key": key}))
+        .unwrap();
+        let mut out = Outbox::new(&audit, "gw", 1, None, 0);
+        out.push(&host, r#"{"record_type":"decision","n":1}"#.into(), 10);
+        out.push(&host, r#"{"record_type":"decision","n":2}"#.into(), 11);
+        // HEC rejects the batch (seq 1 and 2); S3 stores it. HEC owes a gap record at once
+        // (seq 3), and three records make a checkpoint (seq 4).
+        round(&mut out, &host, 20, 400);
+        out.push(&host, r#"{"record_type":"decision","n":3}"#.into(), 30);
+        round(&mut out, &host, 40, 200);
+        round(&mut out, &host, 50, 200);
+        let hec: Vec<serde_json::Value> = host
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.cluster == "hec")
+            .flat_map(hec_events)
+            .collect();
+        let seqs: Vec<u64> = hec
+            .iter()
+            .map(|e| e["chain"]["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            [1, 2, 3, 4, 5],
+            "sent, rejected (1, 2), then the rest"
+        );
+        let gap = &hec[2];
+        assert_eq!(gap["record_type"], "gap");
+        assert_eq!(
+            (gap["sink"].as_str(), gap["cause"].as_str()),
+            (Some("splunk_hec"), Some("rejected"))
+        );
+        assert_eq!(gap["lost_chain"], out.chain_id());
+        assert_eq!(
+            (gap["from_seq"].as_u64(), gap["to_seq"].as_u64()),
+            (Some(1), Some(2))
+        );
+        let cp = &hec[3];
+        assert_eq!(hec[4]["n"], 3);
+        assert_eq!(
+            (cp["record_type"].as_str(), cp["records"].as_u64()),
+            (Some("checkpoint"), Some(3))
+        );
+        // Each record's prev is the hash of the one before, whatever sink carried it.
+        for pair in hec.windows(2) {
+            let h = crate::audit::chain::hex(&crate::audit::chain::sha256(
+                crate::audit::chain::canonical(&pair[0]).as_bytes(),
+            ));
+            assert_eq!(pair[1]["chain"]["prev"], h.as_str());
+        }
+        // S3 got the gap record too (the chain is one for every sink), and owes none.
+        let entry_sinks = out
+            .slots
+            .iter()
+            .map(|s| s.shipper.unaccounted())
+            .collect::<Vec<_>>();
+        assert!(
+            entry_sinks.iter().all(|u| u.unannounced.is_none()),
+            "{entry_sinks:?}"
+        );
+        let mut s3_seqs = Vec::new();
+        for c in host
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.request.method == "PUT")
+        {
+            let b = &c.request.body;
+            let text = miniz_oxide::inflate::decompress_to_vec(&b[10..b.len() - 8]).unwrap();
+            for line in String::from_utf8(text).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                s3_seqs.push(v["chain"]["seq"].as_u64().unwrap());
+            }
+        }
+        assert_eq!(
+            s3_seqs,
+            [1, 2, 3, 4, 5],
+            "S3 lost nothing, and got the gap record too"
+        );
+    }
+
     #[test]
     fn a_failed_dispatch_is_retried_and_warned_once_until_delivery_works() {
         let host = FakeHost::default();
@@ -452,6 +729,7 @@ mod tests {
             "gw",
             1,
             None,
+            0,
         );
         out.push(&host, "{}".into(), 0);
         host.refuse.set(true);
@@ -476,7 +754,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_vms_losses_go_to_the_sink_of_the_same_name_or_to_every_sink() {
+    fn a_dead_vms_losses_are_chained_gap_records_naming_its_chain_for_every_sink() {
         let host = FakeHost::default();
         ledger::ensure_index(&host);
         let dead = ledger::register(&host, "gw-old", 0).unwrap();
@@ -485,6 +763,8 @@ mod tests {
                 dropped: n,
                 from_ms: 100,
                 to_ms: 200,
+                from_seq: 10,
+                to_seq: 9 + n,
             })
         };
         ledger::write(
@@ -492,6 +772,7 @@ mod tests {
             &Entry {
                 vm: dead,
                 gateway: "gw-old".into(),
+                chain: "dead-chain".into(),
                 beat_ms: 500,
                 stopped: false,
                 sinks: vec![
@@ -515,6 +796,7 @@ mod tests {
             "gw",
             1,
             me,
+            0,
         );
         let r = out.tend(&host, 20_000);
         assert_eq!(
@@ -531,11 +813,26 @@ mod tests {
             ..Counters::default()
         };
         assert_eq!(r.sinks, vec![Counters::default(), s3_moves]);
-        // HEC announces only the loss of the sink this configuration lacks.
+        // Both gap records are in this VM's chain, so every sink gets both; each names the
+        // range lost in the dead VM's chain.
         out.flush(&host, 20_001, true);
-        let body = String::from_utf8(host.call(1).request.body).unwrap();
-        assert_eq!(body.matches(r#""record_type":"gap""#).count(), 1, "{body}");
-        assert!(body.contains(r#""dropped":2"#), "{body}");
+        let events = hec_events(&host.call(1));
+        assert_eq!(events.len(), 2, "{events:?}");
+        for (i, (sink, to_seq)) in [("s3", 14), ("elasticsearch", 11)].iter().enumerate() {
+            let e = &events[i];
+            assert_eq!(e["record_type"], "gap");
+            assert_eq!(
+                (e["sink"].as_str(), e["cause"].as_str()),
+                (Some(*sink), Some("vm_failed"))
+            );
+            assert_eq!(e["lost_chain"], "dead-chain");
+            assert_eq!(
+                (e["from_seq"].as_u64(), e["to_seq"].as_u64()),
+                (Some(10), Some(*to_seq))
+            );
+            assert_eq!(e["chain"]["id"], out.chain_id());
+            assert_eq!(e["chain"]["seq"], i as u64 + 1);
+        }
         assert_eq!(out.tend(&host, 21_500).warnings.len(), 0, "claimed once");
     }
 
@@ -549,6 +846,7 @@ mod tests {
             "gw",
             1,
             Some(vm),
+            0,
         );
         out.push(&host, "{}".into(), 10);
         out.flush(&host, 10, true);
@@ -577,6 +875,7 @@ mod tests {
             "gw",
             1,
             Some(vm),
+            0,
         );
         host.set(&claim_key(vm), b"vm 9", None);
         let r = out.tend(&host, 5_000);

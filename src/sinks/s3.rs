@@ -50,6 +50,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::SinkConfig;
+use super::format::RecordFormat;
 use super::gzip::gzip;
 use super::{
     excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink, Step,
@@ -82,6 +83,9 @@ pub struct S3Config {
     /// Names this gateway in object keys; defaults to the gateway's instance id.
     #[serde(default)]
     pub instance: Option<String>,
+    /// Each line's record: as it is, in ECS or as an OCSF event.
+    #[serde(default)]
+    pub format: RecordFormat,
 }
 
 fn default_presigner_path() -> String {
@@ -372,7 +376,7 @@ impl Sink for S3 {
         match answer.map(|(status, _, body)| parse_presign_response(status, body)) {
             Some(Ok(presigned)) => {
                 // The upload follows at once.
-                let request = put_request(&presigned, object_body(batch.records));
+                let request = put_request(&presigned, object_body(batch.records, self.cfg.format));
                 upload.stage = Stage::Put;
                 self.upload = Some(upload);
                 Step::call(&self.cfg.s3_cluster, request)
@@ -597,10 +601,11 @@ pub fn parse_presign_response(status: u16, body: &[u8]) -> Result<Presigned, Out
 }
 
 /// The object's content: one record per line, each line ending with `\n`, gzipped.
-pub fn object_body(batch: &[QueuedRecord]) -> Vec<u8> {
+pub fn object_body(batch: &[QueuedRecord], format: RecordFormat) -> Vec<u8> {
     let mut ndjson = Vec::with_capacity(batch.iter().map(|r| r.json.len() + 1).sum());
     for r in batch {
-        let line = r.json.trim();
+        let rendered = format.render(&r.json);
+        let line = rendered.trim();
         if line.contains(['\n', '\r']) {
             // Raw line breaks in JSON can only be whitespace (inside strings they are escaped):
             // blanking them keeps one record per line.
@@ -912,14 +917,16 @@ mod tests {
                 json: r#"{"decision":"allow","record_id":"a"}"#.into(),
                 epoch_ms: 1,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "{\"decision\":\n\"refuse\",\"note\":\"line\\nbreak\"}".into(),
                 epoch_ms: 2,
                 gap: None,
+                seq: 0,
             },
         ];
-        let gz = object_body(&batch);
+        let gz = object_body(&batch, RecordFormat::Native);
         assert_eq!(&gz[..3], &[0x1f, 0x8b, 8]);
         let n = gz.len();
         let raw = miniz_oxide::inflate::decompress_to_vec(&gz[10..n - 8]).unwrap();

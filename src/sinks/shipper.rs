@@ -2,21 +2,22 @@
 //! driven the same way: a due batch goes to [`Sink::start`], each call it asks for goes out
 //! (one at a time, not before its time), each answer goes to [`Sink::on_answer`], until the
 //! sink settles the batch, which settles it in [`Delivery`]. The filter's root context only
-//! dispatches the [`Call`]s this returns and hands back the answers.
+//! dispatches the [`Call`]s this returns and hands back the answers. The gaps it owes (records
+//! it lost, once delivery works again) go to the outbox, which chains a `gap` record for them.
 
 use super::config::SinkConfig;
 use super::delivery::{Delivery, Limits, Stats, Unaccounted};
 use super::{
     no_answer, retry_after_ms, Answer, Batch, Call, Gap, Outcome, QueuedRecord, Sink, Step,
 };
-use crate::audit::time::iso8601_millis;
-use crate::audit::{IdGenerator, SCHEMA_VERSION};
 
 /// Why records were lost, as a `gap` record's `cause`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GapCause {
     /// Shed from a full buffer.
     BufferFull,
+    /// Refused by the sink for good (a 4xx answer, a bulk item rejected).
+    Rejected,
     /// Held by a VM that failed (trapped) before delivering them.
     VmFailed,
     /// Held by a VM that was stopped (configuration change, shutdown) before delivering them.
@@ -27,6 +28,7 @@ impl GapCause {
     pub fn name(self) -> &'static str {
         match self {
             GapCause::BufferFull => "buffer_full",
+            GapCause::Rejected => "rejected",
             GapCause::VmFailed => "vm_failed",
             GapCause::VmStopped => "vm_stopped",
         }
@@ -49,8 +51,8 @@ pub struct Shipper {
     name: &'static str,
     sink: Box<dyn Sink>,
     delivery: Delivery,
-    gateway: String,
-    ids: IdGenerator,
+    /// Losses taken from delivery, not yet handed to the outbox for a gap record.
+    owed: Vec<(Gap, GapCause)>,
     flight: Flight,
     /// `Retry-After` of the last answer, for retries the sink left untimed.
     retry_hint: Option<u64>,
@@ -62,8 +64,7 @@ impl Shipper {
             name: config.name(),
             sink: config.build(gateway, seed),
             delivery: Delivery::new(limits, seed),
-            gateway: gateway.to_string(),
-            ids: IdGenerator::new(seed ^ 0x5eed),
+            owed: Vec::new(),
             flight: Flight::Idle,
             retry_hint: None,
         }
@@ -90,7 +91,16 @@ impl Shipper {
 
     /// What would be lost, untraced, if the VM died now.
     pub fn unaccounted(&self) -> Unaccounted {
-        self.delivery.unaccounted()
+        let mut u = self.delivery.unaccounted();
+        for (gap, _) in &self.owed {
+            u.unannounced = Gap::union(u.unannounced, Some(*gap));
+        }
+        u
+    }
+
+    /// The losses a gap record must now announce (delivery works again), with their causes.
+    pub fn take_owed(&mut self) -> Vec<(Gap, GapCause)> {
+        std::mem::take(&mut self.owed)
     }
 
     /// The next call to dispatch: the next call of the batch under way once its time has
@@ -175,53 +185,25 @@ impl Shipper {
             }
         };
         self.flight = Flight::Idle;
-        if outcome == Outcome::Delivered {
-            self.report_gap(now_ms);
+        // A rejected batch is owed its gap record at once (the sink answers; there may be
+        // nothing more to send), unless only gap records were rejected: those wait for a
+        // delivery, or a sink rejecting everything would be sent gap records forever.
+        let rejected = matches!(outcome, Outcome::Drop { .. }) && self.delivery.rejected_records();
+        if outcome == Outcome::Delivered || rejected {
+            self.report_gap();
         }
         outcome
     }
 
-    /// Once delivery works again, a gap record says what a full buffer cost.
-    fn report_gap(&mut self, now_ms: u64) {
-        let Some(gap) = self.delivery.take_gap() else {
-            return;
-        };
-        let gateway = self.gateway.clone();
-        self.announce(gap, GapCause::BufferFull, None, &gateway, now_ms);
-    }
-
-    /// Queues, ahead of everything else, a `gap` record announcing `gap`: records lost for
-    /// `cause` (by this worker, or by VM `vm` of gateway `gateway`). Until it is delivered,
-    /// the records it announces stay in this worker's ledger.
-    pub fn announce(
-        &mut self,
-        gap: Gap,
-        cause: GapCause,
-        vm: Option<u64>,
-        gateway: &str,
-        now_ms: u64,
-    ) {
-        let gateway = serde_json::to_string(gateway).unwrap_or_else(|_| "null".into());
-        let vm = vm.map_or(String::new(), |vm| format!(",\"vm\":{vm}"));
-        // Written by hand (the json! macro costs the module kilobytes); every value is a
-        // number, a fixed word, an id or time of ours, or `gateway`, escaped above.
-        let record = format!(
-            "{{\"schema_version\":\"{SCHEMA_VERSION}\",\"record_type\":\"gap\",\"record_id\":\"{}\",\
-             \"timestamp\":\"{}\",\"sink\":\"{}\",\"gateway\":{gateway},\"cause\":\"{}\"{vm},\
-             \"dropped\":{},\"from\":\"{}\",\"to\":\"{}\"}}",
-            self.ids.next(now_ms),
-            iso8601_millis(now_ms),
-            self.name(),
-            cause.name(),
-            gap.dropped,
-            iso8601_millis(gap.from_ms),
-            iso8601_millis(gap.to_ms),
-        );
-        self.delivery.push_front(QueuedRecord {
-            json: record,
-            epoch_ms: now_ms,
-            gap: Some(gap),
-        });
+    /// Once delivery works again, what was lost is owed a gap record.
+    fn report_gap(&mut self) {
+        let (shed, rejected) = self.delivery.take_gaps();
+        if let Some(gap) = shed {
+            self.owed.push((gap, GapCause::BufferFull));
+        }
+        if let Some(gap) = rejected {
+            self.owed.push((gap, GapCause::Rejected));
+        }
     }
 }
 
@@ -231,6 +213,7 @@ mod tests {
     use crate::sinks::azure_monitor::AzureConfig;
     use crate::sinks::datadog_logs::DatadogConfig;
     use crate::sinks::elasticsearch::ElasticsearchConfig;
+    use crate::sinks::format::RecordFormat;
     use crate::sinks::s3::{self, S3Config, MAX_NEW_KEYS};
     use crate::sinks::splunk_hec::SplunkHecConfig;
     #[cfg(target_arch = "wasm32")]
@@ -248,6 +231,7 @@ mod tests {
             host: None,
             ack: false,
             channel: None,
+            format: RecordFormat::Native,
         }
     }
 
@@ -265,6 +249,7 @@ mod tests {
             json: format!("{{\"i\":{i:03}}}"),
             epoch_ms: 1_000 + i,
             gap: None,
+            seq: i + 1,
         }
     }
 
@@ -395,25 +380,52 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_record_follows_recovery() {
+    fn losses_are_owed_a_gap_record_once_delivery_recovers() {
         let mut s = Shipper::new(&hec(), limits(30), "gw", 1);
         for i in 0..10 {
             s.delivery.push(rec(i));
         }
         // 30 bytes hold 3 records of 9 bytes: 7 dropped.
         assert!(s.poll(0, true).is_some());
+        assert_eq!(s.unaccounted().unannounced.map(|g| g.dropped), Some(7));
+        assert!(s.take_owed().is_empty(), "not before a delivery");
         s.on_answer(Some((200, &[], OK)), 5);
-        let next = s.poll(6, true).unwrap();
-        let body = String::from_utf8(next.request.body).unwrap();
-        let first: serde_json::Value = serde_json::Deserializer::from_str(&body)
-            .into_iter()
-            .next()
-            .unwrap()
-            .unwrap();
-        assert_eq!(first["event"]["record_type"], "gap");
-        assert_eq!(first["event"]["dropped"], 7);
-        assert_eq!(first["event"]["from"], "1970-01-01T00:00:01.000Z");
-        assert_eq!(first["event"]["to"], "1970-01-01T00:00:01.006Z");
+        let owed = s.take_owed();
+        let want = Gap {
+            dropped: 7,
+            from_ms: 1_000,
+            to_ms: 1_006,
+            from_seq: 1,
+            to_seq: 7,
+        };
+        assert_eq!(owed, [(want, GapCause::BufferFull)]);
+        assert!(s.take_owed().is_empty(), "once");
+        // A rejected batch is owed one too, with its own cause, at once: the sink answers,
+        // and nothing more may come to send.
+        s.poll(6, true).unwrap();
+        s.on_answer(Some((400, &[], b"{}")), 7);
+        let owed = s.take_owed();
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].1, GapCause::Rejected);
+        assert_eq!((owed[0].0.from_seq, owed[0].0.to_seq), (10, 10));
+        // A rejected gap record alone waits for a delivery (no gap records forever).
+        s.delivery.push(QueuedRecord {
+            gap: Some(owed[0].0),
+            ..rec(11)
+        });
+        s.poll(8, true).unwrap();
+        s.on_answer(Some((400, &[], b"{}")), 9);
+        assert!(s.take_owed().is_empty());
+        s.delivery.push(rec(12));
+        s.poll(10, true).unwrap();
+        s.on_answer(Some((200, &[], OK)), 11);
+        let owed = s.take_owed();
+        assert_eq!(owed[0].1, GapCause::Rejected);
+        assert_eq!(
+            (owed[0].0.from_seq, owed[0].0.to_seq),
+            (10, 12),
+            "with its own seq"
+        );
     }
 
     fn s3() -> S3Config {
@@ -465,7 +477,10 @@ mod tests {
         assert_eq!(key_of(&again), key, "the same batch keeps its key");
         s.on_answer(Some((200, &[], &presigned(&key))), 120_001);
         let put = s.poll(120_001, false).unwrap();
-        assert_eq!(s3::object_body(&[rec(1), rec(2)]), put.request.body);
+        assert_eq!(
+            s3::object_body(&[rec(1), rec(2)], Default::default()),
+            put.request.body
+        );
         // The lost answer had stored it: If-None-Match answers 412, the same batch, delivered.
         assert_eq!(
             s.on_answer(Some((412, &[], EXISTS)), 120_002),
@@ -607,33 +622,5 @@ mod tests {
         // The full buffer sheds the oldest record of the waiting batch: not the same batch.
         s.delivery.push(rec(3));
         assert_ne!(key_of(&s.poll(120_000, false).unwrap()), key);
-    }
-
-    #[test]
-    fn gap_records_are_json_with_their_cause() {
-        let mut s = Shipper::new(&hec(), limits(10_000), "gw", 1);
-        let gap = Gap {
-            dropped: 12,
-            from_ms: 1_000,
-            to_ms: 2_500,
-        };
-        s.announce(gap, GapCause::VmFailed, Some(7), "gw \"eu\"\n1", 3_000);
-        s.announce(gap, GapCause::BufferFull, None, "gw", 3_000);
-        let batch = s.delivery.next_batch(3_000, true).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&batch[1].json).unwrap();
-        assert_eq!(v["record_type"], "gap");
-        assert_eq!(v["schema_version"], SCHEMA_VERSION);
-        assert_eq!(v["cause"], "vm_failed");
-        assert_eq!(v["vm"], 7);
-        assert_eq!(v["gateway"], "gw \"eu\"\n1");
-        assert_eq!(v["sink"], "splunk_hec");
-        assert_eq!(v["dropped"], 12);
-        assert_eq!(v["from"], "1970-01-01T00:00:01.000Z");
-        assert_eq!(v["to"], "1970-01-01T00:00:02.500Z");
-        assert_eq!(v["timestamp"], "1970-01-01T00:00:03.000Z");
-        assert_eq!(v["record_id"].as_str().map(str::len), Some(36));
-        let v: serde_json::Value = serde_json::from_str(&batch[0].json).unwrap();
-        assert_eq!(v["cause"], "buffer_full");
-        assert!(v.get("vm").is_none());
     }
 }

@@ -13,6 +13,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::config::SinkConfig;
+use super::format::RecordFormat;
 use super::{
     compress, excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink,
     Step,
@@ -44,6 +45,9 @@ pub struct SplunkHecConfig {
     pub ack: bool,
     /// The `X-Splunk-Request-Channel` (a GUID); one is generated per worker when unset.
     pub channel: Option<String>,
+    /// Each event's record: as it is, in ECS or as an OCSF event.
+    #[serde(default)]
+    pub format: RecordFormat,
 }
 
 fn default_path() -> String {
@@ -208,6 +212,7 @@ pub fn build_request(
         source: &cfg.source,
         sourcetype: &cfg.sourcetype,
         index: cfg.index.as_deref(),
+        format: cfg.format,
     };
     for r in batch {
         envelope(&meta, r, &mut body);
@@ -282,6 +287,7 @@ struct Meta<'a> {
     source: &'a str,
     sourcetype: &'a str,
     index: Option<&'a str>,
+    format: RecordFormat,
 }
 
 fn json_str(s: &str) -> String {
@@ -303,7 +309,7 @@ fn envelope(meta: &Meta<'_>, r: &QueuedRecord, out: &mut String) {
         out.push_str(&json_str(index));
     }
     out.push_str(",\"event\":");
-    out.push_str(&r.json);
+    out.push_str(&meta.format.render(&r.json));
     out.push_str("}\n");
 }
 
@@ -345,6 +351,7 @@ mod tests {
             host: None,
             ack: false,
             channel: None,
+            format: RecordFormat::Native,
         }
     }
 
@@ -384,11 +391,13 @@ mod tests {
                 json: r#"{"decision":"allow"}"#.into(),
                 epoch_ms: 1_795_715_649_007,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: r#"{"decision":"refuse"}"#.into(),
                 epoch_ms: 1_795_715_650_120,
                 gap: None,
+                seq: 0,
             },
         ];
         let req = build_request(&cfg(), "gw-1", None, &batch);
