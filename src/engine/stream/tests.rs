@@ -690,6 +690,7 @@ fn an_event_over_the_limit_ends_the_stream_with_its_reason_code() {
     for part in big.as_bytes().chunks(100) {
         out.extend(insp.push(&policy, part));
     }
+    for_each_delivery_of_a_big_event(&policy, limits);
     out.extend(insp.finish(&policy, StreamEnd::UpstreamIncomplete));
     let events = client_events(&out);
     assert_eq!(
@@ -1044,5 +1045,19 @@ fn a_flag_that_decides_never_holds_the_stream() {
     assert_eq!(
         client_events(&out).last().unwrap().1["error"]["code"],
         "HOLD"
+    );
+}
+
+/// The same event over the limit arriving whole, in one chunk, with an event before it.
+fn for_each_delivery_of_a_big_event(policy: &Policy, limits: StreamLimits) {
+    let mut insp = StreamInspector::new(policy, ApiFormat::OpenaiChat, true, limits);
+    let mut whole = chat_event("hello ");
+    whole.push_str(&chat_event(&"x".repeat(300)));
+    let mut out = insp.push(policy, whole.as_bytes());
+    out.extend(insp.finish(policy, StreamEnd::UpstreamIncomplete));
+    assert!(!String::from_utf8(out).unwrap().contains("xxx"));
+    assert_eq!(
+        insp.outcome(policy, 0).reason_code,
+        "RESPONSE_EVENT_TOO_LARGE"
     );
 }
