@@ -899,4 +899,6 @@ fn fail_closed(outcome: &mut PhaseOutcome, status: u16) -> Refusal {
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod pseudonym_tests;
+#[cfg(test)]
 mod tests;
