@@ -123,6 +123,12 @@ def stream_events(path, request, deltas):
         yield "response.completed", {"type": "response.completed", "sequence_number": next(seq),
                                      "response": done}
         return
+    if path.endswith("/v1/completions"):
+        for d in deltas:
+            yield None, {"id": "cmpl-mock", "object": "text_completion", "created": 1764000000,
+                         "model": model, "choices": [{"index": 0, "text": d, "finish_reason": None}]}
+        yield None, "[DONE]"
+        return
     chunk = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1764000000,
              "model": model}
     yield None, dict(chunk, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
