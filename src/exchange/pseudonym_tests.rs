@@ -377,19 +377,29 @@ fn streams_cut_anywhere_give_what_the_whole_body_gives() {
     }
 }
 
+/// The shipped policy without its response rule: only the vault's own hold-back keeps a
+/// token's pieces waiting (no detector's hold-back covers them).
+fn config_without_response_rules() -> Rc<PluginConfig> {
+    let mut doc = policy_doc();
+    doc["rules"].as_array_mut().unwrap().truncate(2);
+    config_with(doc)
+}
+
 #[test]
 fn a_token_cut_at_every_offset_is_restored_exactly() {
-    let cfg = config();
-    let text = "to [EMAIL_1] now";
-    for i in 1..text.len() {
-        let r = exchange(
-            &cfg,
-            Api::Chat,
-            &Api::Chat.request(&format!("mail {EMAIL_A}")),
-            Some(i as u64),
-            |_| text.to_string(),
-        );
-        assert_eq!(r.got, format!("to {EMAIL_A} now"), "seed {i}");
+    for cfg in [config(), config_without_response_rules()] {
+        for text in ["to [EMAIL_1] now", "to [EMAIL_1]", "[EMAIL_1][EMAIL_"] {
+            for seed in 0..text.len() as u64 * 3 {
+                let r = exchange(
+                    &cfg,
+                    Api::Chat,
+                    &Api::Chat.request(&format!("mail {EMAIL_A}")),
+                    Some(seed),
+                    |_| text.to_string(),
+                );
+                assert_eq!(r.got, text.replace("[EMAIL_1]", EMAIL_A), "seed {seed}");
+            }
+        }
     }
 }
 
@@ -519,4 +529,83 @@ fn shadow_mode_neither_pseudonymises_nor_restores() {
     });
     assert_eq!(r.seen, prompt());
     assert_eq!(r.got, format!("{} [EMAIL_1]", prompt()));
+}
+
+#[test]
+fn interleaved_choices_are_restored_each_as_its_whole_text() {
+    let texts = [
+        format!("A: [EMAIL_2] then [CREDIT_CARD_1], {MADE_UP}"),
+        "B: [EMAIL_1][EMAIL_2] [EMAIL_3] [EMAIL_".to_string(),
+    ];
+    let want = [
+        format!("A: {EMAIL_B} then {CARD}, [EMAIL]"),
+        format!("B: {EMAIL_A}{EMAIL_B} [EMAIL_3] [EMAIL_"),
+    ];
+    for seed in 0..60 {
+        // Odd seeds: no response rule, so only the vault's hold-back keeps tokens whole.
+        let (cfg, want) = if seed % 2 == 0 {
+            (config(), want.clone())
+        } else {
+            let mut w = want.clone();
+            w[0] = w[0].replace("[EMAIL]", MADE_UP);
+            (config_without_response_rules(), w)
+        };
+        let mut rng = lcg(seed);
+        let mut host = FakeHost::default();
+        let mut ids = IdGenerator::new(7);
+        let mut ex = Exchange::new(Rc::clone(&cfg));
+        host.request_headers = h(&[
+            (":path", "/v1/chat/completions"),
+            ("content-type", "application/json"),
+        ]);
+        let body = serde_json::to_vec(&Api::Chat.request(&prompt())).unwrap();
+        ex.on_request_headers(&mut host, false, &mut ids, 1_000);
+        host.request_body = body.clone();
+        ex.on_request_body(&mut host, body.len(), true);
+        host.set_property(&["response", "code_details"], b"via_upstream");
+        host.response_headers = h(&[(":status", "200"), ("content-type", "text/event-stream")]);
+        ex.on_response_headers(&mut host, false);
+        // Both choices' deltas, cut at random and interleaved in a random order.
+        let mut pending: Vec<Vec<String>> = texts.iter().map(|t| cut(t, &mut rng, 5)).collect();
+        let mut stream = String::new();
+        while pending.iter().any(|p| !p.is_empty()) {
+            let k = rng(2);
+            let Some(d) = (!pending[k].is_empty()).then(|| pending[k].remove(0)) else {
+                continue;
+            };
+            let v = json!({"id": "c", "model": "gpt-4o",
+                "choices": [{"index": k, "delta": {"content": d}}]});
+            stream.push_str(&format!("data: {v}\n\n"));
+        }
+        stream.push_str("data: [DONE]\n\n");
+        let chunks = cut(&stream, &mut rng, 50);
+        let mut client = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            host.response_body = c.as_bytes().to_vec();
+            ex.on_response_body(&mut host, c.len(), i + 1 == chunks.len());
+            client.extend_from_slice(&host.response_body);
+        }
+        let mut p = sse::Parser::new(1 << 30);
+        let mut events = Vec::new();
+        p.feed(&client, &mut events).unwrap();
+        let mut got = [String::new(), String::new()];
+        for e in events {
+            let data = e.data.unwrap();
+            if data == "[DONE]" {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&data).unwrap();
+            for c in v["choices"].as_array().unwrap() {
+                let k = c["index"].as_u64().unwrap() as usize;
+                got[k].push_str(c["delta"]["content"].as_str().unwrap_or_default());
+            }
+        }
+        assert_eq!(got, want, "seed {seed}");
+        let record = ex.finish(&host, &mut ids, 1_005).record;
+        assert_eq!(
+            record.pseudonyms.restored.get("email"),
+            Some(&3),
+            "seed {seed}"
+        );
+    }
 }
