@@ -37,7 +37,10 @@ fn shipped_policies_compile() {
         ("default", include_str!("../policies/default.json")),
         ("pii-strict", include_str!("../policies/pii-strict.json")),
         ("secrets", include_str!("../policies/secrets.json")),
-        ("pseudonymise", include_str!("../policies/pseudonymise.json")),
+        (
+            "pseudonymise",
+            include_str!("../policies/pseudonymise.json"),
+        ),
         (
             "default",
             include_str!("../policies/examples/default-v2.json"),

@@ -306,7 +306,20 @@ fn evaluate_json(
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
-    let hits = find_hits(policy, phase, segments);
+    let mut hits = find_hits(policy, phase, segments);
+    // Restored tokens are the client's own values: no rule judges them (a fake token has the
+    // shape a response rule looks for).
+    let restored: Vec<Vec<pseudonym::Found>> = match &vault {
+        VaultUse::Restore(v) if v.restores() => segments.iter().map(|s| v.find(s.text)).collect(),
+        _ => Vec::new(),
+    };
+    if !restored.is_empty() {
+        hits.retain(|h| {
+            !restored
+                .get(h.segment)
+                .is_some_and(|fs| pseudonym::covers(fs, h.start, h.end))
+        });
+    }
     let requested_max_tokens = llm::max_tokens(out.format, &value);
     let content_hit = rules_hit(policy, &hits);
     let triggered: Vec<usize> = policy
@@ -359,11 +372,9 @@ fn evaluate_json(
         }
         _ => plan_edits(policy, &triggered_mask, &hits, None),
     };
-    if let VaultUse::Restore(v) = &vault {
-        for (si, seg) in segments.iter().enumerate() {
-            let edits = restore_edits(v, seg.text, &mut out.pseudonyms);
-            plan.add_edits(si, edits);
-        }
+    for (si, found) in restored.into_iter().enumerate() {
+        let edits = restore_edits(found, &mut out.pseudonyms);
+        plan.add_edits(si, edits);
     }
     for (source, n) in &plan.redacted {
         *out.redactions.entry(source.name().to_string()).or_insert(0) += n;
@@ -534,10 +545,9 @@ fn apply_rewrites(
     done
 }
 
-/// The edits giving back the vault's tokens in `text`, counted as restored.
-fn restore_edits(vault: &Vault, text: &str, counts: &mut PseudonymCounts) -> Vec<Edit> {
-    vault
-        .find(text)
+/// The edits giving back the vault's tokens `found` in a text, counted as restored.
+fn restore_edits(found: Vec<pseudonym::Found>, counts: &mut PseudonymCounts) -> Vec<Edit> {
+    found
         .into_iter()
         .map(|f| {
             *counts

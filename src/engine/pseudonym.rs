@@ -111,6 +111,14 @@ pub(super) struct Found {
     pub(super) source: Source,
 }
 
+/// Whether `start..end` lies inside one of `found` (sorted, non-overlapping).
+pub(super) fn covers(found: &[Found], start: usize, end: usize) -> bool {
+    let i = found.partition_point(|f| f.end < end);
+    found
+        .get(i)
+        .is_some_and(|f| f.start <= start && end <= f.end)
+}
+
 /// One exchange's values and their tokens.
 #[derive(Default)]
 pub struct Vault {
@@ -124,6 +132,8 @@ pub struct Vault {
     counts: PseudonymCounts,
     /// Every token, built once the request is done ([`Vault::seal`]).
     matcher: Option<AhoCorasick>,
+    /// Entry indices in token order, built with the matcher (prefix look-ups).
+    sorted: Vec<usize>,
     longest: usize,
 }
 
@@ -304,6 +314,9 @@ impl Vault {
             self.matcher = None;
             return;
         }
+        let mut sorted: Vec<usize> = (0..self.entries.len()).collect();
+        sorted.sort_by(|&a, &b| self.token(a).cmp(self.token(b)));
+        self.sorted = sorted;
         self.matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(self.entries.iter().map(|e| e.token.as_str()))
@@ -352,23 +365,31 @@ impl Vault {
     /// How many bytes at the end of `text` could still become a token (or, for a fake, be
     /// one that the next character could still make no token): they wait for more text.
     pub(super) fn pending(&self, text: &str) -> usize {
-        let mut longest = 0;
-        for e in &self.entries {
-            // A placeholder ends in `]`: once whole it is final. A fake waits whole too.
-            let full = if e.fake {
-                e.token.len()
-            } else {
-                e.token.len().saturating_sub(1)
+        // From the earliest start that could be a token's (the longest wait) on.
+        let from = text.len().saturating_sub(self.longest);
+        for (p, _) in text.char_indices().filter(|(p, _)| *p >= from) {
+            let Some(end) = text.get(p..) else {
+                continue;
             };
-            for k in (longest + 1..=full.min(text.len())).rev() {
-                let end = text.get(text.len() - k..);
-                if end.is_some() && end == e.token.get(..k) {
-                    longest = k;
-                    break;
-                }
+            // The tokens starting with `end` are together in token order.
+            let first = self.sorted.partition_point(|&i| self.token(i) < end);
+            let waits = self
+                .sorted
+                .get(first..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|&i| self.entries.get(i))
+                .take_while(|e| e.token.starts_with(end))
+                .any(|e| e.fake || e.token.len() > end.len());
+            if waits {
+                return text.len() - p;
             }
         }
-        longest
+        0
+    }
+
+    fn token(&self, i: usize) -> &str {
+        self.entries.get(i).map_or("", |e| e.token.as_str())
     }
 
     /// Text with every token restored (what a whole body gets), and the counts by kind.

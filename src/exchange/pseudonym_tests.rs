@@ -111,7 +111,8 @@ impl Api {
             Api::Completions => &body["choices"][0]["text"],
             Api::Generic => &body["result"]["summary"],
         };
-        v.as_str().unwrap().to_string()
+        // A refused answer is an error object: no text.
+        v.as_str().unwrap_or_default().to_string()
     }
 
     /// The answer as the provider streams it, one event per delta.
@@ -608,4 +609,35 @@ fn interleaved_choices_are_restored_each_as_its_whole_text() {
             "seed {seed}"
         );
     }
+}
+
+#[test]
+fn a_fake_token_a_refusing_response_rule_matches_is_restored_not_refused() {
+    let mut doc = policy_doc();
+    doc["rules"][0]["redact"] = json!({"style": "pseudonym", "token": "fake"});
+    doc["rules"][2] = json!({"id": "no-emails-out", "category": "pii.output",
+        "match": {"detectors": ["email"], "phase": "response"}, "action": "refuse",
+        "reason_code": "OUTPUT_EMAIL"});
+    let cfg = config_with(doc);
+    for stream in [None, Some(5)] {
+        let r = exchange(
+            &cfg,
+            Api::Chat,
+            &Api::Chat.request(&format!("mail {EMAIL_A}")),
+            stream,
+            |s| format!("ok: {s}"),
+        );
+        assert_eq!(r.seen, "mail user1@example.invalid");
+        assert_eq!(r.got, format!("ok: mail {EMAIL_A}"), "{stream:?}");
+        assert_eq!(r.record.decision, "redact", "{stream:?}");
+    }
+    // The model's own address is still refused.
+    let r = exchange(
+        &cfg,
+        Api::Chat,
+        &Api::Chat.request(&format!("mail {EMAIL_A}")),
+        None,
+        |_| format!("ok: {MADE_UP}"),
+    );
+    assert_eq!(r.record.decision, "refuse");
 }

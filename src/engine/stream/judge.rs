@@ -93,6 +93,17 @@ fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, vault: &Vault, a
             end: origin + h.end as u64,
         })
         .collect();
+    // A rule's finding inside a restored token is the client's own value: not judged.
+    let tokens: Vec<(u64, u64)> = fs
+        .iter()
+        .filter(|f| f.hit.rule == RESTORE_RULE)
+        .map(|f| (f.start, f.end))
+        .collect();
+    if !tokens.is_empty() {
+        fs.retain(|f| {
+            f.hit.rule == RESTORE_RULE || !tokens.iter().any(|&(s, e)| s <= f.start && f.end <= e)
+        });
+    }
     sort_counted(&mut fs, |f| (f.start, f.end));
     // Never cut through a finding: from the last start back, each crossing one moves the
     // point to its start (a finding starting later cannot cross the new point).
