@@ -140,6 +140,11 @@ def test_peer_harness_ci_restore_is_clean(profile):
 
 
 def test_peer_harness_v2_every_split_fidelity_one_and_no_leak():
+    """The v2 profile also puts the values in keys no API defines and in tool descriptions (the
+    request), and injects values in unknown delta fields and percent-encoded (the response):
+    it passes with the inspection of every string of a body and an event and the decoding
+    detectors (issue 13, branch `coverage`); without them it measured FidelityRate 0.5 and
+    LeakRate 0.3125, every failure in those sites."""
     capture = free_port()
     with benchmark_gateway(capture) as g, tempfile.TemporaryDirectory() as tmp:
         summary = os.path.join(tmp, "summary.json")
