@@ -170,6 +170,34 @@ def stream_phase(policy):
           "| stream", record["response"]["stream"])
 
 
+PSEUDO_PROMPT = "Email jane@corp.example and ravi@corp.example about the refund on card 4111 1111 1111 1111."
+
+
+def pseudonym_phase():
+    print("\n=== Pseudonymisation: policies/pseudonymise.json (the model never sees the values) ===\n")
+    with Gateway(plugin=plugin_config(load_policy("pseudonymise.json"), instance_id="demo-gateway",
+                                      audit=AUDIT)) as gw:
+        body = {"model": "gpt-4o", "stream": True,
+                "messages": [{"role": "user", "content": PSEUDO_PROMPT}]}
+        # The mock model answers with what it was sent, in 4-character events (tokens split
+        # across them), and an address of its own.
+        headers = {**identity("kim", "proj-demo"), "x-request-id": "pse-01",
+                   "x-mock-reply": "I'll write to {prompt} Replies go to desk@model.example.",
+                   "x-mock-chunk-chars": "4"}
+        status, _, raw = gw.post("/v1/chat/completions", body, headers)
+        seen = json.loads(gw.upstream_received()[-1]["body"])["messages"][0]["content"]
+        got = "".join(choice.get("delta", {}).get("content") or ""
+                      for data in sse_data(raw) if data != "[DONE]"
+                      for choice in json.loads(data).get("choices", []))
+        record = gw.records(1)[0]
+        save_trail(gw, 2)
+    print(f"client sent     {PSEUDO_PROMPT}")
+    print(f"the model saw   {seen}")
+    print(f"client got      {got}   (HTTP {status}, streamed in 4-character events)")
+    print("\nIts record: decision", record["decision"], "/", record["reason_code"],
+          "| pseudonyms", record.get("pseudonyms"), "| redactions", record["redactions"])
+
+
 def main():
     os.makedirs(os.path.dirname(TRAIL), exist_ok=True)
     open(TRAIL, "w").close()
@@ -179,6 +207,7 @@ def main():
     print(json.dumps(next(r for r in records if r["decision"] == "redact"), indent=2))
 
     stream_phase(policy)
+    pseudonym_phase()
 
     shadow = dict(policy, rollout={"mode": "shadow"})
     run_phase("Shadow: same policy, rollout shadow (recorded, never enforced)", shadow, SCRIPT[1:4])

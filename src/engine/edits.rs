@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::hits::{in_mask, sort_counted, Hit, Source};
+use super::pseudonym::Vault;
 use super::redact::{self, Edit, Replacement};
 use super::work;
 use crate::llm;
@@ -43,6 +44,17 @@ impl EditPlan {
             .unwrap_or_default()
     }
 
+    /// Adds edits to segment `si` (restored tokens).
+    pub(super) fn add_edits(&mut self, si: usize, edits: Vec<Edit>) {
+        if edits.is_empty() {
+            return;
+        }
+        match self.per_segment.iter_mut().find(|(s, _)| *s == si) {
+            Some((_, mine)) => mine.extend(edits),
+            None => self.per_segment.push((si, edits)),
+        }
+    }
+
     pub(super) fn replaces_text(&self) -> bool {
         self.per_segment
             .iter()
@@ -55,14 +67,35 @@ impl EditPlan {
 /// redacted.
 pub(super) const REPLACE_RANK: u32 = 1 << 20;
 
+/// A restored token ranks before everything: a fake that a response rule also matches is
+/// the exchange's own value coming back, not output to redact.
+pub(super) const RESTORE_RANK: u32 = 0;
+
+/// The request being pseudonymised: the exchange's vault and the request's texts (the
+/// values, and the collision rule).
+pub(super) struct Pseudo<'v, 's, 't> {
+    pub(super) vault: &'v mut Vault,
+    pub(super) segments: &'s [llm::Segment<'t>],
+}
+
 /// The edits of the triggered rules' hits. `hits` come grouped by segment, in segment order
 /// (as [`find_hits`] gives them); each hit costs O(1) amortised, plus the merge of sorted runs
 /// that de-duplicates the redaction count.
-pub(super) fn plan_edits(policy: &Policy, triggered: &[bool], hits: &[Hit]) -> EditPlan {
+/// `pseudo`: the request's vault, filled with the values `pseudonym` rules replace; without
+/// it (responses) those rules redact with the placeholder.
+pub(super) fn plan_edits(
+    policy: &Policy,
+    triggered: &[bool],
+    hits: &[Hit],
+    mut pseudo: Option<Pseudo<'_, '_, '_>>,
+) -> EditPlan {
     let mut plan = EditPlan {
         per_segment: Vec::new(),
         redacted: BTreeMap::new(),
     };
+    if let Some(p) = pseudo.as_mut() {
+        assign_tokens(policy, triggered, hits, p);
+    }
     // Redacted spans, each counted once (for the first hit, in hit order, that redacts it).
     let mut counted: Vec<(usize, usize, usize, Source)> = Vec::new();
     for h in hits.iter().filter(|h| in_mask(triggered, h.rule)) {
@@ -76,8 +109,15 @@ pub(super) fn plan_edits(policy: &Policy, triggered: &[bool], hits: &[Hit]) -> E
                     RedactStyle::Mask => Replacement::Mask,
                     RedactStyle::KeepLast4 => Replacement::KeepLast4,
                     RedactStyle::Placeholder => Replacement::Text(h.source.placeholder().into()),
+                    RedactStyle::Pseudonym => Replacement::Text(
+                        pseudo
+                            .as_ref()
+                            .and_then(|p| p.token(h))
+                            .unwrap_or(h.source.placeholder())
+                            .into(),
+                    ),
                 },
-                h.rule as u32,
+                h.rule as u32 + 1,
             ),
             (Action::Rewrite, Some(text)) => (
                 Replacement::Text(text.clone()),
@@ -106,4 +146,41 @@ pub(super) fn plan_edits(policy: &Policy, triggered: &[bool], hits: &[Hit]) -> E
         *plan.redacted.entry(source).or_insert(0) += 1;
     }
     plan
+}
+
+impl Pseudo<'_, '_, '_> {
+    /// The text `h` covers.
+    fn value(&self, h: &Hit) -> Option<&str> {
+        self.segments.get(h.segment)?.text.get(h.start..h.end)
+    }
+
+    /// The token the vault holds for `h`'s value (None after an overflow).
+    fn token(&self, h: &Hit) -> Option<&str> {
+        self.vault.token_of(h.source, self.value(h)?)
+    }
+}
+
+/// Gives every value a `pseudonym` rule replaces its token, in order of appearance (segment,
+/// then offset), so numbers read in the order the model reads them.
+fn assign_tokens(policy: &Policy, triggered: &[bool], hits: &[Hit], p: &mut Pseudo<'_, '_, '_>) {
+    let mut spans: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| in_mask(triggered, h.rule))
+        .filter(|h| {
+            policy.rules.get(h.rule).is_some_and(|r| {
+                r.action == Action::Redact && r.redact_style == RedactStyle::Pseudonym
+            })
+        })
+        .collect();
+    sort_counted(&mut spans, |h| (h.segment, h.start, h.end));
+    spans.dedup_by_key(|h| (h.segment, h.start, h.end));
+    let texts: Vec<&str> = p.segments.iter().map(|s| s.text).collect();
+    for h in spans {
+        work::add(1);
+        let (Some(rule), Some(value)) = (policy.rules.get(h.rule), p.value(h)) else {
+            continue;
+        };
+        let value = value.to_string();
+        p.vault.token_for(h.source, &value, rule.pseudonym, &texts);
+    }
 }

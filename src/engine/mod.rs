@@ -11,6 +11,7 @@ mod hits;
 pub mod holdback;
 #[cfg(test)]
 mod linearity_tests;
+pub mod pseudonym;
 pub mod redact;
 pub mod reply;
 pub mod stream;
@@ -26,10 +27,21 @@ use crate::policy::document::{EscalateMode, OnError, OnUnknownFormat};
 use crate::policy::rollout::{self, BucketKeys, RolloutDecision};
 use crate::policy::{Action, Policy};
 use decide::{decide, rule_triggers};
-use edits::{plan_edits, EditPlan};
+use edits::{plan_edits, EditPlan, Pseudo, RESTORE_RANK};
 use hits::{count_detections, find_hits, rule_mask, rules_hit, Hit};
+use pseudonym::{PseudonymCounts, Vault};
 use redact::{Edit, Replacement};
 pub use reply::Refusal;
+
+/// What an evaluation does with the exchange's pseudonym vault.
+#[derive(Debug)]
+pub enum VaultUse<'v> {
+    None,
+    /// A request: `pseudonym` rules put their values in it and forward tokens.
+    Fill(&'v mut Vault),
+    /// A response: its tokens are given back as their values.
+    Restore(&'v Vault),
+}
 
 /// Reason codes the engine itself assigns (rules bring their own).
 pub mod reason {
@@ -108,6 +120,8 @@ pub struct PhaseOutcome {
     pub detections: BTreeMap<String, u32>,
     /// Spans redacted (or that would be, when not enforced), by detector.
     pub redactions: BTreeMap<String, u32>,
+    /// Values pseudonymised (request) and restored (response), by detector.
+    pub pseudonyms: PseudonymCounts,
     /// Body rewrites applied (or that would be): `set_model`, `cap_max_tokens`, ...
     pub rewrites: Vec<&'static str>,
     pub escalation: Option<EscalateMode>,
@@ -145,6 +159,7 @@ impl PhaseOutcome {
             body_bytes: body_bytes as u64,
             detections: BTreeMap::new(),
             redactions: BTreeMap::new(),
+            pseudonyms: PseudonymCounts::default(),
             rewrites: Vec::new(),
             escalation: None,
             usage: None,
@@ -227,9 +242,22 @@ pub fn evaluate_parsed(
     phase: Phase,
     body: ParsedBody,
 ) -> PhaseOutcome {
+    evaluate_with_vault(policy, info, rollout, phase, body, VaultUse::None)
+}
+
+/// [`evaluate_parsed`] with the exchange's pseudonym vault: a request fills it, a response
+/// restores from it.
+pub fn evaluate_with_vault(
+    policy: &Policy,
+    info: &RequestInfo<'_>,
+    rollout: &RolloutDecision,
+    phase: Phase,
+    body: ParsedBody,
+    vault: VaultUse<'_>,
+) -> PhaseOutcome {
     let out = PhaseOutcome::new(phase, body.len);
     match body.json {
-        Ok(value) => evaluate_json(policy, info, rollout, out, value),
+        Ok(value) => evaluate_json(policy, info, rollout, out, value, vault),
         Err((code, detail)) => on_error(policy, rollout, out, code, detail),
     }
 }
@@ -240,6 +268,7 @@ fn evaluate_json(
     rollout: &RolloutDecision,
     mut out: PhaseOutcome,
     mut value: Value,
+    mut vault: VaultUse<'_>,
 ) -> PhaseOutcome {
     let phase = out.phase;
     out.format = llm::detect_format(info.path, &value);
@@ -277,7 +306,20 @@ fn evaluate_json(
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
-    let hits = find_hits(policy, phase, segments);
+    let mut hits = find_hits(policy, phase, segments);
+    // Restored tokens are the client's own values: no rule judges them (a fake token has the
+    // shape a response rule looks for).
+    let restored: Vec<Vec<pseudonym::Found>> = match &vault {
+        VaultUse::Restore(v) if v.restores() => segments.iter().map(|s| v.find(s.text)).collect(),
+        _ => Vec::new(),
+    };
+    if !restored.is_empty() {
+        hits.retain(|h| {
+            !restored
+                .get(h.segment)
+                .is_some_and(|fs| pseudonym::covers(fs, h.start, h.end))
+        });
+    }
     let requested_max_tokens = llm::max_tokens(out.format, &value);
     let content_hit = rules_hit(policy, &hits);
     let triggered: Vec<usize> = policy
@@ -321,7 +363,19 @@ fn evaluate_json(
     count_detections(&hits, &triggered_mask, &mut out.detections);
 
     // Plan the edits whatever the rollout, so shadow records say what would have changed.
-    let mut plan = plan_edits(policy, &triggered_mask, &hits);
+    let mut plan = match &mut vault {
+        VaultUse::Fill(v) if phase == Phase::Request => {
+            let pseudo = Pseudo { vault: v, segments };
+            let plan = plan_edits(policy, &triggered_mask, &hits, Some(pseudo));
+            out.pseudonyms.merge(v.counts());
+            plan
+        }
+        _ => plan_edits(policy, &triggered_mask, &hits, None),
+    };
+    for (si, found) in restored.into_iter().enumerate() {
+        let edits = restore_edits(found, &mut out.pseudonyms);
+        plan.add_edits(si, edits);
+    }
     for (source, n) in &plan.redacted {
         *out.redactions.entry(source.name().to_string()).or_insert(0) += n;
     }
@@ -489,6 +543,25 @@ fn apply_rewrites(
         }
     }
     done
+}
+
+/// The edits giving back the vault's tokens `found` in a text, counted as restored.
+fn restore_edits(found: Vec<pseudonym::Found>, counts: &mut PseudonymCounts) -> Vec<Edit> {
+    found
+        .into_iter()
+        .map(|f| {
+            *counts
+                .restored
+                .entry(f.source.name().to_string())
+                .or_insert(0) += 1;
+            Edit {
+                start: f.start,
+                end: f.end,
+                rank: RESTORE_RANK,
+                replacement: Replacement::Text(f.replacement),
+            }
+        })
+        .collect()
 }
 
 /// Texts for `include_content` records: every policy hit and every built-in PII or secret

@@ -29,8 +29,9 @@ use crate::audit::record::{self, CandidateDecision, RecordMeta};
 use crate::audit::{id, AuditRecord, IdGenerator};
 use crate::config::attribution::{self, Attributed, RequestView, Source};
 use crate::config::{OnUninspectable, PluginConfig};
+use crate::engine::pseudonym::Vault;
 use crate::engine::stream::{StreamEnd, StreamInspector};
-use crate::engine::{self, ParsedBody, PhaseOutcome, Refusal, RequestInfo, Verdict};
+use crate::engine::{self, ParsedBody, PhaseOutcome, Refusal, RequestInfo, VaultUse, Verdict};
 use crate::headers::{HeaderMap, Lookup};
 use crate::llm::{self, ApiFormat, Phase};
 use crate::policy::rollout::{self, BucketKeys, RolloutDecision};
@@ -103,6 +104,9 @@ pub struct Exchange {
     /// The upstream ended the response (end of stream or trailers).
     response_ended: bool,
     inspection_errors: u32,
+    /// The values the request pseudonymised and their tokens: filled by the request, read by
+    /// the response, dropped with the exchange (never in a record or a log).
+    vault: Vault,
 }
 
 /// The request as attribution sees it: the header snapshot, and host properties for JWT
@@ -191,6 +195,7 @@ impl Exchange {
             http_status: None,
             response_ended: false,
             inspection_errors: 0,
+            vault: Vault::default(),
         }
     }
 
@@ -387,13 +392,21 @@ impl Exchange {
         // The candidate judges a copy of the same parse (cheaper than parsing again).
         let candidate_parsed = self.config.candidate.as_ref().map(|_| parsed.clone());
         self.judge_candidate(Phase::Request, candidate_parsed);
-        let mut outcome = engine::evaluate_parsed(
+        let mut vault = std::mem::take(&mut self.vault);
+        let mut outcome = engine::evaluate_with_vault(
             &self.config.policy,
             &self.info(),
             &rollout,
             Phase::Request,
             parsed,
+            VaultUse::Fill(&mut vault),
         );
+        // Only a request that goes upstream with its tokens has anything to give back.
+        let forwarded = matches!(outcome.verdict, Verdict::Forward { body: Some(_), .. });
+        if rollout.enforced && forwarded {
+            vault.seal();
+            self.vault = vault;
+        }
         if !outcome.inspected {
             self.inspection_errors += 1;
         }
@@ -448,12 +461,13 @@ impl Exchange {
         let candidate_parsed = self.config.candidate.as_ref().map(|_| parsed.clone());
         self.judge_candidate(Phase::Response, candidate_parsed);
         let rollout = self.rollout();
-        let mut outcome = engine::evaluate_parsed(
+        let mut outcome = engine::evaluate_with_vault(
             &self.config.policy,
             &self.info(),
             &rollout,
             Phase::Response,
             parsed,
+            VaultUse::Restore(&self.vault),
         );
         let replacement = match &outcome.verdict {
             Verdict::Forward {
@@ -617,12 +631,15 @@ impl Exchange {
             // first byte beyond the hold-back of text).
             let rollout = self.rollout();
             let config = Rc::clone(&self.config);
-            self.active.stream = Some(StreamInspector::with_holdback(
-                config.stream_holdback,
-                self.format,
-                rollout.enforced,
-                config.stream_limits,
-            ));
+            self.active.stream = Some(
+                StreamInspector::with_holdback(
+                    config.stream_holdback,
+                    self.format,
+                    rollout.enforced,
+                    config.stream_limits,
+                )
+                .restoring(std::mem::take(&mut self.vault)),
+            );
             self.candidate.stream = config.candidate_holdback.map(|hold| {
                 StreamInspector::with_holdback(hold, self.format, false, config.stream_limits)
             });
@@ -881,5 +898,7 @@ fn fail_closed(outcome: &mut PhaseOutcome, status: u16) -> Refusal {
 
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod pseudonym_tests;
 #[cfg(test)]
 mod tests;

@@ -2,8 +2,9 @@
 //! point, never inside a finding) and its findings up to there, which are final.
 
 use super::channels::{context_of, ChannelText, Channels, Found};
-use crate::engine::hits::{find_hits, sort_counted};
+use crate::engine::hits::{find_hits, sort_counted, Hit};
 use crate::engine::holdback::Holdback;
+use crate::engine::pseudonym::{Vault, RESTORE_RULE};
 use crate::engine::work;
 use crate::llm::stream::{self, Channel};
 use crate::llm::{PathId, Phase, Segment};
@@ -16,13 +17,14 @@ impl Channels {
         &mut self,
         policy: &Policy,
         hold: Holdback,
+        vault: &Vault,
         changed: &[Channel],
         all: bool,
     ) -> bool {
         let mut capped = false;
         for c in changed {
             if let Some(ch) = self.map.get_mut(c) {
-                capped |= judge(ch, policy, hold, all);
+                capped |= judge(ch, policy, hold, vault, all);
             }
         }
         capped
@@ -33,7 +35,9 @@ impl Channels {
 /// inside a finding) and its findings up to there, which are final. Scans only the text
 /// after `settled` (with [`super::channels::CONTEXT_BYTES`] before it), and only when the
 /// point moved. Returns whether the cap decided.
-fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, all: bool) -> bool {
+/// The vault's tokens are findings too (restored, never cut), and the end of the text that
+/// could still become one waits.
+fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, vault: &Vault, all: bool) -> bool {
     ch.dirty = false;
     let from = ch.settled.saturating_sub(ch.base) as usize;
     // Borrowing the text field alone: the hold-back updates `ch.progress` meanwhile.
@@ -49,7 +53,8 @@ fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, all: bool) -> bo
         return false;
     } else {
         work::add(1);
-        hold.release_point_from(tail, ch.settled, &mut ch.progress)
+        let (point, capped) = hold.release_point_from(tail, ch.settled, &mut ch.progress);
+        (point.min(tail_len - vault.pending(tail)), capped)
     };
     if point == 0 {
         // Nothing can go yet: no need to look for entities.
@@ -69,12 +74,36 @@ fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, all: bool) -> bo
     let mut fs: Vec<Found> = find_hits(policy, Phase::Response, std::slice::from_ref(&segment))
         .into_iter()
         .filter(|h| h.start >= look.len())
+        .chain(
+            vault
+                .find(&scan)
+                .into_iter()
+                .filter(|f| f.start >= look.len())
+                .map(|f| Hit {
+                    rule: RESTORE_RULE,
+                    segment: 0,
+                    start: f.start,
+                    end: f.end,
+                    source: f.source,
+                }),
+        )
         .map(|h| Found {
             hit: h,
             start: origin + h.start as u64,
             end: origin + h.end as u64,
         })
         .collect();
+    // A rule's finding inside a restored token is the client's own value: not judged.
+    let tokens: Vec<(u64, u64)> = fs
+        .iter()
+        .filter(|f| f.hit.rule == RESTORE_RULE)
+        .map(|f| (f.start, f.end))
+        .collect();
+    if !tokens.is_empty() {
+        fs.retain(|f| {
+            f.hit.rule == RESTORE_RULE || !tokens.iter().any(|&(s, e)| s <= f.start && f.end <= e)
+        });
+    }
     sort_counted(&mut fs, |f| (f.start, f.end));
     // Never cut through a finding: from the last start back, each crossing one moves the
     // point to its start (a finding starting later cannot cross the new point).

@@ -36,6 +36,7 @@ use serde_json::Value;
 
 use super::decide::rule_triggers;
 use super::holdback::Holdback;
+use super::pseudonym::Vault;
 use super::{PhaseOutcome, Refusal};
 use crate::llm::stream::{self, Delta, End, EventInfo};
 use crate::llm::{path, sse, ApiFormat, Phase};
@@ -208,6 +209,8 @@ pub struct StreamInspector {
     out: Output,
     /// What the record gets.
     tally: Tally,
+    /// The exchange's pseudonyms, given back as they stream (empty: nothing to restore).
+    vault: Vault,
 }
 
 impl StreamInspector {
@@ -246,7 +249,20 @@ impl StreamInspector {
                 sent_sequence: None,
             },
             tally: Tally::default(),
+            vault: Vault::default(),
         }
+    }
+
+    /// Restores the tokens of `vault` (the exchange's request filled it) as the text streams.
+    pub fn restoring(mut self, mut vault: Vault) -> StreamInspector {
+        vault.seal();
+        self.vault = vault;
+        self
+    }
+
+    /// Whether streamed text is inspected: the rules read it, or it carries tokens to restore.
+    fn inspects(&self) -> bool {
+        self.hold.inspects() || self.vault.restores()
     }
 
     /// Reads a chunk of the response; returns the bytes the client gets now.
@@ -260,7 +276,7 @@ impl StreamInspector {
             }
             if fed.is_err() {
                 self.give_up(policy, StreamError::EventTooLarge);
-            } else if !self.hold.inspects() {
+            } else if !self.inspects() {
                 if self.state == State::Inspecting {
                     self.out.bytes.extend_from_slice(chunk);
                 }
@@ -340,7 +356,7 @@ impl StreamInspector {
         self.tally.outcome(
             policy,
             self.format,
-            self.hold.inspects(),
+            self.inspects(),
             self.channels.seen,
             prompt_text_bytes,
         )
@@ -389,7 +405,7 @@ impl StreamInspector {
         };
         let info = stream::interpret(self.format, &value);
         self.note(policy, &info);
-        if !self.hold.inspects() {
+        if !self.inspects() {
             // Nothing in the text to judge: the chunk passes as it came (see `push`).
             for d in &info.deltas {
                 if let Some(text) = path::get(&value, &d.path).and_then(Value::as_str) {
@@ -411,7 +427,7 @@ impl StreamInspector {
         }
         let mut changed = None;
         if !info.whole.is_empty() && self.enforced {
-            match rewrite::redact_whole(policy, &mut value, &info.whole) {
+            match rewrite::redact_whole(policy, &self.vault, &mut value, &info.whole) {
                 Ok(true) => changed = Some(value),
                 Ok(false) => {}
                 Err(_) => {
@@ -485,7 +501,7 @@ impl StreamInspector {
     /// An event the inspector cannot read: counted, then the policy's `on_error` decides.
     fn malformed(&mut self, policy: &Policy, raw: Vec<u8>, error: StreamError) {
         self.tally.malformed += 1;
-        if policy.on_error == OnError::Refuse && self.hold.inspects() {
+        if policy.on_error == OnError::Refuse && self.inspects() {
             self.tally.error = Some(error);
             self.stop(error.refusal());
             if self.state == State::Stopped {
@@ -496,11 +512,11 @@ impl StreamInspector {
     }
 
     fn enqueue(&mut self, raw: Vec<u8>, parsed: Option<Parsed>) {
-        if self.state == State::PassThrough && self.hold.inspects() {
+        if self.state == State::PassThrough && self.inspects() {
             self.out.bytes.extend_from_slice(&raw);
             return;
         }
-        if self.state != State::Inspecting || !self.hold.inspects() {
+        if self.state != State::Inspecting || !self.inspects() {
             return;
         }
         for t in parsed.iter().flat_map(|p| &p.texts) {
@@ -518,7 +534,7 @@ impl StreamInspector {
     /// Inspection stops: the stream is refused (`on_error: refuse`) or passes unchanged.
     fn give_up(&mut self, policy: &Policy, error: StreamError) {
         self.tally.error = Some(error);
-        if self.enforced && policy.on_error == OnError::Refuse && self.hold.inspects() {
+        if self.enforced && policy.on_error == OnError::Refuse && self.inspects() {
             self.stop(error.refusal());
             return;
         }
@@ -536,7 +552,7 @@ impl StreamInspector {
     /// could not be inspected and the policy refuses what it cannot inspect.
     fn stop(&mut self, refusal: Refusal) {
         if self.enforced {
-            let sequence_number = if self.hold.inspects() {
+            let sequence_number = if self.inspects() {
                 self.out.sent_sequence
             } else {
                 self.out.sequence_number

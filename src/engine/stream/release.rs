@@ -9,6 +9,7 @@ use super::channels::Found;
 use super::rewrite::{self, Span};
 use super::{State, StreamError, StreamInspector};
 use crate::engine::decide::{answers_locally, decide};
+use crate::engine::pseudonym::RESTORE_RULE;
 use crate::engine::work;
 use crate::engine::Refusal;
 use crate::llm::stream::Channel;
@@ -35,7 +36,10 @@ impl StreamInspector {
         }
         // Judge what changed (everything unsettled when every text ends).
         let changed = self.channels.take_changed(all);
-        if self.channels.judge(policy, self.hold, &changed, all) {
+        if self
+            .channels
+            .judge(policy, self.hold, &self.vault, &changed, all)
+        {
             self.tally.overflows += 1;
         }
         for c in &changed {
@@ -49,7 +53,12 @@ impl StreamInspector {
         // Where each channel's released text ends, and its findings there (they are final).
         let mut ends = self.queue.ends(release);
         let mut final_hits = self.channels.final_findings(&ends);
-        let mut rules: Vec<usize> = final_hits.values().flatten().map(|f| f.hit.rule).collect();
+        let mut rules: Vec<usize> = final_hits
+            .values()
+            .flatten()
+            .map(|f| f.hit.rule)
+            .filter(|&r| r != RESTORE_RULE)
+            .collect();
         rules.sort_unstable();
         rules.dedup();
         self.tally.record_findings(policy, &final_hits, &rules);
@@ -67,7 +76,14 @@ impl StreamInspector {
                 fs.retain(|f| f.end <= to);
             }
         }
-        let spans = rewrite::replacement_spans(policy, &rules, &final_hits, &ends, &self.channels);
+        let spans = rewrite::replacement_spans(
+            policy,
+            &self.vault,
+            &rules,
+            &final_hits,
+            &ends,
+            &self.channels,
+        );
         if self.emit(release, &spans).is_err() {
             // Cannot happen (the same bytes parsed before); never let the text out unjudged.
             self.tally.error = Some(StreamError::DataNotJson);

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::channels::{ChannelText, Channels, Found};
-use crate::engine::edits::plan_edits;
+use crate::engine::edits::{plan_edits, RESTORE_RANK};
 use crate::engine::hits::{find_hits, rule_mask, Hit};
+use crate::engine::pseudonym::{Vault, RESTORE_RULE};
 use crate::engine::{redact, work};
 use crate::llm::stream::{self, Channel, Whole};
 use crate::llm::{path, sse, PathId, PathSeg, Phase, TooComplex};
@@ -23,6 +24,7 @@ pub(super) type Span = (u64, u64, String);
 /// disjoint.
 pub(super) fn replacement_spans(
     policy: &Policy,
+    vault: &Vault,
     rules: &[usize],
     final_hits: &BTreeMap<Channel, Vec<Found>>,
     ends: &BTreeMap<Channel, u64>,
@@ -46,8 +48,20 @@ pub(super) fn replacement_spans(
             })
             .collect();
         let text = ch.slice(origin, to);
-        let mut plan = plan_edits(policy, &rule_mask(policy, rules), &hits);
+        let mut plan = plan_edits(policy, &rule_mask(policy, rules), &hits, None);
         let mut edits = plan.take_segment(0);
+        // Restored tokens: what the vault gives back for the token's text.
+        for h in hits.iter().filter(|h| h.rule == RESTORE_RULE) {
+            let token = text.get(h.start..h.end).unwrap_or_default();
+            if let Some(back) = vault.replacement(token) {
+                edits.push(redact::Edit {
+                    start: h.start,
+                    end: h.end,
+                    rank: RESTORE_RANK,
+                    replacement: redact::Replacement::Text(back.to_string()),
+                });
+            }
+        }
         let resolved = redact::resolve(text, &mut edits);
         spans.insert(
             *c,
@@ -144,6 +158,7 @@ fn event_json(raw: &[u8]) -> Option<Value> {
 /// as they streamed.
 pub(super) fn redact_whole(
     policy: &Policy,
+    vault: &Vault,
     value: &mut Value,
     whole: &[Whole],
 ) -> Result<bool, TooComplex> {
@@ -153,7 +168,20 @@ pub(super) fn redact_whole(
         let mut rules: Vec<usize> = hits.iter().map(|h| h.rule).collect();
         rules.sort_unstable();
         rules.dedup();
-        let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits);
+        let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits, None);
+        for (si, seg) in texts.segments.iter().enumerate() {
+            let edits = vault
+                .find(seg.text)
+                .into_iter()
+                .map(|f| redact::Edit {
+                    start: f.start,
+                    end: f.end,
+                    rank: RESTORE_RANK,
+                    replacement: redact::Replacement::Text(f.replacement),
+                })
+                .collect();
+            plan.add_edits(si, edits);
+        }
         let changes: Vec<(PathId, String)> = plan
             .text_changes(&texts.segments)
             .into_iter()

@@ -7,6 +7,7 @@ use super::channels::Found;
 use super::{StreamEnd, StreamError, StreamSummary};
 use crate::engine::decide::decide;
 use crate::engine::hits::Source;
+use crate::engine::pseudonym::RESTORE_RULE;
 use crate::engine::PhaseOutcome;
 use crate::llm::stream::{Channel, EventInfo};
 use crate::llm::{ApiFormat, Phase, Usage};
@@ -22,6 +23,8 @@ pub(super) struct Tally {
     pub(super) triggered: BTreeSet<usize>,
     detections: BTreeMap<String, u32>,
     redactions: BTreeMap<String, u32>,
+    /// Tokens given back, by detector.
+    restored: BTreeMap<String, u32>,
     pub(super) model: Option<String>,
     usage: Usage,
     /// Characters of output text, to estimate output tokens.
@@ -67,8 +70,17 @@ impl Tally {
     ) {
         self.triggered.extend(rules.iter().copied());
         for fs in hits.values() {
-            let mut seen: Vec<(u64, u64, Source)> =
-                fs.iter().map(|f| (f.start, f.end, f.hit.source)).collect();
+            for f in fs.iter().filter(|f| f.hit.rule == RESTORE_RULE) {
+                *self
+                    .restored
+                    .entry(f.hit.source.name().to_string())
+                    .or_insert(0) += 1;
+            }
+            let mut seen: Vec<(u64, u64, Source)> = fs
+                .iter()
+                .filter(|f| f.hit.rule != RESTORE_RULE)
+                .map(|f| (f.start, f.end, f.hit.source))
+                .collect();
             seen.sort();
             seen.dedup();
             for (_, _, source) in &seen {
@@ -131,6 +143,7 @@ impl Tally {
         }
         out.detections = self.detections.clone();
         out.redactions = self.redactions.clone();
+        out.pseudonyms.restored = self.restored.clone();
         out.error = self.error.map(|e| e.detail().to_string());
         let (usage, estimated) = self.usage(prompt_text_bytes);
         out.usage = Some(usage);
