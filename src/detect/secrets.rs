@@ -196,7 +196,24 @@ const PREFIXES: &[(&str, Kind, Case)] = &[
     ("hf_", Kind::Huggingface, Any),
     ("api_org_", Kind::Huggingface, Any),
     ("SG.", Kind::Sendgrid, Any),
-    ("SK", Kind::Twilio, Exact),
+    // `SK` and the first hex digit of a Twilio SID: `sk` alone would hit every "risks"
+    // and "asks" (the automaton is case-insensitive); the validator checks the `SK`.
+    ("SK0", Kind::Twilio, Any),
+    ("SK1", Kind::Twilio, Any),
+    ("SK2", Kind::Twilio, Any),
+    ("SK3", Kind::Twilio, Any),
+    ("SK4", Kind::Twilio, Any),
+    ("SK5", Kind::Twilio, Any),
+    ("SK6", Kind::Twilio, Any),
+    ("SK7", Kind::Twilio, Any),
+    ("SK8", Kind::Twilio, Any),
+    ("SK9", Kind::Twilio, Any),
+    ("SKa", Kind::Twilio, Any),
+    ("SKb", Kind::Twilio, Any),
+    ("SKc", Kind::Twilio, Any),
+    ("SKd", Kind::Twilio, Any),
+    ("SKe", Kind::Twilio, Any),
+    ("SKf", Kind::Twilio, Any),
     ("shpat_", Kind::Shopify, Any),
     ("shpca_", Kind::Shopify, Any),
     ("shppa_", Kind::Shopify, Any),
@@ -333,10 +350,10 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
             continue;
         };
         let (start, body) = (hit.start(), hit.end());
-        if start < reach.covered || !kind.detectors().iter().any(|d| enabled.contains(*d)) {
-            continue;
-        }
-        if case == Exact && bytes.get(start..body) != Some(prefix.as_bytes()) {
+        if start < reach.covered
+            || (case == Exact && bytes.get(start..body) != Some(prefix.as_bytes()))
+            || !kind.detectors().iter().any(|d| enabled.contains(*d))
+        {
             continue;
         }
         match kind {
@@ -407,7 +424,7 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
             Kind::Npm => tokens::npm(bytes, body),
             Kind::Huggingface => tokens::huggingface(bytes, body),
             Kind::Sendgrid => tokens::sendgrid(bytes, body),
-            Kind::Twilio => tokens::twilio(bytes, body),
+            Kind::Twilio => tokens::twilio(bytes, start),
             Kind::Shopify => tokens::hex_exact(bytes, body, 32),
             Kind::Digitalocean => tokens::hex_exact(bytes, body, 64),
             Kind::AwsSession => tokens::aws_session(bytes, body),

@@ -197,9 +197,12 @@ pub(super) fn hex_exact(bytes: &[u8], body: usize, len: usize) -> Option<usize> 
     .then_some(end)
 }
 
-/// Twilio API key SIDs: `SK` + 32 hex digits.
-pub(super) fn twilio(bytes: &[u8], body: usize) -> Option<usize> {
-    hex_exact(bytes, body, 32)
+/// Twilio API key SIDs: `SK` (upper case) + 32 hex digits; `start` is the offset of `SK`.
+pub(super) fn twilio(bytes: &[u8], start: usize) -> Option<usize> {
+    if bytes.get(start..start + 2) != Some(b"SK".as_slice()) {
+        return None;
+    }
+    hex_exact(bytes, start + 2, 32)
 }
 
 /// Shortest AWS STS session token body after its prefix (real ones run to 300–1,000+).
