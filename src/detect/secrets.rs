@@ -787,4 +787,48 @@ mod tests {
         );
         assert!(run(pw, only(DetectorId::Jwt)).is_empty());
     }
+
+    /// Base64 data that is not a secret (inline images, MIME attachments wrapped at 76
+    /// columns, hex digests, UUIDs, git object ids): random base64 holds every prefix and
+    /// label keyword in some case, and none of it may be reported.
+    #[test]
+    fn base64_data_hashes_and_ids_are_not_secrets() {
+        for seed in 0..8 {
+            let blob = fake(700 + seed, 64 * 1024, B64);
+            let image = format!("<img src=\"data:image/png;base64,{blob}==\">");
+            assert!(
+                run(&image, all()).is_empty(),
+                "seed {seed}: {:?}",
+                run(&image, all())
+            );
+            let wrapped: Vec<&str> = (0..blob.len())
+                .step_by(76)
+                .filter_map(|i| blob.get(i..(i + 76).min(blob.len())))
+                .collect();
+            let mime = format!(
+                "Content-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+                wrapped.join("\r\n")
+            );
+            assert!(
+                run(&mime, all()).is_empty(),
+                "seed {seed}: {:?}",
+                run(&mime, all())
+            );
+        }
+        let hex = b"0123456789abcdef";
+        let ids = format!(
+            "sha256:{} sha1 {} md5={} commit {} object {}-{}-4{}-a{}-{} etag \"{}\"",
+            fake(710, 64, hex),
+            fake(711, 40, hex),
+            fake(712, 32, hex),
+            fake(713, 7, hex),
+            fake(714, 8, hex),
+            fake(715, 4, hex),
+            fake(716, 3, hex),
+            fake(717, 3, hex),
+            fake(718, 12, hex),
+            fake(719, 32, hex),
+        );
+        assert!(run(&ids, all()).is_empty(), "{ids}: {:?}", run(&ids, all()));
+    }
 }
