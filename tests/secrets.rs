@@ -193,6 +193,40 @@ fn hard_negatives_pass_the_default_policy() {
     }
 }
 
+/// Decided (README, `shape.rs`): keys that a provider publishes as examples but that have a
+/// real key's full shape are secrets (nothing but a list tells them apart, and operators test
+/// a deployment with them); the provider's placeholders are not.
+#[test]
+fn provider_example_keys_are_secrets_their_placeholders_are_not() {
+    let p = shipped("default");
+    for text in [
+        // AWS's documented example key pair.
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        // Stripe's API reference test key.
+        "curl https://api.stripe.com/v1/charges -u sk_test_4eC39HqLyjWDarjtT1zdp7dc:",
+        // RFC 7617's Basic example (Aladdin:open sesame).
+        "Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+        // Azurite's published development account key.
+        "AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;",
+    ] {
+        let o = evaluate(&p, Phase::Request, &chat(text));
+        assert_eq!(o.decision, Action::Refuse, "{text}");
+    }
+    for text in [
+        "aws_secret_access_key = <your-secret-access-key>",
+        "export GITHUB_TOKEN=ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "STRIPE_SECRET_KEY=sk_test_xxxxxxxxxxxxxxxxxxxxxxxx",
+        "HF_TOKEN=hf_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "SLACK_BOT_TOKEN=xoxb-your-bot-token",
+        "OPENAI_API_KEY=\"sk-...\"",
+        "AccountKey=<storage-account-key>",
+    ] {
+        let o = evaluate(&p, Phase::Request, &chat(text));
+        assert_eq!(o.decision, Action::Allow, "{text}: {:?}", o.triggered_rules);
+    }
+}
+
 /// The secret detectors of issue 13 item 4.
 const NEW_DETECTORS: &[&str] = &[
     "gitlab_token",
