@@ -351,7 +351,7 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
         };
         let (start, body) = (hit.start(), hit.end());
         if start < reach.covered
-            || (case == Exact && bytes.get(start..body) != Some(prefix.as_bytes()))
+            || (case == Exact && !same_bytes(bytes, start, prefix))
             || !kind.detectors().iter().any(|d| enabled.contains(*d))
         {
             continue;
@@ -406,12 +406,11 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
         if kind != Kind::PrivateKey && !boundary_before(bytes, start) && !gitlab_instance_prefix {
             continue;
         }
-        let canonical = bytes.get(start..body) == Some(prefix.as_bytes());
         let end = match kind {
             Kind::Aws => tokens::aws(bytes, body),
             Kind::GithubClassic => tokens::github_classic(bytes, body),
             Kind::GithubPat => tokens::github_pat(bytes, body),
-            Kind::Openai => tokens::openai(bytes, body, canonical),
+            Kind::Openai => tokens::openai(bytes, body, same_bytes(bytes, start, prefix)),
             Kind::Anthropic => tokens::anthropic(bytes, body),
             Kind::SlackToken => tokens::slack_token(bytes, body),
             Kind::SlackWebhook => tokens::slack_webhook(bytes, body),
@@ -454,6 +453,15 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
         reach.covered = end;
     }
     found.finish();
+}
+
+/// Whether `prefix` is at `start` in this exact case. Prefixes are a few bytes: a plain loop,
+/// not a `memcmp` call per automaton hit.
+fn same_bytes(bytes: &[u8], start: usize, prefix: &str) -> bool {
+    let p = prefix.as_bytes();
+    bytes
+        .get(start..start + p.len())
+        .is_some_and(|s| s.iter().zip(p).all(|(a, b)| a == b))
 }
 
 /// `[A-Za-z0-9_-]`: the base64url alphabet, and the set of bytes that may not precede a
