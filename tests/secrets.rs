@@ -45,8 +45,8 @@ const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// The outside review's list of secrets that passed the credential rule, each in a sentence,
-/// with the secret value a redaction must remove.
-fn reviewed() -> Vec<(&'static str, String, String)> {
+/// with the secret value a redaction must remove and the detector that must find it.
+fn reviewed() -> Vec<(&'static str, String, String, &'static str)> {
     let hf = format!("hf_{}", fake(1, 34, ALNUM));
     let glpat = format!("glpat-{}", fake(2, 20, B64URL));
     let npm = format!("npm_{}", fake(3, 36, ALNUM));
@@ -61,53 +61,62 @@ fn reviewed() -> Vec<(&'static str, String, String)> {
             "connection string",
             "Connect with postgres://admin:Sup3rS3cret!@db.internal:5432/app please".into(),
             "Sup3rS3cret!".into(),
+            "url_credentials",
         ),
         (
             "password assignment",
             "My config has password=Hunter2Pass! in it".into(),
             "Hunter2Pass!".into(),
+            "secret_assignment",
         ),
         (
             "Azure AccountKey",
             format!("DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={azure};EndpointSuffix=core.windows.net"),
             azure.clone(),
+            "azure_storage_key",
         ),
         (
             "AWS secret next to its key id",
             "aws creds: AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            "aws_secret_key",
         ),
         (
             "AWS secret after its label",
             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            "aws_secret_key",
         ),
         (
             "Basic",
             "use the header Authorization: Basic c3ZjOlN1cDNyUzNjcmV0IQ== for it".into(),
             "c3ZjOlN1cDNyUzNjcmV0IQ==".into(),
+            "http_auth",
         ),
-        ("opaque Bearer", format!("curl -H 'Authorization: Bearer {bearer}' https://api.acme.io"), bearer.clone()),
-        ("Hugging Face", format!("HF token {hf} works"), hf.clone()),
-        ("GitLab", format!("gitlab token {glpat} works"), glpat.clone()),
-        ("npm", format!("//registry.npmjs.org/:_authToken={npm}"), npm.clone()),
-        ("SendGrid", format!("SENDGRID key {sg} here"), sg.clone()),
+        ("opaque Bearer", format!("curl -H 'Authorization: Bearer {bearer}' https://api.acme.io"), bearer.clone(), "http_auth"),
+        ("Hugging Face", format!("HF token {hf} works"), hf.clone(), "huggingface_token"),
+        ("GitLab", format!("gitlab token {glpat} works"), glpat.clone(), "gitlab_token"),
+        ("npm", format!("//registry.npmjs.org/:_authToken={npm}"), npm.clone(), "npm_token"),
+        ("SendGrid", format!("SENDGRID key {sg} here"), sg.clone(), "sendgrid_key"),
         (
             "S3 X-Amz-Signature",
             "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=60&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404 is the link".into(),
             "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404".into(),
+            "url_signature",
         ),
         (
             "S3 X-Amz-Security-Token",
             format!("https://b.s3.amazonaws.com/k?X-Amz-Security-Token={session}&X-Amz-Date=20240101T000000Z is the link"),
             session.clone(),
+            "aws_session_token",
         ),
         (
             "Azure SAS sig",
             format!("https://acme.blob.core.windows.net/c/b.txt?sv=2022-11-02&sr=b&sp=r&se=2030-01-01T00%3A00%3A00Z&sig={sas} is the link"),
             sas.clone(),
+            "url_signature",
         ),
-        ("upper-cased key", format!("KEY: {upper} (upper case)"), upper.clone()),
+        ("upper-cased key", format!("KEY: {upper} (upper case)"), upper.clone(), "openai_key"),
     ]
 }
 
@@ -144,12 +153,19 @@ fn response_body(text: &str) -> Value {
 fn reviewed_secrets_are_refused_by_the_credential_rule() {
     for name in ["default", "default-v2"] {
         let p = shipped(name);
-        for (what, text, _) in reviewed() {
+        for (what, text, _, detector) in reviewed() {
             let o = evaluate(&p, Phase::Request, &chat(&text));
             assert_eq!(o.decision, Action::Refuse, "{name}: {what}: {text}");
             assert_eq!(o.reason_code, "SECRET_DETECTED", "{name}: {what}");
+            // By the secret itself, not by something next to it (the AWS key id).
+            assert!(
+                o.detections.contains_key(detector),
+                "{name}: {what}: {:?}",
+                o.detections
+            );
             let o = evaluate(&p, Phase::Response, &response_body(&text));
             assert_eq!(o.decision, Action::Refuse, "{name}: {what} in output");
+            assert!(o.detections.contains_key(detector), "{name}: {what}");
         }
     }
 }
@@ -298,7 +314,7 @@ fn forwarded_text(o: &PhaseOutcome, phase: Phase) -> String {
 #[test]
 fn redaction_removes_the_value() {
     let p = redact_policy();
-    for (what, text, secret) in reviewed() {
+    for (what, text, secret, _) in reviewed() {
         let o = evaluate(&p, Phase::Request, &chat(&text));
         assert_eq!(o.decision, Action::Redact, "{what}");
         let shown = forwarded_text(&o, Phase::Request);
@@ -400,7 +416,7 @@ fn secrets_split_across_events_are_redacted() {
 }
 
 fn split_everywhere(p: &Policy, skip: &[&str]) {
-    for (what, text, secret) in reviewed().into_iter().filter(|r| !skip.contains(&r.0)) {
+    for (what, text, secret, _) in reviewed().into_iter().filter(|r| !skip.contains(&r.0)) {
         let whole = evaluate(p, Phase::Response, &response_body(&text));
         let expected = forwarded_text(&whole, Phase::Response);
         let mut splits: Vec<Vec<String>> = (1..text.len())
@@ -430,7 +446,7 @@ fn split_everywhere(p: &Policy, skip: &[&str]) {
 #[test]
 fn streamed_secrets_are_refused_before_they_leak() {
     let p = shipped("default");
-    for (what, text, secret) in reviewed() {
+    for (what, text, secret, _) in reviewed() {
         let mid = text.find(&secret).unwrap() + secret.len() / 2;
         let (out, insp) = stream_through(&p, &chat_stream(&[&text[..mid], &text[mid..]]));
         let client = String::from_utf8_lossy(&out);
