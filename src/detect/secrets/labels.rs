@@ -94,10 +94,13 @@ fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }
 
-/// The words of an identifier: at most [`MAX_WORDS`] byte ranges.
+/// The words of an identifier: at most [`MAX_WORDS`] byte ranges, trailing digits dropped
+/// (`password2`), each with its length and lower-cased first byte so that most comparisons
+/// against a table word end after one check (every keyword hit compares against dozens).
 struct Words<'a> {
     ident: &'a [u8],
     spans: [(usize, usize); MAX_WORDS],
+    heads: [(usize, u8); MAX_WORDS],
     len: usize,
 }
 
@@ -108,6 +111,7 @@ impl<'a> Words<'a> {
         let mut w = Words {
             ident,
             spans: [(0, 0); MAX_WORDS],
+            heads: [(0, 0); MAX_WORDS],
             len: 0,
         };
         let mut start = None;
@@ -142,24 +146,27 @@ impl<'a> Words<'a> {
     }
 
     fn push(&mut self, s: usize, e: usize) -> Option<()> {
-        let slot = self.spans.get_mut(self.len)?;
-        *slot = (s, e);
+        let w = self.ident.get(s..e)?;
+        let digits = w.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+        let e = e - digits;
+        let head = (e - s, self.ident.get(s).map_or(0, u8::to_ascii_lowercase));
+        *self.spans.get_mut(self.len)? = (s, e);
+        *self.heads.get_mut(self.len)? = head;
         self.len += 1;
         Some(())
     }
 
-    /// Word `i`, trailing digits dropped (`password2`).
+    /// Word `i`, trailing digits dropped.
     fn word(&self, i: usize) -> &'a [u8] {
         let Some(&(s, e)) = self.spans.get(i) else {
             return &[];
         };
-        let w = self.ident.get(s..e).unwrap_or_default();
-        let digits = w.iter().rev().take_while(|b| b.is_ascii_digit()).count();
-        w.get(..w.len() - digits).unwrap_or(w)
+        self.ident.get(s..e).unwrap_or_default()
     }
 
     fn is(&self, i: usize, lower: &[u8]) -> bool {
-        eq_ci(self.word(i), lower)
+        self.heads.get(i) == Some(&(lower.len(), lower.first().copied().unwrap_or(0)))
+            && eq_ci(self.word(i), lower)
     }
 
     /// Whether the words from `i` are `seq`.
@@ -280,8 +287,7 @@ fn keyword_bounds(words: &Words<'_>, table: &[&[&[u8]]]) -> Option<(usize, usize
         for seq in table {
             // `pass` alone is a verdict (`"pass": "PASSED"`); `db_pass`, `SMTP_PASS` are
             // passwords.
-            let bare_pass = i == 0 && seq == &[b"pass".as_slice()];
-            if words.seq(i, seq) && !bare_pass {
+            if words.seq(i, seq) && !(i == 0 && seq == &[b"pass".as_slice()]) {
                 first.get_or_insert(i);
                 last = Some(last.map_or(i + seq.len(), |l: usize| l.max(i + seq.len())));
             }
@@ -794,7 +800,9 @@ mod tests {
             ["aws", "secret", "access", "key"]
         );
         assert_eq!(words("SecretAccessKey"), ["Secret", "Access", "Key"]);
-        assert_eq!(words("password2"), ["password2"]);
+        // Trailing digits are not part of the word compared (`password2` is a password).
+        assert_eq!(words("password2"), ["password"]);
+        assert_eq!(words("db2_pass"), ["db", "pass"]);
         assert!(Words::split(b"a_b_c_d_e_f_g_h_i_j_k_l_m").is_none());
     }
 
