@@ -284,7 +284,17 @@ fn keyword_bounds(words: &Words<'_>, table: &[&[&[u8]]]) -> Option<(usize, usize
     let mut first = None;
     let mut last = None;
     for i in 0..words.len {
+        let Some(&(len, first_byte)) = words.heads.get(i) else {
+            continue;
+        };
         for seq in table {
+            // The first word's length and first byte rule out most entries in one check.
+            if !seq
+                .first()
+                .is_some_and(|w| w.len() == len && w.first() == Some(&first_byte))
+            {
+                continue;
+            }
             // `pass` alone is a verdict (`"pass": "PASSED"`); `db_pass`, `SMTP_PASS` are
             // passwords.
             if words.seq(i, seq) && !(i == 0 && seq == &[b"pass".as_slice()]) {
