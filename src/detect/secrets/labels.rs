@@ -61,6 +61,10 @@ const MAX_IDENT: usize = 64;
 const MAX_WORDS: usize = 12;
 /// Longest value read (session tokens run to ~1,000 chars).
 const MAX_VALUE: usize = 4096;
+/// Shortest value any class accepts (a password).
+const MIN_VALUE: usize = 4;
+/// How far [`no_value`] looks.
+const PEEK: usize = 64;
 /// Longest password and generic secret value.
 const MAX_SECRET: usize = 256;
 /// Most blanks around an operator.
@@ -412,6 +416,9 @@ pub(super) fn validate(
     let Some(words) = Words::split(ident) else {
         return (None, reached);
     };
+    if !param && no_value(bytes, op) {
+        return (None, reached);
+    }
     let Some(class) = classify(&words, param) else {
         return (None, reached);
     };
@@ -430,6 +437,46 @@ pub(super) fn validate(
     let reached = reached.max(value.scanned);
     let found = judge(bytes, &value, class, enabled);
     (found.map(|d| (d, value.start, value.end)), reached)
+}
+
+/// Whether the unquoted value after `op` is, within [`PEEK`] bytes, a call or an index
+/// (`get_token(user)`, `env['KEY']`) or shorter than any class accepts (`= 'db'` is
+/// quoted, `auth=(u, p)` is not): most keyword hits in code and prose, rejected before the
+/// label is classified. Reads as [`assignment`] does for every class a plain label can have
+/// (the query signature and `Authorization` classes are not plain labels).
+fn no_value(bytes: &[u8], op: Operator) -> bool {
+    let Operator::Assign(pos) = op else {
+        return false;
+    };
+    let pos = skip_blanks(bytes, pos);
+    if quote_at(bytes, pos).is_some() {
+        return false;
+    }
+    let end = super::run_end_capped(bytes, pos, PEEK, |b| !is_value_stop(b));
+    end - pos < PEEK
+        && (matches!(bytes.get(end), Some(b'(' | b'[' | b'{')) || end - pos < MIN_VALUE)
+}
+
+/// Where an unquoted value ends.
+fn is_value_stop(b: u8) -> bool {
+    b.is_ascii_whitespace()
+        || matches!(
+            b,
+            b'"' | b'\''
+                | b'`'
+                | b','
+                | b';'
+                | b'&'
+                | b')'
+                | b']'
+                | b'}'
+                | b'<'
+                | b'>'
+                | b'\\'
+                | b'('
+                | b'['
+                | b'{'
+        )
 }
 
 /// A value after an operator.
@@ -553,26 +600,7 @@ fn assignment(bytes: &[u8], op: Operator, class: Class) -> Option<Value> {
         }
         return None;
     }
-    let value_end = super::run_end_capped(bytes, pos, MAX_VALUE + 1, |b| {
-        !(b.is_ascii_whitespace()
-            || matches!(
-                b,
-                b'"' | b'\''
-                    | b'`'
-                    | b','
-                    | b';'
-                    | b'&'
-                    | b')'
-                    | b']'
-                    | b'}'
-                    | b'<'
-                    | b'>'
-                    | b'\\'
-                    | b'('
-                    | b'['
-                    | b'{'
-            ))
-    });
+    let value_end = super::run_end_capped(bytes, pos, MAX_VALUE + 1, |b| !is_value_stop(b));
     // A call or an index (`get_password()`, `env["X"]`) is code.
     if matches!(bytes.get(value_end), Some(b'(' | b'[' | b'{')) {
         return None;
