@@ -219,6 +219,12 @@ mod tests {
                 "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
             )]
         );
+        // A scheme shorter than any label value (the label peek must not end it).
+        let mac = "Authorization: MAC kDZvddkndxvhGRXZhvuDjEWhGeE9fQ2a";
+        assert_eq!(
+            all(mac),
+            vec![(DetectorId::HttpAuth, "kDZvddkndxvhGRXZhvuDjEWhGeE9fQ2a")]
+        );
         // A bearer value with a known prefix is that detector's.
         let sk = format!("sk-proj-{}", fake(401, 60, B64URL));
         assert_eq!(

@@ -416,7 +416,11 @@ pub(super) fn validate(
     let Some(words) = Words::split(ident) else {
         return (None, reached);
     };
-    if !param && no_value(bytes, op) {
+    let authorization = words
+        .len
+        .checked_sub(1)
+        .is_some_and(|last| words.is(last, b"authorization"));
+    if !param && !authorization && no_value(bytes, op) {
         return (None, reached);
     }
     let Some(class) = classify(&words, param) else {
@@ -439,11 +443,12 @@ pub(super) fn validate(
     (found.map(|d| (d, value.start, value.end)), reached)
 }
 
-/// Whether the unquoted value after `op` is, within [`PEEK`] bytes, a call or an index
-/// (`get_token(user)`, `env['KEY']`) or shorter than any class accepts (`= 'db'` is
-/// quoted, `auth=(u, p)` is not): most keyword hits in code and prose, rejected before the
-/// label is classified. Reads as [`assignment`] does for every class a plain label can have
-/// (the query signature and `Authorization` classes are not plain labels).
+/// Whether the unquoted value after `op` is, within [`PEEK`] bytes, a call, an index or a
+/// tuple (`get_token(user)`, `env['KEY']`, `auth=(user, pw)`) or shorter than any class
+/// accepts (`token=abc`): most keyword hits in code, rejected before the label is
+/// classified. [`assignment`] rejects the same values for every class of a plain label (a
+/// query signature, only in a query, and `Authorization` read their values otherwise);
+/// quoted values are left to it.
 fn no_value(bytes: &[u8], op: Operator) -> bool {
     let Operator::Assign(pos) = op else {
         return false;
