@@ -20,7 +20,7 @@ test: setup-wasm lint test-native test-wasm test-wasmtime test-e2e bench-smoke
 ## bench-smoke: every case of `make bench` for a second or so, and every case of the V8 engine
 ## benchmark once, so the benchmarks never rot (numbers mean nothing; no timing is asserted)
 bench-smoke: wasm $(VENV)/.installed
-	$(VENV)/bin/python bench/run.py --smoke --floor > /dev/null
+	$(VENV)/bin/python bench/run.py --smoke --breakdown > /dev/null
 	@test -s bench/results/smoke.md && echo "bench smoke: bench/results/smoke.md written"
 	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path bench/v8/Cargo.toml
 	node bench/v8/run.mjs --smoke > /dev/null
