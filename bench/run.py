@@ -233,6 +233,11 @@ EMPTY_POLICY = {"id": "empty", "version": "1", "rollout": {"mode": "enforce"}, "
 # Plugin settings every filter proxy gets on top of envoy/envoy.yaml's (--plugin).
 PLUGIN_OVERRIDES = {}
 
+# The gateway with the time inside each callback as counters (`make wasm-timing`).
+TIMING_WASM = os.path.join(ROOT, "target", "policy_gateway_timing.wasm")
+TIMED = ["request_headers", "request_body", "response_headers", "response_body", "log_finish",
+         "log_emit", "tick", "call_response"]
+
 NULL_FILTER_DIR = os.path.join(ROOT, "bench", "null-filter")
 NULL_WASM = os.path.join(NULL_FILTER_DIR, "target", "wasm32-unknown-unknown", "release",
                          "null_filter.wasm")
@@ -511,6 +516,9 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="seconds-long run of every case (CI keeps the benchmark working); "
                          "its numbers mean nothing")
+    ap.add_argument("--timing", action="store_true",
+                    help="only the time inside each callback per request (needs `make "
+                         "wasm-timing`): the gateway with its timing build under the same load")
     ap.add_argument("--out", default="latest", help="report name under bench/results/")
     args = ap.parse_args()
     PLUGIN_OVERRIDES.update(json.loads(args.plugin))
@@ -531,6 +539,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pg-bench-")
     os.makedirs(RESULTS, exist_ok=True)
     try:
+        if args.timing:
+            return timing(args, wrk, envoy, tmp)
         return bench(args, wrk, envoy, tmp)
     finally:
         stop_all()
@@ -542,6 +552,83 @@ def gateway_stats(admin):
     return {k.split("policy_gateway.", 1)[1]: v for k, v in stats.items()
             if k.endswith(("records.emitted", "records.dropped", ".delivered", ".dropped",
                            ".retried"))}
+
+
+def timing(args, wrk, envoy, tmp):
+    """Per body size, the gateway's time inside each callback per request (host clock at
+    entry and exit, `src/filter/timing.rs`), medians over the repetitions."""
+    if not os.path.exists(TIMING_WASM):
+        sys.exit(f"{TIMING_WASM} missing: run `make wasm-timing` first")
+    fp = harness.free_port
+    up_port, up_admin, port, admin = fp(), fp(), fp(), fp()
+    start_envoy(envoy, upstream_config(up_port, up_admin), "upstream", tmp, up_admin)
+    cfg = proxy_config(True, port, admin, up_port, up_port)
+    harness._filter_config(cfg)["vm_config"]["code"]["local"]["filename"] = TIMING_WASM
+    start_envoy(envoy, cfg, "filter-timing", tmp, admin)
+    out = os.path.join(tmp, "wrk-out.json")
+
+    def counters():
+        stats = admin_stats(admin, "wasmcustom.policy_gateway.timing")
+        return {k.split("timing.", 1)[1]: v for k, v in stats.items()}
+
+    rows = {}
+    for label, size, stream in SIZES:
+        body = chat_body(size, stream)
+        path = os.path.join(tmp, f"body-{size}-{stream}.json")
+        with open(path, "wb") as f:
+            f.write(body)
+        lua = os.path.join(tmp, f"post-{size}-{stream}.lua")
+        with open(lua, "w") as f:
+            f.write(WRK_LUA % {"body": path, "out": out,
+                               "extra_headers": 'wrk.headers["x-bench-stream"] = "1"' if stream else ""})
+        reps = []
+        for rep in range(args.reps):
+            run_wrk(wrk, port, lua, max(args.warmup, 1), args.connections, out)
+            time.sleep(0.5)  # a tick, so the warm-up's times are counted before the start
+            before, load = counters(), loadavg()
+            r = run_wrk(wrk, port, lua, args.duration, args.connections, out)
+            time.sleep(0.5)
+            after = counters()
+            n = max(r["requests"], 1)
+            per = {c: (after.get(f"{c}.ns", 0) - before.get(f"{c}.ns", 0)) / 1e3 / n for c in TIMED}
+            calls = {c: (after.get(f"{c}.calls", 0) - before.get(f"{c}.calls", 0)) / n for c in TIMED}
+            reps.append({"us_per_req": per, "calls_per_req": calls, "load": load,
+                         "rps": r["requests"] / (r["duration_us"] / 1e6)})
+            print(f"  {label:>7} timing rep {rep + 1}: " + "  ".join(
+                f"{c} {per[c]:.1f}" for c in TIMED) + f"  load {load:.1f}", file=sys.stderr, flush=True)
+        rows[label] = {
+            "us_per_req": {c: statistics.median(x["us_per_req"][c] for x in reps) for c in TIMED},
+            "calls_per_req": {c: statistics.median(x["calls_per_req"][c] for x in reps) for c in TIMED},
+            "load": statistics.median(x["load"] for x in reps),
+        }
+    lines = [
+        "# Time inside the gateway's callbacks (µs per request)",
+        "",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
+        f"{machine()}",
+        f"- Command: `{' '.join(['python', os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}`; "
+        "module target/policy_gateway_timing.wasm (`make wasm-timing`)",
+        f"- Host clock at entry and exit of each callback, summed; wrk {args.connections} "
+        f"connections, {args.duration} s, median of {args.reps}. `tick` (batches: serialised, "
+        "compressed, dispatched) and `call_response` are per request too (their totals divided "
+        "by the requests).",
+        "",
+        "| body | " + " | ".join(TIMED) + " | **total** | load |",
+        "|---|" + "---:|" * (len(TIMED) + 2),
+    ]
+    for label, *_ in SIZES:
+        u = rows[label]["us_per_req"]
+        lines.append(f"| {label} | " + " | ".join(
+            f"{u[c]:.1f} ({rows[label]['calls_per_req'][c]:.2g}×)" if c.startswith(("request", "response"))
+            else f"{u[c]:.1f}" for c in TIMED)
+            + f" | **{sum(u.values()):.1f}** | {rows[label]['load']:.1f} |")
+    report = "\n".join(lines) + "\n"
+    with open(os.path.join(RESULTS, args.out + ".md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(RESULTS, args.out + ".json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(report)
+    return 0
 
 
 def bench(args, wrk, envoy, tmp):

@@ -33,10 +33,7 @@ fn permute<T>(items: &mut [T], order: &mut [usize]) {
     let n = items.len();
     for start in 0..n {
         let mut cur = start;
-        loop {
-            let Some(slot) = order.get_mut(cur) else {
-                break;
-            };
+        while let Some(slot) = order.get_mut(cur) {
             let next = std::mem::replace(slot, usize::MAX);
             if next == start || next >= n {
                 break;
