@@ -62,7 +62,10 @@ impl Shared {
     /// Queues a finished record for every sink. Never blocks, never fails: a full buffer
     /// drops its oldest records and counts them.
     pub fn emit(&self, record: &AuditRecord, epoch_ms: u64) {
-        self.emit_json(record.to_json(), epoch_ms);
+        self.metrics.record_emitted();
+        self.outbox
+            .borrow_mut()
+            .push_members(&self.host(), record.to_members(), epoch_ms);
     }
 
     /// Queues any record, already serialized, for every sink.
