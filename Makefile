@@ -66,6 +66,7 @@ lint: wasm-target
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-unknown-unknown --lib --features filter -- -D warnings
+	$(CARGO) clippy --target wasm32-unknown-unknown --lib --features callback-timing -- -D warnings
 
 ## wasm-target: the wasm32 target only (all `make wasm` and `make demo` need)
 wasm-target:
