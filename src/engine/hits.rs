@@ -131,8 +131,9 @@ pub(super) fn in_mask(mask: &[bool], rule: usize) -> bool {
 
 /// Stable sort that counts its comparisons as work. Hits come as a policy-bounded number of
 /// sorted runs (per rule and source), which the stable sort merges in O(n log runs).
+/// (`crate::sort`: one compiled stable sort for every element type.)
 pub(super) fn sort_counted<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
-    items.sort_by(|a, b| {
+    crate::sort::sort_by(items, &|a, b| {
         work::add(1);
         key(a).cmp(&key(b))
     });

@@ -38,7 +38,7 @@ pub fn apply(text: &str, edits: &mut [Edit]) -> String {
 /// Streams use the spans directly: a span's replacement goes where the span starts even
 /// when the span's text arrived in several events.
 pub fn resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
-    edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    crate::sort::sort_by(edits, &|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     let mut merged: Vec<(usize, usize, &Edit)> = Vec::with_capacity(edits.len());
     for e in edits.iter() {
         if e.start >= e.end || !text.is_char_boundary(e.start) || !text.is_char_boundary(e.end) {

@@ -143,6 +143,17 @@ impl Outbox {
     /// with the sink's other counters).
     pub fn push(&mut self, host: &impl Host, json: String, epoch_ms: u64) {
         let linked = self.chain.link(&json);
+        self.push_linked(host, linked, epoch_ms);
+    }
+
+    /// [`Self::push`] for a record given as its members (a decision record: serialised once,
+    /// by the chain).
+    pub fn push_members(&mut self, host: &impl Host, members: Map<String, Value>, epoch_ms: u64) {
+        let linked = self.chain.link_members(members);
+        self.push_linked(host, linked, epoch_ms);
+    }
+
+    fn push_linked(&mut self, host: &impl Host, linked: Linked, epoch_ms: u64) {
         self.broadcast(linked, epoch_ms, None);
         self.checkpoint_if_due(epoch_ms);
         self.write_ledger(host, epoch_ms);
