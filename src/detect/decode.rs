@@ -89,7 +89,10 @@ impl Decoded<'_> {
     /// inside a replaced piece takes the whole piece; invisible characters just before the
     /// start or just after the end are left out.
     pub fn original(&self, start: usize, end: usize) -> (usize, usize) {
-        (self.map_start(start), self.map_end(end).max(self.map_start(start)))
+        (
+            self.map_start(start),
+            self.map_end(end).max(self.map_start(start)),
+        )
     }
 
     fn map_start(&self, n: usize) -> usize {
@@ -382,8 +385,7 @@ fn entity(rest: &[u8]) -> Option<(char, usize)> {
 fn backslash(rest: &[u8]) -> Option<(char, usize)> {
     let hex4 = |from: usize| -> Option<u32> {
         let h = rest.get(from..from + 4)?;
-        h.iter()
-            .try_fold(0u32, |acc, b| Some(acc * 16 + hex(*b)?))
+        h.iter().try_fold(0u32, |acc, b| Some(acc * 16 + hex(*b)?))
     };
     match rest.get(1)? {
         b'u' => {
@@ -452,8 +454,16 @@ fn fold(c: char) -> Fold {
         // Invisible: soft hyphen, combining grapheme joiner, Arabic letter mark, Mongolian
         // vowel separator, zero-width space/joiners, bidi marks, embeddings and isolates,
         // word joiner and invisible operators, variation selectors, BOM.
-        0xad | 0x34f | 0x61c | 0x180e | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x2064
-        | 0x2066..=0x2069 | 0xfe00..=0xfe0f | 0xfeff => Fold::Drop,
+        0xad
+        | 0x34f
+        | 0x61c
+        | 0x180e
+        | 0x200b..=0x200f
+        | 0x202a..=0x202e
+        | 0x2060..=0x2064
+        | 0x2066..=0x2069
+        | 0xfe00..=0xfe0f
+        | 0xfeff => Fold::Drop,
         // Tags: the ASCII they encode; the rest of the block goes.
         0xe0020..=0xe007e => Fold::Char(char::from_u32(cp - 0xe0000).unwrap_or(' ')),
         0xe0000..=0xe007f | 0xe0100..=0xe01ef => Fold::Drop,
@@ -631,7 +641,10 @@ mod tests {
     /// The original bytes the normalised `needle` came from.
     fn back<'a>(original: &'a str, needle: &str) -> &'a str {
         let d = decode(original);
-        let at = d.text().find(needle).expect("needle in the normalised text");
+        let at = d
+            .text()
+            .find(needle)
+            .expect("needle in the normalised text");
         let (s, e) = d.original(at, at + needle.len());
         &original[s..e]
     }
@@ -655,13 +668,22 @@ mod tests {
     fn invisible_characters_go_and_map_back() {
         let t = "card 4111\u{200b}1111\u{ad}1111\u{2060}1111 ok\u{feff}";
         check(t, "card 4111111111111111 ok");
-        assert_eq!(back(t, "4111111111111111"), "4111\u{200b}1111\u{ad}1111\u{2060}1111");
+        assert_eq!(
+            back(t, "4111111111111111"),
+            "4111\u{200b}1111\u{ad}1111\u{2060}1111"
+        );
         let key = "AKIA\u{200d}IOSFODNN7EXAMPLE";
         assert_eq!(back(key, "AKIAIOSFODNN7EXAMPLE"), key);
         // An invisible character before a span is not part of it.
-        assert_eq!(back("x \u{200b}bob@example.com", "bob@example.com"), "bob@example.com");
+        assert_eq!(
+            back("x \u{200b}bob@example.com", "bob@example.com"),
+            "bob@example.com"
+        );
         // Tags spell ASCII.
-        let tags: String = "bob@x.io".chars().map(|c| char::from_u32(0xe0000 + c as u32).unwrap()).collect();
+        let tags: String = "bob@x.io"
+            .chars()
+            .map(|c| char::from_u32(0xe0000 + c as u32).unwrap())
+            .collect();
         check(&format!("hi {tags}"), "hi bob@x.io");
     }
 
@@ -675,7 +697,10 @@ mod tests {
         check("Straße Œuvre", "Strasse OEuvre");
         check("jrmccalx@examрle.com", "jrmccalx@example.com");
         check("٤١١١ ४१११ ²", "4111 4111 2");
-        assert_eq!(back("mail bøb@example.com now", "bob@example.com"), "bøb@example.com");
+        assert_eq!(
+            back("mail bøb@example.com now", "bob@example.com"),
+            "bøb@example.com"
+        );
         assert_eq!(back("n° ４１１１", "4111"), "４１１１");
         // Letters without a Latin base stay.
         check("日本語 Ωλ", "日本語 Ωλ");
@@ -686,15 +711,24 @@ mod tests {
         check("jane%40example.com", "jane@example.com");
         check("a%20b%2Bc %zz 100% %4", "a b+c %zz 100% %4");
         check("%C3%B8%EF%BC%A0", "o@");
-        check("bob&#64;x.io &#x40; &commat; &amp;lt; &nosuch; &#", "bob@x.io @ @ &lt; &nosuch; &#");
+        check(
+            "bob&#64;x.io &#x40; &commat; &amp;lt; &nosuch; &#",
+            "bob@x.io @ @ &lt; &nosuch; &#",
+        );
         check("4111&shy;1111", "41111111");
-        check("bob\\u0040example.com \\x40 \\\"q\\\" \\ud83d\\ude00", "bob@example.com @ \"q\" \u{1f600}");
+        check(
+            "bob\\u0040example.com \\x40 \\\"q\\\" \\ud83d\\ude00",
+            "bob@example.com @ \"q\" \u{1f600}",
+        );
         // One level: a doubly escaped character stays escaped once.
         check("a%2540b \\\\u0040", "a%40b \\u0040");
         // No control characters come out of an escape.
         check("%00%07&#0;\\u0000", "%00%07&#0;\\u0000");
         check("line\\nnext", "line next");
-        assert_eq!(back("to jane%40example.com.", "jane@example.com"), "jane%40example.com");
+        assert_eq!(
+            back("to jane%40example.com.", "jane@example.com"),
+            "jane%40example.com"
+        );
         assert_eq!(
             back(r#"{"to":"bob\u0040example.com"}"#, "bob@example.com"),
             r"bob\u0040example.com"
@@ -719,10 +753,16 @@ mod tests {
         assert_eq!(h.text, secret);
         assert_eq!(&t[h.start..h.end], b64);
         // URL-safe, unpadded.
-        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("ghp_abcdefghijklmnopqrstuvwxyz0123456789??>>");
-        assert_eq!(decode(&url).hidden()[0].text, "ghp_abcdefghijklmnopqrstuvwxyz0123456789??>>");
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode("ghp_abcdefghijklmnopqrstuvwxyz0123456789??>>");
+        assert_eq!(
+            decode(&url).hidden()[0].text,
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789??>>"
+        );
         // Binary, identifiers and hashes are not text.
-        let png = base64::engine::general_purpose::STANDARD.encode([0x89u8, b'P', b'N', b'G', 0, 0, 0, 13, 0xff, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let png = base64::engine::general_purpose::STANDARD.encode([
+            0x89u8, b'P', b'N', b'G', 0, 0, 0, 13, 0xff, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+        ]);
         for t in [
             png.as_str(),
             "ThisIsAVeryLongIdentifierNameThatGoesOn",
@@ -744,7 +784,11 @@ mod tests {
             ("fish & chips", true, false),
             (long.as_str(), false, true),
             ("aaaaaaaaaaaa aaaaaaaaaaaaaaaaaaaaaaaaa", false, true),
-            ("aaaaaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbbbbb", false, false),
+            (
+                "aaaaaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbbbbb",
+                false,
+                false,
+            ),
         ] {
             assert_eq!(prescan(t.as_bytes()), (special, long_word), "{t}");
         }

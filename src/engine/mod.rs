@@ -505,8 +505,7 @@ fn redacted_content(segments: &[llm::Segment<'_>], hits: &[Hit]) -> Vec<ContentI
         .iter()
         .enumerate()
         .map(|(si, seg)| {
-            findings.clear();
-            detect::scan(seg.text, all, &mut findings);
+            hits::scan_decoded(&detect::decode::decode(seg.text), all, &mut findings);
             let skip = rest.iter().take_while(|h| h.segment < si).count();
             let here = rest
                 .iter()
