@@ -183,7 +183,7 @@ fn openai_chat_fields_never_read_before() {
         "prediction": {"type": "content", "content": "card 4111 1111 1111 1111"},
         "response_format": {"type": "json_schema", "json_schema": {"name": "r",
             "description": "for carol@example.com", "schema": {"type": "object"}}},
-        "session_note": "ssn 914-27-6083"
+        "session_note": "ssn 536-27-6083"
     });
     let o = run(CHAT, &body);
     assert_eq!(o.decision, Action::Redact);
