@@ -209,6 +209,11 @@ fn prescan(bytes: &[u8]) -> (bool, bool) {
     (false, long || run >= MIN_BASE64)
 }
 
+/// Whether detection reads `c` as something else (a space, a dash, a digit, nothing…).
+pub fn folds(c: char) -> bool {
+    !matches!(fold(c), Fold::Keep)
+}
+
 /// What one character of the original becomes.
 enum Fold {
     Keep,

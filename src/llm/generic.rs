@@ -12,7 +12,7 @@ use super::{Role, Texts};
 /// Keys whose string values are structure, not text: identifiers of the model and of the
 /// message's author, type and enum tags, provider signatures. A client that rewrites these
 /// changes what the request means; nothing here is read by the model as text.
-const STRUCTURAL: &[&str] = &[
+pub(crate) const STRUCTURAL: &[&str] = &[
     "model",
     "role",
     "type",
@@ -38,6 +38,15 @@ const STRUCTURAL: &[&str] = &[
     "encrypted_content",
     "system_fingerprint",
     "anthropic_version",
+    "id",
+    "call_id",
+    "item_id",
+    "tool_call_id",
+    "tool_use_id",
+    "event_id",
+    "response_id",
+    "previous_response_id",
+    "obfuscation",
 ];
 
 /// Field names of the APIs the gateway knows (and of JSON Schema): as keys they carry nothing
@@ -217,7 +226,11 @@ fn known(key: &str) -> bool {
 
 /// Whether a string is a binary payload (a data URL, or base64 `data` of an image, audio or
 /// document source): not text the model reads as text.
-fn binary(key: Option<&str>, parent: Option<&serde_json::Map<String, Value>>, s: &str) -> bool {
+pub(crate) fn binary(
+    key: Option<&str>,
+    parent: Option<&serde_json::Map<String, Value>>,
+    s: &str,
+) -> bool {
     if s.starts_with("data:")
         && s.get(..s.len().min(256))
             .is_some_and(|h| h.contains(";base64,"))
@@ -233,10 +246,10 @@ fn binary(key: Option<&str>, parent: Option<&serde_json::Map<String, Value>>, s:
 }
 
 /// Objects whose strings are signed by the provider (editing them breaks the signature).
-fn signed(obj: &serde_json::Map<String, Value>) -> bool {
+pub(crate) fn signed(obj: &serde_json::Map<String, Value>) -> bool {
     matches!(
         obj.get("type").and_then(Value::as_str),
-        Some("thinking" | "redacted_thinking" | "reasoning")
+        Some("thinking" | "redacted_thinking" | "reasoning" | "thinking_delta" | "signature_delta")
     )
 }
 
