@@ -313,3 +313,14 @@ fn binary_payloads_and_signed_blocks_are_left_alone() {
     assert_eq!(o.decision, Action::Allow, "{:?}", o.triggered_rules);
     assert_eq!(o.segments, 1);
 }
+
+/// Ids are structure in the provider's stream events, but in a request the client writes
+/// them: a value there is inspected like any other.
+#[test]
+fn ids_in_requests_are_inspected() {
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+        "metadata": {"id": "kim@example.com", "call_id": "4111 1111 1111 1111"}});
+    let o = run(CHAT, &body);
+    assert_eq!(o.decision, Action::Redact);
+    clean_of(&o, &["kim@", "4111 1111"]);
+}

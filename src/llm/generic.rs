@@ -38,15 +38,6 @@ pub(crate) const STRUCTURAL: &[&str] = &[
     "encrypted_content",
     "system_fingerprint",
     "anthropic_version",
-    "id",
-    "call_id",
-    "item_id",
-    "tool_call_id",
-    "tool_use_id",
-    "event_id",
-    "response_id",
-    "previous_response_id",
-    "obfuscation",
 ];
 
 /// Field names of the APIs the gateway knows (and of JSON Schema): as keys they carry nothing

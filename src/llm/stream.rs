@@ -163,6 +163,21 @@ pub fn interpret(format: ApiFormat, data: &Value) -> EventInfo {
 /// text out and are blanked when it changes).
 const NOT_TEXT: &[&str] = &["usage", "logprobs", "top_logprobs"];
 
+/// Identifiers the provider writes into its events (besides the structural keys of bodies):
+/// rewriting them breaks the stream's bookkeeping, and no model writes text there. Requests
+/// keep inspecting these keys: there the client writes them.
+const EVENT_IDS: &[&str] = &[
+    "id",
+    "call_id",
+    "item_id",
+    "tool_call_id",
+    "tool_use_id",
+    "event_id",
+    "response_id",
+    "previous_response_id",
+    "obfuscation",
+];
+
 /// Every string of the event no known field covers, as extra deltas (see the module
 /// documentation).
 fn extras(format: ApiFormat, data: &Value, info: &mut EventInfo) {
@@ -224,7 +239,9 @@ fn walk(
     match v {
         Value::String(s)
             if !s.is_empty()
-                && !key.is_some_and(|k| super::generic::STRUCTURAL.contains(&k))
+                && !key.is_some_and(|k| {
+                    super::generic::STRUCTURAL.contains(&k) || EVENT_IDS.contains(&k)
+                })
                 && !super::generic::binary(key, parent, s) =>
         {
             found.push(path.clone());
