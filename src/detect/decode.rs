@@ -157,56 +157,65 @@ pub fn normalized(text: &str) -> Cow<'_, str> {
     }
 }
 
-const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HI: u64 = 0x8080_8080_8080_8080;
 const ONES: u64 = 0x0101_0101_0101_0101;
 
-/// 0x80 in each byte of `v` that is zero, exactly.
+/// Non-zero exactly when some byte of `v` is zero (which one is not told: a borrow can flag
+/// the bytes above it too).
 #[inline(always)]
-fn zero_bytes(v: u64) -> u64 {
-    !(((v & LO7) + LO7) | v | LO7)
+fn has_zero(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HI
 }
 
-#[inline(always)]
-fn eq_bytes(w: u64, b: u8) -> u64 {
-    zero_bytes(w ^ (ONES * u64::from(b)))
-}
-
-/// Eight bytes at a time: whether any byte needs the slow pass (non-ASCII, `%`, `&`, `\`),
-/// and whether a run of [`MIN_BASE64`] bytes without a space or newline occurs (a base64
-/// run may be there).
+/// Eight bytes at a time: whether any byte needs the slow pass (non-ASCII, `%`, `&`, `\\`),
+/// and whether a word of [`MIN_BASE64`] bytes without whitespace or control characters occurs
+/// (a base64 run may be there). Such a word covers two whole consecutive 8-byte words, so
+/// only where two clean words follow each other is the word measured (at most 7 bytes back,
+/// and forward to its end; once per run of clean words, so each byte is read at most twice).
 fn prescan(bytes: &[u8]) -> (bool, bool) {
-    let mut run = 0usize;
+    let mut clean = 0u32;
     let mut long = false;
     let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
+    for (k, c) in (&mut chunks).enumerate() {
         let mut a = [0u8; 8];
         a.copy_from_slice(c);
         let w = u64::from_le_bytes(a);
-        if (w & HI) | eq_bytes(w, b'%') | eq_bytes(w, b'&') | eq_bytes(w, b'\\') != 0 {
+        if (w & HI)
+            | has_zero(w ^ (ONES * u64::from(b'%')))
+            | has_zero(w ^ (ONES * u64::from(b'&')))
+            | has_zero(w ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
             return (true, long);
         }
-        let breaks = eq_bytes(w, b' ') | eq_bytes(w, b'\n');
-        if breaks == 0 {
-            run += 8;
+        // Exact as all bytes are ASCII here: zero when no byte is a space, tab, newline or
+        // other control character.
+        if w.wrapping_sub(ONES * 0x21) & !w & HI == 0 {
+            clean += 1;
+            if clean == 2 && !long {
+                long = word_len(bytes, (k - 1) * 8) >= MIN_BASE64;
+            }
         } else {
-            run += (breaks.trailing_zeros() / 8) as usize;
-            long |= run >= MIN_BASE64;
-            run = (breaks.leading_zeros() / 8) as usize;
+            clean = 0;
         }
     }
-    for &b in chunks.remainder() {
-        if b >= 0x80 || matches!(b, b'%' | b'&' | b'\\') {
-            return (true, long);
-        }
-        if b == b' ' || b == b'\n' {
-            long |= run >= MIN_BASE64;
-            run = 0;
-        } else {
-            run += 1;
-        }
-    }
-    (false, long || run >= MIN_BASE64)
+    let special = chunks
+        .remainder()
+        .iter()
+        .any(|&b| b >= 0x80 || matches!(b, b'%' | b'&' | b'\\'));
+    (special, long)
+}
+
+/// Length of the word of bytes above a space around `at`.
+fn word_len(bytes: &[u8], at: usize) -> usize {
+    let word = |b: &&u8| **b > b' ';
+    let before = bytes
+        .get(..at)
+        .map_or(0, |h| h.iter().rev().take_while(word).count());
+    let after = bytes
+        .get(at..)
+        .map_or(0, |t| t.iter().take_while(word).count());
+    before + after
 }
 
 /// Whether detection reads `c` as something else (a space, a dash, a digit, nothing…).
@@ -794,8 +803,25 @@ mod tests {
                 false,
                 false,
             ),
+            ("fifteen letters fifteen letters", false, false),
+            ("a tab\tor a newline\nends a word", false, false),
         ] {
             assert_eq!(prescan(t.as_bytes()), (special, long_word), "{t}");
+        }
+        // A word of MIN_BASE64 bytes is seen wherever it starts and ends, and only then.
+        for len in 0..40 {
+            for lead in 0..9 {
+                for trail in 0..9 {
+                    let t = format!(
+                        "{} {} {}",
+                        "a".repeat(lead),
+                        "b".repeat(len),
+                        "c".repeat(trail)
+                    );
+                    let longest = t.split(' ').map(str::len).max().unwrap_or(0);
+                    assert_eq!(prescan(t.as_bytes()).1, longest >= MIN_BASE64, "{t:?}");
+                }
+            }
         }
     }
 
