@@ -189,10 +189,16 @@ fn extras(format: ApiFormat, data: &Value, info: &mut EventInfo) {
             Whole::Response => skip.push(vec![Step::Key(Cow::Borrowed("response"))]),
         }
     }
-    let mut found = Vec::new();
-    let mut path = Vec::new();
-    walk(data, None, None, &mut path, &skip, &mut found, 0);
-    for p in found {
+    let mut skip: Vec<(u64, Vec<Step>)> = skip.into_iter().map(|p| (fnv(&p), p)).collect();
+    skip.sort_by_key(|(h, _)| *h);
+    let mut walk = Walk {
+        skip: &skip,
+        path: Vec::new(),
+        hashes: vec![FNV_BASIS],
+        found: Vec::new(),
+    };
+    walk.value(data, None, None);
+    for p in walk.found {
         let channel = match (format, p.as_slice()) {
             // Inside a chat `delta`: a field that streams, one channel per field.
             (
@@ -223,67 +229,125 @@ fn extras(format: ApiFormat, data: &Value, info: &mut EventInfo) {
     }
 }
 
-/// Collects the paths of the strings under `v` that are text (not in `skip`, not structural).
-fn walk(
-    v: &Value,
-    key: Option<&str>,
-    parent: Option<&serde_json::Map<String, Value>>,
-    path: &mut Vec<Step>,
-    skip: &[Vec<Step>],
-    found: &mut Vec<Vec<Step>>,
-    depth: usize,
-) {
-    if depth > super::MAX_DEPTH || skip.iter().any(|s| s == path) {
-        return;
+/// A step of the path being walked, borrowed from the event.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The walk over an event for the strings no known field covers. The path is kept borrowed
+/// with its FNV hash after each step, so a node costs no allocation and one binary search
+/// of the known fields' paths, whatever their number; a found path is made owned once.
+struct Walk<'a, 's> {
+    /// The known fields' paths, by hash.
+    skip: &'s [(u64, Vec<Step>)],
+    path: Vec<At<'a>>,
+    hashes: Vec<u64>,
+    found: Vec<Vec<Step>>,
+}
+
+impl<'a> Walk<'a, '_> {
+    fn skipped(&self) -> bool {
+        let h = self.hashes.last().copied().unwrap_or(FNV_BASIS);
+        let from = self.skip.partition_point(|(k, _)| *k < h);
+        self.skip
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|(k, _)| *k == h)
+            .any(|(_, p)| {
+                p.len() == self.path.len()
+                    && p.iter().zip(&self.path).all(|(a, b)| match (a, b) {
+                        (Step::Key(x), At::Key(y)) => x == y,
+                        (Step::Index(x), At::Index(y)) => x == y,
+                        _ => false,
+                    })
+            })
     }
-    match v {
-        Value::String(s)
-            if !s.is_empty()
-                && !key.is_some_and(|k| {
-                    super::generic::STRUCTURAL.contains(&k) || EVENT_IDS.contains(&k)
-                })
-                && !super::generic::binary(key, parent, s) =>
-        {
-            found.push(path.clone());
+
+    fn enter(&mut self, step: At<'a>) {
+        let h = self.hashes.last().copied().unwrap_or(FNV_BASIS);
+        self.hashes.push(match step {
+            At::Key(k) => fnv_step(h, k.as_bytes()),
+            At::Index(i) => fnv_step(h, &i.to_le_bytes()),
+        });
+        self.path.push(step);
+    }
+
+    fn leave(&mut self) {
+        self.path.pop();
+        self.hashes.pop();
+    }
+
+    /// Collects the paths of the strings under `v` that are text (not known fields, not
+    /// structural).
+    fn value(
+        &mut self,
+        v: &'a Value,
+        key: Option<&str>,
+        parent: Option<&serde_json::Map<String, Value>>,
+    ) {
+        if self.path.len() > super::MAX_DEPTH || self.skipped() {
+            return;
         }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                path.push(Step::Index(i));
-                walk(item, None, None, path, skip, found, depth + 1);
-                path.pop();
+        match v {
+            Value::String(s)
+                if !s.is_empty()
+                    && !key.is_some_and(|k| {
+                        super::generic::STRUCTURAL.contains(&k) || EVENT_IDS.contains(&k)
+                    })
+                    && !super::generic::binary(key, parent, s) =>
+            {
+                self.found.push(
+                    self.path
+                        .iter()
+                        .map(|a| match a {
+                            At::Key(k) => Step::Key(Cow::Owned((*k).to_string())),
+                            At::Index(i) => Step::Index(*i),
+                        })
+                        .collect(),
+                );
             }
-        }
-        Value::Object(m) if !super::generic::signed(m) => {
-            for (k, item) in m {
-                if NOT_TEXT.contains(&k.as_str()) {
-                    continue;
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.enter(At::Index(i));
+                    self.value(item, None, None);
+                    self.leave();
                 }
-                path.push(Step::Key(Cow::Owned(k.clone())));
-                walk(item, Some(k), Some(m), path, skip, found, depth + 1);
-                path.pop();
             }
+            Value::Object(m) if !super::generic::signed(m) => {
+                for (k, item) in m {
+                    if NOT_TEXT.contains(&k.as_str()) {
+                        continue;
+                    }
+                    self.enter(At::Key(k));
+                    self.value(item, Some(k), Some(m));
+                    self.leave();
+                }
+            }
+            _ => {}
         }
-        _ => {}
     }
 }
 
-/// A field's channel number: FNV-1a of its path below the delta.
-fn fnv(path: &[Step]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for s in path {
-        match s {
-            Step::Key(k) => eat(k.as_bytes()),
-            Step::Index(i) => eat(&i.to_le_bytes()),
-        }
-        eat(b"/");
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `hash` followed by one step's bytes and a separator.
+fn fnv_step(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes.iter().chain(b"/") {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// FNV-1a of a path (a field's channel number below the delta; the walk's path hashes).
+fn fnv(path: &[Step]) -> u64 {
+    path.iter().fold(FNV_BASIS, |h, s| match s {
+        Step::Key(k) => fnv_step(h, k.as_bytes()),
+        Step::Index(i) => fnv_step(h, &i.to_le_bytes()),
+    })
 }
 
 /// Roles are those of whole response bodies: every streamed output text is the assistant's.
