@@ -181,23 +181,29 @@ const EVENT_IDS: &[&str] = &[
 /// Every string of the event no known field covers, as extra deltas (see the module
 /// documentation).
 fn extras(format: ApiFormat, data: &Value, info: &mut EventInfo) {
-    let mut skip: Vec<Vec<Step>> = info.deltas.iter().map(|d| d.path.clone()).collect();
-    for w in &info.whole {
-        match w {
-            Whole::At(p) => skip.push(p.iter().copied().map(Step::from).collect()),
-            Whole::Item => skip.push(vec![Step::Key(Cow::Borrowed("item"))]),
-            Whole::Response => skip.push(vec![Step::Key(Cow::Borrowed("response"))]),
-        }
-    }
-    let mut skip: Vec<(u64, Vec<Step>)> = skip.into_iter().map(|p| (fnv(&p), p)).collect();
-    skip.sort_by_key(|(h, _)| *h);
+    let whole: Vec<Vec<Step>> = info
+        .whole
+        .iter()
+        .map(|w| match w {
+            Whole::At(p) => p.iter().copied().map(Step::from).collect(),
+            Whole::Item => vec![Step::Key(Cow::Borrowed("item"))],
+            Whole::Response => vec![Step::Key(Cow::Borrowed("response"))],
+        })
+        .collect();
+    let mut skip: Vec<(u64, &[Step])> = info
+        .deltas
+        .iter()
+        .map(|d| d.path.as_slice())
+        .chain(whole.iter().map(Vec::as_slice))
+        .map(|p| (fnv(p), p))
+        .collect();
+    skip.sort_unstable_by_key(|(h, _)| *h);
     let mut walk = Walk {
         skip: &skip,
         path: Vec::new(),
-        hashes: vec![FNV_BASIS],
         found: Vec::new(),
     };
-    walk.value(data, None, None);
+    walk.value(data, None, None, FNV_BASIS);
     for p in walk.found {
         let channel = match (format, p.as_slice()) {
             // Inside a chat `delta`: a field that streams, one channel per field.
@@ -237,19 +243,18 @@ enum At<'a> {
 }
 
 /// The walk over an event for the strings no known field covers. The path is kept borrowed
-/// with its FNV hash after each step, so a node costs no allocation and one binary search
-/// of the known fields' paths, whatever their number; a found path is made owned once.
+/// and hashed step by step (FNV), so a node costs no allocation and one binary search of the
+/// known fields' path hashes, whatever their number; a found path is made owned once.
 struct Walk<'a, 's> {
     /// The known fields' paths, by hash.
-    skip: &'s [(u64, Vec<Step>)],
+    skip: &'s [(u64, &'s [Step])],
     path: Vec<At<'a>>,
-    hashes: Vec<u64>,
     found: Vec<Vec<Step>>,
 }
 
 impl<'a> Walk<'a, '_> {
-    fn skipped(&self) -> bool {
-        let h = self.hashes.last().copied().unwrap_or(FNV_BASIS);
+    /// Whether the path walked, of hash `h`, is a known field's.
+    fn skipped(&self, h: u64) -> bool {
         let from = self.skip.partition_point(|(k, _)| *k < h);
         self.skip
             .get(from..)
@@ -266,29 +271,16 @@ impl<'a> Walk<'a, '_> {
             })
     }
 
-    fn enter(&mut self, step: At<'a>) {
-        let h = self.hashes.last().copied().unwrap_or(FNV_BASIS);
-        self.hashes.push(match step {
-            At::Key(k) => fnv_step(h, k.as_bytes()),
-            At::Index(i) => fnv_step(h, &i.to_le_bytes()),
-        });
-        self.path.push(step);
-    }
-
-    fn leave(&mut self) {
-        self.path.pop();
-        self.hashes.pop();
-    }
-
-    /// Collects the paths of the strings under `v` that are text (not known fields, not
-    /// structural).
+    /// Collects the paths of the strings under `v` (at the path walked, of hash `h`) that
+    /// are text (not known fields, not structural).
     fn value(
         &mut self,
         v: &'a Value,
         key: Option<&str>,
         parent: Option<&serde_json::Map<String, Value>>,
+        h: u64,
     ) {
-        if self.path.len() > super::MAX_DEPTH || self.skipped() {
+        if self.path.len() > super::MAX_DEPTH || self.skipped(h) {
             return;
         }
         match v {
@@ -311,9 +303,9 @@ impl<'a> Walk<'a, '_> {
             }
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.enter(At::Index(i));
-                    self.value(item, None, None);
-                    self.leave();
+                    self.path.push(At::Index(i));
+                    self.value(item, None, None, fnv_step(h, &i.to_le_bytes()));
+                    self.path.pop();
                 }
             }
             Value::Object(m) if !super::generic::signed(m) => {
@@ -321,9 +313,9 @@ impl<'a> Walk<'a, '_> {
                     if NOT_TEXT.contains(&k.as_str()) {
                         continue;
                     }
-                    self.enter(At::Key(k));
-                    self.value(item, Some(k), Some(m));
-                    self.leave();
+                    self.path.push(At::Key(k));
+                    self.value(item, Some(k), Some(m), fnv_step(h, k.as_bytes()));
+                    self.path.pop();
                 }
             }
             _ => {}
