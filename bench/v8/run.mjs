@@ -144,8 +144,7 @@ function chainReport() {
   const recordLen = w.chain_record_len();
   const until = Date.now() + 300;
   while (Date.now() < until) sink = (sink + w.run_chain(8, 1)) | 0;
-  const cpuPerCall = (cp) => {
-    const fn = (n) => w.run_chain(n, cp);
+  const cpuPerCall = (fn) => {
     const n = measure(fn, 1000).n;
     const perCall = [];
     for (let r = 0; r < reps; r++) {
@@ -156,12 +155,17 @@ function chainReport() {
     perCall.sort((a, b) => a - b);
     return { median: perCall[Math.floor(perCall.length / 2)], min: perCall[0] };
   };
-  const link = cpuPerCall(0);
-  const linkCp = cpuPerCall(1);
+  const link = cpuPerCall((n) => w.run_chain(n, 0));
+  const linkCp = cpuPerCall((n) => w.run_chain(n, 1));
+  // For scale, in the same conditions: the default policy over the first case (1 KiB chat).
+  w.prepare(0);
+  const name = text();
+  const ev = cpuPerCall(kinds.evaluate);
   const us = (x) => fmt(x * 1e6, 2);
   console.log("");
   console.log(`Audit chain, a ${recordLen}-byte decision record, CPU per call (median, min of ${reps}): ` +
-    `link ${us(link.median)} µs (${us(link.min)}); link + signed checkpoint ${us(linkCp.median)} µs (${us(linkCp.min)})`);
+    `link ${us(link.median)} µs (${us(link.min)}); link + signed checkpoint ${us(linkCp.median)} µs (${us(linkCp.min)}); ` +
+    `for scale, evaluate ${name}: ${us(ev.median)} µs (${us(ev.min)})`);
 }
 
 if (flag("--chain")) {
