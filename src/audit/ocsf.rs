@@ -76,10 +76,19 @@ pub fn to_ocsf(json: &str) -> Value {
             s("timestamp").and_then(epoch_ms).unwrap_or(0).into(),
         );
         if let Some(gateway) = s("gateway") {
-            ev.insert(
-                "device".into(),
-                json!({"type_id": 99, "type": "Other", "name": gateway}),
-            );
+            // Entity Management has no `device`: there the gateway is the actor that applied
+            // the change.
+            if ev.get("class_uid").and_then(Value::as_u64) == Some(3004) {
+                ev.insert(
+                    "actor".into(),
+                    json!({"app_name": "Policy Gateway", "app_uid": gateway}),
+                );
+            } else {
+                ev.insert(
+                    "device".into(),
+                    json!({"type_id": 99, "type": "Other", "name": gateway}),
+                );
+            }
         }
         ev.insert("raw_data".into(), json.into());
     }
@@ -504,6 +513,9 @@ mod tests {
         assert_eq!(e["entity"]["uid"], "default@1");
         assert_eq!(e["entity_result"]["uid"], "default@2");
         assert_eq!(e["entity_result"]["type_id"], 5);
+        // Entity Management (OCSF 1.8.0) has no `device`: the gateway is the actor.
+        assert!(e.get("device").is_none(), "{e}");
+        assert_eq!(e["actor"]["app_uid"], "gw");
         let mut first = r.clone();
         first["previous_policy_id"] = Value::Null;
         assert_eq!(to_ocsf(&first.to_string())["type_uid"], 300401);
