@@ -70,6 +70,11 @@ pub fn to_ocsf(json: &str) -> Value {
         metadata.insert("sequence".into(), seq.into());
     }
     if let Some(ev) = ev.as_object_mut() {
+        // A decision's `action_id`, `disposition_id` and `policy` come with the
+        // `security_control` profile; events name the profiles they use.
+        if ev.get("class_uid").and_then(Value::as_u64) == Some(2006) {
+            metadata.insert("profiles".into(), json!(["security_control"]));
+        }
         ev.insert("metadata".into(), Value::Object(metadata));
         ev.insert(
             "time".into(),
@@ -467,6 +472,7 @@ mod tests {
         assert_eq!(e["actor"]["user"]["uid"], "alice");
         assert_eq!(e["resources"][0]["name"], "gpt-4o");
         assert_eq!(e["metadata"]["sequence"], 9);
+        assert_eq!(e["metadata"]["profiles"], json!(["security_control"]));
         assert_eq!(e["metadata"]["correlation_uid"], "req-1");
         assert_eq!(e["device"]["name"], "gw-eu-1");
         assert_eq!(e["raw_data"], json.as_str(), "the record, byte for byte");
