@@ -207,11 +207,12 @@ def ocsf_validator():
     cache = {}
 
     def validate(event):
-        uid = event["class_uid"]
-        if uid not in cache:
-            name = schema.lookup_class_name_from_uid(class_uid=uid)
-            cache[uid] = Draft202012Validator(schema.get_class_schema(class_name=name, profiles=[]))
-        errors = sorted(cache[uid].iter_errors(event), key=str)
+        # The class's schema with the profiles the event names (the schema has no others).
+        key = (event["class_uid"], tuple(event["metadata"].get("profiles", [])))
+        if key not in cache:
+            name = schema.lookup_class_name_from_uid(class_uid=key[0])
+            cache[key] = Draft202012Validator(schema.get_class_schema(class_name=name, profiles=list(key[1])))
+        errors = sorted(cache[key].iter_errors(event), key=str)
         assert not errors, f"{event['class_uid']}: {[e.message for e in errors][:5]}"
     return validate
 
