@@ -130,10 +130,14 @@ fn longest_repeat(s: &[u8]) -> usize {
     best
 }
 
-/// A random token body never repeats a character six times running nor spells `xxxx`;
-/// documentation's `ghp_xxxxxxxx…` and `npm_000000…` do.
+/// Documentation's `ghp_xxxxxxxx…`, `npm_000000…` and `sk_test_****…`: a body that spells
+/// `xxxx` or `****`, or is mostly one character repeated. A body with a long run but real
+/// content besides (a test fixture `ghp_EXAMPLE…0000000000`, a key someone padded) is still
+/// token-shaped and is treated as a token: leaking a fake is cheap, missing a real one is not.
 pub(super) fn is_placeholder_body(body: &[u8]) -> bool {
-    longest_repeat(body) >= 6 || contains_ci(body, b"xxxx") || contains_ci(body, b"****")
+    2 * longest_repeat(body) >= body.len()
+        || contains_ci(body, b"xxxx")
+        || contains_ci(body, b"****")
 }
 
 /// A token body that cannot be prose: a digit, or both letter cases (`glpat-your-token-here`
@@ -257,6 +261,10 @@ mod tests {
         assert!(is_placeholder_body(b"000000000000000000000000000000000000"));
         assert!(is_placeholder_body(b"abcXXXXdef123"));
         assert!(!is_placeholder_body(b"aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"));
+        // pii-leak-benchmark's GitHub fixture: token-shaped, with a run of zeros in it.
+        assert!(!is_placeholder_body(
+            b"EXAMPLENOTAREALGITHUBTOKEN0000000000"
+        ));
         assert!(is_random_mix(b"abcdef1"));
         assert!(is_random_mix(b"abcDEF"));
         assert!(!is_random_mix(b"your-token-here"));
