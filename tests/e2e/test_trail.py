@@ -182,6 +182,10 @@ def test_a_sink_that_drops_a_batch_leaves_a_chained_gap_record_naming_the_range(
                         timeout=30)
         assert gaps, gw.hec("/_requests")
         assert wait_for(lambda: [r for _, r in stored_records(bucket) if r.get("record_type") == "gap"], timeout=30)
+        # Every chain signed to its end (the rejected batch may hold "after" records too: at
+        # least the 3 before): the lost records and the gap record are then inside a chain's
+        # exported range, not after its last record present.
+        assert wait_for(lambda: settled([e["event"] for e in gw.hec("/_events")], 3), timeout=30)
         hec_items = gw.hec("/_events")
     gap = gaps[0]
     assert gap["sink"] == "splunk_hec" and gap["cause"] == "rejected", gap
