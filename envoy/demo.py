@@ -253,7 +253,17 @@ def verify_phase():
     intact = verify(TRAIL)
     with open(TRAIL) as f:
         events = [json.loads(line) for line in f]
-    refusals = [i for i, e in enumerate(events) if e["event"].get("decision") == "refuse"]
+    # Records inside their chain (a later record of the chain commits to them), so that the
+    # deletion shows as a missing sequence number and the edit as a broken link; records
+    # before the first one present are outside an export, not findings (README).
+    last = {}
+    for e in events:
+        c = e["event"].get("chain", {})
+        last[c.get("id")] = max(last.get(c.get("id"), 0), c.get("seq", 0))
+    refusals = [i for i, e in enumerate(events) if e["event"].get("decision") == "refuse"
+                and 1 < e["event"]["chain"]["seq"] < last[e["event"]["chain"]["id"]]]
+    if len(refusals) < 2:
+        sys.exit("trail verify: the demo's trail has fewer than two refusals inside their chains")
     deleted, edited = refusals[0], refusals[1]
     print(f"\nA copy with {events[deleted]['event']['request_id']}'s record deleted and "
           f"{events[edited]['event']['request_id']}'s refusal edited into an allow:\n")
