@@ -54,6 +54,11 @@ pub struct Args {
     /// azure_monitor): only its gap records explain missing records
     #[arg(long)]
     pub sink: Option<String>,
+    /// The export holds every chain from its first record: a chain that does not start at
+    /// sequence number 1 is missing its head (without it, records before the first present
+    /// are taken to be outside the export, as in an export of a time window)
+    #[arg(long)]
+    pub whole_chains: bool,
     #[command(flatten)]
     pub inputs: records::Inputs,
 }
@@ -203,8 +208,14 @@ struct Loss {
 
 /// Verifies records (as read, duplicates kept) from inputs `origins` (an input index per
 /// record, for reordering), with checkpoint keys, counting only the gap records of `sink` when
-/// given.
-pub fn verify(loaded: &[Value], origins: &[usize], keys: &[Signer], sink: Option<&str>) -> Report {
+/// given; with `whole_chains`, a chain's records before the first present are missing too.
+pub fn verify(
+    loaded: &[Value],
+    origins: &[usize],
+    keys: &[Signer],
+    sink: Option<&str>,
+    whole_chains: bool,
+) -> Report {
     let mut report = Report::default();
     let mut chains: BTreeMap<&str, Vec<Entry<'_>>> = BTreeMap::new();
     let mut losses = Vec::new();
@@ -241,7 +252,7 @@ pub fn verify(loaded: &[Value], origins: &[usize], keys: &[Signer], sink: Option
     for (id, entries) in chains {
         report
             .chains
-            .push(verify_chain(id, &entries, keys, &losses));
+            .push(verify_chain(id, &entries, keys, &losses, whole_chains));
     }
     report
 }
@@ -278,7 +289,13 @@ fn finding(kind: Kind, from_seq: u64, to_seq: u64, detail: String) -> Finding {
     }
 }
 
-fn verify_chain(id: &str, entries: &[Entry<'_>], keys: &[Signer], losses: &[Loss]) -> ChainReport {
+fn verify_chain(
+    id: &str,
+    entries: &[Entry<'_>],
+    keys: &[Signer],
+    losses: &[Loss],
+    whole_chains: bool,
+) -> ChainReport {
     let mut rep = ChainReport {
         id: id.to_string(),
         ..ChainReport::default()
@@ -328,6 +345,9 @@ fn verify_chain(id: &str, entries: &[Entry<'_>], keys: &[Signer], losses: &[Loss
         }
     }
     let mut missing: Vec<(u64, u64)> = Vec::new();
+    if whole_chains && rep.first_seq > 1 {
+        missing.push((1, rep.first_seq - 1));
+    }
     let mut prev_seq: Option<u64> = None;
     for (seq, copies) in &by_seq {
         if let Some(p) = prev_seq {
@@ -488,6 +508,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<Exit
         &loaded.origins,
         &keys,
         args.sink.as_deref(),
+        args.whole_chains,
     );
     let w = |e: std::io::Error| e.to_string();
     let text = match args.format {
@@ -714,7 +735,7 @@ mod tests {
 
     fn run_on(records: &[Value], sink: Option<&str>) -> Report {
         let origins = vec![0; records.len()];
-        verify(records, &origins, &[Signer::new("k1", key())], sink)
+        verify(records, &origins, &[Signer::new("k1", key())], sink, false)
     }
 
     fn kinds(r: &Report) -> Vec<(Kind, u64, u64)> {
@@ -763,6 +784,19 @@ mod tests {
     }
 
     #[test]
+    fn with_whole_chains_a_missing_head_is_missing() {
+        let (records, _) = trail(10);
+        let origins = vec![0; records.len()];
+        let keys = [Signer::new("k1", key())];
+        // Without the flag the first records may be outside the export (a time window).
+        assert!(!verify(&records[2..], &origins, &keys, None, false).tampered());
+        let r = verify(&records[2..], &origins, &keys, None, true);
+        assert!(r.tampered());
+        assert_eq!(kinds(&r), [(Kind::Missing, 1, 2)]);
+        assert!(!verify(&records, &origins, &keys, None, true).tampered());
+    }
+
+    #[test]
     fn an_edited_record_breaks_its_link_and_a_rewritten_chain_its_signature() {
         let (records, _) = trail(10);
         let mut edited = records.clone();
@@ -787,7 +821,7 @@ mod tests {
         );
         assert!(!kinds(&r).iter().any(|k| k.0 == Kind::Altered));
         // Without the key, the rewrite passes the links: the signature is reported unchecked.
-        let r = verify(&chain_from, &vec![0; chain_from.len()], &[], None);
+        let r = verify(&chain_from, &vec![0; chain_from.len()], &[], None, false);
         assert!(!r.tampered());
         assert!(kinds(&r).contains(&(Kind::UncheckedSignature, 10, 10)));
     }
