@@ -15,8 +15,9 @@ use crate::policy::{Action, Policy};
 
 /// Bumped on any change a consumer could notice. 1.1: `model` is the model served (the
 /// path's, for Azure deployments and Bedrock), the body's is `body_model`; new fields
-/// `attribution_rejected` and `truncated`; gap records carry `cause` and `vm`.
-pub const SCHEMA_VERSION: &str = "1.1";
+/// `attribution_rejected` and `truncated`; gap records carry `cause` and `vm`. 1.2: phase
+/// records carry `prompt_injection_score`.
+pub const SCHEMA_VERSION: &str = "1.2";
 
 /// Longest value kept of a field a client chooses (model names, ids, error details).
 pub const MAX_FIELD_BYTES: usize = 256;
@@ -64,6 +65,10 @@ pub struct PhaseRecord {
     /// A streamed response: how it ended, events, hold-back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamSummary>,
+    /// The highest prompt-injection score (0–1, two decimals) of the texts a
+    /// prompt-injection rule inspected; absent when none did. Never any text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_injection_score: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,6 +187,7 @@ fn phase_record(o: &PhaseOutcome) -> PhaseRecord {
         body_bytes: o.body_bytes,
         error: o.error.as_deref().map(clip_field),
         stream: o.stream_summary.clone(),
+        prompt_injection_score: o.injection_score.map(|s| (s * 100.0).round() / 100.0),
     }
 }
 

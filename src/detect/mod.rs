@@ -6,8 +6,10 @@
 
 pub mod custom;
 pub mod email;
+pub mod injection_model;
 pub mod ipv6;
 pub mod keywords;
+pub mod normalize;
 pub mod numeric;
 pub mod prompt_injection;
 pub mod secrets;
@@ -87,6 +89,10 @@ impl DetectorSet {
         self.0 & (1 << d as u32) != 0
     }
 
+    pub fn without(self, d: DetectorId) -> DetectorSet {
+        DetectorSet(self.0 & !(1 << d as u32))
+    }
+
     pub fn union(self, other: DetectorSet) -> DetectorSet {
         DetectorSet(self.0 | other.0)
     }
@@ -120,7 +126,10 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     }
     secrets::scan(text, enabled, out);
     if enabled.contains(DetectorId::PromptInjection) {
-        prompt_injection::scan(text, out);
+        let mut found = Vec::new();
+        if prompt_injection::assess(text, &mut found) >= prompt_injection::DEFAULT_MIN_SCORE {
+            out.extend(found);
+        }
     }
 }
 

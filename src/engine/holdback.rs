@@ -9,7 +9,7 @@
 //!   such characters waits (at most [`NUMERIC_WINDOW`] bytes); IBANs are upper-case letters,
 //!   digits and single spaces from a two-letter country code: from such a start;
 //! - a PEM private key block waits from `-----BEGIN` until its `-----END ...-----` line;
-//! - prompt-injection phrases ([`PROMPT_INJECTION_WINDOW`]), keyword terms and custom patterns
+//! - prompt injection (the classifier's window, [`PROMPT_INJECTION_WINDOW`]), keyword terms and custom patterns
 //!   (their longest match) can contain anything: the last that many bytes wait.
 //!
 //! Whatever the rules, no more than `cap` bytes wait: an entity longer than that (a JWT or a
@@ -29,8 +29,11 @@ use crate::policy::Policy;
 /// Longest card, phone, SSN, IBAN (34 characters in groups) or IPv4 span, plus the two
 /// characters after it the numeric validators look at.
 pub const NUMERIC_WINDOW: usize = 64;
-/// A trigger word plus the prompt-injection scanner's 160-byte look-ahead.
-pub const PROMPT_INJECTION_WINDOW: usize = 200;
+/// The prompt-injection classifier's window (two blocks of normalised text) with room for
+/// text the normaliser shortens (whitespace runs, invisible characters), which also covers a
+/// phrase rule's trigger word and its 160-byte look-ahead: streamed text is judged with at
+/// least one whole window after it.
+pub const PROMPT_INJECTION_WINDOW: usize = 4 * crate::detect::injection_model::BLOCK;
 /// What starts a PEM block.
 const PEM_BEGIN: &str = "-----BEGIN";
 /// What starts its end line, and what ends that line.

@@ -119,6 +119,8 @@ pub struct PhaseOutcome {
     pub usage_estimated: bool,
     /// How a streamed response went.
     pub stream_summary: Option<stream::StreamSummary>,
+    /// The highest prompt-injection score of the texts a prompt-injection rule inspected.
+    pub injection_score: Option<f64>,
 }
 
 impl PhaseOutcome {
@@ -151,6 +153,7 @@ impl PhaseOutcome {
             text_bytes: 0,
             usage_estimated: false,
             stream_summary: None,
+            injection_score: None,
         }
     }
 }
@@ -309,7 +312,7 @@ fn evaluate_json(
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
-    let hits = find_hits(policy, phase, segments);
+    let hits = find_hits_scored(policy, phase, segments, &mut out.injection_score);
     let requested_max_tokens = llm::max_tokens(out.format, &value);
     let content_hit = rules_hit(policy, &hits);
     let triggered: Vec<usize> = policy
@@ -496,6 +499,16 @@ fn on_error(
 
 /// Runs the detectors, keywords and patterns the rules need over every segment.
 fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Vec<Hit> {
+    find_hits_scored(policy, phase, segments, &mut None)
+}
+
+/// [`find_hits`], and the highest prompt-injection score into `score` (when it ran).
+fn find_hits_scored(
+    policy: &Policy,
+    phase: Phase,
+    segments: &[llm::Segment<'_>],
+    score: &mut Option<f64>,
+) -> Vec<Hit> {
     let mut hits = Vec::new();
     let mut findings: Vec<Finding> = Vec::new();
     let mut keyword_hits = Vec::new();
@@ -503,7 +516,18 @@ fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Ve
     for (si, seg) in segments.iter().enumerate() {
         let enabled = policy.detectors_for(phase, seg.role);
         findings.clear();
-        detect::scan(seg.text, enabled, &mut findings);
+        detect::scan(
+            seg.text,
+            enabled.without(DetectorId::PromptInjection),
+            &mut findings,
+        );
+        // Prompt injection is scored once per text; each rule compares with its min_score.
+        let injection = enabled
+            .contains(DetectorId::PromptInjection)
+            .then(|| detect::prompt_injection::assess(seg.text, &mut findings));
+        if let Some(s) = injection {
+            *score = Some(score.map_or(s, |best: f64| best.max(s)));
+        }
         keyword_hits.clear();
         if !policy.keywords.is_empty() {
             policy.keywords.find(seg.text, &mut keyword_hits);
@@ -512,9 +536,14 @@ fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Ve
             if !rule.applies_to(phase) || !rule.roles.contains(seg.role) {
                 continue;
             }
+            let scored = |f: &&Finding| {
+                f.detector != DetectorId::PromptInjection
+                    || injection.is_some_and(|s| s >= rule.min_score)
+            };
             for f in findings
                 .iter()
                 .filter(|f| rule.detectors.contains(f.detector))
+                .filter(scored)
             {
                 hits.push(Hit {
                     rule: ri,
