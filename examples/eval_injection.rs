@@ -64,7 +64,11 @@ fn main() {
 fn report(scored: &[(f64, &serde_json::Value)], t: f64) {
     println!("## min_score {t}\n");
     let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("-").to_string();
-    for (title, key) in [("source", "source"), ("category", "category"), ("language", "lang")] {
+    for (title, key) in [
+        ("source", "source"),
+        ("category", "category"),
+        ("language", "lang"),
+    ] {
         let mut attacks: BTreeMap<String, (u32, u32)> = BTreeMap::new();
         let mut benign: BTreeMap<String, (u32, u32)> = BTreeMap::new();
         for (score, v) in scored {
@@ -80,10 +84,14 @@ fn report(scored: &[(f64, &serde_json::Value)], t: f64) {
         }
         println!("| {title} | attacks | recall | benign | false alarms |");
         println!("|---|---:|---:|---:|---:|");
-        let keys: std::collections::BTreeSet<&String> = attacks.keys().chain(benign.keys()).collect();
+        let keys: std::collections::BTreeSet<&String> =
+            attacks.keys().chain(benign.keys()).collect();
         for k in keys {
             let cell = |m: &BTreeMap<String, (u32, u32)>| match m.get(k) {
-                Some((h, n)) => (n.to_string(), format!("{:.3}", f64::from(*h) / f64::from(*n))),
+                Some((h, n)) => (
+                    n.to_string(),
+                    format!("{:.3}", f64::from(*h) / f64::from(*n)),
+                ),
                 None => ("0".into(), "-".into()),
             };
             let (an, ar) = cell(&attacks);

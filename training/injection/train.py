@@ -29,8 +29,8 @@ import features as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "..", "src", "detect", "injection_model.bin")
-TARGET_FPR = 0.012
-C = 16.0
+TARGET_FPR = 0.008
+C = 8.0
 MAGIC = b"PGIM"
 VERSION = 1
 
