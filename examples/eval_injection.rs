@@ -3,6 +3,12 @@
 //! (`training/injection/data/*.jsonl`, rows with `"split": "test"`). Prints recall per
 //! source, category and language, and the false-alarm rate on the benign texts, at the
 //! default `min_score` and at the other scores given (`-- 0.5 0.8`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 
