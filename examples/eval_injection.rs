@@ -18,7 +18,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = args
         .iter()
-        .find(|a| !a.parse::<f64>().is_ok())
+        .find(|a| a.parse::<f64>().is_err())
         .cloned()
         .unwrap_or_else(|| "training/injection/data".into());
     let mut thresholds: Vec<f64> = args.iter().filter_map(|a| a.parse().ok()).collect();
