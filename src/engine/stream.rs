@@ -25,7 +25,9 @@ use serde_json::Value;
 
 use super::holdback::{Holdback, Progress};
 use super::redact;
-use super::{find_hits, plan_edits, reason, reply, rule_mask, Hit, PhaseOutcome, Source};
+use super::{
+    find_hits, find_hits_scored, plan_edits, reason, reply, rule_mask, Hit, PhaseOutcome, Source,
+};
 use crate::llm::stream::{self, Channel, ChannelKind, End, EventInfo, Whole};
 use crate::llm::{path, sse, ApiFormat, PathId, PathSeg, Phase, Segment, Usage};
 use crate::policy::document::{EscalateMode, OnError};
@@ -299,6 +301,8 @@ pub struct StreamInspector {
     terminal: bool,
     error: Option<String>,
     end: Option<StreamEnd>,
+    /// The highest prompt-injection score of the text judged so far.
+    injection_score: Option<f64>,
 }
 
 impl StreamInspector {
@@ -354,6 +358,7 @@ impl StreamInspector {
             terminal: false,
             error: None,
             end: None,
+            injection_score: None,
         }
     }
 
@@ -514,6 +519,7 @@ impl StreamInspector {
             ),
         });
         out.usage_estimated = estimated;
+        out.injection_score = self.injection_score;
         out.stream_summary = Some(StreamSummary {
             end: self.end.unwrap_or(StreamEnd::UpstreamIncomplete).name(),
             events: self.events,
@@ -855,15 +861,17 @@ impl StreamInspector {
             text: &scan,
             path: PathId::ROOT,
         };
-        let mut fs: Vec<Found> = find_hits(policy, Phase::Response, std::slice::from_ref(&segment))
-            .into_iter()
-            .filter(|h| h.start >= look.len())
-            .map(|h| Found {
-                hit: h,
-                start: origin + h.start as u64,
-                end: origin + h.end as u64,
-            })
-            .collect();
+        let segments = std::slice::from_ref(&segment);
+        let mut fs: Vec<Found> =
+            find_hits_scored(policy, Phase::Response, segments, &mut self.injection_score)
+                .into_iter()
+                .filter(|h| h.start >= look.len())
+                .map(|h| Found {
+                    hit: h,
+                    start: origin + h.start as u64,
+                    end: origin + h.end as u64,
+                })
+                .collect();
         super::sort_counted(&mut fs, |f| (f.start, f.end));
         // Never cut through a finding: from the last start back, each crossing one moves the
         // point to its start (a finding starting later cannot cross the new point).
