@@ -4,24 +4,39 @@ compute it: the Rust test `parity` checks both sides agree on training/injection
 normalize(text):
   1. map characters: unicode tag characters U+E0020..U+E007E become the ASCII they smuggle;
      zero-width and invisible characters go; fullwidth forms become ASCII; whitespace runs
-     become one space.
-  2. decode: base64 runs (20+ characters) and hex runs (16+ bytes) that decode to text are
-     appended after the text (one level); "rot13" named in the text appends the rot13 of it.
-  3. fold: lower case; leetspeak inside words that mix letters with 0 1 3 4 5 7 @ $; runs of
-     4+ single letters separated by one space, dot, dash, underscore or star are joined.
+     become one space; everything is lower-cased (character by character).
+  2. fold: leetspeak inside ASCII words that mix letters with 0 1 3 4 5 7 @ $; runs of 4+
+     single letters separated by one space, dot, dash, underscore or star are joined.
+  3. decode: base64 runs (20+ characters) and hex (16+ bytes) of the text as written that
+     decode to text are appended after a newline, mapped and folded (one level); a text
+     naming rot13 gets the rot13 of everything so far appended.
 
-features(normalized) -> [(block, index)]: character trigrams, words and word bigrams, hashed
-to 2^BITS, each placed in the 128-byte block of the normalized UTF-8 where it ends. A window
-is two adjacent blocks (one when the text has one); its logit is bias + scale * sum(w) /
-sqrt(number of features); the text's score is the sigmoid of its highest window.
+features(normalized) -> (block, index) arrays: character n-grams of the orders the model
+uses (2 to 4; the top bits of a product hash), words and word bigrams (FNV-1a, mixed), hashed
+to 2^BITS, each placed in the 128-byte block of the normalized UTF-8 where its last character
+starts (a word's: where the character after it starts, or its last one at the end). A window is two adjacent blocks (one
+when the text has one); its logit is bias + scale * sum(w) / sqrt(number of features); the
+text's score is the sigmoid of its highest window.
 """
 
 import base64
 import math
+import re
+import struct
 
-BITS = 17
+import numpy as np
+
 BLOCK = 128
 M32 = 0xFFFFFFFF
+
+# Feature kinds: the bits of the weight file's flags byte.
+CHAR2, CHAR3, CHAR4, WORDS, WORD_PAIRS = 1, 2, 4, 16, 32
+BITS = 17
+
+K0, K1, K2, K3 = 0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F
+SEED2, SEED4 = 0x3C6EF372, 0xA54FF53A
+WORD_SEED, PAIR_SEED = 0x5BD1E995, 0x27D4EB2F
+FNV_BASIS, FNV_PRIME = 0x811C9DC5, 0x01000193
 
 INVISIBLE = {0x00AD, 0x180E, 0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF}
 SPACES = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F,
@@ -40,18 +55,18 @@ def map_chars(text):
     for c in text:
         cp = ord(c)
         if 0xE0020 <= cp <= 0xE007E:
-            c, cp = chr(cp - 0xE0000), cp - 0xE0000
+            c = chr(cp - 0xE0000)
+        elif 0xFF01 <= cp <= 0xFF5E:
+            c = chr(cp - 0xFEE0)
         elif 0xE0000 <= cp <= 0xE007F or cp in INVISIBLE:
             continue
-        elif 0xFF01 <= cp <= 0xFF5E:
-            c, cp = chr(cp - 0xFEE0), cp - 0xFEE0
-        if cp in SPACES:
+        if ord(c) in SPACES:
             if not space:
                 out.append(" ")
             space = True
             continue
         space = False
-        out.append(c)
+        out.append(c.lower())
     return "".join(out)
 
 
@@ -126,13 +141,8 @@ def decode_runs(text):
     return found
 
 
-def lower(s):
-    return "".join(c.lower() for c in s)
-
-
 def fold(s):
-    s = lower(s)
-    # Leetspeak inside ASCII words mixing letters and leet characters.
+    """Leetspeak, then spaced letters, on mapped (lower-case) text."""
     out, i, n = [], 0, len(s)
     while i < n:
         if s[i].isascii() and (s[i].isalnum() or s[i] in "@$"):
@@ -148,7 +158,6 @@ def fold(s):
             out.append(s[i])
             i += 1
     s = "".join(out)
-    # Spaced letters: "i g n o r e" -> "ignore" (4+ single letters).
     out, i, n = [], 0, len(s)
     while i < n:
         if is_letter(s, i) and (i == 0 or not alnum(s[i - 1])):
@@ -179,110 +188,136 @@ def rot13(s):
     return "".join(chr((ord(c) - 97 + 13) % 26 + 97) if "a" <= c <= "z" else c for c in s)
 
 
+def names_rot13(mapped):
+    return "rot13" in mapped or "rot-13" in mapped or "rot 13" in mapped
+
+
 def normalize(text):
-    pre = map_chars(text)
-    out = fold(pre)
-    for hidden in decode_runs(pre):
+    mapped = map_chars(text)
+    rot = names_rot13(mapped)
+    out = fold(mapped)
+    for hidden in decode_runs(text):
         out += "\n" + fold(map_chars(hidden))
-    low = lower(pre)
-    if "rot13" in low or "rot-13" in low or "rot 13" in low:
+    if rot:
         out += "\n" + rot13(out)
     return out
 
 
+def fold_prefix_len(text, end):
+    """Bytes of the normalized text that the first `end` characters of `text` become
+    (approximately: a planted attack's start and end, for labelling windows)."""
+    return len(fold(map_chars(text[:end])).encode("utf-8"))
+
+
 # ---- features ------------------------------------------------------------------------------
 
-def finalize(x):
-    x &= M32
-    x = ((x ^ (x >> 15)) * 0x2C1B3C6D) & M32
-    return x >> (32 - BITS)
+WORD_RE = re.compile("[0-9A-Za-z\u00c0-\u167f\u1681-\u1fff\u2070-\u2fff\u3040-\uff00\uff10-\U0010ffff]+")
 
 
-def fnv1a(data, basis=0x811C9DC5):
-    h = basis
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & M32
+def _top(h):
+    """An n-gram's index: the top bits of its hash."""
+    return ((h & np.uint64(M32)) >> np.uint64(32 - BITS)).astype(np.int64)
+
+
+def _fin(h):
+    """A word's index: its hash mixed, then the top bits."""
+    h = h & np.uint64(M32)
+    x = ((h ^ (h >> np.uint64(15))) * np.uint64(0x2C1B3C6D)) & np.uint64(M32)
+    return (x >> np.uint64(32 - BITS)).astype(np.int64)
+
+
+def word_hash(word):
+    h = FNV_BASIS
+    for b in word.encode("utf-8"):
+        h = ((h ^ b) * FNV_PRIME) & M32
     return h
 
 
-def is_word_char(c):
-    cp = ord(c)
-    if cp < 0x80:
-        return c.isalnum()
-    if cp in SPACES or 0x80 <= cp <= 0xBF or 0x2000 <= cp <= 0x206F or 0x3000 <= cp <= 0x303F \
-            or 0xFF01 <= cp <= 0xFF0F:
-        return False
-    return True
+def features(norm, flags):
+    """(block, index) arrays of every feature of a normalized text."""
+    cps = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    n = len(cps)
+    blen = np.where(cps < 0x80, 1, np.where(cps < 0x800, 2, np.where(cps < 0x10000, 3, 4)))
+    offs = np.zeros(n, dtype=np.int64)
+    if n:
+        offs[1:] = np.cumsum(blen)[:-1]
+    blk = offs // BLOCK
+    m = np.uint64(M32)
 
+    def mul(a, k):
+        return (a * np.uint64(k)) & m
 
-def features(norm):
-    """(block, index) of every feature of a normalized text, in order."""
-    out = []
-    chars = list(norm)
-    offs, o = [], 0
-    for c in chars:
-        offs.append(o)
-        o += len(c.encode("utf-8"))
-    # One pass, in the order the Rust scanner emits them: at each character, first the word
-    # that ended just before it (and its bigram), then the trigram ending at it. Every
-    # feature sits in the block of its last character.
-    prev = None
-    n = len(chars)
-    start = None
-    for k in range(n + 1):
-        word = k < n and is_word_char(chars[k])
-        if word and start is None:
-            start = k
-        if not word and start is not None:
-            h = fnv1a("".join(chars[start:k]).encode("utf-8"))
-            block = offs[k - 1] // BLOCK
-            out.append((block, finalize(h ^ 0x5BD1E995)))
-            if prev is not None:
-                out.append((block, finalize(((prev * 0x01000193) ^ h ^ 0x27D4EB2F) & M32)))
+    blocks, idxs = [], []
+    if n >= 2 and flags & CHAR2:
+        h = mul(cps[:-1], K1) ^ mul(cps[1:], K2) ^ np.uint64(SEED2)
+        blocks.append(blk[1:])
+        idxs.append(_top(h))
+    if n >= 3:
+        h3 = mul(cps[:-2], K0) ^ mul(cps[1:-1], K1) ^ mul(cps[2:], K2)
+        if flags & CHAR3:
+            blocks.append(blk[2:])
+            idxs.append(_top(h3))
+        if n >= 4 and flags & CHAR4:
+            h4 = mul(cps[:-3], K3) ^ h3[1:] ^ np.uint64(SEED4)
+            blocks.append(blk[3:])
+            idxs.append(_top(h4))
+    if flags & (WORDS | WORD_PAIRS):
+        wb, wi = [], []
+        prev = None
+        for mt in WORD_RE.finditer(norm):
+            h = word_hash(mt.group(0))
+            b = int(blk[mt.end()] if mt.end() < n else blk[n - 1])
+            if flags & WORDS:
+                wb.append(b)
+                wi.append(h ^ WORD_SEED)
+            if prev is not None and flags & WORD_PAIRS:
+                wb.append(b)
+                wi.append(((prev * FNV_PRIME) & M32) ^ h ^ PAIR_SEED)
             prev = h
-            start = None
-        if 2 <= k < n:
-            a, b, c = ord(chars[k - 2]), ord(chars[k - 1]), ord(chars[k])
-            h = ((a * 0x9E3779B1) ^ (b * 0x85EBCA77) ^ (c * 0xC2B2AE3D)) & M32
-            out.append((offs[k] // BLOCK, finalize(h)))
-    return out
+        if wi:
+            blocks.append(np.array(wb, dtype=np.int64))
+            idxs.append(_fin(np.array(wi, dtype=np.uint64)))
+    if not idxs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(blocks), np.concatenate(idxs)
 
 
-def windows(feats):
-    """Per window: {index: count} and the number of features."""
-    if not feats:
-        return [({}, 0)]
-    nblocks = max(b for b, _ in feats) + 1
-    per = [dict() for _ in range(nblocks)]
-    counts = [0] * nblocks
-    for b, idx in feats:
-        per[b][idx] = per[b].get(idx, 0) + 1
-        counts[b] += 1
-    if nblocks == 1:
-        return [(per[0], counts[0])]
-    out = []
-    for k in range(nblocks - 1):
-        d = dict(per[k])
-        for idx, v in per[k + 1].items():
-            d[idx] = d.get(idx, 0) + v
-        out.append((d, counts[k] + counts[k + 1]))
-    return out
+def windows(blocks, idxs):
+    """Index arrays of the windows of one text (two adjacent blocks; one when it has one)."""
+    if len(idxs) == 0:
+        return [idxs]
+    nb = int(blocks.max()) + 1
+    order = np.argsort(blocks, kind="stable")
+    b, i = blocks[order], idxs[order]
+    bounds = np.searchsorted(b, np.arange(nb + 1))
+    per = [i[bounds[k]:bounds[k + 1]] for k in range(nb)]
+    if nb == 1:
+        return per
+    return [np.concatenate(per[k:k + 2]) for k in range(nb - 1)]
 
 
-def window_spans(feats):
+def window_spans(blocks):
     """Byte ranges (of the normalized text) of the windows, in order."""
-    if not feats:
+    nb = int(blocks.max()) + 1 if len(blocks) else 1
+    if nb == 1:
         return [(0, BLOCK)]
-    nblocks = max(b for b, _ in feats) + 1
-    if nblocks == 1:
-        return [(0, BLOCK)]
-    return [(k * BLOCK, (k + 2) * BLOCK) for k in range(nblocks - 1)]
+    return [(k * BLOCK, (k + 2) * BLOCK) for k in range(nb - 1)]
 
 
-def score(weights, scale, bias, text):
-    best = None
-    for d, n in windows(features(normalize(text))):
-        s = sum(int(weights[i]) * v for i, v in d.items())
-        logit = bias + (scale * s / math.sqrt(n) if n else 0.0)
-        best = logit if best is None else max(best, logit)
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def logits(weights, scale, bias, wins):
+    out = []
+    for w in wins:
+        s = int(weights[w].astype(np.int64).sum()) if len(w) else 0
+        out.append(bias + scale * s / math.sqrt(len(w)) if len(w) else bias)
+    return out
+
+
+def score(weights, flags, scale, bias, text):
+    """The score the Rust detector's classifier gives `text` (scale and bias as stored)."""
+    blocks, idxs = features(normalize(text), flags)
+    best = max(logits(weights, f32(scale), f32(bias), windows(blocks, idxs)))
     return 1.0 / (1.0 + math.exp(-best))
