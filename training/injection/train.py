@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "..", "src", "detect", "injection_model.bin")
 BITS = F.BITS
 FLAGS = F.CHAR2 | F.CHAR3 | F.CHAR4 | F.WORDS | F.WORD_PAIRS
-TARGET_FPR = 0.008
+TARGET_FPR = 0.01
 C = 8.0
 MAGIC = b"PGIM"
 VERSION = 2
@@ -95,7 +95,8 @@ def main():
     fit_items = [w for r in fit_rows for w in window_rows(r)]
     X, y = matrix(fit_items)
     print(f"{X.shape[0]} windows, {X.nnz} non-zeros ({time.time() - t0:.0f} s)", file=sys.stderr)
-    clf = LogisticRegression(C=C, solver="liblinear", class_weight="balanced", max_iter=300)
+    clf = LogisticRegression(C=C, solver="liblinear", class_weight="balanced", max_iter=300,
+                             random_state=0)
     clf.fit(X, y)
     w = clf.coef_[0]
     scale = F.f32(float(np.abs(w).max() / 127.0))
