@@ -347,6 +347,9 @@ pub struct Scored {
 }
 
 /// [`is_word_cp`] of each ASCII byte.
+// Indexing in a const initialiser is evaluated at compile time: out of bounds fails the
+// build, never panics at run time.
+#[allow(clippy::indexing_slicing)]
 const WORD_BYTE: [bool; 128] = {
     let mut t = [false; 128];
     let mut b = 0;

@@ -132,6 +132,9 @@ const ASCII: u8 = 128;
 /// Whitespace or not ASCII: where a chunk of plain ASCII ends (SPACE, or every byte >= 0x80).
 const STOP: u8 = SPACE;
 
+// Indexing in a const initialiser is evaluated at compile time: out of bounds fails the
+// build, never panics at run time.
+#[allow(clippy::indexing_slicing)]
 const CLASS: [u8; 256] = {
     let mut t = [STOP; 256];
     let mut b = 0;
