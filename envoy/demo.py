@@ -1,9 +1,12 @@
 """`make demo`: a real Envoy with the Policy Gateway filter in front of a mock LLM, audit
 records going to a local Splunk HEC receiver. Sends a scripted mix of traffic, shows what
-each client got back and the audit trail, then stops everything."""
+each client got back and the audit trail, then stops everything; last, `policy-gateway trail
+verify` checks the trail it saved, then a copy with one record deleted and one edited."""
 
+import base64
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -12,9 +15,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "e2e")
 from harness import HEC_TOKEN, ROOT, Gateway, identity, plugin_config  # noqa: E402
 
 TRAIL = os.path.join(ROOT, "target", "demo", "audit-trail.jsonl")
+TAMPERED = os.path.join(ROOT, "target", "demo", "audit-trail-tampered.jsonl")
+KEY_FILE = os.path.join(ROOT, "target", "demo", "trail.key")
+CLI = os.path.join(ROOT, "target", "release", "policy-gateway")
+# A demo key (fixed, so the README's commands work on any run); a real one: openssl rand -base64 32.
+DEMO_KEY = base64.b64encode(b"policy-gateway demo key, 32 byte").decode()
 
-AUDIT = {"flush_interval_ms": 200, "splunk_hec": {
-    "cluster": "splunk_hec", "authority": "set-by-harness", "token": HEC_TOKEN, "index": "ai_audit"}}
+AUDIT = {"flush_interval_ms": 200,
+         "trail": {"checkpoint_records": 4, "checkpoint_interval_ms": 1000, "key_id": "demo",
+                   "hmac_key": DEMO_KEY},
+         "splunk_hec": {"cluster": "splunk_hec", "authority": "set-by-harness", "token": HEC_TOKEN,
+                        "index": "ai_audit"}}
 
 SCRIPT = [
     ("benign question", "alice", "/v1/chat/completions",
@@ -45,11 +56,22 @@ def load_policy(name="default.json"):
         return json.load(f)
 
 
+def settled(events, expected):
+    """At least `expected` records, and every chain's last record a checkpoint."""
+    last = {}
+    for e in events:
+        c = e["event"].get("chain") or {}
+        if c and c["seq"] > last.get(c["id"], (0, None))[0]:
+            last[c["id"]] = (c["seq"], e["event"].get("record_type"))
+    return len(events) >= expected and all(t == "checkpoint" for _, t in last.values())
+
+
 def save_trail(gw, expected):
-    """Appends what the HEC receiver got (decision and policy_change records, as HEC events)
-    to the demo's trail, for the README's task guides."""
+    """Appends what the HEC receiver got (decision, policy_change and checkpoint records, as
+    HEC events) to the demo's trail, for the README's task guides; waits for the checkpoint
+    that signs each chain's last records (a second after them)."""
     deadline = time.time() + 10
-    while len(gw.hec("/_events")) < expected and time.time() < deadline:
+    while not settled(gw.hec("/_events"), expected) and time.time() < deadline:
         time.sleep(0.1)
     with open(TRAIL, "a") as f:
         for e in gw.hec("/_events"):
@@ -148,6 +170,34 @@ def stream_phase(policy):
           "| stream", record["response"]["stream"])
 
 
+PSEUDO_PROMPT = "Email jane@corp.example and ravi@corp.example about the refund on card 4111 1111 1111 1111."
+
+
+def pseudonym_phase():
+    print("\n=== Pseudonymisation: policies/pseudonymise.json (the model never sees the values) ===\n")
+    with Gateway(plugin=plugin_config(load_policy("pseudonymise.json"), instance_id="demo-gateway",
+                                      audit=AUDIT)) as gw:
+        body = {"model": "gpt-4o", "stream": True,
+                "messages": [{"role": "user", "content": PSEUDO_PROMPT}]}
+        # The mock model answers with what it was sent, in 4-character events (tokens split
+        # across them), and an address of its own.
+        headers = {**identity("kim", "proj-demo"), "x-request-id": "pse-01",
+                   "x-mock-reply": "I'll write to {prompt} Replies go to desk@model.example.",
+                   "x-mock-chunk-chars": "4"}
+        status, _, raw = gw.post("/v1/chat/completions", body, headers)
+        seen = json.loads(gw.upstream_received()[-1]["body"])["messages"][0]["content"]
+        got = "".join(choice.get("delta", {}).get("content") or ""
+                      for data in sse_data(raw) if data != "[DONE]"
+                      for choice in json.loads(data).get("choices", []))
+        record = gw.records(1)[0]
+        save_trail(gw, 2)
+    print(f"client sent     {PSEUDO_PROMPT}")
+    print(f"the model saw   {seen}")
+    print(f"client got      {got}   (HTTP {status}, streamed in 4-character events)")
+    print("\nIts record: decision", record["decision"], "/", record["reason_code"],
+          "| pseudonyms", record.get("pseudonyms"), "| redactions", record["redactions"])
+
+
 def main():
     os.makedirs(os.path.dirname(TRAIL), exist_ok=True)
     open(TRAIL, "w").close()
@@ -157,6 +207,7 @@ def main():
     print(json.dumps(next(r for r in records if r["decision"] == "redact"), indent=2))
 
     stream_phase(policy)
+    pseudonym_phase()
 
     shadow = dict(policy, rollout={"mode": "shadow"})
     run_phase("Shadow: same policy, rollout shadow (recorded, never enforced)", shadow, SCRIPT[1:4])
@@ -182,6 +233,38 @@ def main():
     print(f"\nThe whole audit trail ({n} records, as Splunk HEC events) is in "
           f"{os.path.relpath(TRAIL, ROOT)}: the README's task guides run on it.")
     print("Demo finished; Envoy, the mock LLM and the HEC receiver are stopped.")
+    verify_phase()
+
+
+def verify(path):
+    args = [CLI, "trail", "verify", "--key", f"demo={os.path.relpath(KEY_FILE, ROOT)}", "--sink", "splunk_hec",
+            os.path.relpath(path, ROOT)]
+    print("$ policy-gateway " + " ".join(args[1:]) + "\n")
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    print(out.stdout + out.stderr + f"exit status {out.returncode}")
+    return out.returncode
+
+
+def verify_phase():
+    """The trail verified as saved, then a copy with one record deleted and one edited."""
+    print("\n=== The trail verified (hash chain and signed checkpoints) ===\n")
+    with open(KEY_FILE, "w") as f:
+        f.write(DEMO_KEY + "\n")
+    intact = verify(TRAIL)
+    with open(TRAIL) as f:
+        events = [json.loads(line) for line in f]
+    refusals = [i for i, e in enumerate(events) if e["event"].get("decision") == "refuse"]
+    deleted, edited = refusals[0], refusals[1]
+    print(f"\nA copy with {events[deleted]['event']['request_id']}'s record deleted and "
+          f"{events[edited]['event']['request_id']}'s refusal edited into an allow:\n")
+    events[edited]["event"].update(decision="allow", reason_code="NO_RULE_MATCHED")
+    with open(TAMPERED, "w") as f:
+        for i, e in enumerate(events):
+            if i != deleted:
+                f.write(json.dumps(e) + "\n")
+    tampered = verify(TAMPERED)
+    if intact != 0 or tampered != 1:
+        sys.exit(f"trail verify: expected 0 on the trail and 1 on the tampered copy, got {intact} and {tampered}")
 
 
 if __name__ == "__main__":

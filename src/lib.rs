@@ -4,7 +4,12 @@
 //! - [`policy`]: the policy document, its validation and compilation, evaluation into a decision;
 //! - [`detect`]: built-in detectors (PII, secrets, prompt injection), keyword and custom matchers;
 //! - [`llm`]: LLM API body formats (OpenAI, Anthropic): text extraction and write-back;
+//! - [`engine`]: one body judged (hits, one `decide()`, edits, the verdict or a `Refusal`),
+//!   and streamed responses inspected as they pass;
 //! - [`audit`]: the audit record schema, record ids and timestamps;
+//! - [`config`] and [`error`]: the plugin configuration, checked once, and its one error type;
+//! - [`sinks`]: audit delivery: each sink's configuration and protocol, batching and retries,
+//!   a VM's outbox and its ledger;
 //! - [`headers`]: header maps as the host hands them over (raw bytes, repeated names);
 //! - [`exchange`]: one exchange from first header to audit record, over a small host trait.
 //!
@@ -21,11 +26,12 @@
 )]
 
 pub mod audit;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod engine;
+pub mod error;
 pub mod exchange;
 #[cfg(feature = "filter")]
 pub mod filter;

@@ -9,7 +9,7 @@
 
 use policy_gateway::audit::record::RecordMeta;
 use policy_gateway::audit::AuditRecord;
-use policy_gateway::engine::{self, reason, PhaseOutcome, RequestInfo, Verdict};
+use policy_gateway::engine::{self, reason, PhaseOutcome, Refusal, RequestInfo, Verdict};
 use policy_gateway::llm::Phase;
 use policy_gateway::policy::{Action, Policy};
 use serde_json::{json, Value};
@@ -132,11 +132,12 @@ fn most_severe_action_decides_and_every_match_is_listed() {
     assert_eq!(o.triggered_rules, ["redact-email", "keys", "gov", "review"]);
     assert_eq!(
         o.verdict,
-        Verdict::Respond {
+        Verdict::Respond(Refusal {
             status: 451,
             message: "no keys".into(),
+            reason_code: "SECRET".into(),
             held: false
-        }
+        })
     );
 }
 
@@ -226,11 +227,11 @@ fn escalate_hold_answers_locally_and_flag_forwards_redacted() {
     let o = run(&hold, &chat("about the merger"));
     assert!(matches!(
         o.verdict,
-        Verdict::Respond {
+        Verdict::Respond(Refusal {
             status: 202,
             held: true,
             ..
-        }
+        })
     ));
 
     let o = run(
@@ -341,7 +342,10 @@ fn bad_bodies_get_the_on_error_decision_and_a_reason() {
         let o = engine::evaluate(&refuse, &i, &r, Phase::Request, body);
         assert_eq!(o.reason_code, code);
         assert_eq!(o.decision, Action::Refuse);
-        assert!(matches!(o.verdict, Verdict::Respond { status: 400, .. }));
+        assert!(matches!(
+            o.verdict,
+            Verdict::Respond(Refusal { status: 400, .. })
+        ));
         assert!(!o.inspected);
         let o = engine::evaluate(&allow, &i, &r, Phase::Request, body);
         assert_eq!(o.decision, Action::Allow);
@@ -596,7 +600,7 @@ fn duplicate_keys_are_refused_not_judged() {
         assert_eq!(o.reason_code, reason::BODY_DUPLICATE_KEY, "{text}");
         assert_eq!(o.decision, Action::Refuse, "{text}");
         assert!(
-            matches!(o.verdict, Verdict::Respond { status: 400, .. }),
+            matches!(o.verdict, Verdict::Respond(Refusal { status: 400, .. })),
             "{text}"
         );
         assert!(!o.inspected);
@@ -761,11 +765,11 @@ fn set_model_on_a_path_model_refuses() {
     assert_eq!(o.triggered_rules, ["retire", "mail"]);
     assert!(matches!(
         o.verdict,
-        Verdict::Respond {
+        Verdict::Respond(Refusal {
             status: 403,
             held: false,
             ..
-        }
+        })
     ));
     // Shadow: recorded as a refusal, traffic untouched, no set_model claimed.
     let shadow = policy_with(
@@ -866,7 +870,10 @@ fn max_tokens_that_is_no_count_is_refused() {
         let o = run(&p, &body);
         assert_eq!(o.reason_code, reason::MAX_TOKENS_INVALID, "{v}");
         assert_eq!(o.decision, Action::Refuse);
-        assert!(matches!(o.verdict, Verdict::Respond { status: 400, .. }));
+        assert!(matches!(
+            o.verdict,
+            Verdict::Respond(Refusal { status: 400, .. })
+        ));
         assert_eq!(o.error.as_deref(), Some("max_tokens is not a token count"));
     }
     // An unknown shape let through unseen (`on_unknown_format: allow`) is not judged by it.

@@ -11,7 +11,7 @@
 // The counting allocator: GlobalAlloc is an unsafe trait.
 #![cfg_attr(not(target_arch = "wasm32"), allow(unsafe_code))]
 
-use policy_gateway::engine::{self, reason, PhaseOutcome, RequestInfo, Verdict};
+use policy_gateway::engine::{self, reason, PhaseOutcome, Refusal, RequestInfo, Verdict};
 use policy_gateway::llm::{Phase, MAX_SEGMENTS};
 use policy_gateway::policy::{Action, Policy};
 use serde_json::{json, Value};
@@ -56,7 +56,10 @@ fn a_body_with_more_texts_than_the_cap_is_refused_not_inspected_in_part() {
     assert!(!out.inspected);
     assert_eq!(out.reason_code, reason::BODY_TOO_COMPLEX);
     assert_eq!(out.decision, Action::Refuse);
-    assert!(matches!(out.verdict, Verdict::Respond { status: 400, .. }));
+    assert!(matches!(
+        out.verdict,
+        Verdict::Respond(Refusal { status: 400, .. })
+    ));
     assert!(out.error.unwrap().contains("texts"));
 
     // The same in a known format: a chat request with too many messages.

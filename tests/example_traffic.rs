@@ -1,6 +1,6 @@
 //! The shipped example traffic through the shipped default policy: each exchange gets the
-//! decision the policy promises, and the forwarded bodies carry the promised changes.
-#![cfg(not(target_arch = "wasm32"))]
+//! decision the policy promises, and the forwarded bodies carry the promised changes, as
+//! `policies/examples/expected.json` says (the table the wasmtime harness checks too).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,22 +9,23 @@
 )]
 
 use policy_gateway::audit::IdGenerator;
-use policy_gateway::cli::simulate::{parse_line, simulate, Simulated};
-use policy_gateway::policy::Policy;
+use policy_gateway::exchange::replay::{config_for_policy, parse_line, simulate, Simulated};
 use serde_json::Value;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn run_all() -> Vec<Simulated> {
     run_file(include_str!("../policies/examples/traffic.jsonl"))
 }
 
 fn run_file(lines: &str) -> Vec<Simulated> {
-    let policy = Policy::from_json(include_bytes!("../policies/default.json")).unwrap();
+    let config = config_for_policy(include_bytes!("../policies/default.json")).unwrap();
     let mut ids = IdGenerator::new(1);
     lines
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| simulate(&policy, &parse_line(l), i + 1, &mut ids, 1_795_715_649_000))
+        .map(|(i, l)| simulate(&config, &parse_line(l), i + 1, &mut ids, 1_795_715_649_000))
         .collect()
 }
 
@@ -36,47 +37,30 @@ fn forwarded_json(s: &Simulated) -> Value {
     serde_json::from_slice(s.forwarded.as_ref().unwrap()).unwrap()
 }
 
+/// The expectations every runner shares (policies/examples/expected.json).
+fn expected() -> Vec<Value> {
+    let all: Value =
+        serde_json::from_str(include_str!("../policies/examples/expected.json")).unwrap();
+    all["traffic.jsonl"].as_array().unwrap().clone()
+}
+
+/// Whether `actual` holds every field of `want`, recursively.
+fn contains(actual: &Value, want: &Value) -> bool {
+    match (actual, want) {
+        (Value::Object(a), Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|av| contains(av, v))),
+        _ => actual == want,
+    }
+}
+
 #[test]
 fn each_example_gets_its_decision() {
     let sims = run_all();
-    let expected = [
-        ("req-001", "allow", "NO_RULE_MATCHED", "forwarded"),
-        (
-            "req-002",
-            "redact",
-            "PII_CARD_REDACTED",
-            "forwarded changed",
-        ),
-        ("req-003", "refuse", "SECRET_DETECTED", "403 refused"),
-        ("req-004", "refuse", "PROMPT_INJECTION", "400 refused"),
-        ("req-005", "rewrite", "MODEL_REWRITTEN", "forwarded changed"),
-        (
-            "req-006",
-            "rewrite",
-            "MAX_TOKENS_CAPPED",
-            "forwarded changed",
-        ),
-        ("req-007", "refuse", "MODEL_NOT_APPROVED", "403 refused"),
-        ("req-008", "redact", "PII_REDACTED", "forwarded changed"),
-        (
-            "req-009",
-            "escalate",
-            "CONFIDENTIAL_PROJECT",
-            "forwarded, flagged",
-        ),
-        (
-            "req-010",
-            "escalate",
-            "INDIRECT_PROMPT_INJECTION",
-            "forwarded, flagged",
-        ),
-        ("req-011", "redact", "PII_REDACTED", "forwarded changed"),
-        ("req-012", "redact", "PII_REDACTED", "forwarded changed"),
-        ("req-013", "redact", "OUTPUT_PII_REDACTED", "forwarded"),
-        ("req-014", "refuse", "BODY_UNPARSEABLE", "400 refused"),
-    ];
+    let expected = expected();
     assert_eq!(sims.len(), expected.len());
-    for (id, decision, reason, client) in expected {
+    for e in &expected {
+        let id = e["request_id"].as_str().unwrap();
         let s = by_id(&sims, id);
         assert_eq!(
             (
@@ -84,7 +68,11 @@ fn each_example_gets_its_decision() {
                 s.record.reason_code.as_str(),
                 s.client.as_str()
             ),
-            (decision, reason, client),
+            (
+                e["decision"].as_str().unwrap(),
+                e["reason_code"].as_str().unwrap(),
+                e["client"].as_str().unwrap()
+            ),
             "{id}: {:?}",
             s.record
         );
@@ -94,34 +82,23 @@ fn each_example_gets_its_decision() {
 #[test]
 fn forwarded_bodies_carry_the_changes() {
     let sims = run_all();
-    let b = forwarded_json(by_id(&sims, "req-002"));
-    assert_eq!(
-        b["messages"][0]["content"],
-        "Draft a reply to [EMAIL] confirming the refund to card **** **** **** 1111."
-    );
-    assert_eq!(
-        forwarded_json(by_id(&sims, "req-005"))["model"],
-        "gpt-4o-mini"
-    );
-    assert_eq!(forwarded_json(by_id(&sims, "req-006"))["max_tokens"], 4096);
-    let b = forwarded_json(by_id(&sims, "req-008"));
-    assert_eq!(
-        b["messages"][0]["content"][0]["text"],
-        "The customer's phone is [PHONE] and SSN [US_SSN]; open a ticket."
-    );
-    let b = forwarded_json(by_id(&sims, "req-011"));
-    assert_eq!(
-        b["input"][0]["content"][0]["text"],
-        "Pay invoice 2024-117 to IBAN [IBAN]."
-    );
-    let r = &by_id(&sims, "req-013").record;
-    assert_eq!(r.phase, "response");
-    assert_eq!(r.redactions.get("email"), Some(&1));
-    assert_eq!(r.redactions.get("phone"), Some(&1));
-    let usage = r.usage.unwrap();
-    assert_eq!(usage.total_tokens, Some(37));
-    // Requests answered locally forward nothing.
-    assert!(by_id(&sims, "req-003").forwarded.is_none());
+    for e in &expected() {
+        let s = by_id(&sims, e["request_id"].as_str().unwrap());
+        if let Some(fields) = e.get("forwarded").and_then(Value::as_object) {
+            let body = forwarded_json(s);
+            for (pointer, want) in fields {
+                assert_eq!(body.pointer(pointer), Some(want), "{}", e["request_id"]);
+            }
+        }
+        if let Some(want) = e.get("record") {
+            let record: Value = serde_json::from_str(&s.record.to_json()).unwrap();
+            assert!(contains(&record, want), "{record} lacks {want}");
+        }
+        // Requests answered locally forward nothing.
+        if e["client"].as_str().unwrap().ends_with("refused") {
+            assert!(s.forwarded.is_none(), "{}", e["request_id"]);
+        }
+    }
 }
 
 /// Parser differentials and relabelled roles (issue 11, items 9-12): the shipped default
@@ -189,5 +166,72 @@ fn bypass_attempts_are_caught() {
     // Bounds as a string or past u64 go upstream as the cap, a JSON integer.
     for id in ["byp-05", "byp-06"] {
         assert_eq!(forwarded_json(by_id(&sims, id))["max_tokens"], 4096, "{id}");
+    }
+}
+
+/// The text a client SDK shows of a streamed answer, and the code of an error event.
+fn stream_view(body: &[u8]) -> (String, Option<String>) {
+    let text = String::from_utf8_lossy(body)
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
+    let (mut shown, mut error) = (String::new(), None);
+    for line in text.lines() {
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(data.trim_start()) else {
+            continue;
+        };
+        if let Some(code) = v
+            .pointer("/error/code")
+            .or_else(|| v.get("code"))
+            .and_then(Value::as_str)
+        {
+            error = Some(code.to_string());
+        }
+        let piece = v
+            .pointer("/choices/0/delta/content")
+            .or_else(|| v.pointer("/delta/text"))
+            .or_else(|| (v["type"] == "response.output_text.delta").then(|| &v["delta"]))
+            .and_then(Value::as_str);
+        shown.push_str(piece.unwrap_or_default());
+    }
+    (shown, error)
+}
+
+#[test]
+fn streams_get_what_the_table_promises() {
+    let sims = run_file(include_str!("../policies/examples/streams.jsonl"));
+    let all: Value =
+        serde_json::from_str(include_str!("../policies/examples/expected.json")).unwrap();
+    let expected = all["streams.jsonl"].as_array().unwrap();
+    assert_eq!(sims.len(), expected.len());
+    for e in expected {
+        let id = e["request_id"].as_str().unwrap();
+        let s = by_id(&sims, id);
+        let got = (
+            s.record.decision,
+            s.record.reason_code.as_str(),
+            s.client.as_str(),
+        );
+        let want = (
+            e["decision"].as_str().unwrap(),
+            e["reason_code"].as_str().unwrap(),
+            e["client"].as_str().unwrap(),
+        );
+        assert_eq!(got, want, "{id}");
+        let (shown, error) = stream_view(&s.client_body);
+        assert_eq!(shown, e["client_text"].as_str().unwrap(), "{id}");
+        assert_eq!(error.as_deref(), e["error_code"].as_str(), "{id}");
+        let raw = String::from_utf8_lossy(&s.client_body);
+        for absent in e["absent"].as_array().into_iter().flatten() {
+            assert!(!raw.contains(absent.as_str().unwrap()), "{id}: {absent}");
+        }
+        let record: Value = serde_json::from_str(&s.record.to_json()).unwrap();
+        assert!(
+            contains(&record, &e["record"]),
+            "{record} lacks {}",
+            e["record"]
+        );
     }
 }

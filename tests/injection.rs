@@ -211,7 +211,7 @@ fn the_record_carries_the_rounded_score_and_no_text() {
     assert!((0.97..=1.0).contains(&s), "{s}");
     assert_eq!((s * 100.0).round() / 100.0, s);
     assert!(!json.contains("secret sauce"));
-    assert_eq!(v["schema_version"], "1.2");
+    assert_eq!(v["schema_version"], "1.3");
     // A policy without prompt-injection rules records no score.
     let plain = Policy::from_value(json!({"id": "p", "version": "1", "rules": [{
         "id": "e", "category": "pii.email", "action": "redact", "reason_code": "E",

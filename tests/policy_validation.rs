@@ -38,6 +38,10 @@ fn shipped_policies_compile() {
         ("pii-strict", include_str!("../policies/pii-strict.json")),
         ("secrets", include_str!("../policies/secrets.json")),
         (
+            "pseudonymise",
+            include_str!("../policies/pseudonymise.json"),
+        ),
+        (
             "default",
             include_str!("../policies/examples/default-v2.json"),
         ),
@@ -73,6 +77,12 @@ fn rule_errors_name_the_rule_and_the_field() {
          "rules[1] \"r2\".redact: only valid with \"action\": \"redact\""),
         (json!({"id": "r2", "category": "pii.x", "match": {"models": {"deny": ["x"]}}, "action": "redact", "reason_code": "X"}),
          "rules[1] \"r2\".action: redact needs a text match"),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "redact", "reason_code": "X", "redact": {"style": "mask", "token": "fake"}}),
+         "rules[1] \"r2\".redact.token: only valid with \"style\": \"pseudonym\""),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "redact", "reason_code": "X", "redact": {"restore": false}}),
+         "rules[1] \"r2\".redact.restore: only valid with \"style\": \"pseudonym\""),
+        (json!({"id": "r2", "category": "pii.x", "match": {"detectors": ["email"]}, "action": "redact", "reason_code": "X", "redact": {"style": "pseudonym", "token": "uuid"}}),
+         "rules[1] \"r2\": unknown variant `uuid`"),
         (json!({"id": "r2", "category": "pii.x", "match": {"models": {"deny": ["x"]}}, "action": "rewrite", "reason_code": "X"}),
          "rules[1] \"r2\".rewrite: required"),
         (json!({"id": "r2", "category": "pii.x", "match": {"models": {"deny": ["x"]}}, "action": "rewrite", "reason_code": "X", "rewrite": {}}),

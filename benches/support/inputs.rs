@@ -10,6 +10,15 @@ the new cluster. Please draft a summary for the leadership update, highlighting 
 the data migration timeline and the dependencies on the identity team. Keep it under three \
 hundred words and use a neutral tone. ";
 
+/// A contact sheet: nearly every word is an entity some detector must find (phones in
+/// national and international formats, cards, IBANs, SSNs, national ids, e-mails, IPs), the
+/// worst case for the validators rather than the anchors.
+pub const PII_DENSE: &str = "Phone: 07700 900123, +44 20 7946 0958, (415) 555-0100 x12, \
+0049 30 12345678, 01 23 45 67 89, 090-1234-5678, (11) 91234-5678; card 4111 1111 1111 1111, \
+5018 0000 0009, 3530111333300000; IBAN GB82 WEST 1234 5698 7654 32, de89370400440532013000; \
+SSN 536-22-1234, 912-70-1234; NINO QQ 12 34 56 C; PAN ABCPE1234F; NIE X1234567L; \
+mail jane.doe@example.com; host 10.20.30.40; CPF 123.456.789-09; ";
+
 /// An OpenAI chat body whose user message is `text` repeated to `target` bytes.
 pub fn chat_body(text: &str, target: usize) -> Vec<u8> {
     let mut content = String::new();
@@ -37,6 +46,7 @@ pub fn cases() -> Vec<(String, Vec<u8>)> {
         "{TYPICAL} Contact jane.doe@example.com or +1 415-555-0100, card 4111 1111 1111 1111. "
     );
     out.push(("chat with PII 4096 (redacts)".into(), chat_body(&pii, 4096)));
+    out.push(("PII-dense 4096".into(), chat_body(PII_DENSE, 4096)));
     let adversarial: [(&str, String); 5] = [
         ("digits", "1234567890 ".repeat(10)),
         ("at-signs", "a@b@c@d@e@ ".repeat(10)),

@@ -1,7 +1,10 @@
-//! The audit trail: the record schema, record ids and timestamps.
+//! The audit trail: the record schema, record ids and timestamps, the hash chain and its
+//! checkpoints, and the ECS and OCSF mappings.
 
+pub mod chain;
 pub mod ecs;
 pub mod id;
+pub mod ocsf;
 pub mod policy_change;
 pub mod record;
 pub mod time;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::engine::pseudonym::PseudonymCounts;
 use crate::engine::stream::StreamSummary;
 use crate::engine::{ContentItem, PhaseOutcome, RequestInfo};
 use crate::llm::Usage;
@@ -15,9 +16,12 @@ use crate::policy::{Action, Policy};
 
 /// Bumped on any change a consumer could notice. 1.1: `model` is the model served (the
 /// path's, for Azure deployments and Bedrock), the body's is `body_model`; new fields
-/// `attribution_rejected` and `truncated`; gap records carry `cause` and `vm`. 1.2: phase
-/// records carry `prompt_injection_score`.
-pub const SCHEMA_VERSION: &str = "1.2";
+/// `attribution_rejected` and `truncated`; gap records carry `cause` and `vm`. 1.2: every
+/// record carries `chain` and ships in canonical form (RFC 8785); `checkpoint` records; gap
+/// records name the sequence range lost (`lost_chain`, `from_seq`, `to_seq`). 1.3:
+/// `pseudonyms` (counts of values pseudonymised, restored and past the vault's bound);
+/// phase records carry `prompt_injection_score`.
+pub const SCHEMA_VERSION: &str = "1.3";
 
 /// Longest value kept of a field a client chooses (model names, ids, error details).
 pub const MAX_FIELD_BYTES: usize = 256;
@@ -148,6 +152,11 @@ pub struct AuditRecord {
     pub detections: BTreeMap<String, u32>,
     /// Spans redacted (or, when not enforced, that would have been), by detector.
     pub redactions: BTreeMap<String, u32>,
+    /// Reversible pseudonymisation, by detector: values of the request replaced by tokens
+    /// (`pseudonymised`), tokens of the response given back (`restored`), values redacted one
+    /// way because the exchange's vault was full (`overflow`). Counts only; absent when none.
+    #[serde(skip_serializing_if = "PseudonymCounts::is_empty")]
+    pub pseudonyms: PseudonymCounts,
     /// Body rewrites applied (or that would have been).
     pub rewrites: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -256,6 +265,7 @@ impl AuditRecord {
         let mut triggered_categories = request.triggered_categories.clone();
         let mut detections = request.detections.clone();
         let mut redactions = request.redactions.clone();
+        let mut pseudonyms = request.pseudonyms.clone();
         let mut rewrites = request.rewrites.clone();
         let mut content = request.content.clone();
         if let Some(r) = response {
@@ -275,6 +285,7 @@ impl AuditRecord {
             for (k, v) in &r.redactions {
                 *redactions.entry(k.clone()).or_insert(0) += v;
             }
+            pseudonyms.merge(&r.pseudonyms);
             rewrites.extend(r.rewrites.iter().copied());
             if let Some(items) = &r.content {
                 content
@@ -318,6 +329,7 @@ impl AuditRecord {
             response: response.map(phase_record),
             detections,
             redactions,
+            pseudonyms,
             rewrites,
             escalation,
             usage: response.and_then(|r| r.usage).map(UsageRecord::from),

@@ -12,15 +12,104 @@ use std::io::Write;
 use serde_json::Value;
 
 use super::records::{self, str_of, Filter};
+use super::{Exit, Failure};
 
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match run_inner(args.to_vec(), out, err) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(err, "chargeback: {}", super::table::display(&e));
-            2
+/// Requests, refusals and tokens per project, user and model, as CSV
+///
+/// Every decision record counts once (de-duplicated by record_id). Tokens come from the
+/// provider's usage; records whose usage was estimated (streams without usage) are also
+/// counted in estimated_requests and estimated_tokens; refused counts enforced refusals.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "\
+Examples:
+  policy-gateway chargeback --from 2026-11-01 --to 2026-12-01 --by project,model audit-export/ \\
+      > chargeback.csv
+  policy-gateway chargeback --by user --format table audit-trail.jsonl
+
+Exit status: 0 done, 2 usage error, or records that cannot be read."
+)]
+pub struct Args {
+    /// Group by these keys, comma-separated, in this order
+    #[arg(
+        long,
+        value_name = "KEYS",
+        value_delimiter = ',',
+        default_value = "project,user,model",
+        value_parser = Trimmed(clap::builder::EnumValueParser::<Key>::new()),
+    )]
+    pub by: Vec<Key>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
+    #[command(flatten)]
+    pub inputs: records::Inputs,
+    #[command(flatten, next_help_heading = "Filters")]
+    pub filter: Filter,
+}
+
+/// A key to group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Key {
+    /// policy_project_id
+    Project,
+    /// policy_user
+    User,
+    /// The served model (response_model), else the requested one
+    Model,
+}
+
+impl Key {
+    pub fn name(self) -> &'static str {
+        match self {
+            Key::Project => "project",
+            Key::User => "user",
+            Key::Model => "model",
         }
     }
+}
+
+/// A value parser that ignores spaces around each value (`--by "project, model"`).
+#[derive(Debug, Clone)]
+struct Trimmed<P>(P);
+
+impl<P: clap::builder::TypedValueParser> clap::builder::TypedValueParser for Trimmed<P> {
+    type Value = P::Value;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        match value.to_str() {
+            Some(v) => self.0.parse_ref(cmd, arg, std::ffi::OsStr::new(v.trim())),
+            None => self.0.parse_ref(cmd, arg, value),
+        }
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        self.0.possible_values()
+    }
+}
+
+/// What `chargeback` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// RFC 4180 CSV, for finance systems
+    Csv,
+    /// A table for people
+    Table,
+    /// A JSON array of groups
+    Json,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<Exit, Failure> {
+    run_inner(args, out, err)?;
+    Ok(Exit::Ok)
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +124,17 @@ pub struct Totals {
     pub estimated_tokens: u64,
 }
 
-const KEYS: [&str; 3] = ["project", "user", "model"];
-
-/// Aggregates records by the chosen keys (a subset of project, user, model, in that order).
-pub fn aggregate(records: &[&Value], by: &[&str]) -> BTreeMap<Vec<String>, Totals> {
+/// Aggregates records by the chosen keys, in the order given.
+pub fn aggregate(records: &[&Value], by: &[Key]) -> BTreeMap<Vec<String>, Totals> {
     let mut groups: BTreeMap<Vec<String>, Totals> = BTreeMap::new();
     for r in records {
         let key: Vec<String> = by
             .iter()
             .map(|k| {
-                let v = match *k {
-                    "project" => str_of(r, "policy_project_id"),
-                    "user" => str_of(r, "policy_user"),
-                    _ => str_of(r, "response_model").or(str_of(r, "model")),
+                let v = match k {
+                    Key::Project => str_of(r, "policy_project_id"),
+                    Key::User => str_of(r, "policy_user"),
+                    Key::Model => str_of(r, "response_model").or(str_of(r, "model")),
                 };
                 v.unwrap_or("(none)").to_string()
             })
@@ -80,22 +167,12 @@ pub fn aggregate(records: &[&Value], by: &[&str]) -> BTreeMap<Vec<String>, Total
     groups
 }
 
-fn run_inner(
-    mut args: Vec<String>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<(), String> {
-    let filter = Filter::from_args(&mut args)?;
-    let by = super::take_flag(&mut args, "--by")?.unwrap_or_else(|| "project,user,model".into());
-    let format = super::take_format(&mut args, &["csv", "table", "json"])?;
-    let by: Vec<&str> = by.split(',').map(str::trim).collect();
-    if let Some(bad) = by.iter().find(|k| !KEYS.contains(k)) {
-        return Err(format!("--by: \"{bad}\" is not project, user or model"));
-    }
-    let sel = records::select(&args, &filter)?;
+fn run_inner(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
+    let (by, format) = (&args.by, args.format);
+    let sel = records::select(&args.inputs.records, &args.filter)?;
     let found: Vec<&Value> = sel.records.iter().collect();
-    let groups = aggregate(&found, &by);
-    let mut header: Vec<&str> = by.clone();
+    let groups = aggregate(&found, by);
+    let mut header: Vec<&str> = by.iter().map(|k| k.name()).collect();
     header.extend([
         "requests",
         "refused",
@@ -106,13 +183,13 @@ fn run_inner(
         "estimated_tokens",
     ]);
     let w = |e: std::io::Error| e.to_string();
-    if format == "json" {
+    if format == Format::Json {
         let rows: Vec<Value> = groups
             .iter()
             .map(|(k, t)| {
                 let mut o = serde_json::Map::new();
-                for (name, v) in by.iter().zip(k) {
-                    o.insert((*name).into(), v.clone().into());
+                for (key, v) in by.iter().zip(k) {
+                    o.insert(key.name().into(), v.clone().into());
                 }
                 for (name, v) in header.iter().skip(by.len()).zip(numbers(t)) {
                     o.insert((*name).into(), v.into());
@@ -130,7 +207,7 @@ fn run_inner(
                 row
             })
             .collect();
-        let text = if format == "csv" {
+        let text = if format == Format::Csv {
             super::table::csv(&header, &rows)
         } else {
             super::table::render(&header, &rows)
@@ -175,7 +252,7 @@ mod tests {
             json!({"policy_project_id": "p1", "policy_user": "b", "model": "gpt-4o", "decision": "refuse", "enforced": true}),
         ];
         let refs: Vec<&Value> = recs.iter().collect();
-        let g = aggregate(&refs, &["project", "user"]);
+        let g = aggregate(&refs, &[Key::Project, Key::User]);
         let a = g[&vec!["p1".to_string(), "a".to_string()]];
         assert_eq!(
             (
@@ -188,7 +265,7 @@ mod tests {
         );
         let b = g[&vec!["p1".to_string(), "b".to_string()]];
         assert_eq!((b.requests, b.refused, b.total_tokens), (1, 1, 0));
-        let g = aggregate(&refs, &["model"]);
+        let g = aggregate(&refs, &[Key::Model]);
         assert_eq!(g.len(), 1);
     }
 }

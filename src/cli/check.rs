@@ -4,15 +4,32 @@
 use std::io::Write;
 
 use super::table::display;
+use super::{Exit, Failure};
 use crate::policy::Policy;
 
-pub fn run(files: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    if files.is_empty() {
-        let _ = writeln!(err, "check: give at least one policy file");
-        return 2;
-    }
+/// Validate policy files
+///
+/// Prints one line per valid file on standard output (its policy id, rule count and rollout)
+/// and each error or warning on standard error, naming the rule and field.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "\
+Examples:
+  policy-gateway check policies/*.json
+  policy-gateway check candidate.json || exit 1    # in CI: stop on an invalid policy
+
+Exit status: 0 every policy is valid, 1 a policy is invalid or cannot be read, 2 usage error."
+)]
+pub struct Args {
+    /// Policy files (JSON)
+    #[arg(value_name = "FILE", required = true, value_hint = clap::ValueHint::FilePath)]
+    pub files: Vec<String>,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<Exit, Failure> {
     let mut failed = false;
-    for file in files {
+    for file in &args.files {
         match load(file) {
             Ok(policy) => {
                 let _ = writeln!(
@@ -32,7 +49,7 @@ pub fn run(files: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
         }
     }
-    i32::from(failed)
+    Ok(if failed { Exit::Invalid } else { Exit::Ok })
 }
 
 /// Reads and compiles a policy file; the error names the file's problem.

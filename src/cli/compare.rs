@@ -14,15 +14,64 @@ use std::io::Write;
 use serde_json::{json, Value};
 
 use super::records::{self, rules_of, str_of, Filter};
+use super::{Exit, Failure};
 
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match run_inner(args.to_vec(), out, err) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(err, "compare: {}", super::table::display(&e));
-            2
-        }
+/// How decision, rule and reason rates changed across a policy change
+///
+/// Records are split by policy_id (by default the last two in time order; --before and
+/// --after pick others) and compared as rates, with the change in percentage points. With
+/// --candidate, on the same requests instead: each record's active decision against the
+/// shadow decision of the candidate policy (records of a gateway configured with
+/// candidate_policy).
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "\
+Examples:
+  policy-gateway compare audit-export/
+  policy-gateway compare --before default@1 --after default@2 --format json audit-export/
+  policy-gateway compare --candidate --from 2026-11-26 audit-trail.jsonl
+
+Exit status: 0 done, 2 usage error, records that cannot be read, or no policy change (or no
+candidate decision) in them."
+)]
+pub struct Args {
+    /// Compare each record's active decision with its candidate policy's shadow decision
+    #[arg(long, conflicts_with_all = ["before", "after"])]
+    pub candidate: bool,
+    /// The policy before the change [default: the second last policy id in time order]
+    #[arg(long, value_name = "POLICY_ID")]
+    pub before: Option<String>,
+    /// The policy after the change [default: the last policy id in time order]
+    #[arg(long, value_name = "POLICY_ID")]
+    pub after: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub inputs: records::Inputs,
+    #[command(flatten, next_help_heading = "Filters")]
+    pub filter: Filter,
+}
+
+/// What `compare` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people
+    Table,
+    /// One JSON document
+    Json,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<Exit, Failure> {
+    if args.filter.policy_id.is_some() {
+        return Err(super::usage_error(
+            "compare",
+            "--policy does not apply: use --before and --after",
+        ));
     }
+    run_inner(args, out, err)?;
+    Ok(Exit::Ok)
 }
 
 const DECISIONS: [&str; 5] = ["allow", "rewrite", "redact", "escalate", "refuse"];
@@ -77,30 +126,12 @@ fn share(n: u64, total: u64) -> f64 {
     }
 }
 
-fn run_inner(
-    mut args: Vec<String>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<(), String> {
-    let mut filter = Filter::from_args(&mut args)?;
-    if filter.policy_id.is_some() {
-        return Err("--policy does not apply: use --before and --after".into());
-    }
-    filter.policy_id = None;
-    let candidate = match args.iter().position(|a| a == "--candidate") {
-        Some(i) => {
-            args.remove(i);
-            true
-        }
-        None => false,
-    };
-    let before = super::take_flag(&mut args, "--before")?;
-    let after = super::take_flag(&mut args, "--after")?;
-    let format = super::take_format(&mut args, &["table", "json"])?;
-    let sel = records::select(&args, &filter)?;
+fn run_inner(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
+    let format = args.format;
+    let sel = records::select(&args.inputs.records, &args.filter)?;
     let found: Vec<&Value> = sel.records.iter().collect();
-    if candidate {
-        return candidate_transitions(&found, &format, out, err);
+    if args.candidate {
+        return candidate_transitions(&found, format, out, err);
     }
     let (profiles, order) = profiles(&found);
     let _ = writeln!(
@@ -122,11 +153,15 @@ fn run_inner(
     };
     let n = order.len();
     let before = pick(
-        before,
+        args.before.clone(),
         n.checked_sub(2).and_then(|i| order.get(i)),
         "before",
     )?;
-    let after = pick(after, n.checked_sub(1).and_then(|i| order.get(i)), "after")?;
+    let after = pick(
+        args.after.clone(),
+        n.checked_sub(1).and_then(|i| order.get(i)),
+        "after",
+    )?;
     let empty = Profile::default();
     let (b, a) = (
         profiles.get(&before).unwrap_or(&empty),
@@ -155,7 +190,7 @@ fn run_inner(
         rows.push((format!("reason {reason}"), get(b), get(a)));
     }
     let w = |e: std::io::Error| e.to_string();
-    if format == "json" {
+    if format == Format::Json {
         let doc = json!({
             "before": {"policy_id": before, "requests": b.requests, "from": b.first, "to": b.last},
             "after": {"policy_id": after, "requests": a.requests, "from": a.first, "to": a.last},
@@ -206,7 +241,7 @@ fn run_inner(
 /// Active → candidate decision transitions over records that carry a candidate decision.
 fn candidate_transitions(
     records: &[&Value],
-    format: &str,
+    format: Format,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), String> {
@@ -247,7 +282,7 @@ fn candidate_transitions(
         return Err("no record carries a candidate decision (configure candidate_policy)".into());
     }
     let w = |e: std::io::Error| e.to_string();
-    if format == "json" {
+    if format == Format::Json {
         let rows: Vec<Value> = by
             .iter()
             .map(|((p, a, c), t)| json!({"policies": p, "active": a, "candidate": c, "count": t.count, "examples": t.examples}))

@@ -7,17 +7,59 @@ use std::io::{BufRead, Write};
 
 use serde_json::json;
 
-use super::simulate::{parse_line, simulate};
-use crate::audit::IdGenerator;
+use std::rc::Rc;
 
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match run_inner(args.to_vec(), out) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(err, "diff: {}", super::table::display(&e));
-            2
-        }
-    }
+use super::simulate::{config_for_policy, parse_line, simulate};
+use super::{Exit, Failure};
+use crate::audit::IdGenerator;
+use crate::config::PluginConfig;
+
+/// Replay traffic through two policies and show what changes
+///
+/// Decision transitions (allow→refuse, redact→allow, ...) with their counts, the rules that
+/// start or stop matching on them, and example request ids. Traffic lines are as for
+/// `simulate`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    after_help = "\
+Examples:
+  policy-gateway diff --from policies/default.json --to policies/examples/default-v2.json \\
+      --input policies/examples/traffic.jsonl
+  policy-gateway diff --from old.json --to new.json --input traffic.jsonl --format csv > diff.csv
+
+Exit status: 0 done (whether or not decisions changed), 2 usage error, or a policy or input
+that cannot be read or used."
+)]
+pub struct Args {
+    /// The policy in force (JSON)
+    #[arg(long, value_name = "OLD.json", value_hint = clap::ValueHint::FilePath)]
+    pub from: String,
+    /// The policy to compare it with
+    #[arg(long, value_name = "NEW.json", value_hint = clap::ValueHint::FilePath)]
+    pub to: String,
+    /// Traffic, one exchange per line (as for simulate); - reads standard input
+    #[arg(long, value_name = "TRAFFIC.jsonl", value_hint = clap::ValueHint::FilePath)]
+    pub input: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// What `diff` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A summary line and a table for people
+    Table,
+    /// One JSON document
+    Json,
+    /// RFC 4180 CSV
+    Csv,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> Result<Exit, Failure> {
+    run_inner(args, out)?;
+    Ok(Exit::Ok)
 }
 
 /// Examples kept per transition.
@@ -37,8 +79,8 @@ pub struct Transition {
 
 /// Every (old decision, new decision) pair seen, changed or not, and the exchanges replayed.
 pub fn diff(
-    old: &crate::policy::Policy,
-    new: &crate::policy::Policy,
+    old: &Rc<PluginConfig>,
+    new: &Rc<PluginConfig>,
     lines: &[String],
 ) -> (BTreeMap<(String, String), Transition>, u64) {
     let mut ids = IdGenerator::new(1);
@@ -80,21 +122,17 @@ pub fn diff(
     (out, n)
 }
 
-fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
-    let from = super::take_flag(&mut args, "--from")?.ok_or("--from OLD.json is required")?;
-    let to = super::take_flag(&mut args, "--to")?.ok_or("--to NEW.json is required")?;
-    let input =
-        super::take_flag(&mut args, "--input")?.ok_or("--input TRAFFIC.jsonl is required")?;
-    let format = super::take_format(&mut args, &["table", "json", "csv"])?;
-    if let Some(extra) = args.first() {
-        return Err(format!("unexpected argument \"{extra}\""));
-    }
-    let old = super::check::load(&from).map_err(|e| format!("{from}: {e}"))?;
-    let new = super::check::load(&to).map_err(|e| format!("{to}: {e}"))?;
+fn run_inner(args: &Args, out: &mut dyn Write) -> Result<(), String> {
+    let (from, to, input, format) = (&args.from, &args.to, &args.input, args.format);
+    let load = |file: &str| {
+        let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+        config_for_policy(&bytes).map_err(|e| format!("{file}: {e}"))
+    };
+    let (old, new) = (load(from)?, load(to)?);
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        let f = std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?;
+        let f = std::fs::File::open(input).map_err(|e| format!("{input}: {e}"))?;
         Box::new(std::io::BufReader::new(f))
     };
     let lines: Vec<String> = reader
@@ -110,10 +148,10 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
     };
     let w = |e: std::io::Error| e.to_string();
     let changed: u64 = transitions.values().map(|t| t.changed).sum();
-    match format.as_str() {
-        "json" => {
+    match format {
+        Format::Json => {
             let doc = json!({
-                "from": old.policy_id, "to": new.policy_id, "exchanges": total,
+                "from": old.policy.policy_id, "to": new.policy.policy_id, "exchanges": total,
                 "changed": changed,
                 "transitions": transitions.iter().map(|((a, b), t)| json!({
                     "from": a, "to": b, "count": t.count, "changed": t.changed,
@@ -123,7 +161,7 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
             });
             writeln!(out, "{}", super::table::json(&doc)).map_err(w)?;
         }
-        _ => {
+        Format::Table | Format::Csv => {
             let header = [
                 "transition",
                 "count",
@@ -145,14 +183,14 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
                     ]
                 })
                 .collect();
-            if format == "csv" {
+            if format == Format::Csv {
                 write!(out, "{}", super::table::csv(&header, &rows)).map_err(w)?;
             } else {
                 writeln!(
                     out,
                     "{} → {}: {total} exchanges replayed, {changed} with a different decision or rules\n",
-                    super::table::display(&old.policy_id),
-                    super::table::display(&new.policy_id)
+                    super::table::display(&old.policy.policy_id),
+                    super::table::display(&new.policy.policy_id)
                 )
                 .map_err(w)?;
                 write!(out, "{}", super::table::render(&header, &rows)).map_err(w)?;

@@ -5,7 +5,10 @@
 //! `simulate` output), a Splunk HEC event (`{"event": …}`) or a Splunk search export
 //! (`{"result": {"_raw": "…"}}`), a Datadog log (`{"message": "<record JSON>"}`), an
 //! Elasticsearch document or hit (ECS documents keep the record under `policy_gateway`;
-//! `_source`). Lines that carry no record are counted and skipped, never fatal.
+//! `_source`), an OCSF event of any sink (the record is its `raw_data`). Lines that carry no
+//! record are counted and skipped, never fatal.
+
+mod gunzip;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +18,8 @@ use serde_json::Value;
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub records: Vec<Value>,
+    /// For each record, the number of the file it was read from (from 1, in reading order).
+    pub origins: Vec<usize>,
     /// Lines that were not JSON or carried no record.
     pub skipped: usize,
     pub files: usize,
@@ -61,7 +66,7 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 fn read_bytes(bytes: &[u8], name: &str, loaded: &mut Loaded) -> Result<(), String> {
     loaded.files += 1;
     let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        crate::sinks::gzip::gunzip(bytes).map_err(|e| format!("{name}: {e}"))?
+        gunzip::gunzip(bytes).map_err(|e| format!("{name}: {e}"))?
     } else {
         bytes.to_vec()
     };
@@ -87,21 +92,28 @@ fn read_bytes(bytes: &[u8], name: &str, loaded: &mut Loaded) -> Result<(), Strin
 
 fn push(v: Value, loaded: &mut Loaded) {
     match unwrap_record(v) {
-        Some(r) => loaded.records.push(r),
+        Some(r) => {
+            loaded.records.push(r);
+            loaded.origins.push(loaded.files);
+        }
         None => loaded.skipped += 1,
     }
 }
 
-/// The audit record a delivered or exported line carries, if any.
-pub fn unwrap_record(v: Value) -> Option<Value> {
-    let obj = v.as_object()?;
+/// The audit record a delivered or exported line carries, if any. The `@timestamp` the
+/// Elasticsearch sink adds to native documents is taken off (records never have one), so the
+/// record is as the gateway chained it.
+pub fn unwrap_record(mut v: Value) -> Option<Value> {
+    let obj = v.as_object_mut()?;
     if obj.contains_key("record_id") && obj.contains_key("record_type") {
+        obj.remove("@timestamp");
         return Some(v);
     }
+    let obj = v.as_object()?;
     let nested = ["policy_gateway", "event", "_source", "result"]
         .iter()
         .filter_map(|k| obj.get(*k).filter(|i| i.is_object()).cloned());
-    let embedded = ["message", "_raw"]
+    let embedded = ["message", "_raw", "raw_data"]
         .iter()
         .filter_map(|k| obj.get(*k).and_then(Value::as_str))
         .filter_map(|text| serde_json::from_str::<Value>(text).ok());
@@ -119,11 +131,8 @@ pub struct Selection {
     pub skipped: usize,
 }
 
-/// Reads and selects records; `args` must hold only inputs by now (options taken out).
+/// Reads and selects the records in `args` (files, directories, `-`).
 pub fn select(args: &[String], filter: &Filter) -> Result<Selection, String> {
-    if let Some(flag) = args.iter().find(|a| a.starts_with("--")) {
-        return Err(format!("unknown option \"{flag}\""));
-    }
     if args.is_empty() {
         return Err("name the exported records: FILE or DIRECTORY... (- for stdin)".into());
     }
@@ -159,63 +168,66 @@ pub fn rules_of(r: &Value) -> Vec<&str> {
 }
 
 /// Filters `trail` and the other commands share.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct Filter {
-    /// ISO 8601 bounds, compared as text (records use one fixed UTC format): from inclusive,
-    /// to exclusive. A date alone (`2026-11-26`) works as the start of that day.
+    /// Records at or after TIME (ISO 8601: 2026-11-26 or 2026-11-26T09:30:00Z)
+    ///
+    /// Compared as text (records use one UTC format); a date alone is the start of the day.
+    #[arg(long, value_name = "TIME", value_parser = iso_time)]
     pub from: Option<String>,
+    /// Records before TIME (ISO 8601)
+    #[arg(long, value_name = "TIME", value_parser = iso_time)]
     pub to: Option<String>,
+    /// Records of this user (policy_user)
+    #[arg(long)]
     pub user: Option<String>,
+    /// Records of this project (policy_project_id)
+    #[arg(long)]
     pub project: Option<String>,
+    /// Records with this reason code
+    #[arg(long = "reason", value_name = "REASON_CODE")]
     pub reason_code: Option<String>,
+    /// Records with this decision
+    #[arg(long, value_parser = ["allow", "rewrite", "redact", "escalate", "refuse"])]
     pub decision: Option<String>,
+    /// Records of this policy (id@version)
+    #[arg(long = "policy", value_name = "POLICY_ID")]
     pub policy_id: Option<String>,
+    /// Records in which this rule triggered
+    #[arg(long, value_name = "RULE_ID")]
     pub rule: Option<String>,
+    /// Records of this type [default: decision]
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["decision", "policy_change", "gap", "checkpoint"])]
     pub record_type: Option<String>,
 }
 
-impl Filter {
-    /// Takes the filter flags out of `args`.
-    pub fn from_args(args: &mut Vec<String>) -> Result<Filter, String> {
-        use super::take_flag;
-        let f = Filter {
-            from: take_flag(args, "--from")?,
-            to: take_flag(args, "--to")?,
-            user: take_flag(args, "--user")?,
-            project: take_flag(args, "--project")?,
-            reason_code: take_flag(args, "--reason")?,
-            decision: take_flag(args, "--decision")?,
-            policy_id: take_flag(args, "--policy")?,
-            rule: take_flag(args, "--rule")?,
-            record_type: take_flag(args, "--type")?,
-        };
-        for (name, v) in [("--from", &f.from), ("--to", &f.to)] {
-            if let Some(v) = v {
-                let ok = v.len() >= 10
-                    && v.bytes().take(10).enumerate().all(|(i, b)| {
-                        if i == 4 || i == 7 {
-                            b == b'-'
-                        } else {
-                            b.is_ascii_digit()
-                        }
-                    });
-                if !ok {
-                    return Err(format!(
-                        "{name}: \"{v}\" is not an ISO 8601 time (2026-11-26 or 2026-11-26T09:30:00Z)"
-                    ));
-                }
+/// Accepts an ISO 8601 date or time (`2026-11-26`, `2026-11-26T09:30:00Z`): the first ten
+/// characters must be a date.
+fn iso_time(v: &str) -> Result<String, String> {
+    let ok = v.len() >= 10
+        && v.bytes().take(10).enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
             }
-        }
-        if let Some(d) = &f.decision {
-            if !["allow", "rewrite", "redact", "escalate", "refuse"].contains(&d.as_str()) {
-                return Err(format!(
-                    "--decision: \"{d}\" is not allow, rewrite, redact, escalate or refuse"
-                ));
-            }
-        }
-        Ok(f)
+        });
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err("not an ISO 8601 time (2026-11-26 or 2026-11-26T09:30:00Z)".into())
     }
+}
 
+/// The exported records to read: files or directories, `-` for standard input.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Inputs {
+    /// Exported audit records (files, directories, gzip or not, from any sink); - is stdin
+    #[arg(value_name = "RECORDS", required = true, value_hint = clap::ValueHint::AnyPath)]
+    pub records: Vec<String>,
+}
+
+impl Filter {
     /// Whether a record passes every filter given. Decision records only, unless `--type`.
     pub fn accepts(&self, r: &Value) -> bool {
         let eq = |key: &str, want: &Option<String>| {
@@ -258,6 +270,13 @@ mod tests {
             json!({"message": r.to_string(), "ddsource": "policy-gateway"}),
             json!({"@timestamp": "x", "event": {"action": "redact"}, "policy_gateway": r.clone()}),
             json!({"_index": "i", "_source": {"policy_gateway": r.clone()}}),
+            json!({"_index": "i", "_source": {"@timestamp": "t", "record_id": "a",
+                "record_type": "decision", "timestamp": "2026-11-26T10:00:00.000Z",
+                "decision": "redact", "policy_id": "default@1", "triggered_rules": ["r1"]}}),
+            crate::audit::ocsf::to_ocsf(&r.to_string()),
+            json!({"event": crate::audit::ocsf::to_ocsf(&r.to_string())}),
+            json!({"message": crate::audit::ocsf::to_ocsf(&r.to_string()).to_string()}),
+            json!({"_source": crate::audit::ocsf::to_ocsf(&r.to_string())}),
         ];
         for s in shapes {
             assert_eq!(unwrap_record(s.clone()), Some(r.clone()), "{s}");
@@ -297,14 +316,20 @@ mod tests {
             .contains("/nonexistent/x"));
     }
 
+    /// The filter flags as a command line gives them.
+    fn filter(args: &[&str]) -> Result<Filter, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            filter: Filter,
+        }
+        <Cmd as clap::Parser>::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
+            .map(|c| c.filter)
+    }
+
     #[test]
     fn filters() {
-        let mut args: Vec<String> = ["--from", "2026-11-26", "--to", "2026-11-27", "--rule", "r1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let f = Filter::from_args(&mut args).unwrap();
-        assert!(args.is_empty());
+        let f = filter(&["--from", "2026-11-26", "--to", "2026-11-27", "--rule", "r1"]).unwrap();
         assert!(f.accepts(&record("a")));
         let mut late = record("b");
         late["timestamp"] = json!("2026-11-27T00:00:00.000Z");
@@ -312,7 +337,10 @@ mod tests {
         let mut other = record("c");
         other["triggered_rules"] = json!(["r2"]);
         assert!(!f.accepts(&other));
-        let mut bad = vec!["--from".to_string(), "yesterday".to_string()];
-        assert!(Filter::from_args(&mut bad).unwrap_err().contains("--from"));
+        let bad = filter(&["--from", "yesterday"]).unwrap_err().to_string();
+        assert!(bad.contains("--from"), "{bad}");
+        assert!(bad.contains("not an ISO 8601 time"), "{bad}");
+        let bad = filter(&["--decision", "deny"]).unwrap_err().to_string();
+        assert!(bad.contains("[possible values: allow, rewrite, redact, escalate, refuse]"));
     }
 }

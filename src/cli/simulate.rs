@@ -1,206 +1,109 @@
-//! `policy-gateway simulate`: replay recorded or scripted traffic through a policy.
+//! `policy-gateway simulate`: replays recorded or scripted traffic through the filter's own
+//! exchange (`crate::exchange::replay`), from a plugin configuration (`--config`, the same
+//! JSON the filter gets) or a policy alone (`--policy`). Attribution sources, the candidate
+//! policy, `on_uninspectable`, response inspection and streamed responses all behave as in the
+//! filter; only ids and times differ.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::rc::Rc;
 
-use serde_json::Value;
-
-use crate::audit::record::RecordMeta;
+use super::{Exit, Failure};
 use crate::audit::{AuditRecord, IdGenerator};
-use crate::engine::{self, RequestInfo, Verdict};
-use crate::llm::Phase;
-use crate::policy::Policy;
+use crate::config::PluginConfig;
+pub use crate::exchange::replay::{config_for_policy, parse_line, simulate, Simulated, Traffic};
 
-/// One exchange of simulated traffic.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Exchange {
-    pub request: Vec<u8>,
-    pub headers: BTreeMap<String, String>,
-    pub path: Option<String>,
-    pub response: Option<Vec<u8>>,
+/// Evaluate traffic through a policy: one audit record per exchange
+///
+/// The filter's own exchange runs each line as Envoy would run it. Each input line is a request
+/// body, or an object {"request": <body>, "headers": {...}, "path": "/v1/...", "response":
+/// <body>, "response_headers": {...}} or, for a streamed answer, "stream": ["<raw chunk>",
+/// ...]; a request or response given as a JSON string is taken as raw bytes (to simulate
+/// malformed bodies). A line without x-request-id gets sim-<line number>. Prints one audit
+/// record per line (JSON), or a table for people.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    group(clap::ArgGroup::new("source").required(true).args(["policy", "config"])),
+    after_help = "\
+Examples:
+  policy-gateway simulate --policy policies/default.json --input policies/examples/traffic.jsonl
+  policy-gateway simulate --config envoy-plugin.json --input traffic.jsonl --format table
+  cat traffic.jsonl | policy-gateway simulate --policy p.json --input - --seed 1
+
+Exit status: 0 done, 2 usage error, or a policy or input that cannot be read or used."
+)]
+pub struct Args {
+    /// The policy to evaluate (JSON), with the shipped defaults around it (headers held,
+    /// users from x-user-id or the body's user, projects from x-project-id, all unverified)
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub policy: Option<String>,
+    /// The filter's plugin configuration (the JSON Envoy hands the filter): its policy,
+    /// candidate, attribution sources, limits and on_uninspectable, exactly as the filter
+    #[arg(long, value_name = "PLUGIN.json", value_hint = clap::ValueHint::FilePath)]
+    pub config: Option<String>,
+    /// Traffic, one exchange per line; - reads standard input
+    #[arg(long, value_name = "TRAFFIC.jsonl", value_hint = clap::ValueHint::FilePath)]
+    pub input: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Seed of the record ids, to make them reproducible (default: random)
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
-const WRAPPER_KEYS: &[&str] = &["request", "headers", "response", "path"];
-
-/// Reads one traffic line: a request body, or a `{"request", "headers", "response", "path"}`
-/// wrapper. A wrapper's `request`/`response` may be a JSON string holding a raw body, to
-/// simulate malformed bodies; a line that is not JSON at all is itself a (malformed) body.
-pub fn parse_line(line: &str) -> Exchange {
-    let Ok(value) = serde_json::from_str::<Value>(line) else {
-        return Exchange {
-            request: line.as_bytes().to_vec(),
-            ..Exchange::default()
-        };
-    };
-    let is_wrapper = value.as_object().is_some_and(|o| {
-        o.contains_key("request") && o.keys().all(|k| WRAPPER_KEYS.contains(&k.as_str()))
-    });
-    if !is_wrapper {
-        return Exchange {
-            request: line.as_bytes().to_vec(),
-            ..Exchange::default()
-        };
-    }
-    let body = |v: Option<&Value>| -> Option<Vec<u8>> {
-        match v? {
-            Value::String(raw) => Some(raw.as_bytes().to_vec()),
-            other => serde_json::to_vec(other).ok(),
-        }
-    };
-    let headers = value
-        .get("headers")
-        .and_then(Value::as_object)
-        .map(|h| {
-            h.iter()
-                .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Exchange {
-        request: body(value.get("request")).unwrap_or_default(),
-        headers,
-        path: value
-            .get("path")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        response: body(value.get("response")),
-    }
+/// What `simulate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One audit record per line
+    Json,
+    /// A table for people
+    Table,
 }
 
-/// What the client got, in words, for tables.
-pub fn client_view(verdict: &Verdict) -> String {
-    match verdict {
-        Verdict::Forward {
-            body: None,
-            flagged,
-        } => {
-            format!("forwarded{}", if *flagged { ", flagged" } else { "" })
-        }
-        Verdict::Forward {
-            body: Some(_),
-            flagged,
-        } => format!(
-            "forwarded changed{}",
-            if *flagged { ", flagged" } else { "" }
-        ),
-        Verdict::Respond {
-            status, held: true, ..
-        } => format!("{status} held for review"),
-        Verdict::Respond { status, .. } => format!("{status} refused"),
-    }
+/// Where the policy comes from: exactly one of `--policy` and `--config` (clap checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    Policy(&'a str),
+    Config(&'a str),
 }
 
-/// The result of simulating one exchange.
-#[derive(Debug, Clone)]
-pub struct Simulated {
-    pub record: AuditRecord,
-    pub client: String,
-    /// The request body as forwarded upstream (None when answered locally).
-    pub forwarded: Option<Vec<u8>>,
-}
-
-/// Runs one exchange through the engine exactly as the filter would.
-pub fn simulate(
-    policy: &Policy,
-    ex: &Exchange,
-    line_no: usize,
-    ids: &mut IdGenerator,
-    epoch_ms: u64,
-) -> Simulated {
-    let fallback_id = format!("sim-{line_no}");
-    let request_id = ex
-        .headers
-        .get("x-request-id")
-        .map(String::as_str)
-        .unwrap_or(&fallback_id);
-    // Parsed once: the body's `user` (attribution) and the evaluation share it.
-    let parsed = engine::parse_body(&ex.request);
-    let body_user = parsed
-        .json()
-        .and_then(|v| v.get("user").and_then(Value::as_str).map(str::to_string));
-    let info = RequestInfo {
-        request_id,
-        path: ex
-            .path
-            .as_deref()
-            .or(ex.headers.get(":path").map(String::as_str)),
-        user: ex
-            .headers
-            .get("x-user-id")
-            .map(String::as_str)
-            .or(body_user.as_deref()),
-        project: ex.headers.get("x-project-id").map(String::as_str),
-    };
-    let rollout = engine::rollout(policy, &info);
-    let request = engine::evaluate_parsed(policy, &info, &rollout, Phase::Request, parsed);
-    let forwarded = match &request.verdict {
-        Verdict::Forward { body, .. } => Some(body.clone().unwrap_or_else(|| ex.request.clone())),
-        Verdict::Respond { .. } => None,
-    };
-    let response = match (&forwarded, &ex.response) {
-        (Some(_), Some(resp)) => Some(engine::evaluate(
-            policy,
-            &info,
-            &rollout,
-            Phase::Response,
-            resp,
-        )),
-        _ => None,
-    };
-    let client = match &response {
-        Some(r) if matches!(r.verdict, Verdict::Respond { .. }) => {
-            format!("response: {}", client_view(&r.verdict))
-        }
-        _ => client_view(&request.verdict),
-    };
-    let record_id = ids.next(epoch_ms);
-    let record = AuditRecord::build(
-        policy,
-        &info,
-        &rollout,
-        &request,
-        response.as_ref(),
-        RecordMeta {
-            record_id: &record_id,
-            epoch_ms,
-        },
-    );
-    Simulated {
-        record,
-        client,
-        forwarded,
-    }
-}
-
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match run_inner(args.to_vec(), out) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(err, "simulate: {}", super::table::display(&e));
-            2
+impl Args {
+    pub fn source(&self) -> Result<Source<'_>, Failure> {
+        match (&self.policy, &self.config) {
+            (Some(p), None) => Ok(Source::Policy(p)),
+            (None, Some(c)) => Ok(Source::Config(c)),
+            _ => Err(super::usage_error(
+                "simulate",
+                "give exactly one of --policy FILE and --config PLUGIN.json",
+            )),
         }
     }
 }
 
-fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
-    let policy_file =
-        super::take_flag(&mut args, "--policy")?.ok_or("--policy FILE is required")?;
-    let input = super::take_flag(&mut args, "--input")?.ok_or("--input FILE is required")?;
-    let format = super::take_format(&mut args, &["json", "table"])?;
-    let seed = match super::take_flag(&mut args, "--seed")? {
-        Some(s) => s
-            .parse::<u64>()
-            .map_err(|_| format!("--seed {s}: not a number"))?,
-        None => default_seed(),
+pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> Result<Exit, Failure> {
+    let config = match args.source()? {
+        Source::Policy(file) => {
+            let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+            config_for_policy(&bytes).map_err(|e| format!("{file}: {e}"))?
+        }
+        Source::Config(file) => {
+            let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+            Rc::new(PluginConfig::from_json(&bytes).map_err(|e| format!("{file}: {e}"))?)
+        }
     };
-    if let Some(extra) = args.first() {
-        return Err(format!("unexpected argument \"{extra}\""));
-    }
-    let policy = super::check::load(&policy_file).map_err(|e| format!("{policy_file}: {e}"))?;
+    run_inner(args, &config, out)?;
+    Ok(Exit::Ok)
+}
+
+fn run_inner(args: &Args, config: &Rc<PluginConfig>, out: &mut dyn Write) -> Result<(), String> {
+    let input = &args.input;
+    let format = args.format;
+    let seed = args.seed.unwrap_or_else(default_seed);
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        let f = std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?;
+        let f = std::fs::File::open(input).map_err(|e| format!("{input}: {e}"))?;
         Box::new(std::io::BufReader::new(f))
     };
     let mut ids = IdGenerator::new(seed);
@@ -210,15 +113,15 @@ fn run_inner(mut args: Vec<String>, out: &mut dyn Write) -> Result<(), String> {
         if line.trim().is_empty() {
             continue;
         }
-        let sim = simulate(&policy, &parse_line(&line), i + 1, &mut ids, now_ms());
-        if format == "json" {
+        let sim = simulate(config, &parse_line(&line), i + 1, &mut ids, now_ms());
+        if format == Format::Json {
             writeln!(out, "{}", super::table::json(&sim.record.to_json()))
                 .map_err(|e| e.to_string())?;
         } else {
             rows.push(table_row(&sim));
         }
     }
-    if format == "table" {
+    if format == Format::Table {
         let header = [
             "request_id",
             "decision",

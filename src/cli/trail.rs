@@ -6,17 +6,65 @@ use std::io::Write;
 use serde_json::Value;
 
 use super::records::{self, rules_of, str_of, Filter};
+use super::{Exit, Failure};
 
-pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match run_inner(args.to_vec(), out, err) {
-        Ok(()) => 0,
-        // The reader went away (`| head`): not an error.
-        Err(e) if e.is_empty() => 0,
-        Err(e) => {
-            let _ = writeln!(err, "trail: {}", super::table::display(&e));
-            2
-        }
+/// The matching audit records, in time order
+///
+/// Reads exported records from any sink, keeps those that pass every filter given, each once
+/// (delivery is at least once: a record_id seen twice is one record), and prints them in time
+/// order: the records themselves (JSON lines) for jq or a ticket, or a table or CSV for
+/// people. A count of records read and matched goes to standard error.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "\
+Examples:
+  policy-gateway trail --user mallory --format table audit-export/
+  policy-gateway trail --project proj-demo --reason SECRET_DETECTED --from 2026-11-26T00:00:00Z \\
+      audit-export/
+  policy-gateway trail --from 2026-11-01 --to 2026-12-01 --decision refuse --format csv s3-export/
+  policy-gateway trail --type policy_change --format table audit-trail.jsonl
+  policy-gateway trail verify --key k2026=trail.key s3-export/
+
+Exit status: 0 done (also when nothing matched), 2 usage error, or records that cannot be read."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    #[command(flatten)]
+    pub inputs: records::Inputs,
+    #[command(flatten, next_help_heading = "Filters")]
+    pub filter: Filter,
+}
+
+/// What `trail` does besides listing records.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Action {
+    Verify(super::verify::Args),
+}
+
+/// What `trail` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The records themselves, one per line
+    Jsonl,
+    /// A table for people
+    Table,
+    /// RFC 4180 CSV
+    Csv,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<Exit, Failure> {
+    if let Some(Action::Verify(v)) = &args.action {
+        return super::verify::run(v, out, err);
     }
+    run_inner(args, out, err)?;
+    Ok(Exit::Ok)
 }
 
 const COLUMNS: [&str; 11] = [
@@ -33,29 +81,18 @@ const COLUMNS: [&str; 11] = [
     "record_id",
 ];
 
-fn run_inner(
-    mut args: Vec<String>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<(), String> {
-    let filter = Filter::from_args(&mut args)?;
-    let format = super::take_format(&mut args, &["jsonl", "table", "csv"])?;
-    let sel = records::select(&args, &filter)?;
+fn run_inner(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
+    let (filter, format) = (&args.filter, args.format);
+    let sel = records::select(&args.inputs.records, filter)?;
     let found: Vec<&Value> = sel.records.iter().collect();
-    let w = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            String::new()
-        } else {
-            e.to_string()
-        }
-    };
-    match format.as_str() {
-        "jsonl" => {
+    let w = |e: std::io::Error| e.to_string();
+    match format {
+        Format::Jsonl => {
             for r in &found {
                 writeln!(out, "{}", super::table::json(r)).map_err(w)?;
             }
         }
-        _ => {
+        Format::Table | Format::Csv => {
             let changes = filter.record_type.as_deref() == Some("policy_change");
             let (columns, rows): (&[&str], Vec<Vec<String>>) = if changes {
                 (
@@ -65,7 +102,7 @@ fn run_inner(
             } else {
                 (&COLUMNS, found.iter().map(|r| row(r)).collect())
             };
-            let text = if format == "csv" {
+            let text = if format == Format::Csv {
                 super::table::csv(columns, &rows)
             } else {
                 super::table::render(columns, &rows)

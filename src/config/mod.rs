@@ -8,11 +8,9 @@ mod json_path;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::ConfigError;
 use crate::policy::{Policy, PolicyError};
-use crate::sinks::azure_monitor::AzureConfig;
-use crate::sinks::datadog_logs::DatadogConfig;
-use crate::sinks::elasticsearch::ElasticsearchConfig;
-use crate::sinks::s3::S3Config;
+use crate::sinks::config::AuditConfig;
 use attribution::Source;
 
 /// What to do with bodies the filter cannot inspect (too large, compressed, not JSON).
@@ -58,101 +56,6 @@ fn default_project_sources() -> Vec<Source> {
     }]
 }
 
-/// Splunk HTTP Event Collector sink. `Debug` (in `sinks::splunk_hec`) hides the token.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SplunkHecConfig {
-    /// The Envoy cluster that reaches the collector.
-    pub cluster: String,
-    /// `:authority` of the collector (host[:port]).
-    pub authority: String,
-    /// HEC token; never logged, never recorded.
-    pub token: String,
-    #[serde(default = "default_hec_path")]
-    pub path: String,
-    pub index: Option<String>,
-    #[serde(default = "default_source")]
-    pub source: String,
-    #[serde(default = "default_sourcetype")]
-    pub sourcetype: String,
-    /// `host` of events; defaults to the gateway's instance id.
-    pub host: Option<String>,
-    /// Indexer acknowledgement: batches count as delivered only once Splunk acks them.
-    #[serde(default)]
-    pub ack: bool,
-    /// The `X-Splunk-Request-Channel` (a GUID); one is generated per worker when unset.
-    pub channel: Option<String>,
-}
-
-fn default_hec_path() -> String {
-    "/services/collector/event".into()
-}
-fn default_source() -> String {
-    "policy-gateway".into()
-}
-fn default_sourcetype() -> String {
-    "policy_gateway:decision".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditDoc {
-    #[serde(default = "default_flush_interval_ms")]
-    flush_interval_ms: u64,
-    #[serde(default = "default_batch_max_records")]
-    batch_max_records: usize,
-    #[serde(default = "default_batch_max_bytes")]
-    batch_max_bytes: usize,
-    #[serde(default = "default_buffer_max_bytes")]
-    buffer_max_bytes: usize,
-    #[serde(default = "default_timeout_ms")]
-    timeout_ms: u64,
-    #[serde(default = "default_vm_stale_ms")]
-    vm_stale_ms: u64,
-    splunk_hec: Option<SplunkHecConfig>,
-    datadog: Option<DatadogConfig>,
-    elasticsearch: Option<ElasticsearchConfig>,
-    s3: Option<S3Config>,
-    azure_monitor: Option<AzureConfig>,
-}
-
-impl Default for AuditDoc {
-    fn default() -> Self {
-        AuditDoc {
-            flush_interval_ms: default_flush_interval_ms(),
-            batch_max_records: default_batch_max_records(),
-            batch_max_bytes: default_batch_max_bytes(),
-            buffer_max_bytes: default_buffer_max_bytes(),
-            timeout_ms: default_timeout_ms(),
-            vm_stale_ms: default_vm_stale_ms(),
-            splunk_hec: None,
-            datadog: None,
-            elasticsearch: None,
-            s3: None,
-            azure_monitor: None,
-        }
-    }
-}
-
-fn default_flush_interval_ms() -> u64 {
-    1000
-}
-fn default_batch_max_records() -> usize {
-    500
-}
-fn default_batch_max_bytes() -> usize {
-    1_000_000
-}
-fn default_buffer_max_bytes() -> usize {
-    8 * 1024 * 1024
-}
-fn default_timeout_ms() -> u64 {
-    5000
-}
-fn default_vm_stale_ms() -> u64 {
-    10_000
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PluginDoc {
@@ -181,7 +84,7 @@ struct PluginDoc {
     #[serde(default)]
     instance_id: Option<String>,
     #[serde(default)]
-    audit: AuditDoc,
+    audit: AuditConfig,
     #[serde(default)]
     streaming: StreamingDoc,
 }
@@ -211,23 +114,6 @@ fn default_max_body_bytes() -> usize {
 }
 fn yes() -> bool {
     true
-}
-
-/// Batching and buffering of audit records, and the sinks (several at a time).
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    pub flush_interval_ms: u64,
-    pub batch_max_records: usize,
-    pub batch_max_bytes: usize,
-    pub buffer_max_bytes: usize,
-    pub timeout_ms: u64,
-    /// A VM whose ledger (`sinks::ledger`) was not written for this long is presumed dead.
-    pub vm_stale_ms: u64,
-    pub splunk_hec: Option<SplunkHecConfig>,
-    pub datadog: Option<DatadogConfig>,
-    pub elasticsearch: Option<ElasticsearchConfig>,
-    pub s3: Option<S3Config>,
-    pub azure_monitor: Option<AzureConfig>,
 }
 
 /// The validated plugin configuration.
@@ -263,18 +149,8 @@ fn document_sha256(doc: &Value) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A configuration error: the field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn bad<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError(msg.into()))
+fn bad<T>(field: &str, message: &str) -> Result<T, ConfigError> {
+    Err(ConfigError::field(field, message))
 }
 
 impl PluginConfig {
@@ -288,19 +164,14 @@ impl PluginConfig {
                 String::new()
             };
             if at.is_empty() {
-                ConfigError(format!("plugin configuration: {e}"))
+                ConfigError::Document(e.to_string())
             } else {
-                ConfigError(format!("{at}: {e}"))
+                ConfigError::field(&at, &e.to_string())
             }
         })?;
         let compile = |field: &str, value: Value| {
-            Policy::from_value(value).map_err(|e: PolicyError| {
-                ConfigError(if e.at.is_empty() {
-                    format!("{field}: {}", e.message)
-                } else {
-                    format!("{field}.{}: {}", e.at, e.message)
-                })
-            })
+            Policy::from_value(value)
+                .map_err(|e: PolicyError| ConfigError::field(&e.at, &e.message).within(field))
         };
         let policy_sha256 = document_sha256(&doc.policy);
         let candidate_sha256 = doc.candidate_policy.as_ref().map(document_sha256);
@@ -310,55 +181,9 @@ impl PluginConfig {
             None => None,
         };
         if doc.max_body_bytes == 0 || doc.max_body_bytes > 64 * 1024 * 1024 {
-            return bad("max_body_bytes: must be between 1 and 67108864");
+            return bad("max_body_bytes", "must be between 1 and 67108864");
         }
-        let a = doc.audit;
-        if a.flush_interval_ms < 10 || a.flush_interval_ms > 60_000 {
-            return bad("audit.flush_interval_ms: must be between 10 and 60000");
-        }
-        if a.batch_max_records == 0 || a.batch_max_records > 10_000 {
-            return bad("audit.batch_max_records: must be between 1 and 10000");
-        }
-        if a.batch_max_bytes < 1024 {
-            return bad("audit.batch_max_bytes: must be at least 1024");
-        }
-        if a.buffer_max_bytes < a.batch_max_bytes {
-            return bad("audit.buffer_max_bytes: must be at least audit.batch_max_bytes");
-        }
-        if a.timeout_ms == 0 || a.timeout_ms > 60_000 {
-            return bad("audit.timeout_ms: must be between 1 and 60000");
-        }
-        if a.vm_stale_ms < 1_000 || a.vm_stale_ms > 3_600_000 {
-            return bad("audit.vm_stale_ms: must be between 1000 and 3600000");
-        }
-        if let Some(hec) = &a.splunk_hec {
-            for (field, value) in [
-                ("cluster", &hec.cluster),
-                ("authority", &hec.authority),
-                ("token", &hec.token),
-            ] {
-                if value.trim().is_empty() {
-                    return bad(format!("audit.splunk_hec.{field}: must not be empty"));
-                }
-            }
-            if !hec.path.starts_with('/') {
-                return bad("audit.splunk_hec.path: must start with '/'");
-            }
-        }
-        if let Some(dd) = &a.datadog {
-            dd.validate()
-                .map_err(|e| ConfigError(format!("audit.{e}")))?;
-        }
-        if let Some(es) = &a.elasticsearch {
-            es.validate()
-                .map_err(|e| ConfigError(format!("audit.{e}")))?;
-        }
-        if let Some(s3) = &a.s3 {
-            s3.validate()?;
-        }
-        if let Some(az) = &a.azure_monitor {
-            az.validate()?;
-        }
+        doc.audit.validate().map_err(|e| e.within("audit"))?;
         for (field, sources) in [
             ("attribution.user", &doc.attribution.user),
             ("attribution.project", &doc.attribution.project),
@@ -366,20 +191,25 @@ impl PluginConfig {
             for (i, s) in sources.iter().enumerate() {
                 if let Source::Header { name, .. } = s {
                     if name.is_empty() || name.chars().any(|c| c.is_ascii_uppercase()) {
-                        return bad(format!(
-                            "{field}[{i}].name: header names must be lowercase and non-empty"
-                        ));
+                        return bad(
+                            &format!("{field}[{i}].name"),
+                            "header names must be lowercase and non-empty",
+                        );
                     }
                 }
             }
         }
         let st = &doc.streaming;
         if st.max_holdback_bytes < 64 || st.max_holdback_bytes > 1 << 20 {
-            return bad("streaming.max_holdback_bytes: must be between 64 and 1048576");
+            return bad(
+                "streaming.max_holdback_bytes",
+                "must be between 64 and 1048576",
+            );
         }
         if st.max_queued_bytes < 2 * st.max_holdback_bytes || st.max_queued_bytes > 64 << 20 {
             return bad(
-                "streaming.max_queued_bytes: must be at least twice streaming.max_holdback_bytes and at most 67108864",
+                "streaming.max_queued_bytes",
+                "must be at least twice streaming.max_holdback_bytes and at most 67108864",
             );
         }
         let stream_limits = crate::engine::stream::StreamLimits {
@@ -410,19 +240,7 @@ impl PluginConfig {
             stream_holdback,
             candidate_holdback,
             instance_id,
-            audit: AuditConfig {
-                flush_interval_ms: a.flush_interval_ms,
-                batch_max_records: a.batch_max_records,
-                batch_max_bytes: a.batch_max_bytes,
-                buffer_max_bytes: a.buffer_max_bytes,
-                timeout_ms: a.timeout_ms,
-                vm_stale_ms: a.vm_stale_ms,
-                splunk_hec: a.splunk_hec,
-                datadog: a.datadog,
-                elasticsearch: a.elasticsearch,
-                s3: a.s3,
-                azure_monitor: a.azure_monitor,
-            },
+            audit: doc.audit,
         })
     }
 }
@@ -570,7 +388,7 @@ mod tests {
                     .as_bytes(),
             )
             .unwrap_err();
-            assert!(e.0.contains(field), "{e}");
+            assert!(e.to_string().contains(field), "{e}");
         }
     }
 
@@ -605,8 +423,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.0.starts_with("candidate_policy.rules[0] \"r\".match.detectors[0]"),
+            e.to_string()
+                .starts_with("candidate_policy.rules[0] \"r\".match.detectors[0]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_stale_threshold_is_configured_and_checked() {
+        let config = |audit: &str| {
+            let doc = format!(
+                r#"{{"policy": {{"id": "p", "version": "1", "rules": []}}, "audit": {audit}}}"#
+            );
+            PluginConfig::from_json(doc.as_bytes())
+        };
+        assert_eq!(config("{}").unwrap().audit.vm_stale_ms, 10_000);
+        assert_eq!(
+            config(r#"{"vm_stale_ms": 2000}"#)
+                .unwrap()
+                .audit
+                .vm_stale_ms,
+            2_000
+        );
+        for bad in ["999", "3600001"] {
+            let e = config(&format!(r#"{{"vm_stale_ms": {bad}}}"#)).unwrap_err();
+            assert!(e.to_string().contains("audit.vm_stale_ms"), "{e}");
+        }
     }
 }

@@ -56,6 +56,16 @@ detectors! {
     Iban => "iban", "[IBAN]";
     Ipv4 => "ipv4", "[IPV4]";
     Ipv6 => "ipv6", "[IPV6]";
+    UkNino => "uk_nino", "[UK_NINO]";
+    CaSin => "ca_sin", "[CA_SIN]";
+    InAadhaar => "in_aadhaar", "[IN_AADHAAR]";
+    InPan => "in_pan", "[IN_PAN]";
+    FrNir => "fr_nir", "[FR_NIR]";
+    DeTaxId => "de_tax_id", "[DE_TAX_ID]";
+    EsDniNie => "es_dni_nie", "[ES_DNI_NIE]";
+    ItFiscalCode => "it_fiscal_code", "[IT_FISCAL_CODE]";
+    BrCpf => "br_cpf", "[BR_CPF]";
+    AuTfn => "au_tfn", "[AU_TFN]";
     AwsAccessKey => "aws_access_key", "[AWS_ACCESS_KEY]";
     GithubToken => "github_token", "[GITHUB_TOKEN]";
     OpenaiKey => "openai_key", "[OPENAI_KEY]";
@@ -70,7 +80,7 @@ detectors! {
 
 /// A set of enabled detectors (a bit per [`DetectorId`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DetectorSet(u32);
+pub struct DetectorSet(u64);
 
 impl DetectorSet {
     pub const EMPTY: DetectorSet = DetectorSet(0);
@@ -82,11 +92,11 @@ impl DetectorSet {
     }
 
     pub fn with(self, d: DetectorId) -> DetectorSet {
-        DetectorSet(self.0 | (1 << d as u32))
+        DetectorSet(self.0 | (1 << d as u64))
     }
 
     pub fn contains(self, d: DetectorId) -> bool {
-        self.0 & (1 << d as u32) != 0
+        self.0 & (1 << d as u64) != 0
     }
 
     pub fn without(self, d: DetectorId) -> DetectorSet {
@@ -180,7 +190,7 @@ mod tests {
         for d in DetectorId::ALL {
             assert_eq!(DetectorId::from_name(d.name()), Some(*d));
         }
-        assert_eq!(DetectorId::ALL.len(), 17);
+        assert_eq!(DetectorId::ALL.len(), 27);
         assert_eq!(DetectorId::from_name("nope"), None);
     }
 
@@ -192,6 +202,7 @@ mod tests {
         assert!(s.contains(DetectorId::Email));
         assert!(!s.contains(DetectorId::Phone));
         assert_eq!(s.iter().count(), 2);
-        assert_eq!(DetectorSet::all().iter().count(), 17);
+        assert_eq!(DetectorSet::all().iter().count(), 27);
+        assert!(DetectorId::ALL.len() <= 64, "DetectorSet has 64 bits");
     }
 }

@@ -1,21 +1,36 @@
-//! Digit-anchored detectors: `credit_card`, `phone`, `us_ssn`, `iban` and `ipv4`.
+//! Digit-anchored detectors: `credit_card`, `phone`, `us_ssn`, `iban`, `ipv4` and the
+//! national identifiers (`uk_nino`, `ca_sin`, `in_aadhaar`, `in_pan`, `fr_nir`, `de_tax_id`,
+//! `es_dni_nie`, `it_fiscal_code`, `br_cpf`, `au_tfn`), which all hold digits: those that
+//! start with letters look back a bounded number of bytes from their first digit run.
 //!
 //! One linear pass visits every maximal run of ASCII digits once. At a run start each enabled
 //! validator tries a bounded parse: it reads at most a few dozen bytes past the run start and
 //! gives up as soon as a group is too long, so the pass stays O(n) on adversarial input such as
 //! megabytes of digits, `1.1.1.1...` or `1-1-1-1...`. The first validator that accepts wins
-//! (order: iban, ipv4, us_ssn, credit_card, phone) and the pass resumes after its span, so one
-//! entity yields one finding.
+//! (order: [`VALIDATORS`]: checksummed and specific shapes before phones, whose ambiguous
+//! shapes come last) and the pass resumes after its span, so one entity yields one finding.
+//! Validators that need a context word read at most a fixed window before the run, and only
+//! once its shape passed.
 //!
 //! Shared boundary rules: a span is never glued to a word character (alphanumeric or `_`) on
 //! either side, and (except where a validator says otherwise) never continued by a numeric
 //! separator joined to another digit (`7-`, `.5`, `/2`, `:3`), which keeps dates, versions,
 //! times and longer digit structures out.
 
+mod au_tfn;
+mod br_cpf;
+mod ca_sin;
 mod credit_card;
+mod de_tax_id;
+mod es_dni_nie;
+mod fr_nir;
 mod iban;
+mod in_aadhaar;
+mod in_pan;
 mod ipv4;
+mod it_fiscal_code;
 mod phone;
+mod uk_nino;
 mod us_ssn;
 
 use super::{DetectorId, DetectorSet, Finding};
@@ -36,16 +51,26 @@ impl Run {
 /// Validators in priority order; each returns the span it accepts at a run start.
 type Validator = fn(&str, Run) -> Option<(usize, usize)>;
 
-const VALIDATORS: [(DetectorId, Validator); 5] = [
+const VALIDATORS: [(DetectorId, Validator); 15] = [
     (DetectorId::Iban, iban::find),
     (DetectorId::Ipv4, ipv4::find),
     (DetectorId::UsSsn, us_ssn::find),
     (DetectorId::CreditCard, credit_card::find),
+    (DetectorId::FrNir, fr_nir::find),
+    (DetectorId::BrCpf, br_cpf::find),
+    (DetectorId::EsDniNie, es_dni_nie::find),
+    (DetectorId::InPan, in_pan::find),
+    (DetectorId::UkNino, uk_nino::find),
+    (DetectorId::ItFiscalCode, it_fiscal_code::find),
+    (DetectorId::InAadhaar, in_aadhaar::find),
+    (DetectorId::CaSin, ca_sin::find),
+    (DetectorId::AuTfn, au_tfn::find),
+    (DetectorId::DeTaxId, de_tax_id::find),
     (DetectorId::Phone, phone::find),
 ];
 
-/// Appends the `credit_card`, `phone`, `us_ssn`, `iban` and `ipv4` findings of `text` (only
-/// those enabled) to `out`, in text order.
+/// Appends the findings of the digit-anchored detectors in `text` (only those enabled) to
+/// `out`, in text order.
 pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     if !VALIDATORS.iter().any(|(id, _)| enabled.contains(*id)) {
         return;
@@ -144,6 +169,65 @@ fn right_clear(text: &str, e: usize) -> bool {
     let b = text.as_bytes();
     let glued_joint = is_numeric_joint(at(b, e)) && at(b, e + 1).is_ascii_digit();
     !word_at(text, e) && !glued_joint
+}
+
+/// A number laid out as `layout` groups at `s`: one run of exactly their total digits
+/// (compact), or the groups split by one separator from `seps`, the same throughout, each
+/// group exactly its length. Its digits go to `out` (at least the total long); returns the
+/// end and whether it was compact.
+fn layout_at(
+    b: &[u8],
+    s: usize,
+    layout: &[usize],
+    seps: &[u8],
+    out: &mut [u8],
+) -> Option<(usize, bool)> {
+    let total: usize = layout.iter().sum();
+    if exact_digits(b, s, total) {
+        out.get_mut(..total)?.copy_from_slice(b.get(s..s + total)?);
+        return Some((s + total, true));
+    }
+    let sep = at(b, s + *layout.first()?);
+    if !seps.contains(&sep) {
+        return None;
+    }
+    let (mut pos, mut n) = (s, 0);
+    for (i, &g) in layout.iter().enumerate() {
+        if i > 0 {
+            if at(b, pos) != sep {
+                return None;
+            }
+            pos += 1;
+        }
+        if !exact_digits(b, pos, g) {
+            return None;
+        }
+        out.get_mut(n..n + g)?.copy_from_slice(b.get(pos..pos + g)?);
+        (pos, n) = (pos + g, n + g);
+    }
+    Some((pos, false))
+}
+
+/// Digit values of ASCII digits.
+fn digit_values<const N: usize>(ascii: &[u8; N]) -> [u32; N] {
+    ascii.map(|c| u32::from(c.wrapping_sub(b'0')))
+}
+
+/// One of `words` (ASCII case-insensitive) starts at a word start within `window` bytes
+/// before `start`. A word ending in `*` is a stem (any letters may follow it); any other must
+/// not run on into letters. Bounded: `window * words` byte comparisons.
+fn context_before(b: &[u8], start: usize, window: usize, words: &[&str]) -> bool {
+    let from = start.saturating_sub(window);
+    let hay = b.get(from..start).unwrap_or_default();
+    words.iter().any(|word| {
+        let (w, stem) = word.strip_suffix('*').map_or((*word, false), |w| (w, true));
+        let w = w.as_bytes();
+        hay.windows(w.len()).enumerate().any(|(i, s)| {
+            let at_start = !back(b, from + i, 1).is_ascii_alphanumeric();
+            let ends = stem || !at(b, from + i + w.len()).is_ascii_alphabetic();
+            at_start && ends && s.eq_ignore_ascii_case(w)
+        })
+    })
 }
 
 /// A space-separated span `s..e` is not one piece of a longer space-separated number list.
@@ -249,6 +333,67 @@ mod tests {
         assert_eq!(found(&text, all()).len(), text.len() / 18);
         let text = big("a 415-555-0100;");
         assert_eq!(found(&text, all()).len(), text.len() / 15);
+    }
+
+    /// Random texts over the characters the validators read: no panic (arithmetic included:
+    /// tests run with overflow checks), spans on char boundaries, findings in order.
+    #[test]
+    fn random_shapes_never_panic() {
+        const ALPHABET: &[&str] = &[
+            "0",
+            "1",
+            "2",
+            "4",
+            "7",
+            "8",
+            "9",
+            "00",
+            "011",
+            " ",
+            "-",
+            ".",
+            "/",
+            ":",
+            "+",
+            "(",
+            ")",
+            "x",
+            "ext. ",
+            "A",
+            "B",
+            "X",
+            "Z",
+            "GB",
+            "gb",
+            "é",
+            ",",
+            "\n",
+            "Phone: ",
+            "SIN ",
+            "TFN ",
+            "Aadhaar ",
+            "CPF ",
+            "Steuer-ID ",
+            "2A",
+        ];
+        let mut seed = 13u64;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        for _ in 0..20_000 {
+            let len = 1 + next(40);
+            let text: String = (0..len).map(|_| ALPHABET[next(ALPHABET.len())]).collect();
+            let got = spans(&text);
+            for w in got.windows(2) {
+                assert!(w[0].2 <= w[1].1, "{text:?}: {got:?}");
+            }
+            for (_, s, e) in got {
+                assert!(s < e && text.is_char_boundary(s) && text.is_char_boundary(e));
+            }
+        }
     }
 
     #[test]

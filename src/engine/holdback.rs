@@ -5,9 +5,13 @@
 //! growing, so ordinary prose waits for about one word:
 //! - token-shaped entities (email, IPv6, API keys, JWTs) never contain whitespace, so only the
 //!   trailing run of non-whitespace text can still grow into one;
-//! - cards, phones, SSNs and IPv4 addresses are digits and separators: the trailing run of
-//!   such characters waits (at most [`NUMERIC_WINDOW`] bytes); IBANs are upper-case letters,
-//!   digits and single spaces from a two-letter country code: from such a start;
+//! - cards, phones, SSNs, IPv4 addresses and the digit-only national ids are digits and
+//!   separators: the trailing run of such characters waits (at most [`NUMERIC_WINDOW`] bytes);
+//! - IBANs, phone extensions and the national ids with letters (NINO, PAN, NIE, codice
+//!   fiscale, a Corsican NIR) mix letters, digits and separators: the trailing run of such
+//!   characters waits from the first word that could begin one (a word with a digit, an
+//!   upper-case prefix, a last word still arriving) as long as every word after it could be
+//!   part of one ([`trailing_alnum_start`]);
 //! - a PEM private key block waits from `-----BEGIN` until its `-----END ...-----` line;
 //! - prompt injection (the classifier's window, [`PROMPT_INJECTION_WINDOW`]), keyword terms and custom patterns
 //!   (their longest match) can contain anything: the last that many bytes wait.
@@ -60,7 +64,30 @@ const NUMERIC_DETECTORS: &[DetectorId] = &[
     DetectorId::Phone,
     DetectorId::UsSsn,
     DetectorId::Ipv4,
+    DetectorId::CaSin,
+    DetectorId::InAadhaar,
+    DetectorId::FrNir,
+    DetectorId::DeTaxId,
+    DetectorId::BrCpf,
+    DetectorId::AuTfn,
+    DetectorId::EsDniNie,
 ];
+
+/// Detectors whose entities hold letters as well as digits.
+const ALNUM_DETECTORS: &[DetectorId] = &[
+    DetectorId::Iban,
+    DetectorId::Phone,
+    DetectorId::UkNino,
+    DetectorId::InPan,
+    DetectorId::FrNir,
+    DetectorId::EsDniNie,
+    DetectorId::ItFiscalCode,
+];
+
+/// Those of them whose entities may start with a digit (a phone and its extension, a NIR, a
+/// DNI and its letter); the others start with letters.
+const DIGIT_LED_ALNUM_DETECTORS: &[DetectorId] =
+    &[DetectorId::Phone, DetectorId::FrNir, DetectorId::EsDniNie];
 
 /// What [`Holdback::release_point_from`] has read of one text, in offsets of that text (a
 /// channel's offsets: they keep counting when the front of the text is released).
@@ -87,8 +114,10 @@ pub struct Holdback {
     tokens: bool,
     /// The trailing run of digits and separators waits.
     numeric: bool,
-    /// A trailing IBAN-shaped run waits.
-    iban: bool,
+    /// A trailing run of letters, digits and separators that could hold an entity waits.
+    alnum: bool,
+    /// ... including from a word that starts with a digit.
+    alnum_digits: bool,
     /// An unterminated PEM block waits.
     pem: bool,
     /// Most bytes that ever wait.
@@ -126,7 +155,8 @@ impl Holdback {
             window: window.min(cap),
             tokens: any(TOKEN_DETECTORS),
             numeric: any(NUMERIC_DETECTORS),
-            iban: detectors.contains(DetectorId::Iban),
+            alnum: any(ALNUM_DETECTORS),
+            alnum_digits: any(DIGIT_LED_ALNUM_DETECTORS),
             pem: detectors.contains(DetectorId::PrivateKey),
             cap,
             inspects: !detectors.is_empty() || keywords || patterns,
@@ -178,8 +208,8 @@ impl Holdback {
                 .map_or(text.len(), |i| run + i);
             from = from.min(start);
         }
-        if self.iban {
-            from = from.min(trailing_iban_start(text));
+        if self.alnum {
+            from = from.min(trailing_alnum_start(text, self.alnum_digits));
         }
         if self.pem {
             // A block whose start already went out is no longer held (as for a fresh text).
@@ -280,32 +310,106 @@ fn trailing_run_start(text: &str, max: usize, member: fn(char) -> bool) -> usize
     start
 }
 
-/// Start of a trailing run that can still become an IBAN: two upper-case letters, then
-/// digits, upper-case letters and single spaces, started at a word boundary (a prefix of
-/// that counts too: a trailing `D` or `DE` may be the country code arriving).
-fn trailing_iban_start(text: &str) -> usize {
+/// Most words a [`NUMERIC_WINDOW`] run can hold.
+const ALNUM_WORDS: usize = NUMERIC_WINDOW / 2 + 1;
+
+/// One word of a trailing run: ASCII letters and digits.
+#[derive(Clone, Copy)]
+struct Word {
+    start: usize,
+    end: usize,
+    digits: bool,
+    upper: bool,
+    lower: bool,
+}
+
+impl Word {
+    fn len(self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// Start of a trailing run of letters, digits and separators (at most [`NUMERIC_WINDOW`]
+/// bytes) that can still grow into, or end, an entity with letters: from its first word that
+/// can begin one (a word with a digit, when `digit_led` or it also has letters: `GB82`,
+/// `ABCPE1234`, `X1234567`; one or two capitals before a number: `AB 12`, `X-1234567`; the
+/// last word, still arriving: up to six capitals, or two letters) such that every word after
+/// it can be part of one (a word with a digit, up to four capitals, up to four lower-case
+/// letters after a lower-case IBAN's `gb82`, an extension's `x`/`ext` or the start of
+/// `extension` at the end). The text's length when there is none.
+fn trailing_alnum_start(text: &str, digit_led: bool) -> usize {
     let run = trailing_run_start(text, NUMERIC_WINDOW, |c| {
-        c.is_ascii_uppercase() || c.is_ascii_digit() || c == ' '
+        c.is_ascii_alphanumeric() || is_numeric_char(c)
     });
     let bytes = text.as_bytes();
+    let mut words: Vec<Word> = Vec::new();
     let mut i = run;
-    while i < bytes.len() {
-        let word_start = i == 0 || !bytes.get(i - 1).is_some_and(u8::is_ascii_alphanumeric);
-        if word_start {
-            let head: Vec<u8> = bytes.iter().skip(i).take(3).copied().collect();
-            let could_be = match head.as_slice() {
-                [a] => a.is_ascii_uppercase(),
-                [a, b] => a.is_ascii_uppercase() && b.is_ascii_uppercase(),
-                [a, b, c] => a.is_ascii_uppercase() && b.is_ascii_uppercase() && c.is_ascii_digit(),
-                _ => false,
-            };
-            if could_be && (head.len() >= 3 || i + head.len() == bytes.len()) {
-                return i;
-            }
+    while i < bytes.len() && words.len() < ALNUM_WORDS {
+        let len = bytes
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        if len == 0 {
+            i += 1;
+            continue;
         }
-        i += 1;
+        let w = bytes.get(i..i + len).unwrap_or_default();
+        let letters = || w.iter().filter(|c| c.is_ascii_alphabetic());
+        words.push(Word {
+            start: i,
+            end: i + len,
+            digits: w.iter().any(u8::is_ascii_digit),
+            upper: letters().all(u8::is_ascii_uppercase),
+            lower: letters().all(u8::is_ascii_lowercase),
+        });
+        i += len;
     }
-    text.len()
+    let at_end = |w: Word| w.end == bytes.len();
+    let lower_iban_head = |w: Word| {
+        let b = bytes.get(w.start..w.end).unwrap_or_default();
+        w.lower && b.len() >= 4 && b.iter().take(2).all(u8::is_ascii_alphabetic)
+    };
+    let part = |head: Word, w: Word| {
+        let b = bytes.get(w.start..w.end).unwrap_or_default();
+        let extension = b.eq_ignore_ascii_case(b"x")
+            || b.eq_ignore_ascii_case(b"ext")
+            || (at_end(w)
+                && b"extension"
+                    .get(..b.len())
+                    .is_some_and(|e| e.eq_ignore_ascii_case(b)));
+        w.digits
+            || (w.upper && w.len() <= 4)
+            || (w.lower && w.len() <= 4 && lower_iban_head(head))
+            || extension
+    };
+    let begins = |k: usize, w: Word| {
+        // A number follows after one separator, or may still (the text ends there).
+        let number_next = w.end + 1 == bytes.len()
+            || words.get(k + 1).is_some_and(|n| {
+                n.start == w.end + 1 && bytes.get(n.start).is_some_and(u8::is_ascii_digit)
+            });
+        let letters_first = bytes.get(w.start).is_some_and(u8::is_ascii_alphabetic);
+        (w.digits && (digit_led || letters_first))
+            || (w.upper && !w.digits && w.len() <= 2 && number_next)
+            || (at_end(w) && !w.digits && ((w.upper && w.len() <= 6) || w.len() <= 2))
+    };
+    let start = words
+        .iter()
+        .enumerate()
+        .find(|&(k, &w)| begins(k, w) && words.iter().skip(k + 1).all(|&n| part(w, n)))
+        .map_or(text.len(), |(_, w)| w.start);
+    // A phone's `+` or `(` belongs to it.
+    let lead = (1..=2)
+        .take_while(|&k| {
+            start
+                .checked_sub(k)
+                .and_then(|i| bytes.get(i))
+                .is_some_and(|c| matches!(c, b'+' | b'('))
+        })
+        .count();
+    start - lead
 }
 
 /// Start of the longest suffix of `text` that is a proper prefix of `marker`.
@@ -383,6 +487,35 @@ mod tests {
         assert_eq!(h.release_point("GB82 WEST 12"), 0);
         assert_eq!(h.release_point("plain prose"), 11);
         assert_eq!(h.release_point("IBM is 12"), 9);
+    }
+
+    #[test]
+    fn ids_with_letters_hold_from_where_one_can_begin() {
+        let h = Holdback::for_policy(&policy(&["uk_nino", "in_pan", "it_fiscal_code"]), 8192);
+        assert_eq!(h.release_point("NI AB 12 3"), "NI ".len());
+        assert_eq!(h.release_point("NI AB"), "NI ".len());
+        assert_eq!(h.release_point("NI AB "), "NI ".len());
+        assert_eq!(h.release_point("PAN ABCPE12"), "PAN ".len());
+        assert_eq!(h.release_point("CF RSSMRA85T1"), "CF ".len());
+        assert_eq!(h.release_point("CF rssmra85t1"), "CF ".len());
+        // Prose goes: lower-case words, numbers that no letter-led id can begin with.
+        assert_eq!(h.release_point("plain prose"), 11);
+        assert_eq!(h.release_point("IBM is 12"), 9);
+        assert_eq!(h.release_point("AB 12 ok then"), 13);
+        let h = Holdback::for_policy(&policy(&["iban"]), 8192);
+        assert_eq!(h.release_point("pay gb82 west 12"), "pay ".len());
+        assert_eq!(h.release_point("pay gb"), "pay ".len());
+        assert_eq!(h.release_point("pay GB82 WEST 1234 and more"), 27);
+        let h = Holdback::for_policy(&policy(&["phone", "es_dni_nie", "fr_nir"]), 8192);
+        assert_eq!(h.release_point("call 415-555-0100 ex"), "call ".len());
+        assert_eq!(h.release_point("call 415-555-0100 x1"), "call ".len());
+        assert_eq!(h.release_point("call +1-212-555-0147x"), "call ".len());
+        assert_eq!(h.release_point("call (212) 555-0147 e"), "call ".len());
+        assert_eq!(h.release_point("call 415-555-0100 and"), 21);
+        assert_eq!(h.release_point("NIE X-12"), "NIE ".len());
+        assert_eq!(h.release_point("DNI 12345678-"), "DNI ".len());
+        assert_eq!(h.release_point("NIR 1 84 12 2A 45"), "NIR ".len());
+        assert_eq!(h.release_point("2 of the doc"), 12);
     }
 
     #[test]

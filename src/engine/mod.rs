@@ -5,9 +5,13 @@
 //! request body and, when there is one, the response body; [`crate::audit::AuditRecord`]
 //! turns the outcomes into the record.
 
+mod decide;
+mod edits;
+mod hits;
 pub mod holdback;
 #[cfg(test)]
 mod linearity_tests;
+pub mod pseudonym;
 pub mod redact;
 pub mod reply;
 pub mod stream;
@@ -17,13 +21,27 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::detect::{self, DetectorId, DetectorSet, Finding};
+use crate::detect::{self, DetectorId, DetectorSet};
 use crate::llm::{self, ApiFormat, Phase, Usage};
-use crate::policy::compile::{Reply, Rule};
-use crate::policy::document::{EscalateMode, OnError, OnUnknownFormat, RedactStyle};
+use crate::policy::document::{EscalateMode, OnError, OnUnknownFormat};
 use crate::policy::rollout::{self, BucketKeys, RolloutDecision};
 use crate::policy::{Action, Policy};
+use decide::{decide, rule_triggers};
+use edits::{plan_edits, EditPlan, Pseudo, RESTORE_RANK};
+use hits::{count_detections, find_hits_scored, rule_mask, rules_hit, Hit};
+use pseudonym::{PseudonymCounts, Vault};
 use redact::{Edit, Replacement};
+pub use reply::Refusal;
+
+/// What an evaluation does with the exchange's pseudonym vault.
+#[derive(Debug)]
+pub enum VaultUse<'v> {
+    None,
+    /// A request: `pseudonym` rules put their values in it and forward tokens.
+    Fill(&'v mut Vault),
+    /// A response: its tokens are given back as their values.
+    Restore(&'v Vault),
+}
 
 /// Reason codes the engine itself assigns (rules bring their own).
 pub mod reason {
@@ -62,11 +80,7 @@ pub enum Verdict {
         flagged: bool,
     },
     /// Answer locally: refused, or held for review.
-    Respond {
-        status: u16,
-        message: String,
-        held: bool,
-    },
+    Respond(Refusal),
 }
 
 /// One redacted text for records of policies with `include_content`.
@@ -106,6 +120,8 @@ pub struct PhaseOutcome {
     pub detections: BTreeMap<String, u32>,
     /// Spans redacted (or that would be, when not enforced), by detector.
     pub redactions: BTreeMap<String, u32>,
+    /// Values pseudonymised (request) and restored (response), by detector.
+    pub pseudonyms: PseudonymCounts,
     /// Body rewrites applied (or that would be): `set_model`, `cap_max_tokens`, ...
     pub rewrites: Vec<&'static str>,
     pub escalation: Option<EscalateMode>,
@@ -124,7 +140,7 @@ pub struct PhaseOutcome {
 }
 
 impl PhaseOutcome {
-    fn new(phase: Phase, body_bytes: usize) -> PhaseOutcome {
+    pub(crate) fn new(phase: Phase, body_bytes: usize) -> PhaseOutcome {
         PhaseOutcome {
             phase,
             decision: Action::Allow,
@@ -145,6 +161,7 @@ impl PhaseOutcome {
             body_bytes: body_bytes as u64,
             detections: BTreeMap::new(),
             redactions: BTreeMap::new(),
+            pseudonyms: PseudonymCounts::default(),
             rewrites: Vec::new(),
             escalation: None,
             usage: None,
@@ -170,40 +187,6 @@ pub fn rollout(policy: &Policy, info: &RequestInfo<'_>) -> RolloutDecision {
 
 /// Longest text kept per segment in records of `include_content` policies.
 pub const CONTENT_MAX_BYTES: usize = 2048;
-
-/// Where a hit came from, for detection and redaction counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Source {
-    Detector(DetectorId),
-    Keyword,
-    Pattern,
-}
-
-impl Source {
-    fn name(self) -> &'static str {
-        match self {
-            Source::Detector(d) => d.name(),
-            Source::Keyword => "keyword",
-            Source::Pattern => "pattern",
-        }
-    }
-
-    fn placeholder(self) -> &'static str {
-        match self {
-            Source::Detector(d) => d.placeholder(),
-            Source::Keyword | Source::Pattern => "[REDACTED]",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Hit {
-    rule: usize,
-    segment: usize,
-    start: usize,
-    end: usize,
-    source: Source,
-}
 
 /// Evaluates one body of an exchange against the policy.
 pub fn evaluate(
@@ -262,9 +245,22 @@ pub fn evaluate_parsed(
     phase: Phase,
     body: ParsedBody,
 ) -> PhaseOutcome {
+    evaluate_with_vault(policy, info, rollout, phase, body, VaultUse::None)
+}
+
+/// [`evaluate_parsed`] with the exchange's pseudonym vault: a request fills it, a response
+/// restores from it.
+pub fn evaluate_with_vault(
+    policy: &Policy,
+    info: &RequestInfo<'_>,
+    rollout: &RolloutDecision,
+    phase: Phase,
+    body: ParsedBody,
+    vault: VaultUse<'_>,
+) -> PhaseOutcome {
     let out = PhaseOutcome::new(phase, body.len);
     match body.json {
-        Ok(value) => evaluate_json(policy, info, rollout, out, value),
+        Ok(value) => evaluate_json(policy, info, rollout, out, value, vault),
         Err((code, detail)) => on_error(policy, rollout, out, code, detail),
     }
 }
@@ -275,6 +271,7 @@ fn evaluate_json(
     rollout: &RolloutDecision,
     mut out: PhaseOutcome,
     mut value: Value,
+    mut vault: VaultUse<'_>,
 ) -> PhaseOutcome {
     let phase = out.phase;
     out.format = llm::detect_format(info.path, &value);
@@ -312,7 +309,20 @@ fn evaluate_json(
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
-    let hits = find_hits_scored(policy, phase, segments, &mut out.injection_score);
+    let mut hits = find_hits_scored(policy, phase, segments, &mut out.injection_score);
+    // Restored tokens are the client's own values: no rule judges them (a fake token has the
+    // shape a response rule looks for).
+    let restored: Vec<Vec<pseudonym::Found>> = match &vault {
+        VaultUse::Restore(v) if v.restores() => segments.iter().map(|s| v.find(s.text)).collect(),
+        _ => Vec::new(),
+    };
+    if !restored.is_empty() {
+        hits.retain(|h| {
+            !restored
+                .get(h.segment)
+                .is_some_and(|fs| pseudonym::covers(fs, h.start, h.end))
+        });
+    }
     let requested_max_tokens = llm::max_tokens(out.format, &value);
     let content_hit = rules_hit(policy, &hits);
     let triggered: Vec<usize> = policy
@@ -332,14 +342,8 @@ fn evaluate_json(
         .collect();
     let triggered_mask = rule_mask(policy, &triggered);
 
-    let deciding = deciding_rule(policy, &triggered);
-    if let Some(rule) = deciding {
-        out.decision = rule.action;
-        out.reason_code = rule.reason_code.clone();
-        if rule.action == Action::Escalate {
-            out.escalation = Some(rule.escalate_mode);
-        }
-    }
+    let decision = decide(policy, triggered.iter().copied());
+    decision.record(&mut out);
     // A model the path names cannot be rewritten in the body: refuse rather than forward a
     // request to the model the policy moves traffic away from.
     let model_stuck = out.model_in_path
@@ -359,16 +363,22 @@ fn evaluate_json(
         out.reason_code = reason::MODEL_NOT_REWRITABLE.into();
         out.escalation = None;
     }
-    for r in triggered.iter().filter_map(|&i| policy.rules.get(i)) {
-        out.triggered_rules.push(r.id.clone());
-        if !out.triggered_categories.contains(&r.category) {
-            out.triggered_categories.push(r.category.clone());
-        }
-    }
     count_detections(&hits, &triggered_mask, &mut out.detections);
 
     // Plan the edits whatever the rollout, so shadow records say what would have changed.
-    let mut plan = plan_edits(policy, &triggered_mask, &hits);
+    let mut plan = match &mut vault {
+        VaultUse::Fill(v) if phase == Phase::Request => {
+            let pseudo = Pseudo { vault: v, segments };
+            let plan = plan_edits(policy, &triggered_mask, &hits, Some(pseudo));
+            out.pseudonyms.merge(v.counts());
+            plan
+        }
+        _ => plan_edits(policy, &triggered_mask, &hits, None),
+    };
+    for (si, found) in restored.into_iter().enumerate() {
+        let edits = restore_edits(found, &mut out.pseudonyms);
+        plan.add_edits(si, edits);
+    }
     for (source, n) in &plan.redacted {
         *out.redactions.entry(source.name().to_string()).or_insert(0) += n;
     }
@@ -381,21 +391,21 @@ fn evaluate_json(
         out.rewrites = would_rewrite(policy, &triggered, &out, &value, &plan);
         return out;
     }
-    out.verdict = match deciding {
-        _ if model_stuck => Verdict::Respond {
+    let refusal = if model_stuck {
+        Some(Refusal {
             status: 403,
             message: "The model is named by the request path and the AI usage policy cannot \
                       change it. Use an approved model."
                 .into(),
+            reason_code: reason::MODEL_NOT_REWRITABLE.into(),
             held: false,
-        },
-        Some(rule) if rule.action == Action::Refuse => respond(&rule.refuse, false),
-        Some(rule)
-            if rule.action == Action::Escalate && rule.escalate_mode == EscalateMode::Hold =>
-        {
-            respond(&rule.hold, true)
-        }
-        _ => {
+        })
+    } else {
+        decision.refusal()
+    };
+    out.verdict = match refusal {
+        Some(refusal) => Verdict::Respond(refusal),
+        None => {
             let flagged = out.decision == Action::Escalate;
             let changes: Vec<(llm::PathId, String)> = plan
                 .text_changes(segments)
@@ -427,48 +437,25 @@ fn evaluate_json(
     out
 }
 
-/// The rule whose action decides among the triggered ones: the most severe, the first in
-/// policy order among equals.
-fn deciding_rule<'p>(policy: &'p Policy, triggered: &[usize]) -> Option<&'p Rule> {
-    triggered.iter().filter_map(|&i| policy.rules.get(i)).fold(
-        None::<&Rule>,
-        |best, r| match best {
-            Some(b) if b.action >= r.action => Some(b),
-            _ => Some(r),
-        },
-    )
-}
-
-fn respond(reply: &Reply, held: bool) -> Verdict {
-    Verdict::Respond {
-        status: reply.status,
-        message: reply.message.clone(),
-        held,
-    }
-}
-
 /// The outcome for a body the host decided not to inspect (too large, compressed, not JSON,
-/// no body at all). `refuse` carries the local reply when the filter refuses such bodies;
-/// rollout still applies, so shadow mode never refuses.
+/// no body at all), recorded with `reason_code`. `refuse` is the local reply when the filter
+/// refuses such bodies (its reason code is `reason_code`); rollout still applies, so shadow
+/// mode never refuses.
 pub fn uninspected(
     rollout: &RolloutDecision,
     phase: Phase,
     body_bytes: usize,
     reason_code: &str,
     detail: &str,
-    refuse: Option<(u16, &str)>,
+    refuse: Option<Refusal>,
 ) -> PhaseOutcome {
     let mut out = PhaseOutcome::new(phase, body_bytes);
     out.reason_code = reason_code.into();
     out.error = Some(detail.into());
-    if let Some((status, message)) = refuse {
+    if let Some(refusal) = refuse {
         out.decision = Action::Refuse;
         if rollout.enforced {
-            out.verdict = Verdict::Respond {
-                status,
-                message: message.into(),
-                held: false,
-            };
+            out.verdict = Verdict::Respond(refusal);
         }
     }
     out
@@ -487,211 +474,15 @@ fn on_error(
     if policy.on_error == OnError::Refuse {
         out.decision = Action::Refuse;
         if rollout.enforced {
-            out.verdict = Verdict::Respond {
+            out.verdict = Verdict::Respond(Refusal {
                 status: 400,
                 message: "The request body could not be inspected by the AI usage policy.".into(),
+                reason_code: code.into(),
                 held: false,
-            };
+            });
         }
     }
     out
-}
-
-/// Runs the detectors, keywords and patterns the rules need over every segment.
-fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Vec<Hit> {
-    find_hits_scored(policy, phase, segments, &mut None)
-}
-
-/// [`find_hits`], and the highest prompt-injection score into `score` (when it ran).
-fn find_hits_scored(
-    policy: &Policy,
-    phase: Phase,
-    segments: &[llm::Segment<'_>],
-    score: &mut Option<f64>,
-) -> Vec<Hit> {
-    let mut hits = Vec::new();
-    let mut findings: Vec<Finding> = Vec::new();
-    let mut keyword_hits = Vec::new();
-    let mut pattern_hits = Vec::new();
-    for (si, seg) in segments.iter().enumerate() {
-        let enabled = policy.detectors_for(phase, seg.role);
-        findings.clear();
-        detect::scan(
-            seg.text,
-            enabled.without(DetectorId::PromptInjection),
-            &mut findings,
-        );
-        // Prompt injection is scored once per text; each rule compares with its min_score.
-        let injection = enabled
-            .contains(DetectorId::PromptInjection)
-            .then(|| detect::prompt_injection::assess(seg.text, &mut findings));
-        if let Some(s) = injection {
-            *score = Some(score.map_or(s, |best: f64| best.max(s)));
-        }
-        keyword_hits.clear();
-        if !policy.keywords.is_empty() {
-            policy.keywords.find(seg.text, &mut keyword_hits);
-        }
-        for (ri, rule) in policy.rules.iter().enumerate() {
-            if !rule.applies_to(phase) || !rule.roles.contains(seg.role) {
-                continue;
-            }
-            let scored = |f: &&Finding| {
-                f.detector != DetectorId::PromptInjection
-                    || injection.is_some_and(|s| s >= rule.min_score)
-            };
-            for f in findings
-                .iter()
-                .filter(|f| rule.detectors.contains(f.detector))
-                .filter(scored)
-            {
-                hits.push(Hit {
-                    rule: ri,
-                    segment: si,
-                    start: f.start,
-                    end: f.end,
-                    source: Source::Detector(f.detector),
-                });
-            }
-            if rule.has_keywords {
-                for k in keyword_hits.iter().filter(|k| k.tag as usize == ri) {
-                    hits.push(Hit {
-                        rule: ri,
-                        segment: si,
-                        start: k.start,
-                        end: k.end,
-                        source: Source::Keyword,
-                    });
-                }
-            }
-            for p in &rule.patterns {
-                pattern_hits.clear();
-                p.find(seg.text, &mut pattern_hits);
-                for &(start, end) in &pattern_hits {
-                    hits.push(Hit {
-                        rule: ri,
-                        segment: si,
-                        start,
-                        end,
-                        source: Source::Pattern,
-                    });
-                }
-            }
-        }
-    }
-    work::add(hits.len());
-    hits
-}
-
-/// Which rules have at least one hit, by rule index (one pass over the hits).
-fn rules_hit(policy: &Policy, hits: &[Hit]) -> Vec<bool> {
-    let mut hit = vec![false; policy.rules.len()];
-    for h in hits {
-        work::add(1);
-        if let Some(slot) = hit.get_mut(h.rule) {
-            *slot = true;
-        }
-    }
-    hit
-}
-
-/// `rules` (indices) as a mask over the policy's rules, for O(1) membership per hit.
-fn rule_mask(policy: &Policy, rules: &[usize]) -> Vec<bool> {
-    let mut mask = vec![false; policy.rules.len()];
-    for &i in rules {
-        if let Some(slot) = mask.get_mut(i) {
-            *slot = true;
-        }
-    }
-    mask
-}
-
-fn in_mask(mask: &[bool], rule: usize) -> bool {
-    mask.get(rule).copied().unwrap_or(false)
-}
-
-/// Stable sort that counts its comparisons as work. Hits come as a policy-bounded number of
-/// sorted runs (per rule and source), which the stable sort merges in O(n log runs).
-fn sort_counted<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
-    items.sort_by(|a, b| {
-        work::add(1);
-        key(a).cmp(&key(b))
-    });
-}
-
-/// Whether `rule` triggers: `content_hit` says whether any of its text matches was found.
-fn rule_triggers(
-    rule: &Rule,
-    content_hit: bool,
-    model: Option<&str>,
-    requested_max_tokens: Option<u64>,
-) -> bool {
-    let content = !rule.has_content_match() || content_hit;
-    let model_ok = rule.models.as_ref().is_none_or(|m| m.triggers(model));
-    let tokens_ok = rule
-        .max_tokens
-        .is_none_or(|max| requested_max_tokens.is_some_and(|n| n > max));
-    content && model_ok && tokens_ok
-}
-
-/// Counts distinct entities found by triggered rules (an entity two rules found counts once).
-fn count_detections(hits: &[Hit], triggered: &[bool], counts: &mut BTreeMap<String, u32>) {
-    let mut seen: Vec<(usize, usize, usize, Source)> = hits
-        .iter()
-        .filter(|h| in_mask(triggered, h.rule))
-        .map(|h| (h.segment, h.start, h.end, h.source))
-        .collect();
-    sort_counted(&mut seen, |k| *k);
-    seen.dedup();
-    let mut per_source: BTreeMap<Source, u32> = BTreeMap::new();
-    for (_, _, _, source) in seen {
-        work::add(1);
-        *per_source.entry(source).or_insert(0) += 1;
-    }
-    for (source, n) in per_source {
-        *counts.entry(source.name().to_string()).or_insert(0) += n;
-    }
-}
-
-/// Text edits per segment, from triggered redact rules and `replace_with` rewrites.
-struct EditPlan {
-    /// (segment index, its edits), in segment order.
-    per_segment: Vec<(usize, Vec<Edit>)>,
-    redacted: BTreeMap<Source, u32>,
-}
-
-impl EditPlan {
-    /// The new texts of the segments whose edits change them, by segment index.
-    fn text_changes(&mut self, segments: &[llm::Segment<'_>]) -> Vec<(usize, String)> {
-        let mut changes = Vec::new();
-        for (si, edits) in self.per_segment.iter_mut() {
-            let Some(seg) = segments.get(*si) else {
-                continue;
-            };
-            work::add(edits.len());
-            let new_text = redact::apply(seg.text, edits);
-            if new_text != seg.text {
-                changes.push((*si, new_text));
-            }
-        }
-        changes
-    }
-
-    /// The edits of segment `si`, taken out of the plan.
-    fn take_segment(&mut self, si: usize) -> Vec<Edit> {
-        self.per_segment
-            .iter_mut()
-            .find(|(s, _)| *s == si)
-            .map(|(_, edits)| std::mem::take(edits))
-            .unwrap_or_default()
-    }
-
-    fn replaces_text(&self) -> bool {
-        self.per_segment
-            .iter()
-            .flat_map(|(_, edits)| edits)
-            .any(|e| e.rank >= REPLACE_RANK)
-    }
 }
 
 /// The body rewrites the triggered rules would apply, for records of unenforced requests.
@@ -715,63 +506,6 @@ fn would_rewrite(
         names.push("replace_text");
     }
     names
-}
-
-/// Redactions rank before replacements, so a span both redact and rewrite rules matched is
-/// redacted.
-const REPLACE_RANK: u32 = 1 << 20;
-
-/// The edits of the triggered rules' hits. `hits` come grouped by segment, in segment order
-/// (as [`find_hits`] gives them); each hit costs O(1) amortised, plus the merge of sorted runs
-/// that de-duplicates the redaction count.
-fn plan_edits(policy: &Policy, triggered: &[bool], hits: &[Hit]) -> EditPlan {
-    let mut plan = EditPlan {
-        per_segment: Vec::new(),
-        redacted: BTreeMap::new(),
-    };
-    // Redacted spans, each counted once (for the first hit, in hit order, that redacts it).
-    let mut counted: Vec<(usize, usize, usize, Source)> = Vec::new();
-    for h in hits.iter().filter(|h| in_mask(triggered, h.rule)) {
-        work::add(1);
-        let Some(rule) = policy.rules.get(h.rule) else {
-            continue;
-        };
-        let (replacement, rank) = match (rule.action, &rule.rewrite.replace_with) {
-            (Action::Redact, _) => (
-                match rule.redact_style {
-                    RedactStyle::Mask => Replacement::Mask,
-                    RedactStyle::KeepLast4 => Replacement::KeepLast4,
-                    RedactStyle::Placeholder => Replacement::Text(h.source.placeholder().into()),
-                },
-                h.rule as u32,
-            ),
-            (Action::Rewrite, Some(text)) => (
-                Replacement::Text(text.clone()),
-                REPLACE_RANK + h.rule as u32,
-            ),
-            _ => continue,
-        };
-        if rule.action == Action::Redact {
-            counted.push((h.segment, h.start, h.end, h.source));
-        }
-        let edit = Edit {
-            start: h.start,
-            end: h.end,
-            rank,
-            replacement,
-        };
-        match plan.per_segment.last_mut() {
-            Some((si, edits)) if *si == h.segment => edits.push(edit),
-            _ => plan.per_segment.push((h.segment, vec![edit])),
-        }
-    }
-    // Stable: among hits on the same span the first in hit order stays.
-    sort_counted(&mut counted, |&(si, start, end, _)| (si, start, end));
-    counted.dedup_by_key(|&mut (si, start, end, _)| (si, start, end));
-    for (_, _, _, source) in counted {
-        *plan.redacted.entry(source).or_insert(0) += 1;
-    }
-    plan
 }
 
 /// Applies request rewrites of triggered rules in policy order; returns what was done.
@@ -812,6 +546,25 @@ fn apply_rewrites(
         }
     }
     done
+}
+
+/// The edits giving back the vault's tokens `found` in a text, counted as restored.
+fn restore_edits(found: Vec<pseudonym::Found>, counts: &mut PseudonymCounts) -> Vec<Edit> {
+    found
+        .into_iter()
+        .map(|f| {
+            *counts
+                .restored
+                .entry(f.source.name().to_string())
+                .or_insert(0) += 1;
+            Edit {
+                start: f.start,
+                end: f.end,
+                rank: RESTORE_RANK,
+                replacement: Replacement::Text(f.replacement),
+            }
+        })
+        .collect()
 }
 
 /// Texts for `include_content` records: every policy hit and every built-in PII or secret

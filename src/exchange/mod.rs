@@ -19,6 +19,7 @@
 
 pub mod host;
 pub mod not_inspected;
+pub mod replay;
 
 use std::rc::Rc;
 
@@ -28,8 +29,9 @@ use crate::audit::record::{self, CandidateDecision, RecordMeta};
 use crate::audit::{id, AuditRecord, IdGenerator};
 use crate::config::attribution::{self, Attributed, RequestView, Source};
 use crate::config::{OnUninspectable, PluginConfig};
+use crate::engine::pseudonym::Vault;
 use crate::engine::stream::{StreamEnd, StreamInspector};
-use crate::engine::{self, reply, ParsedBody, PhaseOutcome, RequestInfo, Verdict};
+use crate::engine::{self, ParsedBody, PhaseOutcome, Refusal, RequestInfo, VaultUse, Verdict};
 use crate::headers::{HeaderMap, Lookup};
 use crate::llm::{self, ApiFormat, Phase};
 use crate::policy::rollout::{self, BucketKeys, RolloutDecision};
@@ -102,6 +104,9 @@ pub struct Exchange {
     /// The upstream ended the response (end of stream or trailers).
     response_ended: bool,
     inspection_errors: u32,
+    /// The values the request pseudonymised and their tokens: filled by the request, read by
+    /// the response, dropped with the exchange (never in a record or a log).
+    vault: Vault,
 }
 
 /// The request as attribution sees it: the header snapshot, and host properties for JWT
@@ -190,6 +195,7 @@ impl Exchange {
             http_status: None,
             response_ended: false,
             inspection_errors: 0,
+            vault: Vault::default(),
         }
     }
 
@@ -258,24 +264,16 @@ impl Exchange {
     }
 
     /// Answers locally with a provider-shaped error body and the policy headers.
-    fn respond(
-        &mut self,
-        host: &mut dyn Host,
-        status: u16,
-        message: &str,
-        reason_code: &str,
-        decision: Action,
-        held: bool,
-    ) {
-        let body = reply::error_body(self.format, status, message, reason_code, held);
+    fn respond(&mut self, host: &mut dyn Host, refusal: &Refusal) {
+        let body = refusal.error_body(self.format);
         let headers = [
             ("content-type", "application/json"),
-            ("x-policy-decision", decision.name()),
-            ("x-policy-reason", reason_code),
+            ("x-policy-decision", refusal.action().name()),
+            ("x-policy-reason", refusal.reason_code.as_str()),
         ];
-        if host.send_response(status, &headers, &body) {
+        if host.send_response(refusal.status, &headers, &body) {
             self.responded_locally = true;
-            self.http_status = Some(status);
+            self.http_status = Some(refusal.status);
         }
     }
 
@@ -287,7 +285,7 @@ impl Exchange {
             bytes,
             why.reason_code(),
             why.detail(),
-            refuse.then_some((why.status(), why.message())),
+            refuse.then(|| why.refusal()),
         );
         outcome.format = self.format;
         match phase {
@@ -306,14 +304,7 @@ impl Exchange {
             .as_ref()
             .is_some_and(|o| matches!(o.verdict, Verdict::Respond { .. }));
         if respond {
-            self.respond(
-                host,
-                why.status(),
-                why.message(),
-                why.reason_code(),
-                Action::Refuse,
-                false,
-            );
+            self.respond(host, &why.refusal());
             return Flow::Pause;
         }
         self.skip_request_body = true;
@@ -321,20 +312,14 @@ impl Exchange {
     }
 
     /// Status and policy headers of a response refused while its headers are still here.
-    fn refusal_headers(
-        &mut self,
-        host: &mut dyn Host,
-        status: u16,
-        reason_code: &str,
-        decision: Action,
-    ) {
+    fn refusal_headers(&mut self, host: &mut dyn Host, refusal: &Refusal) {
         let side = Side::Response;
-        host.set_header(side, ":status", Some(&status.to_string()));
+        host.set_header(side, ":status", Some(&refusal.status.to_string()));
         host.set_header(side, "content-type", Some("application/json"));
         host.set_header(side, "content-encoding", None);
-        host.set_header(side, "x-policy-decision", Some(decision.name()));
-        host.set_header(side, "x-policy-reason", Some(reason_code));
-        self.http_status = Some(status);
+        host.set_header(side, "x-policy-decision", Some(refusal.action().name()));
+        host.set_header(side, "x-policy-reason", Some(&refusal.reason_code));
+        self.http_status = Some(refusal.status);
     }
 
     /// A response the filter cannot inspect: `on_uninspectable_response` decides. Refused,
@@ -358,15 +343,15 @@ impl Exchange {
         if !refused {
             return Flow::Continue;
         }
-        let status = why.status();
-        let err = reply::error_body(self.format, status, why.message(), why.reason_code(), false);
+        let refusal = why.refusal();
+        let err = refusal.error_body(self.format);
         if headers_here {
             host.set_header(
                 Side::Response,
                 "content-length",
                 Some(&err.len().to_string()),
             );
-            self.refusal_headers(host, status, why.reason_code(), Action::Refuse);
+            self.refusal_headers(host, &refusal);
         }
         self.response_replacement = Some(err);
         // Whatever is buffered so far goes; the rest is dropped as it comes.
@@ -407,13 +392,21 @@ impl Exchange {
         // The candidate judges a copy of the same parse (cheaper than parsing again).
         let candidate_parsed = self.config.candidate.as_ref().map(|_| parsed.clone());
         self.judge_candidate(Phase::Request, candidate_parsed);
-        let mut outcome = engine::evaluate_parsed(
+        let mut vault = std::mem::take(&mut self.vault);
+        let mut outcome = engine::evaluate_with_vault(
             &self.config.policy,
             &self.info(),
             &rollout,
             Phase::Request,
             parsed,
+            VaultUse::Fill(&mut vault),
         );
+        // Only a request that goes upstream with its tokens has anything to give back.
+        let forwarded = matches!(outcome.verdict, Verdict::Forward { body: Some(_), .. });
+        if rollout.enforced && forwarded {
+            vault.seal();
+            self.vault = vault;
+        }
         if !outcome.inspected {
             self.inspection_errors += 1;
         }
@@ -433,27 +426,15 @@ impl Exchange {
                     Flow::Continue
                 } else {
                     // Forwarding the original would pass what the policy removed.
-                    fail_closed(&mut outcome, 500);
-                    self.respond(
-                        host,
-                        500,
-                        REPLACE_FAILED_MESSAGE,
-                        BODY_REPLACE_FAILED,
-                        Action::Refuse,
-                        false,
-                    );
+                    let refusal = fail_closed(&mut outcome, 500);
+                    self.respond(host, &refusal);
                     Flow::Pause
                 }
             }
             Verdict::Forward { body: None, .. } => Flow::Continue,
-            Verdict::Respond {
-                status,
-                message,
-                held,
-            } => {
-                let (status, message, held) = (*status, message.clone(), *held);
-                let reason = outcome.reason_code.clone();
-                self.respond(host, status, &message, &reason, outcome.decision, held);
+            Verdict::Respond(refusal) => {
+                let refusal = refusal.clone();
+                self.respond(host, &refusal);
                 Flow::Pause
             }
         };
@@ -480,56 +461,44 @@ impl Exchange {
         let candidate_parsed = self.config.candidate.as_ref().map(|_| parsed.clone());
         self.judge_candidate(Phase::Response, candidate_parsed);
         let rollout = self.rollout();
-        let mut outcome = engine::evaluate_parsed(
+        let mut outcome = engine::evaluate_with_vault(
             &self.config.policy,
             &self.info(),
             &rollout,
             Phase::Response,
             parsed,
+            VaultUse::Restore(&self.vault),
         );
         let replacement = match &outcome.verdict {
             Verdict::Forward {
                 body: Some(new_body),
                 ..
             } => Some((new_body.clone(), None)),
-            Verdict::Respond {
-                status,
-                message,
-                held,
-            } => {
-                let err =
-                    reply::error_body(self.format, *status, message, &outcome.reason_code, *held);
-                Some((err, Some(*status)))
+            Verdict::Respond(refusal) => {
+                Some((refusal.error_body(self.format), Some(refusal.clone())))
             }
             Verdict::Forward { body: None, .. } => None,
         };
-        if let Some((new_body, status)) = replacement {
+        if let Some((new_body, refusal)) = replacement {
             if host.replace_body(Side::Response, body.len(), &new_body) {
                 if self.response_headers_held {
                     let len = new_body.len().to_string();
                     host.set_header(Side::Response, "content-length", Some(&len));
-                    if let Some(status) = status {
+                    if let Some(refusal) = refusal {
                         // Headers are still here: the client gets the refusal's status too.
-                        let reason = outcome.reason_code.clone();
-                        self.refusal_headers(host, status, &reason, outcome.decision);
+                        self.refusal_headers(host, &refusal);
                     }
                 }
             } else {
-                fail_closed(&mut outcome, 502);
-                let err = reply::error_body(
-                    self.format,
-                    502,
-                    REPLACE_FAILED_MESSAGE,
-                    BODY_REPLACE_FAILED,
-                    false,
-                );
+                let refusal = fail_closed(&mut outcome, 502);
+                let err = refusal.error_body(self.format);
                 if !host.replace_body(Side::Response, body.len(), &err) {
                     // Nothing safe can go out: end the exchange instead.
                     host.reset_response();
                 } else if self.response_headers_held {
                     let len = err.len().to_string();
                     host.set_header(Side::Response, "content-length", Some(&len));
-                    self.refusal_headers(host, 502, BODY_REPLACE_FAILED, Action::Refuse);
+                    self.refusal_headers(host, &refusal);
                 }
             }
         }
@@ -662,12 +631,15 @@ impl Exchange {
             // first byte beyond the hold-back of text).
             let rollout = self.rollout();
             let config = Rc::clone(&self.config);
-            self.active.stream = Some(StreamInspector::with_holdback(
-                config.stream_holdback,
-                self.format,
-                rollout.enforced,
-                config.stream_limits,
-            ));
+            self.active.stream = Some(
+                StreamInspector::with_holdback(
+                    config.stream_holdback,
+                    self.format,
+                    rollout.enforced,
+                    config.stream_limits,
+                )
+                .restoring(std::mem::take(&mut self.vault)),
+            );
             self.candidate.stream = config.candidate_holdback.map(|hold| {
                 StreamInspector::with_holdback(hold, self.format, false, config.stream_limits)
             });
@@ -806,7 +778,12 @@ impl Exchange {
                     self.request_body_size,
                     why.reason_code(),
                     &detail,
-                    Some((self.http_status.unwrap_or(0), why.detail())),
+                    Some(Refusal {
+                        status: self.http_status.unwrap_or(0),
+                        message: why.detail().into(),
+                        reason_code: why.reason_code().into(),
+                        held: false,
+                    }),
                 );
                 o.format = self.format;
                 o
@@ -904,18 +881,24 @@ impl Exchange {
 }
 
 /// A changed body the host would not take: the exchange is refused instead (fail closed).
-fn fail_closed(outcome: &mut PhaseOutcome, status: u16) {
+/// Returns the refusal to send.
+fn fail_closed(outcome: &mut PhaseOutcome, status: u16) -> Refusal {
+    let refusal = Refusal {
+        status,
+        message: REPLACE_FAILED_MESSAGE.into(),
+        reason_code: BODY_REPLACE_FAILED.into(),
+        held: false,
+    };
     outcome.decision = Action::Refuse;
     outcome.reason_code = BODY_REPLACE_FAILED.into();
     outcome.error = Some("the host did not accept the changed body".into());
-    outcome.verdict = Verdict::Respond {
-        status,
-        message: REPLACE_FAILED_MESSAGE.into(),
-        held: false,
-    };
+    outcome.verdict = Verdict::Respond(refusal.clone());
+    refusal
 }
 
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod pseudonym_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,8 @@
 //! Why a request or response was not inspected: one enum, each case with its reason code,
 //! the detail recorded (never content) and the status a refusal gets.
 
+use crate::engine::Refusal;
+
 /// The reason codes and statuses are documented in the README's reason code table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotInspected {
@@ -81,6 +83,16 @@ impl NotInspected {
             "The response could not be inspected by the AI usage policy."
         } else {
             "The request body could not be inspected by the AI usage policy."
+        }
+    }
+
+    /// The local reply of a refusal for this reason (`on_uninspectable: refuse`).
+    pub fn refusal(self) -> Refusal {
+        Refusal {
+            status: self.status(),
+            message: self.message().into(),
+            reason_code: self.reason_code().into(),
+            held: false,
         }
     }
 }

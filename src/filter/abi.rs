@@ -11,7 +11,7 @@
 
 use std::ptr::{null, null_mut};
 
-/// A host status other than Ok (1 NotFound, 2 BadArgument, 6 Empty, 7 CasMismatch, …).
+/// A host status other than Ok (1 NotFound, 2 BadArgument, 7 Empty, 8 CasMismatch, …).
 pub type Status = u32;
 
 const OK: u32 = 0;

@@ -99,6 +99,8 @@ impl Parser {
             };
             let (terminator, tail) = tail.split_at(consumed.min(tail.len()));
             self.pending.extend_from_slice(terminator);
+            // Checked per line, not per chunk: a whole event over the limit can arrive in one read.
+            self.check_size()?;
             rest = tail;
             let start = self.line_start;
             self.line_start = self.pending.len();
@@ -339,6 +341,26 @@ mod tests {
             p.feed(b"data: this one never ends and keeps going", &mut out),
             Err(SseError::EventTooLarge)
         );
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn a_whole_event_beyond_the_limit_in_one_chunk_is_refused() {
+        // The limit is on the event, not on what is left over after the chunk: a complete
+        // event over the limit arriving in one read must be refused too, and so must one
+        // whose lines are each short.
+        for chunk in [
+            &b"data: this one is complete but far too long\n\n"[..],
+            &b"data: a\ndata: b\ndata: c\ndata: d\ndata: e\n\n"[..],
+        ] {
+            let mut p = Parser::new(16);
+            let mut out = Vec::new();
+            assert_eq!(p.feed(chunk, &mut out), Err(SseError::EventTooLarge));
+            assert!(out.is_empty());
+        }
+        let mut p = Parser::new(16);
+        let mut out = Vec::new();
+        assert_eq!(p.feed(b"data: 01234567\n\n", &mut out), Ok(()));
         assert_eq!(out.len(), 1);
     }
 

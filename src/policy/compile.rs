@@ -144,6 +144,8 @@ pub struct Rule {
     pub models: Option<ModelMatch>,
     pub max_tokens: Option<u64>,
     pub redact_style: RedactStyle,
+    /// How a `pseudonym` redaction tokenises and restores.
+    pub pseudonym: crate::engine::pseudonym::PseudonymOptions,
     pub rewrite: Rewrite,
     pub refuse: Reply,
     pub escalate_mode: EscalateMode,
@@ -528,6 +530,20 @@ fn compile_rule(
         }
     }
 
+    if let Some(r) = &doc.redact {
+        if r.style != RedactStyle::Pseudonym && (r.token.is_some() || r.restore.is_some()) {
+            let field = if r.token.is_some() {
+                "token"
+            } else {
+                "restore"
+            };
+            return err(
+                format!("{at}.redact.{field}"),
+                "only valid with \"style\": \"pseudonym\"",
+            );
+        }
+    }
+
     if doc.action == Action::Redact && !content {
         return err(
             format!("{at}.action"),
@@ -641,7 +657,15 @@ fn compile_rule(
         patterns,
         models,
         max_tokens,
-        redact_style: doc.redact.map(|r| r.style).unwrap_or_default(),
+        redact_style: doc.redact.as_ref().map(|r| r.style).unwrap_or_default(),
+        pseudonym: crate::engine::pseudonym::PseudonymOptions {
+            token: doc
+                .redact
+                .as_ref()
+                .and_then(|r| r.token)
+                .unwrap_or_default(),
+            restore: doc.redact.as_ref().and_then(|r| r.restore).unwrap_or(true),
+        },
         rewrite,
         refuse,
         escalate_mode,

@@ -222,6 +222,20 @@ pub enum RedactStyle {
     /// `4111 1111 1111 1111` → `**** **** **** 1111`
     #[serde(rename = "keep_last_4")]
     KeepLast4,
+    /// `jane@example.com` → `[EMAIL_1]`, the same token for the same value everywhere in the
+    /// request, given back in the response (`engine::pseudonym`).
+    Pseudonym,
+}
+
+/// The shape of a pseudonym's token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PseudonymToken {
+    /// `[EMAIL_1]`
+    #[default]
+    Placeholder,
+    /// A value of the same shape: `user1@example.invalid`, `0000 0000 0000 0001`.
+    Fake,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -229,6 +243,10 @@ pub enum RedactStyle {
 pub struct RedactDoc {
     #[serde(default)]
     pub style: RedactStyle,
+    /// `pseudonym` only: the token's shape.
+    pub token: Option<PseudonymToken>,
+    /// `pseudonym` only: give the value back in the response (default) or keep the token.
+    pub restore: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

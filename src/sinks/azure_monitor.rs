@@ -31,10 +31,15 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::config::SinkConfig;
 use super::gzip::gzip;
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::parts::Parts;
+use super::{
+    excerpt, no_answer, percent_encode, retry_after_ms, Answer, Batch, Call, HttpRequest, Outcome,
+    QueuedRecord, Sink, Step,
+};
 use crate::audit::time::iso8601_millis;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 pub const API_VERSION: &str = "2023-01-01";
 /// Uncompressed JSON per call (the service's limit is 1 MB).
@@ -46,8 +51,6 @@ const RESOURCE: &str = "https://monitor.azure.com";
 const SCOPE: &str = "https://monitor.azure.com/.default";
 /// Refresh this long before expiry (when the token lives at least twice as long).
 const REFRESH_BEFORE_MS: u64 = 5 * 60 * 1000;
-/// `Retry-After` values are capped to this.
-const MAX_RETRY_AFTER_MS: u64 = 3600 * 1000;
 
 /// The Azure Monitor sink's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -125,7 +128,7 @@ impl AzureAuth {
 }
 
 fn err<T>(field: &str, msg: &str) -> Result<T, ConfigError> {
-    Err(ConfigError(format!("audit.azure_monitor.{field}: {msg}")))
+    Err(ConfigError::field(field, msg))
 }
 
 fn is_host(s: &str) -> bool {
@@ -138,10 +141,13 @@ fn is_id(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-impl AzureConfig {
-    /// Checks the fields; errors name the field (`audit.azure_monitor.<field>: …`) and never
-    /// quote the secret.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl SinkConfig for AzureConfig {
+    fn name(&self) -> &'static str {
+        "azure_monitor"
+    }
+
+    /// Checks the fields; errors name the field and never quote the secret.
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.cluster.trim().is_empty() {
             return err("cluster", "must not be empty");
         }
@@ -220,19 +226,109 @@ impl AzureConfig {
         }
         Ok(())
     }
+
+    fn build(&self, _gateway: &str, _seed: u64) -> Box<dyn Sink> {
+        Box::new(AzureMonitor {
+            cfg: self.clone(),
+            token: TokenCache::new(),
+            fresh_token: false,
+            parts: None,
+        })
+    }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters (for forms and queries).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+/// The Azure Monitor sink of one worker: a token when the one held is due for refresh, then
+/// the batch in as many calls as the 1 MB limit needs.
+struct AzureMonitor {
+    cfg: AzureConfig,
+    token: TokenCache,
+    /// The batch got a 401 and goes again with a token fetched after it; a second 401 drops
+    /// it.
+    fresh_token: bool,
+    /// The calls of the batch; `None` while a token is fetched.
+    parts: Option<Parts>,
+}
+
+impl AzureMonitor {
+    /// Starts sending `batch` with `token`.
+    fn send(&mut self, token: &str, batch: &Batch<'_>) -> Step {
+        let calls = build_requests(&self.cfg, token, batch.records)
+            .into_iter()
+            .map(|(request, range)| {
+                let call = Call {
+                    cluster: self.cfg.cluster.clone(),
+                    request,
+                };
+                (call, range)
+            })
+            .collect();
+        let (step, parts) = Parts::start(calls, batch.records.len());
+        self.parts = parts;
+        step
+    }
+}
+
+impl Sink for AzureMonitor {
+    fn start(&mut self, batch: &Batch<'_>, now_ms: u64) -> Step {
+        self.parts = None;
+        match self.token.valid(now_ms) {
+            Some(token) => {
+                let token = token.to_string();
+                self.send(&token, batch)
+            }
+            None => Step::call(self.cfg.auth.token_cluster(), token_request(&self.cfg.auth)),
         }
     }
-    out
+
+    fn on_answer(&mut self, answer: Answer<'_>, batch: &Batch<'_>, now_ms: u64) -> Step {
+        let Some(parts) = self.parts.take() else {
+            // The token endpoint's answer.
+            return match answer.map(|(status, _, body)| parse_token_response(status, body, now_ms))
+            {
+                Some(Ok(token)) => {
+                    let access = token.access_token().to_string();
+                    self.token.set(token);
+                    self.send(&access, batch)
+                }
+                Some(Err(outcome)) => Step::Settle(outcome),
+                None => Step::Settle(no_answer()),
+            };
+        };
+        let outcome = match answer {
+            Some((status, headers, body)) => {
+                if status == 401 {
+                    // A token the service no longer takes: get a new one.
+                    self.token.clear();
+                }
+                classify(status, headers, body)
+            }
+            None => no_answer(),
+        };
+        let status = answer.map(|(status, _, _)| status);
+        if status.is_some_and(|s| (200..300).contains(&s)) {
+            self.fresh_token = false;
+        }
+        if let (Some(401), false, Outcome::Drop { reason }) = (status, self.fresh_token, &outcome) {
+            // Refused token (revoked, or expired early): this part and those after it go
+            // again at once with a fresh token. Only a fresh token's refusal drops records.
+            self.fresh_token = true;
+            let reason = format!("{reason}; retrying with a fresh token");
+            return Step::SettleEach {
+                results: parts.results(),
+                after_ms: Some(0),
+                seen: Outcome::Retry {
+                    reason,
+                    after_ms: Some(0),
+                },
+            };
+        }
+        let (step, parts) = parts.answered(outcome);
+        if parts.is_none() {
+            self.fresh_token = false;
+        }
+        self.parts = parts;
+        step
+    }
 }
 
 /// The request for a new token.
@@ -518,15 +614,6 @@ pub fn build_requests(
     calls
 }
 
-/// `Retry-After` in seconds (HTTP dates are ignored), capped at an hour.
-pub fn retry_after_ms(headers: &[(String, String)]) -> Option<u64> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        .map(|s| s.saturating_mul(1000).min(MAX_RETRY_AFTER_MS))
-}
-
 /// Classifies the ingestion endpoint's answer.
 pub fn classify(status: u16, headers: &[(String, String)], body: &[u8]) -> Outcome {
     let detail = excerpt(body);
@@ -588,6 +675,7 @@ mod tests {
             json: json.into(),
             epoch_ms,
             gap: None,
+            seq: 0,
         }
     }
 
@@ -619,7 +707,11 @@ mod tests {
         let bad = |f: fn(&mut AzureConfig), field: &str| {
             let mut c = cfg();
             f(&mut c);
-            let e = c.validate().unwrap_err().0;
+            let e = c
+                .validate()
+                .unwrap_err()
+                .within("audit.azure_monitor")
+                .to_string();
             assert!(
                 e.starts_with(&format!("audit.azure_monitor.{field}:")),
                 "{e}"
@@ -647,17 +739,24 @@ mod tests {
         assert!(c
             .validate()
             .unwrap_err()
-            .0
+            .within("audit.azure_monitor")
+            .to_string()
             .starts_with("audit.azure_monitor.auth.client_credentials.client_secret:"));
         let mut c = cfg();
         cc(|x| x.tenant_id = "a/b".into())(&mut c);
-        assert!(c.validate().unwrap_err().0.contains(".tenant_id:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .within("audit.azure_monitor")
+            .to_string()
+            .contains(".tenant_id:"));
         let mut c = cfg();
         c.auth = mi(Some("x y"));
         assert!(c
             .validate()
             .unwrap_err()
-            .0
+            .within("audit.azure_monitor")
+            .to_string()
             .starts_with("audit.azure_monitor.auth.managed_identity.client_id:"));
     }
 

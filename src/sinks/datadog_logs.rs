@@ -31,7 +31,14 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::config::SinkConfig;
+use super::format::RecordFormat;
+use super::parts::Parts;
+use super::{
+    compress, excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink,
+    Step,
+};
+use crate::error::ConfigError;
 
 /// Datadog sites whose log intake is `http-intake.logs.<site>`.
 pub const KNOWN_SITES: &[&str] = &[
@@ -97,6 +104,10 @@ pub struct DatadogConfig {
     /// Entry `hostname`; defaults to the gateway's instance id.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Each entry's `message`: the record as it is, in ECS or as an OCSF event (facets come
+    /// from the record whatever the format).
+    #[serde(default)]
+    pub format: RecordFormat,
 }
 
 fn default_site() -> String {
@@ -125,54 +136,116 @@ fn is_header_safe(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic())
 }
 
-impl DatadogConfig {
+impl SinkConfig for DatadogConfig {
+    fn name(&self) -> &'static str {
+        "datadog"
+    }
+
     /// Checks the configuration; the error names the field (never the key's value).
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &str, message: &str| Err(ConfigError::field(field, message));
         if self.cluster.trim().is_empty() {
-            return Err("datadog.cluster: must not be empty".into());
+            return bad("cluster", "must not be empty");
         }
         match &self.authority {
             Some(a) => {
                 if !is_header_safe(a) || a.contains('/') {
-                    return Err(format!(
-                        "datadog.authority: {a:?} is not a host[:port] (no scheme, path or spaces)"
-                    ));
+                    return bad(
+                        "authority",
+                        &format!("{a:?} is not a host[:port] (no scheme, path or spaces)"),
+                    );
                 }
             }
             None => {
                 if !KNOWN_SITES.contains(&self.site.as_str()) {
-                    return Err(format!(
-                        "datadog.site: unknown site {:?} (known: {}; or set datadog.authority)",
-                        self.site,
-                        KNOWN_SITES.join(", ")
-                    ));
+                    return bad(
+                        "site",
+                        &format!(
+                            "unknown site {:?} (known: {}; or set datadog.authority)",
+                            self.site,
+                            KNOWN_SITES.join(", ")
+                        ),
+                    );
                 }
             }
         }
         if !is_header_safe(&self.api_key) {
-            return Err("datadog.api_key: must be non-empty printable ASCII without spaces".into());
+            return bad(
+                "api_key",
+                "must be non-empty printable ASCII without spaces",
+            );
         }
         if self.service.trim().is_empty() {
-            return Err("datadog.service: must not be empty".into());
+            return bad("service", "must not be empty");
         }
         if self.ddsource.trim().is_empty() {
-            return Err("datadog.ddsource: must not be empty".into());
+            return bad("ddsource", "must not be empty");
         }
         for t in &self.tags {
             if t.trim().is_empty() || t.contains(',') || t.chars().any(char::is_whitespace) {
-                return Err(format!(
-                    "datadog.tags: {t:?} must be non-empty, without commas or spaces"
-                ));
+                return bad(
+                    "tags",
+                    &format!("{t:?} must be non-empty, without commas or spaces"),
+                );
             }
         }
         if let Some(h) = &self.hostname {
             if h.trim().is_empty() {
-                return Err("datadog.hostname: must not be empty when set".into());
+                return bad("hostname", "must not be empty when set");
             }
         }
         Ok(())
     }
 
+    fn build(&self, gateway: &str, _seed: u64) -> Box<dyn Sink> {
+        Box::new(Datadog {
+            cfg: self.clone(),
+            gateway: gateway.to_string(),
+            parts: None,
+        })
+    }
+}
+
+/// The Datadog sink of one worker: a batch goes in as many calls as the intake's limits need.
+struct Datadog {
+    cfg: DatadogConfig,
+    /// Entries' `hostname` unless configured.
+    gateway: String,
+    parts: Option<Parts>,
+}
+
+impl Sink for Datadog {
+    fn start(&mut self, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let calls = build_requests(&self.cfg, &self.gateway, batch.records)
+            .into_iter()
+            .map(|(request, range)| {
+                let call = Call {
+                    cluster: self.cfg.cluster.clone(),
+                    request: compress(request),
+                };
+                (call, range)
+            })
+            .collect();
+        let (step, parts) = Parts::start(calls, batch.records.len());
+        self.parts = parts;
+        step
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, _batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let Some(parts) = self.parts.take() else {
+            return Step::Settle(no_answer());
+        };
+        let outcome = match answer {
+            Some((status, _, body)) => classify(status, body),
+            None => no_answer(),
+        };
+        let (step, parts) = parts.answered(outcome);
+        self.parts = parts;
+        step
+    }
+}
+
+impl DatadogConfig {
     /// The intake's `:authority`.
     pub fn intake_authority(&self) -> String {
         match &self.authority {
@@ -195,6 +268,7 @@ pub fn build_requests(
         ddtags: cfg.tags.join(","),
         service: &cfg.service,
         hostname: cfg.hostname.as_deref().unwrap_or(host),
+        format: cfg.format,
     };
     let mut out = Vec::new();
     let mut body = String::from("[");
@@ -240,6 +314,7 @@ struct Common<'a> {
     ddtags: String,
     service: &'a str,
     hostname: &'a str,
+    format: RecordFormat,
 }
 
 /// One entry as JSON; over [`MAX_ENTRY_BYTES`] its `message` becomes a marker.
@@ -274,7 +349,7 @@ fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
             m.insert("duration".into(), ms.saturating_mul(1_000_000).into());
         }
     }
-    m.insert("message".into(), r.json.as_str().into());
+    m.insert("message".into(), common.format.render(&r.json).into());
     let full = Value::Object(m).to_string();
     if full.len() <= MAX_ENTRY_BYTES {
         return full;
@@ -395,6 +470,7 @@ mod tests {
             json: json.to_string(),
             epoch_ms: 1_795_715_649_007 + i as u64,
             gap: None,
+            seq: 0,
         }
     }
 
@@ -429,30 +505,50 @@ mod tests {
         .is_err());
         let mut c = cfg();
         c.site = "datadoghq.org".into();
-        let e = c.validate().unwrap_err();
+        let e = c.validate().unwrap_err().within("datadog").to_string();
         assert!(e.starts_with("datadog.site"), "{e}");
         c.authority = Some("dd-proxy.internal:8443".into());
         assert!(c.validate().is_ok());
         assert_eq!(c.intake_authority(), "dd-proxy.internal:8443");
         c.authority = Some("https://dd-proxy/".into());
-        assert!(c.validate().unwrap_err().starts_with("datadog.authority"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .within("datadog")
+            .to_string()
+            .starts_with("datadog.authority"));
 
         let mut c = cfg();
         c.api_key = "bad key".into();
-        let e = c.validate().unwrap_err();
+        let e = c.validate().unwrap_err().within("datadog").to_string();
         assert!(
             e.starts_with("datadog.api_key") && !e.contains("bad key"),
             "{e}"
         );
         let mut c = cfg();
         c.tags = vec!["env:prod,team:x".into()];
-        assert!(c.validate().unwrap_err().starts_with("datadog.tags"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .within("datadog")
+            .to_string()
+            .starts_with("datadog.tags"));
         let mut c = cfg();
         c.cluster = String::new();
-        assert!(c.validate().unwrap_err().starts_with("datadog.cluster"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .within("datadog")
+            .to_string()
+            .starts_with("datadog.cluster"));
         let mut c = cfg();
         c.service = " ".into();
-        assert!(c.validate().unwrap_err().starts_with("datadog.service"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .within("datadog")
+            .to_string()
+            .starts_with("datadog.service"));
         for site in KNOWN_SITES {
             let mut c = cfg();
             c.site = (*site).into();
@@ -511,6 +607,7 @@ mod tests {
             json: r#"{"decision":"allow","policy_user":null,"model":null}"#.into(),
             epoch_ms: 5,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&c, "gw-1", &[r]);
         let e = &entries(&reqs[0].0)[0];
@@ -527,6 +624,7 @@ mod tests {
             json: "not json".into(),
             epoch_ms: 1,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&cfg(), "gw", &[r]);
         let e = &entries(&reqs[0].0)[0];
@@ -559,6 +657,7 @@ mod tests {
                     .to_string(),
                 epoch_ms: i,
                 gap: None,
+                seq: 0,
             })
             .collect();
         let reqs = build_requests(&cfg(), "gw", &batch);
@@ -591,6 +690,7 @@ mod tests {
             .to_string(),
             epoch_ms: 9,
             gap: None,
+            seq: 0,
         };
         let reqs = build_requests(&cfg(), "gw", &[record(0, "allow"), big]);
         assert_eq!(reqs.len(), 1);

@@ -11,8 +11,9 @@
 //!   delivered or dropped, so a sink that stores a batch as one object (S3) can reuse its key.
 //!   The id changes only when the batch does (records shed, or some delivered on their own).
 //! - Every dropped record (shed for room, or rejected by the sink) is counted in one place,
-//!   `drop_record`, into [`Stats`]; records shed for room are also noted for the next `gap`
-//!   record, and a gap record that is itself shed hands its records back to the next one.
+//!   `drop_record`, into [`Stats`], and noted (time and chain sequence number) for the next
+//!   `gap` record of its cause; a gap record that is itself dropped hands its records, and its
+//!   own sequence number, back to the next one.
 
 use std::collections::VecDeque;
 
@@ -89,6 +90,10 @@ pub struct Delivery {
     rng: u64,
     /// Dropped for room and not yet in a gap record.
     gap: Option<Gap>,
+    /// Rejected by the sink and not yet in a gap record.
+    rejected: Option<Gap>,
+    /// Whether `rejected` holds records other than gap records.
+    rejected_records: bool,
     /// Gap records held (buffer or batch), and the records they announce together (the
     /// span may be wider than what is left once some were delivered).
     held_gap_records: usize,
@@ -111,6 +116,8 @@ impl Delivery {
             next_attempt_ms: 0,
             rng: seed | 1,
             gap: None,
+            rejected: None,
+            rejected_records: false,
             held_gap_records: 0,
             held_gap: None,
             stats: Stats::default(),
@@ -150,14 +157,6 @@ impl Delivery {
         self.shed();
     }
 
-    /// Puts a record at the head of the queue (a gap record goes out next).
-    pub fn push_front(&mut self, record: QueuedRecord) {
-        self.enter(&record);
-        self.buffer_bytes += record.json.len();
-        self.buffer.push_front(record);
-        self.shed();
-    }
-
     fn enter(&mut self, record: &QueuedRecord) {
         if let Some(g) = record.gap {
             self.held_gap_records += 1;
@@ -180,20 +179,29 @@ impl Delivery {
     /// The one place where records are dropped and counted.
     #[inline(never)]
     fn drop_record(&mut self, record: QueuedRecord, cause: Cause) {
-        match (record.gap, cause) {
-            // A gap record only announces records counted when they were dropped; shed, it
-            // hands them back to the next gap record.
-            (Some(g), Cause::Overflow) => {
+        let lost = match record.gap {
+            // A gap record only announces records counted when they were dropped; dropped,
+            // it hands them back to the next gap record, with its own place in the chain.
+            Some(g) => {
                 self.leave(g);
-                self.gap = Gap::union(self.gap, Some(g));
+                g.with_seq(record.seq)
             }
-            (Some(g), Cause::Rejected) => self.leave(g),
-            (None, Cause::Overflow) => {
-                self.stats.dropped_overflow += 1;
-                self.gap = Gap::union(self.gap, Some(Gap::one(record.epoch_ms)));
+            None => {
+                match cause {
+                    Cause::Overflow => self.stats.dropped_overflow += 1,
+                    Cause::Rejected => {
+                        self.stats.dropped_rejected += 1;
+                        self.rejected_records = true;
+                    }
+                }
+                Gap::one(record.epoch_ms, record.seq)
             }
-            (None, Cause::Rejected) => self.stats.dropped_rejected += 1,
-        }
+        };
+        let owed = match cause {
+            Cause::Overflow => &mut self.gap,
+            Cause::Rejected => &mut self.rejected,
+        };
+        *owed = Gap::union(*owed, Some(lost));
     }
 
     fn new_batch_id(&mut self) -> u64 {
@@ -245,14 +253,20 @@ impl Delivery {
         }
     }
 
-    /// The gap to report, once delivery works again (not while a batch is under way or
-    /// waiting for its retry).
-    pub fn take_gap(&mut self) -> Option<Gap> {
+    /// The gaps to report, shed for room and rejected, once delivery works again (not while
+    /// a batch is under way or waiting for its retry).
+    pub fn take_gaps(&mut self) -> (Option<Gap>, Option<Gap>) {
         if self.attempt == 0 && !self.sending && self.batch.is_empty() {
-            self.gap.take()
+            self.rejected_records = false;
+            (self.gap.take(), self.rejected.take())
         } else {
-            None
+            (None, None)
         }
+    }
+
+    /// Whether records other than gap records were rejected since the last gap was taken.
+    pub fn rejected_records(&self) -> bool {
+        self.rejected_records
     }
 
     /// What would be lost if the VM died now: records held, and drops not yet announced.
@@ -273,12 +287,14 @@ impl Delivery {
                 dropped: count,
                 from_ms: a.epoch_ms.min(b.epoch_ms),
                 to_ms: a.epoch_ms.max(b.epoch_ms),
+                from_seq: a.seq.min(b.seq),
+                to_seq: a.seq.max(b.seq),
             }),
             _ => None,
         };
         Unaccounted {
             pending,
-            unannounced: Gap::union(self.gap, self.held_gap),
+            unannounced: Gap::union(Gap::union(self.gap, self.rejected), self.held_gap),
         }
     }
 
@@ -427,6 +443,7 @@ mod tests {
             json: format!("{{\"i\":{i:03}}}"), // 9 bytes
             epoch_ms: t,
             gap: None,
+            seq: i + 1,
         }
     }
 
@@ -524,7 +541,11 @@ mod tests {
             d.push(rec(i, 1_000 + i));
         }
         d.next_batch(0, true);
-        assert_eq!(d.take_gap(), None, "not while a batch is in flight");
+        assert_eq!(
+            d.take_gaps(),
+            (None, None),
+            "not while a batch is in flight"
+        );
         d.settle(
             &Outcome::Retry {
                 reason: "503".into(),
@@ -532,18 +553,18 @@ mod tests {
             },
             0,
         );
-        assert_eq!(d.take_gap(), None, "not while backing off");
+        assert_eq!(d.take_gaps(), (None, None), "not while backing off");
         d.next_batch(100, true);
         d.settle(&Outcome::Delivered, 100);
-        assert_eq!(
-            d.take_gap(),
-            Some(Gap {
-                dropped: 9,
-                from_ms: 1_000,
-                to_ms: 1_008
-            })
-        );
-        assert_eq!(d.take_gap(), None, "once");
+        let shed = Gap {
+            dropped: 9,
+            from_ms: 1_000,
+            to_ms: 1_008,
+            from_seq: 1,
+            to_seq: 9,
+        };
+        assert_eq!(d.take_gaps(), (Some(shed), None));
+        assert_eq!(d.take_gaps(), (None, None), "once");
     }
 
     #[test]
@@ -704,11 +725,14 @@ mod tests {
             dropped: 40,
             from_ms: 1,
             to_ms: 9,
+            from_seq: 0,
+            to_seq: 0,
         };
-        d.push_front(QueuedRecord {
+        d.push(QueuedRecord {
             json: "{\"gap\":40}".into(), // 10 bytes
             epoch_ms: 10,
             gap: Some(gap),
+            seq: 100,
         });
         for i in 0..10 {
             d.push(rec(i, 20 + i));
@@ -723,7 +747,8 @@ mod tests {
         d.push(rec(10, 30));
         assert_eq!(d.stats.dropped_overflow, 1);
         assert_eq!(d.buffer.front().and_then(|r| r.gap), Some(gap));
-        // Rejected, the gap record's records stay counted once and are no longer pending.
+        // Rejected, the gap record's records stay counted once and are no longer pending; the
+        // next rejection gap announces them again, with the gap record's own place in the chain.
         d.next_batch(0, true).unwrap();
         d.settle(
             &Outcome::Drop {
@@ -736,8 +761,18 @@ mod tests {
             "the gap record is not a record"
         );
         let u = d.unaccounted();
-        assert_eq!(u.unannounced.map(|g| g.dropped), Some(1));
+        assert_eq!(u.unannounced.map(|g| g.dropped), Some(1 + 40 + 2));
         assert_eq!(u.pending.map(|p| p.dropped), Some(8));
+        let (shed, rejected) = d.take_gaps();
+        assert_eq!(
+            shed.map(|g| (g.dropped, g.from_seq, g.to_seq)),
+            Some((1, 1, 1))
+        );
+        assert_eq!(
+            rejected.map(|g| (g.dropped, g.from_seq, g.to_seq)),
+            Some((42, 2, 100)),
+            "records 2 and 3, and the gap record (100)"
+        );
     }
 
     #[test]
@@ -753,7 +788,9 @@ mod tests {
             Some(Gap {
                 dropped: 11,
                 from_ms: 102,
-                to_ms: 112
+                to_ms: 112,
+                from_seq: 3,
+                to_seq: 13,
             })
         );
         assert_eq!(
@@ -761,25 +798,29 @@ mod tests {
             Some(Gap {
                 dropped: 2,
                 from_ms: 100,
-                to_ms: 101
+                to_ms: 101,
+                from_seq: 1,
+                to_seq: 2,
             })
         );
         d.next_batch(0, true).unwrap();
         d.settle(&Outcome::Delivered, 0);
         assert_eq!(d.unaccounted().pending.map(|p| p.dropped), Some(8));
-        let gap = d.take_gap().unwrap();
-        d.push_front(QueuedRecord {
+        let gap = d.take_gaps().0.unwrap();
+        d.push(QueuedRecord {
             json: "{}".into(),
             epoch_ms: 200,
             gap: Some(gap),
+            seq: 0,
         });
         assert_eq!(
             d.unaccounted().unannounced,
             Some(gap),
             "announced once delivered"
         );
-        d.next_batch(0, true).unwrap();
-        d.settle(&Outcome::Delivered, 0);
+        while d.next_batch(0, true).is_some() {
+            d.settle(&Outcome::Delivered, 0);
+        }
         assert_eq!(d.unaccounted().unannounced, None);
     }
 

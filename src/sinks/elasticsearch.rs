@@ -24,9 +24,16 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::config::SinkConfig;
+use super::delivery::ItemResult;
+use super::format::RecordFormat;
+use super::{
+    compress, excerpt, no_answer, percent_encode, Answer, Batch, HttpRequest, Outcome,
+    QueuedRecord, Sink, Step,
+};
 use crate::audit::ecs::to_ecs;
 use crate::audit::time::iso8601_millis;
+use crate::error::ConfigError;
 
 /// Credentials for the cluster.
 #[derive(Clone, Deserialize)]
@@ -70,7 +77,7 @@ impl ElasticsearchAuth {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         match self {
             ElasticsearchAuth::ApiKey(k) => {
                 let decoded = base64::engine::general_purpose::STANDARD.decode(k.trim());
@@ -80,25 +87,28 @@ impl ElasticsearchAuth {
                 if ok {
                     Ok(())
                 } else {
-                    Err(
-                        "elasticsearch.auth.api_key: must be the key's `encoded` value \
-                         (base64 of id:api_key)"
-                            .into(),
-                    )
+                    Err(ConfigError::field(
+                        "auth.api_key",
+                        "must be the key's `encoded` value (base64 of id:api_key)",
+                    ))
                 }
             }
             ElasticsearchAuth::Basic(b) => {
                 if b.username.is_empty() || b.username.contains(':') {
-                    return Err(
-                        "elasticsearch.auth.basic.username: must be non-empty, without ':'".into(),
-                    );
+                    return Err(ConfigError::field(
+                        "auth.basic.username",
+                        "must be non-empty, without ':'",
+                    ));
                 }
                 if b.username
                     .chars()
                     .chain(b.password.chars())
                     .any(char::is_control)
                 {
-                    return Err("elasticsearch.auth.basic: no control characters allowed".into());
+                    return Err(ConfigError::field(
+                        "auth.basic",
+                        "no control characters allowed",
+                    ));
                 }
                 Ok(())
             }
@@ -117,9 +127,13 @@ pub struct ElasticsearchConfig {
     /// Index, alias or data stream name.
     pub index: String,
     pub auth: ElasticsearchAuth,
-    /// Documents in ECS field names ([`crate::audit::ecs`]) instead of the record as is.
+    /// Documents in ECS field names ([`crate::audit::ecs`]) instead of the record as is; the
+    /// same as `"format": "ecs"`.
     #[serde(default)]
     pub ecs: bool,
+    /// Documents: the record as it is, in ECS or as an OCSF event (with `@timestamp` added).
+    #[serde(default)]
+    pub format: RecordFormat,
     /// Ingest pipeline (`?pipeline=`).
     #[serde(default)]
     pub pipeline: Option<String>,
@@ -150,55 +164,119 @@ pub fn validate_index_name(name: &str) -> Result<(), String> {
 }
 
 impl ElasticsearchConfig {
+    /// `format`, with the older `ecs: true` read as `"format": "ecs"`.
+    pub fn record_format(&self) -> RecordFormat {
+        if self.ecs {
+            RecordFormat::Ecs
+        } else {
+            self.format
+        }
+    }
+}
+
+impl SinkConfig for ElasticsearchConfig {
+    fn name(&self) -> &'static str {
+        "elasticsearch"
+    }
+
     /// Checks the configuration; the error names the field (never a secret's value).
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.cluster.trim().is_empty() {
-            return Err("elasticsearch.cluster: must not be empty".into());
+            return Err(ConfigError::field("cluster", "must not be empty"));
         }
         if self.authority.is_empty()
             || self.authority.contains('/')
             || !self.authority.chars().all(|c| c.is_ascii_graphic())
         {
-            return Err(format!(
-                "elasticsearch.authority: {:?} is not a host[:port] (no scheme, path or spaces)",
-                self.authority
+            return Err(ConfigError::field(
+                "authority",
+                &format!(
+                    "{:?} is not a host[:port] (no scheme, path or spaces)",
+                    self.authority
+                ),
             ));
         }
         validate_index_name(&self.index)
-            .map_err(|e| format!("elasticsearch.index: {:?} {e}", self.index))?;
+            .map_err(|e| ConfigError::field("index", &format!("{:?} {e}", self.index)))?;
         self.auth.validate()?;
+        if self.ecs && self.format != RecordFormat::Native && self.format != RecordFormat::Ecs {
+            return Err(ConfigError::field(
+                "format",
+                "conflicts with ecs: true (use \"format\": \"ecs\" alone)",
+            ));
+        }
         if let Some(p) = &self.pipeline {
             if p.is_empty() || !p.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(format!(
-                    "elasticsearch.pipeline: {p:?} must be non-empty, without spaces"
+                return Err(ConfigError::field(
+                    "pipeline",
+                    &format!("{p:?} must be non-empty, without spaces"),
                 ));
             }
         }
         Ok(())
     }
 
-    /// The request path: `/<index>/_bulk`, with `?pipeline=` when set.
-    pub fn bulk_path(&self) -> String {
-        let mut path = format!("/{}/_bulk", pct_encode(&self.index));
-        if let Some(p) = &self.pipeline {
-            path.push_str("?pipeline=");
-            path.push_str(&pct_encode(p));
-        }
-        path
+    fn build(&self, _gateway: &str, _seed: u64) -> Box<dyn Sink> {
+        Box::new(Elasticsearch { cfg: self.clone() })
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn pct_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+/// The Elasticsearch sink of one worker: one `_bulk` call per batch, answered per record.
+struct Elasticsearch {
+    cfg: ElasticsearchConfig,
+}
+
+impl Sink for Elasticsearch {
+    fn start(&mut self, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let request = build_request(&self.cfg, batch.records);
+        Step::call(&self.cfg.cluster, compress(request))
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let Some((status, _, body)) = answer else {
+            return Step::Settle(no_answer());
+        };
+        let len = batch.records.len();
+        let b = classify(status, body, len);
+        let mut results = vec![ItemResult::Retry; len];
+        for &i in &b.delivered {
+            if let Some(r) = results.get_mut(i) {
+                *r = ItemResult::Delivered;
+            }
+        }
+        for (i, _) in &b.dropped {
+            if let Some(r) = results.get_mut(*i) {
+                *r = ItemResult::Dropped;
+            }
+        }
+        let seen = match (b.dropped.first(), b.retry.is_empty()) {
+            (Some((_, reason)), _) => Outcome::Drop {
+                reason: format!("{} of {len} records rejected: {reason}", b.dropped.len()),
+            },
+            (None, false) => Outcome::Retry {
+                reason: format!("{} of {len} records to retry", b.retry.len()),
+                after_ms: None,
+            },
+            (None, true) => Outcome::Delivered,
+        };
+        Step::SettleEach {
+            results,
+            after_ms: None,
+            seen,
         }
     }
-    out
+}
+
+impl ElasticsearchConfig {
+    /// The request path: `/<index>/_bulk`, with `?pipeline=` when set.
+    pub fn bulk_path(&self) -> String {
+        let mut path = format!("/{}/_bulk", percent_encode(&self.index));
+        if let Some(p) = &self.pipeline {
+            path.push_str("?pipeline=");
+            path.push_str(&percent_encode(p));
+        }
+        path
+    }
 }
 
 fn json_str(s: &str) -> String {
@@ -210,7 +288,7 @@ pub fn build_request(cfg: &ElasticsearchConfig, batch: &[QueuedRecord]) -> HttpR
     let index = json_str(&cfg.index);
     let mut body = String::with_capacity(batch.iter().map(|r| r.json.len() + 160).sum());
     for r in batch {
-        let (id, doc) = document(cfg.ecs, r);
+        let (id, doc) = document(cfg.record_format(), r);
         body.push_str("{\"create\":{\"_index\":");
         body.push_str(&index);
         body.push_str(",\"_id\":");
@@ -251,13 +329,20 @@ pub fn document_id(record: Option<&Value>, json: &str) -> String {
 }
 
 /// The `_id` and the document line (no newline inside) of a record.
-fn document(ecs: bool, r: &QueuedRecord) -> (String, String) {
+fn document(format: RecordFormat, r: &QueuedRecord) -> (String, String) {
     let parsed = serde_json::from_str::<Value>(&r.json)
         .ok()
         .filter(Value::is_object);
     let id = document_id(parsed.as_ref(), &r.json);
     let timestamp = iso8601_millis(r.epoch_ms);
-    if ecs {
+    if format == RecordFormat::Ocsf {
+        let mut doc = crate::audit::ocsf::to_ocsf(&r.json);
+        if let Some(m) = doc.as_object_mut() {
+            m.insert("@timestamp".into(), timestamp.into());
+        }
+        return (id, doc.to_string());
+    }
+    if format == RecordFormat::Ecs {
         let source = parsed.unwrap_or_else(|| Value::String(r.json.clone()));
         let mut doc = to_ecs(&source);
         if let Some(m) = doc.as_object_mut() {
@@ -443,6 +528,7 @@ mod tests {
             .to_string(),
             epoch_ms: 1_795_712_400_000,
             gap: None,
+            seq: 0,
         }
     }
 
@@ -520,6 +606,7 @@ mod tests {
             json: r#"{"decision":"allow"}"#.into(),
             epoch_ms: 0,
             gap: None,
+            seq: 0,
         };
         let a = pairs(&build_request(&cfg(), std::slice::from_ref(&r)).body);
         let b = pairs(&build_request(&cfg(), &[r]).body);
@@ -531,6 +618,7 @@ mod tests {
             json: r#"{"decision":"refuse"}"#.into(),
             epoch_ms: 0,
             gap: None,
+            seq: 0,
         };
         let c = pairs(&build_request(&cfg(), &[other]).body);
         assert_ne!(c[0].0["create"]["_id"], id.as_str());
@@ -543,21 +631,25 @@ mod tests {
                 json: "{\n  \"record_id\": \"pretty\",\n  \"decision\": \"allow\"\n}".into(),
                 epoch_ms: 1,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "not json\n{\"create\":{}}".into(),
                 epoch_ms: 2,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "{}".into(),
                 epoch_ms: 3,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: r#"{"@timestamp":"2020-01-01T00:00:00.000Z","record_id":"t"}"#.into(),
                 epoch_ms: 4,
                 gap: None,
+                seq: 0,
             },
         ];
         let ps = pairs(&build_request(&cfg(), &batch).body);
@@ -633,7 +725,11 @@ mod tests {
         ] {
             let mut c = cfg();
             c.index = bad.into();
-            let e = c.validate().unwrap_err();
+            let e = c
+                .validate()
+                .unwrap_err()
+                .within("elasticsearch")
+                .to_string();
             assert!(e.starts_with("elasticsearch.index"), "{bad}: {e}");
         }
         for good in [
@@ -646,7 +742,11 @@ mod tests {
         }
         let mut c = cfg();
         c.auth = ElasticsearchAuth::ApiKey("ui2lp2axTNmsyakw9tvNnw".into());
-        let e = c.validate().unwrap_err();
+        let e = c
+            .validate()
+            .unwrap_err()
+            .within("elasticsearch")
+            .to_string();
         assert!(
             e.starts_with("elasticsearch.auth.api_key") && !e.contains("ui2lp"),
             "{e}"
@@ -658,18 +758,24 @@ mod tests {
         assert!(c
             .validate()
             .unwrap_err()
+            .within("elasticsearch")
+            .to_string()
             .starts_with("elasticsearch.auth.basic.username"));
         let mut c = cfg();
         c.authority = "https://es:9200".into();
         assert!(c
             .validate()
             .unwrap_err()
+            .within("elasticsearch")
+            .to_string()
             .starts_with("elasticsearch.authority"));
         let mut c = cfg();
         c.pipeline = Some(String::new());
         assert!(c
             .validate()
             .unwrap_err()
+            .within("elasticsearch")
+            .to_string()
             .starts_with("elasticsearch.pipeline"));
     }
 

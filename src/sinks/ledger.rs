@@ -4,7 +4,7 @@
 //! a trap under `failure_policy: FAIL_RELOAD`, or a stop that left records behind — its
 //! ledger stops being written; another VM finds it stale, claims it exactly once (a
 //! compare-and-swap) and queues, per sink, a `gap` record naming what was lost: how many
-//! records, their time span, the VM and the gateway.
+//! records, their time span and sequence range in the dead VM's chain, the VM and the gateway.
 //!
 //! Keys (all small; an entry is overwritten with [`GONE`] once claimed or retired):
 //! - [`INDEX_KEY`]: ` N vm vm …`: the last VM number handed out (unique in the process) and
@@ -100,6 +100,8 @@ impl Index {
 pub struct Entry {
     pub vm: u64,
     pub gateway: String,
+    /// The id of the VM's chain (`audit::chain`): the sequence ranges below are in it.
+    pub chain: String,
     /// When the VM last wrote its entry (Unix ms): ticks write it at least every 200 ms.
     pub beat_ms: u64,
     /// Set by a VM that was stopped (`on_done`) with records still undelivered.
@@ -125,6 +127,8 @@ pub struct SinkEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost {
     pub sink: String,
+    /// The chain the gap's sequence range is in (the dead VM's).
+    pub chain: String,
     /// For the gap record: the pending records and the unannounced drops together.
     pub gap: Gap,
     /// For the dropped metrics: records never counted (pending) and drops counted but not
@@ -139,8 +143,10 @@ fn put_gap(out: &mut Vec<u8>, gap: Option<Gap>) {
         dropped: 0,
         from_ms: 0,
         to_ms: 0,
+        from_seq: 0,
+        to_seq: 0,
     });
-    for n in [g.dropped, g.from_ms, g.to_ms] {
+    for n in [g.dropped, g.from_ms, g.to_ms, g.from_seq, g.to_seq] {
         push_num(out, n);
     }
 }
@@ -152,21 +158,34 @@ fn num<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<u64> {
 
 fn take_gap<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<Option<Gap>> {
     let (dropped, from_ms, to_ms) = (num(words)?, num(words)?, num(words)?);
+    let (from_seq, to_seq) = (num(words)?, num(words)?);
     Some((dropped > 0).then_some(Gap {
         dropped,
         from_ms,
         to_ms,
+        from_seq,
+        to_seq,
     }))
 }
 
 impl Entry {
-    /// One line, ` vm beat stopped` then per sink ` name`, pending and unannounced as
-    /// `count from to`, unreported drops and gauge bytes; then the gateway as it is.
+    /// One line, ` vm beat stopped chain` then per sink ` name`, pending and unannounced as
+    /// `count from to from_seq to_seq`, unreported drops and gauge bytes; then the gateway as
+    /// it is.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + 80 * self.sinks.len() + self.gateway.len());
+        let mut out = Vec::with_capacity(100 + 120 * self.sinks.len() + self.gateway.len());
         for n in [self.vm, self.beat_ms, u64::from(self.stopped)] {
             push_num(&mut out, n);
         }
+        // The chain id is ours (a UUID); never empty, so the words stay in place.
+        out.push(b' ');
+        out.extend_from_slice(
+            if self.chain.is_empty() || self.chain.contains([' ', '\n']) {
+                b"-"
+            } else {
+                self.chain.as_bytes()
+            },
+        );
         for s in &self.sinks {
             out.push(b' ');
             out.extend_from_slice(s.sink.as_bytes());
@@ -185,6 +204,10 @@ impl Entry {
         let (line, gateway) = std::str::from_utf8(bytes).ok()?.split_once('\n')?;
         let mut words = line.split(' ').skip(1);
         let (vm, beat_ms, stopped) = (num(&mut words)?, num(&mut words)?, num(&mut words)?);
+        let chain = match words.next()? {
+            "-" => String::new(),
+            c => c.to_string(),
+        };
         let mut sinks = Vec::new();
         while let Some(sink) = words.next() {
             sinks.push(SinkEntry {
@@ -198,6 +221,7 @@ impl Entry {
         Some(Entry {
             vm,
             gateway: gateway.to_string(),
+            chain,
             beat_ms,
             stopped: stopped == 1,
             sinks,
@@ -225,10 +249,13 @@ impl Entry {
                 }
                 Some(Lost {
                     sink: s.sink.clone(),
+                    chain: self.chain.clone(),
                     gap: gap.unwrap_or(Gap {
                         dropped: 0,
                         from_ms: self.beat_ms,
                         to_ms: self.beat_ms,
+                        from_seq: 0,
+                        to_seq: 0,
                     }),
                     newly_dropped,
                     gauge_bytes: s.gauge_bytes,
@@ -276,6 +303,7 @@ pub fn register(store: &impl Store, gateway: &str, now_ms: u64) -> Option<u64> {
             &Entry {
                 vm,
                 gateway: gateway.to_string(),
+                chain: String::new(),
                 beat_ms: now_ms,
                 stopped: false,
                 sinks: Vec::new(),
@@ -413,6 +441,7 @@ mod tests {
         Entry {
             vm,
             gateway: "gw".into(),
+            chain: "c-1".into(),
             beat_ms,
             stopped: false,
             sinks: vec![SinkEntry {
@@ -421,6 +450,8 @@ mod tests {
                     dropped: pending,
                     from_ms: 1_000,
                     to_ms: 1_900,
+                    from_seq: 3,
+                    to_seq: 2 + pending,
                 }),
                 unannounced: None,
                 unreported_dropped: 0,
@@ -476,10 +507,13 @@ mod tests {
             lost,
             vec![Lost {
                 sink: "splunk_hec".into(),
+                chain: "c-1".into(),
                 gap: Gap {
                     dropped: 12,
                     from_ms: 1_000,
-                    to_ms: 1_900
+                    to_ms: 1_900,
+                    from_seq: 3,
+                    to_seq: 14,
                 },
                 newly_dropped: 12,
                 gauge_bytes: 300,
@@ -557,6 +591,7 @@ mod tests {
         let e = Entry {
             vm: 4,
             gateway: "gw".into(),
+            chain: "0196a1b2-0000-7000-8000-000000000001".into(),
             beat_ms: 9,
             stopped: false,
             sinks: vec![
@@ -566,11 +601,15 @@ mod tests {
                         dropped: 3,
                         from_ms: 50,
                         to_ms: 60,
+                        from_seq: 20,
+                        to_seq: 22,
                     }),
                     unannounced: Some(Gap {
                         dropped: 7,
                         from_ms: 10,
                         to_ms: 40,
+                        from_seq: 5,
+                        to_seq: 11,
                     }),
                     unreported_dropped: 2,
                     gauge_bytes: 0,
@@ -585,10 +624,13 @@ mod tests {
             e.lost(),
             vec![Lost {
                 sink: "s3".into(),
+                chain: "0196a1b2-0000-7000-8000-000000000001".into(),
                 gap: Gap {
                     dropped: 10,
                     from_ms: 10,
-                    to_ms: 60
+                    to_ms: 60,
+                    from_seq: 5,
+                    to_seq: 22,
                 },
                 newly_dropped: 5,
                 gauge_bytes: 0,
@@ -601,10 +643,10 @@ mod tests {
             ..e
         };
         assert_eq!(Entry::decode(&odd.encode()), Some(odd));
-        assert_eq!(Entry::decode(b" 1 2 0 s3 1 2\ngw"), None, "truncated");
+        assert_eq!(Entry::decode(b" 1 2 0 c s3 1 2\ngw"), None, "truncated");
         assert_eq!(
-            Entry::decode(b" 1 18446744073709551615 1\n").map(|e| e.beat_ms),
-            Some(u64::MAX)
+            Entry::decode(b" 1 18446744073709551615 1 -\n").map(|e| (e.beat_ms, e.chain)),
+            Some((u64::MAX, String::new()))
         );
         assert_eq!(
             Index::decode(b" 7 1 3"),
@@ -621,28 +663,6 @@ mod tests {
             Index::decode(&Index::default().encode()),
             Some(Index::default())
         );
-    }
-
-    #[test]
-    fn the_stale_threshold_is_configured_and_checked() {
-        let config = |audit: &str| {
-            let doc = format!(
-                r#"{{"policy": {{"id": "p", "version": "1", "rules": []}}, "audit": {audit}}}"#
-            );
-            crate::config::PluginConfig::from_json(doc.as_bytes())
-        };
-        assert_eq!(config("{}").unwrap().audit.vm_stale_ms, 10_000);
-        assert_eq!(
-            config(r#"{"vm_stale_ms": 2000}"#)
-                .unwrap()
-                .audit
-                .vm_stale_ms,
-            2_000
-        );
-        for bad in ["999", "3600001"] {
-            let e = config(&format!(r#"{{"vm_stale_ms": {bad}}}"#)).unwrap_err();
-            assert!(e.to_string().contains("audit.vm_stale_ms"), "{e}");
-        }
     }
 
     #[test]

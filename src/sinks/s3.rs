@@ -49,10 +49,15 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::config::SinkConfig;
+use super::format::RecordFormat;
 use super::gzip::gzip;
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
+use super::{
+    excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink, Step,
+};
+use crate::audit::id::splitmix64;
 use crate::audit::time::civil_from_days;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
 pub const CONTENT_ENCODING: &str = "gzip";
@@ -78,6 +83,9 @@ pub struct S3Config {
     /// Names this gateway in object keys; defaults to the gateway's instance id.
     #[serde(default)]
     pub instance: Option<String>,
+    /// Each line's record: as it is, in ECS or as an OCSF event.
+    #[serde(default)]
+    pub format: RecordFormat,
 }
 
 fn default_presigner_path() -> String {
@@ -111,12 +119,16 @@ fn key_safe(c: char) -> bool {
 }
 
 fn err<T>(field: &str, msg: &str) -> Result<T, ConfigError> {
-    Err(ConfigError(format!("audit.s3.{field}: {msg}")))
+    Err(ConfigError::field(field, msg))
 }
 
-impl S3Config {
-    /// Checks the fields; errors name the field (`audit.s3.<field>: …`).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl SinkConfig for S3Config {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    /// Checks the fields; errors name the field.
+    fn validate(&self) -> Result<(), ConfigError> {
         for (field, value) in [
             ("presigner_cluster", &self.presigner_cluster),
             ("presigner_authority", &self.presigner_authority),
@@ -175,6 +187,203 @@ impl S3Config {
             }
         }
         Ok(())
+    }
+
+    fn build(&self, gateway: &str, seed: u64) -> Box<dyn Sink> {
+        Box::new(S3 {
+            cfg: self.clone(),
+            gateway: gateway.to_string(),
+            key_rng: splitmix64(seed ^ 0x5353_4b45_5953),
+            object: None,
+            upload: None,
+        })
+    }
+}
+
+/// URL refreshes per object before backing off (a presigner handing out bad URLs).
+const MAX_FRESH_URLS: u32 = 2;
+
+/// New keys per batch after 412s on first attempts before backing off.
+pub(crate) const MAX_NEW_KEYS: u32 = 2;
+
+/// The S3 sink of one worker: per batch, a presigned URL, then the upload.
+struct S3 {
+    cfg: S3Config,
+    /// Names the gateway in keys unless `instance` is set.
+    gateway: String,
+    /// State of the random part of keys.
+    key_rng: u64,
+    object: Option<S3Object>,
+    upload: Option<Upload>,
+}
+
+/// The object of the current batch: its key stays with the batch across retries (so
+/// `If-None-Match: *` makes a retry after a lost answer a no-op), and whether an earlier
+/// attempt may have stored it (no answer, or a 5xx), which is what makes a 412 "ours".
+#[derive(Debug, Clone)]
+struct S3Object {
+    batch_id: u64,
+    key: String,
+    maybe_stored: bool,
+    new_keys: u32,
+}
+
+/// The presigned URL is asked for, or the object is being uploaded to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Presign,
+    Put,
+}
+
+/// How far the upload of `key` got; `fresh_urls` counts URL refreshes.
+#[derive(Debug, Clone)]
+struct Upload {
+    key: String,
+    stage: Stage,
+    fresh_urls: u32,
+}
+
+/// 64 random bits: SplitMix64 over a Weyl sequence (seeded per VM and sink).
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    splitmix64(*state)
+}
+
+impl S3 {
+    fn instance(&self) -> &str {
+        self.cfg.instance.as_deref().unwrap_or(&self.gateway)
+    }
+
+    /// Asks the presigner for a URL for `key`; `seen` is what the last answer said.
+    fn presign(&mut self, key: String, fresh_urls: u32, seen: Outcome) -> Step {
+        let request = presign_request(&self.cfg, &key);
+        self.upload = Some(Upload {
+            key,
+            stage: Stage::Presign,
+            fresh_urls,
+        });
+        Step::Call {
+            call: Call {
+                cluster: self.cfg.presigner_cluster.clone(),
+                request,
+            },
+            at_ms: 0,
+            seen,
+        }
+    }
+
+    /// Settles a 412 on a first attempt: a new key for the same batch, unless this batch has
+    /// had too many (then it backs off, and still goes under a new key).
+    fn rotate_key(&mut self, batch: &Batch<'_>) -> Option<String> {
+        let first_ms = batch.records.first().map_or(0, |r| r.epoch_ms);
+        let unique = next_random(&mut self.key_rng);
+        let key = object_key(&self.cfg.prefix, self.instance(), first_ms, unique);
+        let o = self.object.as_mut()?;
+        o.key = key.clone();
+        o.maybe_stored = false;
+        o.new_keys += 1;
+        (o.new_keys <= MAX_NEW_KEYS).then_some(key)
+    }
+
+    /// What S3's answer to the PUT of `upload` means.
+    fn on_put(&mut self, answer: Answer<'_>, upload: Upload, batch: &Batch<'_>) -> Step {
+        let Upload {
+            key, fresh_urls, ..
+        } = upload;
+        let put = match answer {
+            Some((status, _, body)) => classify_put(status, body),
+            None => PutOutcome::Retry("no response (timeout or connection failure)".into()),
+        };
+        // An attempt that got no answer, or a 5xx, may still have stored the object.
+        if answer.is_none_or(|(status, _, _)| status >= 500) {
+            if let Some(o) = self.object.as_mut() {
+                o.maybe_stored = true;
+            }
+        }
+        let outcome = match put {
+            PutOutcome::Stored => Outcome::Delivered,
+            PutOutcome::Exists(_) if self.object.as_ref().is_some_and(|o| o.maybe_stored) => {
+                // An earlier attempt of this very batch stored it; its answer was lost.
+                Outcome::Delivered
+            }
+            PutOutcome::Exists(reason) => {
+                // Nothing of this batch can have been stored: the key is another writer's.
+                // Never counted delivered; the batch goes under a new key.
+                let reason = format!("{reason} (key {key} held by another writer)");
+                match self.rotate_key(batch) {
+                    Some(new_key) => {
+                        let seen = Outcome::Retry {
+                            reason,
+                            after_ms: Some(0),
+                        };
+                        return self.presign(new_key, 0, seen);
+                    }
+                    None => Outcome::Retry {
+                        reason,
+                        after_ms: None,
+                    },
+                }
+            }
+            PutOutcome::Retry(reason) => Outcome::Retry {
+                reason,
+                after_ms: None,
+            },
+            PutOutcome::NewUrl(reason) if fresh_urls < MAX_FRESH_URLS => {
+                // Same object, fresh URL: back to the presigner at once.
+                let seen = Outcome::Retry {
+                    reason,
+                    after_ms: Some(0),
+                };
+                return self.presign(key, fresh_urls + 1, seen);
+            }
+            PutOutcome::NewUrl(reason) => Outcome::Retry {
+                reason,
+                after_ms: None,
+            },
+            PutOutcome::Drop(reason) => Outcome::Drop { reason },
+        };
+        Step::Settle(outcome)
+    }
+}
+
+impl Sink for S3 {
+    fn start(&mut self, batch: &Batch<'_>, now_ms: u64) -> Step {
+        let key = match &self.object {
+            Some(o) if o.batch_id == batch.id => o.key.clone(),
+            _ => {
+                let first_ms = batch.records.first().map_or(now_ms, |r| r.epoch_ms);
+                let unique = next_random(&mut self.key_rng);
+                let key = object_key(&self.cfg.prefix, self.instance(), first_ms, unique);
+                self.object = Some(S3Object {
+                    batch_id: batch.id,
+                    key: key.clone(),
+                    maybe_stored: false,
+                    new_keys: 0,
+                });
+                key
+            }
+        };
+        self.presign(key, 0, Outcome::Delivered)
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        let Some(mut upload) = self.upload.take() else {
+            return Step::Settle(no_answer());
+        };
+        if upload.stage == Stage::Put {
+            return self.on_put(answer, upload, batch);
+        }
+        match answer.map(|(status, _, body)| parse_presign_response(status, body)) {
+            Some(Ok(presigned)) => {
+                // The upload follows at once.
+                let request = put_request(&presigned, object_body(batch.records, self.cfg.format));
+                upload.stage = Stage::Put;
+                self.upload = Some(upload);
+                Step::call(&self.cfg.s3_cluster, request)
+            }
+            Some(Err(outcome)) => Step::Settle(outcome),
+            None => Step::Settle(no_answer()),
+        }
     }
 }
 
@@ -392,10 +601,11 @@ pub fn parse_presign_response(status: u16, body: &[u8]) -> Result<Presigned, Out
 }
 
 /// The object's content: one record per line, each line ending with `\n`, gzipped.
-pub fn object_body(batch: &[QueuedRecord]) -> Vec<u8> {
+pub fn object_body(batch: &[QueuedRecord], format: RecordFormat) -> Vec<u8> {
     let mut ndjson = Vec::with_capacity(batch.iter().map(|r| r.json.len() + 1).sum());
     for r in batch {
-        let line = r.json.trim();
+        let rendered = format.render(&r.json);
+        let line = rendered.trim();
         if line.contains(['\n', '\r']) {
             // Raw line breaks in JSON can only be whitespace (inside strings they are escaped):
             // blanking them keeps one record per line.
@@ -522,7 +732,7 @@ mod tests {
         let bad = |f: fn(&mut S3Config), field: &str| {
             let mut c = cfg();
             f(&mut c);
-            let e = c.validate().unwrap_err().0;
+            let e = c.validate().unwrap_err().within("audit.s3").to_string();
             assert!(e.starts_with(&format!("audit.s3.{field}:")), "{e}");
             assert!(!e.contains("s3cr3t"), "{e}");
         };
@@ -707,14 +917,16 @@ mod tests {
                 json: r#"{"decision":"allow","record_id":"a"}"#.into(),
                 epoch_ms: 1,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: "{\"decision\":\n\"refuse\",\"note\":\"line\\nbreak\"}".into(),
                 epoch_ms: 2,
                 gap: None,
+                seq: 0,
             },
         ];
-        let gz = object_body(&batch);
+        let gz = object_body(&batch, RecordFormat::Native);
         assert_eq!(&gz[..3], &[0x1f, 0x8b, 8]);
         let n = gz.len();
         let raw = miniz_oxide::inflate::decompress_to_vec(&gz[10..n - 8]).unwrap();

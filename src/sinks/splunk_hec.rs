@@ -4,11 +4,182 @@
 //! Answers (Splunk docs, "Troubleshoot HTTP Event Collector"): 200 `{"text":"Success","code":0}`;
 //! 400 data errors (codes 5, 6, 7, 12, 13…) are not retried; 401/403 token errors are not
 //! retried; 503 (code 9, server busy) and other 5xx, 408 and 429 are retried.
+//!
+//! With indexer acknowledgement (`ack`), a post that answers an `ackId` is not delivered yet:
+//! the sink polls `/services/collector/ack` every second until Splunk says it is indexed.
 
 use std::fmt;
 
-use super::{excerpt, HttpRequest, Outcome, QueuedRecord};
-use crate::config::SplunkHecConfig;
+use serde::Deserialize;
+
+use super::config::SinkConfig;
+use super::format::RecordFormat;
+use super::{
+    compress, excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink,
+    Step,
+};
+use crate::audit::IdGenerator;
+use crate::error::ConfigError;
+
+/// Splunk HTTP Event Collector sink. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplunkHecConfig {
+    /// The Envoy cluster that reaches the collector.
+    pub cluster: String,
+    /// `:authority` of the collector (host[:port]).
+    pub authority: String,
+    /// HEC token; never logged, never recorded.
+    pub token: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    pub index: Option<String>,
+    #[serde(default = "default_source")]
+    pub source: String,
+    #[serde(default = "default_sourcetype")]
+    pub sourcetype: String,
+    /// `host` of events; defaults to the gateway's instance id.
+    pub host: Option<String>,
+    /// Indexer acknowledgement: batches count as delivered only once Splunk acks them.
+    #[serde(default)]
+    pub ack: bool,
+    /// The `X-Splunk-Request-Channel` (a GUID); one is generated per worker when unset.
+    pub channel: Option<String>,
+    /// Each event's record: as it is, in ECS or as an OCSF event.
+    #[serde(default)]
+    pub format: RecordFormat,
+}
+
+fn default_path() -> String {
+    "/services/collector/event".into()
+}
+fn default_source() -> String {
+    "policy-gateway".into()
+}
+fn default_sourcetype() -> String {
+    "policy_gateway:decision".into()
+}
+
+impl SinkConfig for SplunkHecConfig {
+    fn name(&self) -> &'static str {
+        "splunk_hec"
+    }
+
+    /// Checks the fields; errors name the field (never the token's value).
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("cluster", &self.cluster),
+            ("authority", &self.authority),
+            ("token", &self.token),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::field(field, "must not be empty"));
+            }
+        }
+        if !self.path.starts_with('/') {
+            return Err(ConfigError::field("path", "must start with '/'"));
+        }
+        Ok(())
+    }
+
+    fn build(&self, gateway: &str, seed: u64) -> Box<dyn Sink> {
+        let channel = self.ack.then(|| {
+            self.channel.clone().unwrap_or_else(|| {
+                IdGenerator::new(seed ^ CHANNEL_SEED).next(seed & 0xffff_ffff_ffff)
+            })
+        });
+        Box::new(SplunkHec {
+            cfg: self.clone(),
+            gateway: gateway.to_string(),
+            channel,
+            ack: None,
+        })
+    }
+}
+
+/// Mixed into the worker's seed for its generated request channel.
+const CHANNEL_SEED: u64 = 0xc4a7_5eed;
+
+/// Ack polling: every second, for at most two minutes, then the batch is sent again (its
+/// records carry ids for de-duplication).
+const ACK_POLL_MS: u64 = 1_000;
+const MAX_ACK_POLLS: u32 = 120;
+
+/// The HEC sink of one worker.
+struct SplunkHec {
+    cfg: SplunkHecConfig,
+    /// Events' `host` unless configured.
+    gateway: String,
+    /// The request channel: set when indexer acknowledgement is on.
+    channel: Option<String>,
+    /// The batch is posted: its ack id and the polls so far.
+    ack: Option<(u64, u32)>,
+}
+
+impl SplunkHec {
+    /// Asks, in a second, whether `ack_id` is indexed.
+    fn poll_ack(&mut self, ack_id: u64, polls: u32, now_ms: u64) -> Step {
+        let Some(channel) = self.channel.as_deref() else {
+            return Step::Settle(no_answer());
+        };
+        let request = ack_request(&self.cfg, channel, ack_id);
+        self.ack = Some((ack_id, polls));
+        Step::Call {
+            call: Call {
+                cluster: self.cfg.cluster.clone(),
+                request,
+            },
+            at_ms: now_ms + ACK_POLL_MS,
+            seen: Outcome::Delivered,
+        }
+    }
+}
+
+impl Sink for SplunkHec {
+    fn start(&mut self, batch: &Batch<'_>, _now_ms: u64) -> Step {
+        self.ack = None;
+        let request = build_request(
+            &self.cfg,
+            &self.gateway,
+            self.channel.as_deref(),
+            batch.records,
+        );
+        Step::call(&self.cfg.cluster, compress(request))
+    }
+
+    fn on_answer(&mut self, answer: Answer<'_>, _batch: &Batch<'_>, now_ms: u64) -> Step {
+        let outcome = match (self.ack.take(), answer) {
+            (Some((ack_id, polls)), answer) => {
+                let status = match answer {
+                    Some((status, _, body)) => ack_status(status, body, ack_id),
+                    None => AckStatus::Pending,
+                };
+                match status {
+                    AckStatus::Indexed => Outcome::Delivered,
+                    AckStatus::Pending if polls + 1 < MAX_ACK_POLLS => {
+                        return self.poll_ack(ack_id, polls + 1, now_ms)
+                    }
+                    AckStatus::Pending => Outcome::Retry {
+                        reason: format!("HEC ack {ack_id} not indexed after {MAX_ACK_POLLS} polls"),
+                        after_ms: None,
+                    },
+                    AckStatus::Failed(o) => o,
+                }
+            }
+            (None, Some((status, _, body))) => {
+                if self.channel.is_some() && (200..300).contains(&status) {
+                    if let Some(ack_id) = ack_id(body) {
+                        // Posted, not yet indexed: delivered only once acknowledged.
+                        return self.poll_ack(ack_id, 0, now_ms);
+                    }
+                }
+                classify(status, body)
+            }
+            (None, None) => no_answer(),
+        };
+        Step::Settle(outcome)
+    }
+}
 
 impl fmt::Debug for SplunkHecConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,6 +212,7 @@ pub fn build_request(
         source: &cfg.source,
         sourcetype: &cfg.sourcetype,
         index: cfg.index.as_deref(),
+        format: cfg.format,
     };
     for r in batch {
         envelope(&meta, r, &mut body);
@@ -115,6 +287,7 @@ struct Meta<'a> {
     source: &'a str,
     sourcetype: &'a str,
     index: Option<&'a str>,
+    format: RecordFormat,
 }
 
 fn json_str(s: &str) -> String {
@@ -136,7 +309,7 @@ fn envelope(meta: &Meta<'_>, r: &QueuedRecord, out: &mut String) {
         out.push_str(&json_str(index));
     }
     out.push_str(",\"event\":");
-    out.push_str(&r.json);
+    out.push_str(&meta.format.render(&r.json));
     out.push_str("}\n");
 }
 
@@ -178,6 +351,7 @@ mod tests {
             host: None,
             ack: false,
             channel: None,
+            format: RecordFormat::Native,
         }
     }
 
@@ -217,11 +391,13 @@ mod tests {
                 json: r#"{"decision":"allow"}"#.into(),
                 epoch_ms: 1_795_715_649_007,
                 gap: None,
+                seq: 0,
             },
             QueuedRecord {
                 json: r#"{"decision":"refuse"}"#.into(),
                 epoch_ms: 1_795_715_650_120,
                 gap: None,
+                seq: 0,
             },
         ];
         let req = build_request(&cfg(), "gw-1", None, &batch);

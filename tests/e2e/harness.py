@@ -131,7 +131,7 @@ class Gateway:
 
     def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None,
                  filters_before=None, route_metadata=None, cluster_options=None, failure_policy=None,
-                 wasm=None, cluster_ports=None):
+                 wasm=None, cluster_ports=None, strip_identity=True):
         """`wasm`: another module (the test-only fault-injection build); `cluster_ports`:
         ports for named clusters (e.g. two gateways writing to one S3 server);
         `cluster_options`: fields merged into named clusters (HTTP/2 upstreams)."""
@@ -159,6 +159,13 @@ class Gateway:
         if route_metadata:
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["route_config"]["virtual_hosts"][0]["routes"][0]["metadata"] = {"filter_metadata": route_metadata}
+        if not strip_identity:
+            # For tests that compare with `simulate`, which sees what the client sent.
+            hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            hcm.pop("early_header_mutation_extensions", None)
+            # jwt_authn also clears the headers it would set from a token.
+            hcm["http_filters"] = [f for f in hcm["http_filters"]
+                                   if f["name"] != "envoy.filters.http.jwt_authn"]
         if filters_before:
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["http_filters"][0:0] = filters_before

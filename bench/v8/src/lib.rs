@@ -40,7 +40,7 @@ fn case(index: u32) -> Option<(String, Vec<u8>)> {
     inputs::cases().into_iter().nth(index as usize)
 }
 
-const CASES: u32 = 10;
+const CASES: u32 = 11;
 
 // ---- state ----
 

@@ -1,13 +1,18 @@
 //! Payment card numbers (`credit_card`).
 //!
-//! 13–19 digits, either one contiguous run or groups split by one space or one dash (the same
-//! separator throughout): `4-4-4-4`, `4-4-4-4-1..3`, `4-4-4-1..3`, `4-6-5` (Amex), `4-6-4`
-//! (Diners). The number must pass Luhn and start with a plausible issuer prefix whose usual
-//! length matches. Dash-grouped numbers must be the whole dash-joined structure; space-grouped
+//! 12–19 digits, either one contiguous run or groups split by one space or one dash (the same
+//! separator throughout): `4-4-4-4`, `4-4-4-4-1..3`, `4-4-4-1..3`, `4-4-4` (12-digit Maestro),
+//! `4-6-5` (Amex), `4-6-4` (Diners). The number must pass Luhn (ISO/IEC 7812-1) and its
+//! issuer prefix must belong to a scheme that issues that length ([`SCHEMES`]): Visa,
+//! Mastercard, Amex, JCB (also the 15-digit `1800`/`2131` numbers), Diners, Discover,
+//! UnionPay, Maestro (12–19 digits), Mir, RuPay, Verve, Troy, BORICA, UzCard, Humo, Napas,
+//! GPN. Not matched: UATP (airline cards, prefix `1`, 15 digits), whose one-digit prefix
+//! would make every Luhn-valid 15-digit id starting with 1 a card. Dash-grouped numbers must be the whole dash-joined structure; space-grouped
 //! ones may be followed by more numbers (`4111 1111 1111 1111 12/27`).
 
 use super::{at, back, digits_at, left_clear, right_clear, Run};
 
+const MIN_DIGITS: usize = 12;
 const MAX_DIGITS: usize = 19;
 const MAX_GROUPS: usize = 5;
 
@@ -17,7 +22,7 @@ pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
         return None;
     }
     match run.len() {
-        13..=MAX_DIGITS => {
+        MIN_DIGITS..=MAX_DIGITS => {
             let digits = b.get(run.start..run.end)?;
             (right_clear(text, run.end) && is_card(digits)).then_some((run.start, run.end))
         }
@@ -66,7 +71,7 @@ fn grouped(text: &str, run: Run) -> Option<(usize, usize)> {
 /// Group lengths printed on real cards.
 fn layout_ok(lens: &[usize]) -> bool {
     match lens {
-        [4, 6, 4] | [4, 6, 5] => true,
+        [4, 6, 4] | [4, 6, 5] | [4, 4, 4] => true,
         [head @ .., last] if lens.len() >= 4 => {
             head.iter().all(|&g| g == 4) && (1..=4).contains(last)
         }
@@ -74,44 +79,75 @@ fn layout_ok(lens: &[usize]) -> bool {
     }
 }
 
-/// Luhn-valid, 13–19 digits, with an issuer prefix matching the length.
+/// Luhn-valid, 12–19 digits, with an issuer prefix (IIN) whose scheme issues that length.
 pub(super) fn is_card(digits: &[u8]) -> bool {
-    (13..=MAX_DIGITS).contains(&digits.len()) && brand_fits(digits) && luhn(digits)
+    (MIN_DIGITS..=MAX_DIGITS).contains(&digits.len()) && brand_fits(digits) && luhn(digits)
 }
+
+/// Card lengths as a bit set (bit n: n digits).
+const fn lens(from: u32, to: u32) -> u32 {
+    (u32::MAX >> (31 - to)) & !((1 << from) - 1)
+}
+
+/// Issuer ranges of ISO/IEC 7812 card schemes, from the schemes' published IIN tables:
+/// (prefix digits, first, last, lengths). A number is a card when any range holds its prefix
+/// and that range's scheme issues its length.
+const SCHEMES: [(u32, u32, u32, u32); 26] = [
+    (1, 4, 4, 1 << 13 | 1 << 16 | 1 << 19), // Visa
+    (2, 51, 55, 1 << 16),                   // Mastercard
+    (4, 2221, 2720, 1 << 16),               // Mastercard 2-series
+    (2, 34, 34, 1 << 15),                   // American Express
+    (2, 37, 37, 1 << 15),                   // American Express
+    // JCB issues from 3528-3589 (RuPay-JCB 353, 356 within); the rest of the 35 block is
+    // assigned to no other scheme, and number generators and older IIN tables give JCB all of
+    // it: a Luhn-valid 16-19 digit number there is a card number either way.
+    (2, 35, 35, lens(16, 19)),                    // JCB
+    (4, 1800, 1800, 1 << 15),                     // JCB, 15-digit numbers
+    (4, 2131, 2131, 1 << 15),                     // JCB, 15-digit numbers
+    (3, 300, 305, lens(14, 19)),                  // Diners Club International
+    (4, 3095, 3095, lens(14, 19)),                // Diners Club International
+    (2, 36, 36, lens(14, 19)),                    // Diners Club International
+    (2, 38, 39, lens(14, 19)),                    // Diners Club International
+    (4, 6011, 6011, lens(16, 19)),                // Discover
+    (3, 644, 649, lens(16, 19)),                  // Discover
+    (2, 62, 62, lens(16, 19)),                    // UnionPay (and Discover 622126-622925)
+    (2, 81, 81, lens(16, 19)),                    // UnionPay 81, RuPay 81
+    (2, 82, 82, 1 << 16),                         // RuPay
+    (4, 2200, 2204, lens(16, 19)),                // Mir
+    (4, 2205, 2205, 1 << 16),                     // BORICA
+    (4, 9792, 9792, 1 << 16),                     // Troy
+    (4, 8600, 8600, 1 << 16),                     // UzCard
+    (4, 9860, 9860, 1 << 16),                     // Humo
+    (4, 9704, 9704, 1 << 16 | 1 << 19),           // Napas
+    (4, 1946, 1946, 1 << 16 | 1 << 18 | 1 << 19), // GPN
+    // Maestro's range (50, 56-69, Mastercard's rules: 12-19 digits); within it Discover 65,
+    // RuPay 60, 65, 508, Verve 506099-507964 and 650002-650027, InterPayment 636,
+    // InstaPayment 637-639, UkrCard 604001-604200, Dankort 5019 issue 16-19 digits. Twelve
+    // digits only from Maestro's own published IINs (below): a 12-digit Luhn-valid number
+    // starting 5 or 6 is otherwise an account id or an order number as often as a card.
+    (2, 50, 50, lens(13, 19)),
+    (2, 56, 69, lens(13, 19)),
+];
+
+/// Maestro's published IINs, whose cards may have 12 digits.
+const MAESTRO_12: [u32; 9] = [5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763];
 
 fn brand_fits(d: &[u8]) -> bool {
-    let prefix = |k: usize| {
+    let prefix = |k: u32| {
         d.iter()
-            .take(k)
+            .take(k as usize)
             .fold(0u32, |v, c| v * 10 + u32::from(c.wrapping_sub(b'0')))
     };
-    let (p1, p2, p3, p4) = (prefix(1), prefix(2), prefix(3), prefix(4));
-    let len = d.len();
-    if p1 == 4 {
-        // Visa
-        matches!(len, 13 | 16 | 19)
-    } else if (51..=55).contains(&p2) || (2221..=2720).contains(&p4) {
-        // Mastercard
-        len == 16
-    } else if p2 == 34 || p2 == 37 {
-        // American Express
-        len == 15
-    } else if (3528..=3589).contains(&p4) {
-        // JCB
-        len >= 16
-    } else if (300..=305).contains(&p3) || matches!(p2, 36 | 38 | 39) {
-        // Diners Club
-        len >= 14
-    } else if p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 || p2 == 62 {
-        // Discover, UnionPay
-        len >= 16
-    } else {
-        // Maestro (50, 56–58, 6x): 12–19 digits
-        p1 == 6 || p2 == 50 || (56..=58).contains(&p2)
+    let len = d.len() as u32;
+    if len == 12 {
+        return MAESTRO_12.contains(&prefix(4));
     }
+    SCHEMES
+        .iter()
+        .any(|&(k, lo, hi, lengths)| (lo..=hi).contains(&prefix(k)) && lengths & (1 << len) != 0)
 }
 
-fn luhn(digits: &[u8]) -> bool {
+pub(super) fn luhn(digits: &[u8]) -> bool {
     let sum: u32 = digits
         .iter()
         .rev()
@@ -170,20 +206,48 @@ mod tests {
             "30569309025904",
             "6200000000000005",
             "6759649826438453",
+            // Numbers built for these tests from each scheme's IIN and length, Luhn digit last.
+            "3590111333300007",    // JCB's 35 block, outside 3528-3589
+            "180000000000002",     // JCB 15
+            "213100000000001",     // JCB 15
+            "501800000009",        // Maestro 12
+            "630400000000",        // Maestro 12
+            "675900000000",        // Maestro UK 12
+            "5000000000005",       // Maestro 13
+            "2200000000000004",    // Mir
+            "2204123456789012343", // Mir 19
+            "9792000000000003",    // Troy
+            "8600000000000007",    // UzCard
+            "9860000000000000",    // Humo
+            "9704000000000000",    // Napas
+            "1946000000000005",    // GPN
+            "8100000000000002",    // UnionPay / RuPay 81
+            "8200000000000001",    // RuPay 82
+            "506099000000000008",  // Verve 18
+            "622126000000000000",  // UnionPay 18
+            "30000000000004",      // Diners 14
         ] {
             assert!(is_card(n.as_bytes()), "{n}");
         }
         for n in [
-            "4111111111111112",  // Luhn
-            "3782822463100052",  // Luhn-valid, but Amex has 15 digits
-            "5555555555554",     // Luhn-valid, but Mastercard has 16 digits
-            "35301113333000",    // Luhn-valid, but JCB has 16-19 digits
-            "3000000000007",     // Luhn-valid, but Diners has 14-19 digits
-            "1234567812345670",  // Luhn-valid, no issuer starts with 1
-            "9999999999999995",  // Luhn-valid, no issuer starts with 9
-            "0000000000000000",  // Luhn-valid zeros
-            "41111111111111113", // Luhn-valid, but Visa has 13, 16 or 19 digits
-            "411111111111",      // too short
+            "4111111111111112",    // Luhn
+            "3782822463100052",    // Luhn-valid, but Amex has 15 digits
+            "5555555555554",       // Luhn-valid, but Mastercard has 16 digits
+            "35301113333000",      // Luhn-valid, but JCB has 16-19 digits
+            "35901113333007",      // Luhn-valid, the 35 block has 16-19 digits
+            "3000000000007",       // Luhn-valid, but Diners has 14-19 digits
+            "1234567812345670",    // Luhn-valid, no issuer starts with 1
+            "9999999999999995",    // Luhn-valid, no issuer starts with 9
+            "0000000000000000",    // Luhn-valid zeros
+            "41111111111111113",   // Luhn-valid, but Visa has 13, 16 or 19 digits
+            "411111111111",        // too short
+            "123456789015",        // Luhn-valid 12 digits, not a Maestro IIN (an AWS account id)
+            "600000000007",        // Luhn-valid 12 digits in Maestro's range, not a 12-digit IIN
+            "360000000008",        // Luhn-valid, but Diners has 14-19 digits
+            "1800000000000002",    // Luhn-valid, but JCB 1800 numbers have 15 digits
+            "100000000000009",     // Luhn-valid 15 digits from 1: UATP is not matched
+            "9792000000000000003", // Luhn-valid, but Troy has 16 digits
+            "7000000000000005",    // Luhn-valid, no scheme starts with 7
         ] {
             assert!(!is_card(n.as_bytes()), "{n}");
         }
@@ -227,6 +291,9 @@ mod tests {
             cards("card 4111 1111 1111 1111 1111 ok"),
             vec!["4111 1111 1111 1111"]
         );
+        assert_eq!(cards("maestro 5018 0000 0009."), vec!["5018 0000 0009"]);
+        assert_eq!(cards("jcb 1800 0000 0000 002"), vec!["1800 0000 0000 002"]);
+        assert_eq!(cards("jcb 180000000000002."), vec!["180000000000002"]);
     }
 
     #[test]
@@ -249,6 +316,12 @@ mod tests {
             "on 2026-11-26 12:30",
             "tracking 1Z999AA10123456784",
             "3782-822463-10005-1",
+            // Luhn-valid 4-4-4 groups outside Maestro's 12-digit IINs.
+            "ref 1234 5678 9015",
+            "ref 6000 0000 0007",
+            // A 13-digit Unix millisecond timestamp, an AWS account id.
+            "at 1764000000000 ms",
+            "account 123456789015",
         ] {
             assert!(cards(text).is_empty(), "{text}");
         }

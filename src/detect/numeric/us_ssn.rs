@@ -1,16 +1,20 @@
 //! US Social Security numbers (`us_ssn`).
 //!
-//! `AAA-GG-SSSS` or `AAA GG SSSS` anywhere; a plain 9-digit run only when `ssn`, `ss#` or
-//! `social security` (any case) appears in the 32 bytes before it. Area 000, 666 and 900–999,
-//! group 00, serial 0000 and the well-known invalid numbers (078-05-1120, 219-09-9999,
-//! 123-45-6789) are rejected. A space-separated one must not be part of a longer list of
+//! `AAA-GG-SSSS` or `AAA GG SSSS` anywhere; a plain 9-digit run only when `ssn`, `ss#`,
+//! `social security` or `itin` (any case) appears in the 32 bytes before it. Area 000 and 666, group 00,
+//! serial 0000 and the well-known invalid numbers (078-05-1120, 219-09-9999, 123-45-6789) are
+//! rejected. Areas 900–999 are accepted: the IRS issues ITINs (individual taxpayer
+//! identification numbers) there, in the same shape, and they identify a person as much. A space-separated one must not be part of a longer list of
 //! space-separated numbers.
 
-use super::{at, back, exact_digits, left_clear, right_clear, spaced_alone, value, Run};
+use super::{
+    at, back, context_before, exact_digits, left_clear, right_clear, spaced_alone, value, Run,
+};
 
 /// How far before a plain 9-digit run a context word may start.
 const CONTEXT_BYTES: usize = 32;
-const CONTEXT_WORDS: [&[u8]; 3] = [b"ssn", b"ss#", b"social security"];
+/// Words that make a plain 9-digit run an SSN or ITIN (stems: `SSNs`, `ITIN:` too).
+const CONTEXT_WORDS: [&str; 4] = ["ssn*", "ss#*", "social security*", "itin*"];
 
 pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
     let b = text.as_bytes();
@@ -35,7 +39,7 @@ pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
         }
         9 => {
             let ok = right_clear(text, run.end)
-                && has_context(b, s)
+                && context_before(b, s, CONTEXT_BYTES, &CONTEXT_WORDS)
                 && valid(value(b, s, 3), value(b, s + 3, 2), value(b, s + 5, 4));
             ok.then_some((s, run.end))
         }
@@ -46,29 +50,12 @@ pub(super) fn find(text: &str, run: Run) -> Option<(usize, usize)> {
 fn valid(area: u32, group: u32, serial: u32) -> bool {
     area != 0
         && area != 666
-        && area < 900
         && group != 0
         && serial != 0
         && !matches!(
             (area, group, serial),
             (78, 5, 1120) | (219, 9, 9999) | (123, 45, 6789)
         )
-}
-
-/// A context word starts (at a word start) within `CONTEXT_BYTES` before `start`.
-fn has_context(b: &[u8], start: usize) -> bool {
-    let window = b
-        .get(start.saturating_sub(CONTEXT_BYTES)..start)
-        .unwrap_or_default();
-    CONTEXT_WORDS.iter().any(|word| {
-        window.windows(word.len()).enumerate().any(|(i, w)| {
-            w.eq_ignore_ascii_case(word)
-                && !i
-                    .checked_sub(1)
-                    .and_then(|j| window.get(j))
-                    .is_some_and(u8::is_ascii_alphabetic)
-        })
-    })
 }
 
 #[cfg(test)]
@@ -99,6 +86,11 @@ mod tests {
             ssn_texts("Employee 001-01-0001 and 899-99-9999"),
             vec!["001-01-0001", "899-99-9999"]
         );
+        // ITINs (areas 900-999) are taxpayer ids in the same shape.
+        assert_eq!(
+            ssn_texts("ITIN 912-70-1234 and 999-88-7777; ssn 900701234"),
+            vec!["912-70-1234", "999-88-7777", "900701234"]
+        );
         // No context word needed for the separated shapes.
         assert_eq!(ssn_texts("(536-22-1234)"), vec!["536-22-1234"]);
     }
@@ -122,8 +114,8 @@ mod tests {
         for text in [
             "000-12-3456",
             "666-12-3456",
-            "900-12-3456",
-            "999-12-3456",
+            "900-00-3456",
+            "999-12-0000",
             "536-00-1234",
             "536-22-0000",
             "078-05-1120",

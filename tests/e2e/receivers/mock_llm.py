@@ -12,7 +12,9 @@ A request with `"stream": true` gets a server-sent event stream in the provider'
 message events), sent with chunked transfer encoding, one write per event unless told otherwise.
 
 Test controls (never sent by real clients):
-  header x-mock-reply: text the model "answers" (to exercise response-phase rules)
+  header x-mock-reply: text the model "answers" (to exercise response-phase rules); `{prompt}`
+                      in it stands for the last user text as this upstream received it
+  header x-mock-chunk-chars: stream the reply in deltas of this many characters
   header x-mock-status: status code to answer with
   header x-mock-chunks: JSON list of the text deltas to stream (default: the reply, by word)
   header x-mock-repeat: stream the deltas this many times over (long streams)
@@ -23,10 +25,14 @@ Test controls (never sent by real clients):
   header x-mock-gzip: always (gzip whatever accept-encoding says: a misbehaving upstream)
   header x-mock-content-type: content-type of a JSON answer (the body stays the same)
   header x-mock-latin1-header: name of a response header to add with a non-UTF-8 value
+  header x-mock-body-b64: answer exactly these bytes (base64), as a whole JSON body
+  header x-mock-stream-b64: answer a stream of exactly these chunks (base64 of a JSON list
+                            of strings), one chunked write each
   GET /_received         -> JSON list of {"path", "headers", "body"} (body as text)
   POST /_reset           -> forget received requests
 """
 
+import base64
 import gzip
 import json
 import sys
@@ -117,6 +123,12 @@ def stream_events(path, request, deltas):
         yield "response.completed", {"type": "response.completed", "sequence_number": next(seq),
                                      "response": done}
         return
+    if path.endswith("/v1/completions"):
+        for d in deltas:
+            yield None, {"id": "cmpl-mock", "object": "text_completion", "created": 1764000000,
+                         "model": model, "choices": [{"index": 0, "text": d, "finish_reason": None}]}
+        yield None, "[DONE]"
+        return
     chunk = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1764000000,
              "model": model}
     yield None, dict(chunk, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
@@ -136,12 +148,34 @@ def frame(name, data, newline):
     return f"{head}data: {text}{newline}{newline}".encode()
 
 
+def prompt_of(request):
+    """The last user text of a chat, Responses, Anthropic or completions request."""
+    if not isinstance(request, dict):
+        return ""
+    if isinstance(request.get("input"), str):
+        return request["input"]
+    if isinstance(request.get("prompt"), str):
+        return request["prompt"]
+    for message in reversed(request.get("messages") or []):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return message["content"]
+    return ""
+
+
+def reply_text(headers, request):
+    text = headers.get("x-mock-reply", "This is a mock answer.")
+    return text.replace("{prompt}", prompt_of(request))
+
+
 class Handler(ReceiverHandler):
     def _stream(self, request):
         h = self.headers
-        text = h.get("x-mock-reply", "This is a mock answer.")
+        text = reply_text(h, request)
         if h.get("x-mock-chunks"):
             deltas = json.loads(h["x-mock-chunks"])
+        elif h.get("x-mock-chunk-chars"):
+            n = int(h["x-mock-chunk-chars"])
+            deltas = [text[i:i + n] for i in range(0, len(text), n)]
         else:
             words = text.split(" ")
             deltas = [w + " " for w in words[:-1]] + [words[-1]]
@@ -218,6 +252,21 @@ class Handler(ReceiverHandler):
             request = json.loads(body)
         except ValueError:
             return self._send(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
+        if self.headers.get("x-mock-stream-b64"):
+            chunks = json.loads(base64.b64decode(self.headers["x-mock-stream-b64"]))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream; charset=utf-8")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for c in chunks:
+                data = c.encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.headers.get("x-mock-body-b64"):
+            return self._send(200, base64.b64decode(self.headers["x-mock-body-b64"]),
+                              self.headers.get("x-mock-content-type", "application/json"))
         if isinstance(request, dict) and request.get("stream") is True \
                 and "x-mock-status" not in self.headers:
             try:
@@ -225,7 +274,7 @@ class Handler(ReceiverHandler):
             except (BrokenPipeError, ConnectionResetError):
                 return
         status = int(self.headers.get("x-mock-status", "200"))
-        text = self.headers.get("x-mock-reply", "This is a mock answer.")
+        text = reply_text(self.headers, request)
         data = json.dumps(reply_body(self.path, request, text)).encode()
         gz = self.headers.get("x-mock-gzip") == "always" or any(
             c.split(";")[0].strip().lower() == "gzip"

@@ -1,0 +1,188 @@
+//! Where the rules match a body's texts: every detector, keyword and pattern hit of every
+//! rule, by segment, and the counts the record gets. Whole bodies and streams both use it.
+
+use std::collections::BTreeMap;
+
+use super::work;
+use crate::detect::{self, DetectorId, Finding};
+use crate::llm::{self, Phase};
+use crate::policy::Policy;
+
+/// Where a hit came from, for detection and redaction counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Source {
+    Detector(DetectorId),
+    Keyword,
+    Pattern,
+}
+
+impl Source {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Source::Detector(d) => d.name(),
+            Source::Keyword => "keyword",
+            Source::Pattern => "pattern",
+        }
+    }
+
+    pub(super) fn placeholder(self) -> &'static str {
+        match self {
+            Source::Detector(d) => d.placeholder(),
+            Source::Keyword | Source::Pattern => "[REDACTED]",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hit {
+    pub(super) rule: usize,
+    pub(super) segment: usize,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) source: Source,
+}
+
+/// Runs the detectors, keywords and patterns the rules need over every segment.
+pub(super) fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Vec<Hit> {
+    find_hits_scored(policy, phase, segments, &mut None)
+}
+
+/// [`find_hits`], and the highest prompt-injection score into `score` (when it ran).
+pub(super) fn find_hits_scored(
+    policy: &Policy,
+    phase: Phase,
+    segments: &[llm::Segment<'_>],
+    score: &mut Option<f64>,
+) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut keyword_hits = Vec::new();
+    let mut pattern_hits = Vec::new();
+    for (si, seg) in segments.iter().enumerate() {
+        let enabled = policy.detectors_for(phase, seg.role);
+        findings.clear();
+        detect::scan(
+            seg.text,
+            enabled.without(DetectorId::PromptInjection),
+            &mut findings,
+        );
+        // Prompt injection is scored once per text; each rule compares with its min_score.
+        let injection = enabled
+            .contains(DetectorId::PromptInjection)
+            .then(|| detect::prompt_injection::assess(seg.text, &mut findings));
+        if let Some(s) = injection {
+            *score = Some(score.map_or(s, |best: f64| best.max(s)));
+        }
+        keyword_hits.clear();
+        if !policy.keywords.is_empty() {
+            policy.keywords.find(seg.text, &mut keyword_hits);
+        }
+        for (ri, rule) in policy.rules.iter().enumerate() {
+            if !rule.applies_to(phase) || !rule.roles.contains(seg.role) {
+                continue;
+            }
+            let scored = |f: &&Finding| {
+                f.detector != DetectorId::PromptInjection
+                    || injection.is_some_and(|s| s >= rule.min_score)
+            };
+            for f in findings
+                .iter()
+                .filter(|f| rule.detectors.contains(f.detector))
+                .filter(scored)
+            {
+                hits.push(Hit {
+                    rule: ri,
+                    segment: si,
+                    start: f.start,
+                    end: f.end,
+                    source: Source::Detector(f.detector),
+                });
+            }
+            if rule.has_keywords {
+                for k in keyword_hits.iter().filter(|k| k.tag as usize == ri) {
+                    hits.push(Hit {
+                        rule: ri,
+                        segment: si,
+                        start: k.start,
+                        end: k.end,
+                        source: Source::Keyword,
+                    });
+                }
+            }
+            for p in &rule.patterns {
+                pattern_hits.clear();
+                p.find(seg.text, &mut pattern_hits);
+                for &(start, end) in &pattern_hits {
+                    hits.push(Hit {
+                        rule: ri,
+                        segment: si,
+                        start,
+                        end,
+                        source: Source::Pattern,
+                    });
+                }
+            }
+        }
+    }
+    work::add(hits.len());
+    hits
+}
+
+/// Which rules have at least one hit, by rule index (one pass over the hits).
+pub(super) fn rules_hit(policy: &Policy, hits: &[Hit]) -> Vec<bool> {
+    let mut hit = vec![false; policy.rules.len()];
+    for h in hits {
+        work::add(1);
+        if let Some(slot) = hit.get_mut(h.rule) {
+            *slot = true;
+        }
+    }
+    hit
+}
+
+/// `rules` (indices) as a mask over the policy's rules, for O(1) membership per hit.
+pub(super) fn rule_mask(policy: &Policy, rules: &[usize]) -> Vec<bool> {
+    let mut mask = vec![false; policy.rules.len()];
+    for &i in rules {
+        if let Some(slot) = mask.get_mut(i) {
+            *slot = true;
+        }
+    }
+    mask
+}
+
+pub(super) fn in_mask(mask: &[bool], rule: usize) -> bool {
+    mask.get(rule).copied().unwrap_or(false)
+}
+
+/// Stable sort that counts its comparisons as work. Hits come as a policy-bounded number of
+/// sorted runs (per rule and source), which the stable sort merges in O(n log runs).
+pub(super) fn sort_counted<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
+    items.sort_by(|a, b| {
+        work::add(1);
+        key(a).cmp(&key(b))
+    });
+}
+
+/// Counts distinct entities found by triggered rules (an entity two rules found counts once).
+pub(super) fn count_detections(
+    hits: &[Hit],
+    triggered: &[bool],
+    counts: &mut BTreeMap<String, u32>,
+) {
+    let mut seen: Vec<(usize, usize, usize, Source)> = hits
+        .iter()
+        .filter(|h| in_mask(triggered, h.rule))
+        .map(|h| (h.segment, h.start, h.end, h.source))
+        .collect();
+    sort_counted(&mut seen, |k| *k);
+    seen.dedup();
+    let mut per_source: BTreeMap<Source, u32> = BTreeMap::new();
+    for (_, _, _, source) in seen {
+        work::add(1);
+        *per_source.entry(source).or_insert(0) += 1;
+    }
+    for (source, n) in per_source {
+        *counts.entry(source.name().to_string()).or_insert(0) += n;
+    }
+}

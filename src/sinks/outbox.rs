@@ -1,0 +1,887 @@
+//! A VM's audit outbox: every configured sink's shipper, the call each has out, what the
+//! metrics were last told, and this VM's entry in the ledger (`sinks::ledger`). The filter's
+//! root context calls it on each event (a record, a tick, an answer, a stop) through a small
+//! [`Host`] (dispatch a call, the shared data), and applies the [`Report`] it returns: metric
+//! moves and warnings to log. Every delivery decision is here, host-free.
+//!
+//! Every record passes through the VM's chain (`audit::chain`) here, before any sink sees it:
+//! decision and `policy_change` records as they are pushed, the `gap` records this outbox
+//! writes for a sink's losses or a dead VM's, and the signed `checkpoint` records the chain
+//! asks for. Every sink receives every chained record (the gap record of one sink's loss
+//! included), so each sink's export is the same chain, less what that sink lost.
+
+use serde_json::{Map, Value};
+
+use super::config::AuditConfig;
+use super::delivery::Stats;
+use super::ledger::{self, Entry, SinkEntry, Store};
+use super::shipper::{GapCause, Shipper};
+use super::{Answer, Call, Gap, Outcome, QueuedRecord};
+use crate::audit::chain::{Chain, Linked};
+use crate::audit::time::iso8601_millis;
+use crate::audit::{IdGenerator, SCHEMA_VERSION};
+
+/// How often a VM looks for dead VMs' ledgers (and checks that its own was not claimed).
+const LEDGER_SCAN_MS: u64 = 1_000;
+
+/// The host, as delivery uses it: its shared data (for the ledger) and its HTTP calls.
+pub trait Host: Store {
+    /// Dispatches `call`: the token its answer will come back with, or why it could not.
+    fn dispatch(&self, call: &Call) -> Result<u32, String>;
+}
+
+/// Moves of one sink's metrics: counters (`delivered`, `retried`, `dropped`) and the
+/// `buffered_bytes` gauge. Deltas, so that workers sharing a metric sum correctly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub delivered: i64,
+    pub retried: i64,
+    pub dropped: i64,
+    pub buffered_bytes: i64,
+}
+
+/// What the host is to apply after an event.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Per sink, in the order of [`Outbox::names`].
+    pub sinks: Vec<Counters>,
+    /// For `records.dropped`: every sink's drops, and those a dead VM left on a sink this
+    /// configuration lacks.
+    pub dropped: i64,
+    /// Lines to log as warnings.
+    pub warnings: Vec<String>,
+}
+
+/// One sink of the VM.
+struct Slot {
+    shipper: Shipper,
+    /// The token of the call out, if one is.
+    in_flight: Option<u32>,
+    /// The counters as metrics last saw them.
+    reported: Stats,
+    reported_bytes: i64,
+    /// The last reason logged: each is logged once, until delivery works again.
+    last_error: Option<String>,
+}
+
+/// This VM's place in the ledger.
+#[derive(Debug, Default)]
+struct VmLedger {
+    /// Its number; `None` until registered (the index was contended: retried on tick).
+    vm: Option<u64>,
+    /// Set by [`Outbox::stop`]: what is left is reported as `vm_stopped` if it never drains.
+    stopped: bool,
+    last_scan_ms: u64,
+}
+
+pub struct Outbox {
+    /// The gateway's instance id.
+    gateway: String,
+    vm_stale_ms: u64,
+    slots: Vec<Slot>,
+    ledger: VmLedger,
+    chain: Chain,
+    /// Ids of the gap records this outbox writes.
+    ids: IdGenerator,
+}
+
+impl Outbox {
+    /// The configured sinks of a VM numbered `vm` in the ledger; `seed` is the VM's, and the
+    /// chain starts at `start_ms`.
+    pub fn new(
+        audit: &AuditConfig,
+        gateway: &str,
+        seed: u64,
+        vm: Option<u64>,
+        start_ms: u64,
+    ) -> Outbox {
+        let limits = audit.limits();
+        let slots = audit
+            .sinks()
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| Slot {
+                shipper: Shipper::new(config, limits, gateway, seed ^ (i as u64) << 40),
+                in_flight: None,
+                reported: Stats::default(),
+                reported_bytes: 0,
+                last_error: None,
+            })
+            .collect();
+        Outbox {
+            gateway: gateway.to_string(),
+            vm_stale_ms: audit.vm_stale_ms,
+            slots,
+            ledger: VmLedger {
+                vm,
+                ..VmLedger::default()
+            },
+            chain: Chain::new(&audit.trail, gateway, seed, start_ms),
+            ids: IdGenerator::new(seed ^ 0x5eed),
+        }
+    }
+
+    /// The id of this VM's chain.
+    pub fn chain_id(&self) -> &str {
+        self.chain.id()
+    }
+
+    /// The sinks' names, in the order of [`Report::sinks`].
+    pub fn names(&self) -> Vec<&'static str> {
+        self.slots.iter().map(|s| s.shipper.name()).collect()
+    }
+
+    fn report(&self) -> Report {
+        Report {
+            sinks: vec![Counters::default(); self.slots.len()],
+            ..Report::default()
+        }
+    }
+
+    /// Chains a record and queues it for every sink, then a checkpoint if one is due. Never
+    /// blocks, never fails: a full buffer drops its oldest records and counts them (reported
+    /// with the sink's other counters).
+    pub fn push(&mut self, host: &impl Host, json: String, epoch_ms: u64) {
+        let linked = self.chain.link(&json);
+        self.broadcast(linked, epoch_ms, None);
+        self.checkpoint_if_due(epoch_ms);
+        self.write_ledger(host, epoch_ms);
+    }
+
+    /// Queues a chained record for every sink. `announces`: the loss it announces, and the
+    /// sink that lost it (`None`: every sink), whose delivery then tracks it.
+    fn broadcast(
+        &mut self,
+        linked: Linked,
+        epoch_ms: u64,
+        announces: Option<(Option<usize>, Gap)>,
+    ) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let gap = announces
+                .filter(|(sink, _)| sink.is_none_or(|s| s == i))
+                .map(|(_, gap)| gap);
+            slot.shipper.push(QueuedRecord {
+                json: linked.json.clone(),
+                epoch_ms,
+                gap,
+                seq: linked.seq,
+            });
+        }
+    }
+
+    fn checkpoint_if_due(&mut self, now_ms: u64) {
+        if self.chain.checkpoint_due(now_ms) {
+            if let Some(cp) = self.chain.checkpoint(now_ms, false) {
+                self.broadcast(cp, now_ms, None);
+            }
+        }
+    }
+
+    /// The chain's closing checkpoint (a key configured, records since the last one): call
+    /// before a stopping VM's last flush.
+    pub fn close(&mut self, host: &impl Host, now_ms: u64) {
+        if let Some(cp) = self.chain.checkpoint(now_ms, true) {
+            self.broadcast(cp, now_ms, None);
+            self.write_ledger(host, now_ms);
+        }
+    }
+
+    /// Chains a gap record for each loss a sink now owes one (delivery works again), queued
+    /// for every sink and tracked by the one that lost the records.
+    fn announce_owed(&mut self, now_ms: u64) {
+        for i in 0..self.slots.len() {
+            let Some(slot) = self.slots.get_mut(i) else {
+                continue;
+            };
+            let (sink, owed) = (slot.shipper.name(), slot.shipper.take_owed());
+            for (gap, cause) in owed {
+                let record = GapRecord {
+                    sink,
+                    gateway: &self.gateway,
+                    cause,
+                    vm: None,
+                    gap,
+                    chain: self.chain.id(),
+                };
+                let members = record.members(self.ids.next(now_ms), now_ms);
+                let linked = self.chain.link_members(members);
+                self.broadcast(linked, now_ms, Some((Some(i), gap)));
+            }
+        }
+        self.checkpoint_if_due(now_ms);
+    }
+
+    /// Sends every due batch (all of them when `force`).
+    pub fn flush(&mut self, host: &impl Host, now_ms: u64, force: bool) -> Report {
+        let mut report = self.report();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            slot.dispatch_next(host, now_ms, force, &mut report);
+            slot.count(i, &mut report);
+        }
+        self.announce_owed(now_ms);
+        report
+    }
+
+    /// Takes the answer to call `token`. A sink with more to send right away (the upload
+    /// after its presigned URL, the next part) sends it at once.
+    pub fn on_answer(
+        &mut self,
+        host: &impl Host,
+        token: u32,
+        answer: Answer<'_>,
+        now_ms: u64,
+    ) -> Report {
+        let mut report = self.report();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.in_flight != Some(token) {
+                continue;
+            }
+            slot.in_flight = None;
+            match slot.shipper.on_answer(answer, now_ms) {
+                Outcome::Delivered => slot.last_error = None,
+                Outcome::Retry { reason, .. } | Outcome::Drop { reason } => {
+                    slot.note_error(&reason, &mut report)
+                }
+            }
+            slot.dispatch_next(host, now_ms, false, &mut report);
+            slot.count(i, &mut report);
+        }
+        self.announce_owed(now_ms);
+        self.write_ledger(host, now_ms);
+        report
+    }
+
+    /// Writes this VM's ledger entry: what each sink holds undelivered, as of now. Done
+    /// whenever that changes (a record queued, an answer) and on every tick (the heartbeat).
+    /// A stopped VM with nothing left takes itself out of the ledger instead.
+    fn write_ledger(&mut self, host: &impl Host, now_ms: u64) {
+        let Some(vm) = self.ledger.vm else {
+            return;
+        };
+        let entry = Entry {
+            vm,
+            gateway: self.gateway.clone(),
+            chain: self.chain.id().to_string(),
+            beat_ms: now_ms,
+            stopped: self.ledger.stopped,
+            sinks: self
+                .slots
+                .iter()
+                .map(|s| {
+                    let u = s.shipper.unaccounted();
+                    let dropped = s.shipper.stats().dropped();
+                    SinkEntry {
+                        sink: s.shipper.name().to_string(),
+                        pending: u.pending,
+                        unannounced: u.unannounced,
+                        unreported_dropped: dropped.saturating_sub(s.reported.dropped()),
+                        gauge_bytes: s.reported_bytes.max(0) as u64,
+                    }
+                })
+                .collect(),
+        };
+        if self.ledger.stopped && entry.is_empty() {
+            ledger::retire(host, &[vm]);
+            self.ledger.vm = None;
+        } else {
+            ledger::write(host, &entry);
+        }
+    }
+
+    /// On tick: registers if needed, registers again if another VM presumed this one dead,
+    /// claims dead VMs' ledgers and reports what they lost, then writes the heartbeat.
+    pub fn tend(&mut self, host: &impl Host, now_ms: u64) -> Report {
+        let mut report = self.report();
+        let stale_ms = self.vm_stale_ms;
+        let l = &mut self.ledger;
+        if l.vm.is_none() && !l.stopped {
+            l.vm = ledger::register(host, &self.gateway, now_ms);
+        }
+        let mut claimed = Vec::new();
+        if let (Some(vm), true) = (
+            l.vm,
+            now_ms.saturating_sub(l.last_scan_ms) >= LEDGER_SCAN_MS,
+        ) {
+            l.last_scan_ms = now_ms;
+            if let Some(by) = ledger::claimed_by(host, vm) {
+                report.warnings.push(format!(
+                    "{by} presumed this VM ({vm}) dead (no ledger write for {stale_ms} ms: a \
+                     stalled worker?) and reported its undelivered records lost; those still \
+                     delivered are then counted twice; registering again"
+                ));
+                l.vm = ledger::register(host, &self.gateway, now_ms);
+            }
+            if let Some(vm) = l.vm {
+                claimed = ledger::claim_dead(host, vm, now_ms, stale_ms);
+            }
+        }
+        for entry in &claimed {
+            self.adopt(entry, now_ms, &mut report);
+        }
+        self.announce_owed(now_ms);
+        self.write_ledger(host, now_ms);
+        report
+    }
+
+    /// Reports what a dead VM lost: a gap record per sink, naming the range lost in the dead
+    /// VM's chain (in this VM's chain, queued for every sink; tracked by this VM's sink of the
+    /// same name, or every sink when it has none), its records counted dropped in both dropped
+    /// metrics, and its share of the buffered-bytes gauge taken back.
+    fn adopt(&mut self, entry: &Entry, now_ms: u64, report: &mut Report) {
+        let cause = entry.cause();
+        for lost in entry.lost() {
+            let named = self
+                .slots
+                .iter()
+                .position(|s| s.shipper.name() == lost.sink);
+            if lost.gap.dropped > 0 {
+                report.warnings.push(format!(
+                    "VM {} ({}) left {} records undelivered to {}: gap record queued",
+                    entry.vm,
+                    cause.name(),
+                    lost.gap.dropped,
+                    lost.sink
+                ));
+                let record = GapRecord {
+                    sink: &lost.sink,
+                    gateway: &entry.gateway,
+                    cause,
+                    vm: Some(entry.vm),
+                    gap: lost.gap,
+                    chain: &lost.chain,
+                };
+                let members = record.members(self.ids.next(now_ms), now_ms);
+                let linked = self.chain.link_members(members);
+                // Tracked here by count and time only: its sequence range is another chain's.
+                let tracked = Gap {
+                    from_seq: 0,
+                    to_seq: 0,
+                    ..lost.gap
+                };
+                self.broadcast(linked, now_ms, Some((named, tracked)));
+            }
+            let dropped = lost.newly_dropped as i64;
+            report.dropped += dropped;
+            // A sink this configuration lacks has no metrics here: only the global count.
+            if let Some(c) = named.and_then(|n| report.sinks.get_mut(n)) {
+                c.dropped += dropped;
+                c.buffered_bytes -= lost.gauge_bytes as i64;
+            }
+        }
+    }
+
+    /// At a stop (shutdown, reconfiguration): the ledger keeps what is still undelivered,
+    /// for whichever VM claims it if this one never drains it.
+    pub fn stop(&mut self, host: &impl Host, now_ms: u64) {
+        self.ledger.stopped = true;
+        self.write_ledger(host, now_ms);
+    }
+}
+
+/// A `gap` record: records lost for `cause` by sink `sink` (of this VM, or of VM `vm` of
+/// gateway `gateway`), how many, over which time span and which sequence range of `chain`.
+struct GapRecord<'a> {
+    sink: &'a str,
+    gateway: &'a str,
+    cause: GapCause,
+    vm: Option<u64>,
+    gap: Gap,
+    chain: &'a str,
+}
+
+impl GapRecord<'_> {
+    fn members(&self, record_id: String, now_ms: u64) -> Map<String, Value> {
+        let mut m = Map::new();
+        let g = self.gap;
+        m.insert("schema_version".into(), SCHEMA_VERSION.into());
+        m.insert("record_type".into(), "gap".into());
+        m.insert("record_id".into(), record_id.into());
+        m.insert("timestamp".into(), iso8601_millis(now_ms).into());
+        m.insert("sink".into(), self.sink.into());
+        m.insert("gateway".into(), self.gateway.into());
+        m.insert("cause".into(), self.cause.name().into());
+        if let Some(vm) = self.vm {
+            m.insert("vm".into(), vm.into());
+        }
+        m.insert("dropped".into(), g.dropped.into());
+        m.insert("from".into(), iso8601_millis(g.from_ms).into());
+        m.insert("to".into(), iso8601_millis(g.to_ms).into());
+        if g.from_seq > 0 && !self.chain.is_empty() {
+            m.insert("lost_chain".into(), self.chain.into());
+            m.insert("from_seq".into(), g.from_seq.into());
+            m.insert("to_seq".into(), g.to_seq.into());
+        }
+        m
+    }
+}
+
+impl Slot {
+    /// Dispatches the sink's next call, if one is due and none is out.
+    fn dispatch_next(&mut self, host: &impl Host, now_ms: u64, force: bool, report: &mut Report) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let Some(call) = self.shipper.poll(now_ms, force) else {
+            return;
+        };
+        match host.dispatch(&call) {
+            Ok(token) => self.in_flight = Some(token),
+            Err(status) => {
+                let reason = format!("dispatch to cluster \"{}\" failed: {status}", call.cluster);
+                self.note_error(&reason, report);
+                self.shipper.on_dispatch_failed(now_ms);
+            }
+        }
+    }
+
+    /// Warns of an error once per distinct reason (never the token or the body sent).
+    fn note_error(&mut self, reason: &str, report: &mut Report) {
+        if self.last_error.as_deref() != Some(reason) {
+            report
+                .warnings
+                .push(format!("sink {}: {reason}", self.shipper.name()));
+            self.last_error = Some(reason.to_string());
+        }
+    }
+
+    /// Adds the counters' moves since the last report to sink `i`'s. Drops come from one
+    /// counter (`Stats::dropped`, whatever the cause), for both the sink's and the global
+    /// metric.
+    fn count(&mut self, i: usize, report: &mut Report) {
+        let (s, r) = (self.shipper.stats(), self.reported);
+        let dropped = s.dropped().saturating_sub(r.dropped()) as i64;
+        let bytes = self.shipper.buffered_bytes() as i64;
+        if let Some(c) = report.sinks.get_mut(i) {
+            c.delivered += s.delivered.saturating_sub(r.delivered) as i64;
+            c.retried += s.retried.saturating_sub(r.retried) as i64;
+            c.dropped += dropped;
+            c.buffered_bytes += bytes - self.reported_bytes;
+        }
+        report.dropped += dropped;
+        self.reported = s;
+        self.reported_bytes = bytes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::ledger::{claim_key, entry_key, Entry, GONE, INDEX_KEY};
+    use crate::sinks::Gap;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// Shared data as Envoy keeps it (a CAS token per set), and the calls dispatched.
+    #[derive(Default)]
+    struct FakeHost {
+        data: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        cas: Cell<u32>,
+        calls: RefCell<Vec<Call>>,
+        /// While set, every dispatch fails.
+        refuse: Cell<bool>,
+    }
+
+    impl Store for FakeHost {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            match self.data.borrow().get(key) {
+                Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+                None => (None, None),
+            }
+        }
+
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            let mut data = self.data.borrow_mut();
+            if let (Some((_, current)), Some(cas)) = (data.get(key), cas) {
+                if *current != cas {
+                    return false;
+                }
+            }
+            self.cas.set(self.cas.get() + 1);
+            data.insert(key.to_string(), (value.to_vec(), self.cas.get()));
+            true
+        }
+    }
+
+    impl Host for FakeHost {
+        fn dispatch(&self, call: &Call) -> Result<u32, String> {
+            if self.refuse.get() {
+                return Err("BadArgument".into());
+            }
+            self.calls.borrow_mut().push(call.clone());
+            Ok(self.calls.borrow().len() as u32)
+        }
+    }
+
+    impl FakeHost {
+        fn call(&self, token: u32) -> Call {
+            self.calls.borrow()[token as usize - 1].clone()
+        }
+
+        fn entry(&self, vm: u64) -> Vec<u8> {
+            self.get(&entry_key(vm)).0.unwrap_or_default()
+        }
+    }
+
+    fn audit(sinks: serde_json::Value) -> AuditConfig {
+        let mut doc = serde_json::json!({"flush_interval_ms": 100});
+        for (k, v) in sinks.as_object().unwrap() {
+            doc[k] = v.clone();
+        }
+        serde_json::from_value(doc).unwrap()
+    }
+
+    fn hec() -> serde_json::Value {
+        serde_json::json!({"cluster": "hec", "authority": "splunk:8088", "token": "t"})
+    }
+
+    fn s3() -> serde_json::Value {
+        serde_json::json!({"presigner_cluster": "presigner",
+            "presigner_authority": "presigner:8080", "s3_cluster": "s3"})
+    }
+
+    const OK: &[u8] = br#"{"text":"Success","code":0}"#;
+
+    fn presigned() -> Vec<u8> {
+        serde_json::json!({"url": "http://127.0.0.1:9000/audit/k?X-Amz-Signature=ab",
+            "headers": {}, "expires_at": 9_999_999_999u64})
+        .to_string()
+        .into_bytes()
+    }
+
+    /// The records of a HEC call, gzipped or not.
+    fn hec_events(call: &Call) -> Vec<serde_json::Value> {
+        let body = &call.request.body;
+        let body = if body.starts_with(&[0x1f, 0x8b]) {
+            miniz_oxide::inflate::decompress_to_vec(&body[10..body.len() - 8]).unwrap()
+        } else {
+            body.clone()
+        };
+        serde_json::Deserializer::from_slice(&body)
+            .into_iter::<serde_json::Value>()
+            .map(|e| e.unwrap()["event"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn answers_go_to_the_sink_that_made_the_call_and_the_next_call_goes_at_once() {
+        let host = FakeHost::default();
+        let mut out = Outbox::new(
+            &audit(serde_json::json!({"splunk_hec": hec(), "s3": s3()})),
+            "gw",
+            1,
+            None,
+            0,
+        );
+        assert_eq!(out.names(), ["splunk_hec", "s3"]);
+        out.push(&host, r#"{"i":1}"#.into(), 1_000);
+        let r = out.flush(&host, 1_000, true);
+        assert_eq!(
+            (host.call(1).cluster.as_str(), host.call(2).cluster.as_str()),
+            ("hec", "presigner")
+        );
+        // Every sink holds the record as chained: its canonical form, with `chain`.
+        let linked = serde_json::json!({"i": 1, "chain": {"id": out.chain_id(), "seq": 1,
+            "prev": crate::audit::chain::GENESIS}});
+        let len = crate::audit::chain::canonical(&linked).len() as i64;
+        assert_eq!(r.sinks[0].buffered_bytes, len);
+        assert_eq!(hec_events(&host.call(1))[0], linked);
+        // The presigned URL: the upload goes out with the answer, not at the next tick.
+        let r = out.on_answer(&host, 2, Some((200, &[], &presigned())), 1_001);
+        assert_eq!(host.call(3).request.method, "PUT");
+        assert_eq!(r.sinks, vec![Counters::default(); 2]);
+        let r = out.on_answer(&host, 1, Some((200, &[], OK)), 1_002);
+        let hec_moves = Counters {
+            delivered: 1,
+            buffered_bytes: -len,
+            ..Counters::default()
+        };
+        assert_eq!(r.sinks, vec![hec_moves, Counters::default()]);
+        let r = out.on_answer(&host, 3, Some((200, &[], b"")), 1_003);
+        assert_eq!(r.sinks[1].delivered, 1);
+        assert!(r.warnings.is_empty());
+        let r = out.on_answer(&host, 3, Some((200, &[], b"")), 1_004);
+        assert_eq!(
+            r.sinks,
+            vec![Counters::default(); 2],
+            "an answer counts once"
+        );
+    }
+
+    /// Two sinks, each sends what it holds and is answered `status` (HEC) / delivered (S3).
+    fn round(out: &mut Outbox, host: &FakeHost, now: u64, hec_status: u16) {
+        let before = host.calls.borrow().len() as u32;
+        out.flush(host, now, true);
+        let after = host.calls.borrow().len() as u32;
+        for token in before + 1..=after {
+            let answer = match host.call(token).cluster.as_str() {
+                "hec" if hec_status == 200 => (200, OK.to_vec()),
+                "hec" => (
+                    hec_status,
+                    br#"{"text":"Invalid data format","code":6}"#.to_vec(),
+                ),
+                "presigner" => (200, presigned()),
+                _ => (200, Vec::new()),
+            };
+            out.on_answer(host, token, Some((answer.0, &[], &answer.1)), now);
+        }
+        // The S3 upload goes out with the presigner's answer.
+        let last = host.calls.borrow().len() as u32;
+        for token in after + 1..=last {
+            out.on_answer(host, token, Some((200, &[], b"")), now);
+        }
+    }
+
+    #[test]
+    fn a_sinks_loss_is_a_chained_gap_record_every_sink_receives() {
+        let host = FakeHost::default();
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32]);
+        let mut audit = audit(serde_json::json!({"splunk_hec": hec(), "s3": s3()}));
+        audit.trail = serde_json::from_value(serde_json::json!({
+            "checkpoint_records": 3, "key_id": "k1", "hmac_key": key}))
+        .unwrap();
+        let mut out = Outbox::new(&audit, "gw", 1, None, 0);
+        out.push(&host, r#"{"record_type":"decision","n":1}"#.into(), 10);
+        out.push(&host, r#"{"record_type":"decision","n":2}"#.into(), 11);
+        // HEC rejects the batch (seq 1 and 2); S3 stores it. HEC owes a gap record at once
+        // (seq 3), and three records make a checkpoint (seq 4).
+        round(&mut out, &host, 20, 400);
+        out.push(&host, r#"{"record_type":"decision","n":3}"#.into(), 30);
+        round(&mut out, &host, 40, 200);
+        round(&mut out, &host, 50, 200);
+        let hec: Vec<serde_json::Value> = host
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.cluster == "hec")
+            .flat_map(hec_events)
+            .collect();
+        let seqs: Vec<u64> = hec
+            .iter()
+            .map(|e| e["chain"]["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            [1, 2, 3, 4, 5],
+            "sent, rejected (1, 2), then the rest"
+        );
+        let gap = &hec[2];
+        assert_eq!(gap["record_type"], "gap");
+        assert_eq!(
+            (gap["sink"].as_str(), gap["cause"].as_str()),
+            (Some("splunk_hec"), Some("rejected"))
+        );
+        assert_eq!(gap["lost_chain"], out.chain_id());
+        assert_eq!(
+            (gap["from_seq"].as_u64(), gap["to_seq"].as_u64()),
+            (Some(1), Some(2))
+        );
+        let cp = &hec[3];
+        assert_eq!(hec[4]["n"], 3);
+        assert_eq!(
+            (cp["record_type"].as_str(), cp["records"].as_u64()),
+            (Some("checkpoint"), Some(3))
+        );
+        // Each record's prev is the hash of the one before, whatever sink carried it.
+        for pair in hec.windows(2) {
+            let h = crate::audit::chain::hex(&crate::audit::chain::sha256(
+                crate::audit::chain::canonical(&pair[0]).as_bytes(),
+            ));
+            assert_eq!(pair[1]["chain"]["prev"], h.as_str());
+        }
+        // S3 got the gap record too (the chain is one for every sink), and owes none.
+        let entry_sinks = out
+            .slots
+            .iter()
+            .map(|s| s.shipper.unaccounted())
+            .collect::<Vec<_>>();
+        assert!(
+            entry_sinks.iter().all(|u| u.unannounced.is_none()),
+            "{entry_sinks:?}"
+        );
+        let mut s3_seqs = Vec::new();
+        for c in host
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.request.method == "PUT")
+        {
+            let b = &c.request.body;
+            let text = miniz_oxide::inflate::decompress_to_vec(&b[10..b.len() - 8]).unwrap();
+            for line in String::from_utf8(text).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                s3_seqs.push(v["chain"]["seq"].as_u64().unwrap());
+            }
+        }
+        assert_eq!(
+            s3_seqs,
+            [1, 2, 3, 4, 5],
+            "S3 lost nothing, and got the gap record too"
+        );
+    }
+
+    #[test]
+    fn a_failed_dispatch_is_retried_and_warned_once_until_delivery_works() {
+        let host = FakeHost::default();
+        let mut out = Outbox::new(
+            &audit(serde_json::json!({"splunk_hec": hec()})),
+            "gw",
+            1,
+            None,
+            0,
+        );
+        out.push(&host, "{}".into(), 0);
+        host.refuse.set(true);
+        let r = out.flush(&host, 0, true);
+        let warning = "sink splunk_hec: dispatch to cluster \"hec\" failed: BadArgument";
+        assert_eq!(r.warnings, [warning]);
+        assert_eq!((r.sinks[0].retried, r.dropped), (1, 0));
+        let r = out.flush(&host, 60_000, false);
+        assert!(r.warnings.is_empty(), "the same reason again: not logged");
+        assert_eq!(r.sinks[0].retried, 1);
+        host.refuse.set(false);
+        out.flush(&host, 120_000, false);
+        let r = out.on_answer(&host, 1, Some((200, &[], OK)), 120_001);
+        assert_eq!(r.sinks[0].delivered, 1);
+        out.push(&host, "{}".into(), 120_002);
+        host.refuse.set(true);
+        assert_eq!(
+            out.flush(&host, 120_002, true).warnings,
+            [warning],
+            "logged again"
+        );
+    }
+
+    #[test]
+    fn a_dead_vms_losses_are_chained_gap_records_naming_its_chain_for_every_sink() {
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let dead = ledger::register(&host, "gw-old", 0).unwrap();
+        let gap = |n| {
+            Some(Gap {
+                dropped: n,
+                from_ms: 100,
+                to_ms: 200,
+                from_seq: 10,
+                to_seq: 9 + n,
+            })
+        };
+        ledger::write(
+            &host,
+            &Entry {
+                vm: dead,
+                gateway: "gw-old".into(),
+                chain: "dead-chain".into(),
+                beat_ms: 500,
+                stopped: false,
+                sinks: vec![
+                    SinkEntry {
+                        sink: "s3".into(),
+                        pending: gap(5),
+                        gauge_bytes: 300,
+                        ..SinkEntry::default()
+                    },
+                    SinkEntry {
+                        sink: "elasticsearch".into(),
+                        pending: gap(2),
+                        ..SinkEntry::default()
+                    },
+                ],
+            },
+        );
+        let me = ledger::register(&host, "gw", 20_000);
+        let mut out = Outbox::new(
+            &audit(serde_json::json!({"splunk_hec": hec(), "s3": s3()})),
+            "gw",
+            1,
+            me,
+            0,
+        );
+        let r = out.tend(&host, 20_000);
+        assert_eq!(
+            r.warnings,
+            [
+                format!("VM {dead} (vm_failed) left 5 records undelivered to s3: gap record queued"),
+                format!("VM {dead} (vm_failed) left 2 records undelivered to elasticsearch: gap record queued"),
+            ]
+        );
+        assert_eq!(r.dropped, 7, "both count in records.dropped");
+        let s3_moves = Counters {
+            dropped: 5,
+            buffered_bytes: -300,
+            ..Counters::default()
+        };
+        assert_eq!(r.sinks, vec![Counters::default(), s3_moves]);
+        // Both gap records are in this VM's chain, so every sink gets both; each names the
+        // range lost in the dead VM's chain.
+        out.flush(&host, 20_001, true);
+        let events = hec_events(&host.call(1));
+        assert_eq!(events.len(), 2, "{events:?}");
+        for (i, (sink, to_seq)) in [("s3", 14), ("elasticsearch", 11)].iter().enumerate() {
+            let e = &events[i];
+            assert_eq!(e["record_type"], "gap");
+            assert_eq!(
+                (e["sink"].as_str(), e["cause"].as_str()),
+                (Some(*sink), Some("vm_failed"))
+            );
+            assert_eq!(e["lost_chain"], "dead-chain");
+            assert_eq!(
+                (e["from_seq"].as_u64(), e["to_seq"].as_u64()),
+                (Some(10), Some(*to_seq))
+            );
+            assert_eq!(e["chain"]["id"], out.chain_id());
+            assert_eq!(e["chain"]["seq"], i as u64 + 1);
+        }
+        assert_eq!(out.tend(&host, 21_500).warnings.len(), 0, "claimed once");
+    }
+
+    #[test]
+    fn a_stopped_vm_keeps_its_records_in_the_ledger_until_it_drains_them() {
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let vm = ledger::register(&host, "gw", 0).unwrap();
+        let mut out = Outbox::new(
+            &audit(serde_json::json!({"splunk_hec": hec()})),
+            "gw",
+            1,
+            Some(vm),
+            0,
+        );
+        out.push(&host, "{}".into(), 10);
+        out.flush(&host, 10, true);
+        out.stop(&host, 11);
+        let entry = Entry::decode(&host.entry(vm)).unwrap();
+        assert!(entry.stopped);
+        assert_eq!(entry.sinks[0].pending.map(|p| p.dropped), Some(1));
+        out.on_answer(&host, 1, Some((200, &[], OK)), 12);
+        assert_eq!(host.entry(vm), GONE, "drained: out of the ledger");
+        let index = String::from_utf8(host.get(INDEX_KEY).0.unwrap()).unwrap();
+        assert!(
+            !index.split(' ').skip(2).any(|n| n == vm.to_string()),
+            "{index}"
+        );
+        assert!(out.tend(&host, 5_000).warnings.is_empty());
+        assert_eq!(host.entry(vm), GONE, "a stopped VM does not register again");
+    }
+
+    #[test]
+    fn a_vm_presumed_dead_says_so_and_registers_again() {
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let vm = ledger::register(&host, "gw", 0).unwrap();
+        let mut out = Outbox::new(
+            &audit(serde_json::json!({"splunk_hec": hec()})),
+            "gw",
+            1,
+            Some(vm),
+            0,
+        );
+        host.set(&claim_key(vm), b"vm 9", None);
+        let r = out.tend(&host, 5_000);
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].starts_with(&format!("vm 9 presumed this VM ({vm}) dead")));
+        let again = ledger::register(&host, "gw", 5_001).unwrap();
+        assert_eq!(again, vm + 2, "it took the number after {vm}");
+    }
+}
