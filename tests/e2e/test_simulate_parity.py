@@ -21,7 +21,8 @@ AUDIT = {"flush_interval_ms": 100, "splunk_hec": {
     "cluster": "splunk_hec", "authority": "set-by-harness", "token": HEC_TOKEN, "index": "ai_audit"}}
 # Fields that differ by nature between two runs: ids and times (and a canary bucket drawn
 # from the gateway's own id when the request has no verified key).
-VOLATILE = {"record_id", "timestamp", "duration_ms"}
+# A record's place in its VM's hash chain (id, seq, prev) depends on which VM wrote it and when.
+VOLATILE = {"record_id", "timestamp", "duration_ms", "chain"}
 
 
 def stream_lines():
