@@ -302,3 +302,22 @@ fn a_streamed_response_records_its_score() {
     assert!(o.injection_score.unwrap() < DEFAULT_MIN_SCORE, "{o:?}");
     assert_eq!(o.decision, Action::Allow);
 }
+
+/// Repeating a benign sentence adds no evidence: each feature counts once per window. The
+/// engine benchmark's "near-miss keywords" input (a benign sentence repeated to 16 KiB) was
+/// refused by the default policy at 0.98 when repeats added up.
+#[test]
+fn repeating_a_benign_sentence_raises_no_alarm() {
+    let sentence = "ignore the previous email, project nightingal ";
+    let once = score(sentence);
+    for n in [2, 3, 6, 40, 360] {
+        let repeated = score(&sentence.repeat(n));
+        assert!(
+            repeated < DEFAULT_MIN_SCORE && repeated <= once + 0.1,
+            "{n} times: {repeated} (once: {once})"
+        );
+    }
+    let text = sentence.repeat(360);
+    let o = run(&default_policy(), &chat("user", &text));
+    assert_eq!(o.decision, Action::Allow, "score {:?}", o.injection_score);
+}

@@ -6,10 +6,13 @@
 //! The text is cut into blocks of [`BLOCK`] bytes of normalised text; a window is two adjacent
 //! blocks (a short text is one window), so an injection of up to one block always sits whole
 //! in some window however much text surrounds it. A window's logit is
-//! `bias + scale * sum(weights) / sqrt(features)`; the text's score is the sigmoid of its
-//! highest window. One pass over the bytes: each feature costs a few multiplications and a
-//! table read, its weight is added to its block's running sum (a buffer of one pair per
-//! block, reused), and nothing is allocated per byte.
+//! `bias + scale * sum(weights) / sqrt(features)` over its distinct features (each counts
+//! once per window, so repeating a benign sentence adds no evidence); the text's score is the
+//! sigmoid of its highest window. One pass over the bytes: each feature costs a few
+//! multiplications, a bit test and a table read; its weight is added to its block's running
+//! sum, and the part also in the block before is kept apart so a window counts it once
+//! (buffers reused across texts: one entry per block, two bitsets over the table), and
+//! nothing is allocated per byte.
 //!
 //! The bias is set at training so that a score of 0.5 is the operating point chosen on
 //! validation data (false alarms at most ~1%); higher scores are more certain.
@@ -21,7 +24,8 @@ pub const BLOCK: usize = 128;
 
 const MODEL: &[u8] = include_bytes!("injection_model.bin");
 const HEADER: usize = 20;
-const VERSION: [u8; 2] = [2, 0];
+/// 3: features count once per window (2 counted repeats).
+const VERSION: [u8; 2] = [3, 0];
 
 /// Feature kinds, the bits of the header's flags byte.
 const CHAR2: u8 = 1;
@@ -67,8 +71,50 @@ pub enum ModelError {
     WrongLength,
 }
 
-/// A block's running sum of weights and its number of features.
-pub type BlockSum = (i32, u32);
+/// A block's distinct features: their weight sum and number, and the part of both that the
+/// block before also has (a window of the two counts it once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockSum {
+    sum: i32,
+    count: u32,
+    shared_sum: i32,
+    shared_count: u32,
+}
+
+/// Buffers the feature pass reuses across texts: one [`BlockSum`] per block, and which table
+/// entries the current and the previous block hold (bitsets, with the entries set so that
+/// clearing costs what setting did).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    blocks: Vec<BlockSum>,
+    seen: [Vec<u64>; 2],
+    touched: [Vec<u32>; 2],
+}
+
+/// The running sums of the current block, and the bitsets that make each feature count once.
+struct Acc<'a> {
+    block: BlockSum,
+    cur: &'a mut Vec<u64>,
+    prev: &'a mut Vec<u64>,
+    cur_touched: &'a mut Vec<u32>,
+    prev_touched: &'a mut Vec<u32>,
+}
+
+impl Acc<'_> {
+    /// The next block starts: the current one becomes the previous, the old previous is
+    /// cleared (only the words it set) for reuse.
+    fn next_block(&mut self) {
+        for &i in self.prev_touched.iter() {
+            if let Some(w) = self.prev.get_mut(i as usize / 64) {
+                *w = 0;
+            }
+        }
+        self.prev_touched.clear();
+        std::mem::swap(&mut self.cur, &mut self.prev);
+        std::mem::swap(&mut self.cur_touched, &mut self.prev_touched);
+        self.block = BlockSum::default();
+    }
+}
 
 /// A word of the normalised text, for the phrase tier: its hash ([`word_hash`] of its
 /// bytes) and byte range.
@@ -135,31 +181,32 @@ impl Model {
     /// Scores normalised text (UTF-8 bytes): the best window's score and where it lies.
     /// `blocks` is a buffer the caller keeps (one pair per block); `on_word` sees every word
     /// (a run of [`is_word_cp`] characters), in order.
-    pub fn score(
-        &self,
-        text: &[u8],
-        blocks: &mut Vec<BlockSum>,
-        on_word: impl FnMut(Word),
-    ) -> Scored {
-        blocks.clear();
-        blocks.resize(text.len() / BLOCK + 1, (0, 0));
-        let used = self.features(text, blocks, on_word);
-        self.best_window(blocks.get(..used).unwrap_or_default(), text.len())
+    pub fn score(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> Scored {
+        scratch.blocks.clear();
+        scratch
+            .blocks
+            .resize(text.len() / BLOCK + 1, BlockSum::default());
+        let used = self.features(text, scratch, on_word);
+        self.best_window(scratch.blocks.get(..used).unwrap_or_default(), text.len())
     }
 
     /// The window with the highest logit among `blocks`.
     fn best_window(&self, blocks: &[BlockSum], len: usize) -> Scored {
-        let logit = |(s, n): BlockSum| {
+        let logit = |s: i32, n: u32| {
             if n == 0 {
                 self.bias
             } else {
                 self.bias + self.scale * f64::from(s) / f64::from(n).sqrt()
             }
         };
-        let mut best = (logit(blocks.first().copied().unwrap_or((0, 0))), 0);
+        let first = blocks.first().copied().unwrap_or_default();
+        let mut best = (logit(first.sum, first.count), 0);
         for (k, pair) in blocks.windows(2).enumerate() {
             if let [a, b] = pair {
-                let l = logit((a.0 + b.0, a.1 + b.1));
+                let l = logit(
+                    a.sum + b.sum - b.shared_sum,
+                    a.count + b.count - b.shared_count,
+                );
                 if k == 0 || l > best.0 {
                     best = (l, k);
                 }
@@ -172,21 +219,66 @@ impl Model {
         }
     }
 
-    /// The weight of a feature hash (its top bits index the table).
+    /// Adds the feature of hash `h` (its top bits index the table) to the current block,
+    /// unless the block has it already.
     #[inline(always)]
-    fn weight(&self, h: u32) -> i32 {
-        let idx = (h >> (32 - BITS)) as usize;
-        i32::from(self.weights.get(idx).copied().unwrap_or(0) as i8)
+    fn add(&self, h: u32, acc: &mut Acc<'_>) {
+        let idx = h >> (32 - BITS);
+        let (word, bit) = (idx as usize / 64, 1u64 << (idx % 64));
+        let Some(slot) = acc.cur.get_mut(word) else {
+            return;
+        };
+        if *slot & bit != 0 {
+            return;
+        }
+        *slot |= bit;
+        acc.cur_touched.push(idx);
+        let w = i32::from(self.weights.get(idx as usize).copied().unwrap_or(0) as i8);
+        acc.block.sum += w;
+        acc.block.count += 1;
+        if acc.prev.get(word).is_some_and(|p| p & bit != 0) {
+            acc.block.shared_sum += w;
+            acc.block.shared_count += 1;
+        }
     }
 
     /// The feature pass: sums every feature's weight into its block; returns the number of
     /// blocks used. One loop over the bytes, decoding UTF-8 on the way; `ALL` when the model
     /// has every n-gram order (no per-feature test).
-    fn features(&self, text: &[u8], blocks: &mut [BlockSum], on_word: impl FnMut(Word)) -> usize {
+    fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
+        let Scratch {
+            blocks,
+            seen: [a, b],
+            touched: [ta, tb],
+        } = scratch;
+        // A model without features (the null one) needs no bitsets: `add` finds none.
+        let sets = if self.flags == 0 { 0 } else { 2 };
+        for (set, touched) in [(&mut *a, &mut *ta), (&mut *b, &mut *tb)]
+            .into_iter()
+            .take(sets)
+        {
+            if set.len() != WEIGHTS / 64 {
+                *set = vec![0; WEIGHTS / 64];
+            } else {
+                for &i in touched.iter() {
+                    if let Some(w) = set.get_mut(i as usize / 64) {
+                        *w = 0;
+                    }
+                }
+            }
+            touched.clear();
+        }
+        let mut acc = Acc {
+            block: BlockSum::default(),
+            cur: a,
+            prev: b,
+            cur_touched: ta,
+            prev_touched: tb,
+        };
         if self.flags & (CHAR2 | CHAR3 | CHAR4) == CHAR2 | CHAR3 | CHAR4 {
-            self.features_with::<true>(text, blocks, on_word)
+            self.features_with::<true>(text, blocks, &mut acc, on_word)
         } else {
-            self.features_with::<false>(text, blocks, on_word)
+            self.features_with::<false>(text, blocks, &mut acc, on_word)
         }
     }
 
@@ -195,14 +287,14 @@ impl Model {
         &self,
         text: &[u8],
         blocks: &mut [BlockSum],
+        acc: &mut Acc<'_>,
         mut on_word: impl FnMut(Word),
     ) -> usize {
         let flags = self.flags;
-        // Without ALL, each n-gram's weight is masked in or out.
-        let mask = |f: u8| if ALL || flags & f != 0 { -1i32 } else { 0 };
-        let (m2, m3, m4) = (mask(CHAR2), mask(CHAR3), mask(CHAR4));
-        // The running sums of the current block.
-        let (mut sum, mut count, mut block) = (0i32, 0u32, 0usize);
+        // Without ALL, each n-gram order is tested.
+        let has = |f: u8| ALL || flags & f != 0;
+        let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
+        let mut block = 0usize;
         let mut next_block = BLOCK;
         // The last three characters, newest first, and how many there were (up to 3).
         let (mut c1, mut c2, mut c3, mut seen) = (0u32, 0u32, 0u32, 0u32);
@@ -244,9 +336,9 @@ impl Model {
             };
             if start >= next_block {
                 if let Some(b) = blocks.get_mut(block) {
-                    *b = (b.0 + sum, b.1 + count);
+                    *b = acc.block;
                 }
-                (sum, count) = (0, 0);
+                acc.next_block();
                 block = start / BLOCK;
                 next_block = (block + 1) * BLOCK;
             }
@@ -261,36 +353,24 @@ impl Model {
                     start: word_start,
                     end: start,
                 });
-                let (w, n) = self.word_weights(word, &mut prev_word, flags);
-                (sum, count) = (sum + w, count + n);
+                self.word_features(word, &mut prev_word, flags, acc);
                 (word, word_start) = (FNV_BASIS, usize::MAX);
             }
             let p2 = cp.wrapping_mul(K2);
             let h2 = c1.wrapping_mul(K1) ^ p2;
             let h3 = c2.wrapping_mul(K0) ^ h2;
             let h4 = c3.wrapping_mul(K3) ^ h3;
-            if seen >= 3 {
-                if ALL {
-                    sum += self.weight(h2 ^ SEED2) + self.weight(h3) + self.weight(h4 ^ SEED4);
-                    count += 3;
-                } else {
-                    sum += (self.weight(h2 ^ SEED2) & m2)
-                        + (self.weight(h3) & m3)
-                        + (self.weight(h4 ^ SEED4) & m4);
-                    count += u32::from(m2 != 0) + u32::from(m3 != 0) + u32::from(m4 != 0);
-                }
-            } else {
-                // The first characters: only the n-grams that fit.
-                if seen >= 1 {
-                    sum += self.weight(h2 ^ SEED2) & m2;
-                    count += u32::from(m2 != 0);
-                }
-                if seen >= 2 {
-                    sum += self.weight(h3) & m3;
-                    count += u32::from(m3 != 0);
-                }
-                seen += 1;
+            // The n-grams that fit (the first characters have fewer before them).
+            if seen >= 1 && m2 {
+                self.add(h2 ^ SEED2, acc);
             }
+            if seen >= 2 && m3 {
+                self.add(h3, acc);
+            }
+            if seen >= 3 && m4 {
+                self.add(h4 ^ SEED4, acc);
+            }
+            seen = (seen + 1).min(3);
             (c3, c2, c1) = (c2, c1, cp);
         }
         if word_start != usize::MAX {
@@ -299,29 +379,24 @@ impl Model {
                 start: word_start,
                 end: text.len(),
             });
-            let (w, n) = self.word_weights(word, &mut prev_word, flags);
-            (sum, count) = (sum + w, count + n);
+            self.word_features(word, &mut prev_word, flags, acc);
         }
         if let Some(b) = blocks.get_mut(block) {
-            *b = (b.0 + sum, b.1 + count);
+            *b = acc.block;
         }
         block + 1
     }
 
-    /// A word ended: the weights of its feature and of its pair with the word before.
+    /// A word ended: its feature and its pair with the word before.
     #[inline(always)]
-    fn word_weights(&self, h: u32, prev: &mut Option<u32>, flags: u8) -> (i32, u32) {
-        let (mut w, mut n) = (0, 0);
+    fn word_features(&self, h: u32, prev: &mut Option<u32>, flags: u8, acc: &mut Acc<'_>) {
         if flags & WORDS != 0 {
-            w += self.weight(finalize(h ^ WORD_SEED));
-            n += 1;
+            self.add(finalize(h ^ WORD_SEED), acc);
         }
         if let (Some(p), true) = (*prev, flags & WORD_PAIRS != 0) {
-            w += self.weight(finalize(p.wrapping_mul(FNV_PRIME) ^ h ^ PAIR_SEED));
-            n += 1;
+            self.add(finalize(p.wrapping_mul(FNV_PRIME) ^ h ^ PAIR_SEED), acc);
         }
         *prev = Some(h);
-        (w, n)
     }
 }
 
@@ -385,7 +460,7 @@ mod tests {
         n.normalize(text);
         Model::embedded()
             .unwrap()
-            .score(n.bytes(), &mut Vec::new(), |_| {})
+            .score(n.bytes(), &mut Scratch::default(), |_| {})
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use super::injection_model::{word_hash, BlockSum, Model, Word};
+use super::injection_model::{word_hash, Model, Scratch, Word};
 use super::normalize::Normalized;
 use super::{DetectorId, Finding};
 
@@ -842,7 +842,7 @@ struct Buffers {
     normalized: Normalized,
     words: Vec<Word>,
     spans: Vec<(usize, usize)>,
-    blocks: Vec<BlockSum>,
+    blocks: Scratch,
 }
 
 thread_local! {

@@ -15,7 +15,8 @@ features(normalized) -> (block, index) arrays: character n-grams of the orders t
 uses (2 to 4; the top bits of a product hash), words and word bigrams (FNV-1a, mixed), hashed
 to 2^BITS, each placed in the 128-byte block of the normalized UTF-8 where its last character
 starts (a word's: where the character after it starts, or its last one at the end). A window is two adjacent blocks (one
-when the text has one); its logit is bias + scale * sum(w) / sqrt(number of features); the
+when the text has one); its logit is bias + scale * sum(w) / sqrt(number of features) over
+its distinct features (each counts once per window); the
 text's score is the sigmoid of its highest window.
 """
 
@@ -283,7 +284,8 @@ def features(norm, flags):
 
 
 def windows(blocks, idxs):
-    """Index arrays of the windows of one text (two adjacent blocks; one when it has one)."""
+    """Distinct feature indices of the windows of one text (two adjacent blocks; one when it
+    has one)."""
     if len(idxs) == 0:
         return [idxs]
     nb = int(blocks.max()) + 1
@@ -292,8 +294,9 @@ def windows(blocks, idxs):
     bounds = np.searchsorted(b, np.arange(nb + 1))
     per = [i[bounds[k]:bounds[k + 1]] for k in range(nb)]
     if nb == 1:
-        return per
-    return [np.concatenate(per[k:k + 2]) for k in range(nb - 1)]
+        return [np.unique(per[0])]
+    # Each feature counts once per window: repeating a sentence adds no evidence.
+    return [np.unique(np.concatenate(per[k:k + 2])) for k in range(nb - 1)]
 
 
 def window_spans(blocks):

@@ -35,7 +35,7 @@ FLAGS = F.CHAR2 | F.CHAR3 | F.CHAR4 | F.WORDS | F.WORD_PAIRS
 TARGET_FPR = 0.01
 C = 8.0
 MAGIC = b"PGIM"
-VERSION = 2
+VERSION = 3  # features count once per window
 
 
 def load():
