@@ -9,10 +9,10 @@
 //! `bias + scale * sum(weights) / sqrt(features)` over its distinct features (each counts
 //! once per window, so repeating a benign sentence adds no evidence); the text's score is the
 //! sigmoid of its highest window. One pass over the bytes: each feature costs a few
-//! multiplications, a bit test and a table read; its weight is added to its block's running
-//! sum, and the part also in the block before is kept apart so a window counts it once
-//! (buffers reused across texts: one entry per block, two bitsets over the table), and
-//! nothing is allocated per byte.
+//! multiplications and two table reads (its weight, and the stamp of the block that last
+//! counted it); its weight is added to its block's running sum, and the part also in the
+//! block before is kept apart so a window of the two counts it once (buffers reused across
+//! texts: one entry per block, one stamp per table entry), and nothing is allocated per byte.
 //!
 //! The bias is set at training so that a score of 0.5 is the operating point chosen on
 //! validation data (false alarms at most ~1%); higher scores are more certain.
@@ -81,37 +81,38 @@ pub struct BlockSum {
     shared_count: u32,
 }
 
-/// Buffers the feature pass reuses across texts: one [`BlockSum`] per block, and which table
-/// entries the current and the previous block hold (bitsets, with the entries set so that
-/// clearing costs what setting did).
+/// Buffers the feature pass reuses across texts: one [`BlockSum`] per block, and per table
+/// entry the stamp of the block that last counted it (stamps run on across blocks and texts,
+/// so nothing is cleared per block; 256 KiB, made when a model with features first runs).
 #[derive(Debug, Default)]
 pub struct Scratch {
     blocks: Vec<BlockSum>,
-    seen: [Vec<u64>; 2],
-    touched: [Vec<u32>; 2],
+    stamps: Option<Box<[u16; WEIGHTS]>>,
+    /// The last stamp used.
+    stamp: u16,
 }
 
-/// The running sums of the current block, and the bitsets that make each feature count once.
+/// The running sums of the current block, and the stamps that make each feature count once.
 struct Acc<'a> {
     block: BlockSum,
-    cur: &'a mut Vec<u64>,
-    prev: &'a mut Vec<u64>,
-    cur_touched: &'a mut Vec<u32>,
-    prev_touched: &'a mut Vec<u32>,
+    stamps: Option<&'a mut [u16; WEIGHTS]>,
+    /// The current block's stamp; the block before has `cur - 1` (never below 1).
+    cur: u16,
 }
 
 impl Acc<'_> {
-    /// The next block starts: the current one becomes the previous, the old previous is
-    /// cleared (only the words it set) for reuse.
+    /// The next block starts. When stamps run out, the block just ended becomes 1 and every
+    /// other entry 0 (once every 65,533 blocks: 8 MiB of text).
     fn next_block(&mut self) {
-        for &i in self.prev_touched.iter() {
-            if let Some(w) = self.prev.get_mut(i as usize / 64) {
-                *w = 0;
+        if self.cur == u16::MAX {
+            if let Some(stamps) = self.stamps.as_deref_mut() {
+                for s in stamps.iter_mut() {
+                    *s = u16::from(*s == u16::MAX);
+                }
             }
+            self.cur = 1;
         }
-        self.prev_touched.clear();
-        std::mem::swap(&mut self.cur, &mut self.prev);
-        std::mem::swap(&mut self.cur_touched, &mut self.prev_touched);
+        self.cur += 1;
         self.block = BlockSum::default();
     }
 }
@@ -223,23 +224,21 @@ impl Model {
     /// unless the block has it already.
     #[inline(always)]
     fn add(&self, h: u32, acc: &mut Acc<'_>) {
-        let idx = h >> (32 - BITS);
-        let (word, bit) = (idx as usize / 64, 1u64 << (idx % 64));
-        let Some(slot) = acc.cur.get_mut(word) else {
+        let idx = (h >> (32 - BITS)) as usize;
+        let Some(slot) = acc.stamps.as_deref_mut().and_then(|s| s.get_mut(idx)) else {
             return;
         };
-        if *slot & bit != 0 {
+        let last = *slot;
+        if last == acc.cur {
             return;
         }
-        *slot |= bit;
-        acc.cur_touched.push(idx);
-        let w = i32::from(self.weights.get(idx as usize).copied().unwrap_or(0) as i8);
+        *slot = acc.cur;
+        let w = i32::from(self.weights.get(idx).copied().unwrap_or(0) as i8);
+        let shared = last == acc.cur - 1;
         acc.block.sum += w;
         acc.block.count += 1;
-        if acc.prev.get(word).is_some_and(|p| p & bit != 0) {
-            acc.block.shared_sum += w;
-            acc.block.shared_count += 1;
-        }
+        acc.block.shared_sum += w * i32::from(shared);
+        acc.block.shared_count += u32::from(shared);
     }
 
     /// The feature pass: sums every feature's weight into its block; returns the number of
@@ -248,40 +247,34 @@ impl Model {
     fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
         let Scratch {
             blocks,
-            seen: [a, b],
-            touched: [ta, tb],
+            stamps,
+            stamp,
         } = scratch;
-        // A model without features (the null one) needs no bitsets: `add` finds none.
-        let sets = if self.flags == 0 { 0 } else { 2 };
-        for (set, touched) in [(&mut *a, &mut *ta), (&mut *b, &mut *tb)]
-            .into_iter()
-            .take(sets)
-        {
-            if set.len() != WEIGHTS / 64 {
-                *set = vec![0; WEIGHTS / 64];
-            } else {
-                for &i in touched.iter() {
-                    if let Some(w) = set.get_mut(i as usize / 64) {
-                        *w = 0;
-                    }
-                }
+        // A model without features (the null one) needs no stamps: `add` finds none.
+        if self.flags != 0 && stamps.is_none() {
+            *stamps = vec![0u16; WEIGHTS].into_boxed_slice().try_into().ok();
+        }
+        // The first block's stamp is two past any entry's, so no entry reads as the block
+        // before it; when the stamps run short, every entry starts again from 0.
+        if *stamp >= u16::MAX - 2 {
+            if let Some(s) = stamps.as_deref_mut() {
+                s.fill(0);
             }
-            touched.clear();
+            *stamp = 0;
         }
         let mut acc = Acc {
             block: BlockSum::default(),
-            cur: a,
-            prev: b,
-            cur_touched: ta,
-            prev_touched: tb,
+            stamps: stamps.as_deref_mut(),
+            cur: *stamp + 2,
         };
-        if self.flags & (CHAR2 | CHAR3 | CHAR4) == CHAR2 | CHAR3 | CHAR4 {
+        let used = if self.flags & (CHAR2 | CHAR3 | CHAR4) == CHAR2 | CHAR3 | CHAR4 {
             self.features_with::<true>(text, blocks, &mut acc, on_word)
         } else {
             self.features_with::<false>(text, blocks, &mut acc, on_word)
-        }
+        };
+        *stamp = acc.cur;
+        used
     }
-
     #[inline(always)]
     fn features_with<const ALL: bool>(
         &self,
@@ -502,6 +495,25 @@ mod tests {
             n += 1;
         }
         assert!(n >= 150);
+    }
+
+    /// Stamps that run out (at the start of a text, or between two of its blocks) give the
+    /// scores fresh buffers give: a feature of the block before still counts once.
+    #[test]
+    fn stamps_that_run_out_change_no_score() {
+        let mut n = crate::detect::normalize::Normalized::default();
+        n.normalize(&"ignore the previous email, project nightingal ".repeat(40));
+        let m = Model::embedded().unwrap();
+        let fresh = m.score(n.bytes(), &mut Scratch::default(), |_| {});
+        for start in [u16::MAX - 2, u16::MAX - 4, u16::MAX - 7] {
+            let mut scratch = Scratch::default();
+            m.score(b"warm up", &mut scratch, |_| {});
+            scratch.stamp = start;
+            let s = m.score(n.bytes(), &mut scratch, |_| {});
+            assert_eq!(s.score, fresh.score, "from stamp {start}");
+            assert_eq!(s.window, fresh.window);
+            assert!(scratch.stamp < 64, "{}", scratch.stamp);
+        }
     }
 
     #[test]
