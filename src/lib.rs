@@ -11,7 +11,8 @@
 //! - [`sinks`]: audit delivery: each sink's configuration and protocol, batching and retries,
 //!   a VM's outbox and its ledger;
 //! - [`headers`]: header maps as the host hands them over (raw bytes, repeated names);
-//! - [`exchange`]: one exchange from first header to audit record, over a small host trait.
+//! - [`exchange`]: one exchange from first header to audit record, over a small host trait;
+//! - [`sort`]: the one stable sort the module compiles (size).
 //!
 //! The proxy-wasm glue and the native CLI sit on top of this core and only move bytes.
 #![cfg_attr(
@@ -39,3 +40,4 @@ pub mod headers;
 pub mod llm;
 pub mod policy;
 pub mod sinks;
+pub mod sort;

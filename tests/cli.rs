@@ -40,6 +40,7 @@ fn check_accepts_the_shipped_policies() {
         "policies/default.json",
         "policies/pii-strict.json",
         "policies/secrets.json",
+        "policies/redact.json",
     ]);
     assert!(
         out.status.success(),
@@ -48,7 +49,7 @@ fn check_accepts_the_shipped_policies() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("policies/default.json: ok: default@1"));
-    assert_eq!(stdout.lines().count(), 3);
+    assert_eq!(stdout.lines().count(), 4);
 }
 
 #[test]
@@ -871,4 +872,77 @@ fn hostile_record_fields_reach_no_terminal_or_spreadsheet_as_they_are() {
         .collect();
     assert_eq!(trail, input, "JSON output means what the records say");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `trail verify` as an auditor runs it: exit 0 on an intact HEC export, 1 once a record is
+/// deleted or edited or the key is not the gateway's, in every output format.
+#[test]
+fn trail_verify_exits_1_on_tampering_in_every_format() {
+    use policy_gateway::audit::chain::{Chain, TrailConfig};
+    let key = "BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=";
+    let config = TrailConfig {
+        checkpoint_records: 3,
+        checkpoint_interval_ms: 0,
+        key_id: Some("k1".into()),
+        hmac_key: Some(key.into()),
+    };
+    let mut chain = Chain::new(&config, "gw", 9, 1_000);
+    let mut events = Vec::new();
+    for i in 0..7u64 {
+        let r = serde_json::json!({"schema_version": "1.2", "record_type": "decision",
+            "record_id": format!("r{i}"), "timestamp": "2026-11-26T10:00:00.000Z",
+            "decision": "refuse", "gateway": "gw"});
+        events.push(chain.link(&r.to_string()).json);
+        if chain.checkpoint_due(1_000 + i) {
+            events.push(chain.checkpoint(1_000 + i, false).unwrap().json);
+        }
+    }
+    events.push(chain.checkpoint(2_000, true).unwrap().json);
+    let hec = |events: &[String]| -> String {
+        events
+            .iter()
+            .map(|e| format!("{{\"time\":1,\"event\":{e}}}\n"))
+            .collect()
+    };
+    let intact = tmp_file("verify-intact.jsonl", &hec(&events));
+    let mut cut = events.clone();
+    cut.remove(1);
+    let deleted = tmp_file("verify-deleted.jsonl", &hec(&cut));
+    let mut edited = events.clone();
+    edited[2] = edited[2].replace("\"refuse\"", "\"allow\"");
+    let edited = tmp_file("verify-edited.jsonl", &hec(&edited));
+    let good_key = tmp_file("verify.key", key);
+    let other_key = tmp_file(
+        "verify-other.key",
+        "BgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgY=",
+    );
+    let verify = |format: &str, key: &std::path::Path, path: &std::path::Path| {
+        let key = format!("k1={}", key.display());
+        let out = run(&[
+            "trail",
+            "verify",
+            "--format",
+            format,
+            "--key",
+            &key,
+            path.to_str().unwrap(),
+        ]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    for format in ["table", "json", "csv"] {
+        let (code, text) = verify(format, &good_key, &intact);
+        assert_eq!(code, Some(0), "{format}: {text}");
+        assert!(text.contains("intact"), "{format}: {text}");
+        for (path, finding) in [(&deleted, "missing"), (&edited, "altered")] {
+            let (code, text) = verify(format, &good_key, path);
+            assert_eq!(code, Some(1), "{format}, {finding}: {text}");
+            assert!(text.contains(finding), "{format}: {text}");
+        }
+        let (code, text) = verify(format, &other_key, &intact);
+        assert_eq!(code, Some(1), "{format}, another key: {text}");
+        assert!(text.contains("bad_signature"), "{format}: {text}");
+    }
 }

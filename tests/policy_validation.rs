@@ -37,6 +37,7 @@ fn shipped_policies_compile() {
         ("default", include_str!("../policies/default.json")),
         ("pii-strict", include_str!("../policies/pii-strict.json")),
         ("secrets", include_str!("../policies/secrets.json")),
+        ("redact", include_str!("../policies/redact.json")),
         (
             "pseudonymise",
             include_str!("../policies/pseudonymise.json"),

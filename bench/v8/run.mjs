@@ -5,6 +5,7 @@
 //   cargo build --release --target wasm32-unknown-unknown --manifest-path bench/v8/Cargo.toml
 //   node bench/v8/run.mjs              # ~40 s; a markdown table on stdout
 //   node bench/v8/run.mjs --smoke      # each case once, checks the outcomes, times nothing
+//   node bench/v8/run.mjs --chain      # only the audit chain's cost per record (~5 s)
 //
 // Options: --breakdown (also the empty policy and JSON parsing alone, ~+10 s),
 // --eval-ms N (minimum length of one timed evaluate batch, default 500),
@@ -29,7 +30,7 @@ const option = (name, fallback) => {
   if (value === undefined) throw new Error(`${name} needs a value`);
   return value;
 };
-const known = new Set(["--smoke", "--breakdown", "--eval-ms", "--floor-ms", "--reps", "--wasm", "--policy", "--help"]);
+const known = new Set(["--smoke", "--chain", "--breakdown", "--eval-ms", "--floor-ms", "--reps", "--wasm", "--policy", "--help"]);
 for (const [i, a] of args.entries()) {
   const prev = args[i - 1];
   if (a.startsWith("--") && !known.has(a)) throw new Error(`unknown option ${a}`);
@@ -102,6 +103,13 @@ const secondsOf = (fn, n) => {
   return Number(now() - t) / 1e9;
 };
 
+// The process's CPU seconds (user + system): what a record costs the worker, where wall time on
+// a shared machine also counts waiting for a core.
+const cpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
 // Seconds per call: calibrate a batch to >= minMs (which also warms V8's tiers up), then the
 // median of `reps` batches.
 function measure(fn, minMs) {
@@ -131,10 +139,48 @@ const header = [
   `- module: ${wasmPath.replace(process.cwd() + "/", "")} (${statSync(wasmPath).size.toLocaleString("en-US")} B)`,
 ];
 
+// The audit chain, once per record (issue 17): link a typical decision record, then also a
+// signed checkpoint after each; CPU µs per call (median of `reps` batches of >= 1 s each).
+function chainReport() {
+  const recordLen = w.chain_record_len();
+  const until = Date.now() + 300;
+  while (Date.now() < until) sink = (sink + w.run_chain(8, 1)) | 0;
+  const cpuPerCall = (fn) => {
+    const n = measure(fn, 1000).n;
+    const perCall = [];
+    for (let r = 0; r < reps; r++) {
+      const t = cpuSeconds();
+      sink = (sink + fn(n)) | 0;
+      perCall.push((cpuSeconds() - t) / n);
+    }
+    perCall.sort((a, b) => a - b);
+    return { median: perCall[Math.floor(perCall.length / 2)], min: perCall[0] };
+  };
+  const link = cpuPerCall((n) => w.run_chain(n, 0));
+  const linkCp = cpuPerCall((n) => w.run_chain(n, 1));
+  // For scale, in the same conditions: the default policy over the first case (1 KiB chat).
+  w.prepare(0);
+  const name = text();
+  const ev = cpuPerCall(kinds.evaluate);
+  const us = (x) => fmt(x * 1e6, 2);
+  console.log("");
+  console.log(`Audit chain, a ${recordLen}-byte decision record, CPU per call (median, min of ${reps}): ` +
+    `link ${us(link.median)} µs (${us(link.min)}); link + signed checkpoint ${us(linkCp.median)} µs (${us(linkCp.min)}); ` +
+    `for scale, evaluate ${name}: ${us(ev.median)} µs (${us(ev.min)})`);
+}
+
+if (flag("--chain")) {
+  console.log(header.join("\n"));
+  chainReport();
+  console.log(`(checksum ${sink})`);
+  process.exit(0);
+}
+
 if (smoke) {
   // Each case once through every export; the default policy must inspect every body.
   console.log("engine V8 benchmark: smoke run (each case once; times nothing)");
   let failed = 0;
+  sink = (sink + w.run_chain(2, 1)) | 0;
   for (let c = 0; c < cases; c++) {
     const len = w.prepare(c);
     const name = text();
@@ -206,6 +252,7 @@ console.log(`|${right.join("|")}|`);
 for (const row of rows) console.log(`| ${row.join(" | ")} |`);
 console.log("");
 console.log(`Slowest case for the policy: ${worst.name}, ${fmt(worst.mbps, 1)} MB/s (target: >= 100 MB/s).`);
+chainReport();
 console.log("");
 console.log("Outcomes (one evaluation each):");
 for (const o of outcomes) console.log(`- ${o}`);

@@ -62,3 +62,30 @@ pub fn cases() -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// A typical decision record as the filter emits it before chaining (the README's example: a
+/// redaction of an Anthropic request, both phases inspected, usage): what the audit chain
+/// links, hashes and ships once per exchange.
+pub fn audit_record() -> String {
+    json!({
+        "schema_version": "1.2", "record_type": "decision",
+        "record_id": "01a2193e-0715-7f98-a837-1c40719f3cc7", "request_id": "enf-07",
+        "timestamp": "2026-11-26T19:03:45.173Z", "decision": "redact",
+        "reason_code": "PII_REDACTED", "policy_id": "default@1", "policy_user": "grace",
+        "policy_project_id": "proj-demo", "policy_user_source": "header:x-user-id",
+        "policy_user_verified": true, "policy_project_source": "header:x-project-id",
+        "rollout_mode": "enforce", "enforced": true,
+        "triggered_categories": ["pii.personal_data"], "triggered_rules": ["redact-personal-data"],
+        "phase": "request", "provider": "anthropic", "api_format": "anthropic_messages",
+        "model": "claude-sonnet-4-5", "response_model": "claude-sonnet-4-5", "stream": false,
+        "request": {"decision": "redact", "reason_code": "PII_REDACTED",
+                    "triggered_rules": ["redact-personal-data"], "inspected": true,
+                    "segments": 1, "body_bytes": 159},
+        "response": {"decision": "allow", "reason_code": "NO_RULE_MATCHED", "triggered_rules": [],
+                     "inspected": true, "segments": 1, "body_bytes": 231},
+        "detections": {"phone": 1, "us_ssn": 1}, "redactions": {"phone": 1, "us_ssn": 1},
+        "rewrites": [], "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
+        "http_status": 200, "duration_ms": 45, "gateway": "demo-gateway"
+    })
+    .to_string()
+}

@@ -241,7 +241,7 @@ fn write_canonical(v: &Value, out: &mut String) {
             // has characters beyond the BMP and others at U+E000 and above.
             let mut keys: Vec<&String> = members.keys().collect();
             if !keys.iter().all(|k| k.is_ascii()) {
-                keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+                crate::sort::sort_by(&mut keys, &|a, b| a.encode_utf16().cmp(b.encode_utf16()));
             }
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
@@ -267,7 +267,9 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
         out.push_str(&n.to_string());
         return;
     }
-    let text = n.to_string();
+    // Through serde_json's float writer (shortest round-trip digits, exponent form for large
+    // and small values), not `Display`: core's float `Display` is 14 KB of the module.
+    let text = serde_json::to_string(n).unwrap_or_default();
     let (negative, text) = match text.strip_prefix('-') {
         Some(t) => (true, t),
         None => (false, text.as_str()),

@@ -70,16 +70,30 @@ pub fn to_ocsf(json: &str) -> Value {
         metadata.insert("sequence".into(), seq.into());
     }
     if let Some(ev) = ev.as_object_mut() {
+        // A decision's `action_id`, `disposition_id` and `policy` come with the
+        // `security_control` profile; events name the profiles they use.
+        if ev.get("class_uid").and_then(Value::as_u64) == Some(2006) {
+            metadata.insert("profiles".into(), json!(["security_control"]));
+        }
         ev.insert("metadata".into(), Value::Object(metadata));
         ev.insert(
             "time".into(),
             s("timestamp").and_then(epoch_ms).unwrap_or(0).into(),
         );
         if let Some(gateway) = s("gateway") {
-            ev.insert(
-                "device".into(),
-                json!({"type_id": 99, "type": "Other", "name": gateway}),
-            );
+            // Entity Management has no `device`: there the gateway is the actor that applied
+            // the change.
+            if ev.get("class_uid").and_then(Value::as_u64) == Some(3004) {
+                ev.insert(
+                    "actor".into(),
+                    json!({"app_name": "Policy Gateway", "app_uid": gateway}),
+                );
+            } else {
+                ev.insert(
+                    "device".into(),
+                    json!({"type_id": 99, "type": "Other", "name": gateway}),
+                );
+            }
         }
         ev.insert("raw_data".into(), json.into());
     }
@@ -458,6 +472,7 @@ mod tests {
         assert_eq!(e["actor"]["user"]["uid"], "alice");
         assert_eq!(e["resources"][0]["name"], "gpt-4o");
         assert_eq!(e["metadata"]["sequence"], 9);
+        assert_eq!(e["metadata"]["profiles"], json!(["security_control"]));
         assert_eq!(e["metadata"]["correlation_uid"], "req-1");
         assert_eq!(e["device"]["name"], "gw-eu-1");
         assert_eq!(e["raw_data"], json.as_str(), "the record, byte for byte");
@@ -504,6 +519,9 @@ mod tests {
         assert_eq!(e["entity"]["uid"], "default@1");
         assert_eq!(e["entity_result"]["uid"], "default@2");
         assert_eq!(e["entity_result"]["type_id"], 5);
+        // Entity Management (OCSF 1.8.0) has no `device`: the gateway is the actor.
+        assert!(e.get("device").is_none(), "{e}");
+        assert_eq!(e["actor"]["app_uid"], "gw");
         let mut first = r.clone();
         first["previous_policy_id"] = Value::Null;
         assert_eq!(to_ocsf(&first.to_string())["type_uid"], 300401);

@@ -358,6 +358,32 @@ impl AuditRecord {
         smaller.serialize()
     }
 
+    /// The record's members, for the chain (`audit::chain`) to write once in canonical form
+    /// (no JSON text serialised and parsed back on the way); bounded as [`Self::to_json`] is.
+    pub fn to_members(&self) -> serde_json::Map<String, serde_json::Value> {
+        let members = |r: &AuditRecord| match serde_json::to_value(r) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => None,
+        };
+        let Some(m) = members(self) else {
+            // As `serialize` falls back (never seen: these are plain structs), without
+            // compiling the record's serialiser to text a second time into the module.
+            let mut m = serde_json::Map::new();
+            m.insert("schema_version".into(), SCHEMA_VERSION.into());
+            m.insert("record_id".into(), self.record_id.clone().into());
+            m.insert("error".into(), "serialization".into());
+            return m;
+        };
+        let too_big = || serde_json::to_string(&m).map_or(0, |s| s.len()) > MAX_RECORD_BYTES;
+        if self.content.is_none() || !too_big() {
+            return m;
+        }
+        let mut smaller = self.clone();
+        smaller.content = None;
+        smaller.truncated = true;
+        members(&smaller).unwrap_or_default()
+    }
+
     fn serialize(&self) -> String {
         // Serializing plain structs of strings, numbers and maps with string keys cannot
         // fail; fall back to a minimal record rather than panicking if it ever did.
@@ -442,5 +468,21 @@ mod tests {
         assert_eq!(v["truncated"], true);
         assert!(v.get("content").is_none());
         assert_eq!(v["record_id"], "r");
+        assert_eq!(serde_json::Value::Object(r.to_members()), v);
+    }
+
+    /// The members the chain writes are the record's JSON, field for field.
+    #[test]
+    fn members_are_the_records_json() {
+        let p = policy(true);
+        let body = br#"{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}"#;
+        let info = RequestInfo {
+            user: Some("u"),
+            ..RequestInfo::default()
+        };
+        let r = record(&p, body, &info);
+        assert!(r.content.is_some());
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(serde_json::Value::Object(r.to_members()), v);
     }
 }

@@ -65,7 +65,7 @@ pub enum Format {
     Table,
     /// One JSON document
     Json,
-    /// RFC 4180 CSV, one row per finding
+    /// RFC 4180 CSV: per chain a summary row, then one row per finding
     Csv,
 }
 
@@ -593,8 +593,41 @@ fn finding_rows(report: &Report, all: bool) -> Vec<Vec<String>> {
     rows
 }
 
+/// Per chain a `summary` row (its sequence range, and its counts in `detail`), so the CSV of
+/// an intact trail still says what was checked; then one row per finding.
 fn csv(report: &Report) -> String {
-    super::table::csv(&FINDING_COLUMNS, &finding_rows(report, true))
+    let findings = finding_rows(report, true);
+    let mut rows = Vec::with_capacity(report.chains.len() + findings.len());
+    for c in &report.chains {
+        rows.push(vec![
+            c.id.clone(),
+            "summary".to_string(),
+            c.first_seq.to_string(),
+            c.last_seq.to_string(),
+            format!(
+                "{} records; missing {} (+{} in gap records); altered {}; duplicates {}; \
+                 reordered {}; checkpoints verified {}, failed {}; signed through {}{}; {}",
+                c.present,
+                c.count(Kind::Missing),
+                c.count(Kind::MissingExplained),
+                c.count(Kind::Altered) + c.count(Kind::Conflicting),
+                c.count(Kind::Duplicate),
+                c.count(Kind::Reordered),
+                c.checkpoints_ok,
+                c.count(Kind::BadSignature),
+                c.signed_through,
+                if c.closed { " (closed)" } else { "" },
+                c.status()
+            ),
+        ]);
+        rows.extend(
+            findings
+                .iter()
+                .filter(|r| r.first() == Some(&c.id))
+                .cloned(),
+        );
+    }
+    super::table::csv(&FINDING_COLUMNS, &rows)
 }
 
 fn to_json(report: &Report) -> Value {
@@ -790,6 +823,43 @@ mod tests {
             "{:?}",
             kinds(&r)
         );
+    }
+
+    #[test]
+    fn table_json_and_csv_give_each_chain_and_every_finding() {
+        let (records, id) = trail(6);
+        let intact = run_on(&records, None);
+        let csv_intact = csv(&intact);
+        let lines: Vec<&str> = csv_intact.lines().collect();
+        assert_eq!(lines.len(), 2, "{csv_intact}");
+        assert_eq!(lines[0], "chain,finding,from_seq,to_seq,detail");
+        assert!(
+            lines[1].starts_with(&format!("{id},summary,1,7,\"7 records; missing 0 "))
+                && lines[1].ends_with("signed through 5; intact\""),
+            "{csv_intact}"
+        );
+        assert!(table(&intact).contains(" intact"));
+        assert_eq!(to_json(&intact)["tampered"], false);
+        let mut tampered = records.clone();
+        tampered.remove(2);
+        tampered[4]["decision"] = json!("refuse");
+        let r = run_on(&tampered, None);
+        let csv_tampered = csv(&r);
+        assert!(
+            csv_tampered.contains(&format!("{id},missing,3,3,no gap record announces them"))
+                && csv_tampered.contains(&format!("{id},altered,6,6,")),
+            "{csv_tampered}"
+        );
+        assert!(csv_tampered.contains("; TAMPERED"), "{csv_tampered}");
+        let t = table(&r);
+        assert!(
+            t.contains("TAMPERED") && t.contains("missing") && t.contains("altered"),
+            "{t}"
+        );
+        let j = to_json(&r);
+        assert_eq!(j["tampered"], true);
+        assert_eq!(j["chains"][0]["missing"], 1);
+        assert_eq!(j["chains"][0]["altered"], 1);
     }
 
     #[test]

@@ -11,23 +11,22 @@
 //! rejection is recorded: with two copies there is no telling which one the trusted filter
 //! set.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::headers::Lookup;
 
-/// One place a user or project id may come from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+/// One place a user or project id may come from: an object whose `source` names the variant
+/// (`{"source": "header", "name": "x-user-id"}`), read by hand ([`Source::from_fields`]):
+/// serde's derive of an internally tagged enum was 26 KB of the module.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A request header; verified only when `trusted` (an earlier filter sets it and the
     /// edge strips client copies).
-    Header {
-        name: String,
-        #[serde(default)]
-        trusted: bool,
-    },
+    Header { name: String, trusted: bool },
     /// A claim of the payload `jwt_authn` stored in dynamic metadata (`payload_in_metadata`).
     JwtAuthn {
         payload_in_metadata: String,
@@ -44,8 +43,92 @@ pub enum Source {
     ApiKeyMap {
         header: String,
         /// fingerprint (see [`fingerprint`]) → project id.
-        map: std::collections::BTreeMap<String, String>,
+        map: BTreeMap<String, String>,
     },
+}
+
+/// The `source` names, for errors.
+const SOURCES: &[&str] = &[
+    "header",
+    "jwt_authn",
+    "bearer_jwt_unverified",
+    "body_field",
+    "route_metadata",
+    "api_key_map",
+];
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
+        Source::from_fields(Map::deserialize(d)?)
+    }
+}
+
+impl Source {
+    /// A source from its object's members, with serde's errors (missing and unknown fields,
+    /// unknown variants), so configuration errors read as they did with the derive.
+    fn from_fields<E: serde::de::Error>(mut m: Map<String, Value>) -> Result<Source, E> {
+        let tag = match m.remove("source") {
+            Some(Value::String(t)) => t,
+            Some(_) => return Err(E::custom("`source` must be a string")),
+            None => return Err(E::missing_field("source")),
+        };
+        let allowed: &'static [&'static str] = match tag.as_str() {
+            "header" => &["name", "trusted"],
+            "jwt_authn" => &["payload_in_metadata", "claim"],
+            "bearer_jwt_unverified" => &["claim"],
+            "body_field" => &["pointer"],
+            "route_metadata" => &["namespace", "key"],
+            "api_key_map" => &["header", "map"],
+            _ => return Err(E::unknown_variant(&tag, SOURCES)),
+        };
+        if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(E::unknown_field(k, allowed));
+        }
+        let mut text = |field: &'static str| match m.remove(field) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(E::custom(format!("`{field}` must be a string"))),
+            None => Err(E::missing_field(field)),
+        };
+        Ok(match tag.as_str() {
+            "header" => Source::Header {
+                name: text("name")?,
+                trusted: match m.remove("trusted") {
+                    None => false,
+                    Some(Value::Bool(b)) => b,
+                    Some(_) => return Err(E::custom("`trusted` must be true or false")),
+                },
+            },
+            "jwt_authn" => Source::JwtAuthn {
+                payload_in_metadata: text("payload_in_metadata")?,
+                claim: text("claim")?,
+            },
+            "bearer_jwt_unverified" => Source::BearerJwtUnverified {
+                claim: text("claim")?,
+            },
+            "body_field" => Source::BodyField {
+                pointer: text("pointer")?,
+            },
+            "route_metadata" => Source::RouteMetadata {
+                namespace: text("namespace")?,
+                key: text("key")?,
+            },
+            _ => {
+                let header = text("header")?;
+                let map = match m.remove("map") {
+                    Some(Value::Object(entries)) => entries
+                        .into_iter()
+                        .map(|(k, v)| match v {
+                            Value::String(s) => Ok((k, s)),
+                            _ => Err(E::custom("`map` values must be strings")),
+                        })
+                        .collect::<Result<BTreeMap<_, _>, E>>()?,
+                    Some(_) => return Err(E::custom("`map` must be an object")),
+                    None => return Err(E::missing_field("map")),
+                };
+                Source::ApiKeyMap { header, map }
+            }
+        })
+    }
 }
 
 impl Source {
@@ -192,6 +275,84 @@ mod tests {
     use std::collections::BTreeMap;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// Every variant read from JSON text (as the plugin configuration is), and serde's
+    /// errors for what is not a source.
+    #[test]
+    fn sources_read_from_json_with_serde_errors() {
+        let read = |text: &str| serde_json::from_str::<Vec<Source>>(text);
+        let all = read(
+            r#"[{"source": "header", "name": "x-user-id"},
+                {"trusted": true, "source": "header", "name": "x-u"},
+                {"source": "jwt_authn", "payload_in_metadata": "jwt_payload", "claim": "sub"},
+                {"source": "bearer_jwt_unverified", "claim": "sub"},
+                {"source": "body_field", "pointer": "/user"},
+                {"source": "route_metadata", "namespace": "ns", "key": "project"},
+                {"source": "api_key_map", "header": "authorization", "map": {"sha256:ab": "p1"}}]"#,
+        )
+        .unwrap();
+        let map: BTreeMap<String, String> = [("sha256:ab".into(), "p1".into())].into();
+        assert_eq!(
+            all,
+            vec![
+                Source::Header {
+                    name: "x-user-id".into(),
+                    trusted: false
+                },
+                Source::Header {
+                    name: "x-u".into(),
+                    trusted: true
+                },
+                Source::JwtAuthn {
+                    payload_in_metadata: "jwt_payload".into(),
+                    claim: "sub".into()
+                },
+                Source::BearerJwtUnverified {
+                    claim: "sub".into()
+                },
+                Source::BodyField {
+                    pointer: "/user".into()
+                },
+                Source::RouteMetadata {
+                    namespace: "ns".into(),
+                    key: "project".into()
+                },
+                Source::ApiKeyMap {
+                    header: "authorization".into(),
+                    map
+                },
+            ]
+        );
+        for (text, want) in [
+            (r#"[{"source": "cookie"}]"#, "unknown variant `cookie`"),
+            (r#"[{"name": "x"}]"#, "missing field `source`"),
+            (r#"[{"source": "header"}]"#, "missing field `name`"),
+            (
+                r#"[{"source": "header", "name": "x", "claim": "c"}]"#,
+                "unknown field `claim`",
+            ),
+            (
+                r#"[{"source": "header", "name": 1}]"#,
+                "`name` must be a string",
+            ),
+            (
+                r#"[{"source": "header", "name": "x", "trusted": "yes"}]"#,
+                "`trusted`",
+            ),
+            (
+                r#"[{"source": "api_key_map", "header": "h", "map": {"k": 1}}]"#,
+                "`map`",
+            ),
+            (
+                r#"[{"source": "api_key_map", "header": "h"}]"#,
+                "missing field `map`",
+            ),
+            (r#"["header"]"#, "invalid type"),
+        ] {
+            let e = read(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: got {e}, want {want}");
+        }
+    }
 
     #[derive(Default)]
     struct View {

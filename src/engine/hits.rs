@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::work;
-use crate::detect::{self, DetectorId, Finding};
+use crate::detect::decode::{self, Decoded};
+use crate::detect::{self, DetectorId, DetectorSet, Finding};
 use crate::llm::{self, Phase};
 use crate::policy::Policy;
 
@@ -42,7 +43,8 @@ pub(super) struct Hit {
     pub(super) source: Source,
 }
 
-/// Runs the detectors, keywords and patterns the rules need over every segment.
+/// Runs the detectors, keywords and patterns the rules need over every segment, each read
+/// through [`decode`] (normalised, escapes decoded); spans are the original text's.
 pub(super) fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Vec<Hit> {
     find_hits_scored(policy, phase, segments, &mut None)
 }
@@ -60,13 +62,16 @@ pub(super) fn find_hits_scored(
     let mut pattern_hits = Vec::new();
     for (si, seg) in segments.iter().enumerate() {
         let enabled = policy.detectors_for(phase, seg.role);
-        findings.clear();
-        detect::scan(
-            seg.text,
+        let decoded = decode::decode(seg.text);
+        let text = decoded.text();
+        work::add(text.len() / 64 + 1);
+        scan_decoded(
+            &decoded,
             enabled.without(DetectorId::PromptInjection),
             &mut findings,
         );
-        // Prompt injection is scored once per text; each rule compares with its min_score.
+        // Prompt injection is scored once per text, on the text as written (the classifier
+        // has its own trained normaliser); each rule compares with its min_score.
         let injection = enabled
             .contains(DetectorId::PromptInjection)
             .then(|| detect::prompt_injection::assess(seg.text, &mut findings));
@@ -75,7 +80,7 @@ pub(super) fn find_hits_scored(
         }
         keyword_hits.clear();
         if !policy.keywords.is_empty() {
-            policy.keywords.find(seg.text, &mut keyword_hits);
+            policy.keywords.find(text, &mut keyword_hits);
         }
         for (ri, rule) in policy.rules.iter().enumerate() {
             if !rule.applies_to(phase) || !rule.roles.contains(seg.role) {
@@ -100,19 +105,21 @@ pub(super) fn find_hits_scored(
             }
             if rule.has_keywords {
                 for k in keyword_hits.iter().filter(|k| k.tag as usize == ri) {
+                    let (start, end) = decoded.original(k.start, k.end);
                     hits.push(Hit {
                         rule: ri,
                         segment: si,
-                        start: k.start,
-                        end: k.end,
+                        start,
+                        end,
                         source: Source::Keyword,
                     });
                 }
             }
             for p in &rule.patterns {
                 pattern_hits.clear();
-                p.find(seg.text, &mut pattern_hits);
+                p.find(text, &mut pattern_hits);
                 for &(start, end) in &pattern_hits {
+                    let (start, end) = decoded.original(start, end);
                     hits.push(Hit {
                         rule: ri,
                         segment: si,
@@ -126,6 +133,30 @@ pub(super) fn find_hits_scored(
     }
     work::add(hits.len());
     hits
+}
+
+/// The enabled detectors' findings in a decoded text, in offsets of the original (cleared
+/// first): the normalised text's, mapped back, then those of its hidden (base64) texts, each
+/// covering its whole run.
+pub(super) fn scan_decoded(decoded: &Decoded<'_>, enabled: DetectorSet, out: &mut Vec<Finding>) {
+    out.clear();
+    detect::scan(decoded.text(), enabled, out);
+    if !decoded.is_identity() {
+        for f in out.iter_mut() {
+            (f.start, f.end) = decoded.original(f.start, f.end);
+        }
+    }
+    let mut inner = Vec::new();
+    for h in decoded.hidden() {
+        inner.clear();
+        detect::scan(&h.text, enabled, &mut inner);
+        work::add(h.text.len() / 64 + inner.len() + 1);
+        out.extend(inner.iter().map(|f| Finding {
+            detector: f.detector,
+            start: h.start,
+            end: h.end,
+        }));
+    }
 }
 
 /// Which rules have at least one hit, by rule index (one pass over the hits).
@@ -157,8 +188,9 @@ pub(super) fn in_mask(mask: &[bool], rule: usize) -> bool {
 
 /// Stable sort that counts its comparisons as work. Hits come as a policy-bounded number of
 /// sorted runs (per rule and source), which the stable sort merges in O(n log runs).
+/// (`crate::sort`: one compiled stable sort for every element type.)
 pub(super) fn sort_counted<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
-    items.sort_by(|a, b| {
+    crate::sort::sort_by(items, &|a, b| {
         work::add(1);
         key(a).cmp(&key(b))
     });

@@ -4,7 +4,11 @@
 //! Only what the policy's response rules can match is held, and only where it can still be
 //! growing, so ordinary prose waits for about one word:
 //! - token-shaped entities (email, IPv6, API keys, JWTs) never contain whitespace, so only the
-//!   trailing run of non-whitespace text can still grow into one;
+//!   trailing run of non-whitespace text can still grow into one; secrets found by their
+//!   context (a label's value, a URL's password, a `Basic`/`Bearer` credential, an AWS secret
+//!   next to its key id) are token-shaped too: their context ends before the value, or is in
+//!   the value's run (a URL), and the text released before the held run is still read, as
+//!   the stream's context, when the run is judged;
 //! - cards, phones, SSNs, IPv4 addresses and the digit-only national ids are digits and
 //!   separators: the trailing run of such characters waits (at most [`NUMERIC_WINDOW`] bytes);
 //! - IBANs, phone extensions and the national ids with letters (NINO, PAN, NIE, codice
@@ -31,8 +35,9 @@ use crate::llm::{stream, Phase};
 use crate::policy::Policy;
 
 /// Longest card, phone, SSN, IBAN (34 characters in groups) or IPv4 span, plus the two
-/// characters after it the numeric validators look at.
-pub const NUMERIC_WINDOW: usize = 64;
+/// characters after it the numeric validators look at, with room for the escapes and
+/// invisible characters the decoder reads through (`4111%201111…`, `\u0034`).
+pub const NUMERIC_WINDOW: usize = 128;
 /// The prompt-injection classifier's window (two blocks of normalised text) with room for
 /// text the normaliser shortens (whitespace runs, invisible characters), which also covers a
 /// phrase rule's trigger word and its 160-byte look-ahead: streamed text is judged with at
@@ -57,6 +62,22 @@ const TOKEN_DETECTORS: &[DetectorId] = &[
     DetectorId::GoogleApiKey,
     DetectorId::StripeKey,
     DetectorId::Jwt,
+    DetectorId::GitlabToken,
+    DetectorId::NpmToken,
+    DetectorId::HuggingfaceToken,
+    DetectorId::SendgridKey,
+    DetectorId::TwilioKey,
+    DetectorId::MailgunKey,
+    DetectorId::ShopifyToken,
+    DetectorId::DigitaloceanToken,
+    DetectorId::AwsSecretKey,
+    DetectorId::AwsSessionToken,
+    DetectorId::AzureStorageKey,
+    DetectorId::GcpServiceAccount,
+    DetectorId::UrlSignature,
+    DetectorId::UrlCredentials,
+    DetectorId::HttpAuth,
+    DetectorId::SecretAssignment,
 ];
 
 const NUMERIC_DETECTORS: &[DetectorId] = &[
@@ -204,7 +225,7 @@ impl Holdback {
             let run = trailing_run_start(text, NUMERIC_WINDOW, is_numeric_char);
             let start = text
                 .get(run..)
-                .and_then(|tail| tail.find(|c: char| c.is_ascii_digit() || c == '+' || c == '('))
+                .and_then(|tail| tail.find(starts_numeric))
                 .map_or(text.len(), |i| run + i);
             from = from.min(start);
         }
@@ -293,8 +314,37 @@ fn read_pem(text: &str, offset: u64, new_from: u64, progress: &mut Progress) {
 
 /// Characters of digit entities: digits and the separators cards, phones, SSNs and IPv4 use
 /// (and those their validators look at just after an entity).
+/// Also what the decoder reads as digits and separators ([`crate::detect::decode`]): any
+/// character it folds (other scripts' and fullwidth digits, Unicode spaces and dashes,
+/// invisible characters) and the characters of escapes (`%34`, `&#x34;`, `\u0034`).
 fn is_numeric_char(c: char) -> bool {
-    c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')' | '+' | '/' | ':' | ',')
+    c.is_ascii_hexdigit()
+        || matches!(
+            c,
+            ' ' | '-'
+                | '.'
+                | '('
+                | ')'
+                | '+'
+                | '/'
+                | ':'
+                | ','
+                | '%'
+                | '&'
+                | '#'
+                | ';'
+                | '\\'
+                | 'u'
+                | 'x'
+        )
+        || (!c.is_ascii() && crate::detect::decode::folds(c))
+}
+
+/// Where a digit entity can start: a digit (of any script), `+`, `(`, or an escape.
+fn starts_numeric(c: char) -> bool {
+    c.is_ascii_digit()
+        || matches!(c, '+' | '(' | '%' | '&' | '\\')
+        || (!c.is_ascii() && c.is_numeric())
 }
 
 /// Start of the trailing run of `member` characters (looking back at most `max` bytes);
@@ -463,6 +513,57 @@ mod tests {
         assert_eq!(h.release_point("no space"), 3);
         // Non-ASCII whitespace ends a word too.
         assert_eq!(h.release_point("a\u{3000}b"), "a\u{3000}".len());
+    }
+
+    /// Each secret detector found by context, alone in a policy, holds the run its value may
+    /// still be growing in.
+    #[test]
+    fn context_secret_detectors_hold_the_last_word() {
+        for (d, text, held) in [
+            ("secret_assignment", "set password: hunt", "hunt"),
+            (
+                "url_credentials",
+                "db is postgres://app:Sup3",
+                "postgres://app:Sup3",
+            ),
+            ("http_auth", "Authorization: Bearer 9f8e7d", "9f8e7d"),
+            (
+                "aws_secret_key",
+                "AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7",
+                "wJalrXUtnFEMI/K7",
+            ),
+            ("aws_session_token", "token IQoJb3Jp", "IQoJb3Jp"),
+            (
+                "azure_storage_key",
+                "x;AccountKey=Eby8vdM0",
+                "x;AccountKey=Eby8vdM0",
+            ),
+            (
+                "url_signature",
+                "get https://h/k?X-Amz-Signature=aeee",
+                "https://h/k?X-Amz-Signature=aeee",
+            ),
+            (
+                "gcp_service_account",
+                "\"private_key_id\": \"3f2b",
+                "\"3f2b",
+            ),
+            (
+                "mailgun_key",
+                "MAILGUN_KEY=key-3f2b",
+                "MAILGUN_KEY=key-3f2b",
+            ),
+            ("gitlab_token", "use glpat-abc", "glpat-abc"),
+            ("npm_token", "use npm_abc", "npm_abc"),
+            ("huggingface_token", "use hf_abc", "hf_abc"),
+            ("sendgrid_key", "use SG.abc", "SG.abc"),
+            ("twilio_key", "use SK0a1b", "SK0a1b"),
+            ("shopify_token", "use shpat_0a1b", "shpat_0a1b"),
+            ("digitalocean_token", "use dop_v1_0a1b", "dop_v1_0a1b"),
+        ] {
+            let h = Holdback::for_policy(&policy(&[d]), 8192);
+            assert_eq!(h.release_point(text), text.len() - held.len(), "{d}");
+        }
     }
 
     #[test]

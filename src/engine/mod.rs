@@ -305,7 +305,8 @@ fn evaluate_json(
         }
     };
     out.inspected = true;
-    let segments = &texts.segments;
+    let all = texts.all();
+    let segments = &all;
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
@@ -407,16 +408,24 @@ fn evaluate_json(
         Some(refusal) => Verdict::Respond(refusal),
         None => {
             let flagged = out.decision == Action::Escalate;
-            let changes: Vec<(llm::PathId, String)> = plan
+            let mut changes: Vec<(llm::PathId, llm::Slot, String)> = plan
                 .text_changes(segments)
                 .into_iter()
-                .filter_map(|(si, t)| segments.get(si).map(|s| (s.path, t)))
+                .filter_map(|(si, t)| segments.get(si).map(|s| (s.path, s.slot, t)))
                 .collect();
+            // Keys last, the latest first: a renamed key is never on the path of a text
+            // written after it (a key comes before what is under it, and after its elders).
+            let values = changes.iter().filter(|c| c.1 != llm::Slot::Key).count();
+            changes.sort_by_key(|c| c.1 == llm::Slot::Key);
+            if let Some(keys) = changes.get_mut(values..) {
+                keys.reverse();
+            }
+            drop(all);
             // The texts borrow the body; their path tree does not.
             let paths = texts.paths;
             let mut changed = false;
-            for (path, text) in changes {
-                changed |= paths.replace(&mut value, path, text);
+            for (path, slot, text) in changes {
+                changed |= paths.write(&mut value, path, slot, text);
             }
             if changed && phase == Phase::Response {
                 // Token log-probabilities spell the original output out.
@@ -581,8 +590,7 @@ fn redacted_content(segments: &[llm::Segment<'_>], hits: &[Hit]) -> Vec<ContentI
         .iter()
         .enumerate()
         .map(|(si, seg)| {
-            findings.clear();
-            detect::scan(seg.text, all, &mut findings);
+            hits::scan_decoded(&detect::decode::decode(seg.text), all, &mut findings);
             let skip = rest.iter().take_while(|h| h.segment < si).count();
             let here = rest
                 .iter()

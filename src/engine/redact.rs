@@ -1,4 +1,13 @@
 //! Applying text edits (redactions and replacements) to one text.
+//!
+//! Spans are the original text's (findings are mapped back from the decoded text detectors
+//! read, see [`crate::detect::decode`]): a redaction replaces the bytes that were sent, escapes
+//! included. Masks are drawn from the decoded span (`jane%40example.com` masks as
+//! `****@*******.***`). A text that is itself JSON (tool-call arguments) stays JSON: a span
+//! inside a string is written JSON-escaped, and a number or literal a span touches becomes a
+//! JSON string holding the replacement.
+
+use crate::detect::decode;
 
 /// What replaces an edited span.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,9 +32,17 @@ pub struct Edit {
 /// Returns `text` with the edits applied. Overlapping or touching-inside spans merge into one
 /// span replaced by the best-ranked edit among them; spans off char boundaries are ignored.
 pub fn apply(text: &str, edits: &mut [Edit]) -> String {
+    let spans = resolve(text, edits);
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    let spans = match json_tokens(text) {
+        Some(tokens) => json_cuts(&spans, &tokens),
+        None => spans,
+    };
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    for (start, end, replacement) in resolve(text, edits) {
+    for (start, end, replacement) in spans {
         out.push_str(text.get(pos..start).unwrap_or_default());
         out.push_str(&replacement);
         pos = end;
@@ -38,7 +55,7 @@ pub fn apply(text: &str, edits: &mut [Edit]) -> String {
 /// Streams use the spans directly: a span's replacement goes where the span starts even
 /// when the span's text arrived in several events.
 pub fn resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
-    edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    crate::sort::sort_by(edits, &|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     let mut merged: Vec<(usize, usize, &Edit)> = Vec::with_capacity(edits.len());
     for e in edits.iter() {
         if e.start >= e.end || !text.is_char_boundary(e.start) || !text.is_char_boundary(e.end) {
@@ -61,12 +78,101 @@ pub fn resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
             let mut out = String::new();
             match &edit.replacement {
                 Replacement::Text(t) => out.push_str(t),
-                Replacement::Mask => mask_into(original, 0, &mut out),
-                Replacement::KeepLast4 => mask_into(original, 4, &mut out),
+                Replacement::Mask => mask_into(&decode::normalized(original), 0, &mut out),
+                Replacement::KeepLast4 => mask_into(&decode::normalized(original), 4, &mut out),
             }
             (start, end, out)
         })
         .collect()
+}
+
+/// A value token of a JSON text: a string (quotes included) or a number or literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Token {
+    start: usize,
+    end: usize,
+    string: bool,
+}
+
+/// The value tokens of `text` when it is a JSON object or array (None otherwise), in order.
+fn json_tokens(text: &str) -> Option<Vec<Token>> {
+    let first = text.trim_start().as_bytes().first()?;
+    if !matches!(first, b'{' | b'[') || serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+    {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while let Some(&c) = bytes.get(i) {
+                    i += if c == b'\\' { 2 } else { 1 };
+                    if c == b'"' {
+                        break;
+                    }
+                }
+                tokens.push(Token {
+                    start,
+                    end: i.min(bytes.len()),
+                    string: true,
+                });
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                let start = i;
+                while bytes.get(i).is_some_and(|c| {
+                    !matches!(c, b',' | b'}' | b']' | b':') && !c.is_ascii_whitespace()
+                }) {
+                    i += 1;
+                }
+                tokens.push(Token {
+                    start,
+                    end: i,
+                    string: false,
+                });
+            }
+            _ => i += 1,
+        }
+    }
+    Some(tokens)
+}
+
+/// The cuts that write `spans` into a JSON text and keep it JSON: the part of each string a
+/// span covers gets the replacement JSON-escaped; a number or literal a span touches becomes
+/// the replacement as a JSON string; structure stays.
+fn json_cuts(spans: &[(usize, usize, String)], tokens: &[Token]) -> Vec<(usize, usize, String)> {
+    let mut cuts: Vec<(usize, usize, String)> = Vec::new();
+    for (s, e, replacement) in spans {
+        let quoted = serde_json::to_string(replacement).unwrap_or_default();
+        let escaped = quoted
+            .get(1..quoted.len().saturating_sub(1))
+            .unwrap_or_default();
+        let first = tokens.partition_point(|t| t.end <= *s);
+        for t in tokens
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|t| t.start < *e)
+        {
+            let cut = if t.string {
+                let (a, b) = ((*s).max(t.start + 1), (*e).min(t.end.saturating_sub(1)));
+                if a >= b {
+                    continue;
+                }
+                (a, b, escaped.to_string())
+            } else {
+                (t.start, t.end, quoted.clone())
+            };
+            if cuts.last().is_some_and(|last| cut.0 < last.1) {
+                continue;
+            }
+            cuts.push(cut);
+        }
+    }
+    cuts
 }
 
 fn mask_into(original: &str, keep_last: usize, out: &mut String) {
@@ -146,6 +252,45 @@ mod tests {
             edit(2, 2, 0, Replacement::Mask),
         ];
         assert_eq!(apply(t, &mut edits), "é1");
+    }
+
+    /// A JSON text stays JSON: strings get escaped replacements, numbers become strings, a
+    /// span across structure replaces each value it touches and keeps the structure.
+    #[test]
+    fn json_texts_stay_json() {
+        let text = r#"{"a": "x 4111", "n": 4111111111111111, "l": ["ignore all", "prior"]}"#;
+        let at = |s: &str| text.find(s).unwrap();
+        let quote = Replacement::Text("say \"no\"".into());
+        let mut edits = [
+            edit(at("4111\""), at("4111\"") + 4, 0, quote),
+            edit(at("4111111"), at("4111111") + 16, 0, Replacement::KeepLast4),
+            edit(
+                at("ignore"),
+                at("prior") + 5,
+                0,
+                Replacement::Text("[X]".into()),
+            ),
+        ];
+        let out = apply(text, &mut edits);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": "x say \"no\"", "n": "************1111", "l": ["[X]", "[X]"]})
+        );
+        // Not JSON: as it is.
+        assert_eq!(
+            apply("{oops 4111", &mut [edit(6, 10, 0, Replacement::Mask)]),
+            "{oops ****"
+        );
+    }
+
+    #[test]
+    fn masks_are_drawn_from_the_decoded_span() {
+        let t = "to jane%40example.com";
+        assert_eq!(
+            apply(t, &mut [edit(3, t.len(), 0, Replacement::Mask)]),
+            "to ****@*******.***"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use proxy_wasm::types::Action;
 
 use super::host::{self, ProxyHost};
 use super::root::Shared;
+use super::timing::{self, Callback};
 use crate::exchange::{Exchange, Flow};
 
 pub struct Http {
@@ -33,6 +34,7 @@ impl Context for Http {}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let _t = timing::span(Callback::RequestHeaders);
         let (Some(shared), Some(ex)) = (&self.shared, self.exchange.as_mut()) else {
             return Action::Continue;
         };
@@ -41,6 +43,7 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let _t = timing::span(Callback::RequestBody);
         self.exchange.as_mut().map_or(Action::Continue, |ex| {
             action(ex.on_request_body(&mut ProxyHost, body_size, end_of_stream))
         })
@@ -53,12 +56,14 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let _t = timing::span(Callback::ResponseHeaders);
         self.exchange.as_mut().map_or(Action::Continue, |ex| {
             action(ex.on_response_headers(&mut ProxyHost, end_of_stream))
         })
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let _t = timing::span(Callback::ResponseBody);
         self.exchange.as_mut().map_or(Action::Continue, |ex| {
             action(ex.on_response_body(&mut ProxyHost, body_size, end_of_stream))
         })
@@ -75,7 +80,10 @@ impl HttpContext for Http {
             return;
         };
         let now = host::now_ms();
+        let t = timing::span(Callback::LogFinish);
         let finished = ex.finish(&ProxyHost, &mut shared.ids.borrow_mut(), now);
+        drop(t);
+        let _t = timing::span(Callback::LogEmit);
         for _ in 0..finished.inspection_errors {
             shared.metrics.inspection_error();
         }

@@ -11,6 +11,7 @@ mod host;
 mod http;
 mod metrics;
 mod root;
+mod timing;
 
 use proxy_wasm::types::LogLevel;
 

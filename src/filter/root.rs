@@ -12,6 +12,7 @@ use proxy_wasm::types::{BufferType, ContextType};
 use super::host;
 use super::http::Http;
 use super::metrics::{self, Metrics, SinkMetrics};
+use super::timing::{self, Callback};
 use crate::audit::{AuditRecord, IdGenerator};
 use crate::config::PluginConfig;
 use crate::sinks::ledger::{self, Store};
@@ -61,7 +62,10 @@ impl Shared {
     /// Queues a finished record for every sink. Never blocks, never fails: a full buffer
     /// drops its oldest records and counts them.
     pub fn emit(&self, record: &AuditRecord, epoch_ms: u64) {
-        self.emit_json(record.to_json(), epoch_ms);
+        self.metrics.record_emitted();
+        self.outbox
+            .borrow_mut()
+            .push_members(&self.host(), record.to_members(), epoch_ms);
     }
 
     /// Queues any record, already serialized, for every sink.
@@ -179,6 +183,7 @@ impl Context for Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
+        let _t = timing::span(Callback::CallResponse);
         let now = host::now_ms();
         // Raw bytes: a sink's answer headers are as untrusted as a client's.
         let answer_headers = host::call_response_headers();
@@ -272,6 +277,8 @@ impl RootContext for Root {
         let Some(shared) = &self.shared else {
             return;
         };
+        timing::flush();
+        let _t = timing::span(Callback::Tick);
         if !self.announced {
             // On the first tick, not in on_configure: Envoy also configures VMs that never
             // tick (configuration checks on the main thread), whose records would never ship.

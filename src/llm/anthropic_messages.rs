@@ -1,10 +1,11 @@
 //! Anthropic Messages API (`/v1/messages`; also the same body on Bedrock and Vertex AI).
 //!
 //! Request texts: `system` (a string or `text` blocks, [`Role::System`]); `messages[i].content`
-//! as a string or blocks: `text` (the message's role), `tool_use` (every string inside
-//! `input`, [`Role::Assistant`]), `tool_result` (`content` string or `text` blocks,
-//! [`Role::Tool`]). Images, documents and thinking blocks (signed: editing them would break
-//! the signature) are skipped.
+//! as a string or blocks: `text`, `document` (title, context, a text or content source) and
+//! `search_result` (title, source, text blocks), as the message's role; `tool_use` (every
+//! string inside `input`, [`Role::Assistant`]); `tool_result` (`content` string, or text,
+//! document and search-result blocks, [`Role::Tool`]). Images, base64 and URL documents and
+//! thinking blocks (signed: editing them would break the signature) are skipped.
 //! Response texts: `content[]` `text` blocks and `tool_use` input strings ([`Role::Assistant`]).
 
 use serde_json::Value;
@@ -61,21 +62,68 @@ fn content<'a>(content: Option<&'a Value>, role: Role, base: PathId, out: &mut T
                 Some(Value::Array(inner)) => {
                     let results = out.at(list, &[idx(j), key("content")]);
                     for (k, t) in inner.iter().enumerate() {
-                        if str_field(t, "type") == Some("text") {
-                            emit(
-                                out,
-                                Role::Tool,
-                                t.get("text"),
-                                results,
-                                &[idx(k), key("text")],
-                            );
-                        }
+                        let at = out.index(results, k);
+                        block_text(t, Role::Tool, at, out);
                     }
                 }
                 c => emit(out, Role::Tool, c, list, &[idx(j), key("content")]),
             },
+            Some("document" | "search_result") => {
+                let at = out.index(list, j);
+                block_text(b, role, at, out);
+            }
             _ => {}
         }
+    }
+}
+
+/// The text of a `text`, `document` or `search_result` block at `at`, as `role`: a text
+/// block's `text`; a document's `title`, `context` and text source (`source.data` of a
+/// `text` source, or the `text` blocks of a `content` source); a search result's `title`,
+/// `source` and `text` blocks. Base64 and URL sources carry no text.
+fn block_text<'a>(b: &'a Value, role: Role, at: PathId, out: &mut Texts<'a>) {
+    match str_field(b, "type") {
+        Some("text") => emit(out, role, b.get("text"), at, &[key("text")]),
+        Some("document") => {
+            emit(out, role, b.get("title"), at, &[key("title")]);
+            emit(out, role, b.get("context"), at, &[key("context")]);
+            let source = b.get("source");
+            match source.and_then(|s| str_field(s, "type")) {
+                Some("text") => {
+                    emit(
+                        out,
+                        role,
+                        source.and_then(|s| s.get("data")),
+                        at,
+                        &[key("source"), key("data")],
+                    );
+                }
+                Some("content") => {
+                    if let Some(Value::Array(blocks)) = source.and_then(|s| s.get("content")) {
+                        let list = out.at(at, &[key("source"), key("content")]);
+                        for (k, t) in blocks.iter().enumerate() {
+                            if str_field(t, "type") == Some("text") {
+                                emit(out, role, t.get("text"), list, &[idx(k), key("text")]);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some("search_result") => {
+            emit(out, role, b.get("title"), at, &[key("title")]);
+            emit(out, role, b.get("source"), at, &[key("source")]);
+            if let Some(Value::Array(blocks)) = b.get("content") {
+                let list = out.at(at, &[key("content")]);
+                for (k, t) in blocks.iter().enumerate() {
+                    if str_field(t, "type") == Some("text") {
+                        emit(out, role, t.get("text"), list, &[idx(k), key("text")]);
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -253,6 +301,8 @@ mod tests {
                 (Role::Assistant, "celsius"),
                 (Role::Tool, "15 degrees"),
                 (Role::Tool, "Sunny"),
+                // A document with a text source (issue 13: never read before).
+                (Role::User, "doc text"),
                 (Role::User, "Describe this image."),
             ]
         );
@@ -319,7 +369,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        assert_round_trip(F, Phase::Request, &request(), 11);
+        assert_round_trip(F, Phase::Request, &request(), 12);
         assert_round_trip(F, Phase::Response, &response(), 2);
     }
 

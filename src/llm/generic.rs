@@ -1,10 +1,248 @@
 //! Unknown body shapes: every string value, depth-first in document order, with an explicit
 //! stack (no recursion). Also used for free-form JSON inside known formats (tool inputs).
+//!
+//! [`rest`] is the walk after a format's own extraction: everything else in the body that
+//! reaches the model is inspected as role `other` (see its documentation).
 
 use serde_json::Value;
 
-use super::path::{PathId, TooComplex, MAX_DEPTH};
+use super::path::{PathId, Slot, TooComplex, MAX_DEPTH};
 use super::{Role, Texts};
+
+/// Keys whose string values are structure, not text: identifiers of the model and of the
+/// message's author, type and enum tags, provider signatures. A client that rewrites these
+/// changes what the request means; nothing here is read by the model as text.
+pub(crate) const STRUCTURAL: &[&str] = &[
+    "model",
+    "role",
+    "type",
+    "name",
+    "object",
+    "finish_reason",
+    "stop_reason",
+    "tool_choice",
+    "detail",
+    "format",
+    "encoding_format",
+    "media_type",
+    "reasoning_effort",
+    "effort",
+    "service_tier",
+    "status",
+    "truncation",
+    "verbosity",
+    "voice",
+    "modalities",
+    "include",
+    "signature",
+    "encrypted_content",
+    "system_fingerprint",
+    "anthropic_version",
+];
+
+/// Field names of the APIs the gateway knows (and of JSON Schema): as keys they carry nothing
+/// to inspect, and numbers under them are counts, sizes, times and seeds, not identifiers.
+const KNOWN_KEYS: &[&str] = &[
+    "model",
+    "messages",
+    "role",
+    "content",
+    "type",
+    "text",
+    "name",
+    "stream",
+    "stream_options",
+    "include_usage",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "n",
+    "stop",
+    "seed",
+    "user",
+    "tools",
+    "tool_choice",
+    "function",
+    "functions",
+    "function_call",
+    "description",
+    "parameters",
+    "properties",
+    "required",
+    "items",
+    "enum",
+    "additionalProperties",
+    "strict",
+    "arguments",
+    "tool_calls",
+    "tool_call_id",
+    "id",
+    "refusal",
+    "image_url",
+    "url",
+    "detail",
+    "input_audio",
+    "data",
+    "format",
+    "file",
+    "file_id",
+    "file_data",
+    "filename",
+    "response_format",
+    "json_schema",
+    "schema",
+    "prediction",
+    "metadata",
+    "store",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "presence_penalty",
+    "frequency_penalty",
+    "modalities",
+    "audio",
+    "voice",
+    "reasoning_effort",
+    "reasoning",
+    "effort",
+    "summary",
+    "service_tier",
+    "parallel_tool_calls",
+    "input",
+    "instructions",
+    "previous_response_id",
+    "prompt",
+    "variables",
+    "version",
+    "truncation",
+    "include",
+    "output",
+    "call_id",
+    "system",
+    "anthropic_version",
+    "stop_sequences",
+    "tool_use_id",
+    "input_schema",
+    "source",
+    "media_type",
+    "cache_control",
+    "ttl",
+    "thinking",
+    "budget_tokens",
+    "signature",
+    "is_error",
+    "citations",
+    "title",
+    "context",
+    "choices",
+    "index",
+    "message",
+    "delta",
+    "finish_reason",
+    "usage",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "object",
+    "created",
+    "created_at",
+    "system_fingerprint",
+    "status",
+    "encoding_format",
+    "dimensions",
+    "embedding",
+    "default",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "$ref",
+    "$defs",
+    "definitions",
+    "const",
+    "examples",
+    "nullable",
+    "verbosity",
+    "suffix",
+    "echo",
+    "best_of",
+    "keep_alive",
+    "options",
+    "num_ctx",
+    "num_predict",
+    "raw",
+    "images",
+    "template",
+    "toolConfig",
+    "inferenceConfig",
+    "maxTokens",
+    "topP",
+    "stopSequences",
+    "toolSpec",
+    "inputSchema",
+    "json",
+    "toolUse",
+    "toolResult",
+    "toolUseId",
+    "guardContent",
+    "additionalModelRequestFields",
+    "output_index",
+    "content_index",
+    "sequence_number",
+    "item_id",
+    "event_id",
+];
+
+/// Digits a number needs before it is inspected: 7 covers local phone numbers and every
+/// national identifier, card and account number; shorter ones (counts, years, prices) cannot
+/// identify anyone.
+const MIN_NUMBER_DIGITS: usize = 7;
+
+fn known(key: &str) -> bool {
+    KNOWN_KEYS.contains(&key)
+}
+
+/// Whether a string is a binary payload (a data URL, or base64 `data` of an image, audio or
+/// document source): not text the model reads as text.
+pub(crate) fn binary(
+    key: Option<&str>,
+    parent: Option<&serde_json::Map<String, Value>>,
+    s: &str,
+) -> bool {
+    if s.starts_with("data:")
+        && s.get(..s.len().min(256))
+            .is_some_and(|h| h.contains(";base64,"))
+    {
+        return true;
+    }
+    let sibling = |k: &str| parent.and_then(|p| p.get(k)).and_then(Value::as_str);
+    match key {
+        Some("data") => sibling("type") == Some("base64") || sibling("format").is_some(),
+        Some("b64_json") => true,
+        _ => false,
+    }
+}
+
+/// Objects whose strings are signed by the provider (editing them breaks the signature).
+pub(crate) fn signed(obj: &serde_json::Map<String, Value>) -> bool {
+    matches!(
+        obj.get("type").and_then(Value::as_str),
+        Some("thinking" | "redacted_thinking" | "reasoning" | "thinking_delta" | "signature_delta")
+    )
+}
 
 enum Frame<'a> {
     Arr(std::iter::Enumerate<std::slice::Iter<'a, Value>>),
@@ -22,6 +260,7 @@ impl<'a> Frame<'a> {
 }
 
 /// A child of the container a frame reads.
+#[derive(Clone, Copy)]
 enum Child<'a> {
     Index(usize),
     Key(&'a str),
@@ -76,6 +315,150 @@ pub(crate) fn collect<'a>(root: &'a Value, role: Role, base: PathId, out: &mut T
             }
         }
     }
+}
+
+/// Everything in `root` a format's extraction left out, as role `other`: string values not
+/// already in `out` (by address) and not structural ([`STRUCTURAL`] keys, binary payloads,
+/// provider-signed blocks); object keys that are not the APIs' own field names; integers of
+/// [`MIN_NUMBER_DIGITS`] digits or more that are not under such a field name. Containers nested
+/// deeper than [`MAX_DEPTH`] fail the extraction.
+pub(crate) fn rest<'a>(root: &'a Value, out: &mut Texts<'a>) {
+    let mut seen: Vec<usize> = out
+        .segments
+        .iter()
+        .map(|s| s.text.as_ptr() as usize)
+        .collect();
+    seen.sort_unstable();
+    let emitted = |s: &str| seen.binary_search(&(s.as_ptr() as usize)).is_ok();
+    if let Value::String(s) = root {
+        if !s.is_empty() && !emitted(s) {
+            out.push(Role::Other, s, PathId::ROOT);
+        }
+        return;
+    }
+    let Some(first) = Frame::of(root) else {
+        return;
+    };
+    // Each level with its node in the path tree, made only once something under it is a text.
+    let mut stack: Vec<Level<'a>> = vec![Level {
+        frame: first,
+        id: Some(PathId::ROOT),
+        step: Child::Index(0),
+        object: root.as_object(),
+    }];
+    while let Some(top) = stack.last_mut() {
+        let parent = top.object;
+        let next: Option<(Child<'a>, &'a Value)> = match &mut top.frame {
+            Frame::Arr(it) => it.next().map(|(i, v)| (Child::Index(i), v)),
+            Frame::Obj(it) => it.next().map(|(k, v)| (Child::Key(k.as_str()), v)),
+        };
+        let Some((child, v)) = next else {
+            stack.pop();
+            continue;
+        };
+        if out.failed() {
+            return;
+        }
+        let key = match child {
+            Child::Key(k) => Some(k),
+            Child::Index(_) => None,
+        };
+        let wanted_key = key.filter(|k| !k.is_empty() && !known(k));
+        let container = match v {
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(m) => !m.is_empty() && !signed(m),
+            _ => false,
+        };
+        let text = match v {
+            Value::String(s) => {
+                !s.is_empty()
+                    && !key.is_some_and(|k| STRUCTURAL.contains(&k))
+                    && !emitted(s)
+                    && !binary(key, parent, s)
+            }
+            Value::Number(n) => key.is_none_or(|k| !known(k)) && long_number(n).is_some(),
+            _ => false,
+        };
+        if container {
+            if stack.len() >= MAX_DEPTH {
+                return out.fail(TooComplex::Depth);
+            }
+            if let Some(frame) = Frame::of(v) {
+                stack.push(Level {
+                    frame,
+                    id: None,
+                    step: child,
+                    object: v.as_object(),
+                });
+            }
+            if let Some(k) = wanted_key {
+                let last = stack.len() - 1;
+                let path = node(&mut stack, last, out);
+                out.push_slot(Role::Other, k, path, Slot::Key);
+            }
+            continue;
+        }
+        if !text && wanted_key.is_none() {
+            continue;
+        }
+        let last = stack.len() - 1;
+        let at = node(&mut stack, last, out);
+        let path = match child {
+            Child::Index(i) => out.index(at, i),
+            Child::Key(k) => out.key(at, k),
+        };
+        if let Some(k) = wanted_key {
+            out.push_slot(Role::Other, k, path, Slot::Key);
+        }
+        match v {
+            Value::String(s) if text => out.push(Role::Other, s, path),
+            Value::Number(n) if text => {
+                if let Some(digits) = long_number(n) {
+                    out.push_number(digits, path);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A container being walked by [`rest`].
+struct Level<'a> {
+    frame: Frame<'a>,
+    /// Its node, once made.
+    id: Option<PathId>,
+    /// Its step from the level below.
+    step: Child<'a>,
+    object: Option<&'a serde_json::Map<String, Value>>,
+}
+
+/// The node of `stack[at]`, making it (and the nodes below it) when not made yet.
+fn node(stack: &mut [Level<'_>], at: usize, out: &mut Texts<'_>) -> PathId {
+    let made = stack
+        .get(..=at)
+        .unwrap_or_default()
+        .iter()
+        .rposition(|l| l.id.is_some())
+        .unwrap_or(0);
+    let mut id = stack.get(made).and_then(|l| l.id).unwrap_or(PathId::ROOT);
+    for level in stack.iter_mut().take(at + 1).skip(made + 1) {
+        id = match level.step {
+            Child::Index(i) => out.index(id, i),
+            Child::Key(k) => out.key(id, k),
+        };
+        level.id = Some(id);
+    }
+    id
+}
+
+/// An integer's digits when it has at least [`MIN_NUMBER_DIGITS`].
+fn long_number(n: &serde_json::Number) -> Option<String> {
+    let digits = match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(i)) => i.unsigned_abs().to_string(),
+        _ => return None,
+    };
+    (digits.len() >= MIN_NUMBER_DIGITS).then_some(digits)
 }
 
 /// Non-empty strings, and containers that are not empty.

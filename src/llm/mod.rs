@@ -26,7 +26,7 @@ pub mod stream;
 mod testutil;
 
 pub use path::{
-    PathId, PathSeg, Paths, Texts, TooComplex, MAX_DEPTH, MAX_PATH_NODES, MAX_SEGMENTS,
+    PathId, PathSeg, Paths, Slot, Texts, TooComplex, MAX_DEPTH, MAX_PATH_NODES, MAX_SEGMENTS,
 };
 
 /// The API a body belongs to.
@@ -146,6 +146,8 @@ pub struct Segment<'a> {
     pub role: Role,
     pub text: &'a str,
     pub path: PathId,
+    /// What the text is at `path`: a string value, an object key, or a number's digits.
+    pub slot: Slot,
 }
 
 /// Token usage reported by a response.
@@ -260,9 +262,23 @@ fn is_embedding_model(model: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(b"embed"))
 }
 
-/// The inspectable texts of `body` for `phase`. `Unknown` yields every string value. Fails
-/// when the body exceeds a cap of [`path`] (no text is left out silently).
+/// The inspectable texts of `body` for `phase`: the format's own texts with their roles, then
+/// everything else that reaches the model as role `other` ([`generic::rest`]: other string
+/// values, unknown keys, long numbers; not structural values). Fails when the body exceeds a
+/// cap of [`path`] (no text is left out silently).
 pub fn extract(format: ApiFormat, phase: Phase, body: &Value) -> Result<Texts<'_>, TooComplex> {
+    let mut out = Texts::new();
+    extract_into(format, phase, body, &mut out);
+    generic::rest(body, &mut out);
+    out.finish()
+}
+
+/// The format's own texts only (what each format module reads, with its roles).
+pub fn extract_known(
+    format: ApiFormat,
+    phase: Phase,
+    body: &Value,
+) -> Result<Texts<'_>, TooComplex> {
     let mut out = Texts::new();
     extract_into(format, phase, body, &mut out);
     out.finish()

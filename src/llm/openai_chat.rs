@@ -1,7 +1,8 @@
 //! OpenAI Chat Completions (`/v1/chat/completions`), also spoken by most OpenAI-compatible
 //! servers (Azure OpenAI, vLLM, Ollama, LiteLLM, OpenRouter…).
 //!
-//! Request texts: `messages[i].content` (string, or parts typed `text` / `refusal`; image,
+//! Request texts: `messages[i].content` (string, or parts typed `text`, `input_text`,
+//! `output_text`, untyped `{"text": …}` or `refusal`; image,
 //! audio and file parts are skipped), an assistant's `refusal`, `tool_calls[j].function.arguments`
 //! (and `custom.input` of custom tools) and the legacy `function_call.arguments`, those three
 //! as [`Role::Assistant`]. `name` fields are identifiers, not text.
@@ -54,9 +55,13 @@ fn message<'a>(m: &'a Value, role: Role, base: PathId, out: &mut Texts<'a>) {
         Some(Value::Array(parts)) => {
             let list = out.at(base, &[key("content")]);
             for (j, part) in parts.iter().enumerate() {
+                // `input_text`/`output_text` parts as the Responses API writes them, and
+                // untyped `{"text": …}` parts (Bedrock- and Gemini-style clients), are read as
+                // the message's text too.
                 let field = match part.get("type").and_then(Value::as_str) {
-                    Some("text") => "text",
+                    Some("text" | "input_text" | "output_text") => "text",
                     Some("refusal") => "refusal",
+                    None if part.get("type").is_none() && part.get("text").is_some() => "text",
                     _ => continue,
                 };
                 emit(out, role, part.get(field), list, &[idx(j), key(field)]);

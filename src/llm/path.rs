@@ -31,6 +31,18 @@ pub enum PathSeg<'k> {
     Index(usize),
 }
 
+/// Where a text sits at its path, and so how a changed text is written back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Slot {
+    /// A string value: replaced.
+    #[default]
+    Value,
+    /// An object key (the path's last step): the key is renamed.
+    Key,
+    /// A number's digits: the number becomes a string.
+    Number,
+}
+
 /// A body's texts would exceed a cap: [`Texts`] stopped collecting them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TooComplex {
@@ -128,6 +140,42 @@ impl Paths {
         replace(root, &self.steps(id), text)
     }
 
+    /// Writes a changed text back into its slot: a string replaced, a number turned into the
+    /// string, a key renamed (to a name no other key of its object has: a `#2`, `#3`… suffix
+    /// when needed, so no value is lost). False (body untouched) when the slot is not there.
+    pub fn write(&self, root: &mut Value, id: PathId, slot: Slot, text: String) -> bool {
+        let steps = self.steps(id);
+        match slot {
+            Slot::Value => replace(root, &steps, text),
+            Slot::Number => match get_mut(root, &steps) {
+                Some(v @ Value::Number(_)) => {
+                    *v = Value::String(text);
+                    true
+                }
+                _ => false,
+            },
+            Slot::Key => {
+                let Some((PathSeg::Key(old), parent)) = steps.split_last() else {
+                    return false;
+                };
+                let Some(obj) = get_mut(root, parent).and_then(Value::as_object_mut) else {
+                    return false;
+                };
+                let Some(v) = obj.remove(*old) else {
+                    return false;
+                };
+                let mut name = text.clone();
+                let mut n = 1;
+                while obj.contains_key(&name) {
+                    n += 1;
+                    name = format!("{text}#{n}");
+                }
+                obj.insert(name, v);
+                true
+            }
+        }
+    }
+
     /// A new node; the caller checks the caps.
     fn push(&mut self, parent: PathId, step: Step) -> PathId {
         self.nodes.push(Node { parent, step });
@@ -142,6 +190,9 @@ impl Paths {
 pub struct Texts<'a> {
     pub segments: Vec<Segment<'a>>,
     pub paths: Paths,
+    /// The digits of numbers inspected as text ([`Slot::Number`]), at their paths: owned, as
+    /// the body holds no text for them. [`Texts::all`] lists them with the segments.
+    pub numbers: Vec<(PathId, String)>,
     failed: Option<TooComplex>,
 }
 
@@ -219,12 +270,43 @@ impl<'a> Texts<'a> {
 
     /// Adds a text at `path`.
     pub(crate) fn push(&mut self, role: Role, text: &'a str, path: PathId) {
-        if self.segments.len() >= MAX_SEGMENTS {
+        self.push_slot(role, text, path, Slot::Value);
+    }
+
+    /// Adds a text in `slot` at `path`.
+    pub(crate) fn push_slot(&mut self, role: Role, text: &'a str, path: PathId, slot: Slot) {
+        if self.segments.len() + self.numbers.len() >= MAX_SEGMENTS {
             self.fail(TooComplex::Texts);
         }
         if !self.failed() {
-            self.segments.push(Segment { role, text, path });
+            self.segments.push(Segment {
+                role,
+                text,
+                path,
+                slot,
+            });
         }
+    }
+
+    /// Adds a number's digits at `path`.
+    pub(crate) fn push_number(&mut self, digits: String, path: PathId) {
+        if self.segments.len() + self.numbers.len() >= MAX_SEGMENTS {
+            self.fail(TooComplex::Texts);
+        }
+        if !self.failed() {
+            self.numbers.push((path, digits));
+        }
+    }
+
+    /// Every text: the segments, then the numbers (role `other`).
+    pub fn all(&self) -> Vec<Segment<'_>> {
+        let numbers = self.numbers.iter().map(|(path, digits)| Segment {
+            role: Role::Other,
+            text: digits,
+            path: *path,
+            slot: Slot::Number,
+        });
+        self.segments.iter().copied().chain(numbers).collect()
     }
 }
 

@@ -13,6 +13,15 @@
 //! (model, input usage), `content_block_start` / `content_block_delta` (`text_delta`,
 //! `input_json_delta`) / `content_block_stop`, `message_delta` (output usage), `message_stop`.
 //! Thinking deltas are signed by the provider and are not inspected, as in whole bodies.
+//!
+//! Every other string of an event is text too (vendor extensions such as `reasoning_content`,
+//! fields no documentation names): strings inside a chat `delta`, and the `delta` of a
+//! Responses event type not listed above, extend a channel of their own ([`ChannelKind::Extra`],
+//! one per field), so a value split over events is seen whole; any other string is a text of
+//! its event alone (`once`). Structural values (ids, types, roles, models, signatures), usage,
+//! `logprobs` (blanked when text changes) and what a `.done` event repeats are not.
+
+use std::borrow::Cow;
 
 use serde_json::Value;
 
@@ -28,6 +37,8 @@ pub enum ChannelKind {
     Text,
     Refusal,
     ToolInput,
+    /// A field no provider documents as text (see the module documentation).
+    Extra,
 }
 
 /// One text being streamed: a choice's content, a content block, a tool call's arguments.
@@ -40,11 +51,46 @@ pub struct Channel {
     pub sub: u64,
 }
 
-/// A piece of streamed text: the string at `path` in the event's JSON extends `channel`.
+/// A step of a path into an event's JSON, owned: events are kept as bytes and parsed again
+/// when their text changes, and an extra field's key is the event's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(Cow<'static, str>),
+    Index(usize),
+}
+
+impl From<PathSeg<'static>> for Step {
+    fn from(s: PathSeg<'static>) -> Step {
+        match s {
+            PathSeg::Key(k) => Step::Key(Cow::Borrowed(k)),
+            PathSeg::Index(i) => Step::Index(i),
+        }
+    }
+}
+
+/// `steps` as a path to navigate with.
+pub fn as_path(steps: &[Step]) -> Vec<PathSeg<'_>> {
+    steps
+        .iter()
+        .map(|s| match s {
+            Step::Key(k) => PathSeg::Key(k),
+            Step::Index(i) => PathSeg::Index(*i),
+        })
+        .collect()
+}
+
+fn steps(path: Vec<PathSeg<'static>>) -> Vec<Step> {
+    path.into_iter().map(Step::from).collect()
+}
+
+/// A piece of streamed text: the string at `path` in the event's JSON extends `channel`; a
+/// `once` piece is a whole text of its event (the inspector gives it a channel of its own,
+/// ended with the event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delta {
     pub channel: Channel,
-    pub path: Vec<PathSeg<'static>>,
+    pub path: Vec<Step>,
+    pub once: bool,
 }
 
 /// Text an event repeats whole (Responses API `.done` events, `output_item.done`,
@@ -109,7 +155,191 @@ pub fn interpret(format: ApiFormat, data: &Value) -> EventInfo {
         ApiFormat::OpenaiResponses => responses(data, &mut info),
         _ => choices(format, data, &mut info),
     }
+    extras(format, data, &mut info);
     info
+}
+
+/// Keys under which nothing is text: usage counts, token log-probabilities (they spell the
+/// text out and are blanked when it changes).
+const NOT_TEXT: &[&str] = &["usage", "logprobs", "top_logprobs"];
+
+/// Identifiers the provider writes into its events (besides the structural keys of bodies):
+/// rewriting them breaks the stream's bookkeeping, and no model writes text there. Requests
+/// keep inspecting these keys: there the client writes them.
+const EVENT_IDS: &[&str] = &[
+    "id",
+    "call_id",
+    "item_id",
+    "tool_call_id",
+    "tool_use_id",
+    "event_id",
+    "response_id",
+    "previous_response_id",
+    "obfuscation",
+];
+
+/// Every string of the event no known field covers, as extra deltas (see the module
+/// documentation).
+fn extras(format: ApiFormat, data: &Value, info: &mut EventInfo) {
+    let whole: Vec<Vec<Step>> = info
+        .whole
+        .iter()
+        .map(|w| match w {
+            Whole::At(p) => p.iter().copied().map(Step::from).collect(),
+            Whole::Item => vec![Step::Key(Cow::Borrowed("item"))],
+            Whole::Response => vec![Step::Key(Cow::Borrowed("response"))],
+        })
+        .collect();
+    let mut skip: Vec<(u64, &[Step])> = info
+        .deltas
+        .iter()
+        .map(|d| d.path.as_slice())
+        .chain(whole.iter().map(Vec::as_slice))
+        .map(|p| (fnv(p), p))
+        .collect();
+    skip.sort_unstable_by_key(|(h, _)| *h);
+    let mut walk = Walk {
+        skip: &skip,
+        path: Vec::new(),
+        found: Vec::new(),
+    };
+    walk.value(data, None, None, FNV_BASIS);
+    for p in walk.found {
+        let channel = match (format, p.as_slice()) {
+            // Inside a chat `delta`: a field that streams, one channel per field.
+            (
+                ApiFormat::OpenaiChat | ApiFormat::OpenaiCompletions | ApiFormat::Unknown,
+                [Step::Key(c), Step::Index(k), Step::Key(d), rest @ ..],
+            ) if c == "choices" && d == "delta" => {
+                let index = data
+                    .get("choices")
+                    .and_then(|cs| cs.get(*k))
+                    .map_or(*k as u64, |choice| index_of(choice, *k));
+                Some(Channel {
+                    index,
+                    kind: ChannelKind::Extra,
+                    sub: fnv(rest),
+                })
+            }
+            _ => None,
+        };
+        info.deltas.push(Delta {
+            channel: channel.unwrap_or(Channel {
+                index: 0,
+                kind: ChannelKind::Extra,
+                sub: 0,
+            }),
+            path: p,
+            once: channel.is_none(),
+        });
+    }
+}
+
+/// A step of the path being walked, borrowed from the event.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The walk over an event for the strings no known field covers. The path is kept borrowed
+/// and hashed step by step (FNV), so a node costs no allocation and one binary search of the
+/// known fields' path hashes, whatever their number; a found path is made owned once.
+struct Walk<'a, 's> {
+    /// The known fields' paths, by hash.
+    skip: &'s [(u64, &'s [Step])],
+    path: Vec<At<'a>>,
+    found: Vec<Vec<Step>>,
+}
+
+impl<'a> Walk<'a, '_> {
+    /// Whether the path walked, of hash `h`, is a known field's.
+    fn skipped(&self, h: u64) -> bool {
+        let from = self.skip.partition_point(|(k, _)| *k < h);
+        self.skip
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|(k, _)| *k == h)
+            .any(|(_, p)| {
+                p.len() == self.path.len()
+                    && p.iter().zip(&self.path).all(|(a, b)| match (a, b) {
+                        (Step::Key(x), At::Key(y)) => x == y,
+                        (Step::Index(x), At::Index(y)) => x == y,
+                        _ => false,
+                    })
+            })
+    }
+
+    /// Collects the paths of the strings under `v` (at the path walked, of hash `h`) that
+    /// are text (not known fields, not structural).
+    fn value(
+        &mut self,
+        v: &'a Value,
+        key: Option<&str>,
+        parent: Option<&serde_json::Map<String, Value>>,
+        h: u64,
+    ) {
+        if self.path.len() > super::MAX_DEPTH || self.skipped(h) {
+            return;
+        }
+        match v {
+            Value::String(s)
+                if !s.is_empty()
+                    && !key.is_some_and(|k| {
+                        super::generic::STRUCTURAL.contains(&k) || EVENT_IDS.contains(&k)
+                    })
+                    && !super::generic::binary(key, parent, s) =>
+            {
+                self.found.push(
+                    self.path
+                        .iter()
+                        .map(|a| match a {
+                            At::Key(k) => Step::Key(Cow::Owned((*k).to_string())),
+                            At::Index(i) => Step::Index(*i),
+                        })
+                        .collect(),
+                );
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.path.push(At::Index(i));
+                    self.value(item, None, None, fnv_step(h, &i.to_le_bytes()));
+                    self.path.pop();
+                }
+            }
+            Value::Object(m) if !super::generic::signed(m) => {
+                for (k, item) in m {
+                    if NOT_TEXT.contains(&k.as_str()) {
+                        continue;
+                    }
+                    self.path.push(At::Key(k));
+                    self.value(item, Some(k), Some(m), fnv_step(h, k.as_bytes()));
+                    self.path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `hash` followed by one step's bytes and a separator.
+fn fnv_step(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes.iter().chain(b"/") {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// FNV-1a of a path (a field's channel number below the delta; the walk's path hashes).
+fn fnv(path: &[Step]) -> u64 {
+    path.iter().fold(FNV_BASIS, |h, s| match s {
+        Step::Key(k) => fnv_step(h, k.as_bytes()),
+        Step::Index(i) => fnv_step(h, &i.to_le_bytes()),
+    })
 }
 
 /// Roles are those of whole response bodies: every streamed output text is the assistant's.
@@ -148,7 +378,8 @@ fn choices(format: ApiFormat, data: &Value, info: &mut EventInfo) {
                     kind,
                     sub,
                 },
-                path,
+                path: steps(path),
+                once: false,
             })
         };
         if format == ApiFormat::OpenaiCompletions || choice.get("text").is_some() {
@@ -227,7 +458,8 @@ fn responses(data: &Value, info: &mut EventInfo) {
         if data.get("delta").is_some_and(Value::is_string) {
             info.deltas.push(Delta {
                 channel: channel(kind),
-                path: vec![key("delta")],
+                path: steps(vec![key("delta")]),
+                once: false,
             });
         }
     };
@@ -285,7 +517,26 @@ fn responses(data: &Value, info: &mut EventInfo) {
             info.terminal = true;
             info.ends.push(End::All);
         }
-        _ => {}
+        // A type not listed that streams text (`response.reasoning_summary_text.delta`…):
+        // a channel of its own, ended by its `.done` event.
+        other => {
+            let extra = |base: &str| Channel {
+                index: output,
+                kind: ChannelKind::Extra,
+                sub: fnv(&[Step::Key(Cow::Owned(base.to_string()))]) ^ part,
+            };
+            if let Some(base) = other.strip_suffix(".delta") {
+                if data.get("delta").is_some_and(Value::is_string) {
+                    info.deltas.push(Delta {
+                        channel: extra(base),
+                        path: steps(vec![key("delta")]),
+                        once: false,
+                    });
+                }
+            } else if let Some(base) = other.strip_suffix(".done") {
+                info.ends.push(End::One(extra(base)));
+            }
+        }
     }
 }
 
@@ -344,7 +595,8 @@ fn anthropic(data: &Value, info: &mut EventInfo) {
             {
                 info.deltas.push(Delta {
                     channel: channel(ChannelKind::Text),
-                    path: vec![key("content_block"), key("text")],
+                    path: steps(vec![key("content_block"), key("text")]),
+                    once: false,
                 });
             }
         }
@@ -358,7 +610,8 @@ fn anthropic(data: &Value, info: &mut EventInfo) {
             if d.and_then(|d| d.get(field)).is_some_and(Value::is_string) {
                 info.deltas.push(Delta {
                     channel: channel(kind),
-                    path: vec![key("delta"), key(field)],
+                    path: steps(vec![key("delta"), key(field)]),
+                    once: false,
                 });
             }
         }

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::{detect_format, extract, ApiFormat, PathId, PathSeg, Paths, Phase, Role};
+use super::{
+    detect_format, extract_known as extract, ApiFormat, PathId, PathSeg, Paths, Phase, Role,
+};
 
 /// A segment with its path spelled out (keys borrowed from the body), for assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]

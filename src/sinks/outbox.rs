@@ -143,6 +143,17 @@ impl Outbox {
     /// with the sink's other counters).
     pub fn push(&mut self, host: &impl Host, json: String, epoch_ms: u64) {
         let linked = self.chain.link(&json);
+        self.push_linked(host, linked, epoch_ms);
+    }
+
+    /// [`Self::push`] for a record given as its members (a decision record: serialised once,
+    /// by the chain).
+    pub fn push_members(&mut self, host: &impl Host, members: Map<String, Value>, epoch_ms: u64) {
+        let linked = self.chain.link_members(members);
+        self.push_linked(host, linked, epoch_ms);
+    }
+
+    fn push_linked(&mut self, host: &impl Host, linked: Linked, epoch_ms: u64) {
         self.broadcast(linked, epoch_ms, None);
         self.checkpoint_if_due(epoch_ms);
         self.write_ledger(host, epoch_ms);
@@ -631,6 +642,42 @@ mod tests {
         for token in after + 1..=last {
             out.on_answer(host, token, Some((200, &[], b"")), now);
         }
+    }
+
+    #[test]
+    fn an_interval_checkpoint_comes_on_a_tick_with_no_record_after_the_last() {
+        let host = FakeHost::default();
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32]);
+        let mut audit = audit(serde_json::json!({"splunk_hec": hec()}));
+        audit.trail = serde_json::from_value(serde_json::json!({
+            "checkpoint_records": 0, "checkpoint_interval_ms": 1000, "key_id": "k1",
+            "hmac_key": key}))
+        .unwrap();
+        let mut out = Outbox::new(&audit, "gw", 1, None, 0);
+        out.push(&host, r#"{"record_type":"decision","n":1}"#.into(), 10);
+        out.tend(&host, 999);
+        round(&mut out, &host, 999, 200);
+        out.tend(&host, 1000);
+        round(&mut out, &host, 1000, 200);
+        // Nothing linked since: no further checkpoint, however long.
+        out.tend(&host, 5000);
+        round(&mut out, &host, 5000, 200);
+        let types: Vec<(String, u64)> = host
+            .calls
+            .borrow()
+            .iter()
+            .flat_map(hec_events)
+            .map(|e| {
+                (
+                    e["record_type"].as_str().unwrap_or("").to_string(),
+                    e["chain"]["seq"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [("decision".to_string(), 1), ("checkpoint".to_string(), 2)]
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ CLI = os.path.join(ROOT, "target", "release", "policy-gateway")
 AUDIT = {"flush_interval_ms": 100, "splunk_hec": {
     "cluster": "splunk_hec", "authority": "set-by-harness", "token": HEC_TOKEN, "index": "ai_audit"}}
 # Fields that differ by nature between two runs: ids and times (and a canary bucket drawn
-# from the gateway's own id when the request has no verified key).
-# A record's place in its VM's hash chain (id, seq, prev) depends on which VM wrote it and when.
+# from the gateway's own id when the request has no verified key); `chain`, the record's place
+# in its VM's hash chain, exists only where records are emitted (simulate emits none).
 VOLATILE = {"record_id", "timestamp", "duration_ms", "chain"}
 
 

@@ -325,3 +325,35 @@ pub extern "C" fn run_injection(iters: u32) -> u32 {
         acc
     })
 }
+
+/// `iters` links of a typical decision record into an audit chain (parse, canonical form,
+/// SHA-256: what the filter does once per record); `with_checkpoint`: each followed by a
+/// signed checkpoint (HMAC-SHA-256).
+#[no_mangle]
+pub extern "C" fn run_chain(iters: u32, with_checkpoint: u32) -> u32 {
+    use policy_gateway::audit::chain::{Chain, TrailConfig};
+    let record = inputs::audit_record();
+    let config = TrailConfig {
+        checkpoint_records: 0,
+        checkpoint_interval_ms: 0,
+        key_id: Some("k".into()),
+        hmac_key: Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
+    };
+    let mut chain = Chain::new(&config, "gw", 1, 0);
+    let mut acc = 0u32;
+    for _ in 0..iters {
+        let linked = black_box(chain.link(black_box(&record)));
+        acc = acc.wrapping_add(linked.json.len() as u32);
+        if with_checkpoint != 0 {
+            let cp = chain.checkpoint(1, false);
+            acc = acc.wrapping_add(cp.map_or(0, |c| c.json.len() as u32));
+        }
+    }
+    acc
+}
+
+/// The bytes of the record `run_chain` links, for the driver's MB/s.
+#[no_mangle]
+pub extern "C" fn chain_record_len() -> u32 {
+    inputs::audit_record().len() as u32
+}

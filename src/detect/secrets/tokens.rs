@@ -3,6 +3,7 @@
 //! Each takes the text and the offset right after the literal prefix (the boundary before
 //! the prefix is already checked) and returns the end of the token, or `None`.
 
+use super::shape::{has_digit, has_letter, is_placeholder_body, is_random_mix};
 use super::{is_token_byte, is_word_byte, run_end, run_end_capped};
 
 /// `[A-Z2-7]`: the base32 alphabet of AWS key ids.
@@ -15,14 +16,6 @@ fn is_slack_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-'
 }
 
-fn has_digit(s: &[u8]) -> bool {
-    s.iter().any(u8::is_ascii_digit)
-}
-
-fn has_letter(s: &[u8]) -> bool {
-    s.iter().any(u8::is_ascii_alphabetic)
-}
-
 /// AWS access key id: prefix + exactly 16 base32 chars, not followed by a word char.
 pub(super) fn aws(bytes: &[u8], body: usize) -> Option<usize> {
     let end = run_end_capped(bytes, body, 17, is_base32);
@@ -32,25 +25,26 @@ pub(super) fn aws(bytes: &[u8], body: usize) -> Option<usize> {
     Some(end)
 }
 
-/// `ghp_` & co: at least 36 alphanumerics.
+/// `ghp_` & co: at least 36 alphanumerics, not a placeholder (`ghp_xxxx…`).
 pub(super) fn github_classic(bytes: &[u8], body: usize) -> Option<usize> {
     let end = run_end(bytes, body, |b| b.is_ascii_alphanumeric());
-    (end - body >= 36).then_some(end)
+    (end - body >= 36 && !is_placeholder_body(bytes.get(body..end)?)).then_some(end)
 }
 
 /// `github_pat_`: 22 alnum + `_` + 59 alnum; accepted as >= 70 chars of `[A-Za-z0-9_]`.
 pub(super) fn github_pat(bytes: &[u8], body: usize) -> Option<usize> {
     let end = run_end(bytes, body, is_word_byte);
-    (end - body >= 70).then_some(end)
+    (end - body >= 70 && !is_placeholder_body(bytes.get(body..end)?)).then_some(end)
 }
 
 /// `sk-` (also `sk-proj-`, `sk-svcacct-`, `sk-admin-`): >= 20 chars of `[A-Za-z0-9_-]`
 /// with a digit, a letter and a run of >= 10 alphanumerics (rules out hyphenated words such
-/// as `sk-learn-is-a-library-v2`). `sk-ant-` is Anthropic's.
-pub(super) fn openai(bytes: &[u8], body: usize) -> Option<usize> {
+/// as `sk-learn-is-a-library-v2`). `sk-ant-` is Anthropic's. In another case (`SK-PROJ-…`,
+/// an upper-cased key) at least 40 chars: short `SK-` codes are product references.
+pub(super) fn openai(bytes: &[u8], body: usize, canonical: bool) -> Option<usize> {
     if bytes
-        .get(body..)
-        .is_some_and(|rest| rest.starts_with(b"ant-"))
+        .get(body..body + 4)
+        .is_some_and(|rest| rest.eq_ignore_ascii_case(b"ant-"))
     {
         return None;
     }
@@ -61,8 +55,12 @@ pub(super) fn openai(bytes: &[u8], body: usize) -> Option<usize> {
         .map(<[u8]>::len)
         .max()
         .unwrap_or(0);
-    (token.len() >= 20 && has_digit(token) && has_letter(token) && longest_alnum >= 10)
-        .then_some(end)
+    (token.len() >= if canonical { 20 } else { 40 }
+        && has_digit(token)
+        && has_letter(token)
+        && longest_alnum >= 10
+        && !is_placeholder_body(token))
+    .then_some(end)
 }
 
 /// `sk-ant-`: >= 32 chars of `[A-Za-z0-9_-]` with a digit (real keys start `api03-`).
@@ -108,7 +106,10 @@ pub(super) fn google_api(bytes: &[u8], body: usize) -> Option<usize> {
 /// `sk_live_`, `sk_test_`, `rk_live_`, `rk_test_`: >= 16 alphanumerics.
 pub(super) fn stripe(bytes: &[u8], body: usize) -> Option<usize> {
     let end = run_end(bytes, body, |b| b.is_ascii_alphanumeric());
-    if end - body < 16 || bytes.get(end) == Some(&b'_') {
+    if end - body < 16
+        || bytes.get(end) == Some(&b'_')
+        || is_placeholder_body(bytes.get(body..end)?)
+    {
         return None;
     }
     Some(end)
@@ -124,6 +125,111 @@ pub(super) fn stripe_webhook(bytes: &[u8], body: usize) -> Option<usize> {
     (token.iter().filter(|b| b.is_ascii_alphanumeric()).count() >= 16
         && bytes.get(end) != Some(&b'_'))
     .then_some(end)
+}
+
+/// GitLab (`glpat-`, `gldt-`, `glrt-`, … and `GR1348941` runner registration tokens): at
+/// least `min` chars of `[A-Za-z0-9_-]` that are not prose (a digit or both cases), then,
+/// for routable tokens, `.` and 9 alphanumerics (the length and CRC part).
+pub(super) fn gitlab(bytes: &[u8], body: usize, min: usize) -> Option<usize> {
+    let run = run_end(bytes, body, is_token_byte);
+    if run - body < min {
+        return None;
+    }
+    let mut end = run;
+    if bytes.get(run) == Some(&b'.') {
+        let crc_end = run_end_capped(bytes, run + 1, 10, |b| b.is_ascii_alphanumeric());
+        if crc_end - run == 10 && !bytes.get(crc_end).is_some_and(|&b| is_word_byte(b)) {
+            end = crc_end;
+        }
+    }
+    let token = bytes.get(body..end)?;
+    (is_random_mix(token) && !is_placeholder_body(token)).then_some(end)
+}
+
+/// Exactly `len` alphanumerics, not followed by a word char, not prose, not a placeholder.
+fn alnum_exact(bytes: &[u8], body: usize, len: usize) -> Option<usize> {
+    let end = run_end_capped(bytes, body, len + 1, |b| b.is_ascii_alphanumeric());
+    let token = bytes.get(body..end)?;
+    (token.len() == len
+        && !bytes.get(end).is_some_and(|&b| is_word_byte(b))
+        && is_random_mix(token)
+        && !is_placeholder_body(token))
+    .then_some(end)
+}
+
+/// `npm_` + 36 alphanumerics (npm's tokens are case-insensitive).
+pub(super) fn npm(bytes: &[u8], body: usize) -> Option<usize> {
+    alnum_exact(bytes, body, 36)
+}
+
+/// `hf_` (user access tokens) and `api_org_` (organisation tokens) + 34 alphanumerics.
+pub(super) fn huggingface(bytes: &[u8], body: usize) -> Option<usize> {
+    alnum_exact(bytes, body, 34)
+}
+
+/// `SG.` + 22 chars of `[A-Za-z0-9_-]` (the key id) + `.` + 43 (the secret).
+pub(super) fn sendgrid(bytes: &[u8], body: usize) -> Option<usize> {
+    let id_end = run_end_capped(bytes, body, 23, is_token_byte);
+    if id_end - body != 22 || bytes.get(id_end) != Some(&b'.') {
+        return None;
+    }
+    let end = run_end_capped(bytes, id_end + 1, 44, is_token_byte);
+    if end - id_end - 1 != 43
+        || bytes
+            .get(end)
+            .is_some_and(|&b| is_token_byte(b) || b == b'.')
+    {
+        return None;
+    }
+    is_random_mix(bytes.get(body..end)?).then_some(end)
+}
+
+/// Exactly `len` hex digits (either case) with a letter and a digit, not followed by a word
+/// char: Shopify (`shpat_` & co, 32), DigitalOcean (`dop_v1_` & co, 64).
+pub(super) fn hex_exact(bytes: &[u8], body: usize, len: usize) -> Option<usize> {
+    let end = run_end_capped(bytes, body, len + 1, |b| b.is_ascii_hexdigit());
+    let token = bytes.get(body..end)?;
+    (token.len() == len
+        && !bytes.get(end).is_some_and(|&b| is_word_byte(b))
+        && has_digit(token)
+        && has_letter(token)
+        && !is_placeholder_body(token))
+    .then_some(end)
+}
+
+/// Twilio API key SIDs: `SK` (upper case) + 32 hex digits; `start` is the offset of `SK`.
+pub(super) fn twilio(bytes: &[u8], start: usize) -> Option<usize> {
+    if bytes.get(start..start + 2) != Some(b"SK".as_slice()) {
+        return None;
+    }
+    hex_exact(bytes, start + 2, 32)
+}
+
+/// Shortest AWS STS session token body after its prefix (real ones run to 300–1,000+).
+const MIN_SESSION_BODY: usize = 100;
+
+/// AWS STS session tokens (`IQoJb3JpZ2lu…`, `FwoGZXIvYXdz…`): base64, possibly
+/// percent-encoded in a URL (`%2B`, `%2F`, `%3D`), at least [`MIN_SESSION_BODY`] chars.
+pub(super) fn aws_session(bytes: &[u8], body: usize) -> Option<usize> {
+    let end = base64_or_escaped_end(bytes, body);
+    (end - body >= MIN_SESSION_BODY).then_some(end)
+}
+
+/// End of a run of base64 (`[A-Za-z0-9+/=]`) and `%XX` escapes.
+pub(super) fn base64_or_escaped_end(bytes: &[u8], mut pos: usize) -> usize {
+    loop {
+        match bytes.get(pos) {
+            Some(&b) if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') => pos += 1,
+            Some(b'%')
+                if bytes
+                    .get(pos + 1..pos + 3)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+            {
+                pos += 3
+            }
+            _ => return pos,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -392,5 +498,231 @@ mod tests {
         ] {
             assert!(found(&bad).is_empty(), "{bad}");
         }
+    }
+
+    const HEX: &[u8] = b"0123456789abcdef";
+
+    /// Each provider's token in the places it turns up: alone, in an env file, quoted in
+    /// JSON, in a URL or a header.
+    fn provider_tokens() -> Vec<(DetectorId, String)> {
+        vec![
+            (
+                DetectorId::GitlabToken,
+                format!("glpat-{}", fake(200, 20, B64URL)),
+            ),
+            (
+                DetectorId::GitlabToken,
+                format!(
+                    "glpat-{}.01{}",
+                    fake(201, 27, B64URL),
+                    fake(202, 7, b"0123456789abcdefghijklmnopqrstuvwxyz")
+                ),
+            ),
+            (
+                DetectorId::GitlabToken,
+                format!("gldt-{}", fake(203, 20, B64URL)),
+            ),
+            (
+                DetectorId::GitlabToken,
+                format!("glrt-{}", fake(204, 20, B64URL)),
+            ),
+            (
+                DetectorId::GitlabToken,
+                format!("glptt-{}", fake(205, 40, HEX)),
+            ),
+            (
+                DetectorId::GitlabToken,
+                format!("gloas-{}", fake(206, 64, B64URL)),
+            ),
+            (
+                DetectorId::GitlabToken,
+                format!("glcbt-64_{}", fake(207, 20, B64URL)),
+            ),
+            (
+                DetectorId::GitlabToken,
+                format!("GR1348941{}", fake(208, 20, B64URL)),
+            ),
+            (
+                DetectorId::NpmToken,
+                format!("npm_{}", fake(210, 36, ALNUM)),
+            ),
+            (
+                DetectorId::HuggingfaceToken,
+                format!("hf_{}", fake(211, 34, ALNUM)),
+            ),
+            (
+                DetectorId::HuggingfaceToken,
+                format!("api_org_{}", fake(212, 34, ALNUM)),
+            ),
+            (
+                DetectorId::SendgridKey,
+                format!("SG.{}.{}", fake(213, 22, B64URL), fake(214, 43, B64URL)),
+            ),
+            (DetectorId::TwilioKey, format!("SK{}", fake(215, 32, HEX))),
+            (
+                DetectorId::ShopifyToken,
+                format!("shpat_{}", fake(216, 32, HEX)),
+            ),
+            (
+                DetectorId::ShopifyToken,
+                format!("shpss_{}", fake(217, 32, HEX)),
+            ),
+            (
+                DetectorId::DigitaloceanToken,
+                format!("dop_v1_{}", fake(218, 64, HEX)),
+            ),
+            (
+                DetectorId::DigitaloceanToken,
+                format!("doo_v1_{}", fake(219, 64, HEX)),
+            ),
+            (
+                DetectorId::DigitaloceanToken,
+                format!("dor_v1_{}", fake(220, 64, HEX)),
+            ),
+            (
+                DetectorId::AwsSessionToken,
+                format!("IQoJb3JpZ2luX2VjE{}", fake(221, 300, B64)),
+            ),
+            (
+                DetectorId::AwsSessionToken,
+                format!("FwoGZXIvYXdzE{}", fake(222, 200, B64)),
+            ),
+        ]
+    }
+
+    #[test]
+    fn provider_tokens_in_context() {
+        for (d, tok) in provider_tokens() {
+            for text in [
+                tok.clone(),
+                format!("TOKEN={tok}\n"),
+                format!("{{\"value\": \"{tok}\"}}"),
+                format!("curl -H 'X-Auth: {tok}' https://api.example.com"),
+                format!("see ({tok})."),
+            ] {
+                assert_eq!(spans(&text, d), vec![&tok[..]], "{text}");
+                assert_eq!(found(&text), vec![d], "{text}");
+            }
+        }
+    }
+
+    /// Tokens of case-insensitive providers, and keys a user upper-cased, are still found.
+    #[test]
+    fn other_case_keys() {
+        // Upper-cased, a token has one letter case: it needs a digit to be told from prose
+        // (`GLPAT-YOUR-ACCESS-TOKEN`), which a random body all but always has.
+        let mut keys: Vec<(DetectorId, String)> = provider_tokens()
+            .into_iter()
+            .filter(|(d, _)| !matches!(d, DetectorId::TwilioKey | DetectorId::AwsSessionToken))
+            .map(|(d, t)| (d, format!("{}7", &t[..t.len() - 1]).to_uppercase()))
+            .collect();
+        keys.push((
+            DetectorId::OpenaiKey,
+            format!("sk-proj-{}", fake(230, 60, B64URL)).to_uppercase(),
+        ));
+        keys.push((
+            DetectorId::AnthropicKey,
+            format!("sk-ant-api03-{}", fake(231, 90, B64URL)).to_uppercase(),
+        ));
+        keys.push((
+            DetectorId::GithubToken,
+            format!("ghp_{}", fake(232, 36, ALNUM)).to_uppercase(),
+        ));
+        keys.push((
+            DetectorId::StripeKey,
+            format!("sk_live_{}", fake(233, 24, ALNUM)).to_uppercase(),
+        ));
+        keys.push((
+            DetectorId::SlackToken,
+            format!(
+                "xoxb-{}-{}",
+                fake(234, 12, b"0123456789"),
+                fake(235, 24, ALNUM)
+            )
+            .to_uppercase(),
+        ));
+        keys.push((
+            DetectorId::GoogleApiKey,
+            format!("AIza{}", fake(236, 35, B64URL)).to_uppercase(),
+        ));
+        keys.push((
+            DetectorId::NpmToken,
+            format!("NPM_{}", fake(237, 36, ALNUM)).to_lowercase(),
+        ));
+        for (d, key) in keys {
+            let text = format!("key: {key}\n");
+            assert_eq!(spans(&text, d), vec![&key[..]], "{text}");
+        }
+        // Providers that fix the case keep it: AWS key ids, Twilio SIDs, JWTs.
+        let aws = format!("akia{}", fake(238, 16, b"abcdefghijklmnopqrstuvwxyz234567"));
+        let twilio = format!("sk{}", fake(239, 32, HEX));
+        for text in [aws, twilio] {
+            assert!(found(&text).is_empty(), "{text}");
+        }
+        // Short upper-case `SK-` codes are product references, not keys; upper-case prose
+        // after a prefix is not a token.
+        for text in [
+            "SK-2024-ABCDEF1234567890",
+            "part SK-HYNIX-0123456789ABCDEF",
+            "GLPAT-YOUR-PERSONAL-ACCESS-TOKEN",
+            "NPM_TOKEN_FOR_THE_REGISTRY_OF_THE_COMPANY_X",
+        ] {
+            assert!(found(text).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn provider_token_negatives() {
+        for text in [
+            // Wrong lengths.
+            format!("glpat-{}", fake(240, 19, B64URL)),
+            format!("npm_{}", fake(241, 35, ALNUM)),
+            format!("npm_{}", fake(242, 37, ALNUM)),
+            format!("hf_{}", fake(243, 33, ALNUM)),
+            format!("SG.{}.{}", fake(244, 21, B64URL), fake(245, 43, B64URL)),
+            format!("SG.{}.{}", fake(246, 22, B64URL), fake(247, 42, B64URL)),
+            format!("SK{}", fake(248, 31, HEX)),
+            format!("shpat_{}", fake(249, 31, HEX)),
+            format!("dop_v1_{}", fake(250, 63, HEX)),
+            format!("IQoJb3JpZ2luX2VjE{}", fake(251, 60, B64)),
+            // Glued to a word.
+            format!("xnpm_{}", fake(252, 36, ALNUM)),
+            format!("ASK{}", fake(253, 32, HEX)),
+            format!("myhf_{}", fake(254, 34, ALNUM)),
+            // Not hex.
+            format!("shpat_{}", fake(255, 32, ALNUM)),
+            // Placeholders and prose from documentation.
+            "glpat-xxxxxxxxxxxxxxxxxxxx".to_string(),
+            "glpat-your-personal-access-token".to_string(),
+            "npm_000000000000000000000000000000000000".to_string(),
+            "hf_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".to_string(),
+            "shpat_00000000000000000000000000000000".to_string(),
+            "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".to_string(),
+            "ghp_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX".to_string(),
+            "sk-proj-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx1".to_string(),
+            "sk_test_xxxxxxxxxxxxxxxxxxxxxxxx".to_string(),
+            "sk_test_...".to_string(),
+            // Identifiers that share a prefix.
+            "npm_config_registry npm_package_version npm_lifecycle_event".to_string(),
+            "hf_hub_download(repo_id) HF_HOME HF_HUB_ENABLE_HF_TRANSFER".to_string(),
+            "SG.connect() sg.Name SG.Group".to_string(),
+            "SKU SKIP SK-1 SKYLINE".to_string(),
+            "doo_v1_ dop_v1_abc".to_string(),
+            // UUIDs, git SHAs, hashes, hex ids.
+            "123e4567-e89b-12d3-a456-426614174000".to_string(),
+            "commit 9fceb02d0ae598e95dc970b74767f19372d61af8".to_string(),
+            "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_string(),
+            "md5 d41d8cd98f00b204e9800998ecf8427e".to_string(),
+        ] {
+            assert!(found(&text).is_empty(), "{text}: {:?}", found(&text));
+        }
+    }
+
+    /// GitLab instance prefixes (`SIE-glpat-…`) keep the token findable.
+    #[test]
+    fn gitlab_instance_prefix() {
+        let tok = format!("glpat-{}", fake(260, 20, B64URL));
+        let text = format!("SIE-{tok}");
+        assert_eq!(spans(&text, DetectorId::GitlabToken), vec![&tok[..]]);
     }
 }

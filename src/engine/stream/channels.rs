@@ -189,7 +189,7 @@ impl Channels {
                 };
                 let last = Channel {
                     index: i,
-                    kind: ChannelKind::ToolInput,
+                    kind: ChannelKind::Extra,
                     sub: u64::MAX,
                 };
                 for (c, ch) in self.map.range_mut(first..=last) {

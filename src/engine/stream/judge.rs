@@ -78,6 +78,7 @@ fn judge(
         role: stream::ROLE,
         text: &scan,
         path: PathId::ROOT,
+        slot: crate::llm::Slot::Value,
     };
     let segments = std::slice::from_ref(&segment);
     let mut fs: Vec<Found> = find_hits_scored(policy, Phase::Response, segments, score)

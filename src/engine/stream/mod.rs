@@ -38,7 +38,7 @@ use super::decide::rule_triggers;
 use super::holdback::Holdback;
 use super::pseudonym::Vault;
 use super::{PhaseOutcome, Refusal};
-use crate::llm::stream::{self, Delta, End, EventInfo};
+use crate::llm::stream::{self, Channel, ChannelKind, Delta, End, EventInfo};
 use crate::llm::{path, sse, ApiFormat, Phase};
 use crate::policy::document::OnError;
 use crate::policy::Policy;
@@ -211,7 +211,12 @@ pub struct StreamInspector {
     tally: Tally,
     /// The exchange's pseudonyms, given back as they stream (empty: nothing to restore).
     vault: Vault,
+    /// Texts of one event alone so far (their channels are numbered from [`ONCE`]).
+    once: u64,
 }
+
+/// Channel numbers of texts of one event alone, above any choice, item or block index.
+const ONCE: u64 = 1 << 62;
 
 impl StreamInspector {
     /// `enforced` is the rollout's: when false the stream passes unchanged and is only judged.
@@ -250,6 +255,7 @@ impl StreamInspector {
             },
             tally: Tally::default(),
             vault: Vault::default(),
+            once: 0,
         }
     }
 
@@ -316,8 +322,9 @@ impl StreamInspector {
         };
         let info = stream::interpret(self.format, &value);
         self.note(policy, &info);
-        for d in &info.deltas {
-            if let Some(text) = path::get(&value, &d.path).and_then(Value::as_str) {
+        for d in info.deltas.iter().filter(|d| !d.once) {
+            if let Some(text) = path::get(&value, &stream::as_path(&d.path)).and_then(Value::as_str)
+            {
                 self.tally.output_chars += text.chars().count() as u64;
             }
         }
@@ -409,8 +416,10 @@ impl StreamInspector {
         self.note(policy, &info);
         if !self.inspects() {
             // Nothing in the text to judge: the chunk passes as it came (see `push`).
-            for d in &info.deltas {
-                if let Some(text) = path::get(&value, &d.path).and_then(Value::as_str) {
+            for d in info.deltas.iter().filter(|d| !d.once) {
+                if let Some(text) =
+                    path::get(&value, &stream::as_path(&d.path)).and_then(Value::as_str)
+                {
                     self.tally.output_chars += text.chars().count() as u64;
                 }
             }
@@ -454,13 +463,29 @@ impl StreamInspector {
     ) -> Result<Vec<TextRef>, StreamError> {
         let mut texts = Vec::with_capacity(deltas.len());
         for d in deltas {
-            let Some(text) = path::get(value, &d.path).and_then(Value::as_str) else {
+            let Some(text) = path::get(value, &stream::as_path(&d.path)).and_then(Value::as_str)
+            else {
                 continue;
             };
-            let (start, end) = self.channels.append(d.channel, text)?;
-            self.tally.output_chars += text.chars().count() as u64;
+            // A text of this event alone: a channel of its own, ended with the event.
+            let channel = if d.once {
+                self.once += 1;
+                Channel {
+                    index: ONCE | self.once,
+                    kind: ChannelKind::Extra,
+                    sub: 0,
+                }
+            } else {
+                d.channel
+            };
+            let (start, end) = self.channels.append(channel, text)?;
+            if d.once {
+                self.channels.close(End::One(channel));
+            } else {
+                self.tally.output_chars += text.chars().count() as u64;
+            }
             texts.push(TextRef {
-                channel: d.channel,
+                channel,
                 path: d.path,
                 start,
                 end,

@@ -7,14 +7,13 @@ use serde_json::Value;
 
 use super::channels::Channels;
 use crate::engine::work;
-use crate::llm::stream::Channel;
-use crate::llm::PathSeg;
+use crate::llm::stream::{Channel, Step};
 
 /// A piece of a channel's text that an event carries, at `path` in its JSON.
 #[derive(Debug)]
 pub(super) struct TextRef {
     pub(super) channel: Channel,
-    pub(super) path: Vec<PathSeg<'static>>,
+    pub(super) path: Vec<Step>,
     pub(super) start: u64,
     pub(super) end: u64,
 }

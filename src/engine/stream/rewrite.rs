@@ -13,7 +13,7 @@ use crate::engine::hits::{find_hits, rule_mask, Hit};
 use crate::engine::pseudonym::{Vault, RESTORE_RULE};
 use crate::engine::{redact, work};
 use crate::llm::stream::{self, Channel, Whole};
-use crate::llm::{path, sse, PathId, PathSeg, Phase, TooComplex};
+use crate::llm::{path, sse, PathId, Phase, TooComplex};
 use crate::policy::Policy;
 
 /// A released span of a channel's text and its replacement, in channel offsets.
@@ -123,7 +123,7 @@ pub(super) struct Unreadable;
 pub(super) fn write_changed(
     raw: &[u8],
     changed: Option<Value>,
-    pieces: Vec<(&[PathSeg<'static>], String)>,
+    pieces: Vec<(&[stream::Step], String)>,
     out: &mut Vec<u8>,
 ) -> Result<(), Unreadable> {
     let mut any = changed.is_some();
@@ -131,7 +131,7 @@ pub(super) fn write_changed(
         return Err(Unreadable);
     };
     for (at, new) in pieces {
-        any |= path::replace(&mut value, at, new);
+        any |= path::replace(&mut value, &stream::as_path(at), new);
     }
     if any {
         // Token log-probabilities spell the original text out: they go too.

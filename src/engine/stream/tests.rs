@@ -1061,3 +1061,194 @@ fn for_each_delivery_of_a_big_event(policy: &Policy, limits: StreamLimits) {
         "RESPONSE_EVENT_TOO_LARGE"
     );
 }
+
+/// A stream's bytes one event per network chunk (each is judged before the next arrives).
+fn per_event(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = bytes[from..].windows(2).position(|w| w == b"\n\n") {
+        out.push(&bytes[from..from + i + 2]);
+        from += i + 2;
+    }
+    if from < bytes.len() {
+        out.push(&bytes[from..]);
+    }
+    out
+}
+
+/// A chat stream whose events carry `fields` (beside an empty `content`) in their delta.
+fn chat_stream_fields(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut s = String::new();
+    for (k, v) in fields {
+        let mut delta = serde_json::Map::new();
+        delta.insert("content".into(), "".into());
+        delta.insert((*k).into(), (*v).into());
+        let e = serde_json::json!({"choices": [{"delta": delta}]});
+        s.push_str(&format!("data: {e}\n\n"));
+    }
+    s.push_str("data: [DONE]\n\n");
+    s.into_bytes()
+}
+
+/// Everything the client got, as one string of its events' data (what a leak check reads).
+fn all_data(bytes: &[u8]) -> String {
+    client_events(bytes)
+        .iter()
+        .map(|(_, v)| v.to_string())
+        .collect()
+}
+
+/// Issue 13: a value in a field no provider documents (the peer harness's `record_field`,
+/// DeepSeek's `reasoning_content`) leaked whole or split, at every split.
+#[test]
+fn extra_delta_fields_are_inspected_at_every_split() {
+    let policy = default_policy();
+    for (field, value, placeholder) in [
+        ("record_field", "xkcdqrst@example.com", "[EMAIL]"),
+        ("reasoning_content", "4111-1111-1111-1111", "[CREDIT_CARD]"),
+    ] {
+        let whole = chat_stream_fields(&[("reasoning_content", "Reference: "), (field, value)]);
+        let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &per_event(&whole));
+        assert!(!all_data(&out).contains(value), "{field} whole");
+        assert!(all_data(&out).contains(placeholder), "{field} whole");
+        assert_eq!(insp.outcome(&policy, 0).decision, Action::Redact);
+        for i in 1..value.len() {
+            let (a, b) = value.split_at(i);
+            let input = chat_stream_fields(&[(field, "Reference: "), (field, a), (field, b)]);
+            let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &per_event(&input));
+            let got: String = client_events(&out)
+                .iter()
+                .filter_map(|(_, v)| v["choices"][0]["delta"][field].as_str().map(str::to_string))
+                .collect();
+            assert_eq!(
+                got,
+                format!("Reference: {placeholder}"),
+                "{field} split at {i}"
+            );
+        }
+    }
+}
+
+/// Strings outside a delta (a top-level field, an Anthropic citation) are texts of their
+/// event alone: judged and redacted with it, never joined with the next event's.
+#[test]
+fn other_event_strings_are_judged_with_their_event() {
+    let policy = default_policy();
+    let mut s = String::new();
+    for note in ["contact bob@example.com", "OpenAI", "OpenAI"] {
+        let e = serde_json::json!({"id": "c1", "model": "gpt-4o", "provider": note,
+            "choices": [{"index": 0, "delta": {"content": "hi "}}]});
+        s.push_str(&format!("data: {e}\n\n"));
+    }
+    s.push_str("data: [DONE]\n\n");
+    let (out, insp) = run(
+        &policy,
+        ApiFormat::OpenaiChat,
+        true,
+        &per_event(s.as_bytes()),
+    );
+    let events = client_events(&out);
+    assert_eq!(events[0].1["provider"], "contact [EMAIL]");
+    assert_eq!(events[1].1["provider"], "OpenAI");
+    assert_eq!(events[0].1["id"], "c1");
+    assert_eq!(chat_text(&out), "hi hi hi ");
+    let o = insp.outcome(&policy, 0);
+    assert_eq!(o.redactions.get("email"), Some(&1));
+    let summary = o.stream_summary.unwrap();
+    assert_eq!(summary.overflows, 0);
+
+    let a = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"citations_delta\",\"citation\":{\"type\":\"char_location\",\"cited_text\":\"call 415-555-0100\",\"document_index\":0}}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    let (out, _) = run(
+        &policy,
+        ApiFormat::AnthropicMessages,
+        true,
+        &per_event(a.as_bytes()),
+    );
+    assert!(
+        !all_data(&out).contains("415-555-0100"),
+        "{}",
+        all_data(&out)
+    );
+}
+
+/// Percent-encoded, HTML-escaped and JSON-escaped values split anywhere, even inside the
+/// escape, are redacted where they were sent.
+#[test]
+fn escaped_values_split_inside_the_escape() {
+    let policy = default_policy();
+    for value in [
+        "jane%40example.com",
+        "jane&#64;example.com",
+        "jane\\u0040example.com",
+    ] {
+        let text = format!("Reference record: {value} ok");
+        for i in 1..text.len() {
+            let (a, b) = text.split_at(i);
+            let input = chat_stream(&[a, b], false);
+            let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &per_event(&input));
+            assert_eq!(
+                chat_text(&out),
+                "Reference record: [EMAIL] ok",
+                "{value} split at {i}"
+            );
+        }
+    }
+    // Digit groups with NBSP, split between groups.
+    let input = chat_stream(&["card 4111\u{a0}1111\u{a0}", "1111\u{a0}1111 end"], false);
+    let (out, _) = run(&policy, ApiFormat::OpenaiChat, true, &per_event(&input));
+    assert_eq!(chat_text(&out), "card [CREDIT_CARD] end");
+}
+
+/// Tool-call arguments stream as JSON text: an escaped entity inside them is found.
+#[test]
+fn escaped_entity_in_streamed_tool_arguments() {
+    let policy = default_policy();
+    let mut s = String::new();
+    for piece in ["{\"to\":\"bob\\u00", "40example.com\"}"] {
+        let e = serde_json::json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": piece}}]}}]});
+        s.push_str(&format!("data: {e}\n\n"));
+    }
+    s.push_str("data: [DONE]\n\n");
+    let (out, _) = run(
+        &policy,
+        ApiFormat::OpenaiChat,
+        true,
+        &per_event(s.as_bytes()),
+    );
+    let args: String = client_events(&out)
+        .iter()
+        .filter_map(|(_, v)| {
+            v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(args, "{\"to\":\"[EMAIL]\"}");
+}
+
+/// A Responses API event type the inspector does not list that streams text.
+#[test]
+fn unlisted_responses_delta_events_stream_as_channels() {
+    let policy = default_policy();
+    let mut s = String::new();
+    for (n, d) in ["Reach bob@exa", "mple.com soon"].iter().enumerate() {
+        let e = serde_json::json!({"type": "response.reasoning_summary_text.delta",
+            "item_id": "rs_1", "output_index": 0, "summary_index": 0, "delta": d, "sequence_number": n});
+        s.push_str(&format!(
+            "event: response.reasoning_summary_text.delta\ndata: {e}\n\n"
+        ));
+    }
+    let done = serde_json::json!({"type": "response.reasoning_summary_text.done", "item_id": "rs_1",
+        "output_index": 0, "summary_index": 0, "text": "Reach bob@example.com soon", "sequence_number": 2});
+    s.push_str(&format!(
+        "event: response.reasoning_summary_text.done\ndata: {done}\n\n"
+    ));
+    let (out, _) = run(
+        &policy,
+        ApiFormat::OpenaiResponses,
+        true,
+        &per_event(s.as_bytes()),
+    );
+    assert!(!all_data(&out).contains("bob@"), "{}", all_data(&out));
+}
