@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 use std::hint::black_box;
 use std::time::Instant;
+// Shared with the benchmarks, which use more of it (the audit record) than this aid does.
+#[allow(dead_code)]
 #[path = "../benches/support/inputs.rs"]
 mod inputs;
 fn main() {
