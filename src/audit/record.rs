@@ -19,7 +19,8 @@ use crate::policy::{Action, Policy};
 /// `attribution_rejected` and `truncated`; gap records carry `cause` and `vm`. 1.2: every
 /// record carries `chain` and ships in canonical form (RFC 8785); `checkpoint` records; gap
 /// records name the sequence range lost (`lost_chain`, `from_seq`, `to_seq`). 1.3:
-/// `pseudonyms` (counts of values pseudonymised, restored and past the vault's bound).
+/// `pseudonyms` (counts of values pseudonymised, restored and past the vault's bound);
+/// phase records carry `prompt_injection_score`.
 pub const SCHEMA_VERSION: &str = "1.3";
 
 /// Longest value kept of a field a client chooses (model names, ids, error details).
@@ -68,6 +69,10 @@ pub struct PhaseRecord {
     /// A streamed response: how it ended, events, hold-back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamSummary>,
+    /// The highest prompt-injection score (0–1, two decimals) of the texts a
+    /// prompt-injection rule inspected; absent when none did. Never any text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_injection_score: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -191,6 +196,7 @@ fn phase_record(o: &PhaseOutcome) -> PhaseRecord {
         body_bytes: o.body_bytes,
         error: o.error.as_deref().map(clip_field),
         stream: o.stream_summary.clone(),
+        prompt_injection_score: o.injection_score.map(|s| (s * 100.0).round() / 100.0),
     }
 }
 

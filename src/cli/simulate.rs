@@ -8,7 +8,7 @@ use std::io::{BufRead, Write};
 use std::rc::Rc;
 
 use super::{Exit, Failure};
-use crate::audit::IdGenerator;
+use crate::audit::{AuditRecord, IdGenerator};
 use crate::config::PluginConfig;
 pub use crate::exchange::replay::{config_for_policy, parse_line, simulate, Simulated, Traffic};
 
@@ -131,6 +131,7 @@ fn run_inner(args: &Args, config: &Rc<PluginConfig>, out: &mut dyn Write) -> Res
             "client",
             "user",
             "model",
+            "injection",
         ];
         write!(out, "{}", super::table::render(&header, &rows)).map_err(|e| e.to_string())?;
     }
@@ -152,7 +153,17 @@ fn table_row(sim: &Simulated) -> Vec<String> {
         sim.client.clone(),
         r.policy_user.clone().unwrap_or_else(|| "-".into()),
         r.model.clone().unwrap_or_else(|| "-".into()),
+        injection_score(r),
     ]
+}
+
+/// The highest prompt-injection score of the exchange (request or response), or `-`.
+fn injection_score(r: &AuditRecord) -> String {
+    let response = r.response.as_ref().and_then(|p| p.prompt_injection_score);
+    match (r.request.prompt_injection_score, response) {
+        (None, None) => "-".into(),
+        (a, b) => format!("{:.2}", a.unwrap_or(0.0).max(b.unwrap_or(0.0))),
+    }
 }
 
 fn now_ms() -> u64 {

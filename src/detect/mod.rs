@@ -7,8 +7,10 @@
 pub mod custom;
 pub mod decode;
 pub mod email;
+pub mod injection_model;
 pub mod ipv6;
 pub mod keywords;
+pub mod normalize;
 pub mod numeric;
 pub mod prompt_injection;
 pub mod secrets;
@@ -114,6 +116,10 @@ impl DetectorSet {
         self.0 & (1 << d as u64) != 0
     }
 
+    pub fn without(self, d: DetectorId) -> DetectorSet {
+        DetectorSet(self.0 & !(1 << d as u32))
+    }
+
     pub fn union(self, other: DetectorSet) -> DetectorSet {
         DetectorSet(self.0 | other.0)
     }
@@ -147,7 +153,10 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     }
     secrets::scan(text, enabled, out);
     if enabled.contains(DetectorId::PromptInjection) {
-        prompt_injection::scan(text, out);
+        let mut found = Vec::new();
+        if prompt_injection::assess(text, &mut found) >= prompt_injection::DEFAULT_MIN_SCORE {
+            out.extend(found);
+        }
     }
 }
 

@@ -46,6 +46,16 @@ pub(super) struct Hit {
 /// Runs the detectors, keywords and patterns the rules need over every segment, each read
 /// through [`decode`] (normalised, escapes decoded); spans are the original text's.
 pub(super) fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Vec<Hit> {
+    find_hits_scored(policy, phase, segments, &mut None)
+}
+
+/// [`find_hits`], and the highest prompt-injection score into `score` (when it ran).
+pub(super) fn find_hits_scored(
+    policy: &Policy,
+    phase: Phase,
+    segments: &[llm::Segment<'_>],
+    score: &mut Option<f64>,
+) -> Vec<Hit> {
     let mut hits = Vec::new();
     let mut findings: Vec<Finding> = Vec::new();
     let mut keyword_hits = Vec::new();
@@ -55,7 +65,19 @@ pub(super) fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<
         let decoded = decode::decode(seg.text);
         let text = decoded.text();
         work::add(text.len() / 64 + 1);
-        scan_decoded(&decoded, enabled, &mut findings);
+        scan_decoded(
+            &decoded,
+            enabled.without(DetectorId::PromptInjection),
+            &mut findings,
+        );
+        // Prompt injection is scored once per text, on the text as written (the classifier
+        // has its own trained normaliser); each rule compares with its min_score.
+        let injection = enabled
+            .contains(DetectorId::PromptInjection)
+            .then(|| detect::prompt_injection::assess(seg.text, &mut findings));
+        if let Some(s) = injection {
+            *score = Some(score.map_or(s, |best: f64| best.max(s)));
+        }
         keyword_hits.clear();
         if !policy.keywords.is_empty() {
             policy.keywords.find(text, &mut keyword_hits);
@@ -64,9 +86,14 @@ pub(super) fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<
             if !rule.applies_to(phase) || !rule.roles.contains(seg.role) {
                 continue;
             }
+            let scored = |f: &&Finding| {
+                f.detector != DetectorId::PromptInjection
+                    || injection.is_some_and(|s| s >= rule.min_score)
+            };
             for f in findings
                 .iter()
                 .filter(|f| rule.detectors.contains(f.detector))
+                .filter(scored)
             {
                 hits.push(Hit {
                     rule: ri,

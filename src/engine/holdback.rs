@@ -17,7 +17,7 @@
 //!   upper-case prefix, a last word still arriving) as long as every word after it could be
 //!   part of one ([`trailing_alnum_start`]);
 //! - a PEM private key block waits from `-----BEGIN` until its `-----END ...-----` line;
-//! - prompt-injection phrases ([`PROMPT_INJECTION_WINDOW`]), keyword terms and custom patterns
+//! - prompt injection (the classifier's window, [`PROMPT_INJECTION_WINDOW`]), keyword terms and custom patterns
 //!   (their longest match) can contain anything: the last that many bytes wait.
 //!
 //! Whatever the rules, no more than `cap` bytes wait: an entity longer than that (a JWT or a
@@ -38,8 +38,11 @@ use crate::policy::Policy;
 /// characters after it the numeric validators look at, with room for the escapes and
 /// invisible characters the decoder reads through (`4111%201111…`, `\u0034`).
 pub const NUMERIC_WINDOW: usize = 128;
-/// A trigger word plus the prompt-injection scanner's 160-byte look-ahead.
-pub const PROMPT_INJECTION_WINDOW: usize = 200;
+/// The prompt-injection classifier's window (two blocks of normalised text) with room for
+/// text the normaliser shortens (whitespace runs, invisible characters), which also covers a
+/// phrase rule's trigger word and its 160-byte look-ahead: streamed text is judged with at
+/// least one whole window after it.
+pub const PROMPT_INJECTION_WINDOW: usize = 4 * crate::detect::injection_model::BLOCK;
 /// What starts a PEM block.
 const PEM_BEGIN: &str = "-----BEGIN";
 /// What starts its end line, and what ends that line.

@@ -28,7 +28,7 @@ use crate::policy::rollout::{self, BucketKeys, RolloutDecision};
 use crate::policy::{Action, Policy};
 use decide::{decide, rule_triggers};
 use edits::{plan_edits, EditPlan, Pseudo, RESTORE_RANK};
-use hits::{count_detections, find_hits, rule_mask, rules_hit, Hit};
+use hits::{count_detections, find_hits_scored, rule_mask, rules_hit, Hit};
 use pseudonym::{PseudonymCounts, Vault};
 use redact::{Edit, Replacement};
 pub use reply::Refusal;
@@ -135,6 +135,8 @@ pub struct PhaseOutcome {
     pub usage_estimated: bool,
     /// How a streamed response went.
     pub stream_summary: Option<stream::StreamSummary>,
+    /// The highest prompt-injection score of the texts a prompt-injection rule inspected.
+    pub injection_score: Option<f64>,
 }
 
 impl PhaseOutcome {
@@ -168,6 +170,7 @@ impl PhaseOutcome {
             text_bytes: 0,
             usage_estimated: false,
             stream_summary: None,
+            injection_score: None,
         }
     }
 }
@@ -307,7 +310,7 @@ fn evaluate_json(
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
-    let mut hits = find_hits(policy, phase, segments);
+    let mut hits = find_hits_scored(policy, phase, segments, &mut out.injection_score);
     // Restored tokens are the client's own values: no rule judges them (a fake token has the
     // shape a response rule looks for).
     let restored: Vec<Vec<pseudonym::Found>> = match &vault {

@@ -137,6 +137,8 @@ pub struct Rule {
     pub on_response: bool,
     pub roles: RoleSet,
     pub detectors: DetectorSet,
+    /// The prompt-injection score a text needs (`match.min_score`, default 0.5).
+    pub min_score: f64,
     pub has_keywords: bool,
     pub patterns: Vec<CustomPattern>,
     pub models: Option<ModelMatch>,
@@ -399,6 +401,23 @@ fn compile_rule(
         detectors = detectors.with(d);
     }
 
+    let min_score = match m.min_score {
+        None => crate::detect::prompt_injection::DEFAULT_MIN_SCORE,
+        Some(_) if !detectors.contains(DetectorId::PromptInjection) => {
+            return err(
+                format!("{at}.match.min_score"),
+                "applies to the prompt_injection detector only; add it to detectors",
+            )
+        }
+        Some(s) if !(0.0..=1.0).contains(&s) => {
+            return err(
+                format!("{at}.match.min_score"),
+                format!("{s} is not between 0 and 1"),
+            )
+        }
+        Some(s) => s,
+    };
+
     let mut has_keywords = false;
     if let Some(k) = &m.keywords {
         if k.terms.is_empty() {
@@ -633,6 +652,7 @@ fn compile_rule(
         on_response,
         roles,
         detectors,
+        min_score,
         has_keywords,
         patterns,
         models,

@@ -162,6 +162,8 @@ pub struct MatchDoc {
     pub roles: Vec<String>,
     #[serde(default)]
     pub phase: PhaseDoc,
+    /// `prompt_injection` only: the score (0–1) a text needs for the rule to match.
+    pub min_score: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -309,6 +309,23 @@ pub extern "C" fn run_memcpy(iters: u32) -> u32 {
     })
 }
 
+/// `iters` prompt-injection assessments (`detect::prompt_injection::assess`: phrase tier,
+/// decoding layer and classifier) of the current input read as one text.
+#[no_mangle]
+pub extern "C" fn run_injection(iters: u32) -> u32 {
+    with_state(0, |s| {
+        let text = std::str::from_utf8(&s.input).unwrap_or_default();
+        let mut found = Vec::new();
+        let mut acc = 0u32;
+        for _ in 0..iters {
+            found.clear();
+            let score = policy_gateway::detect::prompt_injection::assess(black_box(text), &mut found);
+            acc = acc.wrapping_add((score * 1000.0) as u32).wrapping_add(found.len() as u32);
+        }
+        acc
+    })
+}
+
 /// `iters` links of a typical decision record into an audit chain (parse, canonical form,
 /// SHA-256: what the filter does once per record); `with_checkpoint`: each followed by a
 /// signed checkpoint (HMAC-SHA-256).

@@ -122,6 +122,8 @@ pub(super) struct Channels {
     dirty: Vec<Channel>,
     /// Bytes of text held in all channels.
     pub(super) held_text: usize,
+    /// The highest prompt-injection score of the text judged so far, for the record.
+    pub(super) injection_score: Option<f64>,
 }
 
 impl Channels {

@@ -2,7 +2,7 @@
 //! point, never inside a finding) and its findings up to there, which are final.
 
 use super::channels::{context_of, ChannelText, Channels, Found};
-use crate::engine::hits::{find_hits, sort_counted, Hit};
+use crate::engine::hits::{find_hits_scored, sort_counted, Hit};
 use crate::engine::holdback::Holdback;
 use crate::engine::pseudonym::{Vault, RESTORE_RULE};
 use crate::engine::work;
@@ -24,7 +24,7 @@ impl Channels {
         let mut capped = false;
         for c in changed {
             if let Some(ch) = self.map.get_mut(c) {
-                capped |= judge(ch, policy, hold, vault, all);
+                capped |= judge(ch, policy, hold, vault, all, &mut self.injection_score);
             }
         }
         capped
@@ -36,8 +36,16 @@ impl Channels {
 /// after `settled` (with [`super::channels::CONTEXT_BYTES`] before it), and only when the
 /// point moved. Returns whether the cap decided.
 /// The vault's tokens are findings too (restored, never cut), and the end of the text that
-/// could still become one waits.
-fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, vault: &Vault, all: bool) -> bool {
+/// could still become one waits. The prompt-injection score of the text scanned raises
+/// `score` (the highest so far).
+fn judge(
+    ch: &mut ChannelText,
+    policy: &Policy,
+    hold: Holdback,
+    vault: &Vault,
+    all: bool,
+    score: &mut Option<f64>,
+) -> bool {
     ch.dirty = false;
     let from = ch.settled.saturating_sub(ch.base) as usize;
     // Borrowing the text field alone: the hold-back updates `ch.progress` meanwhile.
@@ -72,7 +80,8 @@ fn judge(ch: &mut ChannelText, policy: &Policy, hold: Holdback, vault: &Vault, a
         path: PathId::ROOT,
         slot: crate::llm::Slot::Value,
     };
-    let mut fs: Vec<Found> = find_hits(policy, Phase::Response, std::slice::from_ref(&segment))
+    let segments = std::slice::from_ref(&segment);
+    let mut fs: Vec<Found> = find_hits_scored(policy, Phase::Response, segments, score)
         .into_iter()
         .filter(|h| h.start >= look.len())
         .chain(

@@ -360,13 +360,15 @@ impl StreamInspector {
     /// The response phase's outcome; `prompt_text_bytes` estimates input tokens when the
     /// stream reports none.
     pub fn outcome(&self, policy: &Policy, prompt_text_bytes: u64) -> PhaseOutcome {
-        self.tally.outcome(
+        let mut out = self.tally.outcome(
             policy,
             self.format,
             self.inspects(),
             self.channels.seen,
             prompt_text_bytes,
-        )
+        );
+        out.injection_score = self.channels.injection_score;
+        out
     }
 
     fn take(&mut self, chunk: &[u8]) -> Vec<u8> {

@@ -1,0 +1,530 @@
+//! The prompt-injection classifier: hashed character n-grams, words and word bigrams of the
+//! normalised text ([`super::normalize`]) into a logistic regression with int8 weights,
+//! compiled into the module as data (`injection_model.bin`, written by
+//! `training/injection/train.py`; its header says which features it was trained on).
+//!
+//! The text is cut into blocks of [`BLOCK`] bytes of normalised text; a window is two adjacent
+//! blocks (a short text is one window), so an injection of up to one block always sits whole
+//! in some window however much text surrounds it. A window's logit is
+//! `bias + scale * sum(weights) / sqrt(features)` over its distinct features (each counts
+//! once per window, so repeating a benign sentence adds no evidence); the text's score is the
+//! sigmoid of its highest window. One pass over the bytes: each feature costs a few
+//! multiplications and two table reads (its weight, and the stamp of the block that last
+//! counted it); its weight is added to its block's running sum, and the part also in the
+//! block before is kept apart so a window of the two counts it once (buffers reused across
+//! texts: one entry per block, one stamp per table entry), and nothing is allocated per byte.
+//!
+//! The bias is set at training so that a score of 0.5 is the operating point chosen on
+//! validation data (false alarms at most ~1%); higher scores are more certain.
+
+use std::sync::OnceLock;
+
+/// Bytes of normalised text per block (a window is two).
+pub const BLOCK: usize = 128;
+
+const MODEL: &[u8] = include_bytes!("injection_model.bin");
+const HEADER: usize = 20;
+/// 3: features count once per window (2 counted repeats).
+const VERSION: [u8; 2] = [3, 0];
+
+/// Feature kinds, the bits of the header's flags byte.
+const CHAR2: u8 = 1;
+const CHAR3: u8 = 2;
+const CHAR4: u8 = 4;
+const WORDS: u8 = 16;
+const WORD_PAIRS: u8 = 32;
+
+const K0: u32 = 0x9E37_79B1;
+const K1: u32 = 0x85EB_CA77;
+const K2: u32 = 0xC2B2_AE3D;
+const K3: u32 = 0x27D4_EB2F;
+const SEED2: u32 = 0x3C6E_F372;
+const SEED4: u32 = 0xA54F_F53A;
+const WORD_SEED: u32 = 0x5BD1_E995;
+const PAIR_SEED: u32 = 0x27D4_EB2F;
+const FNV_BASIS: u32 = 0x811C_9DC5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+/// log2 of the number of weights (the header must say the same).
+pub const BITS: u32 = 17;
+const WEIGHTS: usize = 1 << BITS;
+
+/// All-zero weights: the stand-in when the embedded file is unusable (which tests rule out),
+/// so the word pass the phrase tier needs still runs.
+static NO_WEIGHTS: [u8; WEIGHTS] = [0; WEIGHTS];
+
+/// The parsed weight file.
+#[derive(Debug)]
+pub struct Model {
+    flags: u8,
+    scale: f64,
+    bias: f64,
+    weights: &'static [u8; WEIGHTS],
+}
+
+/// Why the embedded weight file was not usable (a build error; tests catch it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelError {
+    BadMagic,
+    BadVersion,
+    BadBlock,
+    WrongLength,
+}
+
+/// A block's distinct features: their weight sum and number, and the part of both that the
+/// block before also has (a window of the two counts it once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockSum {
+    sum: i32,
+    count: u32,
+    shared_sum: i32,
+    shared_count: u32,
+}
+
+/// Buffers the feature pass reuses across texts: one [`BlockSum`] per block, and per table
+/// entry the stamp of the block that last counted it (stamps run on across blocks and texts,
+/// so nothing is cleared per block; 256 KiB, made when a model with features first runs).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    blocks: Vec<BlockSum>,
+    stamps: Option<Box<[u16; WEIGHTS]>>,
+    /// The last stamp used.
+    stamp: u16,
+}
+
+/// The running sums of the current block, and the stamps that make each feature count once.
+struct Acc<'a> {
+    block: BlockSum,
+    stamps: Option<&'a mut [u16; WEIGHTS]>,
+    /// The current block's stamp; the block before has `cur - 1` (never below 1).
+    cur: u16,
+}
+
+impl Acc<'_> {
+    /// The next block starts. When stamps run out, the block just ended becomes 1 and every
+    /// other entry 0 (once every 65,533 blocks: 8 MiB of text).
+    fn next_block(&mut self) {
+        if self.cur == u16::MAX {
+            if let Some(stamps) = self.stamps.as_deref_mut() {
+                for s in stamps.iter_mut() {
+                    *s = u16::from(*s == u16::MAX);
+                }
+            }
+            self.cur = 1;
+        }
+        self.cur += 1;
+        self.block = BlockSum::default();
+    }
+}
+
+/// A word of the normalised text, for the phrase tier: its hash ([`word_hash`] of its
+/// bytes) and byte range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Word {
+    pub hash: u32,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Model {
+    /// Parses a weight file: `PGIM`, version u16 = 2, hash bits u8 (= [`BITS`]), feature
+    /// flags u8, block u32, scale f32, bias f32 (little endian), then 2^bits int8 weights.
+    pub fn parse(bytes: &'static [u8]) -> Result<Model, ModelError> {
+        let field = |at: usize, len: usize| bytes.get(at..at + len).unwrap_or_default();
+        if field(0, 4) != b"PGIM" {
+            return Err(ModelError::BadMagic);
+        }
+        let u32_at = |at: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(field(at, 4));
+            b
+        };
+        if bytes.len() < HEADER || field(4, 2) != VERSION {
+            return Err(ModelError::BadVersion);
+        }
+        let bits = u32::from(field(6, 1).first().copied().unwrap_or(0));
+        let flags = field(7, 1).first().copied().unwrap_or(0);
+        if u32::from_le_bytes(u32_at(8)) as usize != BLOCK {
+            return Err(ModelError::BadBlock);
+        }
+        let scale = f64::from(f32::from_le_bytes(u32_at(12)));
+        let bias = f64::from(f32::from_le_bytes(u32_at(16)));
+        let weights = bytes.get(HEADER..).unwrap_or_default();
+        let weights: &'static [u8; WEIGHTS] = match weights.try_into() {
+            Ok(w) if bits == BITS => w,
+            _ => return Err(ModelError::WrongLength),
+        };
+        Ok(Model {
+            flags,
+            scale,
+            bias,
+            weights,
+        })
+    }
+
+    /// The embedded model (parsed once).
+    pub fn embedded() -> Option<&'static Model> {
+        static M: OnceLock<Option<Model>> = OnceLock::new();
+        M.get_or_init(|| Model::parse(MODEL).ok()).as_ref()
+    }
+
+    /// A model that scores everything 0 (its word pass still runs).
+    pub fn null() -> &'static Model {
+        static M: Model = Model {
+            flags: 0,
+            scale: 0.0,
+            bias: f64::NEG_INFINITY,
+            weights: &NO_WEIGHTS,
+        };
+        &M
+    }
+
+    /// Scores normalised text (UTF-8 bytes): the best window's score and where it lies.
+    /// `blocks` is a buffer the caller keeps (one pair per block); `on_word` sees every word
+    /// (a run of [`is_word_cp`] characters), in order.
+    pub fn score(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> Scored {
+        scratch.blocks.clear();
+        scratch
+            .blocks
+            .resize(text.len() / BLOCK + 1, BlockSum::default());
+        let used = self.features(text, scratch, on_word);
+        self.best_window(scratch.blocks.get(..used).unwrap_or_default(), text.len())
+    }
+
+    /// The window with the highest logit among `blocks`.
+    fn best_window(&self, blocks: &[BlockSum], len: usize) -> Scored {
+        let logit = |s: i32, n: u32| {
+            if n == 0 {
+                self.bias
+            } else {
+                self.bias + self.scale * f64::from(s) / f64::from(n).sqrt()
+            }
+        };
+        let first = blocks.first().copied().unwrap_or_default();
+        let mut best = (logit(first.sum, first.count), 0);
+        for (k, pair) in blocks.windows(2).enumerate() {
+            if let [a, b] = pair {
+                let l = logit(
+                    a.sum + b.sum - b.shared_sum,
+                    a.count + b.count - b.shared_count,
+                );
+                if k == 0 || l > best.0 {
+                    best = (l, k);
+                }
+            }
+        }
+        let (logit, k) = best;
+        Scored {
+            score: 1.0 / (1.0 + (-logit).exp()),
+            window: (k * BLOCK, ((k + 2) * BLOCK).min(len)),
+        }
+    }
+
+    /// Adds the feature of hash `h` (its top bits index the table) to the current block,
+    /// unless the block has it already.
+    #[inline(always)]
+    fn add(&self, h: u32, acc: &mut Acc<'_>) {
+        let idx = (h >> (32 - BITS)) as usize;
+        let Some(slot) = acc.stamps.as_deref_mut().and_then(|s| s.get_mut(idx)) else {
+            return;
+        };
+        let last = *slot;
+        if last == acc.cur {
+            return;
+        }
+        *slot = acc.cur;
+        let w = i32::from(self.weights.get(idx).copied().unwrap_or(0) as i8);
+        let shared = last == acc.cur - 1;
+        acc.block.sum += w;
+        acc.block.count += 1;
+        acc.block.shared_sum += w * i32::from(shared);
+        acc.block.shared_count += u32::from(shared);
+    }
+
+    /// The feature pass: sums every feature's weight into its block; returns the number of
+    /// blocks used. One loop over the bytes, decoding UTF-8 on the way; `ALL` when the model
+    /// has every n-gram order (no per-feature test).
+    fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
+        let Scratch {
+            blocks,
+            stamps,
+            stamp,
+        } = scratch;
+        // A model without features (the null one) needs no stamps: `add` finds none.
+        if self.flags != 0 && stamps.is_none() {
+            *stamps = vec![0u16; WEIGHTS].into_boxed_slice().try_into().ok();
+        }
+        // The first block's stamp is two past any entry's, so no entry reads as the block
+        // before it; when the stamps run short, every entry starts again from 0.
+        if *stamp >= u16::MAX - 2 {
+            if let Some(s) = stamps.as_deref_mut() {
+                s.fill(0);
+            }
+            *stamp = 0;
+        }
+        let mut acc = Acc {
+            block: BlockSum::default(),
+            stamps: stamps.as_deref_mut(),
+            cur: *stamp + 2,
+        };
+        let used = if self.flags & (CHAR2 | CHAR3 | CHAR4) == CHAR2 | CHAR3 | CHAR4 {
+            self.features_with::<true>(text, blocks, &mut acc, on_word)
+        } else {
+            self.features_with::<false>(text, blocks, &mut acc, on_word)
+        };
+        *stamp = acc.cur;
+        used
+    }
+    #[inline(always)]
+    fn features_with<const ALL: bool>(
+        &self,
+        text: &[u8],
+        blocks: &mut [BlockSum],
+        acc: &mut Acc<'_>,
+        mut on_word: impl FnMut(Word),
+    ) -> usize {
+        let flags = self.flags;
+        // Without ALL, each n-gram order is tested.
+        let has = |f: u8| ALL || flags & f != 0;
+        let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
+        let mut block = 0usize;
+        let mut next_block = BLOCK;
+        // The last three characters, newest first, and how many there were (up to 3).
+        let (mut c1, mut c2, mut c3, mut seen) = (0u32, 0u32, 0u32, 0u32);
+        // The word being read: its hash and start (usize::MAX: none).
+        let (mut word, mut word_start) = (FNV_BASIS, usize::MAX);
+        let mut prev_word: Option<u32> = None;
+        let (mut cp, mut need, mut start) = (0u32, 0u32, 0usize);
+        for (off, &byte) in text.iter().enumerate() {
+            let is_word = if byte < 0x80 {
+                cp = u32::from(byte);
+                start = off;
+                let w = WORD_BYTE.get(usize::from(byte)).copied().unwrap_or(false);
+                if w {
+                    word = (word ^ cp).wrapping_mul(FNV_PRIME);
+                }
+                w
+            } else {
+                if byte >= 0xC0 {
+                    (cp, need) = match byte {
+                        0xF0.. => (u32::from(byte & 0x07), 3),
+                        0xE0.. => (u32::from(byte & 0x0F), 2),
+                        _ => (u32::from(byte & 0x1F), 1),
+                    };
+                    start = off;
+                    continue;
+                }
+                cp = cp << 6 | u32::from(byte & 0x3F);
+                need = need.saturating_sub(1);
+                if need > 0 {
+                    continue;
+                }
+                let w = is_word_cp(cp);
+                if w {
+                    for &x in text.get(start..=off).unwrap_or_default() {
+                        word = (word ^ u32::from(x)).wrapping_mul(FNV_PRIME);
+                    }
+                }
+                w
+            };
+            if start >= next_block {
+                if let Some(b) = blocks.get_mut(block) {
+                    *b = acc.block;
+                }
+                acc.next_block();
+                block = start / BLOCK;
+                next_block = (block + 1) * BLOCK;
+            }
+            if is_word {
+                if word_start == usize::MAX {
+                    word_start = start;
+                }
+            } else if word_start != usize::MAX {
+                // The word ends here; its features count in this character's block.
+                on_word(Word {
+                    hash: word,
+                    start: word_start,
+                    end: start,
+                });
+                self.word_features(word, &mut prev_word, flags, acc);
+                (word, word_start) = (FNV_BASIS, usize::MAX);
+            }
+            let p2 = cp.wrapping_mul(K2);
+            let h2 = c1.wrapping_mul(K1) ^ p2;
+            let h3 = c2.wrapping_mul(K0) ^ h2;
+            let h4 = c3.wrapping_mul(K3) ^ h3;
+            // The n-grams that fit (the first characters have fewer before them).
+            if seen >= 1 && m2 {
+                self.add(h2 ^ SEED2, acc);
+            }
+            if seen >= 2 && m3 {
+                self.add(h3, acc);
+            }
+            if seen >= 3 && m4 {
+                self.add(h4 ^ SEED4, acc);
+            }
+            seen = (seen + 1).min(3);
+            (c3, c2, c1) = (c2, c1, cp);
+        }
+        if word_start != usize::MAX {
+            on_word(Word {
+                hash: word,
+                start: word_start,
+                end: text.len(),
+            });
+            self.word_features(word, &mut prev_word, flags, acc);
+        }
+        if let Some(b) = blocks.get_mut(block) {
+            *b = acc.block;
+        }
+        block + 1
+    }
+
+    /// A word ended: its feature and its pair with the word before.
+    #[inline(always)]
+    fn word_features(&self, h: u32, prev: &mut Option<u32>, flags: u8, acc: &mut Acc<'_>) {
+        if flags & WORDS != 0 {
+            self.add(finalize(h ^ WORD_SEED), acc);
+        }
+        if let (Some(p), true) = (*prev, flags & WORD_PAIRS != 0) {
+            self.add(finalize(p.wrapping_mul(FNV_PRIME) ^ h ^ PAIR_SEED), acc);
+        }
+        *prev = Some(h);
+    }
+}
+
+/// Mixes a word hash (FNV's high bits alone are weak).
+fn finalize(x: u32) -> u32 {
+    (x ^ (x >> 15)).wrapping_mul(0x2C1B_3C6D)
+}
+
+/// The hash [`Model::score`] gives a word: FNV-1a of its bytes.
+pub fn word_hash(word: &[u8]) -> u32 {
+    word.iter().fold(FNV_BASIS, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
+/// The result of [`Model::score`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// Probability-like score in 0..=1 (0.5: the trained operating point).
+    pub score: f64,
+    /// Byte range of the normalised text covered by the best window.
+    pub window: (usize, usize),
+}
+
+/// [`is_word_cp`] of each ASCII byte.
+// Indexing in a const initialiser is evaluated at compile time: out of bounds fails the
+// build, never panics at run time.
+#[allow(clippy::indexing_slicing)]
+const WORD_BYTE: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    t
+};
+
+/// Word characters: ASCII letters and digits, and every other character but whitespace, the
+/// Latin-1 symbols, general and CJK punctuation (a CJK sentence is one "word"; its n-grams
+/// carry it).
+pub fn is_word_cp(cp: u32) -> bool {
+    if cp < 0x80 {
+        return matches!(cp, 0x30..=0x39 | 0x41..=0x5A | 0x61..=0x7A);
+    }
+    !(char::from_u32(cp).is_some_and(super::normalize::is_space)
+        || (0x80..=0xbf).contains(&cp)
+        || (0x2000..=0x206f).contains(&cp)
+        || (0x3000..=0x303f).contains(&cp)
+        || (0xff01..=0xff0f).contains(&cp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn score(text: &str) -> Scored {
+        let mut n = crate::detect::normalize::Normalized::default();
+        n.normalize(text);
+        Model::embedded()
+            .unwrap()
+            .score(n.bytes(), &mut Scratch::default(), |_| {})
+    }
+
+    #[test]
+    fn the_embedded_model_parses() {
+        let m = Model::embedded().expect("model");
+        assert_ne!(m.flags, 0);
+        assert!(m.scale > 0.0 && m.bias.is_finite());
+    }
+
+    #[test]
+    fn bad_files_are_refused() {
+        assert_eq!(Model::parse(b"nope").err(), Some(ModelError::BadMagic));
+        assert_eq!(
+            Model::parse(b"PGIM\x01\x00").err(),
+            Some(ModelError::BadVersion)
+        );
+        let short: &'static [u8] = Box::leak(
+            [MODEL.get(..HEADER).unwrap(), &[0u8; 10]]
+                .concat()
+                .into_boxed_slice(),
+        );
+        assert_eq!(Model::parse(short).err(), Some(ModelError::WrongLength));
+    }
+
+    /// The Python twin (training/injection/features.py) and this code compute the same
+    /// normalised text and the same score for every text of the fixture the training writes.
+    #[test]
+    fn parity() {
+        let fixture = include_str!("../../training/injection/parity.jsonl");
+        let mut n = 0;
+        for line in fixture.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = v["text"].as_str().unwrap();
+            let norm = crate::detect::normalize::normalize(text);
+            assert_eq!(norm, v["normalized"].as_str().unwrap(), "{text:?}");
+            let score = score(text).score;
+            let want = v["score"].as_f64().unwrap();
+            assert!((score - want).abs() < 1e-4, "{text:?}: {score} != {want}");
+            n += 1;
+        }
+        assert!(n >= 150);
+    }
+
+    /// Stamps that run out (at the start of a text, or between two of its blocks) give the
+    /// scores fresh buffers give: a feature of the block before still counts once.
+    #[test]
+    fn stamps_that_run_out_change_no_score() {
+        let mut n = crate::detect::normalize::Normalized::default();
+        n.normalize(&"ignore the previous email, project nightingal ".repeat(40));
+        let m = Model::embedded().unwrap();
+        let fresh = m.score(n.bytes(), &mut Scratch::default(), |_| {});
+        for start in [u16::MAX - 2, u16::MAX - 4, u16::MAX - 7] {
+            let mut scratch = Scratch::default();
+            m.score(b"warm up", &mut scratch, |_| {});
+            scratch.stamp = start;
+            let s = m.score(n.bytes(), &mut scratch, |_| {});
+            assert_eq!(s.score, fresh.score, "from stamp {start}");
+            assert_eq!(s.window, fresh.window);
+            assert!(scratch.stamp < 64, "{}", scratch.stamp);
+        }
+    }
+
+    #[test]
+    fn windows_cover_long_texts() {
+        let empty = score("");
+        assert!(empty.score > 0.0 && empty.score < 0.5);
+        let long = "the weather is fine today. ".repeat(200);
+        let s = score(&long);
+        assert_eq!(s.window.1 - s.window.0, 2 * BLOCK);
+        assert!(s.window.1 <= long.len());
+        let short = score("hello there");
+        assert_eq!(short.window, (0, 11));
+    }
+}
