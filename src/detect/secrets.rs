@@ -102,7 +102,7 @@ impl Kind {
 }
 
 /// The detectors this module serves: if none is enabled, `scan` does nothing.
-const SECRET_DETECTORS: &[DetectorId] = &[
+pub(crate) const SECRET_DETECTORS: &[DetectorId] = &[
     DetectorId::AwsAccessKey,
     DetectorId::GithubToken,
     DetectorId::OpenaiKey,

@@ -30,7 +30,7 @@
 //! only the bytes added since the last one plus a bounded window ([`NUMERIC_WINDOW`], the
 //! length of a PEM marker): the cost of a text's hold-back is linear in its length.
 
-use crate::detect::{DetectorId, DetectorSet};
+use crate::detect::{secrets, DetectorId, DetectorSet};
 use crate::llm::{stream, Phase};
 use crate::policy::Policy;
 
@@ -51,34 +51,10 @@ const PEM_DASHES: &str = "-----";
 /// Room after a keyword or pattern match for the whole-word check (one UTF-8 character).
 const BOUNDARY: usize = 4;
 
-const TOKEN_DETECTORS: &[DetectorId] = &[
-    DetectorId::Email,
-    DetectorId::Ipv6,
-    DetectorId::AwsAccessKey,
-    DetectorId::GithubToken,
-    DetectorId::OpenaiKey,
-    DetectorId::AnthropicKey,
-    DetectorId::SlackToken,
-    DetectorId::GoogleApiKey,
-    DetectorId::StripeKey,
-    DetectorId::Jwt,
-    DetectorId::GitlabToken,
-    DetectorId::NpmToken,
-    DetectorId::HuggingfaceToken,
-    DetectorId::SendgridKey,
-    DetectorId::TwilioKey,
-    DetectorId::MailgunKey,
-    DetectorId::ShopifyToken,
-    DetectorId::DigitaloceanToken,
-    DetectorId::AwsSecretKey,
-    DetectorId::AwsSessionToken,
-    DetectorId::AzureStorageKey,
-    DetectorId::GcpServiceAccount,
-    DetectorId::UrlSignature,
-    DetectorId::UrlCredentials,
-    DetectorId::HttpAuth,
-    DetectorId::SecretAssignment,
-];
+/// Token-shaped entities besides the secrets: every secret detector but `private_key` is
+/// token-shaped too ([`crate::detect::secrets::SECRET_DETECTORS`], so a new one is held without
+/// a second list to keep in step).
+const TOKEN_DETECTORS: &[DetectorId] = &[DetectorId::Email, DetectorId::Ipv6];
 
 const NUMERIC_DETECTORS: &[DetectorId] = &[
     DetectorId::CreditCard,
@@ -174,7 +150,10 @@ impl Holdback {
         }
         Holdback {
             window: window.min(cap),
-            tokens: any(TOKEN_DETECTORS),
+            tokens: any(TOKEN_DETECTORS)
+                || secrets::SECRET_DETECTORS
+                    .iter()
+                    .any(|d| *d != DetectorId::PrivateKey && detectors.contains(*d)),
             numeric: any(NUMERIC_DETECTORS),
             alnum: any(ALNUM_DETECTORS),
             alnum_digits: any(DIGIT_LED_ALNUM_DETECTORS),
