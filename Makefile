@@ -173,7 +173,7 @@ fuzz: $(VENV)/.installed
 eval-injection:
 	$(CARGO) run --release --example eval_injection
 
-## train-injection: retrain the classifier from the committed corpus (CPU, ~4 min on 2 cores) in
+## train-injection: retrain the classifier from the committed corpus (CPU, 3-11 min on 2 cores) in
 ## a project-local virtualenv with pinned scikit-learn; writes src/detect/injection_model.bin
 ## and the parity fixture the Rust test checks
 INJ := training/injection

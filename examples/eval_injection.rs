@@ -115,17 +115,34 @@ fn report(scored: &[(f64, &serde_json::Value)], t: f64) {
         .filter(|(_, v)| v["lang"] == "en" && v["category"] == "direct")
         .collect();
     let non_en: Vec<_> = attacks.iter().filter(|(_, v)| v["lang"] != "en").collect();
+    // The bar names these ten languages besides English.
+    const NAMED: [&str; 10] = ["es", "fr", "de", "it", "pt", "nl", "ru", "zh", "ja", "ko"];
+    let named: Vec<_> = attacks
+        .iter()
+        .filter(|(_, v)| NAMED.contains(&v["lang"].as_str().unwrap_or_default()))
+        .collect();
+    // XSafety's goal hijackings share a few phrasings across items (split by item, not by
+    // phrasing): the ten languages without them say how far the rest generalises.
+    let named_rest: Vec<_> = named
+        .iter()
+        .copied()
+        .filter(|(_, v)| v["source"] != "xsafety")
+        .collect();
     let rate = |xs: &[&&(f64, &serde_json::Value)]| {
         xs.iter().filter(|(sc, _)| *sc >= t).count() as f64 / xs.len().max(1) as f64
     };
     println!(
-        "summary at {t}: recall {:.3} of {} attacks (direct English {:.3} of {}; non-English {:.3} of {}); false alarms {:.4} ({} of {} benign)\n",
+        "summary at {t}: recall {:.3} of {} attacks (direct English {:.3} of {}; non-English {:.3} of {}, the ten named languages {:.3} of {}, without XSafety {:.3} of {}); false alarms {:.4} ({} of {} benign)\n",
         hits as f64 / attacks.len().max(1) as f64,
         attacks.len(),
         rate(&en_direct),
         en_direct.len(),
         rate(&non_en),
         non_en.len(),
+        rate(&named),
+        named.len(),
+        rate(&named_rest),
+        named_rest.len(),
         fa as f64 / benign.len().max(1) as f64,
         fa,
         benign.len()

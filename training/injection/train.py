@@ -3,7 +3,8 @@
 
     make train-injection          # or: .venv/bin/python train.py
 
-Reads only the committed corpus (data/*.jsonl, built by prepare.py) and downloads nothing.
+Reads only the committed corpus (data/*.jsonl, built by prepare.py) and downloads nothing;
+adds the train split's attacks planted in its tool outputs once more (augment.py).
 Steps: normalize and featurize every text (features.py, the same computation as the Rust
 detector), one row per window; fit an L2 logistic regression on the train split's rows
 (windows of a document an attack was planted in that do not overlap the attack are benign
@@ -26,6 +27,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
 
+import augment
 import features as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,7 +35,7 @@ OUT = os.path.join(HERE, "..", "..", "src", "detect", "injection_model.bin")
 BITS = F.BITS
 FLAGS = F.CHAR2 | F.CHAR3 | F.CHAR4 | F.WORDS | F.WORD_PAIRS
 TARGET_FPR = 0.01
-C = 8.0
+C = float(os.environ.get("INJECTION_C", "8.0"))  # the override is for experiments
 MAGIC = b"PGIM"
 VERSION = 3  # features count once per window
 
@@ -43,7 +45,7 @@ def load():
     for path in sorted(glob.glob(os.path.join(HERE, "data", "*.jsonl"))):
         with open(path, encoding="utf-8") as f:
             rows.extend(json.loads(line) for line in f)
-    return rows
+    return rows + augment.planted(rows)
 
 
 def window_rows(r):
@@ -112,6 +114,18 @@ def main():
     recall = sum(a > threshold for a in attacks) / max(1, len(attacks))
     print(f"validation: {len(benign)} benign, {len(attacks)} attacks; at the operating point "
           f"recall {recall:.3f} (classifier alone)", file=sys.stderr)
+    # Per category and for non-English texts: what settings are chosen on (never the held-out split).
+    parts = {}
+    for r, wins in val:
+        if r["label"] != 1:
+            continue
+        hit = text_logit(wq, scale, bias, wins) > threshold
+        for key in (r["category"], "non-English" if r["lang"] != "en" else "English"):
+            n, k = parts.get(key, (0, 0))
+            parts[key] = (n + 1, k + hit)
+    print("validation recall: " + ", ".join(f"{key} {k / n:.3f} ({n})"
+                                            for key, (n, k) in sorted(parts.items())),
+          file=sys.stderr)
     bias = F.f32(bias - threshold)
 
     with open(OUT, "wb") as f:
