@@ -1,5 +1,8 @@
 //! Keyword lists from policies, matched all at once with one aho-corasick automaton per
-//! case mode, so a policy with hundreds of terms still scans each text once.
+//! case mode, so a policy with hundreds of terms still scans each text once. The engine finds
+//! the terms in the policy's prefilter pass instead ([`super::prefilter`]: the secret prefixes
+//! and these terms in one automaton), which reports the same hits in the same order; these
+//! automata are its fallback.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
