@@ -164,7 +164,7 @@ pub(crate) fn scan_with(
         ipv6::scan(text, out);
     }
     match secret_anchors {
-        Some(anchors) => secrets::scan_anchors(text, enabled, anchors.iter().copied(), out),
+        Some(anchors) => secrets::scan_anchors(text, enabled, &mut anchors.iter().copied(), out),
         None => secrets::scan(text, enabled, out),
     }
     if enabled.contains(DetectorId::PromptInjection) {

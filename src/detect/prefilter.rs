@@ -291,7 +291,7 @@ mod tests {
             secrets::scan_anchors(
                 &text,
                 DetectorSet::all(),
-                anchors.secrets().iter().copied(),
+                &mut anchors.secrets().iter().copied(),
                 &mut got,
             );
             assert_eq!(got, want, "secrets in {text:?}");
@@ -333,7 +333,7 @@ mod tests {
         secrets::scan_anchors(
             &text,
             DetectorSet::all(),
-            anchors.secrets().iter().copied(),
+            &mut anchors.secrets().iter().copied(),
             &mut got,
         );
         secrets::scan(&text, DetectorSet::all(), &mut want);

@@ -364,7 +364,7 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     scan_anchors(
         text,
         enabled,
-        hits.map(|h| Anchor {
+        &mut hits.map(|h| Anchor {
             pattern: h.pattern().as_usize(),
             start: h.start(),
             end: h.end(),
@@ -375,10 +375,11 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
 
 /// [`scan`] given the prefix hits in `text`: every overlapping hit of every prefix, in the
 /// order an overlapping search reports them (by end, longer patterns first at the same end).
+/// (`dyn`: one compiled copy of the validators' loop for both callers.)
 pub(crate) fn scan_anchors(
     text: &str,
     enabled: DetectorSet,
-    hits: impl Iterator<Item = Anchor>,
+    hits: &mut dyn Iterator<Item = Anchor>,
     out: &mut Vec<Finding>,
 ) {
     if !any_enabled(enabled) {
