@@ -1,5 +1,8 @@
 //! Keyword lists from policies, matched all at once with one aho-corasick automaton per
-//! case mode, so a policy with hundreds of terms still scans each text once.
+//! case mode, so a policy with hundreds of terms still scans each text once. The engine finds
+//! the terms in the policy's prefilter pass instead ([`super::prefilter`]: the secret prefixes
+//! and these terms in one automaton), which reports the same hits in the same order; these
+//! automata are its fallback.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
@@ -39,6 +42,21 @@ impl KeywordSetBuilder {
         };
         group.terms.push(term.to_string());
         group.meta.push(TermMeta { tag, whole_word });
+    }
+
+    /// Every term added, as `(term, case_sensitive, whole_word, tag)`: the case-insensitive
+    /// ones first, then the case-sensitive ones, each in the order added (the order in which
+    /// [`KeywordSet::find`] reports hits at the same spot), for the policy's prefilter.
+    pub fn terms(&self) -> Vec<(&str, bool, bool, u32)> {
+        fn of(g: &Group, cs: bool) -> impl Iterator<Item = (&str, bool, bool, u32)> + '_ {
+            g.terms
+                .iter()
+                .zip(&g.meta)
+                .map(move |(t, m)| (t.as_str(), cs, m.whole_word, m.tag))
+        }
+        of(&self.insensitive, false)
+            .chain(of(&self.sensitive, true))
+            .collect()
     }
 
     pub fn build(self) -> Result<KeywordSet, String> {
@@ -126,7 +144,7 @@ impl KeywordSet {
 
 /// True when the match is not glued to a letter, digit or `_` on either side.
 /// Terms that themselves start or end with punctuation only need the boundary there.
-fn is_whole_word(text: &str, start: usize, end: usize) -> bool {
+pub(crate) fn is_whole_word(text: &str, start: usize, end: usize) -> bool {
     let word = |c: char| c.is_alphanumeric() || c == '_';
     let first_is_word = text
         .get(start..)

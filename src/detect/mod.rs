@@ -12,6 +12,7 @@ pub mod ipv6;
 pub mod keywords;
 pub mod normalize;
 pub mod numeric;
+pub mod prefilter;
 pub mod prompt_injection;
 pub mod secrets;
 
@@ -141,6 +142,17 @@ impl DetectorSet {
 /// Findings come in no particular order and may overlap (e.g. an SSN-shaped run inside a
 /// phone number); callers sort and merge.
 pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
+    scan_with(text, enabled, None, out);
+}
+
+/// [`scan`], with the secret prefixes' hits already found by the policy's prefilter
+/// ([`prefilter`]) when `secret_anchors` is given (the secrets' own automaton runs otherwise).
+pub(crate) fn scan_with(
+    text: &str,
+    enabled: DetectorSet,
+    secret_anchors: Option<&[secrets::Anchor]>,
+    out: &mut Vec<Finding>,
+) {
     if enabled.is_empty() || text.is_empty() {
         return;
     }
@@ -151,7 +163,10 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     if enabled.contains(DetectorId::Ipv6) {
         ipv6::scan(text, out);
     }
-    secrets::scan(text, enabled, out);
+    match secret_anchors {
+        Some(anchors) => secrets::scan_anchors(text, enabled, &mut anchors.iter().copied(), out),
+        None => secrets::scan(text, enabled, out),
+    }
     if enabled.contains(DetectorId::PromptInjection) {
         let mut found = Vec::new();
         if prompt_injection::assess(text, &mut found) >= prompt_injection::DEFAULT_MIN_SCORE {

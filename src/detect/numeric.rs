@@ -77,11 +77,7 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     }
     let b = text.as_bytes();
     let mut i = 0;
-    while let Some(off) = b
-        .get(i..)
-        .and_then(|rest| rest.iter().position(u8::is_ascii_digit))
-    {
-        let start = i + off;
+    while let Some(start) = next_digit(b, i) {
         let run = Run {
             start,
             end: start + digits_at(b, start, usize::MAX),
@@ -100,6 +96,41 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
             i = i.max(end);
         }
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that is an ASCII digit, and no other bit. Exact: every
+/// byte's arithmetic stays within the byte (7-bit values, no carry or borrow out of it).
+#[inline(always)]
+fn digit_bytes(w: u64) -> u64 {
+    let low = w & (ONES * 0x7f);
+    // 0x80 + (0x39 - low) keeps the high bit for low <= '9'; low + (0x80 - '0') sets it for
+    // low >= '0'; bytes >= 0x80 are out by `!w`.
+    (ONES * (0x80 + 0x39) - low) & (low + ONES * (0x80 - 0x30)) & !w & HIGH
+}
+
+/// The first ASCII digit at or after `from`, eight bytes at a time (the search that finds
+/// each run start reads every byte of text between runs).
+fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    let rest = b.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut base = from;
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let m = digit_bytes(u64::from_le_bytes(a));
+        if m != 0 {
+            return Some(base + (m.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|k| base + k)
 }
 
 /// The byte at `i`, or 0 past either end (0 is never a digit, letter or separator).
@@ -250,6 +281,33 @@ mod tests {
     /// (detector, matched text) for every finding, in order.
     fn found(text: &str, enabled: DetectorSet) -> Vec<(DetectorId, &str)> {
         crate::detect::test_support::found(text, |t, out| scan(t, enabled, out))
+    }
+
+    #[test]
+    fn the_word_at_a_time_search_finds_the_first_digit() {
+        // Every byte value, alone among non-digits and before a later digit, at every offset
+        // of a 8-byte word and in the tail.
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut text = vec![b'x'; 21];
+                text[at] = b;
+                let want = |t: &[u8], from: usize| {
+                    t[from..]
+                        .iter()
+                        .position(u8::is_ascii_digit)
+                        .map(|k| from + k)
+                };
+                for from in [0, at.saturating_sub(3), at] {
+                    assert_eq!(next_digit(&text, from), want(&text, from), "{b} at {at}");
+                }
+                text[20] = b'7';
+                for from in [0, at, 20] {
+                    assert_eq!(next_digit(&text, from), want(&text, from), "{b} at {at}");
+                }
+            }
+        }
+        assert_eq!(next_digit(b"", 0), None);
+        assert_eq!(next_digit(b"12", 5), None);
     }
 
     fn spans(text: &str) -> Vec<(DetectorId, usize, usize)> {

@@ -327,9 +327,32 @@ impl Found<'_> {
     }
 }
 
+/// Whether any detector of this module is enabled (else `scan` does nothing).
+pub(crate) fn any_enabled(enabled: DetectorSet) -> bool {
+    SECRET_DETECTORS.iter().any(|d| enabled.contains(*d))
+}
+
+/// The literal prefixes and keywords, in pattern-id order: a prefilter that puts them first
+/// in its own automaton (same ids, same matching: ASCII case-insensitive, overlapping) can
+/// hand its hits to [`scan_anchors`].
+pub(crate) fn prefixes() -> impl Iterator<Item = &'static str> {
+    PREFIXES.iter().map(|(p, _, _)| *p)
+}
+
+/// How many patterns [`prefixes`] yields.
+pub(crate) const PREFIX_COUNT: usize = PREFIXES.len();
+
+/// One automaton hit of a prefix: its pattern id (index in [`prefixes`]) and span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    pub(crate) pattern: usize,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
 /// Appends a finding for every secret of an enabled kind in `text`.
 pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
-    if !SECRET_DETECTORS.iter().any(|d| enabled.contains(*d)) {
+    if !any_enabled(enabled) {
         return;
     }
     let Some(ac) = automaton() else {
@@ -338,6 +361,30 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     let Ok(hits) = ac.try_find_overlapping_iter(text) else {
         return;
     };
+    scan_anchors(
+        text,
+        enabled,
+        &mut hits.map(|h| Anchor {
+            pattern: h.pattern().as_usize(),
+            start: h.start(),
+            end: h.end(),
+        }),
+        out,
+    );
+}
+
+/// [`scan`] given the prefix hits in `text`: every overlapping hit of every prefix, in the
+/// order an overlapping search reports them (by end, longer patterns first at the same end).
+/// (`dyn`: one compiled copy of the validators' loop for both callers.)
+pub(crate) fn scan_anchors(
+    text: &str,
+    enabled: DetectorSet,
+    hits: &mut dyn Iterator<Item = Anchor>,
+    out: &mut Vec<Finding>,
+) {
+    if !any_enabled(enabled) {
+        return;
+    }
     let bytes = text.as_bytes();
     let mut reach = Reach::default();
     let mut found = Found {
@@ -346,10 +393,10 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
         superseded: Vec::new(),
     };
     for hit in hits {
-        let Some(&(prefix, kind, case)) = PREFIXES.get(hit.pattern().as_usize()) else {
+        let Some(&(prefix, kind, case)) = PREFIXES.get(hit.pattern) else {
             continue;
         };
-        let (start, body) = (hit.start(), hit.end());
+        let (start, body) = (hit.start, hit.end);
         if start < reach.covered
             || (case == Exact && !same_bytes(bytes, start, prefix))
             || !kind.detectors().iter().any(|d| enabled.contains(*d))

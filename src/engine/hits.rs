@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use super::work;
 use crate::detect::decode::{self, Decoded};
+use crate::detect::prefilter::Anchors;
+use crate::detect::secrets::{self, Anchor};
 use crate::detect::{self, DetectorId, DetectorSet, Finding};
 use crate::llm::{self, Phase};
 use crate::policy::Policy;
@@ -60,14 +62,20 @@ pub(super) fn find_hits_scored(
     let mut findings: Vec<Finding> = Vec::new();
     let mut keyword_hits = Vec::new();
     let mut pattern_hits = Vec::new();
+    let mut anchors = Anchors::default();
     for (si, seg) in segments.iter().enumerate() {
         let enabled = policy.detectors_for(phase, seg.role);
         let decoded = decode::decode(seg.text);
         let text = decoded.text();
         work::add(text.len() / 64 + 1);
-        scan_decoded(
+        // One pass for the secret prefixes and the keyword terms (the policy's prefilter).
+        let want_secrets = secrets::any_enabled(enabled);
+        let prefiltered = (want_secrets || !policy.keywords.is_empty())
+            && policy.prefilter.find(text, want_secrets, &mut anchors);
+        scan_decoded_with(
             &decoded,
             enabled.without(DetectorId::PromptInjection),
+            prefiltered.then(|| anchors.secrets()),
             &mut findings,
         );
         // Prompt injection is scored once per text, on the text as written (the classifier
@@ -79,7 +87,9 @@ pub(super) fn find_hits_scored(
             *score = Some(score.map_or(s, |best: f64| best.max(s)));
         }
         keyword_hits.clear();
-        if !policy.keywords.is_empty() {
+        if prefiltered {
+            anchors.keyword_hits(&mut keyword_hits);
+        } else if !policy.keywords.is_empty() {
             policy.keywords.find(text, &mut keyword_hits);
         }
         for (ri, rule) in policy.rules.iter().enumerate() {
@@ -139,8 +149,19 @@ pub(super) fn find_hits_scored(
 /// first): the normalised text's, mapped back, then those of its hidden (base64) texts, each
 /// covering its whole run.
 pub(super) fn scan_decoded(decoded: &Decoded<'_>, enabled: DetectorSet, out: &mut Vec<Finding>) {
+    scan_decoded_with(decoded, enabled, None, out);
+}
+
+/// [`scan_decoded`], with the secret prefixes' hits in the normalised text already found
+/// (by the policy's prefilter) when `secret_anchors` is given.
+fn scan_decoded_with(
+    decoded: &Decoded<'_>,
+    enabled: DetectorSet,
+    secret_anchors: Option<&[Anchor]>,
+    out: &mut Vec<Finding>,
+) {
     out.clear();
-    detect::scan(decoded.text(), enabled, out);
+    detect::scan_with(decoded.text(), enabled, secret_anchors, out);
     if !decoded.is_identity() {
         for f in out.iter_mut() {
             (f.start, f.end) = decoded.original(f.start, f.end);

@@ -8,6 +8,7 @@ use std::fmt;
 use super::document::*;
 use crate::detect::custom::CustomPattern;
 use crate::detect::keywords::{KeywordSet, KeywordSetBuilder};
+use crate::detect::prefilter::Prefilter;
 use crate::detect::{DetectorId, DetectorSet};
 use crate::llm::Role;
 
@@ -189,6 +190,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Every keyword term of every rule; hits are tagged with the rule index.
     pub keywords: KeywordSet,
+    /// The keyword terms and the secret prefixes in one automaton: one pass over each text.
+    pub prefilter: Prefilter,
     /// Non-fatal remarks for `check` (e.g. a pattern without literal prefilter).
     pub warnings: Vec<String>,
     /// Union of the detectors of the rules inspecting each role, per phase (request,
@@ -242,6 +245,7 @@ impl Policy {
             let rule = compile_rule(&at, rule_doc, tag, &mut keywords, &mut warnings)?;
             rules.push(rule);
         }
+        let prefilter = Prefilter::build(&keywords.terms());
         let keywords = keywords.build().map_err(|m| PolicyError {
             at: "rules".into(),
             message: m,
@@ -269,6 +273,7 @@ impl Policy {
             include_content: doc.include_content,
             rules,
             keywords,
+            prefilter,
             warnings,
         })
     }
