@@ -14,6 +14,7 @@ use serde_json::Value;
 
 mod anthropic_messages;
 mod generic;
+pub mod event;
 pub mod json;
 mod openai_chat;
 mod openai_completions;
