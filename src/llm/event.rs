@@ -94,22 +94,21 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.at;
-        loop {
-            match *self.b.get(self.at)? {
-                b'"' => {
-                    let s = self.s.get(start..self.at)?;
-                    self.at += 1;
-                    return Some(Cow::Borrowed(s));
-                }
-                b'\\' => {
-                    let mut out = String::from(self.s.get(start..self.at)?);
-                    self.escaped(&mut out)?;
-                    return Some(Cow::Owned(out));
-                }
-                c if c < 0x20 => return None,
-                _ => self.at += 1,
-            }
+        let end = start + memchr::memchr2(b'"', b'\\', self.b.get(start..)?)?;
+        // A control character ends no string: JSON refuses it raw (checked without a branch
+        // per byte).
+        let span = self.b.get(start..end)?;
+        if span.iter().fold(false, |bad, c| bad | (*c < 0x20)) {
+            return None;
         }
+        self.at = end;
+        if self.b.get(end) == Some(&b'"') {
+            self.at += 1;
+            return Some(Cow::Borrowed(self.s.get(start..end)?));
+        }
+        let mut out = String::from(self.s.get(start..end)?);
+        self.escaped(&mut out)?;
+        Some(Cow::Owned(out))
     }
 
     /// The rest of a string from its first escape, into `out`; consumes the closing quote.
