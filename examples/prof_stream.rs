@@ -4,7 +4,7 @@
 //! default policy, one event per network chunk, and prints µs per event; with `iters` it runs
 //! exactly that many streams silently (for callgrind: instructions per event are the
 //! difference between two counts over the difference in events).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -61,12 +61,18 @@ fn chat() -> Vec<Vec<u8>> {
 /// Anthropic messages: start, a text block of 100 word deltas, stop, message delta and stop.
 fn anthropic() -> Vec<Vec<u8>> {
     let mut out = vec![
-        typed("message_start", &json!({"type": "message_start", "message": {"id": "msg_1",
+        typed(
+            "message_start",
+            &json!({"type": "message_start", "message": {"id": "msg_1",
             "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5",
             "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 250, "output_tokens": 1}}})),
-        typed("content_block_start", &json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}})),
+            "usage": {"input_tokens": 250, "output_tokens": 1}}}),
+        ),
+        typed(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
     ];
     for w in words() {
         out.push(typed(
@@ -79,9 +85,12 @@ fn anthropic() -> Vec<Vec<u8>> {
         "content_block_stop",
         &json!({"type": "content_block_stop", "index": 0}),
     ));
-    out.push(typed("message_delta", &json!({"type": "message_delta",
+    out.push(typed(
+        "message_delta",
+        &json!({"type": "message_delta",
         "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-        "usage": {"output_tokens": 100}})));
+        "usage": {"output_tokens": 100}}),
+    ));
     out.push(typed("message_stop", &json!({"type": "message_stop"})));
     out
 }
@@ -94,9 +103,12 @@ fn responses() -> Vec<Vec<u8>> {
         seq += 1;
         seq
     };
-    let mut out = vec![typed("response.created", &json!({"type": "response.created",
+    let mut out = vec![typed(
+        "response.created",
+        &json!({"type": "response.created",
         "sequence_number": next(), "response": {"id": "resp_1", "object": "response",
-        "status": "in_progress", "model": "gpt-4o-2024-08-06", "output": []}}))];
+        "status": "in_progress", "model": "gpt-4o-2024-08-06", "output": []}}),
+    )];
     for w in words() {
         out.push(typed(
             "response.output_text.delta",
@@ -104,17 +116,26 @@ fn responses() -> Vec<Vec<u8>> {
                 "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": w}),
         ));
     }
-    out.push(typed("response.output_text.done", &json!({"type": "response.output_text.done",
+    out.push(typed(
+        "response.output_text.done",
+        &json!({"type": "response.output_text.done",
         "sequence_number": next(), "item_id": "msg_1", "output_index": 0, "content_index": 0,
-        "text": text})));
+        "text": text}),
+    ));
     let item = json!({"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": []}]});
-    out.push(typed("response.output_item.done", &json!({"type": "response.output_item.done",
-        "sequence_number": next(), "output_index": 0, "item": item})));
-    out.push(typed("response.completed", &json!({"type": "response.completed",
+    out.push(typed(
+        "response.output_item.done",
+        &json!({"type": "response.output_item.done",
+        "sequence_number": next(), "output_index": 0, "item": item}),
+    ));
+    out.push(typed(
+        "response.completed",
+        &json!({"type": "response.completed",
         "sequence_number": next(), "response": {"id": "resp_1", "object": "response",
         "status": "completed", "model": "gpt-4o-2024-08-06", "output": [item],
-        "usage": {"input_tokens": 250, "output_tokens": 100, "total_tokens": 350}}})));
+        "usage": {"input_tokens": 250, "output_tokens": 100, "total_tokens": 350}}}),
+    ));
     out
 }
 
@@ -143,12 +164,16 @@ fn completions() -> Vec<Vec<u8>> {
 fn tiny() -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = (0..1000)
         .map(|_| {
-            event(&json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o",
-                "choices": [{"index": 0, "delta": {"content": "abcd"}, "finish_reason": null}]}))
+            event(
+                &json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o",
+                "choices": [{"index": 0, "delta": {"content": "abcd"}, "finish_reason": null}]}),
+            )
         })
         .collect();
-    out.push(event(&json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o",
-        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})));
+    out.push(event(
+        &json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+    ));
     out.push(b"data: [DONE]\n\n".to_vec());
     out
 }

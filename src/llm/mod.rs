@@ -13,8 +13,8 @@
 use serde_json::Value;
 
 mod anthropic_messages;
-mod generic;
 pub mod event;
+mod generic;
 pub mod json;
 mod openai_chat;
 mod openai_completions;

@@ -1266,10 +1266,15 @@ fn ordinary_events_are_read_by_shape_and_judged_the_same() {
     assert_eq!(insp.typed_reads, pieces.len() as u64 + 1);
     let text: String = client_events(&out)
         .iter()
-        .filter_map(|(_, v)| v["choices"][0]["delta"]["content"].as_str().map(String::from))
+        .filter_map(|(_, v)| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
         .collect();
     assert_eq!(text, "Pay with [CREDIT_CARD] today. Bye.");
-    let dup = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n";
+    let dup =
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n";
     let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[dup]);
     assert_eq!(insp.typed_reads, 0);
     let events = client_events(&out);
@@ -1301,7 +1306,16 @@ fn context_in_place_is_the_context_as_it_was() {
             _ => tail.to_string(),
         }
     }
-    let words = ["", "a", "word ", "é", "\u{3000}", "日本語 ", "x\u{2028}y", "  "];
+    let words = [
+        "",
+        "a",
+        "word ",
+        "é",
+        "\u{3000}",
+        "日本語 ",
+        "x\u{2028}y",
+        "  ",
+    ];
     let mut next = lcg(7);
     let mut out = String::from("stale");
     for _ in 0..3000 {
@@ -1312,6 +1326,10 @@ fn context_in_place_is_the_context_as_it_was() {
         };
         let (previous, released) = (reference("", &piece()), piece());
         super::channels::context_into(&mut out, &previous, &released);
-        assert_eq!(out, reference(&previous, &released), "{previous:?} {released:?}");
+        assert_eq!(
+            out,
+            reference(&previous, &released),
+            "{previous:?} {released:?}"
+        );
     }
 }

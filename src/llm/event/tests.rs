@@ -6,7 +6,9 @@ use crate::llm::{json, path, ApiFormat};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use ApiFormat::{AnthropicMessages as A, OpenaiChat as C, OpenaiCompletions as L, OpenaiResponses as R};
+use ApiFormat::{
+    AnthropicMessages as A, OpenaiChat as C, OpenaiCompletions as L, OpenaiResponses as R,
+};
 
 /// What the general way makes of `data`: the event's meaning and each delta's text, or None
 /// when it is not strict JSON.
@@ -71,7 +73,10 @@ const KNOWN: &[(ApiFormat, &str)] = &[
 const GENERAL: &[(ApiFormat, &str)] = &[
     // Numbers `as_u64` reads differently or serde_json refuses.
     (C, r#"{"choices":[{"index":01,"delta":{"content":"a"}}]}"#),
-    (C, r#"{"choices":[{"index":18446744073709551616,"delta":{"content":"a"}}]}"#),
+    (
+        C,
+        r#"{"choices":[{"index":18446744073709551616,"delta":{"content":"a"}}]}"#,
+    ),
     (C, r#"{"choices":[{"index":1e0,"delta":{"content":"a"}}]}"#),
     (C, r#"{"choices":[{"index":1E0,"delta":{"content":"a"}}]}"#),
     (C, r#"{"choices":[{"index":1.0,"delta":{"content":"a"}}]}"#),
@@ -88,7 +93,10 @@ const GENERAL: &[(ApiFormat, &str)] = &[
     (C, r#"{"choices":[{"delta":{"content":"a\"}}]}"#),
     (C, r#"{"choices":[{"delta":{"\u0063ontent":"a"}}]}"#),
     (C, "{\"choices\":[{\"delta\":{\"content\":\"a\u{1}b\"}}]}"),
-    (C, "{\"choices\":[{\"delta\":{\"content\":\"a\\n\u{1f}\"}}]}"),
+    (
+        C,
+        "{\"choices\":[{\"delta\":{\"content\":\"a\\n\u{1f}\"}}]}",
+    ),
     (C, r#"{"choices":[{"delta":{"content":"a"}}]"#),
     (C, r#"{"choices":[{"delta":{"content":"a"}},]}"#),
     (C, r#"{"choices":[{"delta":{"content":"a"}}] "model":"m"}"#),
@@ -97,27 +105,63 @@ const GENERAL: &[(ApiFormat, &str)] = &[
     (C, r#"{"choices":nul}"#),
     (C, r#"{"choices":[{"delta":{"content":true}}]}"#),
     (A, r#"{"type":null}"#),
-    (A, r#"{"type":"content_block_start","index":0,"content_block":{"text":"a"}}"#),
-    (A, r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"a","type":"text"}}"#),
+    (
+        A,
+        r#"{"type":"content_block_start","index":0,"content_block":{"text":"a"}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"a","type":"text"}}"#,
+    ),
     (R, r#"{"output_index":0,"delta":"x"}"#),
-    (R, r#"{"type":"response.output_text.delta","output_index":0,"delta":"x","logprobs":[[]]}"#),
+    (
+        R,
+        r#"{"type":"response.output_text.delta","output_index":0,"delta":"x","logprobs":[[]]}"#,
+    ),
     // Usage, errors, log-probabilities, parts, vendor fields: read the general way.
-    (C, r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#),
+    (
+        C,
+        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+    ),
     (C, r#"{"choices":[],"error":{"message":"boom"}}"#),
-    (C, r#"{"choices":[{"index":0,"delta":{"content":"a"},"logprobs":{"content":[{"token":"a"}]}}]}"#),
-    (C, r#"{"choices":[{"index":0,"delta":{"content":[{"type":"text","text":"a"}]}}]}"#),
-    (C, r#"{"choices":[{"index":0,"delta":{"reasoning_content":"think","content":"a"}}]}"#),
-    (C, r#"{"choices":[{"index":0,"delta":{"content":"a"}}],"x_vendor":"text"}"#),
-    (C, r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":"x"}}]}}]}"#),
-    (C, r#"{"choices":[{"index":0,"text":"a","delta":{"content":"b"}}]}"#),
+    (
+        C,
+        r#"{"choices":[{"index":0,"delta":{"content":"a"},"logprobs":{"content":[{"token":"a"}]}}]}"#,
+    ),
+    (
+        C,
+        r#"{"choices":[{"index":0,"delta":{"content":[{"type":"text","text":"a"}]}}]}"#,
+    ),
+    (
+        C,
+        r#"{"choices":[{"index":0,"delta":{"reasoning_content":"think","content":"a"}}]}"#,
+    ),
+    (
+        C,
+        r#"{"choices":[{"index":0,"delta":{"content":"a"}}],"x_vendor":"text"}"#,
+    ),
+    (
+        C,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"custom":{"input":"x"}}]}}]}"#,
+    ),
+    (
+        C,
+        r#"{"choices":[{"index":0,"text":"a","delta":{"content":"b"}}]}"#,
+    ),
     (C, r#"{"sequence_number":1,"choices":[]}"#),
     // An identifier that is not a string: its strings would be texts.
     (C, r#"{"id":{"note":"text"},"choices":[]}"#),
     (C, r#"{"choices":[{"index":-1,"delta":{"content":"a"}}]}"#),
     (C, r#"{"choices":[{"index":1.5,"delta":{"content":"a"}}]}"#),
     // Repeated keys (also after unescaping), at any depth: refused by the general way.
-    (C, r#"{"choices":[{"index":0,"delta":{"content":"safe","content":"secret"}}]}"#),
-    (C, r#"{"choices":[{"index":0,"delta":{"content":"safe","\u0063ontent":"secret"}}]}"#),
+    (
+        C,
+        r#"{"choices":[{"index":0,"delta":{"content":"safe","content":"secret"}}]}"#,
+    ),
+    (
+        C,
+        r#"{"choices":[{"index":0,"delta":{"content":"safe","\u0063ontent":"secret"}}]}"#,
+    ),
     (C, r#"{"model":"a","model":"b","choices":[]}"#),
     (C, r#"{"choices":[],"choices":[{"delta":{"content":"a"}}]}"#),
     // Not JSON, or JSON serde_json refuses.
@@ -128,24 +172,75 @@ const GENERAL: &[(ApiFormat, &str)] = &[
     (C, "{\"choices\":[{\"delta\":{\"content\":\"a\tb\"}}]}"),
     (C, r#"[DONE]"#),
     (C, r#""#),
-    (L, r#"{"choices":[{"text":"a","index":0,"delta":{"content":"b"}}]}"#),
-    (A, r#"{"type":"message_start","message":{"id":"m","model":"claude","usage":{"input_tokens":3}}}"#),
-    (A, r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#),
-    (A, r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"#),
-    (A, r#"{"type":"content_block_start","index":1,"content_block":{"type":"thinking","thinking":""}}"#),
-    (A, r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hm"}}"#),
-    (A, r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a","partial_json":"b"}}"#),
-    (A, r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta"}}"#),
-    (A, r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a","text":"b"}}"#),
-    (A, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
-    (A, r#"{"type":"content_block_stop","index":0,"note":"text"}"#),
+    (
+        L,
+        r#"{"choices":[{"text":"a","index":0,"delta":{"content":"b"}}]}"#,
+    ),
+    (
+        A,
+        r#"{"type":"message_start","message":{"id":"m","model":"claude","usage":{"input_tokens":3}}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"thinking","thinking":""}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a","partial_json":"b"}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta"}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a","text":"b"}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    ),
+    (
+        A,
+        r#"{"type":"content_block_stop","index":0,"note":"text"}"#,
+    ),
     (A, r#"{"index":0}"#),
-    (R, r#"{"type":"response.output_text.done","output_index":0,"content_index":0,"text":"whole"}"#),
-    (R, r#"{"type":"response.created","sequence_number":0,"response":{"model":"gpt-4o"}}"#),
-    (R, r#"{"type":"response.reasoning_summary_text.delta","output_index":0,"delta":"x"}"#),
-    (R, r#"{"type":"response.output_text.delta","output_index":0,"delta":"x","logprobs":[{"token":"x"}]}"#),
-    (R, r#"{"type":"response.output_text.delta","output_index":0,"delta":"x","delta":"y"}"#),
-    (R, r#"{"type":"response.output_text.delta","output_index":0,"delta":"x","annotations":["t"]}"#),
+    (
+        R,
+        r#"{"type":"response.output_text.done","output_index":0,"content_index":0,"text":"whole"}"#,
+    ),
+    (
+        R,
+        r#"{"type":"response.created","sequence_number":0,"response":{"model":"gpt-4o"}}"#,
+    ),
+    (
+        R,
+        r#"{"type":"response.reasoning_summary_text.delta","output_index":0,"delta":"x"}"#,
+    ),
+    (
+        R,
+        r#"{"type":"response.output_text.delta","output_index":0,"delta":"x","logprobs":[{"token":"x"}]}"#,
+    ),
+    (
+        R,
+        r#"{"type":"response.output_text.delta","output_index":0,"delta":"x","delta":"y"}"#,
+    ),
+    (
+        R,
+        r#"{"type":"response.output_text.delta","output_index":0,"delta":"x","annotations":["t"]}"#,
+    ),
 ];
 
 #[test]
