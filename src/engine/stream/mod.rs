@@ -418,8 +418,8 @@ impl StreamInspector {
             {
                 self.typed_reads += 1;
             }
-            let texts = read.texts.iter().map(|t| Some(&**t));
-            return self.accept_read(policy, event.raw, read.info, texts, None);
+            let texts: Vec<Option<&str>> = read.texts.iter().map(|t| Some(&**t)).collect();
+            return self.accept_read(policy, event.raw, read.info, &texts, None);
         }
         // Strict, as whole bodies: an event naming a key twice is not judged by one copy.
         let value: Value = match crate::llm::json::from_slice(data.as_bytes()) {
@@ -433,36 +433,32 @@ impl StreamInspector {
             .map(|d| path::get(&value, &stream::as_path(&d.path)).and_then(Value::as_str))
             .collect();
         let texts: Vec<Option<String>> = texts.into_iter().map(|t| t.map(str::to_string)).collect();
-        self.accept_read(
-            policy,
-            event.raw,
-            info,
-            texts.iter().map(Option::as_deref),
-            Some(value),
-        );
+        let texts: Vec<Option<&str>> = texts.iter().map(Option::as_deref).collect();
+        self.accept_read(policy, event.raw, info, &texts, Some(value));
     }
 
     /// Takes in an event read: `texts` are its deltas' texts (None: not a string), `value`
     /// its parsed data when read the general way (needed to redact texts it repeats whole).
-    fn accept_read<'t>(
+    /// One copy of this code for both readings (not generic over them: module size).
+    fn accept_read(
         &mut self,
         policy: &Policy,
         raw: Vec<u8>,
         info: EventInfo,
-        texts: impl Iterator<Item = Option<&'t str>>,
+        texts: &[Option<&str>],
         value: Option<Value>,
     ) {
         self.note(policy, &info);
         if !self.inspects() {
             // Nothing in the text to judge: the chunk passes as it came (see `push`).
-            for (d, text) in info.deltas.iter().zip(texts) {
+            for (d, text) in info.deltas.iter().zip(texts.iter().copied()) {
                 if let (false, Some(text)) = (d.once, text) {
                     self.tally.output_chars += text.chars().count() as u64;
                 }
             }
             return;
         }
-        let texts = match self.add_texts(info.deltas.into_iter().zip(texts)) {
+        let texts = match self.add_texts(info.deltas.into_iter().zip(texts.iter().copied())) {
             Ok(texts) => texts,
             Err(error) => {
                 self.give_up(policy, error);
