@@ -200,7 +200,8 @@ impl<'a> Reader<'a> {
 
     /// An object's members, each handed to `member` with its key (keys with escapes are not
     /// read).
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    /// `member` is a trait object: one copy of the loop for every shape (module size).
+    fn object(&mut self, member: &mut dyn FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.at += 1;
@@ -224,7 +225,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An array's items, each handed to `item` with its position.
-    fn array(&mut self, mut item: impl FnMut(&mut Self, usize) -> Option<()>) -> Option<()> {
+    fn array(&mut self, item: &mut dyn FnMut(&mut Self, usize) -> Option<()>) -> Option<()> {
         self.eat(b'[')?;
         if self.peek()? == b']' {
             self.at += 1;
@@ -267,7 +268,7 @@ struct Chunk<'a> {
 fn read_chunk<'a>(r: &mut Reader<'a>) -> Option<Chunk<'a>> {
     let mut c = Chunk::default();
     let mut seen = Seen::default();
-    r.object(|r, key| {
+    r.object(&mut |r, key| {
         match key {
             "id" => seen.first(0).and_then(|()| r.opt_str()).map(drop),
             "object" => seen.first(1).and_then(|()| r.opt_str()).map(drop),
@@ -288,7 +289,7 @@ fn read_chunk<'a>(r: &mut Reader<'a>) -> Option<Chunk<'a>> {
                 if r.is_null()? {
                     return Some(());
                 }
-                r.array(|r, _| {
+                r.array(&mut |r, _| {
                     c.choices.push(read_choice(r)?);
                     Some(())
                 })
@@ -311,7 +312,7 @@ struct Choice<'a> {
 fn read_choice<'a>(r: &mut Reader<'a>) -> Option<Choice<'a>> {
     let mut c = Choice::default();
     let mut seen = Seen::default();
-    r.object(|r, key| {
+    r.object(&mut |r, key| {
         match key {
             "index" => {
                 seen.first(0)?;
@@ -353,7 +354,7 @@ struct ChatDelta<'a> {
 fn read_delta<'a>(r: &mut Reader<'a>) -> Option<ChatDelta<'a>> {
     let mut d = ChatDelta::default();
     let mut seen = Seen::default();
-    r.object(|r, key| {
+    r.object(&mut |r, key| {
         match key {
             "role" => seen.first(0).and_then(|()| r.opt_str()).map(drop)?,
             "content" => {
@@ -373,7 +374,7 @@ fn read_delta<'a>(r: &mut Reader<'a>) -> Option<ChatDelta<'a>> {
             "tool_calls" => {
                 seen.first(4)?;
                 if !r.is_null()? {
-                    r.array(|r, _| {
+                    r.array(&mut |r, _| {
                         d.tool_calls.push(read_tool_call(r)?);
                         Some(())
                     })?;
@@ -390,7 +391,7 @@ fn read_delta<'a>(r: &mut Reader<'a>) -> Option<ChatDelta<'a>> {
 fn read_function<'a>(r: &mut Reader<'a>) -> Option<Option<Cow<'a, str>>> {
     let mut arguments = None;
     let mut seen = Seen::default();
-    r.object(|r, key| match key {
+    r.object(&mut |r, key| match key {
         "name" => seen.first(0).and_then(|()| r.opt_str()).map(drop),
         "arguments" => {
             seen.first(1)?;
@@ -405,7 +406,7 @@ fn read_function<'a>(r: &mut Reader<'a>) -> Option<Option<Cow<'a, str>>> {
 fn read_tool_call<'a>(r: &mut Reader<'a>) -> Option<(Option<u64>, Option<Cow<'a, str>>)> {
     let (mut index, mut arguments) = (None, None);
     let mut seen = Seen::default();
-    r.object(|r, key| {
+    r.object(&mut |r, key| {
         match key {
             "index" => {
                 seen.first(0)?;
@@ -527,7 +528,7 @@ struct Block<'a> {
 fn read_anthropic<'a>(r: &mut Reader<'a>) -> Option<Anthropic<'a>> {
     let mut e = Anthropic::default();
     let mut seen = Seen::default();
-    r.object(|r, key| {
+    r.object(&mut |r, key| {
         match key {
             "type" => {
                 seen.first(0)?;
@@ -560,7 +561,7 @@ fn read_anthropic<'a>(r: &mut Reader<'a>) -> Option<Anthropic<'a>> {
 fn read_block<'a>(r: &mut Reader<'a>) -> Option<Block<'a>> {
     let mut b = Block::default();
     let mut seen = Seen::default();
-    r.object(|r, key| {
+    r.object(&mut |r, key| {
         match key {
             "type" => {
                 seen.first(0)?;
@@ -644,7 +645,7 @@ struct Responses<'a> {
 fn read_responses<'a>(r: &mut Reader<'a>) -> Option<Responses<'a>> {
     let mut e = Responses::default();
     let mut seen = Seen::default();
-    r.object(|r, key| {
+    r.object(&mut |r, key| {
         match key {
             "type" => {
                 seen.first(0)?;
@@ -671,7 +672,7 @@ fn read_responses<'a>(r: &mut Reader<'a>) -> Option<Responses<'a>> {
             "logprobs" => {
                 seen.first(6)?;
                 if !r.is_null()? {
-                    r.array(|r, _| r.null())?;
+                    r.array(&mut |r, _| r.null())?;
                 }
             }
             "obfuscation" => seen.first(7).and_then(|()| r.opt_str()).map(drop)?,
