@@ -37,15 +37,39 @@ impl<'a> Lookup<'a> {
 }
 
 /// A header map: (name, value) pairs in the host's order, names as the host gave them
-/// (Envoy lower-cases them; lookups here ignore ASCII case anyway).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// (Envoy lower-cases them; lookups here ignore ASCII case anyway). The pairs stay where the
+/// host's serialisation put them: one buffer and one list of spans, not two allocations
+/// per header (a request's headers are read on every request).
+#[derive(Debug, Clone, Default)]
 pub struct HeaderMap {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    bytes: Vec<u8>,
+    /// Each pair's name and value, as ranges of `bytes`.
+    spans: Vec<(Span, Span)>,
 }
+
+/// A range of a map's bytes.
+type Span = (usize, usize);
+
+impl PartialEq for HeaderMap {
+    /// The same pairs in the same order, wherever they sit in the buffer.
+    fn eq(&self, other: &HeaderMap) -> bool {
+        self.len() == other.len() && self.pairs().eq(other.pairs())
+    }
+}
+
+impl Eq for HeaderMap {}
 
 impl HeaderMap {
     pub fn from_pairs(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> HeaderMap {
-        HeaderMap { pairs }
+        let mut map = HeaderMap::default();
+        for (k, v) in pairs {
+            let name = (map.bytes.len(), map.bytes.len() + k.len());
+            map.bytes.extend_from_slice(&k);
+            let value = (map.bytes.len(), map.bytes.len() + v.len());
+            map.bytes.extend_from_slice(&v);
+            map.spans.push((name, value));
+        }
+        map
     }
 
     /// Decodes the proxy-wasm serialisation of a header map: a little-endian u32 count, a
@@ -53,52 +77,62 @@ impl HeaderMap {
     /// a NUL. `None` when the bytes do not hold what they declare (a host bug, never trusted
     /// to be impossible); an empty input is an empty map.
     pub fn decode(bytes: &[u8]) -> Option<HeaderMap> {
+        HeaderMap::decode_vec(bytes.to_vec())
+    }
+
+    /// [`HeaderMap::decode`] of bytes the map keeps (no copy of names and values).
+    pub fn decode_vec(bytes: Vec<u8>) -> Option<HeaderMap> {
         if bytes.is_empty() {
             return Some(HeaderMap::default());
         }
-        let count = read_u32(bytes, 0)?;
+        let count = read_u32(&bytes, 0)?;
         // Each header needs 8 bytes of lengths and 2 NULs: a count the input cannot hold
         // is rejected before anything is allocated for it.
         if count.checked_mul(10)? > bytes.len() {
             return None;
         }
-        let mut pairs = Vec::with_capacity(count);
+        let mut spans = Vec::with_capacity(count);
         let mut data = 4 + count * 8;
         for n in 0..count {
-            let name_len = read_u32(bytes, 4 + n * 8)?;
-            let value_len = read_u32(bytes, 8 + n * 8)?;
-            let (name, next) = field(bytes, data, name_len)?;
-            let (value, next) = field(bytes, next, value_len)?;
+            let name_len = read_u32(&bytes, 4 + n * 8)?;
+            let value_len = read_u32(&bytes, 8 + n * 8)?;
+            let (name, next) = field(&bytes, data, name_len)?;
+            let (value, next) = field(&bytes, next, value_len)?;
             data = next;
-            pairs.push((name.to_vec(), value.to_vec()));
+            spans.push((name, value));
         }
-        Some(HeaderMap { pairs })
+        Some(HeaderMap { bytes, spans })
+    }
+
+    /// Every (name, value) pair, in order.
+    fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let at = |(a, b): Span| self.bytes.get(a..b).unwrap_or_default();
+        self.spans.iter().map(move |(k, v)| (at(*k), at(*v)))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.spans.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.pairs.len()
+        self.spans.len()
     }
 
     /// Every value of `name`, raw.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.pairs
-            .iter()
+        self.pairs()
             .filter(move |(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 
     /// The one value of `name`, telling apart absent, repeated and non-text.
     pub fn get(&self, name: &str) -> Lookup<'_> {
         let mut first: Option<&[u8]> = None;
         let mut count = 0;
-        for (k, v) in &self.pairs {
+        for (k, v) in self.pairs() {
             if k.eq_ignore_ascii_case(name.as_bytes()) {
                 count += 1;
-                first = first.or(Some(v.as_slice()));
+                first = first.or(Some(v));
             }
         }
         let Some(first) = first else {
@@ -123,8 +157,7 @@ impl HeaderMap {
 
     /// Every pair as lossy text, for consumers that only look for a few known headers.
     pub fn lossy_pairs(&self) -> Vec<(String, String)> {
-        self.pairs
-            .iter()
+        self.pairs()
             .map(|(k, v)| {
                 (
                     String::from_utf8_lossy(k).into_owned(),
@@ -173,11 +206,11 @@ fn media_type(value: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// `len` bytes at `at` and their NUL terminator; the offset after it.
-fn field(bytes: &[u8], at: usize, len: usize) -> Option<(&[u8], usize)> {
+/// `len` bytes at `at` and their NUL terminator: their span, and the offset after it.
+fn field(bytes: &[u8], at: usize, len: usize) -> Option<(Span, usize)> {
     let end = at.checked_add(len)?;
-    let value = bytes.get(at..end)?;
-    (*bytes.get(end)? == 0).then_some((value, end + 1))
+    bytes.get(at..end)?;
+    (*bytes.get(end)? == 0).then_some(((at, end), end + 1))
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
@@ -213,6 +246,30 @@ mod tests {
     fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {
         let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_bytes(), *v)).collect();
         HeaderMap::decode(&encode(&pairs)).unwrap()
+    }
+
+    /// A map decoded from the host's bytes (kept in place) equals one built from pairs: the
+    /// same pairs in the same order, wherever they sit.
+    #[test]
+    fn decoded_and_built_maps_compare_by_their_pairs() {
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b":path".to_vec(), b"/v1".to_vec()),
+            (b"x-a".to_vec(), b"1".to_vec()),
+            (b"x-a".to_vec(), b"caf\xe9".to_vec()),
+            (b"".to_vec(), b"".to_vec()),
+        ];
+        let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        let decoded = HeaderMap::decode_vec(encode(&refs)).unwrap();
+        assert_eq!(decoded, HeaderMap::from_pairs(pairs.clone()));
+        assert_eq!(decoded.lossy_pairs().len(), 4);
+        assert_eq!(decoded.get("X-A"), Lookup::Repeated(2));
+        let mut fewer = pairs;
+        fewer.pop();
+        assert_ne!(decoded, HeaderMap::from_pairs(fewer));
+        assert_eq!(
+            HeaderMap::decode_vec(Vec::new()),
+            Some(HeaderMap::default())
+        );
     }
 
     #[test]

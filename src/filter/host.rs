@@ -95,7 +95,7 @@ pub fn set_tick_period(ms: u64) {
 pub fn header_map(map: MapType) -> HeaderMap {
     abi::header_map_pairs(map as u32)
         .ok()
-        .and_then(|bytes| HeaderMap::decode(&bytes))
+        .and_then(HeaderMap::decode_vec)
         .unwrap_or_default()
 }
 

@@ -13,6 +13,7 @@
 use serde_json::Value;
 
 mod anthropic_messages;
+pub mod event;
 mod generic;
 pub mod json;
 mod openai_chat;

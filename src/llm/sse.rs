@@ -33,6 +33,9 @@ pub enum SseError {
     EventTooLarge,
 }
 
+/// Most bytes reserved for the next event ahead of its arrival.
+const NEXT_EVENT_CAPACITY: usize = 4096;
+
 /// Incremental parser; memory is one incomplete event, bounded by `max_event_bytes`.
 #[derive(Debug)]
 pub struct Parser {
@@ -169,16 +172,20 @@ impl Parser {
 
     fn dispatch(&mut self, newline: &'static str, out: &mut Vec<Event>) {
         let fields = std::mem::take(&mut self.fields);
-        let raw = std::mem::take(&mut self.pending);
+        // The next event is likely about as long as this one: its buffer starts at this one's
+        // size (bounded), not empty, so it is not grown byte by byte.
+        let next = Vec::with_capacity(self.pending.len().min(NEXT_EVENT_CAPACITY));
+        let raw = std::mem::replace(&mut self.pending, next);
         self.line_start = 0;
-        let data_invalid = fields
-            .data
-            .as_ref()
-            .is_some_and(|d| std::str::from_utf8(d).is_err());
+        let (data, data_invalid) = match fields.data.map(String::from_utf8) {
+            Some(Ok(data)) => (Some(data), false),
+            Some(Err(_)) => (None, true),
+            None => (None, false),
+        };
         out.push(Event {
             raw,
             name: fields.name,
-            data: fields.data.and_then(|d| String::from_utf8(d).ok()),
+            data,
             id: fields.id,
             data_invalid,
             newline: fields.newline.unwrap_or(newline),

@@ -90,9 +90,14 @@ impl ChannelText {
         if cut == 0 {
             return 0;
         }
-        let released = self.held().get(..cut).unwrap_or_default();
+        // The held text is `text[skip..]`: borrowed by field, the context is written meanwhile.
+        let released = self
+            .text
+            .get(self.skip..)
+            .and_then(|h| h.get(..cut))
+            .unwrap_or_default();
         work::add(released.len().min(CONTEXT_BYTES) + 1);
-        self.context = context_of(&self.context, released);
+        extend_context(&mut self.context, released);
         self.skip += cut;
         self.base += cut as u64;
         self.settled = self.settled.max(self.base);
@@ -124,6 +129,8 @@ pub(super) struct Channels {
     pub(super) held_text: usize,
     /// The highest prompt-injection score of the text judged so far, for the record.
     pub(super) injection_score: Option<f64>,
+    /// The text a judgement scans (context and unsettled text), kept to reuse its memory.
+    pub(super) scan: String,
 }
 
 impl Channels {
@@ -281,16 +288,33 @@ impl Channels {
     }
 }
 
-/// The last [`CONTEXT_BYTES`] of the released text, starting after a whitespace when one is
-/// there, so a detector never starts reading in the middle of a word.
-pub(super) fn context_of(previous: &str, released: &str) -> String {
-    let joined;
-    let text = if released.len() >= CONTEXT_BYTES {
-        released
-    } else {
-        joined = format!("{previous}{released}");
-        &joined
-    };
+/// Writes into `out` the last [`CONTEXT_BYTES`] of `previous` (the context so far) followed by
+/// `released`, starting after a whitespace when one is there, so a detector never starts
+/// reading in the middle of a word. No allocation once `out` has grown.
+pub(super) fn context_into(out: &mut String, previous: &str, released: &str) {
+    out.clear();
+    if released.len() < CONTEXT_BYTES {
+        out.push_str(previous);
+    }
+    extend_context(out, released);
+}
+
+/// Makes `context` the context after `released` followed it (see [`context_into`]), in place;
+/// copies at most [`CONTEXT_BYTES`] of `released`.
+fn extend_context(context: &mut String, released: &str) {
+    if released.len() >= CONTEXT_BYTES {
+        context.clear();
+        context.push_str(released.get(context_start(released)..).unwrap_or_default());
+        return;
+    }
+    context.push_str(released);
+    let start = context_start(context);
+    context.drain(..start);
+}
+
+/// Where the context kept of `text` starts: its last [`CONTEXT_BYTES`], from after a
+/// whitespace when one is there and the text is longer.
+fn context_start(text: &str) -> usize {
     let mut from = text.len().saturating_sub(CONTEXT_BYTES);
     while from < text.len() && !text.is_char_boundary(from) {
         from += 1;
@@ -302,8 +326,8 @@ pub(super) fn context_of(previous: &str, released: &str) -> String {
                 .get(i..)
                 .and_then(|s| s.chars().next())
                 .map_or(0, char::len_utf8);
-            tail.get(i + skip..).unwrap_or_default().to_string()
+            from + i + skip
         }
-        _ => tail.to_string(),
+        _ => from,
     }
 }

@@ -1,7 +1,7 @@
 //! Detection and cut points: how far a channel's text is safe to release (the hold-back's
 //! point, never inside a finding) and its findings up to there, which are final.
 
-use super::channels::{context_of, ChannelText, Channels, Found};
+use super::channels::{context_into, ChannelText, Channels, Found};
 use crate::engine::hits::{find_hits_scored, sort_counted, Hit};
 use crate::engine::holdback::Holdback;
 use crate::engine::pseudonym::{Vault, RESTORE_RULE};
@@ -24,7 +24,8 @@ impl Channels {
         let mut capped = false;
         for c in changed {
             if let Some(ch) = self.map.get_mut(c) {
-                capped |= judge(ch, policy, hold, vault, all, &mut self.injection_score);
+                let score = &mut self.injection_score;
+                capped |= judge(ch, policy, hold, vault, all, score, &mut self.scan);
             }
         }
         capped
@@ -45,6 +46,7 @@ fn judge(
     vault: &Vault,
     all: bool,
     score: &mut Option<f64>,
+    scan: &mut String,
 ) -> bool {
     ch.dirty = false;
     let from = ch.settled.saturating_sub(ch.base) as usize;
@@ -70,25 +72,27 @@ fn judge(
     }
     // What precedes the unsettled text, so detectors see the start of an entity.
     let before = held.get(..from).unwrap_or_default();
-    let look = context_of(&ch.context, before);
-    let scan = format!("{look}{tail}");
+    context_into(scan, &ch.context, before);
+    let look = scan.len();
+    scan.push_str(tail);
+    let scan = scan.as_str();
     work::add(scan.len());
-    let origin = ch.settled - look.len() as u64;
+    let origin = ch.settled - look as u64;
     let segment = Segment {
         role: stream::ROLE,
-        text: &scan,
+        text: scan,
         path: PathId::ROOT,
         slot: crate::llm::Slot::Value,
     };
     let segments = std::slice::from_ref(&segment);
     let mut fs: Vec<Found> = find_hits_scored(policy, Phase::Response, segments, score)
         .into_iter()
-        .filter(|h| h.start >= look.len())
+        .filter(|h| h.start >= look)
         .chain(
             vault
-                .find(&scan)
+                .find(scan)
                 .into_iter()
-                .filter(|f| f.start >= look.len())
+                .filter(|f| f.start >= look)
                 .map(|f| Hit {
                     rule: RESTORE_RULE,
                     segment: 0,

@@ -39,7 +39,7 @@ use super::holdback::Holdback;
 use super::pseudonym::Vault;
 use super::{PhaseOutcome, Refusal};
 use crate::llm::stream::{self, Channel, ChannelKind, Delta, End, EventInfo};
-use crate::llm::{path, sse, ApiFormat, Phase};
+use crate::llm::{event, path, sse, ApiFormat, Phase};
 use crate::policy::document::OnError;
 use crate::policy::Policy;
 use channels::Channels;
@@ -213,6 +213,9 @@ pub struct StreamInspector {
     vault: Vault,
     /// Texts of one event alone so far (their channels are numbered from [`ONCE`]).
     once: u64,
+    /// Events read by their known shape (not parsed into a general value).
+    #[cfg(test)]
+    typed_reads: u64,
 }
 
 /// Channel numbers of texts of one event alone, above any choice, item or block index.
@@ -256,6 +259,8 @@ impl StreamInspector {
             tally: Tally::default(),
             vault: Vault::default(),
             once: 0,
+            #[cfg(test)]
+            typed_reads: 0,
         }
     }
 
@@ -407,43 +412,71 @@ impl StreamInspector {
             self.channels.close(End::All);
             return self.enqueue(event.raw, None);
         }
+        // The events nearly every stream is made of, read by their shape, text borrowed.
+        if let Some(read) = event::read(self.format, data) {
+            #[cfg(test)]
+            {
+                self.typed_reads += 1;
+            }
+            let texts: Vec<Option<&str>> = read.texts.iter().map(|t| Some(&**t)).collect();
+            return self.accept_read(policy, event.raw, read.info, &texts, None);
+        }
         // Strict, as whole bodies: an event naming a key twice is not judged by one copy.
-        let mut value: Value = match crate::llm::json::from_slice(data.as_bytes()) {
+        let value: Value = match crate::llm::json::from_slice(data.as_bytes()) {
             Ok(v) => v,
             Err(_) => return self.malformed(policy, event.raw, StreamError::DataNotJson),
         };
         let info = stream::interpret(self.format, &value);
+        let texts: Vec<Option<&str>> = info
+            .deltas
+            .iter()
+            .map(|d| path::get(&value, &stream::as_path(&d.path)).and_then(Value::as_str))
+            .collect();
+        let texts: Vec<Option<String>> = texts.into_iter().map(|t| t.map(str::to_string)).collect();
+        let texts: Vec<Option<&str>> = texts.iter().map(Option::as_deref).collect();
+        self.accept_read(policy, event.raw, info, &texts, Some(value));
+    }
+
+    /// Takes in an event read: `texts` are its deltas' texts (None: not a string), `value`
+    /// its parsed data when read the general way (needed to redact texts it repeats whole).
+    /// One copy of this code for both readings (not generic over them: module size).
+    fn accept_read(
+        &mut self,
+        policy: &Policy,
+        raw: Vec<u8>,
+        info: EventInfo,
+        texts: &[Option<&str>],
+        value: Option<Value>,
+    ) {
         self.note(policy, &info);
         if !self.inspects() {
             // Nothing in the text to judge: the chunk passes as it came (see `push`).
-            for d in info.deltas.iter().filter(|d| !d.once) {
-                if let Some(text) =
-                    path::get(&value, &stream::as_path(&d.path)).and_then(Value::as_str)
-                {
+            for (d, text) in info.deltas.iter().zip(texts.iter().copied()) {
+                if let (false, Some(text)) = (d.once, text) {
                     self.tally.output_chars += text.chars().count() as u64;
                 }
             }
             return;
         }
-        let texts = match self.add_texts(&value, info.deltas) {
+        let texts = match self.add_texts(info.deltas.into_iter().zip(texts.iter().copied())) {
             Ok(texts) => texts,
             Err(error) => {
                 self.give_up(policy, error);
                 // Passing now (or stopped): the event goes out as it came (or not at all).
-                return self.enqueue(event.raw, None);
+                return self.enqueue(raw, None);
             }
         };
         for end in &info.ends {
             self.channels.close(*end);
         }
         let mut changed = None;
-        if !info.whole.is_empty() && self.enforced {
+        if let (false, true, Some(mut value)) = (info.whole.is_empty(), self.enforced, value) {
             match rewrite::redact_whole(policy, &self.vault, &mut value, &info.whole) {
                 Ok(true) => changed = Some(value),
                 Ok(false) => {}
                 Err(_) => {
                     self.give_up(policy, StreamError::EventTooComplex);
-                    return self.enqueue(event.raw, None);
+                    return self.enqueue(raw, None);
                 }
             }
         }
@@ -452,19 +485,17 @@ impl StreamInspector {
             texts,
             sequence_number: info.sequence_number,
         };
-        self.enqueue(event.raw, Some(parsed));
+        self.enqueue(raw, Some(parsed));
     }
 
     /// Adds an event's pieces of text to their channels; returns where each sits.
-    fn add_texts(
+    fn add_texts<'t>(
         &mut self,
-        value: &Value,
-        deltas: Vec<Delta>,
+        deltas: impl Iterator<Item = (Delta, Option<&'t str>)>,
     ) -> Result<Vec<TextRef>, StreamError> {
-        let mut texts = Vec::with_capacity(deltas.len());
-        for d in deltas {
-            let Some(text) = path::get(value, &stream::as_path(&d.path)).and_then(Value::as_str)
-            else {
+        let mut texts = Vec::with_capacity(deltas.size_hint().0);
+        for (d, text) in deltas {
+            let Some(text) = text else {
                 continue;
             };
             // A text of this event alone: a channel of its own, ended with the event.

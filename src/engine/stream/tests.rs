@@ -1252,3 +1252,84 @@ fn unlisted_responses_delta_events_stream_as_channels() {
     );
     assert!(!all_data(&out).contains("bob@"), "{}", all_data(&out));
 }
+
+/// The events of an ordinary stream are read by their shape, never parsed into a general
+/// value (issue 16 item 5), and judged the same: a card split over them is redacted; an event
+/// the typed reader leaves (a repeated key) still ends the stream as malformed.
+#[test]
+fn ordinary_events_are_read_by_shape_and_judged_the_same() {
+    let policy = default_policy();
+    let pieces = ["Pay with 4111 11", "11 1111 ", "1111 today. ", "Bye."];
+    let bytes = chat_stream(&pieces, true);
+    let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[&bytes]);
+    // The deltas and the finish chunk; the usage chunk is read the general way.
+    assert_eq!(insp.typed_reads, pieces.len() as u64 + 1);
+    let text: String = client_events(&out)
+        .iter()
+        .filter_map(|(_, v)| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(text, "Pay with [CREDIT_CARD] today. Bye.");
+    let dup =
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n";
+    let (out, insp) = run(&policy, ApiFormat::OpenaiChat, true, &[dup]);
+    assert_eq!(insp.typed_reads, 0);
+    let events = client_events(&out);
+    assert_eq!(events[0].1["error"]["code"], "RESPONSE_EVENT_MALFORMED");
+}
+
+/// The context kept before held text, written in place, is what it was as a fresh string:
+/// the last 128 bytes of the context and the released text, from after a whitespace.
+#[test]
+fn context_in_place_is_the_context_as_it_was() {
+    fn reference(previous: &str, released: &str) -> String {
+        let joined;
+        let text = if released.len() >= 128 {
+            released
+        } else {
+            joined = format!("{previous}{released}");
+            &joined
+        };
+        let mut from = text.len().saturating_sub(128);
+        while from < text.len() && !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let tail = &text[from..];
+        match tail.find(char::is_whitespace) {
+            Some(i) if from > 0 => {
+                let skip = tail[i..].chars().next().map_or(0, char::len_utf8);
+                tail[i + skip..].to_string()
+            }
+            _ => tail.to_string(),
+        }
+    }
+    let words = [
+        "",
+        "a",
+        "word ",
+        "é",
+        "\u{3000}",
+        "日本語 ",
+        "x\u{2028}y",
+        "  ",
+    ];
+    let mut next = lcg(7);
+    let mut out = String::from("stale");
+    for _ in 0..3000 {
+        let mut piece = || -> String {
+            (0..next(60))
+                .map(|_| *words.get(next(words.len())).unwrap())
+                .collect()
+        };
+        let (previous, released) = (reference("", &piece()), piece());
+        super::channels::context_into(&mut out, &previous, &released);
+        assert_eq!(
+            out,
+            reference(&previous, &released),
+            "{previous:?} {released:?}"
+        );
+    }
+}
