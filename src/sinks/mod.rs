@@ -22,6 +22,7 @@ pub mod gzip;
 pub mod ledger;
 pub mod outbox;
 mod parts;
+pub mod relay;
 pub mod s3;
 pub mod shipper;
 pub mod splunk_hec;

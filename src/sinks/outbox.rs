@@ -9,6 +9,12 @@
 //! writes for a sink's losses or a dead VM's, and the signed `checkpoint` records the chain
 //! asks for. Every sink receives every chained record (the gap record of one sink's loss
 //! included), so each sink's export is the same chain, less what that sink lost.
+//!
+//! With a shipper (`sinks::relay`) the work splits: a worker's outbox only chains and hands
+//! each chained record out ([`Outbox::forward_to_shipper`], [`Outbox::take_forwarded`]), and
+//! the shipper's outbox delivers the records of every worker ([`Outbox::relay`]) beside its
+//! own chain (its gap records and checkpoints). The ledger stays per VM: a forwarding worker
+//! holds nothing undelivered, the shipper holds everything.
 
 use serde_json::{Map, Value};
 
@@ -83,6 +89,8 @@ pub struct Outbox {
     chain: Chain,
     /// Ids of the gap records this outbox writes.
     ids: IdGenerator,
+    /// Set while this VM's chained records go to the shipper: those not yet handed over.
+    forward: Option<Vec<QueuedRecord>>,
 }
 
 impl Outbox {
@@ -118,6 +126,58 @@ impl Outbox {
             },
             chain: Chain::new(&audit.trail, gateway, seed, start_ms),
             ids: IdGenerator::new(seed ^ 0x5eed),
+            forward: None,
+        }
+    }
+
+    /// From now on, chained records are handed out ([`Self::take_forwarded`]) for the
+    /// shipper instead of being queued for this VM's sinks.
+    pub fn forward_to_shipper(&mut self) {
+        self.forward.get_or_insert_with(Vec::new);
+    }
+
+    pub fn is_forwarding(&self) -> bool {
+        self.forward.is_some()
+    }
+
+    /// The chained records to hand to the shipper, in chain order.
+    pub fn take_forwarded(&mut self) -> Vec<QueuedRecord> {
+        self.forward
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The shipper cannot be reached: this VM ships `unsent` (records it could not hand
+    /// over, in chain order) and everything after them itself.
+    pub fn ship_here(&mut self, host: &impl Host, unsent: Vec<QueuedRecord>, now_ms: u64) {
+        let mut records = unsent;
+        records.extend(self.forward.take().unwrap_or_default());
+        for record in records {
+            self.queue_here(record);
+        }
+        self.write_ledger(host, now_ms);
+    }
+
+    /// The shipper's intake: records chained by other VMs (time, JSON), queued for every
+    /// sink. Their sequence numbers are other chains', so a loss of them is counted and
+    /// timed in this VM's gap records but names no chain range.
+    pub fn relay(
+        &mut self,
+        host: &impl Host,
+        records: impl IntoIterator<Item = (u64, String)>,
+        now_ms: u64,
+    ) {
+        for (epoch_ms, json) in records {
+            self.queue_here(QueuedRecord::new(json, epoch_ms));
+        }
+        self.checkpoint_if_due(now_ms);
+        self.write_ledger(host, now_ms);
+    }
+
+    fn queue_here(&mut self, record: QueuedRecord) {
+        for slot in &mut self.slots {
+            slot.shipper.push(record.clone());
         }
     }
 
@@ -156,7 +216,10 @@ impl Outbox {
     fn push_linked(&mut self, host: &impl Host, linked: Linked, epoch_ms: u64) {
         self.broadcast(linked, epoch_ms, None);
         self.checkpoint_if_due(epoch_ms);
-        self.write_ledger(host, epoch_ms);
+        // Forwarded, the record is not this VM's to account for: no ledger write per record.
+        if self.forward.is_none() {
+            self.write_ledger(host, epoch_ms);
+        }
     }
 
     /// Queues a chained record for every sink. `announces`: the loss it announces, and the
@@ -167,6 +230,16 @@ impl Outbox {
         epoch_ms: u64,
         announces: Option<(Option<usize>, Gap)>,
     ) {
+        if let Some(forward) = &mut self.forward {
+            // The shipper counts a loss of it like any other record's.
+            forward.push(QueuedRecord {
+                json: linked.json,
+                epoch_ms,
+                gap: None,
+                seq: linked.seq,
+            });
+            return;
+        }
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let gap = announces
                 .filter(|(sink, _)| sink.is_none_or(|s| s == i))
@@ -930,5 +1003,95 @@ mod tests {
         assert!(r.warnings[0].starts_with(&format!("vm 9 presumed this VM ({vm}) dead")));
         let again = ledger::register(&host, "gw", 5_001).unwrap();
         assert_eq!(again, vm + 2, "it took the number after {vm}");
+    }
+
+    #[test]
+    fn forwarded_records_reach_the_shippers_sinks_as_each_worker_chained_them() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut workers = [
+            Outbox::new(&config, "gw", 1, Some(1), 0),
+            Outbox::new(&config, "gw", 2, Some(2), 0),
+        ];
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let mut expected = Vec::new();
+        let mut messages = Vec::new();
+        for (i, w) in workers.iter_mut().enumerate() {
+            w.forward_to_shipper();
+            assert!(w.is_forwarding());
+            for n in 0..2 {
+                w.push(&host, format!(r#"{{"w":{i},"n":{n}}}"#), 1_000 + n);
+                expected.push(
+                    serde_json::json!({"w": i, "n": n, "chain": {"id": w.chain_id(),
+                    "seq": n + 1, "prev": "?"}}),
+                );
+            }
+            let forwarded = w.take_forwarded();
+            assert_eq!(forwarded.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+            assert!(w.take_forwarded().is_empty(), "handed out once");
+            messages.extend(forwarded.iter().map(|r| relay::encode(r.epoch_ms, &r.json)));
+            // Nothing is the worker's to lose: no ledger write per record, and its sinks
+            // hold nothing.
+            assert!(host.entry(w.ledger.vm.unwrap()).is_empty());
+            assert_eq!(w.slots[0].shipper.buffered_bytes(), 0);
+        }
+        shipper.relay(&host, messages.into_iter().filter_map(relay::decode), 1_010);
+        let held = Entry::decode(&host.entry(3)).unwrap();
+        assert_eq!(
+            held.sinks[0].pending.map(|g| g.dropped),
+            Some(4),
+            "the shipper's ledger holds them"
+        );
+        shipper.flush(&host, 1_010, true);
+        let events = hec_events(&host.call(1));
+        assert_eq!(events.len(), 4);
+        for (got, want) in events.iter().zip(&expected) {
+            assert_eq!(got["w"], want["w"]);
+            assert_eq!(got["n"], want["n"]);
+            assert_eq!(
+                got["chain"]["id"], want["chain"]["id"],
+                "the worker's chain"
+            );
+            assert_eq!(got["chain"]["seq"], want["chain"]["seq"]);
+        }
+        assert_eq!(events[1]["chain"]["prev"], {
+            let first = crate::audit::chain::canonical(&events[0]);
+            crate::audit::chain::hex(&crate::audit::chain::sha256(first.as_bytes()))
+        });
+    }
+
+    #[test]
+    fn a_worker_that_cannot_reach_the_shipper_ships_what_it_could_not_hand_over() {
+        let host = FakeHost::default();
+        let mut w = Outbox::new(
+            &audit(serde_json::json!({"splunk_hec": hec()})),
+            "gw",
+            1,
+            Some(1),
+            0,
+        );
+        w.forward_to_shipper();
+        w.push(&host, r#"{"n":1}"#.into(), 1_000);
+        w.push(&host, r#"{"n":2}"#.into(), 1_001);
+        let mut unsent = w.take_forwarded();
+        let handed_over = unsent.remove(0);
+        assert_eq!(handed_over.seq, 1);
+        w.push(&host, r#"{"n":3}"#.into(), 1_002);
+        w.ship_here(&host, unsent, 1_003);
+        assert!(!w.is_forwarding());
+        w.push(&host, r#"{"n":4}"#.into(), 1_004);
+        assert_eq!(
+            Entry::decode(&host.entry(1)).unwrap().sinks[0]
+                .pending
+                .map(|g| g.dropped),
+            Some(3)
+        );
+        w.flush(&host, 1_005, true);
+        let seqs: Vec<_> = hec_events(&host.call(1))
+            .iter()
+            .map(|e| e["chain"]["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [2, 3, 4], "in chain order, none twice, none lost");
     }
 }
