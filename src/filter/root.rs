@@ -1,8 +1,14 @@
 //! The root context of a VM: configuration, and the host side of audit delivery: it runs
 //! the outbox (`sinks::outbox`) on records, ticks, answers and stops, dispatches the calls it
 //! asks for and applies what it reports (metrics, warnings).
+//!
+//! The same root runs in two places (`sinks::relay`): in each worker VM (the filter's root id),
+//! where it hands every chained record to the shipper's queue when one resolves, or ships its
+//! own records when none does; and as the singleton shipper on the main thread (root id
+//! `policy_gateway_shipper`, Envoy's `envoy.bootstrap.wasm`), which registers the queue and
+//! delivers what every worker hands it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,6 +23,7 @@ use crate::audit::{AuditRecord, IdGenerator};
 use crate::config::PluginConfig;
 use crate::sinks::ledger::{self, Store};
 use crate::sinks::outbox::{self, Outbox, Report};
+use crate::sinks::relay::{self, Mode};
 use crate::sinks::Call;
 
 /// The host as delivery uses it: shared data (the ledger) and calls to sinks.
@@ -56,6 +63,11 @@ pub struct Shared {
     /// Per sink, in the order of `Outbox::names`.
     sink_metrics: Vec<SinkMetrics>,
     outbox: RefCell<Outbox>,
+    /// The shipper's queue: the one this VM registered (shipper) or hands records to.
+    queue: Cell<Option<u32>>,
+    mode: Cell<Mode>,
+    /// This VM's chain, named in each record it hands over.
+    chain_id: String,
 }
 
 impl Shared {
@@ -66,12 +78,84 @@ impl Shared {
         self.outbox
             .borrow_mut()
             .push_members(&self.host(), record.to_members(), epoch_ms);
+        self.forward();
     }
 
     /// Queues any record, already serialized, for every sink.
     pub fn emit_json(&self, json: String, epoch_ms: u64) {
         self.metrics.record_emitted();
         self.outbox.borrow_mut().push(&self.host(), json, epoch_ms);
+        self.forward();
+    }
+
+    /// Hands what the outbox chained to the shipper's queue (a forwarding worker). If the
+    /// host refuses one, this VM ships it and everything after it itself, from now on.
+    fn forward(&self) {
+        let (Mode::Forwarding, Some(queue)) = (self.mode.get(), self.queue.get()) else {
+            return;
+        };
+        let mut records = self.outbox.borrow_mut().take_forwarded();
+        let sent = records
+            .iter()
+            .take_while(|r| {
+                let message = relay::encode(r.epoch_ms, &self.chain_id, r.seq, &r.json);
+                host::enqueue(queue, &message)
+            })
+            .count();
+        self.metrics.records_forwarded(sent);
+        if sent < records.len() {
+            log::warn!(
+                "policy_gateway: the audit shipper's queue refused a record: this worker ships \
+                 its own records from now on"
+            );
+            let unsent = records.split_off(sent);
+            self.mode.set(Mode::PerWorker);
+            self.outbox
+                .borrow_mut()
+                .ship_here(&self.host(), unsent, host::now_ms());
+        }
+    }
+
+    /// A worker: looks for the shipper's queue (the shipper may start after the workers);
+    /// once found, hands every record to it.
+    fn resolve_shipper(&self, vm_id: &str) -> bool {
+        let Some(queue) = host::resolve_queue(vm_id, relay::QUEUE) else {
+            return false;
+        };
+        self.queue.set(Some(queue));
+        self.mode.set(Mode::Forwarding);
+        self.outbox.borrow_mut().forward_to_shipper();
+        log::info!(
+            "policy_gateway: audit mode forwarding: this worker hands its records to the \
+             shipper (queue {} of vm_id {vm_id})",
+            relay::QUEUE
+        );
+        true
+    }
+
+    /// The shipper: takes every record off the queue (the host's queue is unbounded; the
+    /// sinks' buffers are not, and shed their oldest records into gap records when full)
+    /// and sends the batches that are full.
+    fn drain(&self, queue: u32) {
+        let mut records = Vec::new();
+        let mut foreign = 0usize;
+        while let Some(message) = host::dequeue(queue) {
+            match relay::decode(message) {
+                Some(r) => records.push(r),
+                None => foreign += 1,
+            }
+        }
+        if records.is_empty() && foreign == 0 {
+            return;
+        }
+        if foreign > 0 {
+            log::warn!("policy_gateway: {foreign} messages on the audit queue were not records");
+        }
+        self.metrics.records_relayed(records.len());
+        self.outbox
+            .borrow_mut()
+            .relay(&self.host(), records, host::now_ms());
+        self.flush(false);
     }
 
     fn host(&self) -> DeliveryHost {
@@ -101,6 +185,8 @@ impl Shared {
             .borrow_mut()
             .flush(&self.host(), host::now_ms(), force);
         self.apply(report);
+        // Interval checkpoints are chained on a tick.
+        self.forward();
     }
 }
 
@@ -138,6 +224,11 @@ pub struct Root {
     shared: Option<Rc<Shared>>,
     /// Whether this VM has tried to announce its configuration's policy.
     announced: bool,
+    /// A worker's `vm_id`, under which it looks for the shipper's queue until it finds it;
+    /// `None` once found, given up, or for the shipper itself.
+    seek_shipper: Option<String>,
+    /// Whether the first tick said which mode this worker is in.
+    mode_logged: bool,
 }
 
 impl Root {
@@ -145,6 +236,8 @@ impl Root {
         Root {
             shared: None,
             announced: false,
+            seek_shipper: None,
+            mode_logged: false,
         }
     }
 }
@@ -164,6 +257,7 @@ impl Context for Root {
                 .outbox
                 .borrow_mut()
                 .close(&shared.host(), host::now_ms());
+            shared.forward();
             shared.flush(true);
             shared
                 .outbox
@@ -183,7 +277,10 @@ impl Context for Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let _t = timing::span(Callback::CallResponse);
+        let _t = timing::span(match shared.mode.get() {
+            Mode::Shipper => Callback::ShipperTick,
+            _ => Callback::CallResponse,
+        });
         let now = host::now_ms();
         // Raw bytes: a sink's answer headers are as untrusted as a client's.
         let answer_headers = host::call_response_headers();
@@ -218,6 +315,8 @@ impl RootContext for Root {
                 return false;
             }
         };
+        let shipper =
+            host::property_text(&["plugin_root_id"]).as_deref() == Some(relay::SHIPPER_ROOT_ID);
         // A reconfigured root context: what the old configuration's sinks still hold is left
         // in the ledger, reported by whichever VM claims it.
         if let Some(old) = self.shared.take() {
@@ -235,6 +334,7 @@ impl RootContext for Root {
         );
         let outbox = Outbox::new(&config.audit, &config.instance_id, seed, vm, host::now_ms());
         let names = outbox.names();
+        let chain_id = outbox.chain_id().to_string();
         let metrics = Metrics::define();
         let sink_metrics = names.iter().map(|name| SinkMetrics::define(name)).collect();
         #[cfg(feature = "fault-injection")]
@@ -261,7 +361,33 @@ impl RootContext for Root {
             metrics,
             sink_metrics,
             outbox: RefCell::new(outbox),
+            queue: Cell::new(None),
+            mode: Cell::new(Mode::PerWorker),
+            chain_id,
         });
+        self.seek_shipper = None;
+        self.mode_logged = false;
+        if shipper {
+            let Some(queue) = host::register_queue(relay::QUEUE) else {
+                log::error!(
+                    "policy_gateway: audit shipper: the host has no shared queues, so no worker \
+                     could reach this shipper; configure the filter without it"
+                );
+                return false;
+            };
+            shared.queue.set(Some(queue));
+            shared.mode.set(Mode::Shipper);
+            log::info!(
+                "policy_gateway: audit mode shipper: this VM delivers every worker's records \
+                 (queue {})",
+                relay::QUEUE
+            );
+        } else {
+            let vm_id = host::property_text(&["plugin_vm_id"]).unwrap_or_default();
+            if !shared.resolve_shipper(&vm_id) {
+                self.seek_shipper = Some(vm_id);
+            }
+        }
         // Make sure the shared "announced" value exists before any VM ticks, so the
         // compare-and-swap at the first tick is atomic (the host has no create-if-absent).
         let key = crate::audit::policy_change::Announced::key(&shared.config.instance_id);
@@ -278,7 +404,31 @@ impl RootContext for Root {
             return;
         };
         timing::flush();
+        if shared.mode.get() == Mode::Shipper {
+            let _t = timing::span(Callback::ShipperTick);
+            shared.flush(false);
+            let report = shared
+                .outbox
+                .borrow_mut()
+                .tend(&shared.host(), host::now_ms());
+            shared.apply(report);
+            return;
+        }
         let _t = timing::span(Callback::Tick);
+        if let Some(vm_id) = &self.seek_shipper {
+            if shared.resolve_shipper(vm_id) {
+                self.seek_shipper = None;
+            } else if !self.mode_logged {
+                // Envoy starts the bootstrap extension's VM before the workers', so by the
+                // first tick a shipper that exists has its queue; keep looking all the same.
+                log::info!(
+                    "policy_gateway: audit mode per_worker: no shipper's queue ({} of vm_id \
+                     {vm_id}): this worker ships its own records",
+                    relay::QUEUE
+                );
+            }
+            self.mode_logged = true;
+        }
         if !self.announced {
             // On the first tick, not in on_configure: Envoy also configures VMs that never
             // tick (configuration checks on the main thread), whose records would never ship.
@@ -291,6 +441,18 @@ impl RootContext for Root {
             .borrow_mut()
             .tend(&shared.host(), host::now_ms());
         shared.apply(report);
+        // Dead VMs' gap records.
+        shared.forward();
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if shared.mode.get() == Mode::Shipper && shared.queue.get() == Some(queue_id) {
+            let _t = timing::span(Callback::ShipperQueue);
+            shared.drain(queue_id);
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -16,11 +16,14 @@
 //! own chain (its gap records and checkpoints). The ledger stays per VM: a forwarding worker
 //! holds nothing undelivered, the shipper holds everything.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::config::AuditConfig;
 use super::delivery::Stats;
 use super::ledger::{self, Entry, SinkEntry, Store};
+use super::relay::{self, Relayed};
 use super::shipper::{GapCause, Shipper};
 use super::{Answer, Call, Gap, Outcome, QueuedRecord};
 use crate::audit::chain::{Chain, Linked};
@@ -91,6 +94,9 @@ pub struct Outbox {
     ids: IdGenerator,
     /// Set while this VM's chained records go to the shipper: those not yet handed over.
     forward: Option<Vec<QueuedRecord>>,
+    /// The shipper's numbers of the chains it relays: chain `n` is `sources[n - 1]`.
+    sources: Vec<String>,
+    source_index: HashMap<String, u64>,
 }
 
 impl Outbox {
@@ -127,6 +133,8 @@ impl Outbox {
             chain: Chain::new(&audit.trail, gateway, seed, start_ms),
             ids: IdGenerator::new(seed ^ 0x5eed),
             forward: None,
+            sources: Vec::new(),
+            source_index: HashMap::new(),
         }
     }
 
@@ -159,20 +167,71 @@ impl Outbox {
         self.write_ledger(host, now_ms);
     }
 
-    /// The shipper's intake: records chained by other VMs (time, JSON), queued for every
-    /// sink. Their sequence numbers are other chains', so a loss of them is counted and
-    /// timed in this VM's gap records but names no chain range.
-    pub fn relay(
-        &mut self,
-        host: &impl Host,
-        records: impl IntoIterator<Item = (u64, String)>,
-        now_ms: u64,
-    ) {
-        for (epoch_ms, json) in records {
-            self.queue_here(QueuedRecord::new(json, epoch_ms));
+    /// The shipper's intake: records chained by other VMs, queued for every sink, each
+    /// with its place in its chain (`relay::pack_seq`), so the gap record of a loss names
+    /// the chain and range lost, in this VM's chain.
+    pub fn relay(&mut self, host: &impl Host, records: Vec<Relayed>, now_ms: u64) {
+        for r in records {
+            let seq = if r.seq > 0 && !r.chain.is_empty() {
+                relay::pack_seq(self.source(r.chain), r.seq)
+            } else {
+                0
+            };
+            self.queue_here(QueuedRecord {
+                json: r.json,
+                epoch_ms: r.epoch_ms,
+                gap: None,
+                seq,
+            });
         }
         self.checkpoint_if_due(now_ms);
         self.write_ledger(host, now_ms);
+    }
+
+    /// The number of a relayed chain (1, 2, …: one per worker VM the shipper has heard of).
+    fn source(&mut self, chain: String) -> u64 {
+        if let Some(n) = self.source_index.get(&chain) {
+            return *n;
+        }
+        self.sources.push(chain.clone());
+        let n = self.sources.len() as u64;
+        self.source_index.insert(chain, n);
+        n
+    }
+
+    /// The chain a gap's range is in and the range in it: this VM's own chain, or one it
+    /// relays. A range over several chains (never made by delivery) is left out.
+    fn name_range(&self, gap: Gap) -> (String, Gap) {
+        let ((a, from_seq), (b, to_seq)) = (
+            relay::unpack_seq(gap.from_seq),
+            relay::unpack_seq(gap.to_seq),
+        );
+        let chain = match (a == b).then_some(a) {
+            Some(0) => Some(self.chain.id()),
+            Some(n) => usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| self.sources.get(i))
+                .map(String::as_str),
+            None => None,
+        };
+        match chain {
+            Some(c) => (
+                c.to_string(),
+                Gap {
+                    from_seq,
+                    to_seq,
+                    ..gap
+                },
+            ),
+            None => (
+                String::new(),
+                Gap {
+                    from_seq: 0,
+                    to_seq: 0,
+                    ..gap
+                },
+            ),
+        }
     }
 
     fn queue_here(&mut self, record: QueuedRecord) {
@@ -279,13 +338,14 @@ impl Outbox {
             };
             let (sink, owed) = (slot.shipper.name(), slot.shipper.take_owed());
             for (gap, cause) in owed {
+                let (chain, named) = self.name_range(gap);
                 let record = GapRecord {
                     sink,
                     gateway: &self.gateway,
                     cause,
                     vm: None,
-                    gap,
-                    chain: self.chain.id(),
+                    gap: named,
+                    chain: &chain,
                 };
                 let members = record.members(self.ids.next(now_ms), now_ms);
                 let linked = self.chain.link_members(members);
@@ -426,12 +486,24 @@ impl Outbox {
                     lost.gap.dropped,
                     lost.sink
                 ));
+                // A dead shipper's ranges are in chains it alone had numbers for.
+                let packed = relay::unpack_seq(lost.gap.from_seq).0 != 0
+                    || relay::unpack_seq(lost.gap.to_seq).0 != 0;
+                let gap = if packed {
+                    Gap {
+                        from_seq: 0,
+                        to_seq: 0,
+                        ..lost.gap
+                    }
+                } else {
+                    lost.gap
+                };
                 let record = GapRecord {
                     sink: &lost.sink,
                     gateway: &entry.gateway,
                     cause,
                     vm: Some(entry.vm),
-                    gap: lost.gap,
+                    gap,
                     chain: &lost.chain,
                 };
                 let members = record.members(self.ids.next(now_ms), now_ms);
@@ -1030,13 +1102,22 @@ mod tests {
             let forwarded = w.take_forwarded();
             assert_eq!(forwarded.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
             assert!(w.take_forwarded().is_empty(), "handed out once");
-            messages.extend(forwarded.iter().map(|r| relay::encode(r.epoch_ms, &r.json)));
+            let id = w.chain_id().to_string();
+            messages.extend(
+                forwarded
+                    .iter()
+                    .map(|r| relay::encode(r.epoch_ms, &id, r.seq, &r.json)),
+            );
             // Nothing is the worker's to lose: no ledger write per record, and its sinks
             // hold nothing.
             assert!(host.entry(w.ledger.vm.unwrap()).is_empty());
             assert_eq!(w.slots[0].shipper.buffered_bytes(), 0);
         }
-        shipper.relay(&host, messages.into_iter().filter_map(relay::decode), 1_010);
+        shipper.relay(
+            &host,
+            messages.into_iter().filter_map(relay::decode).collect(),
+            1_010,
+        );
         let held = Entry::decode(&host.entry(3)).unwrap();
         assert_eq!(
             held.sinks[0].pending.map(|g| g.dropped),
@@ -1093,5 +1174,52 @@ mod tests {
             .map(|e| e["chain"]["seq"].as_u64().unwrap())
             .collect();
         assert_eq!(seqs, [2, 3, 4], "in chain order, none twice, none lost");
+    }
+
+    #[test]
+    fn the_shippers_loss_is_a_gap_record_per_worker_chain_naming_its_range() {
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let relayed = |chain: &str, seq: u64| Relayed {
+            epoch_ms: 1_000 + seq,
+            chain: chain.into(),
+            seq,
+            json: format!(r#"{{"c":"{chain}","s":{seq}}}"#),
+        };
+        let batch = vec![
+            relayed("A", 4),
+            relayed("B", 1),
+            relayed("A", 5),
+            relayed("B", 2),
+        ];
+        shipper.relay(&host, batch, 1_010);
+        shipper.flush(&host, 1_010, true);
+        let refused = br#"{"text":"Invalid data format","code":6}"#;
+        shipper.on_answer(&host, 1, Some((400, &[], refused)), 1_011);
+        shipper.flush(&host, 1_020, true);
+        let events = hec_events(&host.call(2));
+        let gaps: Vec<_> = events
+            .iter()
+            .map(|g| {
+                assert_eq!(g["record_type"], "gap");
+                assert_eq!(
+                    g["chain"]["id"],
+                    shipper.chain_id(),
+                    "in the shipper's chain"
+                );
+                let f = |k: &str| g[k].clone();
+                (f("lost_chain"), f("from_seq"), f("to_seq"), f("dropped"))
+            })
+            .collect();
+        use serde_json::json;
+        assert_eq!(
+            gaps,
+            [
+                (json!("A"), json!(4), json!(5), json!(2)),
+                (json!("B"), json!(1), json!(2), json!(2))
+            ],
+            "one per chain, never a range across two"
+        );
     }
 }

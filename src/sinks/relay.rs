@@ -8,7 +8,13 @@
 //! enqueued lives in the host, not in the worker's VM, so a worker torn down loses none. Where no
 //! VM registered the queue, each worker ships its own records (the fallback).
 //!
-//! A message is the record's time (`u64`, little-endian milliseconds) then its chained JSON.
+//! A message is the record's time and its place in its chain (`u64`s, little-endian: epoch
+//! milliseconds, `chain.seq`), the chain id's length (one byte) and the id, then the chained
+//! JSON: the shipper learns which chain and range a lost record was in without parsing it.
+//!
+//! The shipper numbers the chains it relays (1, 2, …; 0 is its own) and keeps a relayed
+//! record's sequence number as [`pack_seq`] of both, so a loss (`sinks::Gap`) stays within one
+//! chain and its gap record names that chain and range, as a worker's own gap record would.
 
 /// The root id of the shipper's plugin configuration (the bootstrap extension's `root_id`).
 pub const SHIPPER_ROOT_ID: &str = "policy_gateway_shipper";
@@ -16,6 +22,28 @@ pub const SHIPPER_ROOT_ID: &str = "policy_gateway_shipper";
 /// The shipper's queue, resolved by the workers under the shipper's `vm_id` (the filter's:
 /// they must be the same, since shared data, and so the ledger, is per `vm_id` too).
 pub const QUEUE: &str = "policy_gateway.audit";
+
+/// The bits of a packed sequence number below the chain's number.
+pub const SOURCE_SHIFT: u32 = 40;
+
+/// A relayed record's sequence number: chain number `source` and `seq` in that chain.
+pub fn pack_seq(source: u64, seq: u64) -> u64 {
+    source << SOURCE_SHIFT | (seq & ((1 << SOURCE_SHIFT) - 1))
+}
+
+/// (chain number, sequence number in that chain) of a packed sequence number.
+pub fn unpack_seq(packed: u64) -> (u64, u64) {
+    (packed >> SOURCE_SHIFT, packed & ((1 << SOURCE_SHIFT) - 1))
+}
+
+/// A record as the shipper takes it off the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    pub epoch_ms: u64,
+    pub chain: String,
+    pub seq: u64,
+    pub json: String,
+}
 
 /// How a VM's records reach the sinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,21 +66,36 @@ impl Mode {
     }
 }
 
-/// The queue message of a chained record of time `epoch_ms`.
-pub fn encode(epoch_ms: u64, json: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + json.len());
+/// The queue message of record `json`, of time `epoch_ms`, number `seq` of chain `chain`
+/// (an id longer than 255 bytes, never one of ours, is sent as none).
+pub fn encode(epoch_ms: u64, chain: &str, seq: u64, json: &str) -> Vec<u8> {
+    let chain = if chain.len() > 255 { "" } else { chain };
+    let mut out = Vec::with_capacity(17 + chain.len() + json.len());
     out.extend_from_slice(&epoch_ms.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.push(chain.len() as u8);
+    out.extend_from_slice(chain.as_bytes());
     out.extend_from_slice(json.as_bytes());
     out
 }
 
-/// A message's time and record; `None` for bytes that are not one of ours.
-pub fn decode(message: Vec<u8>) -> Option<(u64, String)> {
-    let (time, _) = message.split_first_chunk::<8>()?;
-    let epoch_ms = u64::from_le_bytes(*time);
+/// A message's record; `None` for bytes that are not one of ours.
+pub fn decode(message: Vec<u8>) -> Option<Relayed> {
+    let (time, rest) = message.split_first_chunk::<8>()?;
+    let (seq, rest) = rest.split_first_chunk::<8>()?;
+    let (len, rest) = rest.split_first()?;
+    let chain = std::str::from_utf8(rest.get(..usize::from(*len))?).ok()?;
+    let (epoch_ms, seq) = (u64::from_le_bytes(*time), u64::from_le_bytes(*seq));
+    let chain = chain.to_string();
     let mut json = message;
-    json.drain(..8);
-    String::from_utf8(json).ok().map(|j| (epoch_ms, j))
+    json.drain(..17 + chain.len());
+    let json = String::from_utf8(json).ok()?;
+    Some(Relayed {
+        epoch_ms,
+        chain,
+        seq,
+        json,
+    })
 }
 
 #[cfg(test)]
@@ -60,20 +103,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_message_carries_the_record_and_its_time() {
-        let json = r#"{"chain":{"id":"c","seq":3},"record_type":"decision","text":"é"}"#;
-        let m = encode(1_764_000_000_123, json);
-        assert_eq!(decode(m), Some((1_764_000_000_123, json.to_string())));
+    fn a_message_carries_the_record_its_time_and_its_place_in_its_chain() {
+        let json = r#"{"chain":{"id":"c-é","seq":3},"record_type":"decision","text":"é"}"#;
+        let m = encode(1_764_000_000_123, "c-é", 3, json);
+        let want = Relayed {
+            epoch_ms: 1_764_000_000_123,
+            chain: "c-é".into(),
+            seq: 3,
+            json: json.into(),
+        };
+        assert_eq!(decode(m), Some(want));
     }
 
     #[test]
     fn bytes_that_are_not_a_message_are_refused() {
-        assert_eq!(decode(vec![1, 2, 3]), None, "shorter than the time");
+        assert_eq!(decode(vec![1, 2, 3]), None, "shorter than the header");
         assert_eq!(
-            decode(vec![0, 0, 0, 0, 0, 0, 0, 0, 0xff]),
+            decode([vec![0; 16], vec![5, b'a']].concat()),
+            None,
+            "id cut short"
+        );
+        assert_eq!(
+            decode([vec![0; 17], vec![0xff]].concat()),
             None,
             "not UTF-8"
         );
-        assert_eq!(decode(vec![0; 8]), Some((0, String::new())));
+        assert_eq!(decode(vec![0; 17]).map(|r| r.json), Some(String::new()));
+    }
+
+    #[test]
+    fn packed_sequence_numbers_keep_the_chain_apart() {
+        let p = pack_seq(3, 17);
+        assert_eq!(unpack_seq(p), (3, 17));
+        assert_eq!(unpack_seq(pack_seq(0, 9)), (0, 9), "the shipper's own");
+        assert!(pack_seq(2, 1) > pack_seq(1, 1 << 39));
     }
 }

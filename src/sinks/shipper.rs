@@ -204,6 +204,14 @@ impl Shipper {
         if let Some(gap) = rejected {
             self.owed.push((gap, GapCause::Rejected));
         }
+        for (gap, rejected) in self.delivery.take_other_chains() {
+            let cause = if rejected {
+                GapCause::Rejected
+            } else {
+                GapCause::BufferFull
+            };
+            self.owed.push((gap, cause));
+        }
     }
 }
 

@@ -131,8 +131,10 @@ class Gateway:
 
     def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None,
                  filters_before=None, route_metadata=None, cluster_options=None, failure_policy=None,
-                 wasm=None, cluster_ports=None, strip_identity=True):
-        """`wasm`: another module (the test-only fault-injection build); `cluster_ports`:
+                 wasm=None, cluster_ports=None, strip_identity=True, shipper=True):
+        """`wasm`: another module (the test-only fault-injection build, for the shipper
+        too); `shipper` false: without envoy.yaml's audit shipper (each worker ships its own
+        records, the fallback); `cluster_ports`:
         ports for named clusters (e.g. two gateways writing to one S3 server);
         `cluster_options`: fields merged into named clusters (HTTP/2 upstreams)."""
         self.dir = tempfile.mkdtemp(prefix="pg-e2e-")
@@ -169,6 +171,10 @@ class Gateway:
         if filters_before:
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["http_filters"][0:0] = filters_before
+        if not shipper:
+            cfg.pop("bootstrap_extensions", None)
+        # The shipper's vm_config and configuration are the filter's (YAML anchors in
+        # envoy.yaml load as the same objects), so what is set below applies to both.
         fc = _filter_config(cfg)
         fc["vm_config"]["code"]["local"]["filename"] = wasm or WASM
         if failure_policy:
