@@ -7,7 +7,12 @@
 //! the same records: decode, queue, ledger, batches). For valgrind: run with N and 2N records
 //! and take the difference over N, so set-up cancels out. Host calls themselves (Envoy's
 //! shared data, queue, dispatch) are not in the count.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hint::black_box;
