@@ -101,6 +101,8 @@ pub fn decode(message: Vec<u8>) -> Option<Relayed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn a_message_carries_the_record_its_time_and_its_place_in_its_chain() {
