@@ -27,6 +27,9 @@ pub struct Metrics {
     /// Handed to the shipper's queue (a worker), taken off it (the shipper).
     records_forwarded: Option<u32>,
     records_relayed: Option<u32>,
+    /// Worker VMs that found the shipper but ship their own records: its audit configuration
+    /// is not theirs.
+    shipper_config_mismatch: Option<u32>,
     inspection_errors: Option<u32>,
 }
 
@@ -70,6 +73,10 @@ impl Metrics {
             records_dropped: define(MetricType::Counter, "policy_gateway.records.dropped"),
             records_forwarded: define(MetricType::Counter, "policy_gateway.records.forwarded"),
             records_relayed: define(MetricType::Counter, "policy_gateway.records.relayed"),
+            shipper_config_mismatch: define(
+                MetricType::Counter,
+                "policy_gateway.shipper.config_mismatch",
+            ),
             inspection_errors: define(MetricType::Counter, "policy_gateway.inspection_errors"),
         }
     }
@@ -97,6 +104,10 @@ impl Metrics {
 
     pub fn records_relayed(&self, n: usize) {
         add(self.records_relayed, n as i64);
+    }
+
+    pub fn shipper_config_mismatch(&self) {
+        add(self.shipper_config_mismatch, 1);
     }
 
     pub fn records_dropped_id(&self) -> Option<u32> {

@@ -68,6 +68,19 @@ pub struct Shared {
     mode: Cell<Mode>,
     /// This VM's chain, named in each record it hands over.
     chain_id: String,
+    /// `relay::audit_digest` of this VM's configuration: the shipper publishes it, a worker
+    /// forwards only to a shipper that published the same.
+    audit_digest: Option<String>,
+}
+
+/// What a worker found when it looked for the shipper.
+enum Seek {
+    /// The queue, and the shipper delivers with this worker's audit configuration.
+    Forwarding,
+    /// No queue (yet).
+    NotFound,
+    /// A shipper with another audit configuration: this worker ships its own.
+    Mismatch,
 }
 
 impl Shared {
@@ -117,11 +130,26 @@ impl Shared {
     }
 
     /// A worker: looks for the shipper's queue (the shipper may start after the workers);
-    /// once found, hands every record to it.
-    fn resolve_shipper(&self, vm_id: &str) -> bool {
+    /// once found, hands every record to it if the shipper delivers with this worker's audit
+    /// configuration (else it would send them to sinks, or with credentials, this
+    /// configuration does not name).
+    fn resolve_shipper(&self, vm_id: &str) -> Seek {
         let Some(queue) = host::resolve_queue(vm_id, relay::QUEUE) else {
-            return false;
+            return Seek::NotFound;
         };
+        let published = host::shared_data(relay::AUDIT_DIGEST_KEY).0;
+        if relay::handover(self.audit_digest.as_deref(), published.as_deref())
+            == relay::Handover::ConfigMismatch
+        {
+            self.metrics.shipper_config_mismatch();
+            log::warn!(
+                "policy_gateway: the audit shipper (queue {} of vm_id {vm_id}) delivers with \
+                 another audit configuration (sinks, credentials or instance_id) than this \
+                 filter's: this worker ships its own records (audit mode per_worker)",
+                relay::QUEUE
+            );
+            return Seek::Mismatch;
+        }
         self.queue.set(Some(queue));
         self.mode.set(Mode::Forwarding);
         self.outbox.borrow_mut().forward_to_shipper();
@@ -130,7 +158,7 @@ impl Shared {
              shipper (queue {} of vm_id {vm_id})",
             relay::QUEUE
         );
-        true
+        Seek::Forwarding
     }
 
     /// The shipper: takes every record off the queue (the host's queue is unbounded; the
@@ -364,10 +392,21 @@ impl RootContext for Root {
             queue: Cell::new(None),
             mode: Cell::new(Mode::PerWorker),
             chain_id,
+            audit_digest: relay::audit_digest(&bytes),
         });
         self.seek_shipper = None;
         self.mode_logged = false;
-        if shipper {
+        if shipper && shared.outbox.borrow().names().is_empty() {
+            // Workers would hand it records it cannot deliver anywhere.
+            log::error!(
+                "policy_gateway: audit shipper: no sinks configured, so it does not register \
+                 the queue {}; each worker ships its own records",
+                relay::QUEUE
+            );
+        } else if shipper {
+            // Published before the queue exists, so a worker that finds the queue finds it.
+            let digest = shared.audit_digest.clone().unwrap_or_default();
+            host::set_shared_data(relay::AUDIT_DIGEST_KEY, digest.as_bytes(), None);
             let Some(queue) = host::register_queue(relay::QUEUE) else {
                 log::error!(
                     "policy_gateway: audit shipper: the host has no shared queues, so no worker \
@@ -384,8 +423,10 @@ impl RootContext for Root {
             );
         } else {
             let vm_id = host::property_text(&["plugin_vm_id"]).unwrap_or_default();
-            if !shared.resolve_shipper(&vm_id) {
-                self.seek_shipper = Some(vm_id);
+            match shared.resolve_shipper(&vm_id) {
+                Seek::NotFound => self.seek_shipper = Some(vm_id),
+                Seek::Forwarding => {}
+                Seek::Mismatch => self.mode_logged = true,
             }
         }
         // Make sure the shared "announced" value exists before any VM ticks, so the
@@ -416,16 +457,22 @@ impl RootContext for Root {
         }
         let _t = timing::span(Callback::Tick);
         if let Some(vm_id) = &self.seek_shipper {
-            if shared.resolve_shipper(vm_id) {
-                self.seek_shipper = None;
-            } else if !self.mode_logged {
-                // Envoy starts the bootstrap extension's VM before the workers', so by the
-                // first tick a shipper that exists has its queue; keep looking all the same.
-                log::info!(
-                    "policy_gateway: audit mode per_worker: no shipper's queue ({} of vm_id \
-                     {vm_id}): this worker ships its own records",
-                    relay::QUEUE
-                );
+            match shared.resolve_shipper(vm_id) {
+                Seek::Forwarding => self.seek_shipper = None,
+                Seek::Mismatch => {
+                    self.seek_shipper = None;
+                    self.mode_logged = true;
+                }
+                Seek::NotFound if !self.mode_logged => {
+                    // Envoy starts the bootstrap extension's VM before the workers', so by the
+                    // first tick a shipper that exists has its queue; keep looking all the same.
+                    log::info!(
+                        "policy_gateway: audit mode per_worker: no shipper's queue ({} of vm_id \
+                         {vm_id}): this worker ships its own records",
+                        relay::QUEUE
+                    );
+                }
+                Seek::NotFound => {}
             }
             self.mode_logged = true;
         }

@@ -23,6 +23,49 @@ pub const SHIPPER_ROOT_ID: &str = "policy_gateway_shipper";
 /// they must be the same, since shared data, and so the ledger, is per `vm_id` too).
 pub const QUEUE: &str = "policy_gateway.audit";
 
+/// The shared-data key (shared data is per `vm_id`, like the queue) under which the shipper
+/// publishes [`audit_digest`] of its configuration before it registers the queue.
+pub const AUDIT_DIGEST_KEY: &str = "policy_gateway.shipper.audit_digest";
+
+/// A digest of what decides where and how a VM's records are delivered: the `audit` section
+/// and `instance_id` of a plugin configuration (keys sorted, so the same configuration
+/// written in another order has the same digest). The shipper delivers with its own
+/// configuration, so a worker hands its records over only when the two digests are equal;
+/// `None` for bytes that are not a JSON object.
+pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
+    use sha2::Digest as _;
+    let doc: serde_json::Value = serde_json::from_slice(plugin_configuration).ok()?;
+    let doc = doc.as_object()?;
+    let mut relevant = serde_json::Map::new();
+    for key in ["audit", "instance_id"] {
+        relevant.insert(
+            key.into(),
+            doc.get(key).cloned().unwrap_or(serde_json::Value::Null),
+        );
+    }
+    let canonical = serde_json::Value::Object(relevant).to_string();
+    let digest = sha2::Sha256::digest(canonical.as_bytes());
+    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What a worker that found the shipper's queue does with its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The shipper delivers with this worker's audit configuration: hand records over.
+    Forward,
+    /// It delivers with another one (or published none): this worker ships its own.
+    ConfigMismatch,
+}
+
+/// Whether a worker with audit configuration digest `own` hands its records to a shipper
+/// that published `published` under [`AUDIT_DIGEST_KEY`].
+pub fn handover(own: Option<&str>, published: Option<&[u8]>) -> Handover {
+    match (own, published) {
+        (Some(own), Some(published)) if own.as_bytes() == published => Handover::Forward,
+        _ => Handover::ConfigMismatch,
+    }
+}
+
 /// The bits of a packed sequence number below the chain's number.
 pub const SOURCE_SHIFT: u32 = 40;
 
@@ -131,6 +174,43 @@ mod tests {
             "not UTF-8"
         );
         assert_eq!(decode(vec![0; 17]).map(|r| r.json), Some(String::new()));
+    }
+
+    #[test]
+    fn a_worker_hands_over_only_to_a_shipper_with_its_audit_configuration() {
+        let hec = br#"{"instance_id":"gw","policy":{"a":1},"audit":{"splunk_hec":{"token":"t","cluster":"c"}}}"#;
+        let own = audit_digest(hec);
+        let reordered = br#"{"audit":{"splunk_hec":{"cluster":"c","token":"t"}},"instance_id":"gw","policy":{"b":2}}"#;
+        assert_eq!(
+            own,
+            audit_digest(reordered),
+            "key order and the policy do not matter"
+        );
+        let published = own.clone().unwrap_or_default().into_bytes();
+        assert_eq!(
+            handover(own.as_deref(), Some(&published)),
+            Handover::Forward
+        );
+        for other in [
+            &br#"{"instance_id":"gw","audit":{}}"#[..],
+            br#"{"instance_id":"gw","audit":{"splunk_hec":{"token":"rotated","cluster":"c"}}}"#,
+            br#"{"instance_id":"gw2","audit":{"splunk_hec":{"token":"t","cluster":"c"}}}"#,
+        ] {
+            let theirs = audit_digest(other).unwrap_or_default().into_bytes();
+            assert_eq!(
+                handover(own.as_deref(), Some(&theirs)),
+                Handover::ConfigMismatch,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        assert_eq!(
+            handover(own.as_deref(), None),
+            Handover::ConfigMismatch,
+            "none published"
+        );
+        assert_eq!(handover(None, None), Handover::ConfigMismatch);
+        assert_eq!(audit_digest(b"[1]"), None);
     }
 
     #[test]

@@ -103,6 +103,44 @@ def test_without_the_shipper_each_worker_ships_its_own():
     assert stats.get("wasmcustom.policy_gateway.records.relayed", 0) == 0, stats
 
 
+def test_a_shipper_with_another_audit_configuration_is_not_used():
+    """The shipper delivers with its own `audit` section: a worker whose section differs (here
+    the shipper has no sinks at all) ships its own records, says so once and counts it."""
+    plugin = plugin_config(load_policy("default.json"), instance_id="gw-mismatch",
+                           audit=audit(splunk_hec=hec()))
+    shipper_plugin = plugin_config(load_policy("default.json"), instance_id="gw-mismatch",
+                                   audit={})
+    with Gateway(plugin=plugin, shipper_plugin=shipper_plugin) as gw:
+        send(gw, N, "mismatch")
+        records = gw.records(N)
+        stats = gw.stats()
+        out = gw.envoy.output()
+    assert {r["request_id"] for r in records} >= {f"mismatch-{i}" for i in range(N)}
+    assert stats.get("wasmcustom.policy_gateway.records.forwarded", 0) == 0, stats
+    assert stats["wasmcustom.policy_gateway.sink.splunk_hec.delivered"] >= N, stats
+    assert "does not register the queue" in out, out[-3000:]
+
+
+def test_workers_whose_audit_configuration_differs_ship_their_own():
+    """A shipper with sinks, but not the filter's (another token: a rotation the bootstrap
+    extension, never reloaded, did not see): the workers do not hand it their records."""
+    plugin = plugin_config(load_policy("default.json"), instance_id="gw-mismatch",
+                           audit=audit(splunk_hec=hec()))
+    theirs = audit(splunk_hec=hec())
+    theirs["splunk_hec"]["token"] = "stale-token"
+    shipper_plugin = plugin_config(load_policy("default.json"), instance_id="gw-mismatch",
+                                   audit=theirs)
+    with Gateway(plugin=plugin, shipper_plugin=shipper_plugin) as gw:
+        send(gw, N, "rotated")
+        records = gw.records(N)
+        stats = gw.stats()
+        out = gw.envoy.output()
+    assert {r["request_id"] for r in records} >= {f"rotated-{i}" for i in range(N)}
+    assert stats.get("wasmcustom.policy_gateway.records.forwarded", 0) == 0, stats
+    assert stats.get("wasmcustom.policy_gateway.shipper.config_mismatch", 0) >= 2, stats
+    assert out.count("delivers with another audit configuration") >= 2, out[-3000:]
+
+
 def request(conn, request_id, headers=None):
     body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]})
     h = {"content-type": "application/json", "x-request-id": request_id}
