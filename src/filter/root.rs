@@ -65,6 +65,9 @@ pub struct Shared {
     outbox: RefCell<Outbox>,
     /// The shipper's queue: the one this VM registered (shipper) or hands records to.
     queue: Cell<Option<u32>>,
+    /// A worker that took over from a dead shipper: its queue, which this VM drains on each
+    /// tick (records handed over before every worker noticed).
+    orphaned: Cell<Option<u32>>,
     mode: Cell<Mode>,
     /// This VM's chain, named in each record it hands over.
     chain_id: String,
@@ -161,6 +164,35 @@ impl Shared {
         Seek::Forwarding
     }
 
+    /// A forwarding worker, on tick: if the shipper's heartbeat stood still too long
+    /// (`relay::shipper_dead`), ships its own records from now on and drains the shipper's
+    /// queue itself (Envoy never restarts a singleton and keeps its queue while any VM of the
+    /// `vm_id` lives, so enqueueing still works and would lose every record).
+    fn check_shipper(&self) {
+        let (Mode::Forwarding, Some(queue)) = (self.mode.get(), self.queue.get()) else {
+            return;
+        };
+        let beat = host::shared_data(relay::BEAT_KEY).0;
+        if !relay::shipper_dead(
+            beat.as_deref(),
+            host::now_ms(),
+            self.config.audit.vm_stale_ms,
+        ) {
+            return;
+        }
+        log::warn!(
+            "policy_gateway: the audit shipper's heartbeat stopped: this worker took over (audit \
+             mode per_worker): it ships its own records and those left in the shipper's queue"
+        );
+        self.mode.set(Mode::PerWorker);
+        self.queue.set(None);
+        self.orphaned.set(Some(queue));
+        let unsent = self.outbox.borrow_mut().take_forwarded();
+        self.outbox
+            .borrow_mut()
+            .ship_here(&self.host(), unsent, host::now_ms());
+    }
+
     /// The shipper: takes every record off the queue (the host's queue is unbounded; the
     /// sinks' buffers are not, and shed their oldest records into gap records when full)
     /// and sends the batches that are full.
@@ -180,9 +212,14 @@ impl Shared {
             log::warn!("policy_gateway: {foreign} messages on the audit queue were not records");
         }
         self.metrics.records_relayed(records.len());
+        #[cfg(feature = "fault-injection")]
+        let trap = records.clone();
         self.outbox
             .borrow_mut()
             .relay(&self.host(), records, host::now_ms());
+        // After the intake, so the ledger holds the records the dead shipper leaves.
+        #[cfg(feature = "fault-injection")]
+        super::fault::trap_shipper_if_asked(&trap);
         self.flush(false);
     }
 
@@ -390,6 +427,7 @@ impl RootContext for Root {
             sink_metrics,
             outbox: RefCell::new(outbox),
             queue: Cell::new(None),
+            orphaned: Cell::new(None),
             mode: Cell::new(Mode::PerWorker),
             chain_id,
             audit_digest: relay::audit_digest(&bytes),
@@ -404,9 +442,11 @@ impl RootContext for Root {
                 relay::QUEUE
             );
         } else if shipper {
-            // Published before the queue exists, so a worker that finds the queue finds it.
+            // Published before the queue exists, so a worker that finds the queue finds them.
             let digest = shared.audit_digest.clone().unwrap_or_default();
             host::set_shared_data(relay::AUDIT_DIGEST_KEY, digest.as_bytes(), None);
+            let beat = relay::encode_beat(host::now_ms(), shared.outbox.borrow().vm());
+            host::set_shared_data(relay::BEAT_KEY, &beat, None);
             let Some(queue) = host::register_queue(relay::QUEUE) else {
                 log::error!(
                     "policy_gateway: audit shipper: the host has no shared queues, so no worker \
@@ -448,11 +488,11 @@ impl RootContext for Root {
         if shared.mode.get() == Mode::Shipper {
             let _t = timing::span(Callback::ShipperTick);
             shared.flush(false);
-            let report = shared
-                .outbox
-                .borrow_mut()
-                .tend(&shared.host(), host::now_ms());
+            let now = host::now_ms();
+            let report = shared.outbox.borrow_mut().tend(&shared.host(), now);
             shared.apply(report);
+            let beat = relay::encode_beat(now, shared.outbox.borrow().vm());
+            host::set_shared_data(relay::BEAT_KEY, &beat, None);
             return;
         }
         let _t = timing::span(Callback::Tick);
@@ -475,6 +515,12 @@ impl RootContext for Root {
                 Seek::NotFound => {}
             }
             self.mode_logged = true;
+        }
+        // Before `tend`, which may claim a dead shipper's ledger entry: its gap record is then
+        // shipped here, not handed to the dead shipper.
+        shared.check_shipper();
+        if let Some(queue) = shared.orphaned.get() {
+            shared.drain(queue);
         }
         if !self.announced {
             // On the first tick, not in on_configure: Envoy also configures VMs that never

@@ -354,11 +354,21 @@ pub fn retire(store: &impl Store, vms: &[u64]) -> bool {
 /// once, takes them out of the index, and returns the entries this VM claimed: it must
 /// announce what they lost. A VM claimed by another is only tidied away.
 pub fn claim_dead(store: &impl Store, me: u64, now_ms: u64, stale_ms: u64) -> Vec<Entry> {
+    claim_dead_by(store, me, now_ms, |_| stale_ms)
+}
+
+/// [`claim_dead`] with a bound per VM number (the shipper's is longer: `relay::shipper_stale_ms`).
+pub fn claim_dead_by(
+    store: &impl Store,
+    me: u64,
+    now_ms: u64,
+    stale_ms: impl Fn(u64) -> u64,
+) -> Vec<Entry> {
     let (index, _) = read_index(store);
     let mut claimed = Vec::new();
     let mut tidy = Vec::new();
     for &vm in index.live.iter().filter(|&&vm| vm != me) {
-        let stale = |entry: &Entry| now_ms.saturating_sub(entry.beat_ms) >= stale_ms;
+        let stale = |entry: &Entry| now_ms.saturating_sub(entry.beat_ms) >= stale_ms(vm);
         let read =
             || -> Option<Entry> { store.get(&entry_key(vm)).0.and_then(|v| Entry::decode(&v)) };
         match read() {

@@ -240,6 +240,11 @@ impl Outbox {
         }
     }
 
+    /// This VM's number in the ledger, once registered.
+    pub fn vm(&self) -> Option<u64> {
+        self.ledger.vm
+    }
+
     /// The id of this VM's chain.
     pub fn chain_id(&self) -> &str {
         self.chain.id()
@@ -456,7 +461,20 @@ impl Outbox {
                 l.vm = ledger::register(host, &self.gateway, now_ms);
             }
             if let Some(vm) = l.vm {
-                claimed = ledger::claim_dead(host, vm, now_ms, stale_ms);
+                // The shipper's entry waits as long as its heartbeat does (workers stop
+                // forwarding first, so the gap record of its losses is not handed to it).
+                let shipper = host
+                    .get(relay::BEAT_KEY)
+                    .0
+                    .and_then(|b| relay::decode_beat(&b))
+                    .and_then(|(_, vm)| vm);
+                claimed = ledger::claim_dead_by(host, vm, now_ms, |other| {
+                    if Some(other) == shipper {
+                        relay::shipper_stale_ms(stale_ms)
+                    } else {
+                        stale_ms
+                    }
+                });
             }
         }
         for entry in &claimed {
@@ -1174,6 +1192,51 @@ mod tests {
             .map(|e| e["chain"]["seq"].as_u64().unwrap())
             .collect();
         assert_eq!(seqs, [2, 3, 4], "in chain order, none twice, none lost");
+    }
+
+    #[test]
+    fn a_dead_shippers_ledger_waits_for_its_longer_bound_and_its_losses_are_shipped_by_a_worker() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let s = ledger::register(&host, "gw", 0);
+        let mut shipper = Outbox::new(&config, "gw", 3, s, 0);
+        let w = ledger::register(&host, "gw", 0);
+        let mut worker = Outbox::new(&config, "gw", 1, w, 0);
+        worker.forward_to_shipper();
+        worker.push(&host, r#"{"n":1}"#.into(), 1_000);
+        let id = worker.chain_id().to_string();
+        let messages = worker
+            .take_forwarded()
+            .iter()
+            .map(|r| relay::encode(r.epoch_ms, &id, r.seq, &r.json))
+            .filter_map(relay::decode)
+            .collect();
+        shipper.relay(&host, messages, 1_000);
+        host.set(relay::BEAT_KEY, &relay::encode_beat(1_000, s), None);
+        // vm_stale_ms is 10 s: a stalled worker would be claimed now, a busy main thread not.
+        let beat = host.get(relay::BEAT_KEY).0;
+        assert!(!relay::shipper_dead(beat.as_deref(), 16_000, 10_000));
+        let r = worker.tend(&host, 16_000);
+        assert!(r.warnings.is_empty() && r.dropped == 0, "{r:?}");
+        // Past three times the bound: the worker stops forwarding, then claims.
+        assert!(relay::shipper_dead(beat.as_deref(), 31_000, 10_000));
+        let unsent = worker.take_forwarded();
+        worker.ship_here(&host, unsent, 31_000);
+        let r = worker.tend(&host, 31_000);
+        assert_eq!(r.dropped, 1, "{r:?}");
+        assert!(
+            worker.take_forwarded().is_empty(),
+            "not handed to the dead shipper"
+        );
+        worker.flush(&host, 31_001, true);
+        let events = hec_events(&host.call(1));
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["record_type"], "gap");
+        assert_eq!(events[0]["cause"], "vm_failed");
+        assert_eq!(events[0]["dropped"], 1);
+        assert_eq!(events[0]["chain"]["id"], worker.chain_id());
     }
 
     #[test]

@@ -66,6 +66,48 @@ pub fn handover(own: Option<&str>, published: Option<&[u8]>) -> Handover {
     }
 }
 
+/// The shared-data key of the shipper's heartbeat ([`encode_beat`]), written on each of its
+/// ticks: workers that see it stale stop handing records over (`shipper_dead`).
+pub const BEAT_KEY: &str = "policy_gateway.shipper.beat";
+
+/// How long the shipper's heartbeat may stand still before workers presume it dead: three
+/// times a worker's (`audit.vm_stale_ms`), since it runs on Envoy's main thread, which other
+/// work (configuration updates, DNS, admin) can keep busy for a while. A shipper presumed
+/// dead while only busy loses nothing (the workers drain its queue), but what it still held
+/// is reported lost by a worker, and then perhaps delivered too.
+pub fn shipper_stale_ms(vm_stale_ms: u64) -> u64 {
+    vm_stale_ms.saturating_mul(3)
+}
+
+/// The heartbeat's value: when the shipper last ticked (Unix ms) and its number in the
+/// ledger (`sinks::ledger`), if it has one.
+pub fn encode_beat(now_ms: u64, vm: Option<u64>) -> Vec<u8> {
+    match vm {
+        Some(vm) => format!("{now_ms} {vm}"),
+        None => format!("{now_ms} -"),
+    }
+    .into_bytes()
+}
+
+/// (time, ledger number) of a heartbeat value.
+pub fn decode_beat(value: &[u8]) -> Option<(u64, Option<u64>)> {
+    let (ms, vm) = std::str::from_utf8(value).ok()?.split_once(' ')?;
+    let vm = match vm {
+        "-" => None,
+        n => Some(n.parse().ok()?),
+    };
+    Some((ms.parse().ok()?, vm))
+}
+
+/// Whether a worker is to presume the shipper dead: its heartbeat `beat` (none: never
+/// published, or not ours) stood still for [`shipper_stale_ms`].
+pub fn shipper_dead(beat: Option<&[u8]>, now_ms: u64, vm_stale_ms: u64) -> bool {
+    match beat.and_then(decode_beat) {
+        Some((ms, _)) => now_ms.saturating_sub(ms) >= shipper_stale_ms(vm_stale_ms),
+        None => true,
+    }
+}
+
 /// The bits of a packed sequence number below the chain's number.
 pub const SOURCE_SHIFT: u32 = 40;
 
@@ -211,6 +253,22 @@ mod tests {
         );
         assert_eq!(handover(None, None), Handover::ConfigMismatch);
         assert_eq!(audit_digest(b"[1]"), None);
+    }
+
+    #[test]
+    fn a_shipper_is_presumed_dead_only_when_its_heartbeat_stood_still_long() {
+        let beat = encode_beat(10_000, Some(7));
+        assert_eq!(decode_beat(&beat), Some((10_000, Some(7))));
+        assert_eq!(decode_beat(&encode_beat(5, None)), Some((5, None)));
+        // vm_stale_ms 1000: a worker is stale after 1 s, the shipper after 3 s.
+        assert!(
+            !shipper_dead(Some(&beat), 11_500, 1_000),
+            "a busy main thread"
+        );
+        assert!(!shipper_dead(Some(&beat), 12_999, 1_000));
+        assert!(shipper_dead(Some(&beat), 13_000, 1_000));
+        assert!(shipper_dead(None, 0, 1_000), "no heartbeat at all");
+        assert!(shipper_dead(Some(b"garbage"), 0, 1_000));
     }
 
     #[test]

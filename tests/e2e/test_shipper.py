@@ -183,3 +183,35 @@ def test_a_worker_vm_torn_down_with_records_not_yet_shipped_loses_none():
         stats = gw.stats()
     assert not [e for e in events if e.get("record_type") == "gap"], "nothing lost"
     assert stats.get("wasmcustom.policy_gateway.records.dropped", 0) == 0, stats
+
+
+def test_workers_take_over_from_a_dead_shipper_and_lose_nothing_silently():
+    """The shipper traps (a test-only hook: it takes the trap request's record in, then dies).
+    Envoy never restarts a singleton and keeps its queue, so workers hand records into it until
+    the shipper's heartbeat is stale; then they ship their own, drain what was handed over, and
+    one of them reports what the dead shipper held as a gap record it delivers itself."""
+    assert os.path.exists(FAULT_WASM), "run through `make test-e2e` (it builds make wasm-fault)"
+    plugin = plugin_config(load_policy("default.json"), instance_id="gw-dead-shipper", audit={
+        "flush_interval_ms": 5000, "vm_stale_ms": 1000, "splunk_hec": hec()})
+    with Gateway(plugin=plugin, wasm=FAULT_WASM) as gw:
+        status, _, _ = gw.chat("hello", headers={"x-request-id": "policy-gateway-fault-trap-shipper"})
+        assert status == 200
+        assert wait_for(lambda: "trapping the audit shipper" in gw.envoy.output(), 10), \
+            (gw.stats(), gw.envoy.output()[-1500:])
+        # Handed to the dead shipper's queue (its heartbeat is not stale yet), or shipped by
+        # the workers once it is: delivered either way.
+        send(gw, N, "orphaned")
+
+        def events():
+            return [e["event"] for e in gw.hec("/_events")]
+
+        want = {f"orphaned-{i}" for i in range(N)}
+        assert wait_for(lambda: want <= {e.get("request_id") for e in events()}, timeout=40), \
+            gw.envoy.output()[-3000:]
+        gaps = wait_for(lambda: [e for e in events() if e.get("record_type") == "gap"], timeout=20)
+        stats = gw.stats()
+        out = gw.envoy.output()
+    assert "took over" in out, out[-3000:]
+    # The trap request's record was in the dead shipper only: reported lost, never silently.
+    assert any(g["cause"] == "vm_failed" and g["dropped"] >= 1 for g in gaps), gaps
+    assert stats["wasmcustom.policy_gateway.records.dropped"] >= 1, stats
