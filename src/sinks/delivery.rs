@@ -347,6 +347,29 @@ impl Delivery {
         }
     }
 
+    /// The records held (gap records aside), per chain: `relay::unpack_seq`'s chain number
+    /// (0: the VM's own; a shipper's relayed chains 1, 2, …) and, in that chain, how many,
+    /// their times and their sequence range. What the shipper's ledger names per chain.
+    pub fn pending_by_chain(&self) -> Vec<(u64, Gap)> {
+        let mut out: Vec<(u64, Gap)> = Vec::new();
+        let held = self.batch.iter().chain(self.buffer.iter());
+        for r in held.filter(|r| r.gap.is_none()) {
+            let (chain, seq) = super::relay::unpack_seq(r.seq);
+            let one = Gap {
+                dropped: 1,
+                from_ms: r.epoch_ms,
+                to_ms: r.epoch_ms,
+                from_seq: seq,
+                to_seq: seq,
+            };
+            match out.iter_mut().find(|(c, _)| *c == chain) {
+                Some((_, g)) => *g = g.merge(one),
+                None => out.push((chain, one)),
+            }
+        }
+        out
+    }
+
     /// Settles a batch whose records had different fates: only the `Retry` ones stay, as
     /// the batch to retry (a new batch id when some left).
     pub fn settle_items(&mut self, results: &[ItemResult], after_ms: Option<u64>, now_ms: u64) {

@@ -413,21 +413,7 @@ impl Outbox {
             chain: self.chain.id().to_string(),
             beat_ms: now_ms,
             stopped: self.ledger.stopped,
-            sinks: self
-                .slots
-                .iter()
-                .map(|s| {
-                    let u = s.shipper.unaccounted();
-                    let dropped = s.shipper.stats().dropped();
-                    SinkEntry {
-                        sink: s.shipper.name().to_string(),
-                        pending: u.pending,
-                        unannounced: u.unannounced,
-                        unreported_dropped: dropped.saturating_sub(s.reported.dropped()),
-                        gauge_bytes: s.reported_bytes.max(0) as u64,
-                    }
-                })
-                .collect(),
+            sinks: self.slots.iter().flat_map(|s| self.sink_rows(s)).collect(),
         };
         if self.ledger.stopped && entry.is_empty() {
             ledger::retire(host, &[vm]);
@@ -435,6 +421,47 @@ impl Outbox {
         } else {
             ledger::write(host, &entry);
         }
+    }
+
+    /// A sink's rows of the ledger entry. A VM that relays other chains (the shipper) has a
+    /// row per chain it holds records of, so whoever reports them lost names each worker
+    /// chain's range; its own chain's row carries the drops and gauge bytes.
+    fn sink_rows(&self, s: &Slot) -> Vec<SinkEntry> {
+        let u = s.shipper.unaccounted();
+        let dropped = s.shipper.stats().dropped();
+        let mut own = SinkEntry {
+            sink: s.shipper.name().to_string(),
+            chain: None,
+            pending: u.pending,
+            unannounced: u.unannounced,
+            unreported_dropped: dropped.saturating_sub(s.reported.dropped()),
+            gauge_bytes: s.reported_bytes.max(0) as u64,
+        };
+        if self.sources.is_empty() {
+            return vec![own];
+        }
+        let mut rows = Vec::new();
+        own.pending = None;
+        for (n, gap) in s.shipper.pending_by_chain() {
+            let chain = match n {
+                0 => None,
+                n => usize::try_from(n - 1)
+                    .ok()
+                    .and_then(|i| self.sources.get(i))
+                    .cloned(),
+            };
+            match chain {
+                Some(chain) => rows.push(SinkEntry {
+                    sink: own.sink.clone(),
+                    chain: Some(chain),
+                    pending: Some(gap),
+                    ..SinkEntry::default()
+                }),
+                None => own.pending = Gap::union(own.pending, Some(gap)),
+            }
+        }
+        rows.insert(0, own);
+        rows
     }
 
     /// On tick: registers if needed, registers again if another VM presumed this one dead,
@@ -1138,9 +1165,13 @@ mod tests {
         );
         let held = Entry::decode(&host.entry(3)).unwrap();
         assert_eq!(
-            held.sinks[0].pending.map(|g| g.dropped),
-            Some(4),
-            "the shipper's ledger holds them"
+            held.sinks
+                .iter()
+                .filter_map(|s| s.pending)
+                .map(|g| g.dropped)
+                .sum::<u64>(),
+            4,
+            "the shipper's ledger holds them (a row per worker chain)"
         );
         shipper.flush(&host, 1_010, true);
         let events = hec_events(&host.call(1));
@@ -1237,6 +1268,39 @@ mod tests {
         assert_eq!(events[0]["cause"], "vm_failed");
         assert_eq!(events[0]["dropped"], 1);
         assert_eq!(events[0]["chain"]["id"], worker.chain_id());
+        // The shipper's ledger keeps a range per chain it held: the worker's record.
+        assert_eq!(events[0]["lost_chain"], id.as_str());
+        assert_eq!(
+            (events[0]["from_seq"].as_u64(), events[0]["to_seq"].as_u64()),
+            (Some(1), Some(1))
+        );
+    }
+
+    #[test]
+    fn the_shippers_ledger_has_a_row_per_chain_it_holds() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let msg = |chain: &str, seq| relay::encode(1_000 + seq, chain, seq, "{}");
+        let records = [
+            msg("a", 4),
+            msg("b", 9),
+            msg("a", 5),
+            msg("b", 10),
+            msg("b", 11),
+        ]
+        .into_iter()
+        .filter_map(relay::decode)
+        .collect();
+        shipper.relay(&host, records, 1_020);
+        let entry = Entry::decode(&host.entry(3)).unwrap();
+        let lost: Vec<_> = entry
+            .lost()
+            .into_iter()
+            .map(|l| (l.chain, l.gap.dropped, l.gap.from_seq, l.gap.to_seq))
+            .collect();
+        assert_eq!(lost, [("a".into(), 2, 4, 5), ("b".into(), 3, 9, 11)]);
     }
 
     #[test]

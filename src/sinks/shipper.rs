@@ -98,6 +98,11 @@ impl Shipper {
         u
     }
 
+    /// The records held, per chain (`Delivery::pending_by_chain`).
+    pub fn pending_by_chain(&self) -> Vec<(u64, Gap)> {
+        self.delivery.pending_by_chain()
+    }
+
     /// The losses a gap record must now announce (delivery works again), with their causes.
     pub fn take_owed(&mut self) -> Vec<(Gap, GapCause)> {
         std::mem::take(&mut self.owed)
