@@ -24,6 +24,7 @@ use crate::config::PluginConfig;
 use crate::sinks::ledger::{self, Store};
 use crate::sinks::outbox::{self, Outbox, Report};
 use crate::sinks::relay::{self, Mode};
+use crate::sinks::shipper::GapCause;
 use crate::sinks::Call;
 
 /// The host as delivery uses it: shared data (the ledger) and calls to sinks.
@@ -208,15 +209,20 @@ impl Shared {
         if records.is_empty() && foreign == 0 {
             return;
         }
-        if foreign > 0 {
-            log::warn!("policy_gateway: {foreign} messages on the audit queue were not records");
-        }
+        let refused = self.outbox.borrow_mut().refuse_relayed(
+            GapCause::Undecodable,
+            foreign as u64,
+            host::now_ms(),
+        );
+        self.apply(refused);
         self.metrics.records_relayed(records.len());
         #[cfg(feature = "fault-injection")]
         let trap = records.clone();
-        self.outbox
+        let report = self
+            .outbox
             .borrow_mut()
             .relay(&self.host(), records, host::now_ms());
+        self.apply(report);
         // After the intake, so the ledger holds the records the dead shipper leaves.
         #[cfg(feature = "fault-injection")]
         super::fault::trap_shipper_if_asked(&trap);

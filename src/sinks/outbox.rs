@@ -170,7 +170,13 @@ impl Outbox {
     /// The shipper's intake: records chained by other VMs, queued for every sink, each
     /// with its place in its chain (`relay::pack_seq`), so the gap record of a loss names
     /// the chain and range lost, in this VM's chain.
-    pub fn relay(&mut self, host: &impl Host, records: Vec<Relayed>, now_ms: u64) {
+    ///
+    /// A record whose header is not its own place in its chain (`relay::header_matches`) is
+    /// refused: counted dropped, and reported in a gap record of cause `relay_mismatch`.
+    pub fn relay(&mut self, host: &impl Host, records: Vec<Relayed>, now_ms: u64) -> Report {
+        let (records, mismatched): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(relay::header_matches);
+        let report = self.refuse_relayed(GapCause::RelayMismatch, mismatched.len() as u64, now_ms);
         for r in records {
             let seq = if r.seq > 0 && !r.chain.is_empty() {
                 relay::pack_seq(self.source(r.chain), r.seq)
@@ -186,6 +192,49 @@ impl Outbox {
         }
         self.checkpoint_if_due(now_ms);
         self.write_ledger(host, now_ms);
+        report
+    }
+
+    /// `n` messages the shipper took off its queue and could not take in (`cause`): counted
+    /// dropped on every sink (they were meant for all), and a gap record per sink says how many
+    /// and when (their chain and range are unknown, or not to be trusted).
+    pub fn refuse_relayed(&mut self, cause: GapCause, n: u64, now_ms: u64) -> Report {
+        let mut report = self.report();
+        if n == 0 {
+            return report;
+        }
+        report.warnings.push(format!(
+            "{n} messages off the audit queue refused ({}): counted dropped, gap record queued",
+            cause.name()
+        ));
+        let gap = Gap {
+            dropped: n,
+            from_ms: now_ms,
+            to_ms: now_ms,
+            from_seq: 0,
+            to_seq: 0,
+        };
+        for i in 0..self.slots.len() {
+            let Some(sink) = self.slots.get(i).map(|s| s.shipper.name()) else {
+                continue;
+            };
+            let record = GapRecord {
+                sink,
+                gateway: &self.gateway,
+                cause,
+                vm: None,
+                gap,
+                chain: "",
+            };
+            let members = record.members(self.ids.next(now_ms), now_ms);
+            let linked = self.chain.link_members(members);
+            self.broadcast(linked, now_ms, None);
+            report.dropped += n as i64;
+            if let Some(c) = report.sinks.get_mut(i) {
+                c.dropped += n as i64;
+            }
+        }
+        report
     }
 
     /// The number of a relayed chain (1, 2, …: one per worker VM the shipper has heard of).
@@ -1282,7 +1331,10 @@ mod tests {
         let host = FakeHost::default();
         let config = audit(serde_json::json!({"splunk_hec": hec()}));
         let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
-        let msg = |chain: &str, seq| relay::encode(1_000 + seq, chain, seq, "{}");
+        let msg = |chain: &str, seq| {
+            let json = format!(r#"{{"chain":{{"id":"{chain}","seq":{seq}}}}}"#);
+            relay::encode(1_000 + seq, chain, seq, &json)
+        };
         let records = [
             msg("a", 4),
             msg("b", 9),
@@ -1304,6 +1356,43 @@ mod tests {
     }
 
     #[test]
+    fn messages_the_shipper_cannot_take_in_are_counted_dropped_and_reported() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let own = r#"{"n":1,"chain":{"id":"w","seq":1}}"#;
+        let records = [
+            relay::encode(1_000, "w", 1, own),
+            // A header naming a range the record is not in.
+            relay::encode(1_000, "w", 90, r#"{"n":2,"chain":{"id":"w","seq":2}}"#),
+        ]
+        .into_iter()
+        .filter_map(relay::decode)
+        .collect();
+        let r = shipper.relay(&host, records, 1_000);
+        assert_eq!((r.dropped, r.sinks[0].dropped), (1, 1), "{r:?}");
+        let r = shipper.refuse_relayed(GapCause::Undecodable, 2, 1_001);
+        assert_eq!((r.dropped, r.sinks[0].dropped), (2, 2), "{r:?}");
+        assert_eq!(r.warnings.len(), 1);
+        shipper.flush(&host, 1_002, true);
+        let events = hec_events(&host.call(1));
+        let gaps: Vec<_> = events
+            .iter()
+            .filter(|e| e["record_type"] == "gap")
+            .map(|e| (e["cause"].as_str().unwrap(), e["dropped"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(gaps, [("relay_mismatch", 1), ("undecodable", 2)]);
+        let relayed: Vec<_> = events.iter().filter(|e| e.get("n").is_some()).collect();
+        assert_eq!(
+            relayed.len(),
+            1,
+            "only the record that is what its header says"
+        );
+        assert_eq!(relayed[0]["n"], 1);
+    }
+
+    #[test]
     fn the_shippers_loss_is_a_gap_record_per_worker_chain_naming_its_range() {
         let host = FakeHost::default();
         let config = audit(serde_json::json!({"splunk_hec": hec()}));
@@ -1312,7 +1401,7 @@ mod tests {
             epoch_ms: 1_000 + seq,
             chain: chain.into(),
             seq,
-            json: format!(r#"{{"c":"{chain}","s":{seq}}}"#),
+            json: format!(r#"{{"c":"{chain}","s":{seq},"chain":{{"id":"{chain}","seq":{seq}}}}}"#),
         };
         let batch = vec![
             relayed("A", 4),

@@ -8,7 +8,8 @@
 //! enqueued lives in the host, not in the worker's VM, so a worker torn down loses none. Where no
 //! VM registered the queue, each worker ships its own records (the fallback).
 //!
-//! A message is the record's time and its place in its chain (`u64`s, little-endian: epoch
+//! A message is a version byte ([`VERSION`]: a module upgraded through LDS runs new worker code
+//! beside the old bootstrap shipper, which must refuse what it cannot read), the record's time and its place in its chain (`u64`s, little-endian: epoch
 //! milliseconds, `chain.seq`), the chain id's length (one byte) and the id, then the chained
 //! JSON: the shipper learns which chain and range a lost record was in without parsing it.
 //!
@@ -18,6 +19,9 @@
 
 /// The root id of the shipper's plugin configuration (the bootstrap extension's `root_id`).
 pub const SHIPPER_ROOT_ID: &str = "policy_gateway_shipper";
+
+/// The message format's version, its first byte.
+pub const VERSION: u8 = 1;
 
 /// The shipper's queue, resolved by the workers under the shipper's `vm_id` (the filter's:
 /// they must be the same, since shared data, and so the ledger, is per `vm_id` too).
@@ -130,6 +134,29 @@ pub struct Relayed {
     pub json: String,
 }
 
+/// Whether a relayed record is what its message's header says: the record's own `chain.id`
+/// and `chain.seq` (none for a record chained without a trail) are the header's. The shipper
+/// names chains and ranges in gap records from the header, so it takes in no record whose
+/// header another module's message could have made up.
+pub fn header_matches(r: &Relayed) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        chain: Option<Link>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Link {
+        id: String,
+        seq: u64,
+    }
+    match serde_json::from_str::<Head>(&r.json) {
+        Ok(Head {
+            chain: Some(Link { id, seq }),
+        }) => id == r.chain && seq == r.seq,
+        Ok(Head { chain: None }) => r.chain.is_empty() && r.seq == 0,
+        Err(_) => false,
+    }
+}
+
 /// How a VM's records reach the sinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -155,7 +182,8 @@ impl Mode {
 /// (an id longer than 255 bytes, never one of ours, is sent as none).
 pub fn encode(epoch_ms: u64, chain: &str, seq: u64, json: &str) -> Vec<u8> {
     let chain = if chain.len() > 255 { "" } else { chain };
-    let mut out = Vec::with_capacity(17 + chain.len() + json.len());
+    let mut out = Vec::with_capacity(18 + chain.len() + json.len());
+    out.push(VERSION);
     out.extend_from_slice(&epoch_ms.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.push(chain.len() as u8);
@@ -166,14 +194,18 @@ pub fn encode(epoch_ms: u64, chain: &str, seq: u64, json: &str) -> Vec<u8> {
 
 /// A message's record; `None` for bytes that are not one of ours.
 pub fn decode(message: Vec<u8>) -> Option<Relayed> {
-    let (time, rest) = message.split_first_chunk::<8>()?;
+    let (version, rest) = message.split_first()?;
+    if *version != VERSION {
+        return None;
+    }
+    let (time, rest) = rest.split_first_chunk::<8>()?;
     let (seq, rest) = rest.split_first_chunk::<8>()?;
     let (len, rest) = rest.split_first()?;
     let chain = std::str::from_utf8(rest.get(..usize::from(*len))?).ok()?;
     let (epoch_ms, seq) = (u64::from_le_bytes(*time), u64::from_le_bytes(*seq));
     let chain = chain.to_string();
     let mut json = message;
-    json.drain(..17 + chain.len());
+    json.drain(..18 + chain.len());
     let json = String::from_utf8(json).ok()?;
     Some(Relayed {
         epoch_ms,
@@ -206,16 +238,39 @@ mod tests {
     fn bytes_that_are_not_a_message_are_refused() {
         assert_eq!(decode(vec![1, 2, 3]), None, "shorter than the header");
         assert_eq!(
-            decode([vec![0; 16], vec![5, b'a']].concat()),
+            decode([vec![VERSION], vec![0; 16], vec![5, b'a']].concat()),
             None,
             "id cut short"
         );
         assert_eq!(
-            decode([vec![0; 17], vec![0xff]].concat()),
+            decode([vec![VERSION], vec![0; 17], vec![0xff]].concat()),
             None,
             "not UTF-8"
         );
-        assert_eq!(decode(vec![0; 17]).map(|r| r.json), Some(String::new()));
+        assert_eq!(
+            decode([vec![VERSION], vec![0; 17]].concat()).map(|r| r.json),
+            Some(String::new())
+        );
+        let mut other_version = encode(1, "c", 1, "{}");
+        other_version[0] = VERSION + 1;
+        assert_eq!(decode(other_version), None, "another version's message");
+        assert_eq!(decode(vec![0; 18]), None, "the format before versions");
+    }
+
+    #[test]
+    fn a_header_that_is_not_the_records_own_place_is_refused() {
+        let json = r#"{"record_type":"decision","chain":{"id":"c-1","seq":7,"prev":"ab"}}"#;
+        let relayed = |chain: &str, seq| decode(encode(1, chain, seq, json)).unwrap();
+        assert!(header_matches(&relayed("c-1", 7)));
+        assert!(!header_matches(&relayed("c-2", 7)), "another chain");
+        assert!(!header_matches(&relayed("c-1", 1)), "another seq");
+        let unchained = decode(encode(1, "", 0, r#"{"record_type":"decision"}"#)).unwrap();
+        assert!(header_matches(&unchained));
+        let claims = decode(encode(1, "c-1", 3, r#"{"record_type":"decision"}"#)).unwrap();
+        assert!(!header_matches(&claims), "a place the record does not have");
+        assert!(!header_matches(
+            &decode(encode(1, "c-1", 7, "not json")).unwrap()
+        ));
     }
 
     #[test]

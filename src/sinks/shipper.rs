@@ -22,6 +22,11 @@ pub enum GapCause {
     VmFailed,
     /// Held by a VM that was stopped (configuration change, shutdown) before delivering them.
     VmStopped,
+    /// Taken off the shipper's queue unreadable (another module version's message, or not a
+    /// record at all): how many is all that is known.
+    Undecodable,
+    /// Taken off the shipper's queue with a header (chain, seq) that is not the record's own.
+    RelayMismatch,
 }
 
 impl GapCause {
@@ -31,6 +36,8 @@ impl GapCause {
             GapCause::Rejected => "rejected",
             GapCause::VmFailed => "vm_failed",
             GapCause::VmStopped => "vm_stopped",
+            GapCause::Undecodable => "undecodable",
+            GapCause::RelayMismatch => "relay_mismatch",
         }
     }
 }
