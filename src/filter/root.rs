@@ -367,6 +367,9 @@ impl Context for Root {
             .borrow_mut()
             .on_answer(&shared.host(), token_id, answer, now);
         shared.apply(report);
+        // Gap records and checkpoints the answer chained (a worker that forwards still
+        // drains what it had queued before it found the shipper).
+        shared.forward();
     }
 }
 
@@ -391,6 +394,7 @@ impl RootContext for Root {
         // A reconfigured root context: what the old configuration's sinks still hold is left
         // in the ledger, reported by whichever VM claims it.
         if let Some(old) = self.shared.take() {
+            old.forward();
             old.outbox.borrow_mut().stop(&old.host(), host::now_ms());
         }
         // The VM's number in the ledger is unique in the process: mixed into the seed, it

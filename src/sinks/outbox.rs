@@ -622,7 +622,14 @@ impl Outbox {
 
     /// At a stop (shutdown, reconfiguration): the ledger keeps what is still undelivered,
     /// for whichever VM claims it if this one never drains it.
+    /// A forwarding VM's records not yet handed over (the host calls `take_forwarded` first;
+    /// any left) are queued for its own sinks, so its ledger holds them.
     pub fn stop(&mut self, host: &impl Host, now_ms: u64) {
+        if let Some(unsent) = self.forward.take() {
+            for record in unsent {
+                self.queue_here(record);
+            }
+        }
         self.ledger.stopped = true;
         self.write_ledger(host, now_ms);
     }
@@ -1353,6 +1360,19 @@ mod tests {
             .map(|l| (l.chain, l.gap.dropped, l.gap.from_seq, l.gap.to_seq))
             .collect();
         assert_eq!(lost, [("a".into(), 2, 4, 5), ("b".into(), 3, 9, 11)]);
+    }
+
+    #[test]
+    fn a_forwarding_vm_stopped_with_records_not_handed_over_keeps_them_in_its_ledger() {
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut w = Outbox::new(&config, "gw", 1, Some(1), 0);
+        w.forward_to_shipper();
+        w.push(&host, r#"{"n":1}"#.into(), 1_000);
+        w.stop(&host, 1_001);
+        let entry = Entry::decode(&host.entry(1)).unwrap();
+        assert!(entry.stopped);
+        assert_eq!(entry.sinks[0].pending.map(|g| g.dropped), Some(1));
     }
 
     #[test]
