@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Worker VMs that found the shipper but ship their own records: its audit configuration
     /// is not theirs.
     shipper_config_mismatch: Option<u32>,
+    /// Drains of the shipper's queue that stopped at `relay::DRAIN_CHUNK` (a backlog).
+    drain_capped: Option<u32>,
     inspection_errors: Option<u32>,
 }
 
@@ -77,6 +79,7 @@ impl Metrics {
                 MetricType::Counter,
                 "policy_gateway.shipper.config_mismatch",
             ),
+            drain_capped: define(MetricType::Counter, "policy_gateway.shipper.drain_capped"),
             inspection_errors: define(MetricType::Counter, "policy_gateway.inspection_errors"),
         }
     }
@@ -108,6 +111,10 @@ impl Metrics {
 
     pub fn shipper_config_mismatch(&self) {
         add(self.shipper_config_mismatch, 1);
+    }
+
+    pub fn drain_capped(&self) {
+        add(self.drain_capped, 1);
     }
 
     pub fn records_dropped_id(&self) -> Option<u32> {

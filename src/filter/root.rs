@@ -194,17 +194,18 @@ impl Shared {
             .ship_here(&self.host(), unsent, host::now_ms());
     }
 
-    /// The shipper: takes every record off the queue (the host's queue is unbounded; the
-    /// sinks' buffers are not, and shed their oldest records into gap records when full)
-    /// and sends the batches that are full.
+    /// The shipper (or a worker that took over): takes up to `relay::DRAIN_CHUNK` records
+    /// off the queue (the rest on the next wake-up or tick; the sinks' buffers are bounded and
+    /// shed their oldest records into gap records when full) and sends the batches that are
+    /// full.
     fn drain(&self, queue: u32) {
-        let mut records = Vec::new();
-        let mut foreign = 0usize;
-        while let Some(message) = host::dequeue(queue) {
-            match relay::decode(message) {
-                Some(r) => records.push(r),
-                None => foreign += 1,
-            }
+        let relay::Drained {
+            records,
+            undecodable: foreign,
+            capped,
+        } = relay::drain(|| host::dequeue(queue), relay::DRAIN_CHUNK);
+        if capped {
+            self.metrics.drain_capped();
         }
         if records.is_empty() && foreign == 0 {
             return;
@@ -497,6 +498,10 @@ impl RootContext for Root {
         timing::flush();
         if shared.mode.get() == Mode::Shipper {
             let _t = timing::span(Callback::ShipperTick);
+            // What the last wake-up left on the queue.
+            if let Some(queue) = shared.queue.get() {
+                shared.drain(queue);
+            }
             shared.flush(false);
             let now = host::now_ms();
             let report = shared.outbox.borrow_mut().tend(&shared.host(), now);

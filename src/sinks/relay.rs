@@ -134,6 +134,37 @@ pub struct Relayed {
     pub json: String,
 }
 
+/// At most this many messages are taken off the queue per callback (the rest on the next
+/// wake-up or tick): the main thread the shipper runs on serves Envoy's other work too, and
+/// the host's queue is unbounded.
+pub const DRAIN_CHUNK: usize = 256;
+
+/// What one drain took off the queue.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub records: Vec<Relayed>,
+    /// Messages that were not records of this format.
+    pub undecodable: usize,
+    /// Whether it stopped at `max`, with messages perhaps left.
+    pub capped: bool,
+}
+
+/// Takes up to `max` messages from `next` (the host's dequeue) and decodes them.
+pub fn drain(mut next: impl FnMut() -> Option<Vec<u8>>, max: usize) -> Drained {
+    let mut out = Drained::default();
+    for _ in 0..max {
+        let Some(message) = next() else {
+            return out;
+        };
+        match decode(message) {
+            Some(r) => out.records.push(r),
+            None => out.undecodable += 1,
+        }
+    }
+    out.capped = true;
+    out
+}
+
 /// Whether a relayed record is what its message's header says: the record's own `chain.id`
 /// and `chain.seq` (none for a record chained without a trail) are the header's. The shipper
 /// names chains and ranges in gap records from the header, so it takes in no record whose
@@ -324,6 +355,27 @@ mod tests {
         assert!(shipper_dead(Some(&beat), 13_000, 1_000));
         assert!(shipper_dead(None, 0, 1_000), "no heartbeat at all");
         assert!(shipper_dead(Some(b"garbage"), 0, 1_000));
+    }
+
+    #[test]
+    fn a_drain_takes_a_bounded_chunk_and_leaves_the_rest() {
+        let mut queue: std::collections::VecDeque<Vec<u8>> = (1..=5)
+            .map(|n| encode(n, "c", n, "{}"))
+            .chain([vec![9, 9]])
+            .collect();
+        let first = drain(|| queue.pop_front(), 3);
+        assert_eq!(
+            first.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(first.capped);
+        assert_eq!(queue.len(), 3, "left for the next wake-up");
+        let rest = drain(|| queue.pop_front(), 3);
+        assert_eq!(rest.records.len(), 2);
+        assert_eq!(rest.undecodable, 1);
+        assert!(rest.capped, "exactly the chunk: maybe more");
+        let empty = drain(|| queue.pop_front(), 3);
+        assert_eq!(empty, Drained::default());
     }
 
     #[test]
