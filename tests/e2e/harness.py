@@ -131,12 +131,13 @@ class Gateway:
 
     def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None,
                  filters_before=None, route_metadata=None, cluster_options=None, failure_policy=None,
-                 wasm=None, cluster_ports=None, strip_identity=True, shipper=True,
+                 wasm=None, cluster_ports=None, strip_identity=True, shipper=None,
                  shipper_plugin=None):
         """`wasm`: another module (the test-only fault-injection build, for the shipper
         too); `shipper` false: without envoy.yaml's audit shipper (each worker ships its own
         records, the fallback); `shipper_plugin`: the shipper's own plugin configuration
-        (else the filter's); `cluster_ports`:
+        (else the filter's); `shipper` None: on, unless POLICY_GATEWAY_SHIPPER=0 (to run a
+        suite in the per-worker mode too); `cluster_ports`:
         ports for named clusters (e.g. two gateways writing to one S3 server);
         `cluster_options`: fields merged into named clusters (HTTP/2 upstreams)."""
         self.dir = tempfile.mkdtemp(prefix="pg-e2e-")
@@ -173,6 +174,8 @@ class Gateway:
         if filters_before:
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["http_filters"][0:0] = filters_before
+        if shipper is None:
+            shipper = os.environ.get("POLICY_GATEWAY_SHIPPER", "1") != "0"
         if not shipper:
             cfg.pop("bootstrap_extensions", None)
         # The shipper's vm_config and configuration are the filter's (YAML anchors in

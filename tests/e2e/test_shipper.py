@@ -30,7 +30,7 @@ def chains(events, record_type="decision"):
 def test_every_workers_chain_delivered_by_the_one_shipper_verifies(tmp_path):
     plugin = plugin_config(load_policy("default.json"), instance_id="gw-shipper",
                            audit=trail(splunk_hec=hec()))
-    with Gateway(plugin=plugin) as gw:
+    with Gateway(plugin=plugin, shipper=True) as gw:
         # Fresh connections: both workers (--concurrency 2) take some.
         send(gw, N, "shipped")
         assert wait_for(lambda: settled([e["event"] for e in gw.hec("/_events")], N), timeout=30)
@@ -60,7 +60,7 @@ def test_every_workers_chain_delivered_by_the_one_shipper_verifies(tmp_path):
 def test_a_loss_in_the_shipper_is_a_gap_record_per_worker_chain(tmp_path):
     plugin = plugin_config(load_policy("default.json"), instance_id="gw-shipper",
                            audit=trail(splunk_hec=hec()))
-    with Gateway(plugin=plugin) as gw:
+    with Gateway(plugin=plugin, shipper=True) as gw:
         send(gw, 2, "before")
         gw.records(2)
         # The next batch (records of both workers, sent before the shipper's next flush) is
@@ -110,7 +110,7 @@ def test_a_shipper_with_another_audit_configuration_is_not_used():
                            audit=audit(splunk_hec=hec()))
     shipper_plugin = plugin_config(load_policy("default.json"), instance_id="gw-mismatch",
                                    audit={})
-    with Gateway(plugin=plugin, shipper_plugin=shipper_plugin) as gw:
+    with Gateway(plugin=plugin, shipper=True, shipper_plugin=shipper_plugin) as gw:
         send(gw, N, "mismatch")
         records = gw.records(N)
         stats = gw.stats()
@@ -130,7 +130,7 @@ def test_workers_whose_audit_configuration_differs_ship_their_own():
     theirs["splunk_hec"]["token"] = "stale-token"
     shipper_plugin = plugin_config(load_policy("default.json"), instance_id="gw-mismatch",
                                    audit=theirs)
-    with Gateway(plugin=plugin, shipper_plugin=shipper_plugin) as gw:
+    with Gateway(plugin=plugin, shipper=True, shipper_plugin=shipper_plugin) as gw:
         send(gw, N, "rotated")
         records = gw.records(N)
         stats = gw.stats()
@@ -160,7 +160,7 @@ def test_a_worker_vm_torn_down_with_records_not_yet_shipped_loses_none():
     assert os.path.exists(FAULT_WASM), "run through `make test-e2e` (it builds make wasm-fault)"
     plugin = plugin_config(load_policy("default.json"), instance_id="gw-restart", audit={
         "flush_interval_ms": 5000, "vm_stale_ms": 2000, "splunk_hec": hec()})
-    with Gateway(plugin=plugin, wasm=FAULT_WASM) as gw:
+    with Gateway(plugin=plugin, wasm=FAULT_WASM, shipper=True) as gw:
         doomed = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
         ok = [f"doomed-{i}" for i in range(10) if request(doomed, f"doomed-{i}") == 200]
         assert len(ok) == 10
@@ -193,7 +193,7 @@ def test_workers_take_over_from_a_dead_shipper_and_lose_nothing_silently():
     assert os.path.exists(FAULT_WASM), "run through `make test-e2e` (it builds make wasm-fault)"
     plugin = plugin_config(load_policy("default.json"), instance_id="gw-dead-shipper", audit={
         "flush_interval_ms": 5000, "vm_stale_ms": 1000, "splunk_hec": hec()})
-    with Gateway(plugin=plugin, wasm=FAULT_WASM) as gw:
+    with Gateway(plugin=plugin, wasm=FAULT_WASM, shipper=True) as gw:
         status, _, _ = gw.chat("hello", headers={"x-request-id": "policy-gateway-fault-trap-shipper"})
         assert status == 200
         assert wait_for(lambda: "trapping the audit shipper" in gw.envoy.output(), 10), \
