@@ -398,6 +398,16 @@ impl RootContext for Root {
             old.forward();
             old.outbox.borrow_mut().stop(&old.host(), host::now_ms());
         }
+        if shipper && config.audit.sinks().is_empty() {
+            // Workers would hand it records it cannot deliver anywhere. It stays idle: no
+            // ledger entry, no ticks' work, no policy_change record (a worker writes it).
+            log::error!(
+                "policy_gateway: audit shipper: no sinks configured, so it does not register \
+                 the queue {}; each worker ships its own records",
+                relay::QUEUE
+            );
+            return true;
+        }
         // The VM's number in the ledger is unique in the process: mixed into the seed, it
         // keeps two VMs' ids and S3 keys apart even if their clocks read the same.
         let store = DeliveryHost {
@@ -445,14 +455,7 @@ impl RootContext for Root {
         });
         self.seek_shipper = None;
         self.mode_logged = false;
-        if shipper && shared.outbox.borrow().names().is_empty() {
-            // Workers would hand it records it cannot deliver anywhere.
-            log::error!(
-                "policy_gateway: audit shipper: no sinks configured, so it does not register \
-                 the queue {}; each worker ships its own records",
-                relay::QUEUE
-            );
-        } else if shipper {
+        if shipper {
             // Published before the queue exists, so a worker that finds the queue finds them.
             let digest = shared.audit_digest.clone().unwrap_or_default();
             host::set_shared_data(relay::AUDIT_DIGEST_KEY, digest.as_bytes(), None);

@@ -113,8 +113,12 @@ def test_a_shipper_with_another_audit_configuration_is_not_used():
     with Gateway(plugin=plugin, shipper=True, shipper_plugin=shipper_plugin) as gw:
         send(gw, N, "mismatch")
         records = gw.records(N)
+        # The idle shipper does not take the policy_change record for itself: a worker ships it.
+        changes = wait_for(lambda: [e for e in gw.hec("/_events")
+                                    if e["event"].get("record_type") == "policy_change"], timeout=10)
         stats = gw.stats()
         out = gw.envoy.output()
+    assert changes, "the policy_change record"
     assert {r["request_id"] for r in records} >= {f"mismatch-{i}" for i in range(N)}
     assert stats.get("wasmcustom.policy_gateway.records.forwarded", 0) == 0, stats
     assert stats["wasmcustom.policy_gateway.sink.splunk_hec.delivered"] >= N, stats
@@ -139,6 +143,23 @@ def test_workers_whose_audit_configuration_differs_ship_their_own():
     assert stats.get("wasmcustom.policy_gateway.records.forwarded", 0) == 0, stats
     assert stats.get("wasmcustom.policy_gateway.shipper.config_mismatch", 0) >= 2, stats
     assert out.count("delivers with another audit configuration") >= 2, out[-3000:]
+
+
+def test_a_healthy_shipper_is_not_taken_over():
+    """Well past three times vm_stale_ms, a shipper that ticks keeps every worker forwarding."""
+    plugin = plugin_config(load_policy("default.json"), instance_id="gw-healthy", audit={
+        "flush_interval_ms": 100, "vm_stale_ms": 1000, "splunk_hec": hec()})
+    with Gateway(plugin=plugin, shipper=True) as gw:
+        send(gw, 4, "early")
+        time.sleep(4.5)
+        send(gw, 4, "late")
+        records = gw.records(8)
+        stats = gw.stats()
+        out = gw.envoy.output()
+    assert {r["request_id"] for r in records} >= {f"{p}-{i}" for p in ("early", "late") for i in range(4)}
+    assert "took over" not in out, out[-3000:]
+    assert stats["wasmcustom.policy_gateway.records.forwarded"] == \
+        stats["wasmcustom.policy_gateway.records.relayed"] >= 8, stats
 
 
 def request(conn, request_id, headers=None):
