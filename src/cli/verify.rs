@@ -370,6 +370,19 @@ fn verify_chain(
         }
         prev_seq = Some(*seq);
     }
+    // After the last record present: a gap record naming seqs past it says the chain went
+    // on that far (the end of a worker chain lost in the audit shipper, say).
+    if let Some(last) = prev_seq {
+        let end = losses
+            .iter()
+            .filter(|l| l.chain == id)
+            .map(|l| l.to)
+            .max()
+            .unwrap_or(0);
+        if end > last {
+            missing.push((last + 1, end));
+        }
+    }
     for (from, to) in missing {
         explain(&mut rep, id, from, to, losses);
     }
@@ -781,6 +794,26 @@ mod tests {
         assert!(c.findings[0].detail.contains("sink s3"), "{:?}", c.findings);
         // Another sink's gap record explains nothing in this sink's export.
         assert!(run_on(&records, Some("splunk_hec")).tampered());
+    }
+
+    #[test]
+    fn a_loss_at_the_end_of_a_chain_is_reported() {
+        let (mut records, id) = trail(10);
+        let end = records.len() as u64;
+        // The chain's last two records lost, and a gap record (in another chain) says so.
+        records.truncate(records.len() - 2);
+        let gap = json!({"record_type": "gap", "sink": "s3", "cause": "rejected", "lost_chain": id,
+            "from_seq": end - 1, "to_seq": end, "chain": {"id": "other", "seq": 1, "prev": GENESIS}});
+        records.push(gap);
+        let r = run_on(&records, Some("s3"));
+        let c = r.chains.iter().find(|c| c.id == id).unwrap();
+        let found: Vec<_> = c
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.from_seq, f.to_seq))
+            .collect();
+        assert_eq!(found, [(Kind::MissingExplained, end - 1, end)]);
+        assert!(!r.tampered());
     }
 
     #[test]

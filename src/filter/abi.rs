@@ -16,6 +16,7 @@ pub type Status = u32;
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
+const EMPTY: u32 = 7;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -87,6 +88,24 @@ extern "C" {
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_register_shared_queue(
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm_id_data: *const u8,
+        vm_id_size: usize,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(
+        queue_id: u32,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
 }
 
 fn status(s: u32) -> Result<(), Status> {
@@ -238,4 +257,50 @@ pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
 pub fn log(level: u32, message: &str) -> Result<(), Status> {
     // SAFETY: `message` outlives the call.
     status(unsafe { proxy_log(level, message.as_ptr(), message.len()) })
+}
+
+/// Registers (or takes over) this VM's queue `name`; its `on_queue_ready` comes to this VM.
+pub fn register_queue(name: &str) -> Result<u32, Status> {
+    let mut id = 0u32;
+    // SAFETY: `name` outlives the call; the host writes one u32.
+    status(unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+/// The queue `name` that a VM of `vm_id` registered; `Ok(None)` when none has.
+pub fn resolve_queue(vm_id: &str, name: &str) -> Result<Option<u32>, Status> {
+    let mut id = 0u32;
+    // SAFETY: both slices outlive the call; the host writes one u32.
+    let s = unsafe {
+        proxy_resolve_shared_queue(
+            vm_id.as_ptr(),
+            vm_id.len(),
+            name.as_ptr(),
+            name.len(),
+            &mut id,
+        )
+    };
+    match s {
+        OK if id != 0 => Ok(Some(id)),
+        OK | NOT_FOUND => Ok(None),
+        s => Err(s),
+    }
+}
+
+pub fn enqueue(queue: u32, value: &[u8]) -> Result<(), Status> {
+    // SAFETY: `value` outlives the call; the host copies it.
+    status(unsafe { proxy_enqueue_shared_queue(queue, value.as_ptr(), value.len()) })
+}
+
+/// The queue's oldest message; `Ok(None)` when it is empty.
+pub fn dequeue(queue: u32) -> Result<Option<Vec<u8>>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: as `get_buffer`.
+    let s = unsafe { proxy_dequeue_shared_queue(queue, &mut data, &mut size) };
+    match s {
+        // SAFETY: an Ok answer; an empty message is still a message.
+        OK => Ok(Some(unsafe { take(data, size) }.unwrap_or_default())),
+        EMPTY => Ok(None),
+        s => Err(s),
+    }
 }

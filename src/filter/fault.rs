@@ -2,7 +2,10 @@
 //! `target/policy_gateway_fault.wasm`; never part of `make wasm`, `make demo` or a release).
 //! A request carrying `x-policy-gateway-fault: trap` makes the VM trap, as a bug would, so the
 //! end-to-end tests can prove that a VM's death under `failure_policy: FAIL_RELOAD` loses no
-//! audit record silently (`sinks::ledger`). Everything else is the shipped filter, unchanged.
+//! audit record silently (`sinks::ledger`). A request whose id is [`SHIPPER_TRAP_ID`] makes
+//! the audit shipper trap once it has taken that request's record in (it never runs request
+//! code itself), for the test that workers take over from a dead shipper. Everything else is
+//! the shipped filter, unchanged.
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
@@ -10,6 +13,18 @@ use proxy_wasm::types::{Action, MapType};
 use super::http::Http;
 
 pub const HEADER: &str = "x-policy-gateway-fault";
+
+/// The `x-request-id` whose record makes the shipper trap.
+pub const SHIPPER_TRAP_ID: &str = "policy-gateway-fault-trap-shipper";
+
+/// The shipper: traps, as a bug would, if a record it took in is the trap request's.
+pub fn trap_shipper_if_asked(records: &[crate::sinks::relay::Relayed]) {
+    let marker = format!("\"request_id\":\"{SHIPPER_TRAP_ID}\"");
+    if records.iter().any(|r| r.json.contains(&marker)) {
+        log::warn!("policy_gateway: fault injection: trapping the audit shipper");
+        std::process::abort();
+    }
+}
 
 /// The shipped HTTP context, behind a check for the fault header.
 pub struct Trap(pub Http);

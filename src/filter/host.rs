@@ -86,6 +86,34 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> bool {
     abi::set_shared_data(key, value, cas.unwrap_or(0)).is_ok()
 }
 
+/// A host property as text (`plugin_root_id`, `plugin_vm_id`); `None` when absent or not UTF-8.
+pub fn property_text(path: &[&str]) -> Option<String> {
+    abi::get_property(path)
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8(v).ok())
+}
+
+/// Registers this VM's shared queue `name`: `None` when the host has no queues.
+pub fn register_queue(name: &str) -> Option<u32> {
+    abi::register_queue(name).ok()
+}
+
+/// The shared queue `name` of VM id `vm_id`, if a VM registered it.
+pub fn resolve_queue(vm_id: &str, name: &str) -> Option<u32> {
+    abi::resolve_queue(vm_id, name).ok().flatten()
+}
+
+/// Enqueues a message; false when the host refused it (the queue is gone).
+pub fn enqueue(queue: u32, value: &[u8]) -> bool {
+    abi::enqueue(queue, value).is_ok()
+}
+
+/// The queue's oldest message; `None` when it is empty (or gone).
+pub fn dequeue(queue: u32) -> Option<Vec<u8>> {
+    abi::dequeue(queue).ok().flatten()
+}
+
 pub fn set_tick_period(ms: u64) {
     let _ = abi::set_tick_period_ms(u32::try_from(ms).unwrap_or(u32::MAX));
 }

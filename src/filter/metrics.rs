@@ -24,6 +24,14 @@ pub struct Metrics {
     decisions: Vec<Vec<Option<u32>>>,
     records_emitted: Option<u32>,
     records_dropped: Option<u32>,
+    /// Handed to the shipper's queue (a worker), taken off it (the shipper).
+    records_forwarded: Option<u32>,
+    records_relayed: Option<u32>,
+    /// Worker VMs that found the shipper but ship their own records: its audit configuration
+    /// is not theirs.
+    shipper_config_mismatch: Option<u32>,
+    /// Drains of the shipper's queue that stopped at `relay::DRAIN_CHUNK` (a backlog).
+    drain_capped: Option<u32>,
     inspection_errors: Option<u32>,
 }
 
@@ -65,6 +73,13 @@ impl Metrics {
             decisions,
             records_emitted: define(MetricType::Counter, "policy_gateway.records.emitted"),
             records_dropped: define(MetricType::Counter, "policy_gateway.records.dropped"),
+            records_forwarded: define(MetricType::Counter, "policy_gateway.records.forwarded"),
+            records_relayed: define(MetricType::Counter, "policy_gateway.records.relayed"),
+            shipper_config_mismatch: define(
+                MetricType::Counter,
+                "policy_gateway.shipper.config_mismatch",
+            ),
+            drain_capped: define(MetricType::Counter, "policy_gateway.shipper.drain_capped"),
             inspection_errors: define(MetricType::Counter, "policy_gateway.inspection_errors"),
         }
     }
@@ -84,6 +99,22 @@ impl Metrics {
 
     pub fn record_emitted(&self) {
         add(self.records_emitted, 1);
+    }
+
+    pub fn records_forwarded(&self, n: usize) {
+        add(self.records_forwarded, n as i64);
+    }
+
+    pub fn records_relayed(&self, n: usize) {
+        add(self.records_relayed, n as i64);
+    }
+
+    pub fn shipper_config_mismatch(&self) {
+        add(self.shipper_config_mismatch, 1);
+    }
+
+    pub fn drain_capped(&self) {
+        add(self.drain_capped, 1);
     }
 
     pub fn records_dropped_id(&self) -> Option<u32> {

@@ -1,8 +1,14 @@
 //! The root context of a VM: configuration, and the host side of audit delivery: it runs
 //! the outbox (`sinks::outbox`) on records, ticks, answers and stops, dispatches the calls it
 //! asks for and applies what it reports (metrics, warnings).
+//!
+//! The same root runs in two places (`sinks::relay`): in each worker VM (the filter's root id),
+//! where it hands every chained record to the shipper's queue when one resolves, or ships its
+//! own records when none does; and as the singleton shipper on the main thread (root id
+//! `policy_gateway_shipper`, Envoy's `envoy.bootstrap.wasm`), which registers the queue and
+//! delivers what every worker hands it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,6 +23,8 @@ use crate::audit::{AuditRecord, IdGenerator};
 use crate::config::PluginConfig;
 use crate::sinks::ledger::{self, Store};
 use crate::sinks::outbox::{self, Outbox, Report};
+use crate::sinks::relay::{self, Mode};
+use crate::sinks::shipper::GapCause;
 use crate::sinks::Call;
 
 /// The host as delivery uses it: shared data (the ledger) and calls to sinks.
@@ -56,6 +64,27 @@ pub struct Shared {
     /// Per sink, in the order of `Outbox::names`.
     sink_metrics: Vec<SinkMetrics>,
     outbox: RefCell<Outbox>,
+    /// The shipper's queue: the one this VM registered (shipper) or hands records to.
+    queue: Cell<Option<u32>>,
+    /// A worker that took over from a dead shipper: its queue, which this VM drains on each
+    /// tick (records handed over before every worker noticed).
+    orphaned: Cell<Option<u32>>,
+    mode: Cell<Mode>,
+    /// This VM's chain, named in each record it hands over.
+    chain_id: String,
+    /// `relay::audit_digest` of this VM's configuration: the shipper publishes it, a worker
+    /// forwards only to a shipper that published the same.
+    audit_digest: Option<String>,
+}
+
+/// What a worker found when it looked for the shipper.
+enum Seek {
+    /// The queue, and the shipper delivers with this worker's audit configuration.
+    Forwarding,
+    /// No queue (yet).
+    NotFound,
+    /// A shipper with another audit configuration: this worker ships its own.
+    Mismatch,
 }
 
 impl Shared {
@@ -66,12 +95,139 @@ impl Shared {
         self.outbox
             .borrow_mut()
             .push_members(&self.host(), record.to_members(), epoch_ms);
+        self.forward();
     }
 
     /// Queues any record, already serialized, for every sink.
     pub fn emit_json(&self, json: String, epoch_ms: u64) {
         self.metrics.record_emitted();
         self.outbox.borrow_mut().push(&self.host(), json, epoch_ms);
+        self.forward();
+    }
+
+    /// Hands what the outbox chained to the shipper's queue (a forwarding worker). If the
+    /// host refuses one, this VM ships it and everything after it itself, from now on.
+    fn forward(&self) {
+        let (Mode::Forwarding, Some(queue)) = (self.mode.get(), self.queue.get()) else {
+            return;
+        };
+        let mut records = self.outbox.borrow_mut().take_forwarded();
+        let sent = records
+            .iter()
+            .take_while(|r| {
+                let message = relay::encode(r.epoch_ms, &self.chain_id, r.seq, &r.json);
+                host::enqueue(queue, &message)
+            })
+            .count();
+        self.metrics.records_forwarded(sent);
+        if sent < records.len() {
+            log::warn!(
+                "policy_gateway: the audit shipper's queue refused a record: this worker ships \
+                 its own records from now on"
+            );
+            let unsent = records.split_off(sent);
+            self.mode.set(Mode::PerWorker);
+            self.outbox
+                .borrow_mut()
+                .ship_here(&self.host(), unsent, host::now_ms());
+        }
+    }
+
+    /// A worker: looks for the shipper's queue (the shipper may start after the workers);
+    /// once found, hands every record to it if the shipper delivers with this worker's audit
+    /// configuration (else it would send them to sinks, or with credentials, this
+    /// configuration does not name).
+    fn resolve_shipper(&self, vm_id: &str) -> Seek {
+        let Some(queue) = host::resolve_queue(vm_id, relay::QUEUE) else {
+            return Seek::NotFound;
+        };
+        let published = host::shared_data(relay::AUDIT_DIGEST_KEY).0;
+        if relay::handover(self.audit_digest.as_deref(), published.as_deref())
+            == relay::Handover::ConfigMismatch
+        {
+            self.metrics.shipper_config_mismatch();
+            log::warn!(
+                "policy_gateway: the audit shipper (queue {} of vm_id {vm_id}) delivers with \
+                 another audit configuration (sinks, credentials or instance_id) than this \
+                 filter's: this worker ships its own records (audit mode per_worker)",
+                relay::QUEUE
+            );
+            return Seek::Mismatch;
+        }
+        self.queue.set(Some(queue));
+        self.mode.set(Mode::Forwarding);
+        self.outbox.borrow_mut().forward_to_shipper();
+        log::info!(
+            "policy_gateway: audit mode forwarding: this worker hands its records to the \
+             shipper (queue {} of vm_id {vm_id})",
+            relay::QUEUE
+        );
+        Seek::Forwarding
+    }
+
+    /// A forwarding worker, on tick: if the shipper's heartbeat stood still too long
+    /// (`relay::shipper_dead`), ships its own records from now on and drains the shipper's
+    /// queue itself (Envoy never restarts a singleton and keeps its queue while any VM of the
+    /// `vm_id` lives, so enqueueing still works and would lose every record).
+    fn check_shipper(&self) {
+        let (Mode::Forwarding, Some(queue)) = (self.mode.get(), self.queue.get()) else {
+            return;
+        };
+        let beat = host::shared_data(relay::BEAT_KEY).0;
+        if !relay::shipper_dead(
+            beat.as_deref(),
+            host::now_ms(),
+            self.config.audit.vm_stale_ms,
+        ) {
+            return;
+        }
+        log::warn!(
+            "policy_gateway: the audit shipper's heartbeat stopped: this worker took over (audit \
+             mode per_worker): it ships its own records and those left in the shipper's queue"
+        );
+        self.mode.set(Mode::PerWorker);
+        self.queue.set(None);
+        self.orphaned.set(Some(queue));
+        let unsent = self.outbox.borrow_mut().take_forwarded();
+        self.outbox
+            .borrow_mut()
+            .ship_here(&self.host(), unsent, host::now_ms());
+    }
+
+    /// The shipper (or a worker that took over): takes up to `relay::DRAIN_CHUNK` records
+    /// off the queue (the rest on the next wake-up or tick; the sinks' buffers are bounded and
+    /// shed their oldest records into gap records when full) and sends the batches that are
+    /// full.
+    fn drain(&self, queue: u32) {
+        let relay::Drained {
+            records,
+            undecodable: foreign,
+            capped,
+        } = relay::drain(|| host::dequeue(queue), relay::DRAIN_CHUNK);
+        if capped {
+            self.metrics.drain_capped();
+        }
+        if records.is_empty() && foreign == 0 {
+            return;
+        }
+        let refused = self.outbox.borrow_mut().refuse_relayed(
+            GapCause::Undecodable,
+            foreign as u64,
+            host::now_ms(),
+        );
+        self.apply(refused);
+        self.metrics.records_relayed(records.len());
+        #[cfg(feature = "fault-injection")]
+        let trap = records.clone();
+        let report = self
+            .outbox
+            .borrow_mut()
+            .relay(&self.host(), records, host::now_ms());
+        self.apply(report);
+        // After the intake, so the ledger holds the records the dead shipper leaves.
+        #[cfg(feature = "fault-injection")]
+        super::fault::trap_shipper_if_asked(&trap);
+        self.flush(false);
     }
 
     fn host(&self) -> DeliveryHost {
@@ -101,6 +257,8 @@ impl Shared {
             .borrow_mut()
             .flush(&self.host(), host::now_ms(), force);
         self.apply(report);
+        // Interval checkpoints are chained on a tick.
+        self.forward();
     }
 }
 
@@ -138,6 +296,11 @@ pub struct Root {
     shared: Option<Rc<Shared>>,
     /// Whether this VM has tried to announce its configuration's policy.
     announced: bool,
+    /// A worker's `vm_id`, under which it looks for the shipper's queue until it finds it;
+    /// `None` once found, given up, or for the shipper itself.
+    seek_shipper: Option<String>,
+    /// Whether the first tick said which mode this worker is in.
+    mode_logged: bool,
 }
 
 impl Root {
@@ -145,6 +308,8 @@ impl Root {
         Root {
             shared: None,
             announced: false,
+            seek_shipper: None,
+            mode_logged: false,
         }
     }
 }
@@ -164,6 +329,7 @@ impl Context for Root {
                 .outbox
                 .borrow_mut()
                 .close(&shared.host(), host::now_ms());
+            shared.forward();
             shared.flush(true);
             shared
                 .outbox
@@ -183,7 +349,10 @@ impl Context for Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let _t = timing::span(Callback::CallResponse);
+        let _t = timing::span(match shared.mode.get() {
+            Mode::Shipper => Callback::ShipperTick,
+            _ => Callback::CallResponse,
+        });
         let now = host::now_ms();
         // Raw bytes: a sink's answer headers are as untrusted as a client's.
         let answer_headers = host::call_response_headers();
@@ -199,6 +368,9 @@ impl Context for Root {
             .borrow_mut()
             .on_answer(&shared.host(), token_id, answer, now);
         shared.apply(report);
+        // Gap records and checkpoints the answer chained (a worker that forwards still
+        // drains what it had queued before it found the shipper).
+        shared.forward();
     }
 }
 
@@ -218,10 +390,23 @@ impl RootContext for Root {
                 return false;
             }
         };
+        let shipper =
+            host::property_text(&["plugin_root_id"]).as_deref() == Some(relay::SHIPPER_ROOT_ID);
         // A reconfigured root context: what the old configuration's sinks still hold is left
         // in the ledger, reported by whichever VM claims it.
         if let Some(old) = self.shared.take() {
+            old.forward();
             old.outbox.borrow_mut().stop(&old.host(), host::now_ms());
+        }
+        if shipper && config.audit.sinks().is_empty() {
+            // Workers would hand it records it cannot deliver anywhere. It stays idle: no
+            // ledger entry, no ticks' work, no policy_change record (a worker writes it).
+            log::error!(
+                "policy_gateway: audit shipper: no sinks configured, so it does not register \
+                 the queue {}; each worker ships its own records",
+                relay::QUEUE
+            );
+            return true;
         }
         // The VM's number in the ledger is unique in the process: mixed into the seed, it
         // keeps two VMs' ids and S3 keys apart even if their clocks read the same.
@@ -235,6 +420,7 @@ impl RootContext for Root {
         );
         let outbox = Outbox::new(&config.audit, &config.instance_id, seed, vm, host::now_ms());
         let names = outbox.names();
+        let chain_id = outbox.chain_id().to_string();
         let metrics = Metrics::define();
         let sink_metrics = names.iter().map(|name| SinkMetrics::define(name)).collect();
         #[cfg(feature = "fault-injection")]
@@ -261,7 +447,42 @@ impl RootContext for Root {
             metrics,
             sink_metrics,
             outbox: RefCell::new(outbox),
+            queue: Cell::new(None),
+            orphaned: Cell::new(None),
+            mode: Cell::new(Mode::PerWorker),
+            chain_id,
+            audit_digest: relay::audit_digest(&bytes),
         });
+        self.seek_shipper = None;
+        self.mode_logged = false;
+        if shipper {
+            // Published before the queue exists, so a worker that finds the queue finds them.
+            let digest = shared.audit_digest.clone().unwrap_or_default();
+            host::set_shared_data(relay::AUDIT_DIGEST_KEY, digest.as_bytes(), None);
+            let beat = relay::encode_beat(host::now_ms(), shared.outbox.borrow().vm());
+            host::set_shared_data(relay::BEAT_KEY, &beat, None);
+            let Some(queue) = host::register_queue(relay::QUEUE) else {
+                log::error!(
+                    "policy_gateway: audit shipper: the host has no shared queues, so no worker \
+                     could reach this shipper; configure the filter without it"
+                );
+                return false;
+            };
+            shared.queue.set(Some(queue));
+            shared.mode.set(Mode::Shipper);
+            log::info!(
+                "policy_gateway: audit mode shipper: this VM delivers every worker's records \
+                 (queue {})",
+                relay::QUEUE
+            );
+        } else {
+            let vm_id = host::property_text(&["plugin_vm_id"]).unwrap_or_default();
+            match shared.resolve_shipper(&vm_id) {
+                Seek::NotFound => self.seek_shipper = Some(vm_id),
+                Seek::Forwarding => {}
+                Seek::Mismatch => self.mode_logged = true,
+            }
+        }
         // Make sure the shared "announced" value exists before any VM ticks, so the
         // compare-and-swap at the first tick is atomic (the host has no create-if-absent).
         let key = crate::audit::policy_change::Announced::key(&shared.config.instance_id);
@@ -278,7 +499,47 @@ impl RootContext for Root {
             return;
         };
         timing::flush();
+        if shared.mode.get() == Mode::Shipper {
+            let _t = timing::span(Callback::ShipperTick);
+            // What the last wake-up left on the queue.
+            if let Some(queue) = shared.queue.get() {
+                shared.drain(queue);
+            }
+            shared.flush(false);
+            let now = host::now_ms();
+            let report = shared.outbox.borrow_mut().tend(&shared.host(), now);
+            shared.apply(report);
+            let beat = relay::encode_beat(now, shared.outbox.borrow().vm());
+            host::set_shared_data(relay::BEAT_KEY, &beat, None);
+            return;
+        }
         let _t = timing::span(Callback::Tick);
+        if let Some(vm_id) = &self.seek_shipper {
+            match shared.resolve_shipper(vm_id) {
+                Seek::Forwarding => self.seek_shipper = None,
+                Seek::Mismatch => {
+                    self.seek_shipper = None;
+                    self.mode_logged = true;
+                }
+                Seek::NotFound if !self.mode_logged => {
+                    // Envoy starts the bootstrap extension's VM before the workers', so by the
+                    // first tick a shipper that exists has its queue; keep looking all the same.
+                    log::info!(
+                        "policy_gateway: audit mode per_worker: no shipper's queue ({} of vm_id \
+                         {vm_id}): this worker ships its own records",
+                        relay::QUEUE
+                    );
+                }
+                Seek::NotFound => {}
+            }
+            self.mode_logged = true;
+        }
+        // Before `tend`, which may claim a dead shipper's ledger entry: its gap record is then
+        // shipped here, not handed to the dead shipper.
+        shared.check_shipper();
+        if let Some(queue) = shared.orphaned.get() {
+            shared.drain(queue);
+        }
         if !self.announced {
             // On the first tick, not in on_configure: Envoy also configures VMs that never
             // tick (configuration checks on the main thread), whose records would never ship.
@@ -291,6 +552,18 @@ impl RootContext for Root {
             .borrow_mut()
             .tend(&shared.host(), host::now_ms());
         shared.apply(report);
+        // Dead VMs' gap records.
+        shared.forward();
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if shared.mode.get() == Mode::Shipper && shared.queue.get() == Some(queue_id) {
+            let _t = timing::span(Callback::ShipperQueue);
+            shared.drain(queue_id);
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

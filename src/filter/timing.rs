@@ -18,6 +18,10 @@ pub enum Callback {
     /// Batches: serialised for the sink, compressed, dispatched; ledger upkeep.
     Tick,
     CallResponse,
+    /// The shipper (main thread): records taken off the queue and queued for the sinks.
+    ShipperQueue,
+    /// The shipper's ticks and sink answers (batches, gzip, dispatch, ledger upkeep).
+    ShipperTick,
 }
 
 #[cfg(feature = "callback-timing")]
@@ -27,7 +31,7 @@ mod on {
     use super::Callback;
     use crate::filter::host;
 
-    const NAMES: [&str; 8] = [
+    const NAMES: [&str; 10] = [
         "request_headers",
         "request_body",
         "response_headers",
@@ -36,12 +40,14 @@ mod on {
         "log_emit",
         "tick",
         "call_response",
+        "shipper_queue",
+        "shipper_tick",
     ];
 
     #[derive(Default)]
     struct Totals {
         /// Per callback: nanoseconds and calls since the last flush.
-        pending: [(u64, u64); 8],
+        pending: [(u64, u64); 10],
         /// Metric ids (ns, calls), defined at the first flush.
         ids: Option<Vec<(Option<u32>, Option<u32>)>>,
     }

@@ -92,6 +92,9 @@ pub struct Delivery {
     gap: Option<Gap>,
     /// Rejected by the sink and not yet in a gap record.
     rejected: Option<Gap>,
+    /// The shipper's losses in other chains than those of `gap` and `rejected` (a gap names
+    /// one chain's range), one per chain and cause: (gap, rejected).
+    other_chains: Vec<(Gap, bool)>,
     /// Whether `rejected` holds records other than gap records.
     rejected_records: bool,
     /// Gap records held (buffer or batch), and the records they announce together (the
@@ -117,6 +120,7 @@ impl Delivery {
             rng: seed | 1,
             gap: None,
             rejected: None,
+            other_chains: Vec::new(),
             rejected_records: false,
             held_gap_records: 0,
             held_gap: None,
@@ -184,7 +188,17 @@ impl Delivery {
             // it hands them back to the next gap record, with its own place in the chain.
             Some(g) => {
                 self.leave(g);
-                g.with_seq(record.seq)
+                let own = Gap {
+                    dropped: 0,
+                    ..Gap::one(record.epoch_ms, record.seq)
+                };
+                if g.other_chain(&own) {
+                    // The shipper's gap record announcing another chain's records.
+                    self.owe(own, cause);
+                    g
+                } else {
+                    g.with_seq(record.seq)
+                }
             }
             None => {
                 match cause {
@@ -197,11 +211,30 @@ impl Delivery {
                 Gap::one(record.epoch_ms, record.seq)
             }
         };
-        let owed = match cause {
-            Cause::Overflow => &mut self.gap,
-            Cause::Rejected => &mut self.rejected,
+        self.owe(lost, cause);
+    }
+
+    /// Adds a loss to the gap owed for its cause (in its chain's, when not the same chain).
+    fn owe(&mut self, lost: Gap, cause: Cause) {
+        let rejected = matches!(cause, Cause::Rejected);
+        let owed = if rejected {
+            &mut self.rejected
+        } else {
+            &mut self.gap
         };
-        *owed = Gap::union(*owed, Some(lost));
+        match owed {
+            Some(g) if g.other_chain(&lost) => {
+                match self
+                    .other_chains
+                    .iter_mut()
+                    .find(|(o, r)| *r == rejected && !o.other_chain(&lost))
+                {
+                    Some((o, _)) => *o = o.merge(lost),
+                    None => self.other_chains.push((lost, rejected)),
+                }
+            }
+            _ => *owed = Gap::union(*owed, Some(lost)),
+        }
     }
 
     fn new_batch_id(&mut self) -> u64 {
@@ -256,12 +289,25 @@ impl Delivery {
     /// The gaps to report, shed for room and rejected, once delivery works again (not while
     /// a batch is under way or waiting for its retry).
     pub fn take_gaps(&mut self) -> (Option<Gap>, Option<Gap>) {
-        if self.attempt == 0 && !self.sending && self.batch.is_empty() {
+        if self.settled() {
             self.rejected_records = false;
             (self.gap.take(), self.rejected.take())
         } else {
             (None, None)
         }
+    }
+
+    /// With [`Self::take_gaps`], the shipper's losses in further chains: (gap, rejected).
+    pub fn take_other_chains(&mut self) -> Vec<(Gap, bool)> {
+        if self.settled() {
+            std::mem::take(&mut self.other_chains)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.attempt == 0 && !self.sending && self.batch.is_empty()
     }
 
     /// Whether records other than gap records were rejected since the last gap was taken.
@@ -294,8 +340,34 @@ impl Delivery {
         };
         Unaccounted {
             pending,
-            unannounced: Gap::union(Gap::union(self.gap, self.rejected), self.held_gap),
+            unannounced: self.other_chains.iter().fold(
+                Gap::union(Gap::union(self.gap, self.rejected), self.held_gap),
+                |u, (g, _)| Gap::union(u, Some(*g)),
+            ),
         }
+    }
+
+    /// The records held (gap records aside), per chain: `relay::unpack_seq`'s chain number
+    /// (0: the VM's own; a shipper's relayed chains 1, 2, …) and, in that chain, how many,
+    /// their times and their sequence range. What the shipper's ledger names per chain.
+    pub fn pending_by_chain(&self) -> Vec<(u64, Gap)> {
+        let mut out: Vec<(u64, Gap)> = Vec::new();
+        let held = self.batch.iter().chain(self.buffer.iter());
+        for r in held.filter(|r| r.gap.is_none()) {
+            let (chain, seq) = super::relay::unpack_seq(r.seq);
+            let one = Gap {
+                dropped: 1,
+                from_ms: r.epoch_ms,
+                to_ms: r.epoch_ms,
+                from_seq: seq,
+                to_seq: seq,
+            };
+            match out.iter_mut().find(|(c, _)| *c == chain) {
+                Some((_, g)) => *g = g.merge(one),
+                None => out.push((chain, one)),
+            }
+        }
+        out
     }
 
     /// Settles a batch whose records had different fates: only the `Retry` ones stay, as

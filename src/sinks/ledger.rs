@@ -113,6 +113,9 @@ pub struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SinkEntry {
     pub sink: String,
+    /// The chain the ranges below are in, when not the VM's own: the shipper has a row per
+    /// worker chain it holds records of (encoded `sink@chain`).
+    pub chain: Option<String>,
     /// Records buffered, in flight or waiting for a retry (gap records aside).
     pub pending: Option<Gap>,
     /// Records dropped and counted, whose gap record is not delivered yet.
@@ -189,6 +192,10 @@ impl Entry {
         for s in &self.sinks {
             out.push(b' ');
             out.extend_from_slice(s.sink.as_bytes());
+            if let Some(chain) = s.chain.as_deref().filter(|c| !c.contains([' ', '\n'])) {
+                out.push(b'@');
+                out.extend_from_slice(chain.as_bytes());
+            }
             put_gap(&mut out, s.pending);
             put_gap(&mut out, s.unannounced);
             for n in [s.unreported_dropped, s.gauge_bytes] {
@@ -209,9 +216,14 @@ impl Entry {
             c => c.to_string(),
         };
         let mut sinks = Vec::new();
-        while let Some(sink) = words.next() {
+        while let Some(word) = words.next() {
+            let (sink, chain) = match word.split_once('@') {
+                Some((sink, chain)) => (sink, Some(chain.to_string())),
+                None => (word, None),
+            };
             sinks.push(SinkEntry {
                 sink: sink.to_string(),
+                chain,
                 pending: take_gap(&mut words)?,
                 unannounced: take_gap(&mut words)?,
                 unreported_dropped: num(&mut words)?,
@@ -249,7 +261,7 @@ impl Entry {
                 }
                 Some(Lost {
                     sink: s.sink.clone(),
-                    chain: self.chain.clone(),
+                    chain: s.chain.clone().unwrap_or_else(|| self.chain.clone()),
                     gap: gap.unwrap_or(Gap {
                         dropped: 0,
                         from_ms: self.beat_ms,
@@ -354,11 +366,21 @@ pub fn retire(store: &impl Store, vms: &[u64]) -> bool {
 /// once, takes them out of the index, and returns the entries this VM claimed: it must
 /// announce what they lost. A VM claimed by another is only tidied away.
 pub fn claim_dead(store: &impl Store, me: u64, now_ms: u64, stale_ms: u64) -> Vec<Entry> {
+    claim_dead_by(store, me, now_ms, |_| stale_ms)
+}
+
+/// [`claim_dead`] with a bound per VM number (the shipper's is longer: `relay::shipper_stale_ms`).
+pub fn claim_dead_by(
+    store: &impl Store,
+    me: u64,
+    now_ms: u64,
+    stale_ms: impl Fn(u64) -> u64,
+) -> Vec<Entry> {
     let (index, _) = read_index(store);
     let mut claimed = Vec::new();
     let mut tidy = Vec::new();
     for &vm in index.live.iter().filter(|&&vm| vm != me) {
-        let stale = |entry: &Entry| now_ms.saturating_sub(entry.beat_ms) >= stale_ms;
+        let stale = |entry: &Entry| now_ms.saturating_sub(entry.beat_ms) >= stale_ms(vm);
         let read =
             || -> Option<Entry> { store.get(&entry_key(vm)).0.and_then(|v| Entry::decode(&v)) };
         match read() {
@@ -446,6 +468,7 @@ mod tests {
             stopped: false,
             sinks: vec![SinkEntry {
                 sink: "splunk_hec".into(),
+                chain: None,
                 pending: (pending > 0).then_some(Gap {
                     dropped: pending,
                     from_ms: 1_000,
@@ -597,6 +620,7 @@ mod tests {
             sinks: vec![
                 SinkEntry {
                     sink: "s3".into(),
+                    chain: None,
                     pending: Some(Gap {
                         dropped: 3,
                         from_ms: 50,

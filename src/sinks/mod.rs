@@ -22,6 +22,7 @@ pub mod gzip;
 pub mod ledger;
 pub mod outbox;
 mod parts;
+pub mod relay;
 pub mod s3;
 pub mod shipper;
 pub mod splunk_hec;
@@ -152,6 +153,17 @@ impl Gap {
             to_seq,
             ..self
         }
+    }
+
+    /// The chain its sequence range is in, as the shipper numbers the chains it relays
+    /// (`relay::pack_seq`; 0: the VM's own); `None` without a range.
+    pub fn chain_key(&self) -> Option<u64> {
+        (self.from_seq != 0).then_some(self.from_seq >> relay::SOURCE_SHIFT)
+    }
+
+    /// Whether the two ranges are in different chains (then they are not merged).
+    pub fn other_chain(&self, other: &Gap) -> bool {
+        matches!((self.chain_key(), other.chain_key()), (Some(a), Some(b)) if a != b)
     }
 
     /// This gap and `other` together (the spans cover both).

@@ -9,12 +9,21 @@
 //! writes for a sink's losses or a dead VM's, and the signed `checkpoint` records the chain
 //! asks for. Every sink receives every chained record (the gap record of one sink's loss
 //! included), so each sink's export is the same chain, less what that sink lost.
+//!
+//! With a shipper (`sinks::relay`) the work splits: a worker's outbox only chains and hands
+//! each chained record out ([`Outbox::forward_to_shipper`], [`Outbox::take_forwarded`]), and
+//! the shipper's outbox delivers the records of every worker ([`Outbox::relay`]) beside its
+//! own chain (its gap records and checkpoints). The ledger stays per VM: a forwarding worker
+//! holds nothing undelivered, the shipper holds everything.
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use super::config::AuditConfig;
 use super::delivery::Stats;
 use super::ledger::{self, Entry, SinkEntry, Store};
+use super::relay::{self, Relayed};
 use super::shipper::{GapCause, Shipper};
 use super::{Answer, Call, Gap, Outcome, QueuedRecord};
 use crate::audit::chain::{Chain, Linked};
@@ -83,6 +92,11 @@ pub struct Outbox {
     chain: Chain,
     /// Ids of the gap records this outbox writes.
     ids: IdGenerator,
+    /// Set while this VM's chained records go to the shipper: those not yet handed over.
+    forward: Option<Vec<QueuedRecord>>,
+    /// The shipper's numbers of the chains it relays: chain `n` is `sources[n - 1]`.
+    sources: Vec<String>,
+    source_index: HashMap<String, u64>,
 }
 
 impl Outbox {
@@ -118,7 +132,166 @@ impl Outbox {
             },
             chain: Chain::new(&audit.trail, gateway, seed, start_ms),
             ids: IdGenerator::new(seed ^ 0x5eed),
+            forward: None,
+            sources: Vec::new(),
+            source_index: HashMap::new(),
         }
+    }
+
+    /// From now on, chained records are handed out ([`Self::take_forwarded`]) for the
+    /// shipper instead of being queued for this VM's sinks.
+    pub fn forward_to_shipper(&mut self) {
+        self.forward.get_or_insert_with(Vec::new);
+    }
+
+    pub fn is_forwarding(&self) -> bool {
+        self.forward.is_some()
+    }
+
+    /// The chained records to hand to the shipper, in chain order.
+    pub fn take_forwarded(&mut self) -> Vec<QueuedRecord> {
+        self.forward
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The shipper cannot be reached: this VM ships `unsent` (records it could not hand
+    /// over, in chain order) and everything after them itself.
+    pub fn ship_here(&mut self, host: &impl Host, unsent: Vec<QueuedRecord>, now_ms: u64) {
+        let mut records = unsent;
+        records.extend(self.forward.take().unwrap_or_default());
+        for record in records {
+            self.queue_here(record);
+        }
+        self.write_ledger(host, now_ms);
+    }
+
+    /// The shipper's intake: records chained by other VMs, queued for every sink, each
+    /// with its place in its chain (`relay::pack_seq`), so the gap record of a loss names
+    /// the chain and range lost, in this VM's chain.
+    ///
+    /// A record whose header is not its own place in its chain (`relay::header_matches`) is
+    /// refused: counted dropped, and reported in a gap record of cause `relay_mismatch`.
+    pub fn relay(&mut self, host: &impl Host, records: Vec<Relayed>, now_ms: u64) -> Report {
+        let (records, mismatched): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(relay::header_matches);
+        let report = self.refuse_relayed(GapCause::RelayMismatch, mismatched.len() as u64, now_ms);
+        for r in records {
+            let seq = if r.seq > 0 && !r.chain.is_empty() {
+                relay::pack_seq(self.source(r.chain), r.seq)
+            } else {
+                0
+            };
+            self.queue_here(QueuedRecord {
+                json: r.json,
+                epoch_ms: r.epoch_ms,
+                gap: None,
+                seq,
+            });
+        }
+        self.checkpoint_if_due(now_ms);
+        self.write_ledger(host, now_ms);
+        report
+    }
+
+    /// `n` messages the shipper took off its queue and could not take in (`cause`): counted
+    /// dropped on every sink (they were meant for all), and a gap record per sink says how many
+    /// and when (their chain and range are unknown, or not to be trusted).
+    pub fn refuse_relayed(&mut self, cause: GapCause, n: u64, now_ms: u64) -> Report {
+        let mut report = self.report();
+        if n == 0 {
+            return report;
+        }
+        report.warnings.push(format!(
+            "{n} messages off the audit queue refused ({}): counted dropped, gap record queued",
+            cause.name()
+        ));
+        let gap = Gap {
+            dropped: n,
+            from_ms: now_ms,
+            to_ms: now_ms,
+            from_seq: 0,
+            to_seq: 0,
+        };
+        for i in 0..self.slots.len() {
+            let Some(sink) = self.slots.get(i).map(|s| s.shipper.name()) else {
+                continue;
+            };
+            let record = GapRecord {
+                sink,
+                gateway: &self.gateway,
+                cause,
+                vm: None,
+                gap,
+                chain: "",
+            };
+            let members = record.members(self.ids.next(now_ms), now_ms);
+            let linked = self.chain.link_members(members);
+            self.broadcast(linked, now_ms, None);
+            report.dropped += n as i64;
+            if let Some(c) = report.sinks.get_mut(i) {
+                c.dropped += n as i64;
+            }
+        }
+        report
+    }
+
+    /// The number of a relayed chain (1, 2, …: one per worker VM the shipper has heard of).
+    fn source(&mut self, chain: String) -> u64 {
+        if let Some(n) = self.source_index.get(&chain) {
+            return *n;
+        }
+        self.sources.push(chain.clone());
+        let n = self.sources.len() as u64;
+        self.source_index.insert(chain, n);
+        n
+    }
+
+    /// The chain a gap's range is in and the range in it: this VM's own chain, or one it
+    /// relays. A range over several chains (never made by delivery) is left out.
+    fn name_range(&self, gap: Gap) -> (String, Gap) {
+        let ((a, from_seq), (b, to_seq)) = (
+            relay::unpack_seq(gap.from_seq),
+            relay::unpack_seq(gap.to_seq),
+        );
+        let chain = match (a == b).then_some(a) {
+            Some(0) => Some(self.chain.id()),
+            Some(n) => usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| self.sources.get(i))
+                .map(String::as_str),
+            None => None,
+        };
+        match chain {
+            Some(c) => (
+                c.to_string(),
+                Gap {
+                    from_seq,
+                    to_seq,
+                    ..gap
+                },
+            ),
+            None => (
+                String::new(),
+                Gap {
+                    from_seq: 0,
+                    to_seq: 0,
+                    ..gap
+                },
+            ),
+        }
+    }
+
+    fn queue_here(&mut self, record: QueuedRecord) {
+        for slot in &mut self.slots {
+            slot.shipper.push(record.clone());
+        }
+    }
+
+    /// This VM's number in the ledger, once registered.
+    pub fn vm(&self) -> Option<u64> {
+        self.ledger.vm
     }
 
     /// The id of this VM's chain.
@@ -156,7 +329,10 @@ impl Outbox {
     fn push_linked(&mut self, host: &impl Host, linked: Linked, epoch_ms: u64) {
         self.broadcast(linked, epoch_ms, None);
         self.checkpoint_if_due(epoch_ms);
-        self.write_ledger(host, epoch_ms);
+        // Forwarded, the record is not this VM's to account for: no ledger write per record.
+        if self.forward.is_none() {
+            self.write_ledger(host, epoch_ms);
+        }
     }
 
     /// Queues a chained record for every sink. `announces`: the loss it announces, and the
@@ -167,6 +343,16 @@ impl Outbox {
         epoch_ms: u64,
         announces: Option<(Option<usize>, Gap)>,
     ) {
+        if let Some(forward) = &mut self.forward {
+            // The shipper counts a loss of it like any other record's.
+            forward.push(QueuedRecord {
+                json: linked.json,
+                epoch_ms,
+                gap: None,
+                seq: linked.seq,
+            });
+            return;
+        }
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let gap = announces
                 .filter(|(sink, _)| sink.is_none_or(|s| s == i))
@@ -206,13 +392,14 @@ impl Outbox {
             };
             let (sink, owed) = (slot.shipper.name(), slot.shipper.take_owed());
             for (gap, cause) in owed {
+                let (chain, named) = self.name_range(gap);
                 let record = GapRecord {
                     sink,
                     gateway: &self.gateway,
                     cause,
                     vm: None,
-                    gap,
-                    chain: self.chain.id(),
+                    gap: named,
+                    chain: &chain,
                 };
                 let members = record.members(self.ids.next(now_ms), now_ms);
                 let linked = self.chain.link_members(members);
@@ -275,21 +462,7 @@ impl Outbox {
             chain: self.chain.id().to_string(),
             beat_ms: now_ms,
             stopped: self.ledger.stopped,
-            sinks: self
-                .slots
-                .iter()
-                .map(|s| {
-                    let u = s.shipper.unaccounted();
-                    let dropped = s.shipper.stats().dropped();
-                    SinkEntry {
-                        sink: s.shipper.name().to_string(),
-                        pending: u.pending,
-                        unannounced: u.unannounced,
-                        unreported_dropped: dropped.saturating_sub(s.reported.dropped()),
-                        gauge_bytes: s.reported_bytes.max(0) as u64,
-                    }
-                })
-                .collect(),
+            sinks: self.slots.iter().flat_map(|s| self.sink_rows(s)).collect(),
         };
         if self.ledger.stopped && entry.is_empty() {
             ledger::retire(host, &[vm]);
@@ -297,6 +470,47 @@ impl Outbox {
         } else {
             ledger::write(host, &entry);
         }
+    }
+
+    /// A sink's rows of the ledger entry. A VM that relays other chains (the shipper) has a
+    /// row per chain it holds records of, so whoever reports them lost names each worker
+    /// chain's range; its own chain's row carries the drops and gauge bytes.
+    fn sink_rows(&self, s: &Slot) -> Vec<SinkEntry> {
+        let u = s.shipper.unaccounted();
+        let dropped = s.shipper.stats().dropped();
+        let mut own = SinkEntry {
+            sink: s.shipper.name().to_string(),
+            chain: None,
+            pending: u.pending,
+            unannounced: u.unannounced,
+            unreported_dropped: dropped.saturating_sub(s.reported.dropped()),
+            gauge_bytes: s.reported_bytes.max(0) as u64,
+        };
+        if self.sources.is_empty() {
+            return vec![own];
+        }
+        let mut rows = Vec::new();
+        own.pending = None;
+        for (n, gap) in s.shipper.pending_by_chain() {
+            let chain = match n {
+                0 => None,
+                n => usize::try_from(n - 1)
+                    .ok()
+                    .and_then(|i| self.sources.get(i))
+                    .cloned(),
+            };
+            match chain {
+                Some(chain) => rows.push(SinkEntry {
+                    sink: own.sink.clone(),
+                    chain: Some(chain),
+                    pending: Some(gap),
+                    ..SinkEntry::default()
+                }),
+                None => own.pending = Gap::union(own.pending, Some(gap)),
+            }
+        }
+        rows.insert(0, own);
+        rows
     }
 
     /// On tick: registers if needed, registers again if another VM presumed this one dead,
@@ -323,7 +537,20 @@ impl Outbox {
                 l.vm = ledger::register(host, &self.gateway, now_ms);
             }
             if let Some(vm) = l.vm {
-                claimed = ledger::claim_dead(host, vm, now_ms, stale_ms);
+                // The shipper's entry waits as long as its heartbeat does (workers stop
+                // forwarding first, so the gap record of its losses is not handed to it).
+                let shipper = host
+                    .get(relay::BEAT_KEY)
+                    .0
+                    .and_then(|b| relay::decode_beat(&b))
+                    .and_then(|(_, vm)| vm);
+                claimed = ledger::claim_dead_by(host, vm, now_ms, |other| {
+                    if Some(other) == shipper {
+                        relay::shipper_stale_ms(stale_ms)
+                    } else {
+                        stale_ms
+                    }
+                });
             }
         }
         for entry in &claimed {
@@ -353,12 +580,24 @@ impl Outbox {
                     lost.gap.dropped,
                     lost.sink
                 ));
+                // A dead shipper's ranges are in chains it alone had numbers for.
+                let packed = relay::unpack_seq(lost.gap.from_seq).0 != 0
+                    || relay::unpack_seq(lost.gap.to_seq).0 != 0;
+                let gap = if packed {
+                    Gap {
+                        from_seq: 0,
+                        to_seq: 0,
+                        ..lost.gap
+                    }
+                } else {
+                    lost.gap
+                };
                 let record = GapRecord {
                     sink: &lost.sink,
                     gateway: &entry.gateway,
                     cause,
                     vm: Some(entry.vm),
-                    gap: lost.gap,
+                    gap,
                     chain: &lost.chain,
                 };
                 let members = record.members(self.ids.next(now_ms), now_ms);
@@ -383,7 +622,14 @@ impl Outbox {
 
     /// At a stop (shutdown, reconfiguration): the ledger keeps what is still undelivered,
     /// for whichever VM claims it if this one never drains it.
+    /// A forwarding VM's records not yet handed over (the host calls `take_forwarded` first;
+    /// any left) are queued for its own sinks, so its ledger holds them.
     pub fn stop(&mut self, host: &impl Host, now_ms: u64) {
+        if let Some(unsent) = self.forward.take() {
+            for record in unsent {
+                self.queue_here(record);
+            }
+        }
         self.ledger.stopped = true;
         self.write_ledger(host, now_ms);
     }
@@ -930,5 +1176,286 @@ mod tests {
         assert!(r.warnings[0].starts_with(&format!("vm 9 presumed this VM ({vm}) dead")));
         let again = ledger::register(&host, "gw", 5_001).unwrap();
         assert_eq!(again, vm + 2, "it took the number after {vm}");
+    }
+
+    #[test]
+    fn forwarded_records_reach_the_shippers_sinks_as_each_worker_chained_them() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut workers = [
+            Outbox::new(&config, "gw", 1, Some(1), 0),
+            Outbox::new(&config, "gw", 2, Some(2), 0),
+        ];
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let mut expected = Vec::new();
+        let mut messages = Vec::new();
+        for (i, w) in workers.iter_mut().enumerate() {
+            w.forward_to_shipper();
+            assert!(w.is_forwarding());
+            for n in 0..2 {
+                w.push(&host, format!(r#"{{"w":{i},"n":{n}}}"#), 1_000 + n);
+                expected.push(
+                    serde_json::json!({"w": i, "n": n, "chain": {"id": w.chain_id(),
+                    "seq": n + 1, "prev": "?"}}),
+                );
+            }
+            let forwarded = w.take_forwarded();
+            assert_eq!(forwarded.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+            assert!(w.take_forwarded().is_empty(), "handed out once");
+            let id = w.chain_id().to_string();
+            messages.extend(
+                forwarded
+                    .iter()
+                    .map(|r| relay::encode(r.epoch_ms, &id, r.seq, &r.json)),
+            );
+            // Nothing is the worker's to lose: no ledger write per record, and its sinks
+            // hold nothing.
+            assert!(host.entry(w.ledger.vm.unwrap()).is_empty());
+            assert_eq!(w.slots[0].shipper.buffered_bytes(), 0);
+        }
+        shipper.relay(
+            &host,
+            messages.into_iter().filter_map(relay::decode).collect(),
+            1_010,
+        );
+        let held = Entry::decode(&host.entry(3)).unwrap();
+        assert_eq!(
+            held.sinks
+                .iter()
+                .filter_map(|s| s.pending)
+                .map(|g| g.dropped)
+                .sum::<u64>(),
+            4,
+            "the shipper's ledger holds them (a row per worker chain)"
+        );
+        shipper.flush(&host, 1_010, true);
+        let events = hec_events(&host.call(1));
+        assert_eq!(events.len(), 4);
+        for (got, want) in events.iter().zip(&expected) {
+            assert_eq!(got["w"], want["w"]);
+            assert_eq!(got["n"], want["n"]);
+            assert_eq!(
+                got["chain"]["id"], want["chain"]["id"],
+                "the worker's chain"
+            );
+            assert_eq!(got["chain"]["seq"], want["chain"]["seq"]);
+        }
+        assert_eq!(events[1]["chain"]["prev"], {
+            let first = crate::audit::chain::canonical(&events[0]);
+            crate::audit::chain::hex(&crate::audit::chain::sha256(first.as_bytes()))
+        });
+    }
+
+    #[test]
+    fn a_worker_that_cannot_reach_the_shipper_ships_what_it_could_not_hand_over() {
+        let host = FakeHost::default();
+        let mut w = Outbox::new(
+            &audit(serde_json::json!({"splunk_hec": hec()})),
+            "gw",
+            1,
+            Some(1),
+            0,
+        );
+        w.forward_to_shipper();
+        w.push(&host, r#"{"n":1}"#.into(), 1_000);
+        w.push(&host, r#"{"n":2}"#.into(), 1_001);
+        let mut unsent = w.take_forwarded();
+        let handed_over = unsent.remove(0);
+        assert_eq!(handed_over.seq, 1);
+        w.push(&host, r#"{"n":3}"#.into(), 1_002);
+        w.ship_here(&host, unsent, 1_003);
+        assert!(!w.is_forwarding());
+        w.push(&host, r#"{"n":4}"#.into(), 1_004);
+        assert_eq!(
+            Entry::decode(&host.entry(1)).unwrap().sinks[0]
+                .pending
+                .map(|g| g.dropped),
+            Some(3)
+        );
+        w.flush(&host, 1_005, true);
+        let seqs: Vec<_> = hec_events(&host.call(1))
+            .iter()
+            .map(|e| e["chain"]["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [2, 3, 4], "in chain order, none twice, none lost");
+    }
+
+    #[test]
+    fn a_dead_shippers_ledger_waits_for_its_longer_bound_and_its_losses_are_shipped_by_a_worker() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let s = ledger::register(&host, "gw", 0);
+        let mut shipper = Outbox::new(&config, "gw", 3, s, 0);
+        let w = ledger::register(&host, "gw", 0);
+        let mut worker = Outbox::new(&config, "gw", 1, w, 0);
+        worker.forward_to_shipper();
+        worker.push(&host, r#"{"n":1}"#.into(), 1_000);
+        let id = worker.chain_id().to_string();
+        let messages = worker
+            .take_forwarded()
+            .iter()
+            .map(|r| relay::encode(r.epoch_ms, &id, r.seq, &r.json))
+            .filter_map(relay::decode)
+            .collect();
+        shipper.relay(&host, messages, 1_000);
+        host.set(relay::BEAT_KEY, &relay::encode_beat(1_000, s), None);
+        // vm_stale_ms is 10 s: a stalled worker would be claimed now, a busy main thread not.
+        let beat = host.get(relay::BEAT_KEY).0;
+        assert!(!relay::shipper_dead(beat.as_deref(), 16_000, 10_000));
+        let r = worker.tend(&host, 16_000);
+        assert!(r.warnings.is_empty() && r.dropped == 0, "{r:?}");
+        // Past three times the bound: the worker stops forwarding, then claims.
+        assert!(relay::shipper_dead(beat.as_deref(), 31_000, 10_000));
+        let unsent = worker.take_forwarded();
+        worker.ship_here(&host, unsent, 31_000);
+        let r = worker.tend(&host, 31_000);
+        assert_eq!(r.dropped, 1, "{r:?}");
+        assert!(
+            worker.take_forwarded().is_empty(),
+            "not handed to the dead shipper"
+        );
+        worker.flush(&host, 31_001, true);
+        let events = hec_events(&host.call(1));
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["record_type"], "gap");
+        assert_eq!(events[0]["cause"], "vm_failed");
+        assert_eq!(events[0]["dropped"], 1);
+        assert_eq!(events[0]["chain"]["id"], worker.chain_id());
+        // The shipper's ledger keeps a range per chain it held: the worker's record.
+        assert_eq!(events[0]["lost_chain"], id.as_str());
+        assert_eq!(
+            (events[0]["from_seq"].as_u64(), events[0]["to_seq"].as_u64()),
+            (Some(1), Some(1))
+        );
+    }
+
+    #[test]
+    fn the_shippers_ledger_has_a_row_per_chain_it_holds() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let msg = |chain: &str, seq| {
+            let json = format!(r#"{{"chain":{{"id":"{chain}","seq":{seq}}}}}"#);
+            relay::encode(1_000 + seq, chain, seq, &json)
+        };
+        let records = [
+            msg("a", 4),
+            msg("b", 9),
+            msg("a", 5),
+            msg("b", 10),
+            msg("b", 11),
+        ]
+        .into_iter()
+        .filter_map(relay::decode)
+        .collect();
+        shipper.relay(&host, records, 1_020);
+        let entry = Entry::decode(&host.entry(3)).unwrap();
+        let lost: Vec<_> = entry
+            .lost()
+            .into_iter()
+            .map(|l| (l.chain, l.gap.dropped, l.gap.from_seq, l.gap.to_seq))
+            .collect();
+        assert_eq!(lost, [("a".into(), 2, 4, 5), ("b".into(), 3, 9, 11)]);
+    }
+
+    #[test]
+    fn a_forwarding_vm_stopped_with_records_not_handed_over_keeps_them_in_its_ledger() {
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut w = Outbox::new(&config, "gw", 1, Some(1), 0);
+        w.forward_to_shipper();
+        w.push(&host, r#"{"n":1}"#.into(), 1_000);
+        w.stop(&host, 1_001);
+        let entry = Entry::decode(&host.entry(1)).unwrap();
+        assert!(entry.stopped);
+        assert_eq!(entry.sinks[0].pending.map(|g| g.dropped), Some(1));
+    }
+
+    #[test]
+    fn messages_the_shipper_cannot_take_in_are_counted_dropped_and_reported() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let own = r#"{"n":1,"chain":{"id":"w","seq":1}}"#;
+        let records = [
+            relay::encode(1_000, "w", 1, own),
+            // A header naming a range the record is not in.
+            relay::encode(1_000, "w", 90, r#"{"n":2,"chain":{"id":"w","seq":2}}"#),
+        ]
+        .into_iter()
+        .filter_map(relay::decode)
+        .collect();
+        let r = shipper.relay(&host, records, 1_000);
+        assert_eq!((r.dropped, r.sinks[0].dropped), (1, 1), "{r:?}");
+        let r = shipper.refuse_relayed(GapCause::Undecodable, 2, 1_001);
+        assert_eq!((r.dropped, r.sinks[0].dropped), (2, 2), "{r:?}");
+        assert_eq!(r.warnings.len(), 1);
+        shipper.flush(&host, 1_002, true);
+        let events = hec_events(&host.call(1));
+        let gaps: Vec<_> = events
+            .iter()
+            .filter(|e| e["record_type"] == "gap")
+            .map(|e| (e["cause"].as_str().unwrap(), e["dropped"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(gaps, [("relay_mismatch", 1), ("undecodable", 2)]);
+        let relayed: Vec<_> = events.iter().filter(|e| e.get("n").is_some()).collect();
+        assert_eq!(
+            relayed.len(),
+            1,
+            "only the record that is what its header says"
+        );
+        assert_eq!(relayed[0]["n"], 1);
+    }
+
+    #[test]
+    fn the_shippers_loss_is_a_gap_record_per_worker_chain_naming_its_range() {
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let relayed = |chain: &str, seq: u64| Relayed {
+            epoch_ms: 1_000 + seq,
+            chain: chain.into(),
+            seq,
+            json: format!(r#"{{"c":"{chain}","s":{seq},"chain":{{"id":"{chain}","seq":{seq}}}}}"#),
+        };
+        let batch = vec![
+            relayed("A", 4),
+            relayed("B", 1),
+            relayed("A", 5),
+            relayed("B", 2),
+        ];
+        shipper.relay(&host, batch, 1_010);
+        shipper.flush(&host, 1_010, true);
+        let refused = br#"{"text":"Invalid data format","code":6}"#;
+        shipper.on_answer(&host, 1, Some((400, &[], refused)), 1_011);
+        shipper.flush(&host, 1_020, true);
+        let events = hec_events(&host.call(2));
+        let gaps: Vec<_> = events
+            .iter()
+            .map(|g| {
+                assert_eq!(g["record_type"], "gap");
+                assert_eq!(
+                    g["chain"]["id"],
+                    shipper.chain_id(),
+                    "in the shipper's chain"
+                );
+                let f = |k: &str| g[k].clone();
+                (f("lost_chain"), f("from_seq"), f("to_seq"), f("dropped"))
+            })
+            .collect();
+        use serde_json::json;
+        assert_eq!(
+            gaps,
+            [
+                (json!("A"), json!(4), json!(5), json!(2)),
+                (json!("B"), json!(1), json!(2), json!(2))
+            ],
+            "one per chain, never a range across two"
+        );
     }
 }

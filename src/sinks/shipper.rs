@@ -22,6 +22,11 @@ pub enum GapCause {
     VmFailed,
     /// Held by a VM that was stopped (configuration change, shutdown) before delivering them.
     VmStopped,
+    /// Taken off the shipper's queue unreadable (another module version's message, or not a
+    /// record at all): how many is all that is known.
+    Undecodable,
+    /// Taken off the shipper's queue with a header (chain, seq) that is not the record's own.
+    RelayMismatch,
 }
 
 impl GapCause {
@@ -31,6 +36,8 @@ impl GapCause {
             GapCause::Rejected => "rejected",
             GapCause::VmFailed => "vm_failed",
             GapCause::VmStopped => "vm_stopped",
+            GapCause::Undecodable => "undecodable",
+            GapCause::RelayMismatch => "relay_mismatch",
         }
     }
 }
@@ -96,6 +103,11 @@ impl Shipper {
             u.unannounced = Gap::union(u.unannounced, Some(*gap));
         }
         u
+    }
+
+    /// The records held, per chain (`Delivery::pending_by_chain`).
+    pub fn pending_by_chain(&self) -> Vec<(u64, Gap)> {
+        self.delivery.pending_by_chain()
     }
 
     /// The losses a gap record must now announce (delivery works again), with their causes.
@@ -203,6 +215,14 @@ impl Shipper {
         }
         if let Some(gap) = rejected {
             self.owed.push((gap, GapCause::Rejected));
+        }
+        for (gap, rejected) in self.delivery.take_other_chains() {
+            let cause = if rejected {
+                GapCause::Rejected
+            } else {
+                GapCause::BufferFull
+            };
+            self.owed.push((gap, cause));
         }
     }
 }

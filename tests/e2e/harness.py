@@ -131,8 +131,13 @@ class Gateway:
 
     def __init__(self, policy=None, plugin=None, hec=True, upstream=True, raw_plugin_value=None,
                  filters_before=None, route_metadata=None, cluster_options=None, failure_policy=None,
-                 wasm=None, cluster_ports=None, strip_identity=True):
-        """`wasm`: another module (the test-only fault-injection build); `cluster_ports`:
+                 wasm=None, cluster_ports=None, strip_identity=True, shipper=None,
+                 shipper_plugin=None):
+        """`wasm`: another module (the test-only fault-injection build, for the shipper
+        too); `shipper` false: without envoy.yaml's audit shipper (each worker ships its own
+        records, the fallback); `shipper_plugin`: the shipper's own plugin configuration
+        (else the filter's); `shipper` None: on, unless POLICY_GATEWAY_SHIPPER=0 (to run a
+        suite in the per-worker mode too); `cluster_ports`:
         ports for named clusters (e.g. two gateways writing to one S3 server);
         `cluster_options`: fields merged into named clusters (HTTP/2 upstreams)."""
         self.dir = tempfile.mkdtemp(prefix="pg-e2e-")
@@ -169,6 +174,12 @@ class Gateway:
         if filters_before:
             hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             hcm["http_filters"][0:0] = filters_before
+        if shipper is None:
+            shipper = os.environ.get("POLICY_GATEWAY_SHIPPER", "1") != "0"
+        if not shipper:
+            cfg.pop("bootstrap_extensions", None)
+        # The shipper's vm_config and configuration are the filter's (YAML anchors in
+        # envoy.yaml load as the same objects), so what is set below applies to both.
         fc = _filter_config(cfg)
         fc["vm_config"]["code"]["local"]["filename"] = wasm or WASM
         if failure_policy:
@@ -181,6 +192,10 @@ class Gateway:
                 pc = copy.deepcopy(pc)
                 pc["audit"]["splunk_hec"]["authority"] = f"127.0.0.1:{self.hec_port}"
             fc["configuration"]["value"] = json.dumps(pc)
+        if shipper and shipper_plugin is not None:
+            svc = cfg["bootstrap_extensions"][0]["typed_config"]["config"]
+            svc["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                    "value": json.dumps(shipper_plugin)}
         self.config_path = os.path.join(self.dir, "envoy.json")
         with open(self.config_path, "w") as f:
             json.dump(cfg, f)

@@ -2,7 +2,8 @@
 replaces a VM that trapped; the records it had accepted and not delivered die with it. Each VM
 keeps a ledger in the host's shared data (src/sinks/ledger.rs); another VM finds the dead one's
 ledger stale, claims it once and ships a `gap` record (cause `vm_failed`) saying how many
-records were lost and when. The VM is killed through the TEST-ONLY fault-injection build
+records were lost and when. This is the fallback (each worker ships its own records, no audit
+shipper: with it, a worker VM holds no records, see test_shipper.py). The VM is killed through the TEST-ONLY fault-injection build
 (`make wasm-fault`, src/filter/fault.rs): the shipped module has no way to trap on purpose."""
 
 import http.client
@@ -49,7 +50,7 @@ def test_a_dead_vm_loses_no_record_silently():
         "flush_interval_ms": FLUSH_MS, "vm_stale_ms": STALE_MS,
         "splunk_hec": {"cluster": "splunk_hec", "authority": "set-by-harness", "token": HEC_TOKEN,
                        "index": "ai_audit"}})
-    with Gateway(plugin=plugin, wasm=FAULT_WASM) as gw:
+    with Gateway(plugin=plugin, wasm=FAULT_WASM, shipper=False) as gw:
         started = time.time()
         ok = []
         # Ten records on one connection (one worker), then that worker's VM traps: they wait

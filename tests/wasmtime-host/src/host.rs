@@ -598,8 +598,10 @@ fn note_late_write(state: &mut VmState, id: i32, what: String) {
 
 /// The imports the host implements: those the filter calls (its `filter/abi.rs`, plus the
 /// SDK's `proxy_http_call` and the `proxy_set_effective_context` its dispatcher calls before
-/// `proxy_on_http_call_response`).
-pub const IMPLEMENTED: [&str; 17] = [
+/// `proxy_on_http_call_response`). Shared queues: this host runs one worker VM and no
+/// singleton service, so no queue resolves and the module ships its own records (its
+/// fallback); it never registers, enqueues or dequeues here.
+pub const IMPLEMENTED: [&str; 18] = [
     "proxy_log",
     "proxy_get_current_time_nanoseconds",
     "proxy_set_tick_period_milliseconds",
@@ -617,6 +619,7 @@ pub const IMPLEMENTED: [&str; 17] = [
     "proxy_increment_metric",
     "proxy_http_call",
     "proxy_set_effective_context",
+    "proxy_resolve_shared_queue",
 ];
 
 fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Result<()> {
@@ -647,6 +650,13 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
             } else {
                 status::INVALID_MEMORY_ACCESS
             }
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_resolve_shared_queue",
+        |_c: C<'_>, _vm_id: i32, _vm_id_size: i32, _name: i32, _name_size: i32, _out: i32| -> i32 {
+            status::NOT_FOUND
         },
     )?;
     linker.func_wrap(

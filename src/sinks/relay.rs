@@ -1,0 +1,388 @@
+//! Records handed from the request workers to the audit shipper (issue 16 item 4).
+//!
+//! Where the host runs a singleton service (Envoy's `envoy.bootstrap.wasm` with `singleton:
+//! true`), one VM of this module with root id [`SHIPPER_ROOT_ID`] runs on the main thread and
+//! registers the shared queue [`QUEUE`]. Each worker VM chains its records as before (its own
+//! chain, `audit::chain`) and enqueues each one as linked; the shipper drains the queue and does
+//! the delivery (batches, gzip, calls, retries, gap records, ledger) for every worker. A record
+//! enqueued lives in the host, not in the worker's VM, so a worker torn down loses none. Where no
+//! VM registered the queue, each worker ships its own records (the fallback).
+//!
+//! A message is a version byte ([`VERSION`]: a module upgraded through LDS runs new worker code
+//! beside the old bootstrap shipper, which must refuse what it cannot read), the record's time and its place in its chain (`u64`s, little-endian: epoch
+//! milliseconds, `chain.seq`), the chain id's length (one byte) and the id, then the chained
+//! JSON: the shipper learns which chain and range a lost record was in without parsing it.
+//!
+//! The shipper numbers the chains it relays (1, 2, …; 0 is its own) and keeps a relayed
+//! record's sequence number as [`pack_seq`] of both, so a loss (`sinks::Gap`) stays within one
+//! chain and its gap record names that chain and range, as a worker's own gap record would.
+
+/// The root id of the shipper's plugin configuration (the bootstrap extension's `root_id`).
+pub const SHIPPER_ROOT_ID: &str = "policy_gateway_shipper";
+
+/// The message format's version, its first byte.
+pub const VERSION: u8 = 1;
+
+/// The shipper's queue, resolved by the workers under the shipper's `vm_id` (the filter's:
+/// they must be the same, since shared data, and so the ledger, is per `vm_id` too).
+pub const QUEUE: &str = "policy_gateway.audit";
+
+/// The shared-data key (shared data is per `vm_id`, like the queue) under which the shipper
+/// publishes [`audit_digest`] of its configuration before it registers the queue.
+pub const AUDIT_DIGEST_KEY: &str = "policy_gateway.shipper.audit_digest";
+
+/// A digest of what decides where and how a VM's records are delivered: the `audit` section
+/// and `instance_id` of a plugin configuration (keys sorted, so the same configuration
+/// written in another order has the same digest). The shipper delivers with its own
+/// configuration, so a worker hands its records over only when the two digests are equal;
+/// `None` for bytes that are not a JSON object.
+pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
+    use sha2::Digest as _;
+    let doc: serde_json::Value = serde_json::from_slice(plugin_configuration).ok()?;
+    let doc = doc.as_object()?;
+    let mut relevant = serde_json::Map::new();
+    for key in ["audit", "instance_id"] {
+        relevant.insert(
+            key.into(),
+            doc.get(key).cloned().unwrap_or(serde_json::Value::Null),
+        );
+    }
+    let canonical = serde_json::Value::Object(relevant).to_string();
+    let digest = sha2::Sha256::digest(canonical.as_bytes());
+    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What a worker that found the shipper's queue does with its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The shipper delivers with this worker's audit configuration: hand records over.
+    Forward,
+    /// It delivers with another one (or published none): this worker ships its own.
+    ConfigMismatch,
+}
+
+/// Whether a worker with audit configuration digest `own` hands its records to a shipper
+/// that published `published` under [`AUDIT_DIGEST_KEY`].
+pub fn handover(own: Option<&str>, published: Option<&[u8]>) -> Handover {
+    match (own, published) {
+        (Some(own), Some(published)) if own.as_bytes() == published => Handover::Forward,
+        _ => Handover::ConfigMismatch,
+    }
+}
+
+/// The shared-data key of the shipper's heartbeat ([`encode_beat`]), written on each of its
+/// ticks: workers that see it stale stop handing records over (`shipper_dead`).
+pub const BEAT_KEY: &str = "policy_gateway.shipper.beat";
+
+/// How long the shipper's heartbeat may stand still before workers presume it dead: three
+/// times a worker's (`audit.vm_stale_ms`), since it runs on Envoy's main thread, which other
+/// work (configuration updates, DNS, admin) can keep busy for a while. A shipper presumed
+/// dead while only busy loses nothing (the workers drain its queue), but what it still held
+/// is reported lost by a worker, and then perhaps delivered too.
+pub fn shipper_stale_ms(vm_stale_ms: u64) -> u64 {
+    vm_stale_ms.saturating_mul(3)
+}
+
+/// The heartbeat's value: when the shipper last ticked (Unix ms) and its number in the
+/// ledger (`sinks::ledger`), if it has one.
+pub fn encode_beat(now_ms: u64, vm: Option<u64>) -> Vec<u8> {
+    match vm {
+        Some(vm) => format!("{now_ms} {vm}"),
+        None => format!("{now_ms} -"),
+    }
+    .into_bytes()
+}
+
+/// (time, ledger number) of a heartbeat value.
+pub fn decode_beat(value: &[u8]) -> Option<(u64, Option<u64>)> {
+    let (ms, vm) = std::str::from_utf8(value).ok()?.split_once(' ')?;
+    let vm = match vm {
+        "-" => None,
+        n => Some(n.parse().ok()?),
+    };
+    Some((ms.parse().ok()?, vm))
+}
+
+/// Whether a worker is to presume the shipper dead: its heartbeat `beat` (none: never
+/// published, or not ours) stood still for [`shipper_stale_ms`].
+pub fn shipper_dead(beat: Option<&[u8]>, now_ms: u64, vm_stale_ms: u64) -> bool {
+    match beat.and_then(decode_beat) {
+        Some((ms, _)) => now_ms.saturating_sub(ms) >= shipper_stale_ms(vm_stale_ms),
+        None => true,
+    }
+}
+
+/// The bits of a packed sequence number below the chain's number.
+pub const SOURCE_SHIFT: u32 = 40;
+
+/// A relayed record's sequence number: chain number `source` and `seq` in that chain.
+pub fn pack_seq(source: u64, seq: u64) -> u64 {
+    source << SOURCE_SHIFT | (seq & ((1 << SOURCE_SHIFT) - 1))
+}
+
+/// (chain number, sequence number in that chain) of a packed sequence number.
+pub fn unpack_seq(packed: u64) -> (u64, u64) {
+    (packed >> SOURCE_SHIFT, packed & ((1 << SOURCE_SHIFT) - 1))
+}
+
+/// A record as the shipper takes it off the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    pub epoch_ms: u64,
+    pub chain: String,
+    pub seq: u64,
+    pub json: String,
+}
+
+/// At most this many messages are taken off the queue per callback (the rest on the next
+/// wake-up or tick): the main thread the shipper runs on serves Envoy's other work too, and
+/// the host's queue is unbounded.
+pub const DRAIN_CHUNK: usize = 256;
+
+/// What one drain took off the queue.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub records: Vec<Relayed>,
+    /// Messages that were not records of this format.
+    pub undecodable: usize,
+    /// Whether it stopped at `max`, with messages perhaps left.
+    pub capped: bool,
+}
+
+/// Takes up to `max` messages from `next` (the host's dequeue) and decodes them.
+pub fn drain(mut next: impl FnMut() -> Option<Vec<u8>>, max: usize) -> Drained {
+    let mut out = Drained::default();
+    for _ in 0..max {
+        let Some(message) = next() else {
+            return out;
+        };
+        match decode(message) {
+            Some(r) => out.records.push(r),
+            None => out.undecodable += 1,
+        }
+    }
+    out.capped = true;
+    out
+}
+
+/// Whether a relayed record is what its message's header says: the record's own `chain.id`
+/// and `chain.seq` (none for a record chained without a trail) are the header's. The shipper
+/// names chains and ranges in gap records from the header, so it takes in no record whose
+/// header another module's message could have made up.
+pub fn header_matches(r: &Relayed) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        chain: Option<Link>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Link {
+        id: String,
+        seq: u64,
+    }
+    match serde_json::from_str::<Head>(&r.json) {
+        Ok(Head {
+            chain: Some(Link { id, seq }),
+        }) => id == r.chain && seq == r.seq,
+        Ok(Head { chain: None }) => r.chain.is_empty() && r.seq == 0,
+        Err(_) => false,
+    }
+}
+
+/// How a VM's records reach the sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The singleton shipper: it drains the queue and delivers every worker's records.
+    Shipper,
+    /// A worker whose records go to the shipper's queue.
+    Forwarding,
+    /// A worker that ships its own records (no shipper's queue resolved).
+    PerWorker,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Shipper => "shipper",
+            Mode::Forwarding => "forwarding",
+            Mode::PerWorker => "per_worker",
+        }
+    }
+}
+
+/// The queue message of record `json`, of time `epoch_ms`, number `seq` of chain `chain`
+/// (an id longer than 255 bytes, never one of ours, is sent as none).
+pub fn encode(epoch_ms: u64, chain: &str, seq: u64, json: &str) -> Vec<u8> {
+    let chain = if chain.len() > 255 { "" } else { chain };
+    let mut out = Vec::with_capacity(18 + chain.len() + json.len());
+    out.push(VERSION);
+    out.extend_from_slice(&epoch_ms.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.push(chain.len() as u8);
+    out.extend_from_slice(chain.as_bytes());
+    out.extend_from_slice(json.as_bytes());
+    out
+}
+
+/// A message's record; `None` for bytes that are not one of ours.
+pub fn decode(message: Vec<u8>) -> Option<Relayed> {
+    let (version, rest) = message.split_first()?;
+    if *version != VERSION {
+        return None;
+    }
+    let (time, rest) = rest.split_first_chunk::<8>()?;
+    let (seq, rest) = rest.split_first_chunk::<8>()?;
+    let (len, rest) = rest.split_first()?;
+    let chain = std::str::from_utf8(rest.get(..usize::from(*len))?).ok()?;
+    let (epoch_ms, seq) = (u64::from_le_bytes(*time), u64::from_le_bytes(*seq));
+    let chain = chain.to_string();
+    let mut json = message;
+    json.drain(..18 + chain.len());
+    let json = String::from_utf8(json).ok()?;
+    Some(Relayed {
+        epoch_ms,
+        chain,
+        seq,
+        json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn a_message_carries_the_record_its_time_and_its_place_in_its_chain() {
+        let json = r#"{"chain":{"id":"c-é","seq":3},"record_type":"decision","text":"é"}"#;
+        let m = encode(1_764_000_000_123, "c-é", 3, json);
+        let want = Relayed {
+            epoch_ms: 1_764_000_000_123,
+            chain: "c-é".into(),
+            seq: 3,
+            json: json.into(),
+        };
+        assert_eq!(decode(m), Some(want));
+    }
+
+    #[test]
+    fn bytes_that_are_not_a_message_are_refused() {
+        assert_eq!(decode(vec![1, 2, 3]), None, "shorter than the header");
+        assert_eq!(
+            decode([vec![VERSION], vec![0; 16], vec![5, b'a']].concat()),
+            None,
+            "id cut short"
+        );
+        assert_eq!(
+            decode([vec![VERSION], vec![0; 17], vec![0xff]].concat()),
+            None,
+            "not UTF-8"
+        );
+        assert_eq!(
+            decode([vec![VERSION], vec![0; 17]].concat()).map(|r| r.json),
+            Some(String::new())
+        );
+        let mut other_version = encode(1, "c", 1, "{}");
+        other_version[0] = VERSION + 1;
+        assert_eq!(decode(other_version), None, "another version's message");
+        assert_eq!(decode(vec![0; 18]), None, "the format before versions");
+    }
+
+    #[test]
+    fn a_header_that_is_not_the_records_own_place_is_refused() {
+        let json = r#"{"record_type":"decision","chain":{"id":"c-1","seq":7,"prev":"ab"}}"#;
+        let relayed = |chain: &str, seq| decode(encode(1, chain, seq, json)).unwrap();
+        assert!(header_matches(&relayed("c-1", 7)));
+        assert!(!header_matches(&relayed("c-2", 7)), "another chain");
+        assert!(!header_matches(&relayed("c-1", 1)), "another seq");
+        let unchained = decode(encode(1, "", 0, r#"{"record_type":"decision"}"#)).unwrap();
+        assert!(header_matches(&unchained));
+        let claims = decode(encode(1, "c-1", 3, r#"{"record_type":"decision"}"#)).unwrap();
+        assert!(!header_matches(&claims), "a place the record does not have");
+        assert!(!header_matches(
+            &decode(encode(1, "c-1", 7, "not json")).unwrap()
+        ));
+    }
+
+    #[test]
+    fn a_worker_hands_over_only_to_a_shipper_with_its_audit_configuration() {
+        let hec = br#"{"instance_id":"gw","policy":{"a":1},"audit":{"splunk_hec":{"token":"t","cluster":"c"}}}"#;
+        let own = audit_digest(hec);
+        let reordered = br#"{"audit":{"splunk_hec":{"cluster":"c","token":"t"}},"instance_id":"gw","policy":{"b":2}}"#;
+        assert_eq!(
+            own,
+            audit_digest(reordered),
+            "key order and the policy do not matter"
+        );
+        let published = own.clone().unwrap_or_default().into_bytes();
+        assert_eq!(
+            handover(own.as_deref(), Some(&published)),
+            Handover::Forward
+        );
+        for other in [
+            &br#"{"instance_id":"gw","audit":{}}"#[..],
+            br#"{"instance_id":"gw","audit":{"splunk_hec":{"token":"rotated","cluster":"c"}}}"#,
+            br#"{"instance_id":"gw2","audit":{"splunk_hec":{"token":"t","cluster":"c"}}}"#,
+        ] {
+            let theirs = audit_digest(other).unwrap_or_default().into_bytes();
+            assert_eq!(
+                handover(own.as_deref(), Some(&theirs)),
+                Handover::ConfigMismatch,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        assert_eq!(
+            handover(own.as_deref(), None),
+            Handover::ConfigMismatch,
+            "none published"
+        );
+        assert_eq!(handover(None, None), Handover::ConfigMismatch);
+        assert_eq!(audit_digest(b"[1]"), None);
+    }
+
+    #[test]
+    fn a_shipper_is_presumed_dead_only_when_its_heartbeat_stood_still_long() {
+        let beat = encode_beat(10_000, Some(7));
+        assert_eq!(decode_beat(&beat), Some((10_000, Some(7))));
+        assert_eq!(decode_beat(&encode_beat(5, None)), Some((5, None)));
+        // vm_stale_ms 1000: a worker is stale after 1 s, the shipper after 3 s.
+        assert!(
+            !shipper_dead(Some(&beat), 11_500, 1_000),
+            "a busy main thread"
+        );
+        assert!(!shipper_dead(Some(&beat), 12_999, 1_000));
+        assert!(shipper_dead(Some(&beat), 13_000, 1_000));
+        assert!(shipper_dead(None, 0, 1_000), "no heartbeat at all");
+        assert!(shipper_dead(Some(b"garbage"), 0, 1_000));
+    }
+
+    #[test]
+    fn a_drain_takes_a_bounded_chunk_and_leaves_the_rest() {
+        let mut queue: std::collections::VecDeque<Vec<u8>> = (1..=5)
+            .map(|n| encode(n, "c", n, "{}"))
+            .chain([vec![9, 9]])
+            .collect();
+        let first = drain(|| queue.pop_front(), 3);
+        assert_eq!(
+            first.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(first.capped);
+        assert_eq!(queue.len(), 3, "left for the next wake-up");
+        let rest = drain(|| queue.pop_front(), 3);
+        assert_eq!(rest.records.len(), 2);
+        assert_eq!(rest.undecodable, 1);
+        assert!(rest.capped, "exactly the chunk: maybe more");
+        let empty = drain(|| queue.pop_front(), 3);
+        assert_eq!(empty, Drained::default());
+    }
+
+    #[test]
+    fn packed_sequence_numbers_keep_the_chain_apart() {
+        let p = pack_seq(3, 17);
+        assert_eq!(unpack_seq(p), (3, 17));
+        assert_eq!(unpack_seq(pack_seq(0, 9)), (0, 9), "the shipper's own");
+        assert!(pack_seq(2, 1) > pack_seq(1, 1 << 39));
+    }
+}
