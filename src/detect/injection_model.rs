@@ -270,6 +270,7 @@ impl Model {
     /// The feature pass: sums every feature's weight into its block; returns the number of
     /// blocks used. One loop over the bytes, decoding UTF-8 on the way; `ALL` when the model
     /// has every n-gram order (no per-feature test).
+    #[inline(never)]
     fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
         let Scratch {
             blocks,
