@@ -344,13 +344,19 @@ fn map_into_with<const FAST: bool>(
     let mut i = 0;
     loop {
         if FAST && st.token == 0 {
-            // Plain words (3 to 19 lower-case ASCII letters, each followed by one ASCII
-            // space) map to themselves and leave the state as the general path would: no
-            // anchor (no leetspeak, hex pair, single letter or base64 run), no shift.
+            // Plain words (see [`plain_words`]) map to themselves lower-cased and leave the
+            // state as the general path would: no anchor (no leetspeak, hex pair, single
+            // letter or base64 run), no shift.
             let rest = bytes.get(i..).unwrap_or_default();
-            let len = plain_words(rest);
+            let (len, upper) = plain_words(rest);
             if let (Some(run), Some(&last)) = (rest.get(..len), rest.get(len.wrapping_sub(2))) {
+                let from = out.len();
                 out.extend_from_slice(run);
+                if upper {
+                    for b in out.get_mut(from..).unwrap_or_default() {
+                        *b = lower(*b);
+                    }
+                }
                 st.hex_pairs = 0;
                 st.singles = 0;
                 st.tail = [last, b' '];
@@ -424,23 +430,45 @@ fn map_into_with<const FAST: bool>(
     st.anchors
 }
 
-/// The length of the run of plain words at the start of `bytes`: each 3 to 19 bytes
-/// `a`-`z` and then one space (0 when none).
+/// The length of the run of plain words at the start of `bytes`, and whether it has capitals.
+/// A plain word: 2 to 19 ASCII letters (only the first may be a capital; not two hex digits),
+/// maybe one of `,.;:!?`, then one space.
 #[inline(always)]
-fn plain_words(bytes: &[u8]) -> usize {
-    let mut end = 0;
-    let mut word = 0;
-    for &b in bytes {
-        if b.is_ascii_lowercase() {
-            word += 1;
-        } else if b == b' ' && (3..20).contains(&word) {
-            end += word + 1;
-            word = 0;
-        } else {
+fn plain_words(bytes: &[u8]) -> (usize, bool) {
+    let (mut end, mut upper) = (0, false);
+    let mut rest = bytes;
+    loop {
+        let cap = rest.first().is_some_and(u8::is_ascii_uppercase);
+        let letters = usize::from(cap)
+            + rest
+                .iter()
+                .skip(usize::from(cap))
+                .take_while(|b| b.is_ascii_lowercase())
+                .count();
+        if !(2..20).contains(&letters) {
             break;
         }
+        let mut len = letters;
+        if rest
+            .get(len)
+            .is_some_and(|b| matches!(b, b',' | b'.' | b';' | b':' | b'!' | b'?'))
+        {
+            len += 1;
+        }
+        if rest.get(len) != Some(&b' ') {
+            break;
+        }
+        if let [a, b, ..] = rest {
+            if len == 2 && a.is_ascii_hexdigit() && b.is_ascii_hexdigit() {
+                break;
+            }
+        }
+        len += 1;
+        upper |= cap;
+        end += len;
+        rest = rest.get(len..).unwrap_or_default();
     }
-    end
+    (end, upper)
 }
 
 /// Records a shift point when the mapped text at `mapped` (original `orig`) is shifted by a
@@ -754,6 +782,21 @@ mod tests {
             "abcdefghijklmnopqrstuvwxyz ",
             "abcdefghijklmnopqrs ",
             "abcdefghijklmnopqrst ",
+            "Be ",
+            "AD ",
+            "Our ",
+            "tone. ",
+            "it, ",
+            "x. ",
+            "ab! ",
+            "Ab.c ",
+            "tO ",
+            "Q ",
+            "of ",
+            "?? ",
+            "a, ",
+            "Abcdefghijklmnopqrs ",
+            "Abcdefghijklmnopqrst, ",
             "  ",
             "\t",
             "\n ",
@@ -788,6 +831,7 @@ mod tests {
             })
             .collect();
         texts.push("be ad fa ce ".repeat(5));
+        texts.push("Be Ad fa cE ".repeat(5));
         texts.push(format!("the {}the", "be ad fa ce ".repeat(5)));
         texts.extend(
             include_str!("../../training/injection/parity.jsonl")
