@@ -33,6 +33,7 @@ const CHAR3: u8 = 2;
 const CHAR4: u8 = 4;
 const WORDS: u8 = 16;
 const WORD_PAIRS: u8 = 32;
+const ALL_FEATURES: u8 = CHAR2 | CHAR3 | CHAR4 | WORDS | WORD_PAIRS;
 
 const K0: u32 = 0x9E37_79B1;
 const K1: u32 = 0x85EB_CA77;
@@ -269,7 +270,7 @@ impl Model {
 
     /// The feature pass: sums every feature's weight into its block; returns the number of
     /// blocks used. One loop over the bytes, decoding UTF-8 on the way; `ALL` when the model
-    /// has every n-gram order (no per-feature test).
+    /// has every feature kind (no per-feature test).
     #[inline(never)]
     fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
         let Scratch {
@@ -298,7 +299,7 @@ impl Model {
             stamps,
             cur: *stamp + 2,
         };
-        let used = if self.flags & (CHAR2 | CHAR3 | CHAR4) == CHAR2 | CHAR3 | CHAR4 {
+        let used = if self.flags == ALL_FEATURES {
             self.features_with::<true>(text, blocks, &mut acc, on_word)
         } else {
             self.features_with::<false>(text, blocks, &mut acc, on_word)
@@ -314,12 +315,11 @@ impl Model {
         acc: &mut impl Sink,
         mut on_word: impl FnMut(Word),
     ) -> usize {
-        let flags = self.flags;
-        // Without ALL, each n-gram order is tested.
-        let has = |f: u8| ALL || flags & f != 0;
+        // With ALL the model has every feature kind (no test of the flags in the loop).
+        let flags = if ALL { ALL_FEATURES } else { self.flags };
+        let has = |f: u8| flags & f != 0;
         let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
         let mut block = 0usize;
-        let mut next_block = BLOCK;
         // The last three characters, newest first, and how many there were (up to 3).
         let (mut c1, mut c2, mut c3, mut seen) = (0u32, 0u32, 0u32, 0u32);
         // The word being read: its hash and start (usize::MAX: none).
@@ -358,14 +358,13 @@ impl Model {
                 }
                 w
             };
-            if start >= next_block {
+            if start / BLOCK != block {
                 let ended = acc.take();
                 if let Some(b) = blocks.get_mut(block) {
                     *b = ended;
                 }
                 acc.next_block();
                 block = start / BLOCK;
-                next_block = (block + 1) * BLOCK;
             }
             if is_word {
                 if word_start == usize::MAX {
