@@ -33,6 +33,7 @@ const CHAR3: u8 = 2;
 const CHAR4: u8 = 4;
 const WORDS: u8 = 16;
 const WORD_PAIRS: u8 = 32;
+const ALL_FEATURES: u8 = CHAR2 | CHAR3 | CHAR4 | WORDS | WORD_PAIRS;
 
 const K0: u32 = 0x9E37_79B1;
 const K1: u32 = 0x85EB_CA77;
@@ -72,13 +73,18 @@ pub enum ModelError {
 }
 
 /// A block's distinct features: their weight sum and number, and the part of both that the
-/// block before also has (a window of the two counts it once).
+/// block before also has (a window of the two counts it once). Sum and number are packed as
+/// `sum * 2^32 + count` (a feature adds `w * 2^32 + 1`): one addition counts both, and the
+/// count (a few hundred at most) never carries into the sum.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BlockSum {
-    sum: i32,
-    count: u32,
-    shared_sum: i32,
-    shared_count: u32,
+    all: i64,
+    shared: i64,
+}
+
+/// The weight sum and number of packed features (see [`BlockSum`]).
+fn unpack(packed: i64) -> (i32, u32) {
+    ((packed >> 32) as i32, packed as u32)
 }
 
 /// Buffers the feature pass reuses across texts: one [`BlockSum`] per block, and per table
@@ -92,29 +98,73 @@ pub struct Scratch {
     stamp: u16,
 }
 
+/// Where the feature pass puts features: [`Acc`] counts them, [`NoFeatures`] (the null
+/// model, which has none) drops them, so its word pass needs no table.
+trait Sink {
+    fn add(&mut self, h: u32);
+    /// The current block's sums (which start again from 0).
+    fn take(&mut self) -> BlockSum;
+    /// The next block starts.
+    fn next_block(&mut self);
+}
+
 /// The running sums of the current block, and the stamps that make each feature count once.
 struct Acc<'a> {
     block: BlockSum,
-    stamps: Option<&'a mut [u16; WEIGHTS]>,
+    weights: &'static [u8; WEIGHTS],
+    stamps: &'a mut [u16; WEIGHTS],
     /// The current block's stamp; the block before has `cur - 1` (never below 1).
     cur: u16,
 }
 
-impl Acc<'_> {
-    /// The next block starts. When stamps run out, the block just ended becomes 1 and every
-    /// other entry 0 (once every 65,533 blocks: 8 MiB of text).
+impl Sink for Acc<'_> {
+    /// Adds the feature of hash `h` (its top bits index the table) to the current block,
+    /// unless the block has it already.
+    #[inline(always)]
+    fn add(&mut self, h: u32) {
+        let idx = (h >> (32 - BITS)) as usize;
+        let Some(slot) = self.stamps.get_mut(idx) else {
+            return;
+        };
+        let last = *slot;
+        if last == self.cur {
+            return;
+        }
+        *slot = self.cur;
+        let w = i64::from(self.weights.get(idx).copied().unwrap_or(0) as i8);
+        let packed = (w << 32) + 1;
+        self.block.all += packed;
+        // All ones when the block before counted it too.
+        self.block.shared += packed & -i64::from(last == self.cur - 1);
+    }
+
+    fn take(&mut self) -> BlockSum {
+        std::mem::take(&mut self.block)
+    }
+
+    /// When stamps run out, the block just ended becomes 1 and every other entry 0 (once
+    /// every 65,533 blocks: 8 MiB of text).
     fn next_block(&mut self) {
         if self.cur == u16::MAX {
-            if let Some(stamps) = self.stamps.as_deref_mut() {
-                for s in stamps.iter_mut() {
-                    *s = u16::from(*s == u16::MAX);
-                }
+            for s in self.stamps.iter_mut() {
+                *s = u16::from(*s == u16::MAX);
             }
             self.cur = 1;
         }
         self.cur += 1;
-        self.block = BlockSum::default();
     }
+}
+
+/// The sink of a model without features.
+struct NoFeatures;
+
+impl Sink for NoFeatures {
+    #[inline(always)]
+    fn add(&mut self, _: u32) {}
+    fn take(&mut self) -> BlockSum {
+        BlockSum::default()
+    }
+    fn next_block(&mut self) {}
 }
 
 /// A word of the normalised text, for the phrase tier: its hash ([`word_hash`] of its
@@ -200,14 +250,12 @@ impl Model {
                 self.bias + self.scale * f64::from(s) / f64::from(n).sqrt()
             }
         };
-        let first = blocks.first().copied().unwrap_or_default();
-        let mut best = (logit(first.sum, first.count), 0);
+        let first = unpack(blocks.first().copied().unwrap_or_default().all);
+        let mut best = (logit(first.0, first.1), 0);
         for (k, pair) in blocks.windows(2).enumerate() {
             if let [a, b] = pair {
-                let l = logit(
-                    a.sum + b.sum - b.shared_sum,
-                    a.count + b.count - b.shared_count,
-                );
+                let (s, n) = unpack(a.all + b.all - b.shared);
+                let l = logit(s, n);
                 if k == 0 || l > best.0 {
                     best = (l, k);
                 }
@@ -220,30 +268,10 @@ impl Model {
         }
     }
 
-    /// Adds the feature of hash `h` (its top bits index the table) to the current block,
-    /// unless the block has it already.
-    #[inline(always)]
-    fn add(&self, h: u32, acc: &mut Acc<'_>) {
-        let idx = (h >> (32 - BITS)) as usize;
-        let Some(slot) = acc.stamps.as_deref_mut().and_then(|s| s.get_mut(idx)) else {
-            return;
-        };
-        let last = *slot;
-        if last == acc.cur {
-            return;
-        }
-        *slot = acc.cur;
-        let w = i32::from(self.weights.get(idx).copied().unwrap_or(0) as i8);
-        let shared = last == acc.cur - 1;
-        acc.block.sum += w;
-        acc.block.count += 1;
-        acc.block.shared_sum += w * i32::from(shared);
-        acc.block.shared_count += u32::from(shared);
-    }
-
     /// The feature pass: sums every feature's weight into its block; returns the number of
     /// blocks used. One loop over the bytes, decoding UTF-8 on the way; `ALL` when the model
-    /// has every n-gram order (no per-feature test).
+    /// has every feature kind (no per-feature test).
+    #[inline(never)]
     fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
         let Scratch {
             blocks,
@@ -262,12 +290,16 @@ impl Model {
             }
             *stamp = 0;
         }
+        let Some(stamps) = stamps.as_deref_mut().filter(|_| self.flags != 0) else {
+            return self.features_with::<false>(text, blocks, &mut NoFeatures, on_word);
+        };
         let mut acc = Acc {
             block: BlockSum::default(),
-            stamps: stamps.as_deref_mut(),
+            weights: self.weights,
+            stamps,
             cur: *stamp + 2,
         };
-        let used = if self.flags & (CHAR2 | CHAR3 | CHAR4) == CHAR2 | CHAR3 | CHAR4 {
+        let used = if self.flags == ALL_FEATURES {
             self.features_with::<true>(text, blocks, &mut acc, on_word)
         } else {
             self.features_with::<false>(text, blocks, &mut acc, on_word)
@@ -280,15 +312,14 @@ impl Model {
         &self,
         text: &[u8],
         blocks: &mut [BlockSum],
-        acc: &mut Acc<'_>,
+        acc: &mut impl Sink,
         mut on_word: impl FnMut(Word),
     ) -> usize {
-        let flags = self.flags;
-        // Without ALL, each n-gram order is tested.
-        let has = |f: u8| ALL || flags & f != 0;
+        // With ALL the model has every feature kind (no test of the flags in the loop).
+        let flags = if ALL { ALL_FEATURES } else { self.flags };
+        let has = |f: u8| flags & f != 0;
         let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
         let mut block = 0usize;
-        let mut next_block = BLOCK;
         // The last three characters, newest first, and how many there were (up to 3).
         let (mut c1, mut c2, mut c3, mut seen) = (0u32, 0u32, 0u32, 0u32);
         // The word being read: its hash and start (usize::MAX: none).
@@ -327,13 +358,13 @@ impl Model {
                 }
                 w
             };
-            if start >= next_block {
+            if start / BLOCK != block {
+                let ended = acc.take();
                 if let Some(b) = blocks.get_mut(block) {
-                    *b = acc.block;
+                    *b = ended;
                 }
                 acc.next_block();
                 block = start / BLOCK;
-                next_block = (block + 1) * BLOCK;
             }
             if is_word {
                 if word_start == usize::MAX {
@@ -354,16 +385,22 @@ impl Model {
             let h3 = c2.wrapping_mul(K0) ^ h2;
             let h4 = c3.wrapping_mul(K3) ^ h3;
             // The n-grams that fit (the first characters have fewer before them).
-            if seen >= 1 && m2 {
-                self.add(h2 ^ SEED2, acc);
+            if ALL && seen >= 3 {
+                acc.add(h2 ^ SEED2);
+                acc.add(h3);
+                acc.add(h4 ^ SEED4);
+            } else {
+                if seen >= 1 && m2 {
+                    acc.add(h2 ^ SEED2);
+                }
+                if seen >= 2 && m3 {
+                    acc.add(h3);
+                }
+                if seen >= 3 && m4 {
+                    acc.add(h4 ^ SEED4);
+                }
+                seen = (seen + 1).min(3);
             }
-            if seen >= 2 && m3 {
-                self.add(h3, acc);
-            }
-            if seen >= 3 && m4 {
-                self.add(h4 ^ SEED4, acc);
-            }
-            seen = (seen + 1).min(3);
             (c3, c2, c1) = (c2, c1, cp);
         }
         if word_start != usize::MAX {
@@ -375,19 +412,19 @@ impl Model {
             self.word_features(word, &mut prev_word, flags, acc);
         }
         if let Some(b) = blocks.get_mut(block) {
-            *b = acc.block;
+            *b = acc.take();
         }
         block + 1
     }
 
     /// A word ended: its feature and its pair with the word before.
     #[inline(always)]
-    fn word_features(&self, h: u32, prev: &mut Option<u32>, flags: u8, acc: &mut Acc<'_>) {
+    fn word_features(&self, h: u32, prev: &mut Option<u32>, flags: u8, acc: &mut impl Sink) {
         if flags & WORDS != 0 {
-            self.add(finalize(h ^ WORD_SEED), acc);
+            acc.add(finalize(h ^ WORD_SEED));
         }
         if let (Some(p), true) = (*prev, flags & WORD_PAIRS != 0) {
-            self.add(finalize(p.wrapping_mul(FNV_PRIME) ^ h ^ PAIR_SEED), acc);
+            acc.add(finalize(p.wrapping_mul(FNV_PRIME) ^ h ^ PAIR_SEED));
         }
         *prev = Some(h);
     }
@@ -441,6 +478,9 @@ pub fn is_word_cp(cp: u32) -> bool {
         || (0x3000..=0x303f).contains(&cp)
         || (0xff01..=0xff0f).contains(&cp))
 }
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -513,6 +553,98 @@ mod tests {
             assert_eq!(s.score, fresh.score, "from stamp {start}");
             assert_eq!(s.window, fresh.window);
             assert!(scratch.stamp < 64, "{}", scratch.stamp);
+        }
+    }
+
+    /// Random texts: ASCII words, punctuation and whitespace, accented letters, CJK and
+    /// emoji, in lengths around the block sizes (a fixed xorshift seed: the same texts on
+    /// every run).
+    fn generated_texts() -> Vec<String> {
+        const PIECES: &[&str] = &[
+            "ignore",
+            "the",
+            "previous",
+            "instructions",
+            "a",
+            "b",
+            "you are now",
+            "DAN",
+            " ",
+            "  ",
+            ".",
+            ",",
+            "-",
+            "\n",
+            "é",
+            "naïve",
+            "日本語",
+            "忽略",
+            "🙂",
+            "\u{200b}",
+            "1gn0r3",
+            "x",
+            "system prompt",
+            "€",
+            "'",
+            "\"",
+            "ça",
+            "ß",
+            "İ",
+            "ｉｇｎｏｒｅ",
+            "42",
+        ];
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        (0..600)
+            .map(|i| {
+                let target = [0, 1, 3, 127, 128, 129, 255, 256, 300, 700, 2000][i % 11] + next(4);
+                let mut t = String::new();
+                while t.len() < target {
+                    t.push_str(PIECES[next(PIECES.len())]);
+                }
+                t
+            })
+            .collect()
+    }
+
+    fn corpus_texts() -> Vec<String> {
+        include_str!("../../training/injection/parity.jsonl")
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["text"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    /// The one-pass scorer gives exactly the straightforward one's scores, windows and words
+    /// (normalised texts; the buffers reused across all texts, as in the engine, and fresh).
+    #[test]
+    fn one_pass_scores_equal_the_reference() {
+        let m = Model::embedded().unwrap();
+        let mut shared = Scratch::default();
+        let mut norm = crate::detect::normalize::Normalized::default();
+        let mut texts = generated_texts();
+        texts.extend(corpus_texts());
+        for raw in texts.iter().flat_map(|t| [t.clone(), t.repeat(3)]) {
+            norm.normalize(&raw);
+            let text = std::str::from_utf8(norm.bytes()).unwrap();
+            let (want, want_words) = reference::score(m, text);
+            for scratch in [&mut shared, &mut Scratch::default()] {
+                let mut words = Vec::new();
+                let got = m.score(text.as_bytes(), scratch, |w| words.push(w));
+                assert_eq!(got.score.to_bits(), want.score.to_bits(), "{text:?}");
+                assert_eq!(got.window, want.window, "{text:?}");
+                assert_eq!(words, want_words, "{text:?}");
+            }
+            let mut words = Vec::new();
+            Model::null().score(text.as_bytes(), &mut Scratch::default(), |w| words.push(w));
+            assert_eq!(words, want_words, "null model, {text:?}");
         }
     }
 

@@ -323,7 +323,14 @@ fn longest_b64_run(chunk: &[u8]) -> usize {
 }
 
 /// Step 1: appends the mapped text to `out`; records shift points when asked.
-fn map_into(
+fn map_into(text: &str, out: &mut Vec<u8>, shifts: Option<&mut Vec<(usize, usize)>>) -> Anchors {
+    map_into_with::<true>(text, out, shifts)
+}
+
+/// [`map_into`], with or without the fast path for plain words (`FAST`; without it only to
+/// test that both write the same).
+#[inline(always)]
+fn map_into_with<const FAST: bool>(
     text: &str,
     out: &mut Vec<u8>,
     mut shifts: Option<&mut Vec<(usize, usize)>>,
@@ -336,6 +343,27 @@ fn map_into(
     let mut delta = 0isize;
     let mut i = 0;
     loop {
+        if FAST && st.token == 0 {
+            // Plain words (see [`plain_words`]) map to themselves lower-cased and leave the
+            // state as the general path would: no anchor (no leetspeak, hex pair, single
+            // letter or base64 run), no shift.
+            let rest = bytes.get(i..).unwrap_or_default();
+            let (len, upper) = plain_words(rest);
+            if let (Some(run), Some(&last)) = (rest.get(..len), rest.get(len.wrapping_sub(2))) {
+                let from = out.len();
+                out.extend_from_slice(run);
+                if upper {
+                    for b in out.get_mut(from..).unwrap_or_default() {
+                        *b = lower(*b);
+                    }
+                }
+                st.hex_pairs = 0;
+                st.singles = 0;
+                st.tail = [last, b' '];
+                st.space = true;
+                i += len;
+            }
+        }
         // The common case: a run of ASCII that is not whitespace (one loop finds its end and
         // the classes it has).
         let rest = bytes.get(i..).unwrap_or_default();
@@ -400,6 +428,47 @@ fn map_into(
     }
     st.end_token();
     st.anchors
+}
+
+/// The length of the run of plain words at the start of `bytes`, and whether it has capitals.
+/// A plain word: 2 to 19 ASCII letters (only the first may be a capital; not two hex digits),
+/// maybe one of `,.;:!?`, then one space.
+#[inline(always)]
+fn plain_words(bytes: &[u8]) -> (usize, bool) {
+    let (mut end, mut upper) = (0, false);
+    let mut rest = bytes;
+    loop {
+        let cap = rest.first().is_some_and(u8::is_ascii_uppercase);
+        let letters = usize::from(cap)
+            + rest
+                .iter()
+                .skip(usize::from(cap))
+                .take_while(|b| b.is_ascii_lowercase())
+                .count();
+        if !(2..20).contains(&letters) {
+            break;
+        }
+        let mut len = letters;
+        if rest
+            .get(len)
+            .is_some_and(|b| matches!(b, b',' | b'.' | b';' | b':' | b'!' | b'?'))
+        {
+            len += 1;
+        }
+        if rest.get(len) != Some(&b' ') {
+            break;
+        }
+        if let [a, b, ..] = rest {
+            if len == 2 && a.is_ascii_hexdigit() && b.is_ascii_hexdigit() {
+                break;
+            }
+        }
+        len += 1;
+        upper |= cap;
+        end += len;
+        rest = rest.get(len..).unwrap_or_default();
+    }
+    (end, upper)
 }
 
 /// Records a shift point when the mapped text at `mapped` (original `orig`) is shifted by a
@@ -692,6 +761,96 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The fast path for plain words writes what the general path writes, with the same
+    /// shift points and anchors (random texts of words that take it and words that must not:
+    /// capitals, hex pairs, single letters, leetspeak, base64-long words, odd whitespace).
+    #[test]
+    fn plain_word_fast_path_changes_nothing() {
+        const PIECES: &[&str] = &[
+            "the ",
+            "planning ",
+            "meeting ",
+            "be ",
+            "ad ",
+            "i ",
+            "g ",
+            "a.",
+            "x-",
+            "Ignore ",
+            "1gn0r3 ",
+            "abcdefghijklmnopqrstuvwxyz ",
+            "abcdefghijklmnopqrs ",
+            "abcdefghijklmnopqrst ",
+            "Be ",
+            "AD ",
+            "Our ",
+            "tone. ",
+            "it, ",
+            "x. ",
+            "ab! ",
+            "Ab.c ",
+            "tO ",
+            "Q ",
+            "of ",
+            "?? ",
+            "a, ",
+            "Abcdefghijklmnopqrs ",
+            "Abcdefghijklmnopqrst, ",
+            "  ",
+            "\t",
+            "\n ",
+            "é ",
+            "日本 ",
+            "\u{200b}",
+            "ｉｇｎ ",
+            "word",
+            "c0de ",
+            "$ ",
+            "ab ",
+            "cd ",
+            "ef ",
+            "ok",
+            "roadmap, ",
+            "team. ",
+            "@",
+            "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ= ",
+            "49 67 6e ",
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut texts: Vec<String> = (0..3000)
+            .map(|_| {
+                let n = next(60);
+                (0..n).map(|_| PIECES[next(PIECES.len())]).collect()
+            })
+            .collect();
+        texts.push("be ad fa ce ".repeat(5));
+        texts.push("Be Ad fa cE ".repeat(5));
+        texts.push(format!("the {}the", "be ad fa ce ".repeat(5)));
+        texts.extend(
+            include_str!("../../training/injection/parity.jsonl")
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["text"].as_str().unwrap().to_owned()
+                }),
+        );
+        for text in &texts {
+            let (mut fast, mut fast_shifts) = (Vec::new(), Vec::new());
+            let (mut slow, mut slow_shifts) = (Vec::new(), Vec::new());
+            let a = map_into_with::<true>(text, &mut fast, Some(&mut fast_shifts));
+            let b = map_into_with::<false>(text, &mut slow, Some(&mut slow_shifts));
+            assert_eq!(fast, slow, "{text:?}");
+            assert_eq!(fast_shifts, slow_shifts, "{text:?}");
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{text:?}");
+        }
+    }
 
     #[test]
     fn each_obfuscation_is_undone() {
