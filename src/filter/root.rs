@@ -70,6 +70,8 @@ pub struct Shared {
     /// tick (records handed over before every worker noticed).
     orphaned: Cell<Option<u32>>,
     mode: Cell<Mode>,
+    /// The shipper: its wake-ups since the last drain (`relay::WakePacer`).
+    wakes: RefCell<relay::WakePacer>,
     /// This VM's chain, named in each record it hands over.
     chain_id: String,
     /// `relay::audit_digest` of this VM's configuration: the shipper publishes it, a worker
@@ -199,6 +201,7 @@ impl Shared {
     /// shed their oldest records into gap records when full) and sends the batches that are
     /// full.
     fn drain(&self, queue: u32) {
+        self.wakes.borrow_mut().drained();
         let relay::Drained {
             records,
             undecodable: foreign,
@@ -450,6 +453,7 @@ impl RootContext for Root {
             queue: Cell::new(None),
             orphaned: Cell::new(None),
             mode: Cell::new(Mode::PerWorker),
+            wakes: RefCell::new(relay::WakePacer::default()),
             chain_id,
             audit_digest: relay::audit_digest(&bytes),
         });
@@ -562,7 +566,10 @@ impl RootContext for Root {
         };
         if shared.mode.get() == Mode::Shipper && shared.queue.get() == Some(queue_id) {
             let _t = timing::span(Callback::ShipperQueue);
-            shared.drain(queue_id);
+            // Most wake-ups only count: the tick drains what they let pass.
+            if shared.wakes.borrow_mut().wake() {
+                shared.drain(queue_id);
+            }
         }
     }
 

@@ -347,6 +347,25 @@ impl Delivery {
         }
     }
 
+    /// Adds the chain numbers (`relay::unpack_seq`) of the records held and of the losses not
+    /// yet in a gap record to `held`.
+    pub fn chains_held(&self, held: &mut std::collections::HashSet<u64>) {
+        for r in self.batch.iter().chain(self.buffer.iter()) {
+            held.insert(super::relay::unpack_seq(r.seq).0);
+            if let Some(g) = r.gap {
+                g.chains(held);
+            }
+        }
+        let gaps = [self.gap, self.rejected, self.held_gap];
+        for g in gaps
+            .iter()
+            .flatten()
+            .chain(self.other_chains.iter().map(|(g, _)| g))
+        {
+            g.chains(held);
+        }
+    }
+
     /// The records held (gap records aside), per chain: `relay::unpack_seq`'s chain number
     /// (0: the VM's own; a shipper's relayed chains 1, 2, …) and, in that chain, how many,
     /// their times and their sequence range. What the shipper's ledger names per chain.

@@ -161,6 +161,15 @@ impl Gap {
         (self.from_seq != 0).then_some(self.from_seq >> relay::SOURCE_SHIFT)
     }
 
+    /// Adds the chain numbers its range is in to `held` (none without a range).
+    pub fn chains(&self, held: &mut std::collections::HashSet<u64>) {
+        for seq in [self.from_seq, self.to_seq] {
+            if seq != 0 {
+                held.insert(seq >> relay::SOURCE_SHIFT);
+            }
+        }
+    }
+
     /// Whether the two ranges are in different chains (then they are not merged).
     pub fn other_chain(&self, other: &Gap) -> bool {
         matches!((self.chain_key(), other.chain_key()), (Some(a), Some(b)) if a != b)

@@ -94,9 +94,12 @@ pub struct Outbox {
     ids: IdGenerator,
     /// Set while this VM's chained records go to the shipper: those not yet handed over.
     forward: Option<Vec<QueuedRecord>>,
-    /// The shipper's numbers of the chains it relays: chain `n` is `sources[n - 1]`.
-    sources: Vec<String>,
+    /// The shipper's numbers of the chains it relays (`relay::pack_seq`), while it holds
+    /// something of them (`Self::prune_sources`), both ways.
+    sources: HashMap<u64, String>,
     source_index: HashMap<String, u64>,
+    /// Where the search for the next free chain number starts.
+    next_source: u64,
 }
 
 impl Outbox {
@@ -133,8 +136,9 @@ impl Outbox {
             chain: Chain::new(&audit.trail, gateway, seed, start_ms),
             ids: IdGenerator::new(seed ^ 0x5eed),
             forward: None,
-            sources: Vec::new(),
+            sources: HashMap::new(),
             source_index: HashMap::new(),
+            next_source: 1,
         }
     }
 
@@ -178,11 +182,12 @@ impl Outbox {
             records.into_iter().partition(relay::header_matches);
         let report = self.refuse_relayed(GapCause::RelayMismatch, mismatched.len() as u64, now_ms);
         for r in records {
-            let seq = if r.seq > 0 && !r.chain.is_empty() {
-                relay::pack_seq(self.source(r.chain), r.seq)
-            } else {
-                0
-            };
+            // Without a number (every one in use, never in practice) a record's loss is still
+            // counted and reported, without its range.
+            let source = (r.seq > 0 && !r.chain.is_empty())
+                .then(|| self.source(r.chain))
+                .flatten();
+            let seq = source.map_or(0, |n| relay::pack_seq(n, r.seq));
             self.queue_here(QueuedRecord {
                 json: r.json,
                 epoch_ms: r.epoch_ms,
@@ -237,15 +242,33 @@ impl Outbox {
         report
     }
 
-    /// The number of a relayed chain (1, 2, …: one per worker VM the shipper has heard of).
-    fn source(&mut self, chain: String) -> u64 {
+    /// The number of a relayed chain (1, 2, …: one per worker chain the shipper holds
+    /// records of); `None` when every number is in use.
+    fn source(&mut self, chain: String) -> Option<u64> {
         if let Some(n) = self.source_index.get(&chain) {
-            return *n;
+            return Some(*n);
         }
-        self.sources.push(chain.clone());
-        let n = self.sources.len() as u64;
+        let n = relay::free_source(self.next_source, |n| self.sources.contains_key(&n))?;
+        self.next_source = n.saturating_add(1);
+        self.sources.insert(n, chain.clone());
         self.source_index.insert(chain, n);
-        n
+        Some(n)
+    }
+
+    /// Forgets the numbers of relayed chains the shipper holds nothing of any more (no record,
+    /// no loss still to announce), so the list stays as long as the chains in flight and a
+    /// number is given again only once nothing refers to its old chain.
+    fn prune_sources(&mut self) {
+        if self.sources.is_empty() {
+            return;
+        }
+        let mut held = std::collections::HashSet::new();
+        for slot in &self.slots {
+            slot.shipper.chains_held(&mut held);
+        }
+        self.sources.retain(|n, _| held.contains(n));
+        let sources = &self.sources;
+        self.source_index.retain(|_, n| sources.contains_key(n));
     }
 
     /// The chain a gap's range is in and the range in it: this VM's own chain, or one it
@@ -257,10 +280,7 @@ impl Outbox {
         );
         let chain = match (a == b).then_some(a) {
             Some(0) => Some(self.chain.id()),
-            Some(n) => usize::try_from(n - 1)
-                .ok()
-                .and_then(|i| self.sources.get(i))
-                .map(String::as_str),
+            Some(n) => self.sources.get(&n).map(String::as_str),
             None => None,
         };
         match chain {
@@ -494,10 +514,7 @@ impl Outbox {
         for (n, gap) in s.shipper.pending_by_chain() {
             let chain = match n {
                 0 => None,
-                n => usize::try_from(n - 1)
-                    .ok()
-                    .and_then(|i| self.sources.get(i))
-                    .cloned(),
+                n => self.sources.get(&n).cloned(),
             };
             match chain {
                 Some(chain) => rows.push(SinkEntry {
@@ -557,6 +574,7 @@ impl Outbox {
             self.adopt(entry, now_ms, &mut report);
         }
         self.announce_owed(now_ms);
+        self.prune_sources();
         self.write_ledger(host, now_ms);
         report
     }
@@ -1360,6 +1378,41 @@ mod tests {
             .map(|l| (l.chain, l.gap.dropped, l.gap.from_seq, l.gap.to_seq))
             .collect();
         assert_eq!(lost, [("a".into(), 2, 4, 5), ("b".into(), 3, 9, 11)]);
+    }
+
+    #[test]
+    fn the_shipper_forgets_a_relayed_chain_once_it_holds_nothing_of_it() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(3), 0);
+        let msg = |chain: &str, seq| {
+            let json = format!(r#"{{"chain":{{"id":"{chain}","seq":{seq}}}}}"#);
+            relay::decode(relay::encode(1_000 + seq, chain, seq, &json))
+        };
+        let records = [msg("a", 1), msg("b", 1), msg("c", 1)];
+        shipper.relay(&host, records.into_iter().flatten().collect(), 1_010);
+        round(&mut shipper, &host, 1_010, 200);
+        shipper.relay(&host, msg("b", 2).into_iter().collect(), 1_020);
+        shipper.tend(&host, 1_020);
+        assert_eq!(
+            shipper.sources.len(),
+            1,
+            "only b, which the shipper still holds a record of, keeps its number"
+        );
+        // Its ledger still names b's range; a chain seen again gets a number again.
+        let entry = Entry::decode(&host.entry(3)).unwrap();
+        let lost: Vec<_> = entry.lost().into_iter().map(|l| l.chain).collect();
+        assert_eq!(lost, ["b"]);
+        shipper.relay(&host, msg("a", 2).into_iter().collect(), 1_030);
+        let entry = Entry::decode(&host.entry(3)).unwrap();
+        let mut lost: Vec<_> = entry
+            .lost()
+            .into_iter()
+            .map(|l| (l.chain, l.gap.from_seq, l.gap.to_seq))
+            .collect();
+        lost.sort();
+        assert_eq!(lost, [("a".into(), 2, 2), ("b".into(), 2, 2)]);
     }
 
     #[test]

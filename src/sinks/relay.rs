@@ -115,6 +115,20 @@ pub fn shipper_dead(beat: Option<&[u8]>, now_ms: u64, vm_stale_ms: u64) -> bool 
 /// The bits of a packed sequence number below the chain's number.
 pub const SOURCE_SHIFT: u32 = 40;
 
+/// The highest chain number a packed sequence number holds.
+pub const MAX_SOURCE: u64 = (1 << (64 - SOURCE_SHIFT)) - 1;
+
+/// The first chain number from `next` on (wrapping past [`MAX_SOURCE`] to 1) that is not
+/// `taken`; `None` when all are.
+pub fn free_source(next: u64, taken: impl Fn(u64) -> bool) -> Option<u64> {
+    free_number(next, MAX_SOURCE, taken)
+}
+
+fn free_number(next: u64, max: u64, taken: impl Fn(u64) -> bool) -> Option<u64> {
+    let start = if (1..=max).contains(&next) { next } else { 1 };
+    (start..=max).chain(1..start).find(|n| !taken(*n))
+}
+
 /// A relayed record's sequence number: chain number `source` and `seq` in that chain.
 pub fn pack_seq(source: u64, seq: u64) -> u64 {
     source << SOURCE_SHIFT | (seq & ((1 << SOURCE_SHIFT) - 1))
@@ -138,6 +152,36 @@ pub struct Relayed {
 /// wake-up or tick): the main thread the shipper runs on serves Envoy's other work too, and
 /// the host's queue is unbounded.
 pub const DRAIN_CHUNK: usize = 256;
+
+/// Wake-ups the shipper lets pass before it drains the queue (and on every tick it drains
+/// it whatever the count).
+///
+/// Envoy posts one `on_queue_ready` to the main thread per message enqueued, so a drain per
+/// wake-up is a drain per record, each with its ledger write and flush. Letting wake-ups pass
+/// costs no guarantee: a message not yet taken stays in the host's queue, which outlives a
+/// worker VM and is drained by the workers if the shipper dies; what a drain takes is in the
+/// shipper's ledger before the callback that took it returns. It only delays a record by up
+/// to one tick (`audit.flush_interval_ms`, at most 200 ms), well inside a batch's age.
+pub const WAKES_PER_DRAIN: u32 = 64;
+
+/// Counts the shipper's wake-ups between drains ([`WAKES_PER_DRAIN`]).
+#[derive(Debug, Default)]
+pub struct WakePacer {
+    since_drain: u32,
+}
+
+impl WakePacer {
+    /// A wake-up: whether to drain now.
+    pub fn wake(&mut self) -> bool {
+        self.since_drain = self.since_drain.saturating_add(1);
+        self.since_drain >= WAKES_PER_DRAIN
+    }
+
+    /// The queue was drained (a wake-up that said so, or a tick): count from zero.
+    pub fn drained(&mut self) {
+        self.since_drain = 0;
+    }
+}
 
 /// What one drain took off the queue.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -376,6 +420,41 @@ mod tests {
         assert!(rest.capped, "exactly the chunk: maybe more");
         let empty = drain(|| queue.pop_front(), 3);
         assert_eq!(empty, Drained::default());
+    }
+
+    #[test]
+    fn the_shipper_drains_on_one_wake_up_in_so_many_and_after_any_drain_counts_again() {
+        let mut pacer = WakePacer::default();
+        let drains = (0..WAKES_PER_DRAIN * 3).filter(|_| {
+            let now = pacer.wake();
+            if now {
+                pacer.drained();
+            }
+            now
+        });
+        assert_eq!(drains.count(), 3);
+        for _ in 1..WAKES_PER_DRAIN {
+            assert!(!pacer.wake());
+        }
+        pacer.drained();
+        assert!(!pacer.wake(), "a tick drained: the count starts again");
+    }
+
+    #[test]
+    fn a_chain_number_is_given_again_only_once_free_and_never_past_the_packed_bits() {
+        let taken = [1u64, 2, 4];
+        let free = |next| free_number(next, 5, |n| taken.contains(&n));
+        assert_eq!(free(1), Some(3));
+        assert_eq!(free(5), Some(5));
+        assert_eq!(free(6), Some(3), "past the last number: from 1 again");
+        assert_eq!(free_number(3, 4, |n| n != 3 && n <= 4), Some(3));
+        assert_eq!(free_number(1, 3, |_| true), None, "all in use");
+        assert_eq!(free_source(MAX_SOURCE + 1, |n| n == 1), Some(2));
+        assert_eq!(
+            unpack_seq(pack_seq(MAX_SOURCE, 7)),
+            (MAX_SOURCE, 7),
+            "the highest number still packs"
+        );
     }
 
     #[test]

@@ -110,6 +110,15 @@ impl Shipper {
         self.delivery.pending_by_chain()
     }
 
+    /// Adds the chain numbers (`relay::unpack_seq`) of what it holds to `held`: records, and
+    /// losses not yet announced.
+    pub fn chains_held(&self, held: &mut std::collections::HashSet<u64>) {
+        self.delivery.chains_held(held);
+        for (gap, _) in &self.owed {
+            gap.chains(held);
+        }
+    }
+
     /// The losses a gap record must now announce (delivery works again), with their causes.
     pub fn take_owed(&mut self) -> Vec<(Gap, GapCause)> {
         std::mem::take(&mut self.owed)
