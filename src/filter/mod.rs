@@ -9,17 +9,17 @@ mod abi;
 mod fault;
 mod host;
 mod http;
+mod logger;
 mod metrics;
 mod root;
 mod timing;
-
-use proxy_wasm::types::LogLevel;
 
 // `main!` expands to the `#[no_mangle] _initialize` export the host calls.
 #[allow(unsafe_code)]
 mod entry {
     proxy_wasm::main! {{
-        proxy_wasm::set_log_level(super::LogLevel::Info);
+        // Not the SDK's logger (`proxy_wasm::set_log_level`): it traps on a refused log call.
+        super::logger::install();
         // Replaces the SDK's panic hook, whose message could carry request bytes.
         super::host::install_panic_hook();
         proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
