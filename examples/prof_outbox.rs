@@ -94,7 +94,8 @@ fn main() {
             }
             "forwarding" | "shipper" => {
                 worker.push_members(&host, record.clone(), now);
-                for r in worker.take_forwarded() {
+                for h in worker.take_forwarded() {
+                    let r = h.record;
                     pending.push(relay::encode(r.epoch_ms, &chain, r.seq, &r.json));
                 }
                 if mode == "forwarding" {

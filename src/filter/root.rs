@@ -22,6 +22,7 @@ use super::timing::{self, Callback};
 use crate::audit::{AuditRecord, IdGenerator};
 use crate::config::PluginConfig;
 use crate::sinks::ledger::{self, Store};
+use crate::sinks::outbox::Handed;
 use crate::sinks::outbox::{self, Outbox, Report};
 use crate::sinks::relay::{self, Mode};
 use crate::sinks::shipper::GapCause;
@@ -70,6 +71,9 @@ pub struct Shared {
     /// tick (records handed over before every worker noticed).
     orphaned: Cell<Option<u32>>,
     mode: Cell<Mode>,
+    /// A forwarding worker: the records chained and not yet handed over, as their message
+    /// and as records (shipped here if the shipper cannot take them).
+    pending: RefCell<(relay::Pending, Vec<Handed>)>,
     /// The shipper: its wake-ups since the last drain (`relay::WakePacer`).
     wakes: RefCell<relay::WakePacer>,
     /// This VM's chain, named in each record it hands over.
@@ -107,31 +111,103 @@ impl Shared {
         self.forward();
     }
 
-    /// Hands what the outbox chained to the shipper's queue (a forwarding worker). If the
-    /// host refuses one, this VM ships it and everything after it itself, from now on.
+    /// Adds what the outbox chained to the records pending for the shipper (a forwarding
+    /// worker), and copies them to shared data in the same callback (`relay::pending_key`:
+    /// a VM that dies loses none); hands them over once there are
+    /// `relay::RECORDS_PER_MESSAGE` (one wake-up of the shipper for so many), or at once
+    /// when there is nowhere to copy them.
     fn forward(&self) {
         let (Mode::Forwarding, Some(queue)) = (self.mode.get(), self.queue.get()) else {
             return;
         };
-        let mut records = self.outbox.borrow_mut().take_forwarded();
-        let sent = records
-            .iter()
-            .take_while(|r| {
-                let message = relay::encode(r.epoch_ms, &self.chain_id, r.seq, &r.json);
-                host::enqueue(queue, &message)
-            })
-            .count();
-        self.metrics.records_forwarded(sent);
-        if sent < records.len() {
+        let records = self.outbox.borrow_mut().take_forwarded();
+        if records.is_empty() {
+            return;
+        }
+        let vm = self.outbox.borrow().vm();
+        let copied = {
+            let (pending, held) = &mut *self.pending.borrow_mut();
+            for h in records {
+                let r = &h.record;
+                let announces = r.gap.map(|gap| (h.sink, gap));
+                pending.push(r.epoch_ms, &self.chain_id, r.seq, &r.json, announces);
+                held.push(h);
+            }
+            pending.len() < relay::RECORDS_PER_MESSAGE
+                && vm.is_some_and(|vm| {
+                    host::set_shared_data(&relay::pending_key(vm), pending.message(), None)
+                })
+        };
+        if !copied {
+            self.hand_over(queue);
+        }
+    }
+
+    /// Hands the pending records to the shipper's queue in one message, then empties their
+    /// copy in shared data (in this order: a VM that dies between the two hands them over
+    /// twice, never none). If the host refuses the message, this VM ships them and
+    /// everything after them itself, from now on.
+    fn hand_over(&self, queue: u32) {
+        let (message, held) = {
+            let (pending, held) = &mut *self.pending.borrow_mut();
+            if pending.is_empty() {
+                return;
+            }
+            (pending.take(), std::mem::take(held))
+        };
+        if host::enqueue(queue, &message) {
+            self.metrics.records_forwarded(held.len());
+            self.clear_pending_copy();
+            return;
+        }
+        log::warn!(
+            "policy_gateway: the audit shipper's queue refused a message: this worker ships \
+             its own records from now on"
+        );
+        self.mode.set(Mode::PerWorker);
+        self.outbox
+            .borrow_mut()
+            .ship_here(&self.host(), held, host::now_ms());
+        self.clear_pending_copy();
+    }
+
+    fn clear_pending_copy(&self) {
+        if let Some(vm) = self.outbox.borrow().vm() {
+            host::set_shared_data(&relay::pending_key(vm), b"", None);
+        }
+    }
+
+    /// A forwarding worker: hands over what is pending (a tick, a stop).
+    fn hand_over_pending(&self) {
+        if let (Mode::Forwarding, Some(queue)) = (self.mode.get(), self.queue.get()) {
+            self.forward();
+            self.hand_over(queue);
+        }
+    }
+
+    /// Takes over the records that VMs whose ledger entries this VM claimed (dead) had
+    /// not handed to the shipper (`relay::pending_key`): handed over as they are when this
+    /// VM forwards, else taken in here as the shipper takes them off its queue.
+    fn recover_pending(&self, claimed: &[u64]) {
+        for vm in claimed {
+            let key = relay::pending_key(*vm);
+            let Some(message) = host::shared_data(&key).0.filter(|m| !m.is_empty()) else {
+                continue;
+            };
+            let handed = match (self.mode.get(), self.queue.get()) {
+                (Mode::Forwarding, Some(queue)) => host::enqueue(queue, &message),
+                _ => false,
+            };
+            if !handed {
+                let mut drained = relay::Drained::default();
+                drained.take_in(message);
+                self.take_in(drained);
+            }
             log::warn!(
-                "policy_gateway: the audit shipper's queue refused a record: this worker ships \
-                 its own records from now on"
+                "policy_gateway: VM {vm} left records it had not handed to the audit shipper: \
+                 taken over"
             );
-            let unsent = records.split_off(sent);
-            self.mode.set(Mode::PerWorker);
-            self.outbox
-                .borrow_mut()
-                .ship_here(&self.host(), unsent, host::now_ms());
+            host::set_shared_data(&key, b"", None);
         }
     }
 
@@ -190,10 +266,12 @@ impl Shared {
         self.mode.set(Mode::PerWorker);
         self.queue.set(None);
         self.orphaned.set(Some(queue));
-        let unsent = self.outbox.borrow_mut().take_forwarded();
+        let (_, mut unsent) = std::mem::take(&mut *self.pending.borrow_mut());
+        unsent.extend(self.outbox.borrow_mut().take_forwarded());
         self.outbox
             .borrow_mut()
             .ship_here(&self.host(), unsent, host::now_ms());
+        self.clear_pending_copy();
     }
 
     /// The shipper (or a worker that took over): takes up to `relay::DRAIN_CHUNK` records
@@ -202,14 +280,21 @@ impl Shared {
     /// full.
     fn drain(&self, queue: u32) {
         self.wakes.borrow_mut().drained();
+        let drained = relay::drain(|| host::dequeue(queue), relay::DRAIN_CHUNK);
+        if drained.capped {
+            self.metrics.drain_capped();
+        }
+        self.take_in(drained);
+    }
+
+    /// Queues records taken off the queue (or left by a dead worker) for this VM's sinks,
+    /// counts and reports those it cannot read, and sends the batches that are full.
+    fn take_in(&self, drained: relay::Drained) {
         let relay::Drained {
             records,
             undecodable: foreign,
-            capped,
-        } = relay::drain(|| host::dequeue(queue), relay::DRAIN_CHUNK);
-        if capped {
-            self.metrics.drain_capped();
-        }
+            ..
+        } = drained;
         if records.is_empty() && foreign == 0 {
             return;
         }
@@ -332,7 +417,7 @@ impl Context for Root {
                 .outbox
                 .borrow_mut()
                 .close(&shared.host(), host::now_ms());
-            shared.forward();
+            shared.hand_over_pending();
             shared.flush(true);
             shared
                 .outbox
@@ -398,7 +483,7 @@ impl RootContext for Root {
         // A reconfigured root context: what the old configuration's sinks still hold is left
         // in the ledger, reported by whichever VM claims it.
         if let Some(old) = self.shared.take() {
-            old.forward();
+            old.hand_over_pending();
             old.outbox.borrow_mut().stop(&old.host(), host::now_ms());
         }
         if shipper && config.audit.sinks().is_empty() {
@@ -453,6 +538,7 @@ impl RootContext for Root {
             queue: Cell::new(None),
             orphaned: Cell::new(None),
             mode: Cell::new(Mode::PerWorker),
+            pending: RefCell::new(Default::default()),
             wakes: RefCell::new(relay::WakePacer::default()),
             chain_id,
             audit_digest: relay::audit_digest(&bytes),
@@ -512,7 +598,9 @@ impl RootContext for Root {
             shared.flush(false);
             let now = host::now_ms();
             let report = shared.outbox.borrow_mut().tend(&shared.host(), now);
+            let claimed = report.claimed.clone();
             shared.apply(report);
+            shared.recover_pending(&claimed);
             let beat = relay::encode_beat(now, shared.outbox.borrow().vm());
             host::set_shared_data(relay::BEAT_KEY, &beat, None);
             return;
@@ -555,9 +643,11 @@ impl RootContext for Root {
             .outbox
             .borrow_mut()
             .tend(&shared.host(), host::now_ms());
+        let claimed = report.claimed.clone();
         shared.apply(report);
-        // Dead VMs' gap records.
-        shared.forward();
+        shared.recover_pending(&claimed);
+        // Dead VMs' gap records, and what waited for a full message.
+        shared.hand_over_pending();
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {

@@ -59,6 +59,18 @@ pub struct Report {
     pub dropped: i64,
     /// Lines to log as warnings.
     pub warnings: Vec<String>,
+    /// The VMs whose ledger entries this VM claimed (presumed dead): the host takes over
+    /// what they left for the shipper (`relay::pending_key`).
+    pub claimed: Vec<u64>,
+}
+
+/// A chained record a forwarding VM hands to the shipper; for a gap record of its own, the
+/// sink whose loss it announces (`None`: every sink's) is named, so the shipper tracks the
+/// announced loss (`QueuedRecord::gap`) as this VM would have.
+#[derive(Debug, Clone)]
+pub struct Handed {
+    pub record: QueuedRecord,
+    pub sink: Option<&'static str>,
 }
 
 /// One sink of the VM.
@@ -93,7 +105,7 @@ pub struct Outbox {
     /// Ids of the gap records this outbox writes.
     ids: IdGenerator,
     /// Set while this VM's chained records go to the shipper: those not yet handed over.
-    forward: Option<Vec<QueuedRecord>>,
+    forward: Option<Vec<Handed>>,
     /// The shipper's numbers of the chains it relays (`relay::pack_seq`), while it holds
     /// something of them (`Self::prune_sources`), both ways.
     sources: HashMap<u64, String>,
@@ -153,7 +165,7 @@ impl Outbox {
     }
 
     /// The chained records to hand to the shipper, in chain order.
-    pub fn take_forwarded(&mut self) -> Vec<QueuedRecord> {
+    pub fn take_forwarded(&mut self) -> Vec<Handed> {
         self.forward
             .as_mut()
             .map(std::mem::take)
@@ -162,11 +174,11 @@ impl Outbox {
 
     /// The shipper cannot be reached: this VM ships `unsent` (records it could not hand
     /// over, in chain order) and everything after them itself.
-    pub fn ship_here(&mut self, host: &impl Host, unsent: Vec<QueuedRecord>, now_ms: u64) {
+    pub fn ship_here(&mut self, host: &impl Host, unsent: Vec<Handed>, now_ms: u64) {
         let mut records = unsent;
         records.extend(self.forward.take().unwrap_or_default());
-        for record in records {
-            self.queue_here(record);
+        for handed in records {
+            self.queue_handed(handed);
         }
         self.write_ledger(host, now_ms);
     }
@@ -181,19 +193,40 @@ impl Outbox {
         let (records, mismatched): (Vec<_>, Vec<_>) =
             records.into_iter().partition(relay::header_matches);
         let report = self.refuse_relayed(GapCause::RelayMismatch, mismatched.len() as u64, now_ms);
-        for r in records {
+        for mut r in records {
+            let announces = r.announces.take();
             // Without a number (every one in use, never in practice) a record's loss is still
             // counted and reported, without its range.
             let source = (r.seq > 0 && !r.chain.is_empty())
                 .then(|| self.source(r.chain))
                 .flatten();
             let seq = source.map_or(0, |n| relay::pack_seq(n, r.seq));
-            self.queue_here(QueuedRecord {
+            // A range the worker named in its own chain is in the relayed chain here.
+            let announces = announces.map(|a| {
+                let gap = match source {
+                    Some(n) if a.gap.from_seq != 0 => Gap {
+                        from_seq: relay::pack_seq(n, a.gap.from_seq),
+                        to_seq: relay::pack_seq(n, a.gap.to_seq),
+                        ..a.gap
+                    },
+                    _ => Gap {
+                        from_seq: 0,
+                        to_seq: 0,
+                        ..a.gap
+                    },
+                };
+                let sink = a
+                    .sink
+                    .and_then(|name| self.slots.iter().position(|s| s.shipper.name() == name));
+                (sink, gap)
+            });
+            let record = QueuedRecord {
                 json: r.json,
                 epoch_ms: r.epoch_ms,
                 gap: None,
                 seq,
-            });
+            };
+            self.queue_announcing(record, announces);
         }
         self.checkpoint_if_due(now_ms);
         self.write_ledger(host, now_ms);
@@ -303,10 +336,28 @@ impl Outbox {
         }
     }
 
-    fn queue_here(&mut self, record: QueuedRecord) {
-        for slot in &mut self.slots {
-            slot.shipper.push(record.clone());
+    /// Queues a record for every sink; `announces`: as in [`Self::broadcast`].
+    fn queue_announcing(&mut self, record: QueuedRecord, announces: Option<(Option<usize>, Gap)>) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let gap = announces
+                .filter(|(sink, _)| sink.is_none_or(|s| s == i))
+                .map(|(_, gap)| gap);
+            slot.shipper.push(QueuedRecord {
+                gap,
+                ..record.clone()
+            });
         }
+    }
+
+    /// Queues a record this VM could not hand to the shipper for its own sinks.
+    fn queue_handed(&mut self, handed: Handed) {
+        let Handed { mut record, sink } = handed;
+        let announces = record.gap.take().map(|gap| {
+            let named =
+                sink.and_then(|name| self.slots.iter().position(|s| s.shipper.name() == name));
+            (named, gap)
+        });
+        self.queue_announcing(record, announces);
     }
 
     /// This VM's number in the ledger, once registered.
@@ -363,27 +414,29 @@ impl Outbox {
         epoch_ms: u64,
         announces: Option<(Option<usize>, Gap)>,
     ) {
+        let record = QueuedRecord {
+            json: linked.json,
+            epoch_ms,
+            gap: None,
+            seq: linked.seq,
+        };
         if let Some(forward) = &mut self.forward {
-            // The shipper counts a loss of it like any other record's.
-            forward.push(QueuedRecord {
-                json: linked.json,
-                epoch_ms,
-                gap: None,
-                seq: linked.seq,
+            // The shipper tracks the loss a gap record announces for the sink of the same
+            // name, as this VM would have.
+            let sink = announces
+                .and_then(|(sink, _)| sink)
+                .and_then(|i| self.slots.get(i))
+                .map(|s| s.shipper.name());
+            forward.push(Handed {
+                record: QueuedRecord {
+                    gap: announces.map(|(_, gap)| gap),
+                    ..record
+                },
+                sink,
             });
             return;
         }
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            let gap = announces
-                .filter(|(sink, _)| sink.is_none_or(|s| s == i))
-                .map(|(_, gap)| gap);
-            slot.shipper.push(QueuedRecord {
-                json: linked.json.clone(),
-                epoch_ms,
-                gap,
-                seq: linked.seq,
-            });
-        }
+        self.queue_announcing(record, announces);
     }
 
     fn checkpoint_if_due(&mut self, now_ms: u64) {
@@ -573,6 +626,7 @@ impl Outbox {
         for entry in &claimed {
             self.adopt(entry, now_ms, &mut report);
         }
+        report.claimed = claimed.iter().map(|e| e.vm).collect();
         self.announce_owed(now_ms);
         self.prune_sources();
         self.write_ledger(host, now_ms);
@@ -644,8 +698,8 @@ impl Outbox {
     /// any left) are queued for its own sinks, so its ledger holds them.
     pub fn stop(&mut self, host: &impl Host, now_ms: u64) {
         if let Some(unsent) = self.forward.take() {
-            for record in unsent {
-                self.queue_here(record);
+            for handed in unsent {
+                self.queue_handed(handed);
             }
         }
         self.ledger.stopped = true;
@@ -1219,12 +1273,16 @@ mod tests {
                 );
             }
             let forwarded = w.take_forwarded();
-            assert_eq!(forwarded.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+            assert_eq!(
+                forwarded.iter().map(|h| h.record.seq).collect::<Vec<_>>(),
+                [1, 2]
+            );
             assert!(w.take_forwarded().is_empty(), "handed out once");
             let id = w.chain_id().to_string();
             messages.extend(
                 forwarded
                     .iter()
+                    .map(|h| &h.record)
                     .map(|r| relay::encode(r.epoch_ms, &id, r.seq, &r.json)),
             );
             // Nothing is the worker's to lose: no ledger write per record, and its sinks
@@ -1280,7 +1338,7 @@ mod tests {
         w.push(&host, r#"{"n":2}"#.into(), 1_001);
         let mut unsent = w.take_forwarded();
         let handed_over = unsent.remove(0);
-        assert_eq!(handed_over.seq, 1);
+        assert_eq!(handed_over.record.seq, 1);
         w.push(&host, r#"{"n":3}"#.into(), 1_002);
         w.ship_here(&host, unsent, 1_003);
         assert!(!w.is_forwarding());
@@ -1315,6 +1373,7 @@ mod tests {
         let messages = worker
             .take_forwarded()
             .iter()
+            .map(|h| &h.record)
             .map(|r| relay::encode(r.epoch_ms, &id, r.seq, &r.json))
             .filter_map(relay::decode)
             .collect();
@@ -1378,6 +1437,90 @@ mod tests {
             .map(|l| (l.chain, l.gap.dropped, l.gap.from_seq, l.gap.to_seq))
             .collect();
         assert_eq!(lost, [("a".into(), 2, 4, 5), ("b".into(), 3, 9, 11)]);
+    }
+
+    #[test]
+    fn a_forwarded_gap_record_lost_by_the_shipper_announces_its_loss_again() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let dead = ledger::register(&host, "gw", 0).unwrap();
+        let lost = Gap {
+            dropped: 5,
+            from_ms: 100,
+            to_ms: 200,
+            from_seq: 10,
+            to_seq: 14,
+        };
+        ledger::write(
+            &host,
+            &Entry {
+                vm: dead,
+                gateway: "gw".into(),
+                chain: "dead-chain".into(),
+                beat_ms: 500,
+                stopped: false,
+                sinks: vec![SinkEntry {
+                    sink: "splunk_hec".into(),
+                    pending: Some(lost),
+                    ..SinkEntry::default()
+                }],
+            },
+        );
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let mut worker = Outbox::new(&config, "gw", 1, ledger::register(&host, "gw", 20_000), 0);
+        worker.forward_to_shipper();
+        assert_eq!(worker.tend(&host, 20_000).dropped, 5, "counted once, here");
+        let id = worker.chain_id().to_string();
+        let mut pending = relay::Pending::default();
+        for h in worker.take_forwarded() {
+            let r = &h.record;
+            let announces = r.gap.map(|gap| (h.sink, gap));
+            pending.push(r.epoch_ms, &id, r.seq, &r.json, announces);
+        }
+        let mut drained = relay::Drained::default();
+        drained.take_in(pending.take());
+        assert_eq!(drained.records.len(), 1, "the gap record");
+        let mut shipper = Outbox::new(&config, "gw", 3, Some(50), 0);
+        shipper.relay(&host, drained.records, 20_010);
+        // HEC refuses the batch holding the worker's gap record, for good.
+        shipper.flush(&host, 20_010, true);
+        let token = host.calls.borrow().len() as u32;
+        let refused = br#"{"text":"Invalid data format","code":6}"#;
+        let r = shipper.on_answer(&host, token, Some((400, &[], refused)), 20_011);
+        assert_eq!(
+            r.dropped, 0,
+            "a gap record is no record lost: its loss was counted"
+        );
+        // Only gap records refused: their losses wait for a delivery to be announced.
+        worker.push(&host, r#"{"n":2}"#.into(), 20_012);
+        let next: Vec<_> = worker
+            .take_forwarded()
+            .iter()
+            .map(|h| &h.record)
+            .filter_map(|r| relay::decode(relay::encode(r.epoch_ms, &id, r.seq, &r.json)))
+            .collect();
+        shipper.relay(&host, next, 20_012);
+        shipper.flush(&host, 20_012, true);
+        let token = host.calls.borrow().len() as u32;
+        shipper.on_answer(&host, token, Some((200, &[], OK)), 20_013);
+        shipper.flush(&host, 20_020, true);
+        let events = hec_events(host.calls.borrow().last().unwrap());
+        assert_eq!(events.len(), 1, "{events:?}");
+        let g = &events[0];
+        assert_eq!(
+            (g["record_type"].as_str(), g["cause"].as_str()),
+            (Some("gap"), Some("rejected"))
+        );
+        assert_eq!(
+            g["dropped"], 5,
+            "the dead VM's five records, announced again: {g}"
+        );
+        assert_eq!(
+            (g["lost_chain"].as_str(), g["from_seq"].as_u64()),
+            (Some(id.as_str()), Some(1)),
+            "and the hole the lost gap record leaves in the worker's chain"
+        );
     }
 
     #[test]
@@ -1475,6 +1618,7 @@ mod tests {
             chain: chain.into(),
             seq,
             json: format!(r#"{{"c":"{chain}","s":{seq},"chain":{{"id":"{chain}","seq":{seq}}}}}"#),
+            announces: None,
         };
         let batch = vec![
             relayed("A", 4),

@@ -13,15 +13,142 @@
 //! milliseconds, `chain.seq`), the chain id's length (one byte) and the id, then the chained
 //! JSON: the shipper learns which chain and range a lost record was in without parsing it.
 //!
+//! A worker hands its records over [`RECORDS_PER_MESSAGE`] at a time, in one message of kind
+//! [`BATCH`] (each record's message inside, length-prefixed): Envoy wakes the shipper's thread
+//! once per message, and that wake-up, not the work, was most of the shipper's cost. Until a
+//! batch is handed over, the worker keeps a copy of it in shared data ([`pending_key`] of its
+//! ledger number), set in the callback that chained the record: shared data outlives the VM,
+//! and whoever claims a dead VM's ledger entry hands what it left there over. So a worker VM
+//! that dies still loses no record it finished.
+//!
 //! The shipper numbers the chains it relays (1, 2, …; 0 is its own) and keeps a relayed
 //! record's sequence number as [`pack_seq`] of both, so a loss (`sinks::Gap`) stays within one
 //! chain and its gap record names that chain and range, as a worker's own gap record would.
+
+use super::Gap;
 
 /// The root id of the shipper's plugin configuration (the bootstrap extension's `root_id`).
 pub const SHIPPER_ROOT_ID: &str = "policy_gateway_shipper";
 
 /// The message format's version, its first byte.
 pub const VERSION: u8 = 1;
+
+/// The first byte of a message holding several records' messages, each after its length
+/// (`u32`, little-endian).
+pub const BATCH: u8 = 2;
+
+/// Records a worker puts in one message (fewer when its tick, a stop or a takeover comes
+/// first).
+pub const RECORDS_PER_MESSAGE: usize = 16;
+
+/// The shared-data key of the records worker VM `vm` (its ledger number) has not handed over
+/// yet, as the message that will carry them (empty: none).
+pub fn pending_key(vm: u64) -> String {
+    format!("policy_gateway.pending.{vm}")
+}
+
+/// The first byte of a record's message that carries what the record (a worker's gap record)
+/// announces, before the record's own message: the sink (its name's length, one byte, 0: every
+/// sink, then the name) and the loss (`u64`s, little-endian: dropped, from and to epoch ms,
+/// from and to seq in the record's own chain, 0 when the range is another chain's). The
+/// shipper tracks it as the worker would have: if the gap record is lost, the loss it
+/// announced is announced again.
+pub const ANNOUNCING: u8 = 3;
+
+/// What a relayed gap record announces: the sink whose loss it is (`None`: every sink's) and
+/// the loss.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    pub sink: Option<String>,
+    pub gap: Gap,
+}
+
+/// The queue message of a record that announces a loss ([`ANNOUNCING`]), or of any other.
+pub fn encode_announcing(
+    epoch_ms: u64,
+    chain: &str,
+    seq: u64,
+    json: &str,
+    announces: Option<(Option<&str>, Gap)>,
+) -> Vec<u8> {
+    let Some((sink, g)) = announces else {
+        return encode(epoch_ms, chain, seq, json);
+    };
+    let sink = sink.filter(|s| s.len() <= 255).unwrap_or("");
+    let mut out = vec![ANNOUNCING, sink.len() as u8];
+    out.extend_from_slice(sink.as_bytes());
+    for n in [g.dropped, g.from_ms, g.to_ms, g.from_seq, g.to_seq] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    out.extend_from_slice(&encode(epoch_ms, chain, seq, json));
+    out
+}
+
+/// The records a worker has not handed over yet, as their [`BATCH`] message.
+#[derive(Debug, Default)]
+pub struct Pending {
+    message: Vec<u8>,
+    count: usize,
+}
+
+impl Pending {
+    pub fn push(
+        &mut self,
+        epoch_ms: u64,
+        chain: &str,
+        seq: u64,
+        json: &str,
+        announces: Option<(Option<&str>, Gap)>,
+    ) {
+        if self.message.is_empty() {
+            self.message.push(BATCH);
+        }
+        let one = encode_announcing(epoch_ms, chain, seq, json, announces);
+        let len = u32::try_from(one.len()).unwrap_or(u32::MAX);
+        self.message.extend_from_slice(&len.to_le_bytes());
+        self.message.extend_from_slice(&one);
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    /// The message, leaving none pending.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.count = 0;
+        std::mem::take(&mut self.message)
+    }
+}
+
+/// The records' messages a message carries: itself, or those inside a [`BATCH`]; and how
+/// many it could not split (a length past its end: the rest of the batch).
+pub fn unbatch(message: Vec<u8>) -> (Vec<Vec<u8>>, usize) {
+    let Some((&BATCH, mut rest)) = message.split_first() else {
+        return (vec![message], 0);
+    };
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return (out, 1);
+        };
+        let len = usize::try_from(u32::from_le_bytes(*len)).unwrap_or(usize::MAX);
+        let Some((one, tail)) = (tail.len() >= len).then(|| tail.split_at(len)) else {
+            return (out, 1);
+        };
+        out.push(one.to_vec());
+        rest = tail;
+    }
+    (out, 0)
+}
 
 /// The shipper's queue, resolved by the workers under the shipper's `vm_id` (the filter's:
 /// they must be the same, since shared data, and so the ledger, is per `vm_id` too).
@@ -146,6 +273,7 @@ pub struct Relayed {
     pub chain: String,
     pub seq: u64,
     pub json: String,
+    pub announces: Option<Announce>,
 }
 
 /// At most this many messages are taken off the queue per callback (the rest on the next
@@ -200,13 +328,24 @@ pub fn drain(mut next: impl FnMut() -> Option<Vec<u8>>, max: usize) -> Drained {
         let Some(message) = next() else {
             return out;
         };
-        match decode(message) {
-            Some(r) => out.records.push(r),
-            None => out.undecodable += 1,
-        }
+        out.take_in(message);
     }
     out.capped = true;
     out
+}
+
+impl Drained {
+    /// Decodes one message (a record's, or a [`BATCH`]) into this drain.
+    pub fn take_in(&mut self, message: Vec<u8>) {
+        let (messages, broken) = unbatch(message);
+        self.undecodable += broken;
+        for m in messages {
+            match decode(m) {
+                Some(r) => self.records.push(r),
+                None => self.undecodable += 1,
+            }
+        }
+    }
 }
 
 /// Whether a relayed record is what its message's header says: the record's own `chain.id`
@@ -269,6 +408,9 @@ pub fn encode(epoch_ms: u64, chain: &str, seq: u64, json: &str) -> Vec<u8> {
 
 /// A message's record; `None` for bytes that are not one of ours.
 pub fn decode(message: Vec<u8>) -> Option<Relayed> {
+    if message.first() == Some(&ANNOUNCING) {
+        return decode_announcing(&message);
+    }
     let (version, rest) = message.split_first()?;
     if *version != VERSION {
         return None;
@@ -287,7 +429,37 @@ pub fn decode(message: Vec<u8>) -> Option<Relayed> {
         chain,
         seq,
         json,
+        announces: None,
     })
+}
+
+fn decode_announcing(message: &[u8]) -> Option<Relayed> {
+    let (_, rest) = message.split_first()?;
+    let (len, rest) = rest.split_first()?;
+    let (sink, mut rest) = rest.split_at_checked(usize::from(*len))?;
+    let sink = std::str::from_utf8(sink).ok()?;
+    let mut n = [0u64; 5];
+    for x in &mut n {
+        let (bytes, tail) = rest.split_first_chunk::<8>()?;
+        *x = u64::from_le_bytes(*bytes);
+        rest = tail;
+    }
+    let [dropped, from_ms, to_ms, from_seq, to_seq] = n;
+    if rest.first() == Some(&ANNOUNCING) {
+        return None;
+    }
+    let mut r = decode(rest.to_vec())?;
+    r.announces = Some(Announce {
+        sink: (!sink.is_empty()).then(|| sink.to_string()),
+        gap: Gap {
+            dropped,
+            from_ms,
+            to_ms,
+            from_seq,
+            to_seq,
+        },
+    });
+    Some(r)
 }
 
 #[cfg(test)]
@@ -305,8 +477,71 @@ mod tests {
             chain: "c-é".into(),
             seq: 3,
             json: json.into(),
+            announces: None,
         };
-        assert_eq!(decode(m), Some(want));
+        assert_eq!(decode(m), Some(want.clone()));
+        let gap = Gap {
+            dropped: 5,
+            from_ms: 10,
+            to_ms: 20,
+            from_seq: 0,
+            to_seq: 0,
+        };
+        let m = encode_announcing(want.epoch_ms, "c-é", 3, json, Some((Some("s3"), gap)));
+        let announcing = Relayed {
+            announces: Some(Announce {
+                sink: Some("s3".into()),
+                gap,
+            }),
+            ..want.clone()
+        };
+        assert_eq!(decode(m), Some(announcing));
+        let every = decode(encode_announcing(1, "c", 1, "{}", Some((None, gap))));
+        assert_eq!(every.and_then(|r| r.announces).map(|a| a.sink), Some(None));
+        let mut cut = encode_announcing(1, "c", 1, "{}", Some((None, gap)));
+        cut.truncate(20);
+        assert_eq!(decode(cut), None);
+    }
+
+    #[test]
+    fn records_handed_over_together_come_out_one_by_one_in_order() {
+        let mut pending = Pending::default();
+        assert!(pending.is_empty());
+        for n in 1..=3 {
+            pending.push(n, "c", n, &format!(r#"{{"n":{n}}}"#), None);
+        }
+        assert_eq!(pending.len(), 3);
+        let message = pending.take();
+        assert!(pending.is_empty() && pending.message().is_empty());
+        assert_eq!(message.first(), Some(&BATCH));
+        let mut queue =
+            std::collections::VecDeque::from([message, encode(9, "d", 1, "{}"), vec![BATCH]]);
+        let drained = drain(|| queue.pop_front(), 10);
+        let got: Vec<_> = drained
+            .records
+            .iter()
+            .map(|r| (r.chain.as_str(), r.seq))
+            .collect();
+        assert_eq!(got, [("c", 1), ("c", 2), ("c", 3), ("d", 1)]);
+        assert_eq!(drained.undecodable, 0, "an empty batch holds nothing");
+    }
+
+    #[test]
+    fn a_batch_cut_short_keeps_what_it_holds_whole_and_counts_the_rest() {
+        let mut pending = Pending::default();
+        pending.push(1, "c", 1, "{}", None);
+        pending.push(2, "c", 2, "{}", None);
+        let mut message = pending.take();
+        message.truncate(message.len() - 3);
+        let mut drained = Drained::default();
+        drained.take_in(message);
+        assert_eq!(drained.records.len(), 1);
+        assert_eq!(drained.undecodable, 1);
+        let mut inner_garbage = vec![BATCH];
+        inner_garbage.extend_from_slice(&2u32.to_le_bytes());
+        inner_garbage.extend_from_slice(&[9, 9]);
+        drained.take_in(inner_garbage);
+        assert_eq!(drained.undecodable, 2, "a record's message that is not one");
     }
 
     #[test]
