@@ -276,21 +276,22 @@ pub struct Relayed {
     pub announces: Option<Announce>,
 }
 
-/// At most this many messages are taken off the queue per callback (the rest on the next
-/// wake-up or tick): the main thread the shipper runs on serves Envoy's other work too, and
-/// the host's queue is unbounded.
+/// The shipper stops taking messages off the queue in one callback once it has this many
+/// records (the rest on the next wake-up or tick): the main thread the shipper runs on serves
+/// Envoy's other work too, and the host's queue is unbounded.
 pub const DRAIN_CHUNK: usize = 256;
 
 /// Wake-ups the shipper lets pass before it drains the queue (and on every tick it drains
 /// it whatever the count).
 ///
 /// Envoy posts one `on_queue_ready` to the main thread per message enqueued, so a drain per
-/// wake-up is a drain per record, each with its ledger write and flush. Letting wake-ups pass
+/// wake-up is a drain per message (up to [`RECORDS_PER_MESSAGE`] records), each with its ledger
+/// write and flush; one in four drains 64 records or so at once. Letting wake-ups pass
 /// costs no guarantee: a message not yet taken stays in the host's queue, which outlives a
 /// worker VM and is drained by the workers if the shipper dies; what a drain takes is in the
 /// shipper's ledger before the callback that took it returns. It only delays a record by up
 /// to one tick (`audit.flush_interval_ms`, at most 200 ms), well inside a batch's age.
-pub const WAKES_PER_DRAIN: u32 = 64;
+pub const WAKES_PER_DRAIN: u32 = 4;
 
 /// Counts the shipper's wake-ups between drains ([`WAKES_PER_DRAIN`]).
 #[derive(Debug, Default)]
@@ -321,10 +322,11 @@ pub struct Drained {
     pub capped: bool,
 }
 
-/// Takes up to `max` messages from `next` (the host's dequeue) and decodes them.
+/// Takes messages from `next` (the host's dequeue) and decodes them, until it has `max`
+/// records (undecodable ones counted) or the queue is empty.
 pub fn drain(mut next: impl FnMut() -> Option<Vec<u8>>, max: usize) -> Drained {
     let mut out = Drained::default();
-    for _ in 0..max {
+    while out.records.len() + out.undecodable < max {
         let Some(message) = next() else {
             return out;
         };
