@@ -14,9 +14,13 @@ callback counters are then printed per request too); a variant may name its own 
 Usage: .venv/bin/python bench/threads.py [--variants shipper,per-worker,noaudit] [--reps 3]
        [--duration 5] [--module target/policy_gateway_timing.wasm]
        [--variants shipper@/tmp/before.wasm,shipper,per-worker]
+       [--sink-delay-ms 20 --audit '{"batch_max_records": 10}' --connections 32]
+With `--sink-delay-ms` the HEC route answers each batch that much later (Envoy's fault
+filter): with `--audit` settings it measures the records/s one call in flight per sink delivers.
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -42,6 +46,20 @@ def thread_cpu(pid):
     return out
 
 
+def delay_hec(cfg, ms):
+    """The upstream's HEC route answers `ms` later (fault filter, on that route only)."""
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    fault = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+    hcm["http_filters"].insert(0, {"name": "envoy.filters.http.fault",
+                                   "typed_config": {"@type": fault}})
+    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
+    assert route["match"]["prefix"] == "/services/collector"
+    route["typed_per_filter_config"] = {"envoy.filters.http.fault": {
+        "@type": fault, "delay": {"fixed_delay": f"{ms / 1000:.3f}s",
+                                  "percentage": {"numerator": 100}}}}
+    return cfg
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default="shipper,per-worker,noaudit")
@@ -49,6 +67,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--module", default="", help="the gateway's .wasm (default: make wasm's)")
+    ap.add_argument("--sink-delay-ms", type=int, default=0)
+    ap.add_argument("--audit", default="{}", help="JSON of audit settings to override")
     args = ap.parse_args()
     module = os.path.abspath(args.module) if args.module else run.WASM
     wrk, envoy = run.ensure_wrk(), run.envoy_binary()
@@ -56,7 +76,10 @@ def main():
     fp = run.harness.free_port
     try:
         up_port, up_admin = fp(), fp()
-        run.start_envoy(envoy, run.upstream_config(up_port, up_admin), "upstream", tmp, up_admin)
+        upstream = run.upstream_config(up_port, up_admin)
+        if args.sink_delay_ms:
+            delay_hec(upstream, args.sink_delay_ms)
+        run.start_envoy(envoy, upstream, "upstream", tmp, up_admin)
         variants = [v.strip() for v in args.variants.split(",") if v.strip()]
         proxies = {}
         for v in variants:
@@ -64,8 +87,15 @@ def main():
             run.SHIPPER["on"] = kind == "shipper"
             port, admin = fp(), fp()
             cfg = run.proxy_config(True, port, admin, up_port, up_port, audit=kind != "noaudit")
-            run.harness._filter_config(cfg)["vm_config"]["code"]["local"]["filename"] = (
-                os.path.abspath(own) if own else module)
+            fc = run.harness._filter_config(cfg)
+            fc["vm_config"]["code"]["local"]["filename"] = os.path.abspath(own) if own else module
+            plugin = json.loads(fc["configuration"]["value"])
+            if "audit" in plugin:
+                plugin["audit"].update(json.loads(args.audit))
+                fc["configuration"]["value"] = json.dumps(plugin)
+                for ext in cfg.get("bootstrap_extensions", []):
+                    # The shipper delivers with its own copy of the configuration.
+                    ext["typed_config"]["config"]["configuration"]["value"] = json.dumps(plugin)
             proxies[v] = (run.start_envoy(envoy, cfg, f"proxy{len(proxies)}", tmp, admin), port, admin)
         body = run.chat_body(1024)
         path = os.path.join(tmp, "body.json")
@@ -91,7 +121,8 @@ def main():
                 n = max(r["requests"], 1)
                 per = {k: (t1.get(k, 0) - t0.get(k, 0)) * 1e6 / n for k in t1}
                 counters = {k.split("policy_gateway.", 1)[1]: (c1.get(k, 0) - c0.get(k, 0)) / n
-                            for k in c1 if ("timing." in k or "records." in k)}
+                            for k in c1 if ("timing." in k or "records." in k
+                                            or k.endswith((".delivered", ".dropped")))}
                 rps = r["requests"] / (r["duration_us"] / 1e6)
                 results[v].append((per, counters, rps, load))
                 print(f"{v:>10} rep {rep + 1}: {rps:7.0f} req/s  load {load:4.1f}  " + "  ".join(

@@ -210,8 +210,8 @@ class Handler(ReceiverHandler):
                     continue
                 out[str(i)] = polls >= 1
                 ACKS[(channel, i)] = polls + 1
-            REQUESTS.append({"status": 200, "code": 0, "events": 0, "ack_poll": ids, "time": time.time(),
-                             "headers": {"x-splunk-request-channel": channel}})
+            REQUESTS.append({"status": 200, "code": 0, "events": 0, "ack_poll": ids, "acks": out,
+                             "time": time.time(), "headers": {"x-splunk-request-channel": channel}})
         self._send(200, {"acks": out})
 
 
