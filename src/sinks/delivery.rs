@@ -349,9 +349,9 @@ impl Delivery {
 
     /// Adds the chain numbers (`relay::unpack_seq`) of the records held and of the losses not
     /// yet in a gap record to `held`.
-    pub fn chains_held(&self, held: &mut std::collections::HashSet<u64>) {
+    pub fn chains_held(&self, held: &mut Vec<u64>) {
         for r in self.batch.iter().chain(self.buffer.iter()) {
-            held.insert(super::relay::unpack_seq(r.seq).0);
+            held.push(super::relay::unpack_seq(r.seq).0);
             if let Some(g) = r.gap {
                 g.chains(held);
             }

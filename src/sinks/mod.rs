@@ -162,10 +162,10 @@ impl Gap {
     }
 
     /// Adds the chain numbers its range is in to `held` (none without a range).
-    pub fn chains(&self, held: &mut std::collections::HashSet<u64>) {
+    pub fn chains(&self, held: &mut Vec<u64>) {
         for seq in [self.from_seq, self.to_seq] {
             if seq != 0 {
-                held.insert(seq >> relay::SOURCE_SHIFT);
+                held.push(seq >> relay::SOURCE_SHIFT);
             }
         }
     }

@@ -295,11 +295,13 @@ impl Outbox {
         if self.sources.is_empty() {
             return;
         }
-        let mut held = std::collections::HashSet::new();
+        let mut held = Vec::new();
         for slot in &self.slots {
             slot.shipper.chains_held(&mut held);
         }
-        self.sources.retain(|n, _| held.contains(n));
+        held.sort_unstable();
+        held.dedup();
+        self.sources.retain(|n, _| held.binary_search(n).is_ok());
         let sources = &self.sources;
         self.source_index.retain(|_, n| sources.contains_key(n));
     }

@@ -112,7 +112,7 @@ impl Shipper {
 
     /// Adds the chain numbers (`relay::unpack_seq`) of what it holds to `held`: records, and
     /// losses not yet announced.
-    pub fn chains_held(&self, held: &mut std::collections::HashSet<u64>) {
+    pub fn chains_held(&self, held: &mut Vec<u64>) {
         self.delivery.chains_held(held);
         for (gap, _) in &self.owed {
             gap.chains(held);
