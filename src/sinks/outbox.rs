@@ -299,9 +299,7 @@ impl Outbox {
         for slot in &self.slots {
             slot.shipper.chains_held(&mut held);
         }
-        held.sort_unstable();
-        held.dedup();
-        self.sources.retain(|n, _| held.binary_search(n).is_ok());
+        self.sources.retain(|n, _| held.contains(n));
         let sources = &self.sources;
         self.source_index.retain(|_, n| sources.contains_key(n));
     }
