@@ -104,9 +104,12 @@ def test_three_sinks_at_once():
         assert {d["_source"]["request_id"] for d in es_docs} == ids
         assert all(d["data_stream"] == "policy-audit" for d in es_docs)
         assert any(r["headers"].get("content-encoding") == "gzip" for r in gw.hec("/_requests")), "batches gzipped"
-        stats = gw.stats()
+        # A sink's answer is counted after the receiver has the records: wait for it.
+        def delivered(sink):
+            return gw.stats().get(f"wasmcustom.policy_gateway.sink.{sink}.delivered", 0)
+
         for sink in ("splunk_hec", "datadog", "elasticsearch"):
-            assert stats.get(f"wasmcustom.policy_gateway.sink.{sink}.delivered", 0) >= 5, sink
+            assert wait_for(lambda: delivered(sink) >= 5), (sink, delivered(sink))
 
 
 def test_receiver_down_then_back_loses_nothing():
