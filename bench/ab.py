@@ -5,8 +5,9 @@ cost (BENCHMARKS.md, "Time inside the callbacks"): build scratch modules that sk
 each and compare them in one run, under the same load.
 
 Usage: .venv/bin/python bench/ab.py NAME=PATH.wasm[:CONFIG] ... [--reps 5] [--duration 4]
-CONFIG: `min` (empty policy, no audit; the default), `noaudit` (default policy, no audit), or
-a JSON object of plugin settings merged into `min`'s.
+CONFIG: `min` (empty policy, no audit; the default), `noaudit` (default policy, no audit),
+`full` (as shipped: default policy, audit to HEC through the shipper, which runs the same
+module), or a JSON object of plugin settings merged into `min`'s.
 """
 
 import argparse
@@ -28,7 +29,9 @@ def timing(admin):
 
 
 def variant_config(path, spec, port, admin, up_port):
-    if spec in ("min", "noaudit"):
+    if spec == "full":
+        cfg = run.proxy_config(True, port, admin, up_port, up_port)
+    elif spec in ("min", "noaudit"):
         cfg = run.proxy_config(True, port, admin, up_port, up_port, minimal=spec == "min",
                                audit=False)
     else:
