@@ -108,7 +108,8 @@ fn drive(
 fn an_exchange_finished_without_its_record_tallies_as_with_it() {
     let sse: (&str, &[u8]) = ("content-type", b"text/event-stream");
     let stream = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"mail a@b.io\"}}]}\n\ndata: [DONE]\n\n";
-    let cases: [(Value, &[u8], (&str, &[u8]), &[u8]); 7] = [
+    type Case<'a> = (Value, &'a [u8], (&'a str, &'a [u8]), &'a [u8]);
+    let cases: [Case; 7] = [
         (json!({}), &chat("hello"), JSON, &answer("ok")),
         (json!({}), &chat("mail a@b.io"), JSON, &answer("ok")),
         (
