@@ -239,19 +239,29 @@ fn write_canonical(v: &Value, out: &mut String) {
         Value::Object(members) => {
             // serde_json's map iterates in byte order, which is UTF-16 order unless a key
             // has characters beyond the BMP and others at U+E000 and above.
-            let mut keys: Vec<&String> = members.keys().collect();
-            if !keys.iter().all(|k| k.is_ascii()) {
-                crate::sort::sort_by(&mut keys, &|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-            }
             out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(k, out);
-                out.push(':');
-                if let Some(v) = members.get(k) {
+            if members.keys().all(|k| k.is_ascii()) {
+                // The map's own order, without a lookup per member (a record has ~40).
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(k, out);
+                    out.push(':');
                     write_canonical(v, out);
+                }
+            } else {
+                let mut keys: Vec<&String> = members.keys().collect();
+                crate::sort::sort_by(&mut keys, &|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(k, out);
+                    out.push(':');
+                    if let Some(v) = members.get(k) {
+                        write_canonical(v, out);
+                    }
                 }
             }
             out.push('}');
@@ -319,22 +329,34 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
 
 fn write_string(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            c if u32::from(c) < 0x20 => {
+    // Runs without `"`, `\` or a C0 control are copied whole: escapes are rare in a record.
+    let mut rest = s;
+    while let Some(i) = rest
+        .bytes()
+        .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+    {
+        let Some((plain, tail)) = rest.split_at_checked(i) else {
+            break;
+        };
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        match chars.next() {
+            Some('"') => out.push_str("\\\""),
+            Some('\\') => out.push_str("\\\\"),
+            Some('\u{8}') => out.push_str("\\b"),
+            Some('\t') => out.push_str("\\t"),
+            Some('\n') => out.push_str("\\n"),
+            Some('\u{c}') => out.push_str("\\f"),
+            Some('\r') => out.push_str("\\r"),
+            Some(c) => {
                 out.push_str("\\u00");
                 out.push_str(&hex(&[c as u8]));
             }
-            c => out.push(c),
+            None => {}
         }
+        rest = chars.as_str();
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -514,6 +536,45 @@ mod tests {
         // Already canonical text is unchanged by a round trip.
         let text = canonical(&v);
         assert_eq!(canonical(&serde_json::from_str(&text).unwrap()), text);
+    }
+
+    /// Escapes written run by run are the escapes written character by character.
+    #[test]
+    fn strings_escape_as_character_by_character() {
+        fn reference(s: &str) -> String {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\t' => out.push_str("\\t"),
+                    '\n' => out.push_str("\\n"),
+                    '\u{c}' => out.push_str("\\f"),
+                    '\r' => out.push_str("\\r"),
+                    c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        let controls: String = (0u8..0x20).map(char::from).collect();
+        for s in [
+            "",
+            "plain",
+            "\"",
+            "\\",
+            "a\"b\\c\u{7f}d\u{85}e\u{2028}",
+            "é€😀\n\t\r",
+            "end\\",
+            "\"start",
+            controls.as_str(),
+        ] {
+            let mut out = String::new();
+            write_string(s, &mut out);
+            assert_eq!(out, reference(s), "{s:?}");
+        }
     }
 
     fn signed() -> TrailConfig {

@@ -68,6 +68,22 @@ pub struct Finished {
     pub inspection_errors: u32,
 }
 
+/// An exchange's ending without its record ([`Exchange::finish_unrecorded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub decision: Action,
+    pub mode: RolloutMode,
+    pub inspection_errors: u32,
+}
+
+/// What [`Exchange::conclude`] leaves for the record.
+struct Concluded {
+    rollout: RolloutDecision,
+    request: PhaseOutcome,
+    response: Option<PhaseOutcome>,
+    end: StreamEnd,
+}
+
 pub struct Exchange {
     config: Rc<PluginConfig>,
     started_ms: u64,
@@ -745,6 +761,63 @@ impl Exchange {
 
     /// The exchange is over (the host logs it): its record.
     pub fn finish(&mut self, host: &dyn Host, ids: &mut IdGenerator, now_ms: u64) -> Finished {
+        let Concluded {
+            rollout,
+            request,
+            response,
+            end,
+        } = self.conclude(host, ids, now_ms);
+        let config = Rc::clone(&self.config);
+        let record_id = self.record_id.clone();
+        let meta = RecordMeta {
+            record_id: &record_id,
+            epoch_ms: now_ms,
+        };
+        let mut record = AuditRecord::build(
+            &config.policy,
+            &self.info(),
+            &rollout,
+            &request,
+            response.as_ref(),
+            meta,
+        );
+        record.policy_user_source = self.user.as_ref().map(|a| a.source.clone());
+        record.policy_user_verified = self.user.as_ref().map(|a| a.verified);
+        record.policy_project_source = self.project.as_ref().map(|a| a.source.clone());
+        record.attribution_rejected = std::mem::take(&mut self.attribution_rejected);
+        record.http_status = self.http_status;
+        record.duration_ms = Some(now_ms.saturating_sub(self.started_ms));
+        record.gateway = Some(config.instance_id.clone());
+        if let Some(candidate) = &config.candidate {
+            record.candidate =
+                Some(self.candidate_decision(candidate, &request, response.as_ref(), end, meta));
+        }
+        Finished {
+            record,
+            decision: decision_of(&request, response.as_ref()),
+            mode: rollout.mode,
+            inspection_errors: self.inspection_errors,
+        }
+    }
+
+    /// [`Self::finish`] without the record, for a filter whose records go nowhere (no sink):
+    /// the same decision, mode and count of uninspected bodies, for metrics.
+    pub fn finish_unrecorded(
+        &mut self,
+        host: &dyn Host,
+        ids: &mut IdGenerator,
+        now_ms: u64,
+    ) -> Tally {
+        let c = self.conclude(host, ids, now_ms);
+        Tally {
+            decision: decision_of(&c.request, c.response.as_ref()),
+            mode: c.rollout.mode,
+            inspection_errors: self.inspection_errors,
+        }
+    }
+
+    /// The exchange's outcomes as it ends: what a record is built from.
+    fn conclude(&mut self, host: &dyn Host, ids: &mut IdGenerator, now_ms: u64) -> Concluded {
         if !self.saw_request {
             // The proxy answered this request itself (431 headers too large, a codec error)
             // before any filter ran: still one record, with a gateway id.
@@ -804,39 +877,11 @@ impl Exchange {
             stream.finish(&config.policy, end);
             response = Some(stream.outcome(&config.policy, request.text_bytes));
         }
-        let record_id = self.record_id.clone();
-        let meta = RecordMeta {
-            record_id: &record_id,
-            epoch_ms: now_ms,
-        };
-        let mut record = AuditRecord::build(
-            &config.policy,
-            &self.info(),
-            &rollout,
-            &request,
-            response.as_ref(),
-            meta,
-        );
-        record.policy_user_source = self.user.as_ref().map(|a| a.source.clone());
-        record.policy_user_verified = self.user.as_ref().map(|a| a.verified);
-        record.policy_project_source = self.project.as_ref().map(|a| a.source.clone());
-        record.attribution_rejected = std::mem::take(&mut self.attribution_rejected);
-        record.http_status = self.http_status;
-        record.duration_ms = Some(now_ms.saturating_sub(self.started_ms));
-        record.gateway = Some(config.instance_id.clone());
-        if let Some(candidate) = &config.candidate {
-            record.candidate =
-                Some(self.candidate_decision(candidate, &request, response.as_ref(), end, meta));
-        }
-        let decision = response
-            .as_ref()
-            .filter(|r| r.decision > request.decision)
-            .map_or(request.decision, |r| r.decision);
-        Finished {
-            record,
-            decision,
-            mode: rollout.mode,
-            inspection_errors: self.inspection_errors,
+        Concluded {
+            rollout,
+            request,
+            response,
+            end,
         }
     }
 
@@ -878,6 +923,13 @@ impl Exchange {
         );
         CandidateDecision::of(&c_record)
     }
+}
+
+/// The exchange's decision: the response's when it is more severe than the request's.
+fn decision_of(request: &PhaseOutcome, response: Option<&PhaseOutcome>) -> Action {
+    response
+        .filter(|r| r.decision > request.decision)
+        .map_or(request.decision, |r| r.decision)
 }
 
 /// A changed body the host would not take: the exchange is refused instead (fail closed).

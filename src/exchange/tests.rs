@@ -52,6 +52,29 @@ fn run(
     response_headers: &[(&str, &[u8])],
     response_body: &[u8],
 ) -> Run {
+    let (mut ex, host, upstream, mut ids) = drive(
+        cfg,
+        request_headers,
+        request_body,
+        response_headers,
+        response_body,
+    );
+    let finished = ex.finish(&host, &mut ids, 1_005);
+    Run {
+        host,
+        upstream,
+        finished,
+    }
+}
+
+/// [`run`] up to the end of the exchange, before it is finished.
+fn drive(
+    cfg: &Rc<PluginConfig>,
+    request_headers: &[(&str, &[u8])],
+    request_body: &[u8],
+    response_headers: &[(&str, &[u8])],
+    response_body: &[u8],
+) -> (Exchange, FakeHost, Option<Vec<u8>>, IdGenerator) {
     let mut host = FakeHost::default();
     let mut ids = IdGenerator::new(7);
     let mut ex = Exchange::new(Rc::clone(cfg));
@@ -76,12 +99,55 @@ fn run(
         host.response_body = response_body.to_vec();
         ex.on_response_body(&mut host, response_body.len(), true);
     }
-    let finished = ex.finish(&host, &mut ids, 1_005);
-    Run {
-        host,
-        upstream,
-        finished,
+    (ex, host, upstream, ids)
+}
+
+/// Without a record (no sink), an exchange still ends with the decision, mode and count of
+/// uninspected bodies its record would carry, for the metrics.
+#[test]
+fn an_exchange_finished_without_its_record_tallies_as_with_it() {
+    let sse: (&str, &[u8]) = ("content-type", b"text/event-stream");
+    let stream = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"mail a@b.io\"}}]}\n\ndata: [DONE]\n\n";
+    type Case<'a> = (Value, &'a [u8], (&'a str, &'a [u8]), &'a [u8]);
+    let cases: [Case; 7] = [
+        (json!({}), &chat("hello"), JSON, &answer("ok")),
+        (json!({}), &chat("mail a@b.io"), JSON, &answer("ok")),
+        (
+            json!({}),
+            &chat("key AKIAIOSFODNN7EXAMPLE"),
+            JSON,
+            &answer("ok"),
+        ),
+        (
+            json!({}),
+            &chat("hello"),
+            JSON,
+            &answer("key AKIAIOSFODNN7EXAMPLE"),
+        ),
+        (json!({}), b"not json", JSON, &answer("ok")),
+        (json!({}), &chat("hello"), sse, stream),
+        (json!({"on_uninspectable": "allow"}), b"{", JSON, b"<html>"),
+    ];
+    let mut decisions = Vec::new();
+    for (extra, body, response_type, response) in cases {
+        let cfg = config(extra);
+        let args = (&[JSON][..], body, &[response_type][..], response);
+        let (mut a, host_a, _, mut ids_a) = drive(&cfg, args.0, args.1, args.2, args.3);
+        let (mut b, host_b, _, mut ids_b) = drive(&cfg, args.0, args.1, args.2, args.3);
+        let finished = a.finish(&host_a, &mut ids_a, 1_005);
+        let tally = b.finish_unrecorded(&host_b, &mut ids_b, 1_005);
+        assert_eq!(
+            tally,
+            Tally {
+                decision: finished.decision,
+                mode: finished.mode,
+                inspection_errors: finished.inspection_errors,
+            }
+        );
+        decisions.push(tally.decision);
     }
+    // The cases cover more than allow.
+    assert!(decisions.contains(&Action::Redact) && decisions.contains(&Action::Refuse));
 }
 
 const JSON: (&str, &[u8]) = ("content-type", b"application/json");

@@ -81,12 +81,17 @@ impl HttpContext for Http {
         };
         let now = host::now_ms();
         let t = timing::span(Callback::LogFinish);
+        if !shared.keeps_records() {
+            // No sink and no shipper: a record would go nowhere, so none is built.
+            let tally = ex.finish_unrecorded(&ProxyHost, &mut shared.ids.borrow_mut(), now);
+            shared.metrics.inspection_errors(tally.inspection_errors);
+            shared.metrics.decision(tally.decision, tally.mode);
+            return;
+        }
         let finished = ex.finish(&ProxyHost, &mut shared.ids.borrow_mut(), now);
         drop(t);
         let _t = timing::span(Callback::LogEmit);
-        for _ in 0..finished.inspection_errors {
-            shared.metrics.inspection_error();
-        }
+        shared.metrics.inspection_errors(finished.inspection_errors);
         shared.metrics.decision(finished.decision, finished.mode);
         shared.emit(&finished.record, now);
     }

@@ -1,5 +1,12 @@
 //! Counters and gauges in Envoy's stats (`/stats`, `/stats/prometheus`), prefixed by Envoy
 //! with `wasmcustom.`. Metrics with the same name are shared by every VM of the plugin.
+//!
+//! The per-request counters (decisions, records emitted, inspection errors) are counted in
+//! the VM and added to Envoy's on each tick and when the VM stops ([`Metrics::flush`]): a
+//! host call per counter per request was a measurable part of a request's fixed cost. A VM
+//! that traps loses what it counted since its last tick (at most 200 ms of requests).
+
+use std::cell::Cell;
 
 use proxy_wasm::types::MetricType;
 
@@ -33,6 +40,10 @@ pub struct Metrics {
     /// Drains of the shipper's queue that stopped at `relay::DRAIN_CHUNK` (a backlog).
     drain_capped: Option<u32>,
     inspection_errors: Option<u32>,
+    /// Counted since the last flush: decisions[action][mode], records, inspection errors.
+    pending_decisions: [[Cell<u32>; 3]; 5],
+    pending_records: Cell<u32>,
+    pending_inspection_errors: Cell<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -81,24 +92,38 @@ impl Metrics {
             ),
             drain_capped: define(MetricType::Counter, "policy_gateway.shipper.drain_capped"),
             inspection_errors: define(MetricType::Counter, "policy_gateway.inspection_errors"),
+            ..Metrics::default()
         }
+    }
+
+    /// Adds what was counted since the last flush to Envoy's counters.
+    pub fn flush(&self) {
+        for (row, ids) in self.pending_decisions.iter().zip(&self.decisions) {
+            for (n, id) in row.iter().zip(ids) {
+                add(*id, i64::from(n.take()));
+            }
+        }
+        add(self.records_emitted, i64::from(self.pending_records.take()));
+        add(
+            self.inspection_errors,
+            i64::from(self.pending_inspection_errors.take()),
+        );
     }
 
     pub fn decision(&self, action: Action, mode: RolloutMode) {
         let a = ACTIONS.iter().position(|x| *x == action);
         let m = MODES.iter().position(|x| *x == mode);
-        let id = a.zip(m).and_then(|(a, m)| {
-            self.decisions
-                .get(a)
-                .and_then(|row| row.get(m))
-                .copied()
-                .flatten()
-        });
-        add(id, 1);
+        let slot = a
+            .zip(m)
+            .and_then(|(a, m)| self.pending_decisions.get(a).and_then(|row| row.get(m)));
+        if let Some(n) = slot {
+            n.set(n.get().saturating_add(1));
+        }
     }
 
     pub fn record_emitted(&self) {
-        add(self.records_emitted, 1);
+        let n = &self.pending_records;
+        n.set(n.get().saturating_add(1));
     }
 
     pub fn records_forwarded(&self, n: usize) {
@@ -121,8 +146,9 @@ impl Metrics {
         self.records_dropped
     }
 
-    pub fn inspection_error(&self) {
-        add(self.inspection_errors, 1);
+    pub fn inspection_errors(&self, count: u32) {
+        let n = &self.pending_inspection_errors;
+        n.set(n.get().saturating_add(count));
     }
 }
 

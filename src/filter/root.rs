@@ -94,6 +94,11 @@ enum Seek {
 }
 
 impl Shared {
+    /// Whether a record has anywhere to go: a sink of this VM's or the shipper's queue.
+    pub fn keeps_records(&self) -> bool {
+        !self.sink_metrics.is_empty() || self.mode.get() == Mode::Forwarding
+    }
+
     /// Queues a finished record for every sink. Never blocks, never fails: a full buffer
     /// drops its oldest records and counts them.
     pub fn emit(&self, record: &AuditRecord, epoch_ms: u64) {
@@ -413,6 +418,7 @@ impl Context for Root {
     /// ledger keeps what is still undelivered.
     fn on_done(&mut self) -> bool {
         if let Some(shared) = &self.shared {
+            shared.metrics.flush();
             shared
                 .outbox
                 .borrow_mut()
@@ -483,6 +489,7 @@ impl RootContext for Root {
         // A reconfigured root context: what the old configuration's sinks still hold is left
         // in the ledger, reported by whichever VM claims it.
         if let Some(old) = self.shared.take() {
+            old.metrics.flush();
             old.hand_over_pending();
             old.outbox.borrow_mut().stop(&old.host(), host::now_ms());
         }
@@ -589,6 +596,7 @@ impl RootContext for Root {
             return;
         };
         timing::flush();
+        shared.metrics.flush();
         if shared.mode.get() == Mode::Shipper {
             let _t = timing::span(Callback::ShipperTick);
             // What the last wake-up left on the queue.

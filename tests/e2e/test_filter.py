@@ -127,8 +127,11 @@ def test_metrics_count_decisions_and_records(default_gateway):
     deadline = time.time() + 10
     while time.time() < deadline:
         after = gw.stats()
+        # Decisions and records are counted in the VM and added to Envoy's stats on its ticks.
         if after.get("wasmcustom.policy_gateway.sink.splunk_hec.delivered", 0) >= \
-                before.get("wasmcustom.policy_gateway.sink.splunk_hec.delivered", 0) + 2:
+                before.get("wasmcustom.policy_gateway.sink.splunk_hec.delivered", 0) + 2 and \
+                after.get("wasmcustom.policy_gateway.records.emitted", 0) >= \
+                before.get("wasmcustom.policy_gateway.records.emitted", 0) + 2:
             break
         time.sleep(0.1)
     import urllib.request
