@@ -139,11 +139,7 @@ impl PluginDoc {
             inspect_responses: f.or("inspect_responses", read::boolean, true)?,
             hold_headers: f.or("hold_headers", read::boolean, false)?,
             instance_id: f.opt("instance_id", read::string)?,
-            audit: f.or(
-                "audit",
-                |v, path| serde_json::from_value(v).map_err(|e| path.error(e.to_string())),
-                AuditConfig::default(),
-            )?,
+            audit: f.or("audit", AuditConfig::read, AuditConfig::default())?,
             streaming: f.or("streaming", StreamingDoc::read, StreamingDoc::default())?,
         })
     }
