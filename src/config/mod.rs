@@ -204,9 +204,22 @@ pub(crate) fn parse_strict(bytes: &[u8]) -> Result<Value, ConfigError> {
     })
 }
 
+/// A policy read on its own (`Policy::from_json`) reports the same errors.
+impl From<ConfigError> for PolicyError {
+    fn from(e: ConfigError) -> PolicyError {
+        match e {
+            ConfigError::Document(message) => PolicyError {
+                at: String::new(),
+                message,
+            },
+            ConfigError::Field { at, message } => PolicyError { at, message },
+        }
+    }
+}
+
 /// A reading error of the document `bytes`, with the line and column of the value at fault
 /// (an error about the document itself is not about a field).
-fn located(bytes: &[u8], e: ReadError) -> ConfigError {
+pub(crate) fn located(bytes: &[u8], e: ReadError) -> ConfigError {
     let message = match json_path::locate(bytes, &e.steps) {
         Some((line, column)) => format!("{} at line {line} column {column}", e.message),
         None => e.message.clone(),
