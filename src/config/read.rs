@@ -199,11 +199,6 @@ impl<'p> Fields<'p> {
         Ok(Fields { map, path })
     }
 
-    /// The object's own path.
-    pub fn path(&self) -> Path<'p> {
-        self.path
-    }
-
     /// A member that must be there.
     pub fn req<T>(
         &mut self,
@@ -239,11 +234,6 @@ impl<'p> Fields<'p> {
             Some(v) => read(v, self.path.key(key)),
             None => Ok(default),
         }
-    }
-
-    /// A member kept as the JSON it is (absent: `None`; `null` is a value here).
-    pub fn raw(&mut self, key: &str) -> Option<Value> {
-        self.map.remove(key)
     }
 
     #[inline(never)]
