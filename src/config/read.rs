@@ -11,8 +11,6 @@ use std::fmt::{self, Write as _};
 
 use serde_json::{Map, Value};
 
-use crate::error::ConfigError;
-
 /// One step from a document's root to a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -110,12 +108,6 @@ impl fmt::Display for ReadError {
 }
 
 impl std::error::Error for ReadError {}
-
-impl From<ReadError> for ConfigError {
-    fn from(e: ReadError) -> ConfigError {
-        ConfigError::field(&e.at(), &e.message)
-    }
-}
 
 /// `Deserialize` for a type read by hand: through a `Value`, for tests and tools that build
 /// one with serde (`serde_json::from_value`). The filter calls the readers directly.
