@@ -19,11 +19,11 @@
 use std::fmt;
 
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::Digest as _;
 
 use super::{IdGenerator, SCHEMA_VERSION};
+use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
 
 /// `prev` of a chain's first record.
@@ -34,8 +34,7 @@ pub const ALGORITHM: &str = "HMAC-SHA-256";
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// `audit.trail` in the plugin configuration: the checkpoint cadence and the signing key.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TrailConfig {
     /// A checkpoint once this many records were linked since the last one (0: never by count).
     pub checkpoint_records: u64,
@@ -46,6 +45,36 @@ pub struct TrailConfig {
     pub key_id: Option<String>,
     /// The HMAC-SHA-256 key, base64 (standard alphabet), at least 32 bytes once decoded.
     pub hmac_key: Option<String>,
+}
+
+crate::deserialize_by_hand!(TrailConfig);
+
+impl TrailConfig {
+    /// `audit.trail` (every field optional, unknown fields refused).
+    pub fn read(v: Value, path: Path<'_>) -> Result<TrailConfig, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct TrailConfig",
+            &[
+                "checkpoint_records",
+                "checkpoint_interval_ms",
+                "key_id",
+                "hmac_key",
+            ],
+        )?;
+        let d = TrailConfig::default();
+        Ok(TrailConfig {
+            checkpoint_records: f.or("checkpoint_records", read::u64, d.checkpoint_records)?,
+            checkpoint_interval_ms: f.or(
+                "checkpoint_interval_ms",
+                read::u64,
+                d.checkpoint_interval_ms,
+            )?,
+            key_id: f.opt("key_id", read::string)?,
+            hmac_key: f.opt("hmac_key", read::string)?,
+        })
+    }
 }
 
 impl Default for TrailConfig {

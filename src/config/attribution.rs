@@ -14,14 +14,14 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::read::{boolean, invalid_type, string, Fields, Path, ReadError};
 use crate::headers::Lookup;
 
 /// One place a user or project id may come from: an object whose `source` names the variant
-/// (`{"source": "header", "name": "x-user-id"}`), read by hand ([`Source::from_fields`]):
-/// serde's derive of an internally tagged enum was 26 KB of the module.
+/// (`{"source": "header", "name": "x-user-id"}`), read by hand ([`Source::read`]): serde's
+/// derive of an internally tagged enum was 26 KB of the module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A request header; verified only when `trusted` (an earlier filter sets it and the
@@ -57,77 +57,73 @@ const SOURCES: &[&str] = &[
     "api_key_map",
 ];
 
-impl<'de> Deserialize<'de> for Source {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
-        Source::from_fields(Map::deserialize(d)?)
+crate::deserialize_by_hand!(Source);
+
+impl Source {
+    /// A source from its object, with serde's errors (missing and unknown fields, unknown
+    /// variants) and the path of the value at fault.
+    pub(crate) fn read(v: Value, path: Path<'_>) -> Result<Source, ReadError> {
+        let tag = match &v {
+            Value::Object(m) => match m.get("source") {
+                Some(Value::String(t)) => t.clone(),
+                Some(other) => return Err(invalid_type(other, "a string", path.key("source"))),
+                None => return Err(path.error("missing field `source`".into())),
+            },
+            other => return Err(invalid_type(other, "a map", path)),
+        };
+        let known: &'static [&'static str] = match tag.as_str() {
+            "header" => &["source", "name", "trusted"],
+            "jwt_authn" => &["source", "payload_in_metadata", "claim"],
+            "bearer_jwt_unverified" => &["source", "claim"],
+            "body_field" => &["source", "pointer"],
+            "route_metadata" => &["source", "namespace", "key"],
+            "api_key_map" => &["source", "header", "map"],
+            _ => {
+                return Err(path.key("source").error(format!(
+                    "unknown variant `{tag}`, expected one of `{}`",
+                    SOURCES.join("`, `")
+                )))
+            }
+        };
+        let mut f = Fields::new(v, path, "a map", known)?;
+        Ok(match tag.as_str() {
+            "header" => Source::Header {
+                name: f.req("name", string)?,
+                trusted: f.or("trusted", boolean, false)?,
+            },
+            "jwt_authn" => Source::JwtAuthn {
+                payload_in_metadata: f.req("payload_in_metadata", string)?,
+                claim: f.req("claim", string)?,
+            },
+            "bearer_jwt_unverified" => Source::BearerJwtUnverified {
+                claim: f.req("claim", string)?,
+            },
+            "body_field" => Source::BodyField {
+                pointer: f.req("pointer", string)?,
+            },
+            "route_metadata" => Source::RouteMetadata {
+                namespace: f.req("namespace", string)?,
+                key: f.req("key", string)?,
+            },
+            _ => Source::ApiKeyMap {
+                header: f.req("header", string)?,
+                map: f.req("map", string_map)?,
+            },
+        })
     }
 }
 
-impl Source {
-    /// A source from its object's members, with serde's errors (missing and unknown fields,
-    /// unknown variants), so configuration errors read as they did with the derive.
-    fn from_fields<E: serde::de::Error>(mut m: Map<String, Value>) -> Result<Source, E> {
-        let tag = match m.remove("source") {
-            Some(Value::String(t)) => t,
-            Some(_) => return Err(E::custom("`source` must be a string")),
-            None => return Err(E::missing_field("source")),
-        };
-        let allowed: &'static [&'static str] = match tag.as_str() {
-            "header" => &["name", "trusted"],
-            "jwt_authn" => &["payload_in_metadata", "claim"],
-            "bearer_jwt_unverified" => &["claim"],
-            "body_field" => &["pointer"],
-            "route_metadata" => &["namespace", "key"],
-            "api_key_map" => &["header", "map"],
-            _ => return Err(E::unknown_variant(&tag, SOURCES)),
-        };
-        if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(E::unknown_field(k, allowed));
-        }
-        let mut text = |field: &'static str| match m.remove(field) {
-            Some(Value::String(s)) => Ok(s),
-            Some(_) => Err(E::custom(format!("`{field}` must be a string"))),
-            None => Err(E::missing_field(field)),
-        };
-        Ok(match tag.as_str() {
-            "header" => Source::Header {
-                name: text("name")?,
-                trusted: match m.remove("trusted") {
-                    None => false,
-                    Some(Value::Bool(b)) => b,
-                    Some(_) => return Err(E::custom("`trusted` must be true or false")),
-                },
-            },
-            "jwt_authn" => Source::JwtAuthn {
-                payload_in_metadata: text("payload_in_metadata")?,
-                claim: text("claim")?,
-            },
-            "bearer_jwt_unverified" => Source::BearerJwtUnverified {
-                claim: text("claim")?,
-            },
-            "body_field" => Source::BodyField {
-                pointer: text("pointer")?,
-            },
-            "route_metadata" => Source::RouteMetadata {
-                namespace: text("namespace")?,
-                key: text("key")?,
-            },
-            _ => {
-                let header = text("header")?;
-                let map = match m.remove("map") {
-                    Some(Value::Object(entries)) => entries
-                        .into_iter()
-                        .map(|(k, v)| match v {
-                            Value::String(s) => Ok((k, s)),
-                            _ => Err(E::custom("`map` values must be strings")),
-                        })
-                        .collect::<Result<BTreeMap<_, _>, E>>()?,
-                    Some(_) => return Err(E::custom("`map` must be an object")),
-                    None => return Err(E::missing_field("map")),
-                };
-                Source::ApiKeyMap { header, map }
-            }
-        })
+/// An object whose values are strings.
+fn string_map(v: Value, path: Path<'_>) -> Result<BTreeMap<String, String>, ReadError> {
+    match v {
+        Value::Object(entries) => entries
+            .into_iter()
+            .map(|(k, v)| {
+                let value = string(v, path.key(&k))?;
+                Ok((k, value))
+            })
+            .collect(),
+        other => Err(invalid_type(&other, "a map", path)),
     }
 }
 
@@ -277,7 +273,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// Every variant read from JSON text (as the plugin configuration is), and serde's
-    /// errors for what is not a source.
+    /// errors, with the field's path, for what is not a source.
     #[test]
     fn sources_read_from_json_with_serde_errors() {
         let read = |text: &str| serde_json::from_str::<Vec<Source>>(text);
@@ -333,15 +329,15 @@ mod tests {
             ),
             (
                 r#"[{"source": "header", "name": 1}]"#,
-                "`name` must be a string",
+                "name: invalid type: integer `1`, expected a string",
             ),
             (
                 r#"[{"source": "header", "name": "x", "trusted": "yes"}]"#,
-                "`trusted`",
+                "trusted: invalid type: string \"yes\", expected a boolean",
             ),
             (
                 r#"[{"source": "api_key_map", "header": "h", "map": {"k": 1}}]"#,
-                "`map`",
+                "map.k: invalid type: integer `1`, expected a string",
             ),
             (
                 r#"[{"source": "api_key_map", "header": "h"}]"#,

@@ -1,52 +1,54 @@
-//! The path (`audit.timeout_ms`, `policy.rules[2].id`) of the value at a line and column of
-//! a JSON document, for configuration errors: serde reports a value of the wrong type by its
-//! position only. One linear pass over the bytes up to that position; no allocation beyond
-//! the keys on the way.
+//! Positions in a configuration's text for its errors: the line and column of the value at a
+//! path (the reader names a wrong value by its path), and the path and position of a key an
+//! object repeats (the parser only says that one does). One linear pass over the bytes each,
+//! on the error path only; no allocation beyond the keys on the way.
+
+use super::read::Step;
 
 enum Frame {
     Object { key: String, expecting_key: bool },
     Array { index: usize },
 }
 
-/// The byte offset of a 1-based line and column as serde_json counts them.
-fn offset(json: &[u8], line: usize, column: usize) -> usize {
-    let mut at = 0;
-    for _ in 1..line {
-        match json
-            .get(at..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-        {
-            Some(n) => at += n + 1,
-            None => return json.len(),
-        }
-    }
-    (at + column).min(json.len())
-}
-
-/// The path of the innermost value being read at `line`:`column`; empty at the top level.
-pub fn at(json: &[u8], line: usize, column: usize) -> String {
-    let end = offset(json, line, column);
+/// The line and column (1-based, in bytes, as serde_json counts them) where the value at
+/// `steps` starts; `None` when no value is there (or a key on the way is written with
+/// escapes, which this pass does not decode).
+pub fn locate(json: &[u8], steps: &[Step]) -> Option<(usize, usize)> {
     let mut stack: Vec<Frame> = Vec::new();
+    // A value may start at the next byte that is not white space.
+    let mut value_next = true;
     let mut i = 0;
-    while i < end {
-        let Some(&b) = json.get(i) else { break };
+    while let Some(&b) = json.get(i) {
+        if value_next && !b.is_ascii_whitespace() && b != b']' && b != b'}' {
+            value_next = false;
+            if at_steps(&stack, steps) {
+                return Some(line_column(json, i));
+            }
+        }
         match b {
             b'{' => stack.push(Frame::Object {
                 key: String::new(),
                 expecting_key: true,
             }),
-            b'[' => stack.push(Frame::Array { index: 0 }),
+            b'[' => {
+                stack.push(Frame::Array { index: 0 });
+                value_next = true;
+            }
             b'}' | b']' => {
                 stack.pop();
             }
             b',' => match stack.last_mut() {
                 Some(Frame::Object { expecting_key, .. }) => *expecting_key = true,
-                Some(Frame::Array { index }) => *index += 1,
+                Some(Frame::Array { index }) => {
+                    *index += 1;
+                    value_next = true;
+                }
                 None => {}
             },
             b':' => {
                 if let Some(Frame::Object { expecting_key, .. }) = stack.last_mut() {
                     *expecting_key = false;
+                    value_next = true;
                 }
             }
             b'"' => {
@@ -65,27 +67,119 @@ pub fn at(json: &[u8], line: usize, column: usize) -> String {
                 }) = stack.last_mut()
                 {
                     let raw = json.get(start..i.min(json.len())).unwrap_or_default();
-                    *key = String::from_utf8_lossy(raw).chars().take(64).collect();
+                    *key = String::from_utf8_lossy(raw).into_owned();
                 }
             }
             _ => {}
         }
         i += 1;
     }
-    let mut path = String::new();
-    for frame in &stack {
-        match frame {
-            Frame::Object { key, .. } if !key.is_empty() => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-            }
-            Frame::Object { .. } => {}
-            Frame::Array { index } => path.push_str(&format!("[{index}]")),
-        }
+    None
+}
+
+/// The path, line and column (of its value) of the first key an object repeats, comparing
+/// keys as written (the strict parser, which decodes escapes, is what refuses repeats: this
+/// only names them).
+pub fn repeated_key(json: &[u8]) -> Option<(String, usize, usize)> {
+    struct Open {
+        /// The keys seen so far (objects only).
+        keys: Vec<String>,
+        object: bool,
+        expecting_key: bool,
+        index: usize,
+        /// The member being read: `.key` or `[index]`.
+        step: String,
     }
-    path
+    let mut stack: Vec<Open> = Vec::new();
+    let mut i = 0;
+    while let Some(&b) = json.get(i) {
+        match b {
+            b'{' | b'[' => stack.push(Open {
+                keys: Vec::new(),
+                object: b == b'{',
+                expecting_key: b == b'{',
+                index: 0,
+                step: if b == b'[' {
+                    "[0]".into()
+                } else {
+                    String::new()
+                },
+            }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => {
+                if let Some(open) = stack.last_mut() {
+                    if open.object {
+                        open.expecting_key = true;
+                    } else {
+                        open.index += 1;
+                        open.step = format!("[{}]", open.index);
+                    }
+                }
+            }
+            b':' => {
+                if let Some(open) = stack.last_mut() {
+                    open.expecting_key = false;
+                }
+            }
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                while let Some(&c) = json.get(i) {
+                    match c {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                let outer: String = stack
+                    .iter()
+                    .take(stack.len().saturating_sub(1))
+                    .map(|o| o.step.as_str())
+                    .collect();
+                if let Some(open) = stack.last_mut().filter(|o| o.expecting_key) {
+                    let raw = json.get(start..i.min(json.len())).unwrap_or_default();
+                    let key = String::from_utf8_lossy(raw).into_owned();
+                    if open.keys.contains(&key) {
+                        let at = format!("{outer}.{key}");
+                        let (line, column) = line_column(json, start.saturating_sub(1));
+                        return Some((at.trim_start_matches('.').to_string(), line, column));
+                    }
+                    open.step = format!(".{key}");
+                    open.keys.push(key);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether the value about to start is the one at `steps`.
+fn at_steps(stack: &[Frame], steps: &[Step]) -> bool {
+    stack.len() == steps.len()
+        && stack
+            .iter()
+            .zip(steps)
+            .all(|(frame, step)| match (frame, step) {
+                (Frame::Object { key, .. }, Step::Key(k)) => key == k,
+                (Frame::Array { index }, Step::Index(i)) => index == i,
+                _ => false,
+            })
+}
+
+fn line_column(json: &[u8], offset: usize) -> (usize, usize) {
+    let before = json.get(..offset).unwrap_or_default();
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let column = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |n| n + 1)
+        + 1;
+    (line, column)
 }
 
 #[cfg(test)]
@@ -94,44 +188,40 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn path_of_error(doc: &str) -> String {
-        #[derive(serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Audit {
-            timeout_ms: Option<u64>,
-            sinks: Option<Vec<Sink>>,
-        }
-        #[derive(serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Sink {
-            port: u16,
-        }
-        #[derive(serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Doc {
-            policy: serde_json::Value,
-            audit: Option<Audit>,
-        }
-        let e = serde_json::from_str::<Doc>(doc).err().unwrap();
-        at(doc.as_bytes(), e.line(), e.column())
+    #[test]
+    fn names_the_first_repeated_key() {
+        let doc = br#"{"a": [{"k": 1}, {"k": 2, "j": {"x": 1}, "k": 3}], "b": 1, "b": 2}"#;
+        assert_eq!(repeated_key(doc), Some(("a[1].k".into(), 1, 42)));
+        let doc = b"{\"a\": {\"b\": 1},\n \"a\": 2}";
+        assert_eq!(repeated_key(doc), Some(("a".into(), 2, 2)));
+        assert_eq!(
+            repeated_key(br#"{"a": {"a": {"a": [{"a": 1}, {"a": 2}]}}}"#),
+            None
+        );
     }
 
     #[test]
-    fn names_the_value_of_the_wrong_type() {
-        let one_line = r#"{"policy": {"id":"p","rules":[{"a":1}]}, "audit": {"timeout_ms": "5"}}"#;
-        assert_eq!(path_of_error(one_line), "audit.timeout_ms");
-        let nested = "{\n \"policy\": {\"x\": [1, {\"y\": \"}\"}]},\n \"audit\": {\"sinks\": [{\"port\": 1}, {\"port\": \"x\"}]}\n}";
-        assert_eq!(path_of_error(nested), "audit.sinks[1].port");
+    fn locates_the_value_at_a_path() {
+        let key = |k: &str| Step::Key(k.into());
+        let doc = "{\n \"policy\": {\"x\": [1, {\"y\": \"}\"}]},\n \"audit\": {\"sinks\": [{\"port\": 1}, {\"port\": \"x\"}]}\n}";
+        let port = [key("audit"), key("sinks"), Step::Index(1), key("port")];
+        assert_eq!(locate(doc.as_bytes(), &port), Some((3, 44)));
+        assert_eq!(locate(doc.as_bytes(), &[]), Some((1, 1)));
+        assert_eq!(locate(doc.as_bytes(), &[key("audit")]), Some((3, 11)));
+        let y = [key("policy"), key("x"), Step::Index(1), key("y")];
+        assert_eq!(locate(doc.as_bytes(), &y), Some((2, 28)));
+        assert_eq!(locate(doc.as_bytes(), &[key("nowhere")]), None);
+        assert_eq!(locate(b"[]", &[Step::Index(0)]), None);
     }
 
     #[test]
     fn any_position_in_any_bytes_is_safe() {
         let doc = br#"{"a": [1, "\"", {"b\\": [true]}], "c": "#;
-        for line in 0..3 {
-            for column in 0..doc.len() + 3 {
-                let _ = at(doc, line, column);
-            }
+        for end in 0..=doc.len() {
+            let part = doc.get(..end).unwrap();
+            let _ = locate(part, &[Step::Key("a".into()), Step::Index(2)]);
+            let _ = repeated_key(part);
         }
-        assert_eq!(at(b"", 1, 1), "");
+        assert_eq!(locate(b"", &[]), None);
     }
 }

@@ -4,18 +4,18 @@
 
 pub mod attribution;
 mod json_path;
+pub mod read;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ConfigError;
 use crate::policy::{Policy, PolicyError};
 use crate::sinks::config::AuditConfig;
 use attribution::Source;
+use read::{Fields, Path, ReadError};
 
 /// What to do with bodies the filter cannot inspect (too large, compressed, not JSON).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OnUninspectable {
     /// Answer 413/415 locally; the record says why.
     #[default]
@@ -24,13 +24,32 @@ pub enum OnUninspectable {
     Allow,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl OnUninspectable {
+    fn read(v: Value, path: Path<'_>) -> Result<OnUninspectable, ReadError> {
+        Ok(match read::variant(v, path, &["refuse", "allow"])? {
+            0 => OnUninspectable::Refuse,
+            _ => OnUninspectable::Allow,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
 struct AttributionDoc {
-    #[serde(default = "default_user_sources")]
     user: Vec<Source>,
-    #[serde(default = "default_project_sources")]
     project: Vec<Source>,
+}
+
+impl AttributionDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<AttributionDoc, ReadError> {
+        let mut f = Fields::new(v, path, "struct AttributionDoc", &["user", "project"])?;
+        fn sources(v: Value, path: Path<'_>) -> Result<Vec<Source>, ReadError> {
+            read::array(v, path, Source::read)
+        }
+        Ok(AttributionDoc {
+            user: f.or("user", sources, default_user_sources())?,
+            project: f.or("project", sources, default_project_sources())?,
+        })
+    }
 }
 
 impl Default for AttributionDoc {
@@ -56,47 +75,99 @@ fn default_project_sources() -> Vec<Source> {
     }]
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The plugin configuration as written, before its parts are checked and compiled.
+#[derive(Debug, Clone)]
 struct PluginDoc {
     policy: Value,
     /// A second policy evaluated in shadow on the same traffic; records carry its decision.
-    #[serde(default)]
     candidate_policy: Option<Value>,
-    #[serde(default)]
     attribution: AttributionDoc,
-    #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
-    #[serde(default)]
     on_uninspectable: OnUninspectable,
     /// Overrides `on_uninspectable` for responses (compressed, not JSON, too large).
-    #[serde(default)]
     on_uninspectable_response: Option<OnUninspectable>,
-    #[serde(default = "yes")]
     inspect_responses: bool,
     /// Hold headers until the body is inspected, so refused requests never reach the
     /// upstream and refused responses get their status. Needs Envoy >= 1.35 with
     /// `allow_on_headers_stop_iteration: true` in the Wasm plugin config: without it Envoy
     /// turns the pause into StopAll and requests hang.
-    #[serde(default)]
     hold_headers: bool,
     /// Names this gateway in records and sink metadata (`host`).
-    #[serde(default)]
     instance_id: Option<String>,
-    #[serde(default)]
     audit: AuditConfig,
-    #[serde(default)]
     streaming: StreamingDoc,
 }
 
+impl PluginDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<PluginDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct PluginDoc",
+            &[
+                "policy",
+                "candidate_policy",
+                "attribution",
+                "max_body_bytes",
+                "on_uninspectable",
+                "on_uninspectable_response",
+                "inspect_responses",
+                "hold_headers",
+                "instance_id",
+                "audit",
+                "streaming",
+            ],
+        )?;
+        fn json(v: Value, _: Path<'_>) -> Result<Value, ReadError> {
+            Ok(v)
+        }
+        Ok(PluginDoc {
+            policy: f.req("policy", json)?,
+            candidate_policy: f.opt("candidate_policy", json)?,
+            attribution: f.or(
+                "attribution",
+                AttributionDoc::read,
+                AttributionDoc::default(),
+            )?,
+            max_body_bytes: f.or("max_body_bytes", read::usize, default_max_body_bytes())?,
+            on_uninspectable: f.or(
+                "on_uninspectable",
+                OnUninspectable::read,
+                Default::default(),
+            )?,
+            on_uninspectable_response: f.opt("on_uninspectable_response", OnUninspectable::read)?,
+            inspect_responses: f.or("inspect_responses", read::boolean, true)?,
+            hold_headers: f.or("hold_headers", read::boolean, false)?,
+            instance_id: f.opt("instance_id", read::string)?,
+            audit: f.or("audit", AuditConfig::read, AuditConfig::default())?,
+            streaming: f.or("streaming", StreamingDoc::read, StreamingDoc::default())?,
+        })
+    }
+}
+
 /// Limits of streamed (SSE) response inspection.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 struct StreamingDoc {
     /// Most output text held back per text while an entity may still be arriving.
     max_holdback_bytes: usize,
     /// Most bytes of events waiting behind held text before everything is released.
     max_queued_bytes: usize,
+}
+
+impl StreamingDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<StreamingDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct StreamingDoc",
+            &["max_holdback_bytes", "max_queued_bytes"],
+        )?;
+        let d = StreamingDoc::default();
+        Ok(StreamingDoc {
+            max_holdback_bytes: f.or("max_holdback_bytes", read::usize, d.max_holdback_bytes)?,
+            max_queued_bytes: f.or("max_queued_bytes", read::usize, d.max_queued_bytes)?,
+        })
+    }
 }
 
 impl Default for StreamingDoc {
@@ -112,8 +183,53 @@ impl Default for StreamingDoc {
 fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
-fn yes() -> bool {
-    true
+
+/// Parses a document once, refusing an object that names a key twice (two `token`s or two
+/// `mode`s must not silently resolve to one): the same strict parser request bodies go
+/// through. A repeated key is named by its path.
+pub(crate) fn parse_strict(bytes: &[u8]) -> Result<Value, ConfigError> {
+    crate::llm::json::from_slice(bytes).map_err(|e| match e {
+        crate::llm::json::JsonError::DuplicateKey(message) => {
+            match json_path::repeated_key(bytes) {
+                Some((at, line, column)) => ConfigError::field(
+                    &at,
+                    &format!(
+                    "duplicate field (named twice in its object) at line {line} column {column}"
+                ),
+                ),
+                None => ConfigError::Document(message),
+            }
+        }
+        crate::llm::json::JsonError::Invalid(message) => ConfigError::Document(message),
+    })
+}
+
+/// A policy read on its own (`Policy::from_json`) reports the same errors.
+impl From<ConfigError> for PolicyError {
+    fn from(e: ConfigError) -> PolicyError {
+        match e {
+            ConfigError::Document(message) => PolicyError {
+                at: String::new(),
+                message,
+            },
+            ConfigError::Field { at, message } => PolicyError { at, message },
+        }
+    }
+}
+
+/// A reading error of the document `bytes`, with the line and column of the value at fault
+/// (an error about the document itself is not about a field).
+pub(crate) fn located(bytes: &[u8], e: ReadError) -> ConfigError {
+    let message = match json_path::locate(bytes, &e.steps) {
+        Some((line, column)) => format!("{} at line {line} column {column}", e.message),
+        None => e.message.clone(),
+    };
+    let at = e.at();
+    if at.is_empty() {
+        ConfigError::Document(message)
+    } else {
+        ConfigError::field(&at, &message)
+    }
 }
 
 /// The validated plugin configuration.
@@ -155,20 +271,8 @@ fn bad<T>(field: &str, message: &str) -> Result<T, ConfigError> {
 
 impl PluginConfig {
     pub fn from_json(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
-        let doc: PluginDoc = serde_json::from_slice(bytes).map_err(|e| {
-            // A value of the wrong type is named by its path (`audit.timeout_ms`), which serde
-            // does not track: found again from the error's position.
-            let at = if e.classify() == serde_json::error::Category::Data && e.line() > 0 {
-                crate::config::json_path::at(bytes, e.line(), e.column())
-            } else {
-                String::new()
-            };
-            if at.is_empty() {
-                ConfigError::Document(e.to_string())
-            } else {
-                ConfigError::field(&at, &e.to_string())
-            }
-        })?;
+        let doc =
+            PluginDoc::read(parse_strict(bytes)?, Path::Root("")).map_err(|e| located(bytes, e))?;
         let compile = |field: &str, value: Value| {
             Policy::from_value(value)
                 .map_err(|e: PolicyError| ConfigError::field(&e.at, &e.message).within(field))
@@ -333,6 +437,55 @@ mod tests {
             let e = parse(cfg.clone()).unwrap_err().to_string();
             assert!(e.contains(want), "{cfg}: got {e}, want {want}");
         }
+    }
+
+    /// A key named twice is refused wherever it is, naming where: a second `token` or `mode`
+    /// must not silently replace the first.
+    #[test]
+    fn repeated_keys_are_refused() {
+        let p = r#"{"id": "p", "version": "1", "rules": []}"#;
+        for (doc, at) in [
+            (format!(r#"{{"policy": {p}, "policy": {p}}}"#), "policy: "),
+            (
+                format!(
+                    r#"{{"policy": {p}, "audit": {{"splunk_hec": {{"cluster": "c", "authority": "a", "token": "t", "token": "u"}}}}}}"#
+                ),
+                "audit.splunk_hec.token: ",
+            ),
+            (
+                r#"{"policy": {"id": "p", "version": "1", "rules": [],
+                   "rollout": {"mode": "shadow", "mode": "enforce"}}}"#
+                    .to_string(),
+                "policy.rollout.mode: ",
+            ),
+            (
+                format!(r#"{{"policy": {p}, "max_body_bytes": 10, "max_body_bytes": 20}}"#),
+                "max_body_bytes: ",
+            ),
+        ] {
+            let e = PluginConfig::from_json(doc.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(at) && e.contains("duplicate"), "{doc}: {e}");
+        }
+    }
+
+    /// Errors about a value carry its line and column in the document, as serde's did.
+    #[test]
+    fn errors_give_the_line_and_column() {
+        let doc = "{\n  \"policy\": {\"id\": \"p\", \"version\": \"1\", \"rules\": []},\n  \"streaming\": {\"max_queued_bytes\": \"5\"}\n}";
+        let e = PluginConfig::from_json(doc.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "streaming.max_queued_bytes: invalid type: string \"5\", expected usize at line 3 column 37"
+        );
+        let e = PluginConfig::from_json(b"{\"hold_headers\": true}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "plugin configuration: missing field `policy` at line 1 column 1"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::document::*;
+use crate::config::read::Path;
 use crate::detect::custom::CustomPattern;
 use crate::detect::keywords::{KeywordSet, KeywordSetBuilder};
 use crate::detect::prefilter::Prefilter;
@@ -200,20 +201,20 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Parses and compiles a policy document from JSON text.
+    /// Parses and compiles a policy document from JSON text: parsed once (a key named twice
+    /// is refused), errors with the line and column of the value at fault.
     pub fn from_json(bytes: &[u8]) -> Result<Policy, PolicyError> {
-        let doc: PolicyDoc = serde_json::from_slice(bytes).map_err(|e| PolicyError {
-            at: String::new(),
-            message: e.to_string(),
-        })?;
+        let value = crate::config::parse_strict(bytes).map_err(PolicyError::from)?;
+        let doc = PolicyDoc::read(value, Path::Root(""))
+            .map_err(|e| PolicyError::from(crate::config::located(bytes, e)))?;
         Policy::compile(doc)
     }
 
     /// Parses a policy from an already-parsed JSON value (e.g. embedded in a plugin config).
     pub fn from_value(value: serde_json::Value) -> Result<Policy, PolicyError> {
-        let doc: PolicyDoc = serde_json::from_value(value).map_err(|e| PolicyError {
-            at: String::new(),
-            message: e.to_string(),
+        let doc = PolicyDoc::read(value, Path::Root("")).map_err(|e| PolicyError {
+            at: e.at(),
+            message: e.message,
         })?;
         Policy::compile(doc)
     }
@@ -231,9 +232,9 @@ impl Policy {
                 Some(id) => format!("rules[{i}] \"{id}\""),
                 None => format!("rules[{i}]"),
             };
-            let rule_doc: RuleDoc = serde_json::from_value(raw).map_err(|e| PolicyError {
-                at: at.clone(),
-                message: e.to_string(),
+            let rule_doc = RuleDoc::read(raw, Path::Root(&at)).map_err(|e| PolicyError {
+                at: e.at(),
+                message: e.message,
             })?;
             if rules.iter().any(|r| r.id == rule_doc.id) {
                 return err(format!("{at}.id"), "duplicate rule id");

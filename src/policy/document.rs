@@ -1,34 +1,30 @@
-//! The policy document as written in `policies/*.json`: plain serde types that reject unknown
-//! fields. Nothing here is evaluated; [`super::compile`] validates and compiles it.
+//! The policy document as written in `policies/*.json`: plain types read by hand from a
+//! parsed `Value` (`config::read`: serde's messages, the path of the value at fault), unknown
+//! fields refused. Nothing here is evaluated; [`super::compile`] validates and compiles it.
 
-use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::read::{self, array, boolean, string, strings, Fields, Path, ReadError};
 
 /// A policy file. `policy_id` in records is `<id>@<version>`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct PolicyDoc {
     pub id: String,
     pub version: Version,
-    #[serde(default)]
     pub description: String,
-    #[serde(default)]
     pub rollout: RolloutDoc,
     /// What to do with a body that cannot be parsed (malformed JSON, not UTF-8, empty).
-    #[serde(default)]
     pub on_error: OnError,
     /// What to do with JSON of a shape no known LLM API uses.
-    #[serde(default)]
     pub on_unknown_format: OnUnknownFormat,
     /// Opt-in: records carry the inspected text, always redacted by every built-in detector.
-    #[serde(default)]
     pub include_content: bool,
     /// Rules are kept as raw JSON here so that their errors can name the rule.
-    pub rules: Vec<serde_json::Value>,
+    pub rules: Vec<Value>,
 }
 
 /// Policy versions may be written as strings (`"2024-06-01"`) or integers (`3`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Version {
     Text(String),
     Number(u64),
@@ -43,8 +39,7 @@ impl Version {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RolloutMode {
     Shadow,
     Canary,
@@ -63,8 +58,7 @@ impl RolloutMode {
 }
 
 /// Which request attribute places a request in a canary bucket.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CanaryKey {
     #[default]
     User,
@@ -82,27 +76,22 @@ impl CanaryKey {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RolloutDoc {
-    #[serde(default)]
     pub mode: RolloutMode,
     /// Share of traffic enforced in canary mode, 0–100 (two decimals are honoured).
     pub canary_percent: Option<f64>,
-    #[serde(default)]
     pub canary_key: CanaryKey,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OnError {
     #[default]
     Refuse,
     Allow,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OnUnknownFormat {
     /// Inspect every string value of the body with the request-phase rules.
     #[default]
@@ -111,8 +100,7 @@ pub enum OnUnknownFormat {
     Allow,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
     Allow,
     Rewrite,
@@ -121,14 +109,11 @@ pub enum Action {
     Refuse,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RuleDoc {
     pub id: String,
-    #[serde(default)]
     pub description: String,
     pub category: String,
-    #[serde(rename = "match")]
     pub matcher: MatchDoc,
     pub action: Action,
     pub reason_code: String,
@@ -138,8 +123,7 @@ pub struct RuleDoc {
     pub escalate: Option<EscalateDoc>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PhaseDoc {
     #[default]
     Request,
@@ -147,72 +131,53 @@ pub enum PhaseDoc {
     Both,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct MatchDoc {
-    #[serde(default)]
     pub detectors: Vec<String>,
     pub keywords: Option<KeywordsDoc>,
-    #[serde(default)]
     pub patterns: Vec<PatternDoc>,
     pub models: Option<ModelsDoc>,
     pub max_tokens: Option<MaxTokensDoc>,
     /// Roles whose text is inspected; empty means every role.
-    #[serde(default)]
     pub roles: Vec<String>,
-    #[serde(default)]
     pub phase: PhaseDoc,
     /// `prompt_injection` only: the score (0–1) a text needs for the rule to match.
     pub min_score: Option<f64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct KeywordsDoc {
     pub terms: Vec<String>,
-    #[serde(default)]
     pub case_sensitive: bool,
     /// Only match terms not glued to letters or digits on either side.
-    #[serde(default = "yes")]
     pub whole_word: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct PatternDoc {
     /// A regex-lite pattern.
     pub regex: String,
     /// Literals every match contains; the regex then runs only on windows around them.
-    #[serde(default)]
     pub literals: Vec<String>,
     /// Longest match expected, in bytes: the window radius around a literal.
     pub max_len: Option<usize>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ModelsDoc {
     /// The rule matches when the model is not in this list (`*` suffix = prefix match).
-    #[serde(default)]
     pub allow: Vec<String>,
     /// The rule matches when the model is in this list.
-    #[serde(default)]
     pub deny: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct MaxTokensDoc {
     /// The rule matches when the request asks for more output tokens than this.
     pub max: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RedactStyle {
     /// `jane@example.com` → `****************`
     Mask,
@@ -220,7 +185,6 @@ pub enum RedactStyle {
     #[default]
     Placeholder,
     /// `4111 1111 1111 1111` → `**** **** **** 1111`
-    #[serde(rename = "keep_last_4")]
     KeepLast4,
     /// `jane@example.com` → `[EMAIL_1]`, the same token for the same value everywhere in the
     /// request, given back in the response (`engine::pseudonym`).
@@ -228,8 +192,7 @@ pub enum RedactStyle {
 }
 
 /// The shape of a pseudonym's token.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PseudonymToken {
     /// `[EMAIL_1]`
     #[default]
@@ -238,10 +201,8 @@ pub enum PseudonymToken {
     Fake,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RedactDoc {
-    #[serde(default)]
     pub style: RedactStyle,
     /// `pseudonym` only: the token's shape.
     pub token: Option<PseudonymToken>,
@@ -249,8 +210,7 @@ pub struct RedactDoc {
     pub restore: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RewriteDoc {
     pub set_model: Option<String>,
     pub cap_max_tokens: Option<u64>,
@@ -259,15 +219,13 @@ pub struct RewriteDoc {
     pub replace_with: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RefuseDoc {
     pub status: Option<u16>,
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum EscalateMode {
     /// Do not forward; answer "held for review".
     #[default]
@@ -276,10 +234,8 @@ pub enum EscalateMode {
     Flag,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct EscalateDoc {
-    #[serde(default)]
     pub mode: EscalateMode,
     pub status: Option<u16>,
     pub message: Option<String>,
@@ -295,5 +251,363 @@ impl Action {
             Action::Escalate => "escalate",
             Action::Refuse => "refuse",
         }
+    }
+}
+
+/// A unit variant by name; `values` in the order of `names`.
+fn choice<T: Copy>(v: Value, path: Path<'_>, names: &[&str], values: &[T]) -> Result<T, ReadError> {
+    let i = read::variant(v, path, names)?;
+    values
+        .get(i)
+        .copied()
+        .ok_or_else(|| path.error("unknown variant".into()))
+}
+
+impl PolicyDoc {
+    /// A policy document (unknown fields refused); its rules stay raw JSON.
+    pub fn read(v: Value, path: Path<'_>) -> Result<PolicyDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct PolicyDoc",
+            &[
+                "id",
+                "version",
+                "description",
+                "rollout",
+                "on_error",
+                "on_unknown_format",
+                "include_content",
+                "rules",
+            ],
+        )?;
+        fn raw(v: Value, path: Path<'_>) -> Result<Vec<Value>, ReadError> {
+            array(v, path, |item, _| Ok(item))
+        }
+        Ok(PolicyDoc {
+            id: f.req("id", string)?,
+            version: f.req("version", Version::read)?,
+            description: f.or("description", string, String::new())?,
+            rollout: f.or("rollout", RolloutDoc::read, RolloutDoc::default())?,
+            on_error: f.or(
+                "on_error",
+                |v, p| {
+                    choice(
+                        v,
+                        p,
+                        &["refuse", "allow"],
+                        &[OnError::Refuse, OnError::Allow],
+                    )
+                },
+                OnError::default(),
+            )?,
+            on_unknown_format: f.or(
+                "on_unknown_format",
+                |v, p| {
+                    choice(
+                        v,
+                        p,
+                        &["inspect", "allow"],
+                        &[OnUnknownFormat::Inspect, OnUnknownFormat::Allow],
+                    )
+                },
+                OnUnknownFormat::default(),
+            )?,
+            include_content: f.or("include_content", boolean, false)?,
+            rules: f.req("rules", raw)?,
+        })
+    }
+}
+
+impl Version {
+    fn read(v: Value, path: Path<'_>) -> Result<Version, ReadError> {
+        match v {
+            Value::String(s) => Ok(Version::Text(s)),
+            Value::Number(n) if n.is_u64() => Ok(Version::Number(n.as_u64().unwrap_or(0))),
+            other => Err(read::invalid_type(
+                &other,
+                "a string or a non-negative integer",
+                path,
+            )),
+        }
+    }
+}
+
+impl RolloutDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<RolloutDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct RolloutDoc",
+            &["mode", "canary_percent", "canary_key"],
+        )?;
+        Ok(RolloutDoc {
+            mode: f.or(
+                "mode",
+                |v, p| {
+                    choice(
+                        v,
+                        p,
+                        &["shadow", "canary", "enforce"],
+                        &[
+                            RolloutMode::Shadow,
+                            RolloutMode::Canary,
+                            RolloutMode::Enforce,
+                        ],
+                    )
+                },
+                RolloutMode::default(),
+            )?,
+            canary_percent: f.opt("canary_percent", read::f64)?,
+            canary_key: f.or(
+                "canary_key",
+                |v, p| {
+                    choice(
+                        v,
+                        p,
+                        &["user", "project", "request_id"],
+                        &[CanaryKey::User, CanaryKey::Project, CanaryKey::RequestId],
+                    )
+                },
+                CanaryKey::default(),
+            )?,
+        })
+    }
+}
+
+impl RuleDoc {
+    /// One rule (unknown fields refused); `path` is the rule's (`rules[2] "r"`).
+    pub fn read(v: Value, path: Path<'_>) -> Result<RuleDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct RuleDoc",
+            &[
+                "id",
+                "description",
+                "category",
+                "match",
+                "action",
+                "reason_code",
+                "redact",
+                "rewrite",
+                "refuse",
+                "escalate",
+            ],
+        )?;
+        let action = |v, p: Path<'_>| {
+            choice(
+                v,
+                p,
+                &["allow", "rewrite", "redact", "escalate", "refuse"],
+                &[
+                    Action::Allow,
+                    Action::Rewrite,
+                    Action::Redact,
+                    Action::Escalate,
+                    Action::Refuse,
+                ],
+            )
+        };
+        Ok(RuleDoc {
+            id: f.req("id", string)?,
+            description: f.or("description", string, String::new())?,
+            category: f.req("category", string)?,
+            matcher: f.req("match", MatchDoc::read)?,
+            action: f.req("action", action)?,
+            reason_code: f.req("reason_code", string)?,
+            redact: f.opt("redact", RedactDoc::read)?,
+            rewrite: f.opt("rewrite", RewriteDoc::read)?,
+            refuse: f.opt("refuse", RefuseDoc::read)?,
+            escalate: f.opt("escalate", EscalateDoc::read)?,
+        })
+    }
+}
+
+impl MatchDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<MatchDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct MatchDoc",
+            &[
+                "detectors",
+                "keywords",
+                "patterns",
+                "models",
+                "max_tokens",
+                "roles",
+                "phase",
+                "min_score",
+            ],
+        )?;
+        fn patterns(v: Value, path: Path<'_>) -> Result<Vec<PatternDoc>, ReadError> {
+            array(v, path, PatternDoc::read)
+        }
+        Ok(MatchDoc {
+            detectors: f.or("detectors", strings, Vec::new())?,
+            keywords: f.opt("keywords", KeywordsDoc::read)?,
+            patterns: f.or("patterns", patterns, Vec::new())?,
+            models: f.opt("models", ModelsDoc::read)?,
+            max_tokens: f.opt("max_tokens", MaxTokensDoc::read)?,
+            roles: f.or("roles", strings, Vec::new())?,
+            phase: f.or(
+                "phase",
+                |v, p| {
+                    choice(
+                        v,
+                        p,
+                        &["request", "response", "both"],
+                        &[PhaseDoc::Request, PhaseDoc::Response, PhaseDoc::Both],
+                    )
+                },
+                PhaseDoc::default(),
+            )?,
+            min_score: f.opt("min_score", read::f64)?,
+        })
+    }
+}
+
+impl KeywordsDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<KeywordsDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct KeywordsDoc",
+            &["terms", "case_sensitive", "whole_word"],
+        )?;
+        Ok(KeywordsDoc {
+            terms: f.req("terms", strings)?,
+            case_sensitive: f.or("case_sensitive", boolean, false)?,
+            whole_word: f.or("whole_word", boolean, true)?,
+        })
+    }
+}
+
+impl PatternDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<PatternDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct PatternDoc",
+            &["regex", "literals", "max_len"],
+        )?;
+        Ok(PatternDoc {
+            regex: f.req("regex", string)?,
+            literals: f.or("literals", strings, Vec::new())?,
+            max_len: f.opt("max_len", read::usize)?,
+        })
+    }
+}
+
+impl ModelsDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<ModelsDoc, ReadError> {
+        let mut f = Fields::new(v, path, "struct ModelsDoc", &["allow", "deny"])?;
+        Ok(ModelsDoc {
+            allow: f.or("allow", strings, Vec::new())?,
+            deny: f.or("deny", strings, Vec::new())?,
+        })
+    }
+}
+
+impl MaxTokensDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<MaxTokensDoc, ReadError> {
+        let mut f = Fields::new(v, path, "struct MaxTokensDoc", &["max"])?;
+        Ok(MaxTokensDoc {
+            max: f.req("max", read::u64)?,
+        })
+    }
+}
+
+impl RedactDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<RedactDoc, ReadError> {
+        let mut f = Fields::new(v, path, "struct RedactDoc", &["style", "token", "restore"])?;
+        Ok(RedactDoc {
+            style: f.or(
+                "style",
+                |v, p| {
+                    choice(
+                        v,
+                        p,
+                        &["mask", "placeholder", "keep_last_4", "pseudonym"],
+                        &[
+                            RedactStyle::Mask,
+                            RedactStyle::Placeholder,
+                            RedactStyle::KeepLast4,
+                            RedactStyle::Pseudonym,
+                        ],
+                    )
+                },
+                RedactStyle::default(),
+            )?,
+            token: f.opt("token", |v, p| {
+                choice(
+                    v,
+                    p,
+                    &["placeholder", "fake"],
+                    &[PseudonymToken::Placeholder, PseudonymToken::Fake],
+                )
+            })?,
+            restore: f.opt("restore", boolean)?,
+        })
+    }
+}
+
+impl RewriteDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<RewriteDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct RewriteDoc",
+            &[
+                "set_model",
+                "cap_max_tokens",
+                "add_system_message",
+                "replace_with",
+            ],
+        )?;
+        Ok(RewriteDoc {
+            set_model: f.opt("set_model", string)?,
+            cap_max_tokens: f.opt("cap_max_tokens", read::u64)?,
+            add_system_message: f.opt("add_system_message", string)?,
+            replace_with: f.opt("replace_with", string)?,
+        })
+    }
+}
+
+impl RefuseDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<RefuseDoc, ReadError> {
+        let mut f = Fields::new(v, path, "struct RefuseDoc", &["status", "message"])?;
+        Ok(RefuseDoc {
+            status: f.opt("status", read::u16)?,
+            message: f.opt("message", string)?,
+        })
+    }
+}
+
+impl EscalateDoc {
+    fn read(v: Value, path: Path<'_>) -> Result<EscalateDoc, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct EscalateDoc",
+            &["mode", "status", "message"],
+        )?;
+        Ok(EscalateDoc {
+            mode: f.or(
+                "mode",
+                |v, p| {
+                    choice(
+                        v,
+                        p,
+                        &["hold", "flag"],
+                        &[EscalateMode::Hold, EscalateMode::Flag],
+                    )
+                },
+                EscalateMode::default(),
+            )?,
+            status: f.opt("status", read::u16)?,
+            message: f.opt("message", string)?,
+        })
     }
 }

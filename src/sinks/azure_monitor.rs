@@ -28,7 +28,6 @@
 use std::fmt;
 use std::ops::Range;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
@@ -39,6 +38,7 @@ use super::{
     QueuedRecord, Sink, Step,
 };
 use crate::audit::time::iso8601_millis;
+use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
 
 pub const API_VERSION: &str = "2023-01-01";
@@ -53,8 +53,7 @@ const SCOPE: &str = "https://monitor.azure.com/.default";
 const REFRESH_BEFORE_MS: u64 = 5 * 60 * 1000;
 
 /// The Azure Monitor sink's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureConfig {
     /// The Envoy cluster that reaches the ingestion endpoint.
     pub cluster: String,
@@ -69,20 +68,17 @@ pub struct AzureConfig {
 }
 
 /// How the filter gets its Entra ID token.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AzureAuth {
     ClientCredentials(ClientCredentials),
     ManagedIdentity(ManagedIdentity),
 }
 
 /// An app registration's client secret (OAuth 2.0 client credentials grant).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     /// The Envoy cluster that reaches the token authority.
     pub token_cluster: String,
-    #[serde(default = "default_token_authority")]
     pub token_authority: String,
     pub tenant_id: String,
     pub client_id: String,
@@ -107,14 +103,83 @@ impl fmt::Debug for ClientCredentials {
 }
 
 /// The managed identity of the VM / node, through IMDS (169.254.169.254).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedIdentity {
     /// The Envoy cluster that reaches 169.254.169.254:80.
     pub token_cluster: String,
     /// A user-assigned identity's client id; the system-assigned identity when absent.
-    #[serde(default)]
     pub client_id: Option<String>,
+}
+
+crate::deserialize_by_hand!(AzureConfig);
+
+impl AzureConfig {
+    /// `audit.azure_monitor` (unknown fields refused).
+    pub fn read(v: Value, path: Path<'_>) -> Result<AzureConfig, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct AzureConfig",
+            &[
+                "cluster",
+                "endpoint_authority",
+                "dcr_immutable_id",
+                "stream",
+                "auth",
+            ],
+        )?;
+        Ok(AzureConfig {
+            cluster: f.req("cluster", read::string)?,
+            endpoint_authority: f.req("endpoint_authority", read::string)?,
+            dcr_immutable_id: f.req("dcr_immutable_id", read::string)?,
+            stream: f.req("stream", read::string)?,
+            auth: f.req("auth", AzureAuth::read)?,
+        })
+    }
+}
+
+impl AzureAuth {
+    /// `{"client_credentials": {…}}` or `{"managed_identity": {…}}`.
+    fn read(v: Value, path: Path<'_>) -> Result<AzureAuth, ReadError> {
+        let (i, content, name) =
+            read::tagged(v, path, &["client_credentials", "managed_identity"])?;
+        let path = path.key(name);
+        if i == 0 {
+            let mut f = Fields::new(
+                content,
+                path,
+                "struct ClientCredentials",
+                &[
+                    "token_cluster",
+                    "token_authority",
+                    "tenant_id",
+                    "client_id",
+                    "client_secret",
+                ],
+            )?;
+            return Ok(AzureAuth::ClientCredentials(ClientCredentials {
+                token_cluster: f.req("token_cluster", read::string)?,
+                token_authority: f.or(
+                    "token_authority",
+                    read::string,
+                    default_token_authority(),
+                )?,
+                tenant_id: f.req("tenant_id", read::string)?,
+                client_id: f.req("client_id", read::string)?,
+                client_secret: f.req("client_secret", read::string)?,
+            }));
+        }
+        let mut f = Fields::new(
+            content,
+            path,
+            "struct ManagedIdentity",
+            &["token_cluster", "client_id"],
+        )?;
+        Ok(AzureAuth::ManagedIdentity(ManagedIdentity {
+            token_cluster: f.req("token_cluster", read::string)?,
+            client_id: f.opt("client_id", read::string)?,
+        }))
+    }
 }
 
 impl AzureAuth {

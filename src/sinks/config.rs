@@ -2,7 +2,7 @@
 //! per-worker buffer bound, the call timeout and the sinks. Each sink's configuration and its
 //! checks live in the sink's own file; this file only lists them.
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::azure_monitor::AzureConfig;
 use super::datadog_logs::DatadogConfig;
@@ -12,11 +12,11 @@ use super::s3::S3Config;
 use super::splunk_hec::SplunkHecConfig;
 use super::Sink;
 use crate::audit::chain::TrailConfig;
+use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
 
 /// Batching and buffering of audit records, and the sinks (several at a time).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct AuditConfig {
     pub flush_interval_ms: u64,
     pub batch_max_records: usize,
@@ -32,6 +32,48 @@ pub struct AuditConfig {
     pub elasticsearch: Option<ElasticsearchConfig>,
     pub s3: Option<S3Config>,
     pub azure_monitor: Option<AzureConfig>,
+}
+
+crate::deserialize_by_hand!(AuditConfig);
+
+impl AuditConfig {
+    /// `audit` (every field optional, unknown fields refused).
+    pub fn read(v: Value, path: Path<'_>) -> Result<AuditConfig, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct AuditConfig",
+            &[
+                "flush_interval_ms",
+                "batch_max_records",
+                "batch_max_bytes",
+                "buffer_max_bytes",
+                "timeout_ms",
+                "vm_stale_ms",
+                "trail",
+                "splunk_hec",
+                "datadog",
+                "elasticsearch",
+                "s3",
+                "azure_monitor",
+            ],
+        )?;
+        let d = AuditConfig::default();
+        Ok(AuditConfig {
+            flush_interval_ms: f.or("flush_interval_ms", read::u64, d.flush_interval_ms)?,
+            batch_max_records: f.or("batch_max_records", read::usize, d.batch_max_records)?,
+            batch_max_bytes: f.or("batch_max_bytes", read::usize, d.batch_max_bytes)?,
+            buffer_max_bytes: f.or("buffer_max_bytes", read::usize, d.buffer_max_bytes)?,
+            timeout_ms: f.or("timeout_ms", read::u64, d.timeout_ms)?,
+            vm_stale_ms: f.or("vm_stale_ms", read::u64, d.vm_stale_ms)?,
+            trail: f.or("trail", TrailConfig::read, d.trail)?,
+            splunk_hec: f.opt("splunk_hec", SplunkHecConfig::read)?,
+            datadog: f.opt("datadog", DatadogConfig::read)?,
+            elasticsearch: f.opt("elasticsearch", ElasticsearchConfig::read)?,
+            s3: f.opt("s3", S3Config::read)?,
+            azure_monitor: f.opt("azure_monitor", AzureConfig::read)?,
+        })
+    }
 }
 
 impl Default for AuditConfig {

@@ -28,7 +28,6 @@
 use std::fmt;
 use std::ops::Range;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
@@ -38,6 +37,7 @@ use super::{
     compress, excerpt, no_answer, Answer, Batch, Call, HttpRequest, Outcome, QueuedRecord, Sink,
     Step,
 };
+use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
 
 /// Datadog sites whose log intake is `http-intake.logs.<site>`.
@@ -81,33 +81,60 @@ const FACETS: &[&str] = &[
 ];
 
 /// Configuration of the Datadog Logs sink.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone)]
 pub struct DatadogConfig {
     /// The Envoy cluster that reaches the intake.
     pub cluster: String,
     /// Datadog site (`datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`...).
-    #[serde(default = "default_site")]
     pub site: String,
     /// `:authority` override (a proxy, a private link); when set, `site` is not used.
-    #[serde(default)]
     pub authority: Option<String>,
     /// API key; never logged (the `Debug` output hides it).
     pub api_key: String,
-    #[serde(default = "default_name")]
     pub service: String,
-    #[serde(default = "default_name")]
     pub ddsource: String,
     /// Tags, each `key:value` (or a bare value), joined into `ddtags`.
-    #[serde(default)]
     pub tags: Vec<String>,
     /// Entry `hostname`; defaults to the gateway's instance id.
-    #[serde(default)]
     pub hostname: Option<String>,
     /// Each entry's `message`: the record as it is, in ECS or as an OCSF event (facets come
     /// from the record whatever the format).
-    #[serde(default)]
     pub format: RecordFormat,
+}
+
+crate::deserialize_by_hand!(DatadogConfig);
+
+impl DatadogConfig {
+    /// `audit.datadog` (unknown fields refused).
+    pub fn read(v: Value, path: Path<'_>) -> Result<DatadogConfig, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct DatadogConfig",
+            &[
+                "cluster",
+                "site",
+                "authority",
+                "api_key",
+                "service",
+                "ddsource",
+                "tags",
+                "hostname",
+                "format",
+            ],
+        )?;
+        Ok(DatadogConfig {
+            cluster: f.req("cluster", read::string)?,
+            site: f.or("site", read::string, default_site())?,
+            authority: f.opt("authority", read::string)?,
+            api_key: f.req("api_key", read::string)?,
+            service: f.or("service", read::string, default_name())?,
+            ddsource: f.or("ddsource", read::string, default_name())?,
+            tags: f.or("tags", read::strings, Vec::new())?,
+            hostname: f.opt("hostname", read::string)?,
+            format: f.or("format", RecordFormat::read, RecordFormat::default())?,
+        })
+    }
 }
 
 fn default_site() -> String {

@@ -21,7 +21,6 @@
 use std::fmt;
 
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::SinkConfig;
@@ -33,22 +32,37 @@ use super::{
 };
 use crate::audit::ecs::to_ecs;
 use crate::audit::time::iso8601_millis;
+use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
 
 /// Credentials for the cluster.
-#[derive(Clone, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone)]
 pub enum ElasticsearchAuth {
     /// The API key's `encoded` value: base64 of `id:api_key`.
     ApiKey(String),
     Basic(BasicAuth),
 }
 
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone)]
 pub struct BasicAuth {
     pub username: String,
     pub password: String,
+}
+
+impl ElasticsearchAuth {
+    /// `{"api_key": "<encoded>"}` or `{"basic": {"username": …, "password": …}}`.
+    fn read(v: Value, path: Path<'_>) -> Result<ElasticsearchAuth, ReadError> {
+        let (i, content, name) = read::tagged(v, path, &["api_key", "basic"])?;
+        let path = path.key(name);
+        if i == 0 {
+            return Ok(ElasticsearchAuth::ApiKey(read::string(content, path)?));
+        }
+        let mut f = Fields::new(content, path, "struct BasicAuth", &["username", "password"])?;
+        Ok(ElasticsearchAuth::Basic(BasicAuth {
+            username: f.req("username", read::string)?,
+            password: f.req("password", read::string)?,
+        }))
+    }
 }
 
 impl fmt::Debug for ElasticsearchAuth {
@@ -117,8 +131,7 @@ impl ElasticsearchAuth {
 }
 
 /// Configuration of the Elasticsearch sink.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct ElasticsearchConfig {
     /// The Envoy cluster that reaches Elasticsearch.
     pub cluster: String,
@@ -129,14 +142,42 @@ pub struct ElasticsearchConfig {
     pub auth: ElasticsearchAuth,
     /// Documents in ECS field names ([`crate::audit::ecs`]) instead of the record as is; the
     /// same as `"format": "ecs"`.
-    #[serde(default)]
     pub ecs: bool,
     /// Documents: the record as it is, in ECS or as an OCSF event (with `@timestamp` added).
-    #[serde(default)]
     pub format: RecordFormat,
     /// Ingest pipeline (`?pipeline=`).
-    #[serde(default)]
     pub pipeline: Option<String>,
+}
+
+crate::deserialize_by_hand!(ElasticsearchConfig);
+
+impl ElasticsearchConfig {
+    /// `audit.elasticsearch` (unknown fields refused).
+    pub fn read(v: Value, path: Path<'_>) -> Result<ElasticsearchConfig, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct ElasticsearchConfig",
+            &[
+                "cluster",
+                "authority",
+                "index",
+                "auth",
+                "ecs",
+                "format",
+                "pipeline",
+            ],
+        )?;
+        Ok(ElasticsearchConfig {
+            cluster: f.req("cluster", read::string)?,
+            authority: f.req("authority", read::string)?,
+            index: f.req("index", read::string)?,
+            auth: f.req("auth", ElasticsearchAuth::read)?,
+            ecs: f.or("ecs", read::boolean, false)?,
+            format: f.or("format", RecordFormat::read, RecordFormat::default())?,
+            pipeline: f.opt("pipeline", read::string)?,
+        })
+    }
 }
 
 /// Checks an index or data stream name against Elasticsearch's rules.

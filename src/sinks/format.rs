@@ -5,13 +5,13 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
 use serde_json::Value;
+
+use crate::config::read::{self, Path, ReadError};
 
 use crate::audit::{ecs, ocsf};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RecordFormat {
     #[default]
     Native,
@@ -19,7 +19,18 @@ pub enum RecordFormat {
     Ocsf,
 }
 
+crate::deserialize_by_hand!(RecordFormat);
+
 impl RecordFormat {
+    /// `"native"`, `"ecs"` or `"ocsf"`.
+    pub fn read(v: Value, path: Path<'_>) -> Result<RecordFormat, ReadError> {
+        Ok(match read::variant(v, path, &["native", "ecs", "ocsf"])? {
+            0 => RecordFormat::Native,
+            1 => RecordFormat::Ecs,
+            _ => RecordFormat::Ocsf,
+        })
+    }
+
     /// The record's JSON (one line) as this format writes it.
     pub fn render(self, json: &str) -> Cow<'_, str> {
         match self {

@@ -46,7 +46,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::SinkConfig;
@@ -57,35 +56,63 @@ use super::{
 };
 use crate::audit::id::splitmix64;
 use crate::audit::time::civil_from_days;
+use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
 
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
 pub const CONTENT_ENCODING: &str = "gzip";
 
 /// The S3 sink's configuration.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct S3Config {
     /// The Envoy cluster that reaches the presigner.
     pub presigner_cluster: String,
     /// `:authority` of the presigner.
     pub presigner_authority: String,
-    #[serde(default = "default_presigner_path")]
     pub presigner_path: String,
     /// Bearer token for the presigner; never logged.
-    #[serde(default)]
     pub presigner_token: Option<String>,
     /// The Envoy cluster that reaches the bucket endpoint (the presigned URL's host).
     pub s3_cluster: String,
     /// Key prefix, `""` or ending with `/`.
-    #[serde(default = "default_prefix")]
     pub prefix: String,
     /// Names this gateway in object keys; defaults to the gateway's instance id.
-    #[serde(default)]
     pub instance: Option<String>,
     /// Each line's record: as it is, in ECS or as an OCSF event.
-    #[serde(default)]
     pub format: RecordFormat,
+}
+
+crate::deserialize_by_hand!(S3Config);
+
+impl S3Config {
+    /// `audit.s3` (unknown fields refused).
+    pub fn read(v: Value, path: Path<'_>) -> Result<S3Config, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct S3Config",
+            &[
+                "presigner_cluster",
+                "presigner_authority",
+                "presigner_path",
+                "presigner_token",
+                "s3_cluster",
+                "prefix",
+                "instance",
+                "format",
+            ],
+        )?;
+        Ok(S3Config {
+            presigner_cluster: f.req("presigner_cluster", read::string)?,
+            presigner_authority: f.req("presigner_authority", read::string)?,
+            presigner_path: f.or("presigner_path", read::string, default_presigner_path())?,
+            presigner_token: f.opt("presigner_token", read::string)?,
+            s3_cluster: f.req("s3_cluster", read::string)?,
+            prefix: f.or("prefix", read::string, default_prefix())?,
+            instance: f.opt("instance", read::string)?,
+            format: f.or("format", RecordFormat::read, RecordFormat::default())?,
+        })
+    }
 }
 
 fn default_presigner_path() -> String {

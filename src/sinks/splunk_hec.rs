@@ -10,8 +10,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
-
 use super::config::SinkConfig;
 use super::format::RecordFormat;
 use super::{
@@ -19,11 +17,11 @@ use super::{
     Step,
 };
 use crate::audit::IdGenerator;
+use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
 
 /// Splunk HTTP Event Collector sink. `Debug` hides the token.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SplunkHecConfig {
     /// The Envoy cluster that reaches the collector.
     pub cluster: String,
@@ -31,23 +29,57 @@ pub struct SplunkHecConfig {
     pub authority: String,
     /// HEC token; never logged, never recorded.
     pub token: String,
-    #[serde(default = "default_path")]
     pub path: String,
     pub index: Option<String>,
-    #[serde(default = "default_source")]
     pub source: String,
-    #[serde(default = "default_sourcetype")]
     pub sourcetype: String,
     /// `host` of events; defaults to the gateway's instance id.
     pub host: Option<String>,
     /// Indexer acknowledgement: batches count as delivered only once Splunk acks them.
-    #[serde(default)]
     pub ack: bool,
     /// The `X-Splunk-Request-Channel` (a GUID); one is generated per worker when unset.
     pub channel: Option<String>,
     /// Each event's record: as it is, in ECS or as an OCSF event.
-    #[serde(default)]
     pub format: RecordFormat,
+}
+
+crate::deserialize_by_hand!(SplunkHecConfig);
+
+impl SplunkHecConfig {
+    /// `audit.splunk_hec` (unknown fields refused).
+    pub fn read(v: serde_json::Value, path: Path<'_>) -> Result<SplunkHecConfig, ReadError> {
+        let mut f = Fields::new(
+            v,
+            path,
+            "struct SplunkHecConfig",
+            &[
+                "cluster",
+                "authority",
+                "token",
+                "path",
+                "index",
+                "source",
+                "sourcetype",
+                "host",
+                "ack",
+                "channel",
+                "format",
+            ],
+        )?;
+        Ok(SplunkHecConfig {
+            cluster: f.req("cluster", read::string)?,
+            authority: f.req("authority", read::string)?,
+            token: f.req("token", read::string)?,
+            path: f.or("path", read::string, default_path())?,
+            index: f.opt("index", read::string)?,
+            source: f.or("source", read::string, default_source())?,
+            sourcetype: f.or("sourcetype", read::string, default_sourcetype())?,
+            host: f.opt("host", read::string)?,
+            ack: f.or("ack", read::boolean, false)?,
+            channel: f.opt("channel", read::string)?,
+            format: f.or("format", RecordFormat::read, RecordFormat::default())?,
+        })
+    }
 }
 
 fn default_path() -> String {
