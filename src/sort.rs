@@ -1,9 +1,10 @@
 //! One stable sort for every element type: the standard library's stable sort is
 //! monomorphised per element type and comparator (4–16 KB of wasm each; the module had eleven
-//! copies, ~75 KB; the engine's hit, edit and redaction sorts and the chain's key sort now come
-//! here). Only a sort of indices under a `dyn` comparator is compiled, once; each element type
-//! adds a small permutation loop. Still stable, still O(n log n), and still fast on presorted
-//! runs (the index sort is the standard one).
+//! copies, ~75 KB): every sort of ours comes here, and `sort_unstable` too (a stable order is
+//! one of the orders an unstable sort may give); maps are filled by `insert`, not `collect`,
+//! which sorts first. Only a sort of indices under a `dyn` comparator is compiled, once; each
+//! element type adds a small permutation loop. Still stable, still O(n log n), and still fast
+//! on presorted runs (the index sort is the standard one).
 
 use std::cmp::Ordering;
 

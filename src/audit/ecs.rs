@@ -29,16 +29,22 @@
 //! - `message`: a one-line summary (decision, reason, policy) without user or content;
 //! - `policy_gateway`: the original record, unchanged.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
+
+use super::fields::{one, strs, Obj};
 
 /// The ECS version whose field names [`to_ecs`] uses.
 pub const ECS_VERSION: &str = "8.17.0";
 
 /// Maps an audit record (as JSON) to an ECS document. A value that is not an object is kept
-/// under `policy_gateway` alone.
+/// under `policy_gateway` alone. (Built through [`Obj`], one call per field: README's field
+/// table is the mapping; the first version, with `json!`, is the tests' reference.)
 pub fn to_ecs(record: &Value) -> Value {
+    let mut doc = Obj::new();
     let Some(rec) = record.as_object() else {
-        return json!({ "ecs": { "version": ECS_VERSION }, "policy_gateway": record });
+        doc.put("ecs", one("version", ECS_VERSION.into()))
+            .put("policy_gateway", record.clone());
+        return doc.done();
     };
     let s = |k: &str| rec.get(k).and_then(Value::as_str);
     let present = |k: &str| rec.get(k).filter(|v| !v.is_null()).cloned();
@@ -63,135 +69,105 @@ pub fn to_ecs(record: &Value) -> Value {
     };
     let flagged = matches!(decision, Some(d) if d != "allow");
 
-    let mut doc = Map::new();
-    if let Some(ts) = present("timestamp") {
-        doc.insert("@timestamp".into(), ts);
-    }
-    doc.insert("ecs".into(), json!({ "version": ECS_VERSION }));
+    doc.opt("@timestamp", present("timestamp"))
+        .put("ecs", one("version", ECS_VERSION.into()));
 
-    let mut event = Map::new();
-    event.insert(
-        "kind".into(),
-        if flagged { "alert" } else { "event" }.into(),
-    );
-    event.insert("category".into(), json!(["intrusion_detection"]));
-    event.insert(
-        "type".into(),
-        json!([if stopped { "denied" } else { "allowed" }]),
-    );
-    event.insert("outcome".into(), outcome.into());
-    event.insert("module".into(), "policy_gateway".into());
-    event.insert(
-        "dataset".into(),
-        format!("policy_gateway.{}", s("record_type").unwrap_or("decision")).into(),
-    );
-    if let Some(v) = present("decision") {
-        event.insert("action".into(), v);
-    }
-    if let Some(v) = present("reason_code") {
-        event.insert("reason".into(), v);
-    }
-    if let Some(v) = present("record_id") {
-        event.insert("id".into(), v);
+    let mut event = Obj::new();
+    event
+        .str("kind", if flagged { "alert" } else { "event" })
+        .put("category", strs(&["intrusion_detection"]))
+        .put("type", strs(&[if stopped { "denied" } else { "allowed" }]))
+        .str("outcome", outcome)
+        .str("module", "policy_gateway")
+        .str(
+            "dataset",
+            &format!("policy_gateway.{}", s("record_type").unwrap_or("decision")),
+        );
+    for (to, from) in [
+        ("action", "decision"),
+        ("reason", "reason_code"),
+        ("id", "record_id"),
+    ] {
+        event.opt(to, present(from));
     }
     if let Some(ms) = rec.get("duration_ms").and_then(Value::as_u64) {
-        event.insert("duration".into(), ms.saturating_mul(1_000_000).into());
+        event.num("duration", ms.saturating_mul(1_000_000));
     }
-    doc.insert("event".into(), Value::Object(event));
+    doc.put("event", event.done());
 
-    let mut rule = Map::new();
-    if let Some(v) = present("policy_id") {
-        rule.insert("ruleset".into(), v);
-    }
+    let mut rule = Obj::new();
+    rule.opt("ruleset", present("policy_id"));
     if let Some(v) = present("triggered_rules").filter(non_empty) {
-        rule.insert("id".into(), v.clone());
-        rule.insert("name".into(), v);
+        rule.put("id", v.clone()).put("name", v);
     }
-    if let Some(v) = present("triggered_categories").filter(non_empty) {
-        rule.insert("category".into(), v);
-    }
-    if !rule.is_empty() {
-        doc.insert("rule".into(), Value::Object(rule));
-    }
+    rule.opt(
+        "category",
+        present("triggered_categories").filter(non_empty),
+    );
+    doc.nonempty("rule", rule);
 
     if let Some(v) = present("policy_user") {
-        doc.insert("user".into(), json!({ "id": v }));
+        doc.put("user", one("id", v));
     }
 
-    let mut labels = Map::new();
-    if let Some(v) = present("policy_project_id") {
-        labels.insert("project_id".into(), keyword(v));
+    let mut labels = Obj::new();
+    for (to, from) in [
+        ("project_id", "policy_project_id"),
+        ("rollout_mode", "rollout_mode"),
+        ("enforced", "enforced"),
+        ("phase", "phase"),
+    ] {
+        labels.opt(to, present(from).map(keyword));
     }
-    if let Some(v) = present("rollout_mode") {
-        labels.insert("rollout_mode".into(), keyword(v));
-    }
-    if let Some(v) = present("enforced") {
-        labels.insert("enforced".into(), keyword(v));
-    }
-    if let Some(v) = present("phase") {
-        labels.insert("phase".into(), keyword(v));
-    }
-    if !labels.is_empty() {
-        doc.insert("labels".into(), Value::Object(labels));
-    }
+    doc.nonempty("labels", labels);
 
-    let mut observer = Map::new();
-    observer.insert("type".into(), "proxy".into());
-    observer.insert("product".into(), "policy-gateway".into());
-    if let Some(v) = present("gateway") {
-        observer.insert("name".into(), v);
-    }
-    doc.insert("observer".into(), Value::Object(observer));
+    let mut observer = Obj::new();
+    observer
+        .str("type", "proxy")
+        .str("product", "policy-gateway")
+        .opt("name", present("gateway"));
+    doc.put("observer", observer.done());
 
-    let mut http = Map::new();
+    let mut http = Obj::new();
     if let Some(v) = present("request_id") {
-        http.insert("request".into(), json!({ "id": v }));
+        http.put("request", one("id", v));
     }
     if let Some(code) = http_status {
-        http.insert("response".into(), json!({ "status_code": code }));
+        http.put("response", one("status_code", code.into()));
     }
-    if !http.is_empty() {
-        doc.insert("http".into(), Value::Object(http));
-    }
+    doc.nonempty("http", http);
 
-    let mut gen_ai = Map::new();
-    if let Some(v) = present("provider") {
-        gen_ai.insert("system".into(), v);
-    }
+    let mut gen_ai = Obj::new();
+    gen_ai.opt("system", present("provider"));
     if let Some(v) = present("model") {
-        gen_ai.insert("request".into(), json!({ "model": v }));
+        gen_ai.put("request", one("model", v));
     }
     if let Some(v) = present("response_model") {
-        gen_ai.insert("response".into(), json!({ "model": v }));
+        gen_ai.put("response", one("model", v));
     }
     if let Some(usage) = rec.get("usage").and_then(Value::as_object) {
-        let mut u = Map::new();
-        if let Some(v) = usage.get("prompt_tokens").filter(|v| v.is_number()) {
-            u.insert("input_tokens".into(), v.clone());
+        let mut u = Obj::new();
+        for (to, from) in [
+            ("input_tokens", "prompt_tokens"),
+            ("output_tokens", "completion_tokens"),
+        ] {
+            u.opt(to, usage.get(from).filter(|v| v.is_number()).cloned());
         }
-        if let Some(v) = usage.get("completion_tokens").filter(|v| v.is_number()) {
-            u.insert("output_tokens".into(), v.clone());
-        }
-        if !u.is_empty() {
-            gen_ai.insert("usage".into(), Value::Object(u));
-        }
+        gen_ai.nonempty("usage", u);
     }
-    if !gen_ai.is_empty() {
-        doc.insert("gen_ai".into(), Value::Object(gen_ai));
-    }
+    doc.nonempty("gen_ai", gen_ai);
 
-    doc.insert(
-        "message".into(),
-        format!(
+    doc.str(
+        "message",
+        &format!(
             "policy decision {} ({}) by policy {}",
             decision.unwrap_or("unknown"),
             s("reason_code").unwrap_or("-"),
             s("policy_id").unwrap_or("-")
-        )
-        .into(),
-    );
-    doc.insert("policy_gateway".into(), record.clone());
-    Value::Object(doc)
+        ),
+    )
+    .put("policy_gateway", record.clone());
+    doc.done()
 }
 
 fn non_empty(v: &Value) -> bool {
@@ -207,10 +183,28 @@ fn keyword(v: Value) -> Value {
 }
 
 #[cfg(test)]
+mod reference;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The compact mapping writes exactly what the first one (`json!` trees) wrote.
+    #[test]
+    fn output_is_byte_identical_to_the_first_mapping() {
+        let mut values = crate::audit::ocsf::reference::sample_records();
+        values.extend([json!([1]), json!("text"), Value::Null, json!({})]);
+        for v in &values {
+            assert_eq!(
+                to_ecs(v).to_string(),
+                reference::to_ecs(v).to_string(),
+                "{v}"
+            );
+        }
+    }
 
     fn record() -> Value {
         json!({

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod ecs;
+mod fields;
 pub mod id;
 pub mod ocsf;
 pub mod policy_change;

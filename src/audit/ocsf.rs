@@ -19,39 +19,43 @@
 //! (`trail`, `trail verify`, `chargeback`, `compare`) use that, and the chain's hash is over
 //! those bytes.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use super::fields::{one, strs, Obj};
 
 /// The OCSF version of the events.
 pub const OCSF_VERSION: &str = "1.8.0";
 
 /// Maps a record (its canonical JSON, as chained) to an OCSF event. Text that is not a JSON
-/// object is kept as `raw_data` of an Event Log Activity event.
+/// object is kept as `raw_data` of an Event Log Activity event. (Built through [`Obj`], one
+/// call per field; the first version, with `json!`, is the tests' reference.)
 pub fn to_ocsf(json: &str) -> Value {
     let parsed = serde_json::from_str::<Value>(json).ok();
     let empty = Map::new();
     let rec = parsed.as_ref().and_then(Value::as_object).unwrap_or(&empty);
-    let mut ev = match rec.get("record_type").and_then(Value::as_str) {
-        Some("decision") => decision(rec),
-        Some("policy_change") => policy_change(rec),
-        other => log_activity(rec, other.unwrap_or("unparseable")),
-    };
     let s = |k: &str| rec.get(k).and_then(Value::as_str);
-    let mut metadata = Map::new();
-    metadata.insert("version".into(), OCSF_VERSION.into());
-    metadata.insert(
-        "product".into(),
-        json!({"name": "Policy Gateway", "vendor_name": "Policy Gateway",
-               "version": env!("CARGO_PKG_VERSION")}),
-    );
-    metadata.insert(
-        "log_name".into(),
-        format!(
-            "policy_gateway.{}",
-            s("record_type").unwrap_or("unparseable")
+    let (mut ev, class_uid) = match s("record_type") {
+        Some("decision") => (decision(rec), 2006),
+        Some("policy_change") => (policy_change(rec), 3004),
+        other => (log_activity(rec, other.unwrap_or("unparseable")), 1008),
+    };
+    let mut metadata = Obj::new();
+    let mut product = Obj::new();
+    product
+        .str("name", "Policy Gateway")
+        .str("vendor_name", "Policy Gateway")
+        .str("version", env!("CARGO_PKG_VERSION"));
+    metadata
+        .str("version", OCSF_VERSION)
+        .put("product", product.done())
+        .str(
+            "log_name",
+            &format!(
+                "policy_gateway.{}",
+                s("record_type").unwrap_or("unparseable")
+            ),
         )
-        .into(),
-    );
-    metadata.insert("log_provider".into(), "policy-gateway".into());
+        .str("log_provider", "policy-gateway");
     for (key, field) in [
         ("uid", "record_id"),
         ("correlation_uid", "request_id"),
@@ -59,7 +63,7 @@ pub fn to_ocsf(json: &str) -> Value {
         ("log_version", "schema_version"),
     ] {
         if let Some(v) = s(field) {
-            metadata.insert(key.into(), v.into());
+            metadata.str(key, v);
         }
     }
     if let Some(seq) = rec
@@ -67,57 +71,49 @@ pub fn to_ocsf(json: &str) -> Value {
         .and_then(|c| c.get("seq"))
         .and_then(Value::as_u64)
     {
-        metadata.insert("sequence".into(), seq.into());
+        metadata.num("sequence", seq);
     }
-    if let Some(ev) = ev.as_object_mut() {
-        // A decision's `action_id`, `disposition_id` and `policy` come with the
-        // `security_control` profile; events name the profiles they use.
-        if ev.get("class_uid").and_then(Value::as_u64) == Some(2006) {
-            metadata.insert("profiles".into(), json!(["security_control"]));
-        }
-        ev.insert("metadata".into(), Value::Object(metadata));
-        ev.insert(
-            "time".into(),
-            s("timestamp").and_then(epoch_ms).unwrap_or(0).into(),
-        );
-        if let Some(gateway) = s("gateway") {
-            // Entity Management has no `device`: there the gateway is the actor that applied
-            // the change.
-            if ev.get("class_uid").and_then(Value::as_u64) == Some(3004) {
-                ev.insert(
-                    "actor".into(),
-                    json!({"app_name": "Policy Gateway", "app_uid": gateway}),
-                );
-            } else {
-                ev.insert(
-                    "device".into(),
-                    json!({"type_id": 99, "type": "Other", "name": gateway}),
-                );
-            }
-        }
-        ev.insert("raw_data".into(), json.into());
+    // A decision's `action_id`, `disposition_id` and `policy` come with the
+    // `security_control` profile; events name the profiles they use.
+    if class_uid == 2006 {
+        metadata.put("profiles", strs(&["security_control"]));
     }
-    ev
+    ev.put("metadata", metadata.done())
+        .num("time", s("timestamp").and_then(epoch_ms).unwrap_or(0));
+    if let Some(gateway) = s("gateway") {
+        // Entity Management has no `device`: there the gateway is the actor that applied
+        // the change.
+        let mut who = Obj::new();
+        if class_uid == 3004 {
+            who.str("app_name", "Policy Gateway")
+                .str("app_uid", gateway);
+            ev.put("actor", who.done());
+        } else {
+            who.num("type_id", 99)
+                .str("type", "Other")
+                .str("name", gateway);
+            ev.put("device", who.done());
+        }
+    }
+    ev.str("raw_data", json);
+    ev.done()
 }
 
 /// The class, category and activity fields of an event.
-fn class(uid: u32, name: &str, category: (u32, &str), activity: (u32, &str)) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("class_uid".into(), uid.into());
-    m.insert("class_name".into(), name.into());
-    m.insert("category_uid".into(), category.0.into());
-    m.insert("category_name".into(), category.1.into());
-    m.insert("activity_id".into(), activity.0.into());
-    m.insert("activity_name".into(), activity.1.into());
-    m.insert(
-        "type_uid".into(),
-        (u64::from(uid) * 100 + u64::from(activity.0)).into(),
-    );
-    m.insert("type_name".into(), format!("{name}: {}", activity.1).into());
+fn class(uid: u32, name: &str, category: (u32, &str), activity: (u32, &str)) -> Obj {
+    let mut m = Obj::new();
+    m.num("class_uid", uid.into())
+        .str("class_name", name)
+        .num("category_uid", category.0.into())
+        .str("category_name", category.1)
+        .num("activity_id", activity.0.into())
+        .str("activity_name", activity.1)
+        .num("type_uid", u64::from(uid) * 100 + u64::from(activity.0))
+        .str("type_name", &format!("{name}: {}", activity.1));
     m
 }
 
-fn severity(m: &mut Map<String, Value>, id: u32) {
+fn severity(m: &mut Obj, id: u32) {
     let name = match id {
         1 => "Informational",
         2 => "Low",
@@ -125,21 +121,24 @@ fn severity(m: &mut Map<String, Value>, id: u32) {
         4 => "High",
         _ => "Unknown",
     };
-    m.insert("severity_id".into(), id.into());
-    m.insert("severity".into(), name.into());
+    m.num("severity_id", id.into()).str("severity", name);
 }
 
-fn decision(rec: &Map<String, Value>) -> Value {
+/// Copies the fields `keys` of `rec` that are there and not null into an object.
+fn unmapped(rec: &Map<String, Value>, keys: &[&str]) -> Value {
+    let mut o = Obj::new();
+    for &key in keys {
+        o.opt(key, rec.get(key).filter(|v| !v.is_null()).cloned());
+    }
+    o.done()
+}
+
+fn decision(rec: &Map<String, Value>) -> Obj {
     let s = |k: &str| rec.get(k).and_then(Value::as_str);
-    let strings = |k: &str| -> Vec<String> {
+    let strings = |k: &str| -> Vec<&str> {
         rec.get(k)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default()
     };
     let decision = s("decision").unwrap_or("allow");
@@ -171,126 +170,133 @@ fn decision(rec: &Map<String, Value>) -> Value {
         "redact" | "rewrite" => ((4, "Modified"), (11, "Corrected")),
         _ => ((1, "Allowed"), (1, "Allowed")),
     };
-    m.insert("action_id".into(), action.0.into());
-    m.insert("action".into(), action.1.into());
-    m.insert("disposition_id".into(), disposition.0.into());
-    m.insert("disposition".into(), disposition.1.into());
-    m.insert("is_alert".into(), (decision != "allow").into());
-    m.insert("status_id".into(), 1.into());
-    m.insert("status".into(), "New".into());
     let reason = s("reason_code").unwrap_or("-");
     let policy_id = s("policy_id").unwrap_or("-");
+    let message = format!("policy decision {decision} ({reason}) by policy {policy_id}");
+    m.num("action_id", action.0)
+        .str("action", action.1)
+        .num("disposition_id", disposition.0)
+        .str("disposition", disposition.1)
+        .put("is_alert", (decision != "allow").into())
+        .num("status_id", 1)
+        .str("status", "New");
     let rules = strings("triggered_rules");
     let categories = strings("triggered_categories");
-    let mut info = Map::new();
-    info.insert("uid".into(), s("record_id").unwrap_or("-").into());
-    info.insert("title".into(), reason.into());
-    info.insert(
-        "desc".into(),
-        format!("policy decision {decision} ({reason}) by policy {policy_id}").into(),
-    );
+    let mut info = Obj::new();
+    info.str("uid", s("record_id").unwrap_or("-"))
+        .str("title", reason)
+        .str("desc", &message);
     if !categories.is_empty() {
-        info.insert("types".into(), categories.clone().into());
+        info.put("types", strs(&categories));
     }
     if let Some(rule) = rules.first() {
-        info.insert(
-            "analytic".into(),
-            json!({"type_id": 1, "type": "Rule", "uid": rule, "name": rule}),
-        );
+        let mut analytic = Obj::new();
+        analytic
+            .num("type_id", 1)
+            .str("type", "Rule")
+            .str("uid", rule)
+            .str("name", rule);
+        info.put("analytic", analytic.done());
     }
-    m.insert("finding_info".into(), Value::Object(info));
+    m.put("finding_info", info.done());
     let policy = policy_object(policy_id, Some(enforced));
-    m.insert("policy".into(), policy.clone());
-    let mut data = Map::new();
-    data.insert("detection_system_id".into(), 2.into());
-    data.insert("detection_system".into(), "DLP Gateway".into());
-    data.insert("data_lifecycle_state_id".into(), 2.into());
-    data.insert("data_lifecycle_state".into(), "Data in-Transit".into());
-    data.insert("policy".into(), policy);
+    m.put("policy", policy.clone());
+    let mut data = Obj::new();
+    data.num("detection_system_id", 2)
+        .str("detection_system", "DLP Gateway")
+        .num("data_lifecycle_state_id", 2)
+        .str("data_lifecycle_state", "Data in-Transit")
+        .put("policy", policy);
     if let Some(d) = rec.get("detections").and_then(Value::as_object) {
         if !d.is_empty() {
             let names: Vec<&str> = d.keys().map(String::as_str).collect();
-            data.insert("detection_pattern".into(), names.join(",").into());
             let total: u64 = d.values().filter_map(Value::as_u64).sum();
-            data.insert("total".into(), total.into());
+            data.str("detection_pattern", &names.join(","))
+                .num("total", total);
         }
     }
-    m.insert("data_security".into(), Value::Object(data));
+    m.put("data_security", data.done());
     if let Some(user) = s("policy_user") {
-        m.insert(
-            "actor".into(),
-            json!({"user": {"uid": user, "type_id": 1, "type": "User"}}),
-        );
+        let mut u = Obj::new();
+        u.str("uid", user).num("type_id", 1).str("type", "User");
+        m.put("actor", one("user", u.done()));
     }
     let mut resources = Vec::new();
     if let Some(model) = s("model") {
-        let mut r = json!({"type": "AI Model", "name": model, "role_id": 1, "role": "Target"});
-        if let (Some(provider), Some(o)) = (s("provider"), r.as_object_mut()) {
-            o.insert("labels".into(), json!([format!("provider:{provider}")]));
+        let mut r = Obj::new();
+        r.str("type", "AI Model")
+            .str("name", model)
+            .num("role_id", 1)
+            .str("role", "Target");
+        if let Some(provider) = s("provider") {
+            r.put("labels", strs(&[&format!("provider:{provider}")]));
         }
-        resources.push(r);
+        resources.push(r.done());
     }
     if let Some(project) = s("policy_project_id") {
-        resources
-            .push(json!({"type": "Project", "name": project, "role_id": 4, "role": "Related"}));
+        let mut r = Obj::new();
+        r.str("type", "Project")
+            .str("name", project)
+            .num("role_id", 4)
+            .str("role", "Related");
+        resources.push(r.done());
     }
     if !resources.is_empty() {
-        m.insert("resources".into(), resources.into());
+        m.put("resources", Value::Array(resources));
     }
     if let Some(status) = rec.get("http_status").and_then(Value::as_u64) {
-        m.insert("status_code".into(), status.to_string().into());
+        m.str("status_code", &status.to_string());
     }
     if let Some(ms) = rec.get("duration_ms").and_then(Value::as_u64) {
-        m.insert("duration".into(), ms.into());
+        m.num("duration", ms);
     }
-    m.insert(
-        "message".into(),
-        format!("policy decision {decision} ({reason}) by policy {policy_id}").into(),
+    m.str("message", &message).put(
+        "unmapped",
+        unmapped(
+            rec,
+            &["usage", "rollout_mode", "phase", "api_format", "redactions"],
+        ),
     );
-    let mut unmapped = Map::new();
-    for key in ["usage", "rollout_mode", "phase", "api_format", "redactions"] {
-        if let Some(v) = rec.get(key).filter(|v| !v.is_null()) {
-            unmapped.insert(key.into(), v.clone());
-        }
-    }
-    m.insert("unmapped".into(), Value::Object(unmapped));
-    Value::Object(m)
+    m
 }
 
 /// `<id>@<version>` as an OCSF policy object.
 fn policy_object(policy_id: &str, applied: Option<bool>) -> Value {
+    policy_fields(policy_id, applied, None).done()
+}
+
+/// The fields of [`policy_object`], and `desc` the policy's digest when there is one.
+fn policy_fields(policy_id: &str, applied: Option<bool>, sha256: Option<&str>) -> Obj {
     let (name, version) = policy_id.split_once('@').unwrap_or((policy_id, ""));
-    let mut p = Map::new();
-    p.insert("uid".into(), policy_id.into());
-    p.insert("name".into(), name.into());
+    let mut p = Obj::new();
+    p.str("uid", policy_id).str("name", name);
     if !version.is_empty() {
-        p.insert("version".into(), version.into());
+        p.str("version", version);
     }
     if let Some(a) = applied {
-        p.insert("is_applied".into(), a.into());
+        p.put("is_applied", a.into());
     }
-    Value::Object(p)
+    if let Some(sha) = sha256 {
+        p.str("desc", &format!("sha256:{sha}"));
+    }
+    p
 }
 
 fn managed_policy(policy_id: &str, sha256: Option<&str>) -> Value {
     let (name, version) = policy_id.split_once('@').unwrap_or((policy_id, ""));
-    let mut e = Map::new();
-    e.insert("type_id".into(), 5.into());
-    e.insert("type".into(), "Policy".into());
-    e.insert("name".into(), name.into());
-    e.insert("uid".into(), policy_id.into());
+    let mut e = Obj::new();
+    e.num("type_id", 5)
+        .str("type", "Policy")
+        .str("name", name)
+        .str("uid", policy_id);
     if !version.is_empty() {
-        e.insert("version".into(), version.into());
+        e.str("version", version);
     }
-    let mut policy = policy_object(policy_id, None);
-    if let (Some(sha), Some(p)) = (sha256, policy.as_object_mut()) {
-        p.insert("desc".into(), format!("sha256:{sha}").into());
-    }
-    e.insert("policy".into(), policy);
-    Value::Object(e)
+    e.put("policy", policy_fields(policy_id, None, sha256).done());
+    e.done()
 }
 
-fn policy_change(rec: &Map<String, Value>) -> Value {
+fn policy_change(rec: &Map<String, Value>) -> Obj {
     let s = |k: &str| rec.get(k).and_then(Value::as_str);
     let now = s("policy_id").unwrap_or("-");
     let before = s("previous_policy_id");
@@ -306,39 +312,37 @@ fn policy_change(rec: &Map<String, Value>) -> Value {
         activity,
     );
     severity(&mut m, 1);
-    m.insert("status_id".into(), 1.into());
-    m.insert("status".into(), "Success".into());
+    m.num("status_id", 1).str("status", "Success");
     let result = managed_policy(now, s("policy_sha256"));
     let entity = match before {
         Some(b) => managed_policy(b, s("previous_policy_sha256")),
         None => result.clone(),
     };
-    m.insert("entity".into(), entity);
-    m.insert("entity_result".into(), result);
-    m.insert(
-        "message".into(),
-        format!(
-            "policy {now} now enforced{}",
-            before.map_or(String::new(), |b| format!(", replacing {b}"))
+    m.put("entity", entity)
+        .put("entity_result", result)
+        .str(
+            "message",
+            &format!(
+                "policy {now} now enforced{}",
+                before.map_or(String::new(), |b| format!(", replacing {b}"))
+            ),
         )
-        .into(),
-    );
-    let mut unmapped = Map::new();
-    for key in [
-        "rollout_mode",
-        "canary_percent",
-        "candidate_policy_id",
-        "rule_count",
-    ] {
-        if let Some(v) = rec.get(key).filter(|v| !v.is_null()) {
-            unmapped.insert(key.into(), v.clone());
-        }
-    }
-    m.insert("unmapped".into(), Value::Object(unmapped));
-    Value::Object(m)
+        .put(
+            "unmapped",
+            unmapped(
+                rec,
+                &[
+                    "rollout_mode",
+                    "canary_percent",
+                    "candidate_policy_id",
+                    "rule_count",
+                ],
+            ),
+        );
+    m
 }
 
-fn log_activity(rec: &Map<String, Value>, record_type: &str) -> Value {
+fn log_activity(rec: &Map<String, Value>, record_type: &str) -> Obj {
     let s = |k: &str| rec.get(k).and_then(Value::as_str);
     let gap = record_type == "gap";
     let mut m = class(
@@ -348,15 +352,6 @@ fn log_activity(rec: &Map<String, Value>, record_type: &str) -> Value {
         (99, if gap { "Records Lost" } else { "Checkpoint" }),
     );
     severity(&mut m, if gap { 4 } else { 1 });
-    m.insert("status_id".into(), if gap { 2 } else { 1 }.into());
-    m.insert(
-        "status".into(),
-        if gap { "Failure" } else { "Success" }.into(),
-    );
-    m.insert("log_type_id".into(), 2.into());
-    m.insert("log_type".into(), "Application".into());
-    m.insert("log_name".into(), "policy_gateway audit trail".into());
-    m.insert("log_provider".into(), "policy-gateway".into());
     let message = match record_type {
         "gap" => format!(
             "{} audit records lost by sink {} ({})",
@@ -370,30 +365,36 @@ fn log_activity(rec: &Map<String, Value>, record_type: &str) -> Value {
         ),
         other => format!("audit record of type {other}"),
     };
-    m.insert("message".into(), message.into());
+    m.num("status_id", if gap { 2 } else { 1 })
+        .str("status", if gap { "Failure" } else { "Success" })
+        .num("log_type_id", 2)
+        .str("log_type", "Application")
+        .str("log_name", "policy_gateway audit trail")
+        .str("log_provider", "policy-gateway")
+        .str("message", &message);
     if let Some(n) = rec.get("dropped").and_then(Value::as_u64) {
-        m.insert("count".into(), n.into());
-        m.insert("disposition_id".into(), 6.into());
-        m.insert("disposition".into(), "Dropped".into());
+        m.num("count", n)
+            .num("disposition_id", 6)
+            .str("disposition", "Dropped");
     }
-    let mut unmapped = Map::new();
-    for key in [
-        "sink",
-        "cause",
-        "lost_chain",
-        "from_seq",
-        "to_seq",
-        "from",
-        "to",
-        "key_id",
-        "records",
-    ] {
-        if let Some(v) = rec.get(key).filter(|v| !v.is_null()) {
-            unmapped.insert(key.into(), v.clone());
-        }
-    }
-    m.insert("unmapped".into(), Value::Object(unmapped));
-    Value::Object(m)
+    m.put(
+        "unmapped",
+        unmapped(
+            rec,
+            &[
+                "sink",
+                "cause",
+                "lost_chain",
+                "from_seq",
+                "to_seq",
+                "from",
+                "to",
+                "key_id",
+                "records",
+            ],
+        ),
+    );
+    m
 }
 
 /// Unix ms of `YYYY-MM-DDThh:mm:ss[.sss]Z` (the records' one format).
@@ -424,10 +425,31 @@ pub fn epoch_ms(ts: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+pub(super) mod reference;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The compact mapping writes exactly what the first one (`json!` trees) wrote.
+    #[test]
+    fn output_is_byte_identical_to_the_first_mapping() {
+        let mut texts: Vec<String> = reference::sample_records()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        texts.extend(["[1]", "\"text\"", "not json", ""].map(String::from));
+        for json in &texts {
+            assert_eq!(
+                to_ocsf(json).to_string(),
+                reference::to_ocsf(json).to_string(),
+                "{json}"
+            );
+        }
+    }
 
     fn record() -> Value {
         json!({

@@ -22,6 +22,11 @@ use std::sync::OnceLock;
 /// Bytes of normalised text per block (a window is two).
 pub const BLOCK: usize = 128;
 
+/// The weight file as `build.rs` packs it (a canonical Huffman code of
+/// `injection_model.bin`: half the bytes), decoded once per VM by [`Model::embedded`].
+const PACKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/injection_model.huff"));
+/// The raw file, the source of truth, which the packed one must decode to.
+#[cfg(test)]
 const MODEL: &[u8] = include_bytes!("injection_model.bin");
 const HEADER: usize = 20;
 /// 3: features count once per window (2 counted repeats).
@@ -212,10 +217,15 @@ impl Model {
         })
     }
 
-    /// The embedded model (parsed once).
+    /// The embedded model (decoded and parsed once per VM, at first use).
     pub fn embedded() -> Option<&'static Model> {
+        static FILE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
         static M: OnceLock<Option<Model>> = OnceLock::new();
-        M.get_or_init(|| Model::parse(MODEL).ok()).as_ref()
+        M.get_or_init(|| {
+            let file = FILE.get_or_init(|| super::huffman::decode(PACKED).ok());
+            Model::parse(file.as_deref()?).ok()
+        })
+        .as_ref()
     }
 
     /// A model that scores everything 0 (its word pass still runs).
@@ -501,6 +511,21 @@ mod tests {
         let m = Model::embedded().expect("model");
         assert_ne!(m.flags, 0);
         assert!(m.scale > 0.0 && m.bias.is_finite());
+    }
+
+    /// The packed weights decode to the raw file, byte for byte.
+    #[test]
+    fn the_packed_file_decodes_to_the_raw_one() {
+        let decoded = crate::detect::huffman::decode(PACKED).unwrap();
+        assert!(
+            decoded == MODEL,
+            "decoded weight file differs from injection_model.bin"
+        );
+        assert!(
+            PACKED.len() < MODEL.len() * 6 / 10,
+            "{} bytes",
+            PACKED.len()
+        );
     }
 
     #[test]

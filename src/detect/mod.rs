@@ -7,6 +7,7 @@
 pub mod custom;
 pub mod decode;
 pub mod email;
+pub mod huffman;
 pub mod injection_model;
 pub mod ipv6;
 pub mod keywords;

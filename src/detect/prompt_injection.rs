@@ -676,7 +676,7 @@ impl Starts {
                     entries.push((word_hash(first.as_bytes()), Start::Phrase(i)));
                 }
             }
-            entries.sort_by_key(|e| e.0);
+            crate::sort::sort_by(&mut entries, &|a, b| a.0.cmp(&b.0));
             let mut filter = [0u64; 16];
             for (h, _) in &entries {
                 let bit = (h >> 22) as usize;
@@ -792,7 +792,7 @@ fn phrase_spans(
             out.extend(hits.map(|h| (h.start(), h.end())));
         }
     }
-    out.sort_unstable();
+    crate::sort::sort_by(out, &Ord::cmp);
     // Merge overlapping spans in place.
     let mut merged: usize = 0;
     for i in 0..out.len() {

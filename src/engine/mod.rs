@@ -416,7 +416,9 @@ fn evaluate_json(
             // Keys last, the latest first: a renamed key is never on the path of a text
             // written after it (a key comes before what is under it, and after its elders).
             let values = changes.iter().filter(|c| c.1 != llm::Slot::Key).count();
-            changes.sort_by_key(|c| c.1 == llm::Slot::Key);
+            crate::sort::sort_by(&mut changes, &|a, b| {
+                (a.1 == llm::Slot::Key).cmp(&(b.1 == llm::Slot::Key))
+            });
             if let Some(keys) = changes.get_mut(values..) {
                 keys.reverse();
             }

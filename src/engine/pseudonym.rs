@@ -315,7 +315,7 @@ impl Vault {
             return;
         }
         let mut sorted: Vec<usize> = (0..self.entries.len()).collect();
-        sorted.sort_by(|&a, &b| self.token(a).cmp(self.token(b)));
+        crate::sort::sort_by(&mut sorted, &|&a, &b| self.token(a).cmp(self.token(b)));
         self.sorted = sorted;
         self.matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)

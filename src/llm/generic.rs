@@ -328,7 +328,7 @@ pub(crate) fn rest<'a>(root: &'a Value, out: &mut Texts<'a>) {
         .iter()
         .map(|s| s.text.as_ptr() as usize)
         .collect();
-    seen.sort_unstable();
+    crate::sort::sort_by(&mut seen, &Ord::cmp);
     let emitted = |s: &str| seen.binary_search(&(s.as_ptr() as usize)).is_ok();
     if let Value::String(s) = root {
         if !s.is_empty() && !emitted(s) {

@@ -197,7 +197,7 @@ fn extras(format: ApiFormat, data: &Value, info: &mut EventInfo) {
         .chain(whole.iter().map(Vec::as_slice))
         .map(|p| (fnv(p), p))
         .collect();
-    skip.sort_unstable_by_key(|(h, _)| *h);
+    crate::sort::sort_by(&mut skip, &|a, b| a.0.cmp(&b.0));
     let mut walk = Walk {
         skip: &skip,
         path: Vec::new(),

@@ -59,7 +59,7 @@ impl StreamInspector {
             .map(|f| f.hit.rule)
             .filter(|&r| r != RESTORE_RULE)
             .collect();
-        rules.sort_unstable();
+        crate::sort::sort_by(&mut rules, &Ord::cmp);
         rules.dedup();
         self.tally.record_findings(policy, &final_hits, &rules);
         let stopping = self.stopping_refusal(policy, &rules);
@@ -169,15 +169,18 @@ impl StreamInspector {
 
 /// Where each channel's text must stop: the start of its first finding of a rule that ends
 /// the stream.
+/// (Inserted one by one: `collect` into a map sorts first, a sort compiled per element type.)
 fn stops(policy: &Policy, final_hits: &BTreeMap<Channel, Vec<Found>>) -> BTreeMap<Channel, u64> {
-    final_hits
-        .iter()
-        .filter_map(|(c, fs)| {
-            fs.iter()
-                .filter(|f| policy.rules.get(f.hit.rule).is_some_and(answers_locally))
-                .map(|f| f.start)
-                .min()
-                .map(|s| (*c, s))
-        })
-        .collect()
+    let mut stops = BTreeMap::new();
+    for (c, fs) in final_hits {
+        let first = fs
+            .iter()
+            .filter(|f| policy.rules.get(f.hit.rule).is_some_and(answers_locally))
+            .map(|f| f.start)
+            .min();
+        if let Some(s) = first {
+            stops.insert(*c, s);
+        }
+    }
+    stops
 }

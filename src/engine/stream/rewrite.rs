@@ -166,7 +166,7 @@ pub(super) fn redact_whole(
         let texts = stream::whole_texts(value, whole)?;
         let hits = find_hits(policy, Phase::Response, &texts.segments);
         let mut rules: Vec<usize> = hits.iter().map(|h| h.rule).collect();
-        rules.sort_unstable();
+        crate::sort::sort_by(&mut rules, &Ord::cmp);
         rules.dedup();
         let mut plan = plan_edits(policy, &rule_mask(policy, &rules), &hits, None);
         for (si, seg) in texts.segments.iter().enumerate() {

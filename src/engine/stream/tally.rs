@@ -81,7 +81,7 @@ impl Tally {
                 .filter(|f| f.hit.rule != RESTORE_RULE)
                 .map(|f| (f.start, f.end, f.hit.source))
                 .collect();
-            seen.sort();
+            crate::sort::sort_by(&mut seen, &Ord::cmp);
             seen.dedup();
             for (_, _, source) in &seen {
                 *self
@@ -99,7 +99,7 @@ impl Tally {
                 })
                 .map(|f| (f.start, f.end, f.hit.source))
                 .collect();
-            redacted.sort();
+            crate::sort::sort_by(&mut redacted, &Ord::cmp);
             redacted.dedup_by_key(|r| (r.0, r.1));
             for (_, _, source) in redacted {
                 *self
