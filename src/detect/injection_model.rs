@@ -34,6 +34,11 @@ const CHAR4: u8 = 4;
 const WORDS: u8 = 16;
 const WORD_PAIRS: u8 = 32;
 const ALL_FEATURES: u8 = CHAR2 | CHAR3 | CHAR4 | WORDS | WORD_PAIRS;
+const CHAR3_WORDS: u8 = CHAR3 | WORDS | WORD_PAIRS;
+const CHAR4_WORDS: u8 = CHAR4 | WORDS | WORD_PAIRS;
+const CHAR34_WORDS: u8 = CHAR3 | CHAR4 | WORDS | WORD_PAIRS;
+const CHAR3_W: u8 = CHAR3 | WORDS;
+const WORDS_ONLY: u8 = WORDS | WORD_PAIRS;
 
 const K0: u32 = 0x9E37_79B1;
 const K1: u32 = 0x85EB_CA77;
@@ -291,7 +296,7 @@ impl Model {
             *stamp = 0;
         }
         let Some(stamps) = stamps.as_deref_mut().filter(|_| self.flags != 0) else {
-            return self.features_with::<false>(text, blocks, &mut NoFeatures, on_word);
+            return self.features_with::<0>(text, blocks, &mut NoFeatures, on_word);
         };
         let mut acc = Acc {
             block: BlockSum::default(),
@@ -299,24 +304,29 @@ impl Model {
             stamps,
             cur: *stamp + 2,
         };
-        let used = if self.flags == ALL_FEATURES {
-            self.features_with::<true>(text, blocks, &mut acc, on_word)
-        } else {
-            self.features_with::<false>(text, blocks, &mut acc, on_word)
+        let used = match self.flags {
+            ALL_FEATURES => self.features_with::<ALL_FEATURES>(text, blocks, &mut acc, on_word),
+            CHAR3_WORDS => self.features_with::<CHAR3_WORDS>(text, blocks, &mut acc, on_word),
+            CHAR4_WORDS => self.features_with::<CHAR4_WORDS>(text, blocks, &mut acc, on_word),
+            CHAR34_WORDS => self.features_with::<CHAR34_WORDS>(text, blocks, &mut acc, on_word),
+            CHAR3_W => self.features_with::<CHAR3_W>(text, blocks, &mut acc, on_word),
+            WORDS_ONLY => self.features_with::<WORDS_ONLY>(text, blocks, &mut acc, on_word),
+            _ => self.features_with::<0>(text, blocks, &mut acc, on_word),
         };
         *stamp = acc.cur;
         used
     }
     #[inline(always)]
-    fn features_with<const ALL: bool>(
+    fn features_with<const FIXED: u8>(
         &self,
         text: &[u8],
         blocks: &mut [BlockSum],
         acc: &mut impl Sink,
         mut on_word: impl FnMut(Word),
     ) -> usize {
-        // With ALL the model has every feature kind (no test of the flags in the loop).
-        let flags = if ALL { ALL_FEATURES } else { self.flags };
+        // FIXED (not 0): the model's feature kinds, known at compile time (no test of the
+        // flags in the loop).
+        let flags = if FIXED != 0 { FIXED } else { self.flags };
         let has = |f: u8| flags & f != 0;
         let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
         let mut block = 0usize;
@@ -385,10 +395,16 @@ impl Model {
             let h3 = c2.wrapping_mul(K0) ^ h2;
             let h4 = c3.wrapping_mul(K3) ^ h3;
             // The n-grams that fit (the first characters have fewer before them).
-            if ALL && seen >= 3 {
-                acc.add(h2 ^ SEED2);
-                acc.add(h3);
-                acc.add(h4 ^ SEED4);
+            if FIXED != 0 && seen >= 3 {
+                if FIXED & CHAR2 != 0 {
+                    acc.add(h2 ^ SEED2);
+                }
+                if FIXED & CHAR3 != 0 {
+                    acc.add(h3);
+                }
+                if FIXED & CHAR4 != 0 {
+                    acc.add(h4 ^ SEED4);
+                }
             } else {
                 if seen >= 1 && m2 {
                     acc.add(h2 ^ SEED2);
