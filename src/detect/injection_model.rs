@@ -33,12 +33,10 @@ const CHAR3: u8 = 2;
 const CHAR4: u8 = 4;
 const WORDS: u8 = 16;
 const WORD_PAIRS: u8 = 32;
-const ALL_FEATURES: u8 = CHAR2 | CHAR3 | CHAR4 | WORDS | WORD_PAIRS;
-const CHAR3_WORDS: u8 = CHAR3 | WORDS | WORD_PAIRS;
-const CHAR4_WORDS: u8 = CHAR4 | WORDS | WORD_PAIRS;
-const CHAR34_WORDS: u8 = CHAR3 | CHAR4 | WORDS | WORD_PAIRS;
-const CHAR3_W: u8 = CHAR3 | WORDS;
-const WORDS_ONLY: u8 = WORDS | WORD_PAIRS;
+/// The feature kinds of the shipped model, which get a loop of their own (no flag tests):
+/// character trigrams, words and word pairs (bigrams and 4-grams cost more than they gave,
+/// BENCHMARKS.md "Cheaper feature sets"). Any other set still scores, in the general loop.
+const SHIPPED: u8 = CHAR3 | WORDS | WORD_PAIRS;
 
 const K0: u32 = 0x9E37_79B1;
 const K1: u32 = 0x85EB_CA77;
@@ -274,8 +272,8 @@ impl Model {
     }
 
     /// The feature pass: sums every feature's weight into its block; returns the number of
-    /// blocks used. One loop over the bytes, decoding UTF-8 on the way; `ALL` when the model
-    /// has every feature kind (no per-feature test).
+    /// blocks used. One loop over the bytes, decoding UTF-8 on the way; a loop of its own for
+    /// the [`SHIPPED`] feature kinds (no per-feature test).
     #[inline(never)]
     fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
         let Scratch {
@@ -304,14 +302,10 @@ impl Model {
             stamps,
             cur: *stamp + 2,
         };
-        let used = match self.flags {
-            ALL_FEATURES => self.features_with::<ALL_FEATURES>(text, blocks, &mut acc, on_word),
-            CHAR3_WORDS => self.features_with::<CHAR3_WORDS>(text, blocks, &mut acc, on_word),
-            CHAR4_WORDS => self.features_with::<CHAR4_WORDS>(text, blocks, &mut acc, on_word),
-            CHAR34_WORDS => self.features_with::<CHAR34_WORDS>(text, blocks, &mut acc, on_word),
-            CHAR3_W => self.features_with::<CHAR3_W>(text, blocks, &mut acc, on_word),
-            WORDS_ONLY => self.features_with::<WORDS_ONLY>(text, blocks, &mut acc, on_word),
-            _ => self.features_with::<0>(text, blocks, &mut acc, on_word),
+        let used = if self.flags == SHIPPED {
+            self.features_with::<SHIPPED>(text, blocks, &mut acc, on_word)
+        } else {
+            self.features_with::<0>(text, blocks, &mut acc, on_word)
         };
         *stamp = acc.cur;
         used
@@ -662,6 +656,48 @@ mod tests {
             Model::null().score(text.as_bytes(), &mut Scratch::default(), |w| words.push(w));
             assert_eq!(words, want_words, "null model, {text:?}");
         }
+    }
+
+    /// The general loop (a model with other feature kinds than [`SHIPPED`]) gives the
+    /// reference's scores too: every kind alone, all of them, and the sets the shipped one
+    /// was chosen from (the shipped weights, other header flags).
+    #[test]
+    fn every_feature_set_scores_as_the_reference() {
+        let texts: Vec<String> = generated_texts().into_iter().step_by(5).collect();
+        let mut norm = crate::detect::normalize::Normalized::default();
+        for flags in [
+            CHAR2,
+            CHAR3,
+            CHAR4,
+            WORDS,
+            WORD_PAIRS,
+            CHAR2 | CHAR3 | CHAR4 | WORDS | WORD_PAIRS,
+            CHAR3 | CHAR4 | WORDS | WORD_PAIRS,
+            CHAR4 | WORDS | WORD_PAIRS,
+        ] {
+            let mut file = MODEL.to_vec();
+            file[7] = flags;
+            let m = Model::parse(Box::leak(file.into_boxed_slice())).unwrap();
+            assert_eq!(m.flags, flags);
+            let mut scratch = Scratch::default();
+            for raw in &texts {
+                norm.normalize(raw);
+                let text = std::str::from_utf8(norm.bytes()).unwrap();
+                let (want, _) = reference::score(&m, text);
+                let got = m.score(text.as_bytes(), &mut scratch, |_| {});
+                assert_eq!(
+                    got.score.to_bits(),
+                    want.score.to_bits(),
+                    "{flags} {text:?}"
+                );
+                assert_eq!(got.window, want.window, "{flags} {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_embedded_model_takes_the_fast_loop() {
+        assert_eq!(Model::embedded().unwrap().flags, SHIPPED);
     }
 
     #[test]
