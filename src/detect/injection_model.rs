@@ -38,7 +38,10 @@ const CHAR3: u8 = 2;
 const CHAR4: u8 = 4;
 const WORDS: u8 = 16;
 const WORD_PAIRS: u8 = 32;
-const ALL_FEATURES: u8 = CHAR2 | CHAR3 | CHAR4 | WORDS | WORD_PAIRS;
+/// The feature kinds of the shipped model, which get a loop of their own (no flag tests):
+/// character trigrams, words and word pairs (bigrams and 4-grams cost more than they gave,
+/// BENCHMARKS.md "Cheaper feature sets"). Any other set still scores, in the general loop.
+const SHIPPED: u8 = CHAR3 | WORDS | WORD_PAIRS;
 
 const K0: u32 = 0x9E37_79B1;
 const K1: u32 = 0x85EB_CA77;
@@ -279,8 +282,8 @@ impl Model {
     }
 
     /// The feature pass: sums every feature's weight into its block; returns the number of
-    /// blocks used. One loop over the bytes, decoding UTF-8 on the way; `ALL` when the model
-    /// has every feature kind (no per-feature test).
+    /// blocks used. One loop over the bytes, decoding UTF-8 on the way; a loop of its own for
+    /// the [`SHIPPED`] feature kinds (no per-feature test).
     #[inline(never)]
     fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
         let Scratch {
@@ -301,7 +304,7 @@ impl Model {
             *stamp = 0;
         }
         let Some(stamps) = stamps.as_deref_mut().filter(|_| self.flags != 0) else {
-            return self.features_with::<false>(text, blocks, &mut NoFeatures, on_word);
+            return self.features_with::<0>(text, blocks, &mut NoFeatures, on_word);
         };
         let mut acc = Acc {
             block: BlockSum::default(),
@@ -309,24 +312,25 @@ impl Model {
             stamps,
             cur: *stamp + 2,
         };
-        let used = if self.flags == ALL_FEATURES {
-            self.features_with::<true>(text, blocks, &mut acc, on_word)
+        let used = if self.flags == SHIPPED {
+            self.features_with::<SHIPPED>(text, blocks, &mut acc, on_word)
         } else {
-            self.features_with::<false>(text, blocks, &mut acc, on_word)
+            self.features_with::<0>(text, blocks, &mut acc, on_word)
         };
         *stamp = acc.cur;
         used
     }
     #[inline(always)]
-    fn features_with<const ALL: bool>(
+    fn features_with<const FIXED: u8>(
         &self,
         text: &[u8],
         blocks: &mut [BlockSum],
         acc: &mut impl Sink,
         mut on_word: impl FnMut(Word),
     ) -> usize {
-        // With ALL the model has every feature kind (no test of the flags in the loop).
-        let flags = if ALL { ALL_FEATURES } else { self.flags };
+        // FIXED (not 0): the model's feature kinds, known at compile time (no test of the
+        // flags in the loop).
+        let flags = if FIXED != 0 { FIXED } else { self.flags };
         let has = |f: u8| flags & f != 0;
         let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
         let mut block = 0usize;
@@ -395,10 +399,16 @@ impl Model {
             let h3 = c2.wrapping_mul(K0) ^ h2;
             let h4 = c3.wrapping_mul(K3) ^ h3;
             // The n-grams that fit (the first characters have fewer before them).
-            if ALL && seen >= 3 {
-                acc.add(h2 ^ SEED2);
-                acc.add(h3);
-                acc.add(h4 ^ SEED4);
+            if FIXED != 0 && seen >= 3 {
+                if FIXED & CHAR2 != 0 {
+                    acc.add(h2 ^ SEED2);
+                }
+                if FIXED & CHAR3 != 0 {
+                    acc.add(h3);
+                }
+                if FIXED & CHAR4 != 0 {
+                    acc.add(h4 ^ SEED4);
+                }
             } else {
                 if seen >= 1 && m2 {
                     acc.add(h2 ^ SEED2);
@@ -671,6 +681,48 @@ mod tests {
             Model::null().score(text.as_bytes(), &mut Scratch::default(), |w| words.push(w));
             assert_eq!(words, want_words, "null model, {text:?}");
         }
+    }
+
+    /// The general loop (a model with other feature kinds than [`SHIPPED`]) gives the
+    /// reference's scores too: every kind alone, all of them, and the sets the shipped one
+    /// was chosen from (the shipped weights, other header flags).
+    #[test]
+    fn every_feature_set_scores_as_the_reference() {
+        let texts: Vec<String> = generated_texts().into_iter().step_by(5).collect();
+        let mut norm = crate::detect::normalize::Normalized::default();
+        for flags in [
+            CHAR2,
+            CHAR3,
+            CHAR4,
+            WORDS,
+            WORD_PAIRS,
+            CHAR2 | CHAR3 | CHAR4 | WORDS | WORD_PAIRS,
+            CHAR3 | CHAR4 | WORDS | WORD_PAIRS,
+            CHAR4 | WORDS | WORD_PAIRS,
+        ] {
+            let mut file = MODEL.to_vec();
+            file[7] = flags;
+            let m = Model::parse(Box::leak(file.into_boxed_slice())).unwrap();
+            assert_eq!(m.flags, flags);
+            let mut scratch = Scratch::default();
+            for raw in &texts {
+                norm.normalize(raw);
+                let text = std::str::from_utf8(norm.bytes()).unwrap();
+                let (want, _) = reference::score(&m, text);
+                let got = m.score(text.as_bytes(), &mut scratch, |_| {});
+                assert_eq!(
+                    got.score.to_bits(),
+                    want.score.to_bits(),
+                    "{flags} {text:?}"
+                );
+                assert_eq!(got.window, want.window, "{flags} {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_embedded_model_takes_the_fast_loop() {
+        assert_eq!(Model::embedded().unwrap().flags, SHIPPED);
     }
 
     #[test]

@@ -726,6 +726,25 @@ fn unspaced_phrases() -> Option<&'static AhoCorasick> {
 /// (`you are now DAN mode`) are merged into one finding.
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
     let mut b = Buffers::default();
+    phrases_only(text, &mut b);
+    for &(s, e) in &b.spans {
+        if let Some((s, e)) = to_original(&b.normalized, s, e) {
+            push(out, floor_char(text, s), ceil_char(text, e));
+        }
+    }
+}
+
+/// Whether the phrase tier alone flags `text` (anywhere, decoded parts included), which
+/// lifts [`assess`]'s score to [`PHRASE_SCORE`] whatever the classifier says: lets the
+/// training experiments score a classifier variant as the detector would.
+pub fn phrases_found(text: &str) -> bool {
+    let mut b = Buffers::default();
+    phrases_only(text, &mut b);
+    !b.spans.is_empty()
+}
+
+/// The phrase tier alone: `b.spans` holds the spans found in the normalised text.
+fn phrases_only(text: &str, b: &mut Buffers) {
     b.normalized.normalize(text);
     let norm = b.normalized.bytes();
     let starts = Starts::get();
@@ -736,11 +755,6 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
     });
     let upper = upper_in(text, &b.normalized);
     phrase_spans(norm, &b.words, b.normalized.has_cjk(), upper, &mut b.spans);
-    for &(s, e) in &b.spans {
-        if let Some((s, e)) = to_original(&b.normalized, s, e) {
-            push(out, floor_char(text, s), ceil_char(text, e));
-        }
-    }
 }
 
 /// Whether the text as written is upper case where bytes `s..e` of its normalised form

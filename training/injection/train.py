@@ -33,7 +33,7 @@ import features as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "..", "src", "detect", "injection_model.bin")
 BITS = F.BITS
-FLAGS = F.CHAR2 | F.CHAR3 | F.CHAR4 | F.WORDS | F.WORD_PAIRS
+FLAGS = F.CHAR3 | F.WORDS | F.WORD_PAIRS  # issue 16: CHAR2 and CHAR4 cost more than they gave (BENCHMARKS.md)
 TARGET_FPR = 0.01
 C = float(os.environ.get("INJECTION_C", "8.0"))  # the override is for experiments
 MAGIC = b"PGIM"
