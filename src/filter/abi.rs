@@ -72,8 +72,13 @@ impl CallRefused {
 
 /// The host allocates the buffers it hands us through this export (Envoy looks up
 /// `malloc`, then `proxy_on_memory_allocate`): a boxed slice of `size` bytes, which
-/// [`take`] turns back into a `Vec`.
-#[export_name = "malloc"]
+/// [`take`] turns back into a `Vec`. Named `malloc` only in the wasm32 module: a native
+/// build must not replace the C library's.
+#[cfg_attr(
+    all(target_arch = "wasm32", target_os = "unknown"),
+    export_name = "malloc"
+)]
+#[cfg_attr(not(all(target_arch = "wasm32", target_os = "unknown")), no_mangle)]
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
     Box::into_raw(vec![0u8; size].into_boxed_slice()).cast::<u8>()
 }
