@@ -4,8 +4,8 @@
 //! in a phase where the host says no, a header set after it went out, a missing property),
 //! and their map getters `unwrap` UTF-8; a panic is a trap that kills the worker's VM. These
 //! wrappers return the host's status as an error instead, and hand over bytes, never text.
-//! Every function follows the SDK's own memory contract: buffers the host returns were
-//! allocated through the SDK's exported `proxy_on_memory_allocate` (a `Vec<u8>` with
+//! Every function follows one memory contract: buffers the host returns were allocated
+//! through our exported [`proxy_on_memory_allocate`] (a boxed slice: a `Vec<u8>` with
 //! capacity equal to its length) and become ours.
 #![allow(unsafe_code)]
 
@@ -16,7 +16,72 @@ pub type Status = u32;
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
+const BAD_ARGUMENT: u32 = 2;
 const EMPTY: u32 = 7;
+const INTERNAL_FAILURE: u32 = 10;
+
+/// The ABI's enums, by value (`proxy-wasm` 0.2.1 spec), for the calls this module makes.
+#[derive(Clone, Copy)]
+pub enum BufferType {
+    HttpRequestBody = 0,
+    HttpResponseBody = 1,
+    HttpCallResponseBody = 4,
+    PluginConfiguration = 7,
+}
+
+#[derive(Clone, Copy)]
+#[allow(clippy::enum_variant_names)] // the maps the ABI names
+pub enum MapType {
+    RequestHeaders = 0,
+    ResponseHeaders = 2,
+    CallResponseHeaders = 6,
+}
+
+#[derive(Clone, Copy)]
+pub enum MetricType {
+    Counter = 0,
+    Gauge = 1,
+}
+
+/// What a stream callback tells the host: go on, or hold the stream.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Action {
+    Continue = 0,
+    Pause = 1,
+}
+
+/// Why the host refused a call to a sink (`proxy_http_call`): Envoy answers BadArgument
+/// (no such cluster, bad headers) or InternalFailure (the request could not start); any
+/// other status is kept as it came, never a trap.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CallRefused {
+    BadArgument,
+    InternalFailure,
+    Other(u32),
+}
+
+impl CallRefused {
+    fn of(status: u32) -> CallRefused {
+        match status {
+            BAD_ARGUMENT => CallRefused::BadArgument,
+            INTERNAL_FAILURE => CallRefused::InternalFailure,
+            s => CallRefused::Other(s),
+        }
+    }
+}
+
+/// The host allocates the buffers it hands us through this export (Envoy looks up
+/// `malloc`, then `proxy_on_memory_allocate`): a boxed slice of `size` bytes, which
+/// [`take`] turns back into a `Vec`. Named `malloc` only in the wasm32 module: a native
+/// build must not replace the C library's.
+#[cfg_attr(
+    all(target_arch = "wasm32", target_os = "unknown"),
+    export_name = "malloc"
+)]
+#[cfg_attr(not(all(target_arch = "wasm32", target_os = "unknown")), no_mangle)]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    Box::into_raw(vec![0u8; size].into_boxed_slice()).cast::<u8>()
+}
 
 #[link(wasm_import_module = "env")]
 extern "C" {
@@ -70,6 +135,18 @@ extern "C" {
         cas: u32,
     ) -> u32;
     fn proxy_close_stream(stream_type: u32) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -302,5 +379,37 @@ pub fn dequeue(queue: u32) -> Result<Option<Vec<u8>>, Status> {
         OK => Ok(Some(unsafe { take(data, size) }.unwrap_or_default())),
         EMPTY => Ok(None),
         s => Err(s),
+    }
+}
+
+/// Calls `cluster` with serialised `headers` and `body`; the token its answer will carry
+/// (to `proxy_on_http_call_response` of the calling root context).
+pub fn http_call(
+    cluster: &str,
+    headers: &[u8],
+    body: &[u8],
+    timeout_ms: u32,
+) -> Result<u32, CallRefused> {
+    let mut token = 0u32;
+    // SAFETY: all slices outlive the call; the host copies them and writes one u32. No
+    // trailers: an empty map is four zero bytes.
+    let trailers = [0u8; 4];
+    let s = unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    };
+    match s {
+        OK => Ok(token),
+        s => Err(CallRefused::of(s)),
     }
 }

@@ -7,9 +7,7 @@
 //! code itself), for the test that workers take over from a dead shipper. Everything else is
 //! the shipped filter, unchanged.
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
-
+use super::abi::{Action, MapType};
 use super::http::Http;
 
 pub const HEADER: &str = "x-policy-gateway-fault";
@@ -29,55 +27,42 @@ pub fn trap_shipper_if_asked(records: &[crate::sinks::relay::Relayed]) {
 /// The shipped HTTP context, behind a check for the fault header.
 pub struct Trap(pub Http);
 
-impl Context for Trap {
-    fn on_http_call_response(
-        &mut self,
-        token_id: u32,
-        num_headers: usize,
-        body_size: usize,
-        num_trailers: usize,
-    ) {
-        self.0
-            .on_http_call_response(token_id, num_headers, body_size, num_trailers)
+impl Trap {
+    pub fn new(http: Http) -> Trap {
+        Trap(http)
     }
 
-    fn on_done(&mut self) -> bool {
-        self.0.on_done()
-    }
-}
-
-impl HttpContext for Trap {
-    fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
-        let headers = super::host::header_map(MapType::HttpRequestHeaders);
+    pub fn on_http_request_headers(&mut self, end_of_stream: bool) -> Action {
+        let headers = super::host::header_map(MapType::RequestHeaders);
         if headers.all(HEADER).any(|v| v == b"trap") {
             log::warn!("policy_gateway: fault injection: trapping this VM");
             // A wasm `unreachable`: the VM fails, as on a panic.
             std::process::abort();
         }
-        self.0.on_http_request_headers(num_headers, end_of_stream)
+        self.0.on_http_request_headers(end_of_stream)
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.0.on_http_request_body(body_size, end_of_stream)
     }
 
-    fn on_http_request_trailers(&mut self, num_trailers: usize) -> Action {
-        self.0.on_http_request_trailers(num_trailers)
+    pub fn on_http_request_trailers(&mut self) -> Action {
+        self.0.on_http_request_trailers()
     }
 
-    fn on_http_response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
-        self.0.on_http_response_headers(num_headers, end_of_stream)
+    pub fn on_http_response_headers(&mut self, end_of_stream: bool) -> Action {
+        self.0.on_http_response_headers(end_of_stream)
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.0.on_http_response_body(body_size, end_of_stream)
     }
 
-    fn on_http_response_trailers(&mut self, num_trailers: usize) -> Action {
-        self.0.on_http_response_trailers(num_trailers)
+    pub fn on_http_response_trailers(&mut self) -> Action {
+        self.0.on_http_response_trailers()
     }
 
-    fn on_log(&mut self) {
+    pub fn on_log(&mut self) {
         self.0.on_log()
     }
 }

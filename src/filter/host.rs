@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use proxy_wasm::types::{BufferType, MapType, MetricType};
-
-use super::abi;
+use super::abi::{self, BufferType, CallRefused, MapType, MetricType};
 use crate::exchange::{Host, Side};
 use crate::headers::{self, HeaderMap};
 
@@ -47,17 +45,20 @@ pub fn send_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> bool
     abi::send_local_response(u32::from(status), &headers::encode(&pairs), body).is_ok()
 }
 
-/// Dispatches a call from the root context; the token its answer will carry. This one goes
-/// through the SDK: it registers the token with the SDK's dispatcher, which routes the answer
-/// to the root context (and panics on an unknown token). Envoy answers it only Ok,
-/// BadArgument or InternalFailure, which the SDK returns as errors.
+/// Dispatches a call from the root context; the token its answer will carry (routed to that
+/// root context by `super::dispatch`). A refusal is an error, never a trap.
 pub fn dispatch_http_call(
     cluster: &str,
-    headers: Vec<(&str, &str)>,
+    headers: &[(&str, &str)],
     body: &[u8],
     timeout: Duration,
-) -> Result<u32, proxy_wasm::types::Status> {
-    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers, Some(body), vec![], timeout)
+) -> Result<u32, CallRefused> {
+    let pairs: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    abi::http_call(cluster, &headers::encode(&pairs), body, timeout_ms)
 }
 
 /// The plugin configuration as the host holds it.
@@ -128,11 +129,11 @@ pub fn header_map(map: MapType) -> HeaderMap {
 }
 
 pub fn call_response_headers() -> HeaderMap {
-    header_map(MapType::HttpCallResponseHeaders)
+    header_map(MapType::CallResponseHeaders)
 }
 
-/// Replaces the SDK's panic hook (which logs the panic message, and a message can hold
-/// request bytes: a failed UTF-8 conversion prints them) with one that logs only where.
+/// A panic hook that logs only where (a panic message can hold request bytes: a failed
+/// UTF-8 conversion prints them), not the default one, which writes the message to stderr.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let at = info
@@ -151,8 +152,8 @@ pub struct ProxyHost;
 
 fn map_of(side: Side) -> (MapType, BufferType) {
     match side {
-        Side::Request => (MapType::HttpRequestHeaders, BufferType::HttpRequestBody),
-        Side::Response => (MapType::HttpResponseHeaders, BufferType::HttpResponseBody),
+        Side::Request => (MapType::RequestHeaders, BufferType::HttpRequestBody),
+        Side::Response => (MapType::ResponseHeaders, BufferType::HttpResponseBody),
     }
 }
 

@@ -3,9 +3,7 @@
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-
+use super::abi::Action;
 use super::host::{self, ProxyHost};
 use super::root::Shared;
 use super::timing::{self, Callback};
@@ -30,10 +28,8 @@ fn action(flow: Flow) -> Action {
     }
 }
 
-impl Context for Http {}
-
-impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+impl Http {
+    pub fn on_http_request_headers(&mut self, end_of_stream: bool) -> Action {
         let _t = timing::span(Callback::RequestHeaders);
         let (Some(shared), Some(ex)) = (&self.shared, self.exchange.as_mut()) else {
             return Action::Continue;
@@ -42,40 +38,40 @@ impl HttpContext for Http {
         action(ex.on_request_headers(&mut ProxyHost, end_of_stream, &mut ids, host::now_ms()))
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let _t = timing::span(Callback::RequestBody);
         self.exchange.as_mut().map_or(Action::Continue, |ex| {
             action(ex.on_request_body(&mut ProxyHost, body_size, end_of_stream))
         })
     }
 
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+    pub fn on_http_request_trailers(&mut self) -> Action {
         self.exchange.as_mut().map_or(Action::Continue, |ex| {
             action(ex.on_request_trailers(&mut ProxyHost))
         })
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+    pub fn on_http_response_headers(&mut self, end_of_stream: bool) -> Action {
         let _t = timing::span(Callback::ResponseHeaders);
         self.exchange.as_mut().map_or(Action::Continue, |ex| {
             action(ex.on_response_headers(&mut ProxyHost, end_of_stream))
         })
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let _t = timing::span(Callback::ResponseBody);
         self.exchange.as_mut().map_or(Action::Continue, |ex| {
             action(ex.on_response_body(&mut ProxyHost, body_size, end_of_stream))
         })
     }
 
-    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+    pub fn on_http_response_trailers(&mut self) -> Action {
         self.exchange.as_mut().map_or(Action::Continue, |ex| {
             action(ex.on_response_trailers(&mut ProxyHost))
         })
     }
 
-    fn on_log(&mut self) {
+    pub fn on_log(&mut self) {
         let (Some(shared), Some(ex)) = (&self.shared, self.exchange.as_mut()) else {
             return;
         };

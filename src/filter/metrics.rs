@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 
-use proxy_wasm::types::MetricType;
+use super::abi::MetricType;
 
 use crate::policy::{Action, RolloutMode};
 

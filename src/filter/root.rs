@@ -12,11 +12,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
-
+use super::abi::BufferType;
 use super::host;
-use super::http::Http;
 use super::metrics::{self, Metrics, SinkMetrics};
 use super::timing::{self, Callback};
 use crate::audit::{AuditRecord, IdGenerator};
@@ -52,7 +49,7 @@ impl outbox::Host for DeliveryHost {
             (":authority", &req.authority),
         ];
         headers.extend(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        host::dispatch_http_call(&call.cluster, headers, &req.body, self.timeout)
+        host::dispatch_http_call(&call.cluster, &headers, &req.body, self.timeout)
             .map_err(|status| format!("{status:?}"))
     }
 }
@@ -413,10 +410,10 @@ impl Default for Root {
     }
 }
 
-impl Context for Root {
+impl Root {
     /// At VM shutdown, close the chain (a signed checkpoint), send what is buffered; the
     /// ledger keeps what is still undelivered.
-    fn on_done(&mut self) -> bool {
+    pub fn on_done(&mut self) -> bool {
         if let Some(shared) = &self.shared {
             shared.metrics.flush();
             shared
@@ -433,13 +430,7 @@ impl Context for Root {
         true
     }
 
-    fn on_http_call_response(
-        &mut self,
-        token_id: u32,
-        _num_headers: usize,
-        body_size: usize,
-        _num_trailers: usize,
-    ) {
+    pub fn on_http_call_response(&mut self, token_id: u32, body_size: usize) {
         let Some(shared) = self.shared.clone() else {
             return;
         };
@@ -466,10 +457,8 @@ impl Context for Root {
         // drains what it had queued before it found the shipper).
         shared.forward();
     }
-}
 
-impl RootContext for Root {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+    pub fn on_configure(&mut self) -> bool {
         let bytes = match host::plugin_configuration() {
             Some(b) => b,
             None => {
@@ -591,7 +580,7 @@ impl RootContext for Root {
         true
     }
 
-    fn on_tick(&mut self) {
+    pub fn on_tick(&mut self) {
         let Some(shared) = &self.shared else {
             return;
         };
@@ -658,7 +647,7 @@ impl RootContext for Root {
         shared.hand_over_pending();
     }
 
-    fn on_queue_ready(&mut self, queue_id: u32) {
+    pub fn on_queue_ready(&mut self, queue_id: u32) {
         let Some(shared) = &self.shared else {
             return;
         };
@@ -671,14 +660,8 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        #[cfg(feature = "fault-injection")]
-        return Some(Box::new(super::fault::Trap(Http::new(self.shared.clone()))));
-        #[cfg(not(feature = "fault-injection"))]
-        Some(Box::new(Http::new(self.shared.clone())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    /// What a new HTTP context of this root shares with it.
+    pub fn shared(&self) -> Option<Rc<Shared>> {
+        self.shared.clone()
     }
 }

@@ -83,7 +83,7 @@ mod on {
 
     /// Adds what was timed since the last flush to the counters.
     pub fn flush() {
-        use proxy_wasm::types::MetricType;
+        use crate::filter::abi::MetricType;
         TOTALS.with(|t| {
             let mut t = t.borrow_mut();
             let ids = t.ids.get_or_insert_with(|| {

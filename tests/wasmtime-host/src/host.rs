@@ -372,8 +372,9 @@ impl Vm {
         })
     }
 
-    /// Calls a callback of one HTTP context.
-    pub(crate) fn call_context<P: WasmParams, R: WasmResults>(
+    /// Calls a callback with `context` as the effective context (tests call any export, for
+    /// any context id, through it).
+    pub fn call_context<P: WasmParams, R: WasmResults>(
         &mut self,
         context: u32,
         name: &'static str,
@@ -596,9 +597,9 @@ fn note_late_write(state: &mut VmState, id: i32, what: String) {
     }
 }
 
-/// The imports the host implements: those the filter calls (its `filter/abi.rs`, plus the
-/// SDK's `proxy_http_call` and the `proxy_set_effective_context` its dispatcher calls before
-/// `proxy_on_http_call_response`). Shared queues: this host runs one worker VM and no
+/// The imports the host implements: those the filter calls (its `filter/abi.rs`), and the
+/// `proxy_set_effective_context` the proxy-wasm SDK's dispatcher calls before
+/// `proxy_on_http_call_response` (modules built on the SDK, as the filter was). Shared queues: this host runs one worker VM and no
 /// singleton service, so no queue resolves and the module ships its own records (its
 /// fallback); it never registers, enqueues or dequeues here.
 pub const IMPLEMENTED: [&str; 18] = [

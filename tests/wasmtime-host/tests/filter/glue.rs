@@ -209,9 +209,9 @@ fn a_host_that_refuses_the_changed_body_fails_closed() {
     }
 }
 
-/// A poisoned host answer (a call answer for a token the VM never had) traps the VM, whose
-/// panic hook logs where but not what; a fresh VM in the same proxy then works, and does
-/// not announce the same policy a second time.
+/// A VM that traps (the host asks its allocator for more than a wasm32 address space: a
+/// panic), whose panic hook logs where but not what; a fresh VM in the same proxy then
+/// works, and does not announce the same policy a second time.
 #[test]
 fn a_fresh_vm_after_a_trap_keeps_working() {
     let proxy = runtime().proxy();
@@ -233,7 +233,7 @@ fn a_fresh_vm_after_a_trap_keeps_working() {
     assert_eq!(changes(&first), 1, "{first:?}");
     assert!(first.iter().any(|r| r["request_id"] == "before"));
 
-    let trap = vm.answer(4_242, hec_success()).unwrap_err();
+    let trap = vm.call_context::<i32, i32>(1, "malloc", -1).unwrap_err();
     assert!(matches!(trap, VmError::Trap(_)), "{trap:?}");
     let critical: Vec<_> = vm.state().logs.iter().filter(|l| l.level == 5).collect();
     assert_eq!(critical.len(), 1, "{critical:?}");
@@ -259,6 +259,65 @@ fn a_fresh_vm_after_a_trap_keeps_working() {
     assert_eq!(changes(&second), 0, "announced again: {second:?}");
     let r = second.iter().find(|r| r["request_id"] == "after").unwrap();
     assert_eq!(r["reason_code"], "PII_CARD_REDACTED");
+}
+
+/// Callbacks for a context or a call token the VM does not hold (review #10: the SDK's
+/// dispatcher `panic!`ed on each, and the shipper's VM is never restarted) are ignored and
+/// logged once; a request whose context is unknown is refused, not let through; the VM
+/// then works as before.
+#[test]
+fn unknown_contexts_and_tokens_never_trap() {
+    let mut vm = start(&plugin_config(true));
+    vm.answer(4_242, hec_success()).unwrap();
+    vm.call_context::<(i32, i32, i32, i32, i32), ()>(
+        77,
+        "proxy_on_http_call_response",
+        (77, 1, 0, 0, 0),
+    )
+    .unwrap();
+    vm.call_context::<i32, ()>(77, "proxy_on_tick", 77).unwrap();
+    vm.call_context::<(i32, i32), ()>(77, "proxy_on_queue_ready", (77, 3))
+        .unwrap();
+    vm.call_context::<(i32, i32), i32>(77, "proxy_on_configure", (77, 0))
+        .unwrap();
+    vm.call_context::<(i32, i32), ()>(78, "proxy_on_context_create", (78, 77))
+        .unwrap();
+    let refused = vm
+        .call_context::<(i32, i32, i32), i32>(78, "proxy_on_request_headers", (78, 0, 1))
+        .unwrap();
+    assert_eq!(
+        refused, 1,
+        "an unknown request must be paused (refused), not let through"
+    );
+    for export in ["proxy_on_response_trailers", "proxy_on_request_trailers"] {
+        let a = vm
+            .call_context::<(i32, i32), i32>(78, export, (78, 0))
+            .unwrap();
+        assert_eq!(a, 0, "{export}");
+    }
+    vm.call_context::<i32, ()>(78, "proxy_on_log", 78).unwrap();
+    assert_eq!(
+        vm.call_context::<i32, i32>(78, "proxy_on_done", 78)
+            .unwrap(),
+        1
+    );
+    vm.call_context::<i32, ()>(78, "proxy_on_delete", 78)
+        .unwrap();
+    assert!(vm.trap().is_none(), "{:?}", vm.trap());
+    let errors: Vec<_> = vm
+        .state()
+        .logs
+        .iter()
+        .filter(|l| l.message.contains("does not hold"))
+        .collect();
+    assert_eq!(errors.len(), 1, "logged once: {errors:?}");
+
+    let out = vm.exchange(&Exchange::new(
+        chat("after-unknown", CARD_PROMPT),
+        json_answer(EMAIL_ANSWER),
+    ));
+    assert_clean(&vm, &out, "after unknown callbacks");
+    assert_eq!(out.client.header("x-policy-decision"), Some("redact"));
 }
 
 /// Attribution from host properties: a claim `jwt_authn` verified (dynamic metadata) and

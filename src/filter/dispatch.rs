@@ -1,0 +1,285 @@
+//! The module's `proxy_on_*` exports (ABI 0.2.1) and its table of contexts, in place of the
+//! SDK's dispatcher: that one `panic!`s on a context id or call token it does not know (a
+//! trap; the shipper's singleton VM is never restarted, so one such trap loses it for good)
+//! and brings ~40 KB of trait objects and maps. Here a callback for a context this VM does
+//! not hold, or one that arrives while another callback runs, is logged (once per VM) and
+//! answered as a no-op; the only exception is a request whose context is unknown, which is
+//! refused (fail closed) rather than let through uninspected.
+//!
+//! The host passes `bool` as an i32: it is read as `!= 0` (a Rust `bool` parameter holding
+//! any other value would be undefined behaviour), and booleans and actions go back as u32.
+#![allow(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use super::abi::Action;
+use super::host;
+use super::http::Http;
+use super::root::Root;
+
+/// The HTTP context as built: the shipped one, or behind the fault-injection check.
+#[cfg(not(feature = "fault-injection"))]
+type Stream = Http;
+#[cfg(feature = "fault-injection")]
+type Stream = super::fault::Trap;
+
+#[cfg(not(feature = "fault-injection"))]
+fn stream(http: Http) -> Stream {
+    http
+}
+#[cfg(feature = "fault-injection")]
+fn stream(http: Http) -> Stream {
+    super::fault::Trap::new(http)
+}
+
+/// The contexts of this VM by id: root contexts, and HTTP contexts (each built with its
+/// root's shared state when it was created).
+struct Table {
+    roots: BTreeMap<u32, Root>,
+    streams: BTreeMap<u32, Stream>,
+}
+
+thread_local! {
+    static TABLE: RefCell<Table> = const {
+        RefCell::new(Table {
+            roots: BTreeMap::new(),
+            streams: BTreeMap::new(),
+        })
+    };
+    /// Whether this VM has logged a callback it ignored.
+    static IGNORED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Logs the first callback this VM ignores; the others are ignored silently.
+fn ignored(callback: &str, context_id: u32) {
+    if !IGNORED.with(|i| i.replace(true)) {
+        log::error!(
+            "policy_gateway: {callback} for context {context_id}, which this VM does not hold \
+             (or during another callback): ignored (further ones are not logged)"
+        );
+    }
+}
+
+/// Runs `f` on the root context `id`; `default` if there is none (or the table is busy).
+fn with_root<R>(id: u32, callback: &str, default: R, f: impl FnOnce(&mut Root) -> R) -> R {
+    TABLE.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else {
+            ignored(callback, id);
+            return default;
+        };
+        match t.roots.get_mut(&id) {
+            Some(root) => f(root),
+            None => {
+                ignored(callback, id);
+                default
+            }
+        }
+    })
+}
+
+/// Runs `f` on the HTTP context `id`; `None` if there is none (or the table is busy).
+fn with_stream<R>(id: u32, callback: &str, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+    TABLE.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else {
+            ignored(callback, id);
+            return None;
+        };
+        let found = t.streams.get_mut(&id).map(f);
+        if found.is_none() {
+            ignored(callback, id);
+        }
+        found
+    })
+}
+
+/// A stream callback's answer; a context this VM does not hold lets the stream go on (its
+/// request was refused at its headers).
+fn action(id: u32, callback: &str, f: impl FnOnce(&mut Stream) -> Action) -> u32 {
+    with_stream(id, callback, f).unwrap_or(Action::Continue) as u32
+}
+
+/// What the SDK's `main!` exported: the host calls it once, before any context exists.
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    super::logger::install();
+    super::host::install_panic_hook();
+}
+
+/// The ABI version marker the host looks for.
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_context_create(context_id: u32, root_context_id: u32) {
+    TABLE.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else {
+            return ignored("proxy_on_context_create", context_id);
+        };
+        if root_context_id == 0 {
+            if t.roots.contains_key(&context_id) {
+                return ignored("proxy_on_context_create (again)", context_id);
+            }
+            t.roots.insert(context_id, Root::new());
+            return;
+        }
+        let Some(shared) = t.roots.get(&root_context_id).map(Root::shared) else {
+            return ignored("proxy_on_context_create (unknown root)", context_id);
+        };
+        if t.streams.contains_key(&context_id) {
+            return ignored("proxy_on_context_create (again)", context_id);
+        }
+        t.streams.insert(context_id, stream(Http::new(shared)));
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_vm_start(context_id: u32, _vm_configuration_size: usize) -> u32 {
+    with_root(context_id, "proxy_on_vm_start", false, |_| true) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_configure(context_id: u32, _plugin_configuration_size: usize) -> u32 {
+    with_root(context_id, "proxy_on_configure", false, Root::on_configure) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(context_id: u32) {
+    with_root(context_id, "proxy_on_tick", (), Root::on_tick)
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_queue_ready(context_id: u32, queue_id: u32) {
+    with_root(context_id, "proxy_on_queue_ready", (), |r| {
+        r.on_queue_ready(queue_id)
+    })
+}
+
+/// A sink's answer, routed by the context that dispatched the call (always a root here); the
+/// outbox ignores a token none of its calls has.
+#[no_mangle]
+pub extern "C" fn proxy_on_http_call_response(
+    context_id: u32,
+    token_id: u32,
+    _num_headers: usize,
+    body_size: usize,
+    _num_trailers: usize,
+) {
+    with_root(context_id, "proxy_on_http_call_response", (), |r| {
+        r.on_http_call_response(token_id, body_size)
+    })
+}
+
+/// A request whose context this VM does not hold is refused here (fail closed).
+#[no_mangle]
+pub extern "C" fn proxy_on_request_headers(
+    context_id: u32,
+    _num_headers: usize,
+    end_of_stream: u32,
+) -> u32 {
+    let eos = end_of_stream != 0;
+    let answer = with_stream(context_id, "proxy_on_request_headers", |s| {
+        s.on_http_request_headers(eos)
+    });
+    match answer {
+        Some(a) => a as u32,
+        None => {
+            host::send_response(
+                503,
+                &[("content-type", "text/plain")],
+                b"policy gateway: no filter context for this request\n",
+            );
+            Action::Pause as u32
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_body(
+    context_id: u32,
+    body_size: usize,
+    end_of_stream: u32,
+) -> u32 {
+    action(context_id, "proxy_on_request_body", |s| {
+        s.on_http_request_body(body_size, end_of_stream != 0)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_trailers(context_id: u32, _num_trailers: usize) -> u32 {
+    action(context_id, "proxy_on_request_trailers", |s| {
+        s.on_http_request_trailers()
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_headers(
+    context_id: u32,
+    _num_headers: usize,
+    end_of_stream: u32,
+) -> u32 {
+    action(context_id, "proxy_on_response_headers", |s| {
+        s.on_http_response_headers(end_of_stream != 0)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_body(
+    context_id: u32,
+    body_size: usize,
+    end_of_stream: u32,
+) -> u32 {
+    action(context_id, "proxy_on_response_body", |s| {
+        s.on_http_response_body(body_size, end_of_stream != 0)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_trailers(context_id: u32, _num_trailers: usize) -> u32 {
+    action(context_id, "proxy_on_response_trailers", |s| {
+        s.on_http_response_trailers()
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_log(context_id: u32) {
+    // Roots have nothing to log; only an id that is neither is reported.
+    let is_root = TABLE.with(|t| {
+        t.try_borrow()
+            .is_ok_and(|t| t.roots.contains_key(&context_id))
+    });
+    if !is_root {
+        with_stream(context_id, "proxy_on_log", Stream::on_log);
+    }
+}
+
+/// A root context finishes (closes its chain, sends what it holds); an HTTP context is done
+/// at once.
+#[no_mangle]
+pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
+    let is_stream = TABLE.with(|t| {
+        t.try_borrow()
+            .is_ok_and(|t| t.streams.contains_key(&context_id))
+    });
+    if is_stream {
+        return 1;
+    }
+    with_root(context_id, "proxy_on_done", true, Root::on_done) as u32
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_delete(context_id: u32) {
+    let removed = TABLE.with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else {
+            return None;
+        };
+        let stream = t.streams.remove(&context_id);
+        let root = t.roots.remove(&context_id);
+        Some((stream, root))
+    });
+    // Dropped here, outside the table's borrow.
+    match removed {
+        Some((None, None)) | None => ignored("proxy_on_delete", context_id),
+        Some(_) => {}
+    }
+}
