@@ -140,7 +140,8 @@ impl Shared {
             }
             pending.len() < relay::RECORDS_PER_MESSAGE
                 && vm.is_some_and(|vm| {
-                    host::set_shared_data(&relay::pending_key(vm), pending.message(), None)
+                    let copy = relay::encode_copy(self.audit_digest.as_deref(), pending.message());
+                    host::set_shared_data(&relay::pending_key(vm), &copy, None)
                 })
         };
         if !copied {
@@ -191,29 +192,75 @@ impl Shared {
     }
 
     /// Takes over the records that VMs whose ledger entries this VM claimed (dead) had
-    /// not handed to the shipper (`relay::pending_key`): handed over as they are when this
-    /// VM forwards, else taken in here as the shipper takes them off its queue.
+    /// not handed to the shipper (`relay::pending_key`). Records of this VM's audit
+    /// configuration are handed over as they are when this VM forwards, else taken in here as
+    /// the shipper takes them off its queue. Records of another configuration (this VM ships
+    /// its own, to other sinks) go to the shipper's queue if the shipper delivers with that
+    /// configuration and is alive; else nothing reachable from here can deliver them: they are
+    /// counted in `records.dropped` and logged as lost, never sent to this VM's sinks.
     fn recover_pending(&self, claimed: &[u64]) {
         for vm in claimed {
-            let key = relay::pending_key(*vm);
-            let Some(message) = host::shared_data(&key).0.filter(|m| !m.is_empty()) else {
-                continue;
-            };
-            let handed = match (self.mode.get(), self.queue.get()) {
-                (Mode::Forwarding, Some(queue)) => host::enqueue(queue, &message),
-                _ => false,
-            };
-            if !handed {
-                let mut drained = relay::Drained::default();
-                drained.take_in(message);
-                self.take_in(drained);
-            }
-            log::warn!(
-                "policy_gateway: VM {vm} left records it had not handed to the audit shipper: \
-                 taken over"
-            );
-            host::set_shared_data(&key, b"", None);
+            let keys = [relay::pending_key(*vm)];
+            relay::recover_left(&self.host(), &keys, |left| {
+                let shipper = self.live_shipper_digest();
+                let route = relay::route_left(
+                    self.audit_digest.as_deref(),
+                    left.digest,
+                    shipper.as_ref().map(|(_, d)| d.as_slice()),
+                    shipper.is_some(),
+                );
+                let sent = match route {
+                    relay::Route::Here => {
+                        let handed = match (self.mode.get(), self.queue.get()) {
+                            (Mode::Forwarding, Some(queue)) => host::enqueue(queue, &left.message),
+                            _ => false,
+                        };
+                        if !handed {
+                            let mut drained = relay::Drained::default();
+                            drained.take_in(left.message);
+                            self.take_in(drained);
+                        }
+                        true
+                    }
+                    relay::Route::Shipper => shipper
+                        .as_ref()
+                        .is_some_and(|(queue, _)| host::enqueue(*queue, &left.message)),
+                    relay::Route::Lost => false,
+                };
+                if sent {
+                    self.metrics.records_forwarded(left.records);
+                    log::warn!(
+                        "policy_gateway: VM {vm} left {} records it had not handed to the audit \
+                         shipper: taken over",
+                        left.records
+                    );
+                } else {
+                    metrics::add(self.metrics.records_dropped_id(), left.records as i64);
+                    log::error!(
+                        "policy_gateway: VM {vm} left {} records it had not handed to the audit \
+                         shipper, of another audit configuration than this VM's, and no live \
+                         shipper delivers with it: lost",
+                        left.records
+                    );
+                }
+            });
         }
+    }
+
+    /// The live shipper's queue and published audit digest, if a shipper resolves and its
+    /// heartbeat is not stale.
+    fn live_shipper_digest(&self) -> Option<(u32, Vec<u8>)> {
+        let vm_id = host::property_text(&["plugin_vm_id"]).unwrap_or_default();
+        let queue = host::resolve_queue(&vm_id, relay::QUEUE)?;
+        let beat = host::shared_data(relay::BEAT_KEY).0;
+        if relay::shipper_dead(
+            beat.as_deref(),
+            host::now_ms(),
+            self.config.audit.vm_stale_ms,
+        ) {
+            return None;
+        }
+        Some((queue, host::shared_data(relay::AUDIT_DIGEST_KEY).0?))
     }
 
     /// A worker: looks for the shipper's queue (the shipper may start after the workers);

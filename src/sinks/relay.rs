@@ -25,6 +25,7 @@
 //! record's sequence number as [`pack_seq`] of both, so a loss (`sinks::Gap`) stays within one
 //! chain and its gap record names that chain and range, as a worker's own gap record would.
 
+use super::ledger::Store;
 use super::Gap;
 
 /// The root id of the shipper's plugin configuration (the bootstrap extension's `root_id`).
@@ -45,6 +46,123 @@ pub const RECORDS_PER_MESSAGE: usize = 16;
 /// yet, as the message that will carry them (empty: none).
 pub fn pending_key(vm: u64) -> String {
     format!("policy_gateway.pending.{vm}")
+}
+
+/// A copy in shared data of records not handed over yet: the audit digest
+/// ([`audit_digest`]) of the VM that wrote it (its length, one byte, then the digest), then
+/// the message. A VM that claims the writer's ledger entry delivers the records only through a
+/// configuration with that digest: its own sinks would be another SIEM, or other credentials.
+pub fn encode_copy(digest: Option<&str>, message: &[u8]) -> Vec<u8> {
+    let digest = digest.filter(|d| d.len() <= 255).unwrap_or("");
+    let mut out = Vec::with_capacity(1 + digest.len() + message.len());
+    out.push(digest.len() as u8);
+    out.extend_from_slice(digest.as_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// (digest, message) of a copy ([`encode_copy`]); `None` for bytes that are not one.
+pub fn decode_copy(value: &[u8]) -> Option<(&str, &[u8])> {
+    let (len, rest) = value.split_first()?;
+    let (digest, message) = rest.split_at_checked(usize::from(*len))?;
+    Some((std::str::from_utf8(digest).ok()?, message))
+}
+
+/// Where a VM that claimed a dead VM's entry sends what that VM left
+/// ([`recover_left`]'s `hand`): the records' message, how many records, and the digest of
+/// the configuration they belong to.
+pub struct Left<'a> {
+    pub digest: &'a str,
+    pub message: Vec<u8>,
+    pub records: usize,
+}
+
+/// Where the records a dead VM left go ([`route_left`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// This VM's audit configuration: to its queue (forwarding) or its sinks.
+    Here,
+    /// The live shipper's, not this VM's: to the shipper's queue.
+    Shipper,
+    /// No configuration reachable from here delivers them: reported lost, sent nowhere.
+    Lost,
+}
+
+/// Where records of audit configuration `left` go from a VM of configuration `own`, with a
+/// shipper that published `shipper` (none: no queue resolved) and is alive or not. Never to
+/// this VM's sinks unless `left` is its configuration: they would reach another SIEM, or go
+/// with other credentials, and the right one would show no gap.
+pub fn route_left(
+    own: Option<&str>,
+    left: &str,
+    shipper: Option<&[u8]>,
+    shipper_alive: bool,
+) -> Route {
+    if !left.is_empty() && own == Some(left) {
+        Route::Here
+    } else if !left.is_empty()
+        && shipper_alive
+        && handover(Some(left), shipper) == Handover::Forward
+    {
+        Route::Shipper
+    } else {
+        Route::Lost
+    }
+}
+
+/// Hands what a dead VM left under `keys` (its copies, [`encode_copy`]) to `hand`, one message
+/// per audit digest, then clears each copy with the compare-and-swap token of the read: a VM
+/// presumed dead that is alive and wrote a newer copy in between keeps it (and hands it over
+/// itself: some records twice, none lost). A copy that is not of this format is handed as
+/// the digest "" (no configuration has it).
+pub fn recover_left(store: &impl Store, keys: &[String], mut hand: impl FnMut(Left<'_>)) {
+    let mut read = Vec::new();
+    for key in keys {
+        if let (Some(value), cas) = store.get(key) {
+            if !value.is_empty() {
+                read.push((key, value, cas));
+            }
+        }
+    }
+    let mut by_digest: Vec<(&str, Vec<Vec<u8>>, usize)> = Vec::new();
+    for (_, value, _) in &read {
+        let (digest, message) = decode_copy(value).unwrap_or(("", value));
+        let (messages, broken) = unbatch(message.to_vec());
+        let at = match by_digest.iter().position(|(d, _, _)| *d == digest) {
+            Some(at) => at,
+            None => {
+                by_digest.push((digest, Vec::new(), 0));
+                by_digest.len() - 1
+            }
+        };
+        if let Some((_, all, unsplit)) = by_digest.get_mut(at) {
+            all.extend(messages);
+            *unsplit += broken;
+        }
+    }
+    for (digest, mut messages, unsplit) in by_digest {
+        // The chain's order, whichever copy a record was in; unreadable ones last.
+        messages.sort_by_key(|m| decode(m.clone()).map_or(u64::MAX, |r| r.seq));
+        let records = messages.len() + unsplit;
+        let mut message = vec![BATCH];
+        for m in messages {
+            let len = u32::try_from(m.len()).unwrap_or(u32::MAX);
+            message.extend_from_slice(&len.to_le_bytes());
+            message.extend_from_slice(&m);
+        }
+        if unsplit > 0 {
+            // A length past the end: the receiver counts what could not be split.
+            message.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        hand(Left {
+            digest,
+            message,
+            records,
+        });
+    }
+    for (key, _, cas) in read {
+        store.set(key, b"", cas);
+    }
 }
 
 /// The first byte of a record's message that carries what the record (a worker's gap record)
@@ -469,6 +587,81 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// Shared data with compare-and-swap tokens, as the host keeps it.
+    #[derive(Default)]
+    struct Data(std::cell::RefCell<std::collections::HashMap<String, (Vec<u8>, u32)>>);
+
+    impl Store for Data {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            match self.0.borrow().get(key) {
+                Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+                None => (None, None),
+            }
+        }
+
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            let mut data = self.0.borrow_mut();
+            let now = data.get(key).map(|(_, c)| *c);
+            if cas.is_some() && cas != now {
+                return false;
+            }
+            data.insert(key.into(), (value.to_vec(), now.unwrap_or(0) + 1));
+            true
+        }
+    }
+
+    fn left_behind(data: &Data, keys: &[String]) -> Vec<(String, Vec<u64>)> {
+        let mut out = Vec::new();
+        recover_left(data, keys, |left| {
+            let seqs = drain_all(left.message).iter().map(|r| r.seq).collect();
+            out.push((left.digest.to_string(), seqs));
+        });
+        out
+    }
+
+    fn drain_all(message: Vec<u8>) -> Vec<Relayed> {
+        let mut d = Drained::default();
+        d.take_in(message);
+        d.records
+    }
+
+    #[test]
+    fn a_dead_workers_records_go_only_where_its_audit_configuration_delivers() {
+        let mut pending = Pending::default();
+        pending.push(1, "c", 1, "{}", None);
+        pending.push(2, "c", 2, "{}", None);
+        let data = Data::default();
+        let key = pending_key(7);
+        data.set(&key, &encode_copy(Some("theirs"), pending.message()), None);
+        assert_eq!(
+            left_behind(&data, std::slice::from_ref(&key)),
+            [("theirs".to_string(), vec![1, 2])],
+            "the copy names the configuration it belongs to"
+        );
+        assert_eq!(data.get(&key).0, Some(vec![]), "cleared once handed");
+        // A claimer that ships its own records to other sinks (per worker).
+        assert_eq!(
+            route_left(Some("mine"), "theirs", Some(b"theirs"), true),
+            Route::Shipper
+        );
+        assert_eq!(
+            route_left(Some("mine"), "theirs", Some(b"theirs"), false),
+            Route::Lost,
+            "a dead shipper takes nothing"
+        );
+        assert_eq!(
+            route_left(Some("mine"), "theirs", Some(b"mine"), true),
+            Route::Lost
+        );
+        assert_eq!(route_left(Some("mine"), "theirs", None, true), Route::Lost);
+        assert_eq!(route_left(Some("mine"), "mine", None, false), Route::Here);
+        assert_eq!(
+            route_left(None, "", Some(b""), true),
+            Route::Lost,
+            "unreadable copy"
+        );
+    }
 
     #[test]
     fn a_message_carries_the_record_its_time_and_its_place_in_its_chain() {
