@@ -279,7 +279,8 @@ impl Shared {
             log::warn!(
                 "policy_gateway: the audit shipper (queue {} of vm_id {vm_id}) delivers with \
                  another audit configuration (sinks, credentials or instance_id) than this \
-                 filter's: this worker ships its own records (audit mode per_worker)",
+                 filter's, or is another module version that cannot read this one's messages: \
+                 this worker ships its own records (audit mode per_worker)",
                 relay::QUEUE
             );
             return Seek::Mismatch;

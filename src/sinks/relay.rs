@@ -276,11 +276,18 @@ pub const QUEUE: &str = "policy_gateway.audit";
 /// publishes [`audit_digest`] of its configuration before it registers the queue.
 pub const AUDIT_DIGEST_KEY: &str = "policy_gateway.shipper.audit_digest";
 
+/// The hand-over format a worker writes and a shipper reads (messages of kinds [`VERSION`],
+/// [`BATCH`], [`ANNOUNCING`]), part of [`audit_digest`]'s input: a module upgraded through LDS
+/// runs new workers beside the old bootstrap shipper, and a worker must not hand a shipper
+/// messages it cannot read (it would count a whole batch as one undecodable message).
+pub const HANDOVER_FORMAT: u8 = 2;
+
 /// A digest of what decides where and how a VM's records are delivered: the `audit` section
 /// and `instance_id` of a plugin configuration (keys sorted, so the same configuration
-/// written in another order has the same digest). The shipper delivers with its own
-/// configuration, so a worker hands its records over only when the two digests are equal;
-/// `None` for bytes that are not a JSON object.
+/// written in another order has the same digest), and the hand-over format
+/// ([`HANDOVER_FORMAT`]). The shipper delivers with its own configuration, so a worker hands
+/// its records over only when the two digests are equal (another module's shipper: the
+/// worker ships its own); `None` for bytes that are not a JSON object.
 pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
     use sha2::Digest as _;
     let doc: serde_json::Value = serde_json::from_slice(plugin_configuration).ok()?;
@@ -292,6 +299,7 @@ pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
             doc.get(key).cloned().unwrap_or(serde_json::Value::Null),
         );
     }
+    relevant.insert("handover_format".into(), HANDOVER_FORMAT.into());
     let canonical = serde_json::Value::Object(relevant).to_string();
     let digest = sha2::Sha256::digest(canonical.as_bytes());
     Some(digest.iter().map(|b| format!("{b:02x}")).collect())
@@ -813,6 +821,30 @@ mod tests {
         );
         assert_eq!(handover(None, None), Handover::ConfigMismatch);
         assert_eq!(audit_digest(b"[1]"), None);
+    }
+
+    #[test]
+    fn a_worker_does_not_hand_batches_to_a_shipper_of_the_module_before_them() {
+        use sha2::Digest as _;
+        let config = br#"{"instance_id":"gw","audit":{"splunk_hec":{"token":"t","cluster":"c"}}}"#;
+        // What the shipper of the module before batches published: the same configuration's
+        // digest, without a format.
+        let doc: serde_json::Value = serde_json::from_slice(config).unwrap();
+        let before = serde_json::json!({"audit": doc["audit"], "instance_id": doc["instance_id"]});
+        let before: String = sha2::Sha256::digest(before.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let own = audit_digest(config);
+        assert_eq!(
+            handover(own.as_deref(), Some(before.as_bytes())),
+            Handover::ConfigMismatch
+        );
+        let published = own.clone().unwrap_or_default().into_bytes();
+        assert_eq!(
+            handover(own.as_deref(), Some(&published)),
+            Handover::Forward
+        );
     }
 
     #[test]
