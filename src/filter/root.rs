@@ -132,17 +132,22 @@ impl Shared {
         let vm = self.outbox.borrow().vm();
         let copied = {
             let (pending, held) = &mut *self.pending.borrow_mut();
+            let mut copied = true;
             for h in records {
                 let r = &h.record;
                 let announces = r.gap.map(|gap| (h.sink, gap));
                 pending.push(r.epoch_ms, &self.chain_id, r.seq, &r.json, announces);
                 held.push(h);
+                // Only this record's slot: the others hold theirs already.
+                copied = copied
+                    && pending.len() < relay::RECORDS_PER_MESSAGE
+                    && vm.is_some_and(|vm| {
+                        let copy = relay::encode_copy(self.audit_digest.as_deref(), pending.last());
+                        let key = relay::pending_key(vm, pending.len() - 1);
+                        host::set_shared_data(&key, &copy, None)
+                    });
             }
-            pending.len() < relay::RECORDS_PER_MESSAGE
-                && vm.is_some_and(|vm| {
-                    let copy = relay::encode_copy(self.audit_digest.as_deref(), pending.message());
-                    host::set_shared_data(&relay::pending_key(vm), &copy, None)
-                })
+            copied
         };
         if !copied {
             self.hand_over(queue);
@@ -163,7 +168,7 @@ impl Shared {
         };
         if host::enqueue(queue, &message) {
             self.metrics.records_forwarded(held.len());
-            self.clear_pending_copy();
+            self.clear_pending_copy(held.len());
             return;
         }
         log::warn!(
@@ -174,12 +179,16 @@ impl Shared {
         self.outbox
             .borrow_mut()
             .ship_here(&self.host(), held, host::now_ms());
-        self.clear_pending_copy();
+        self.clear_pending_copy(relay::RECORDS_PER_MESSAGE);
     }
 
-    fn clear_pending_copy(&self) {
+    /// Empties the copies of the first `records` records of the batch (slots past
+    /// `relay::RECORDS_PER_MESSAGE` were never written).
+    fn clear_pending_copy(&self, records: usize) {
         if let Some(vm) = self.outbox.borrow().vm() {
-            host::set_shared_data(&relay::pending_key(vm), b"", None);
+            for slot in 0..records.min(relay::RECORDS_PER_MESSAGE) {
+                host::set_shared_data(&relay::pending_key(vm, slot), b"", None);
+            }
         }
     }
 
@@ -200,7 +209,7 @@ impl Shared {
     /// counted in `records.dropped` and logged as lost, never sent to this VM's sinks.
     fn recover_pending(&self, claimed: &[u64]) {
         for vm in claimed {
-            let keys = [relay::pending_key(*vm)];
+            let keys = relay::pending_keys(*vm);
             relay::recover_left(&self.host(), &keys, |left| {
                 let shipper = self.live_shipper_digest();
                 let route = relay::route_left(
@@ -324,7 +333,7 @@ impl Shared {
         self.outbox
             .borrow_mut()
             .ship_here(&self.host(), unsent, host::now_ms());
-        self.clear_pending_copy();
+        self.clear_pending_copy(relay::RECORDS_PER_MESSAGE);
     }
 
     /// The shipper (or a worker that took over): takes up to `relay::DRAIN_CHUNK` records

@@ -16,8 +16,9 @@
 //! A worker hands its records over [`RECORDS_PER_MESSAGE`] at a time, in one message of kind
 //! [`BATCH`] (each record's message inside, length-prefixed): Envoy wakes the shipper's thread
 //! once per message, and that wake-up, not the work, was most of the shipper's cost. Until a
-//! batch is handed over, the worker keeps a copy of it in shared data ([`pending_key`] of its
-//! ledger number), set in the callback that chained the record: shared data outlives the VM,
+//! batch is handed over, the worker keeps a copy of each record in shared data ([`pending_key`]
+//! of its ledger number and the record's place in the batch), set in the callback that chained
+//! the record: shared data outlives the VM,
 //! and whoever claims a dead VM's ledger entry hands what it left there over. So a worker VM
 //! that dies still loses no record it finished.
 //!
@@ -42,10 +43,21 @@ pub const BATCH: u8 = 2;
 /// first).
 pub const RECORDS_PER_MESSAGE: usize = 16;
 
-/// The shared-data key of the records worker VM `vm` (its ledger number) has not handed over
-/// yet, as the message that will carry them (empty: none).
-pub fn pending_key(vm: u64) -> String {
-    format!("policy_gateway.pending.{vm}")
+/// The shared-data key of the record in place `slot` (0 to [`RECORDS_PER_MESSAGE`] − 1) of
+/// the batch worker VM `vm` (its ledger number) has not handed over yet, as a copy
+/// ([`encode_copy`]) of the record's message (empty: none). One key per record, so a worker
+/// writes only the record it just chained under the host's shared-data lock, not the whole
+/// batch so far (BENCHMARKS.md, "The shipper's cost per record").
+pub fn pending_key(vm: u64, slot: usize) -> String {
+    format!("policy_gateway.pending.{vm}.{slot}")
+}
+
+/// Every [`pending_key`] of VM `vm`: a claimer reads them all (the records' chain order is
+/// in their messages).
+pub fn pending_keys(vm: u64) -> Vec<String> {
+    (0..RECORDS_PER_MESSAGE)
+        .map(|slot| pending_key(vm, slot))
+        .collect()
 }
 
 /// A copy in shared data of records not handed over yet: the audit digest
@@ -207,6 +219,8 @@ pub fn encode_announcing(
 pub struct Pending {
     message: Vec<u8>,
     count: usize,
+    /// Where the last record's message starts in `message`.
+    last: usize,
 }
 
 impl Pending {
@@ -224,8 +238,14 @@ impl Pending {
         let one = encode_announcing(epoch_ms, chain, seq, json, announces);
         let len = u32::try_from(one.len()).unwrap_or(u32::MAX);
         self.message.extend_from_slice(&len.to_le_bytes());
+        self.last = self.message.len();
         self.message.extend_from_slice(&one);
         self.count += 1;
+    }
+
+    /// The last record's own message (what its [`pending_key`] copy holds).
+    pub fn last(&self) -> &[u8] {
+        self.message.get(self.last..).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -243,6 +263,7 @@ impl Pending {
     /// The message, leaving none pending.
     pub fn take(&mut self) -> Vec<u8> {
         self.count = 0;
+        self.last = 0;
         std::mem::take(&mut self.message)
     }
 }
@@ -636,14 +657,20 @@ mod tests {
 
     #[test]
     fn a_dead_workers_records_go_only_where_its_audit_configuration_delivers() {
-        let mut pending = Pending::default();
-        pending.push(1, "c", 1, "{}", None);
-        pending.push(2, "c", 2, "{}", None);
         let data = Data::default();
-        let key = pending_key(7);
-        data.set(&key, &encode_copy(Some("theirs"), pending.message()), None);
+        let key = pending_key(7, 0);
+        data.set(
+            &key,
+            &encode_copy(Some("theirs"), &encode(1, "c", 1, "{}")),
+            None,
+        );
+        data.set(
+            &pending_key(7, 1),
+            &encode_copy(Some("theirs"), &encode(2, "c", 2, "{}")),
+            None,
+        );
         assert_eq!(
-            left_behind(&data, std::slice::from_ref(&key)),
+            left_behind(&data, &pending_keys(7)),
             [("theirs".to_string(), vec![1, 2])],
             "the copy names the configuration it belongs to"
         );
@@ -669,6 +696,48 @@ mod tests {
             Route::Lost,
             "unreadable copy"
         );
+    }
+
+    #[test]
+    fn a_worker_copies_each_record_once_and_a_claimer_gets_them_back_in_chain_order() {
+        // 1.2 KB records, as in BENCHMARKS: bytes written to shared data per record.
+        let json = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1200));
+        let digest = audit_digest(b"{}");
+        let (data, mut pending) = (Data::default(), Pending::default());
+        let (mut whole_batch, mut per_slot) = (0, 0);
+        for seq in 1..RECORDS_PER_MESSAGE as u64 {
+            pending.push(seq, "c", seq, &json, None);
+            // What the copy of the whole batch so far cost (the format before slots).
+            whole_batch += encode_copy(digest.as_deref(), pending.message()).len();
+            let copy = encode_copy(digest.as_deref(), pending.last());
+            per_slot += copy.len();
+            data.set(&pending_key(3, pending.len() - 1), &copy, None);
+        }
+        let requests = RECORDS_PER_MESSAGE - 1;
+        println!(
+            "bytes copied per request: whole batch {}, one slot {}",
+            whole_batch / requests,
+            per_slot / requests
+        );
+        assert!(
+            per_slot / requests < json.len() + 100,
+            "one record per request"
+        );
+        assert!(whole_batch > per_slot * 7);
+        // Written out of order (another record's slot first): still the chain's order.
+        let swapped = data.get(&pending_key(3, 0)).0.unwrap_or_default();
+        data.set(
+            &pending_key(3, 0),
+            &data.get(&pending_key(3, 4)).0.unwrap_or_default(),
+            None,
+        );
+        data.set(&pending_key(3, 4), &swapped, None);
+        let got = left_behind(&data, &pending_keys(3));
+        let want: Vec<u64> = (1..RECORDS_PER_MESSAGE as u64).collect();
+        assert_eq!(got, [(digest.unwrap_or_default(), want)]);
+        assert!(pending_keys(3)
+            .iter()
+            .all(|k| data.get(k).0.is_none_or(|v| v.is_empty())));
     }
 
     #[test]
