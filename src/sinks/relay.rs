@@ -741,6 +741,25 @@ mod tests {
     }
 
     #[test]
+    fn a_claimer_never_erases_a_newer_copy_of_a_vm_presumed_dead_but_alive() {
+        let data = Data::default();
+        let copy = |seq| encode_copy(Some("d"), &encode(seq, "c", seq, "{}"));
+        data.set(&pending_key(5, 0), &copy(1), None);
+        let mut handed = Vec::new();
+        recover_left(&data, &pending_keys(5), |left| {
+            handed.push(drain_all(left.message).len());
+            // The owner, alive, hands its batch over and starts the next one meanwhile.
+            data.set(&pending_key(5, 0), &copy(17), None);
+        });
+        assert_eq!(handed, [1]);
+        assert_eq!(
+            data.get(&pending_key(5, 0)).0,
+            Some(copy(17)),
+            "the newer copy is kept"
+        );
+    }
+
+    #[test]
     fn a_message_carries_the_record_its_time_and_its_place_in_its_chain() {
         let json = r#"{"chain":{"id":"c-é","seq":3},"record_type":"decision","text":"é"}"#;
         let m = encode(1_764_000_000_123, "c-é", 3, json);
