@@ -349,6 +349,28 @@ impl Shared {
         self.take_in(drained);
     }
 
+    /// The shipper (or a worker that took over from a dead one), stopping: takes in what
+    /// the queue still holds before the last flush, so it is sent now (or left in the ledger,
+    /// reported by its claimer) instead of waiting in a queue nobody may drain again. Chunk by
+    /// chunk, at most `relay::DRAIN_CHUNK` × 16 records.
+    fn drain_at_stop(&self) {
+        let queue = match self.mode.get() {
+            Mode::Shipper => self.queue.get(),
+            _ => self.orphaned.get(),
+        };
+        let Some(queue) = queue else {
+            return;
+        };
+        for _ in 0..16 {
+            let drained = relay::drain(|| host::dequeue(queue), relay::DRAIN_CHUNK);
+            let capped = drained.capped;
+            self.take_in(drained);
+            if !capped {
+                return;
+            }
+        }
+    }
+
     /// Queues records taken off the queue (or left by a dead worker) for this VM's sinks,
     /// counts and reports those it cannot read, and sends the batches that are full.
     fn take_in(&self, drained: relay::Drained) {
@@ -481,6 +503,7 @@ impl Context for Root {
                 .borrow_mut()
                 .close(&shared.host(), host::now_ms());
             shared.hand_over_pending();
+            shared.drain_at_stop();
             shared.flush(true);
             shared
                 .outbox
