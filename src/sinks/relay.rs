@@ -424,7 +424,8 @@ pub struct Relayed {
 }
 
 /// The shipper stops taking messages off the queue in one callback once it has this many
-/// records (the rest on the next wake-up or tick): the main thread the shipper runs on serves
+/// records or more (a message is taken whole: up to `DRAIN_CHUNK + RECORDS_PER_MESSAGE - 1`;
+/// the rest on the next wake-up or tick): the main thread the shipper runs on serves
 /// Envoy's other work too, and the host's queue is unbounded.
 pub const DRAIN_CHUNK: usize = 256;
 
@@ -436,8 +437,9 @@ pub const DRAIN_CHUNK: usize = 256;
 /// write and flush; one in four drains 64 records or so at once. Letting wake-ups pass
 /// costs no guarantee: a message not yet taken stays in the host's queue, which outlives a
 /// worker VM and is drained by the workers if the shipper dies; what a drain takes is in the
-/// shipper's ledger before the callback that took it returns. It only delays a record by up
-/// to one tick (`audit.flush_interval_ms`, at most 200 ms), well inside a batch's age.
+/// shipper's ledger before the callback that took it returns. It delays a record by up to one
+/// shipper tick, on top of the worker tick its batch may wait for (`audit.flush_interval_ms`,
+/// at most 200 ms each), well inside a batch's age.
 pub const WAKES_PER_DRAIN: u32 = 4;
 
 /// Counts the shipper's wake-ups between drains ([`WAKES_PER_DRAIN`]).
