@@ -129,16 +129,22 @@ impl Shared {
         let vm = self.outbox.borrow().vm();
         let copied = {
             let (pending, held) = &mut *self.pending.borrow_mut();
+            let mut copied = true;
             for h in records {
                 let r = &h.record;
                 let announces = r.gap.map(|gap| (h.sink, gap));
                 pending.push(r.epoch_ms, &self.chain_id, r.seq, &r.json, announces);
                 held.push(h);
+                // Only this record's slot: the others hold theirs already.
+                copied = copied
+                    && pending.len() < relay::RECORDS_PER_MESSAGE
+                    && vm.is_some_and(|vm| {
+                        let copy = relay::encode_copy(self.audit_digest.as_deref(), pending.last());
+                        let key = relay::pending_key(vm, pending.len() - 1);
+                        host::set_shared_data(&key, &copy, None)
+                    });
             }
-            pending.len() < relay::RECORDS_PER_MESSAGE
-                && vm.is_some_and(|vm| {
-                    host::set_shared_data(&relay::pending_key(vm), pending.message(), None)
-                })
+            copied
         };
         if !copied {
             self.hand_over(queue);
@@ -159,7 +165,7 @@ impl Shared {
         };
         if host::enqueue(queue, &message) {
             self.metrics.records_forwarded(held.len());
-            self.clear_pending_copy();
+            self.clear_pending_copy(held.len());
             return;
         }
         log::warn!(
@@ -170,12 +176,16 @@ impl Shared {
         self.outbox
             .borrow_mut()
             .ship_here(&self.host(), held, host::now_ms());
-        self.clear_pending_copy();
+        self.clear_pending_copy(relay::RECORDS_PER_MESSAGE);
     }
 
-    fn clear_pending_copy(&self) {
+    /// Empties the copies of the first `records` records of the batch (slots past
+    /// `relay::RECORDS_PER_MESSAGE` were never written).
+    fn clear_pending_copy(&self, records: usize) {
         if let Some(vm) = self.outbox.borrow().vm() {
-            host::set_shared_data(&relay::pending_key(vm), b"", None);
+            for slot in 0..records.min(relay::RECORDS_PER_MESSAGE) {
+                host::set_shared_data(&relay::pending_key(vm, slot), b"", None);
+            }
         }
     }
 
@@ -188,29 +198,75 @@ impl Shared {
     }
 
     /// Takes over the records that VMs whose ledger entries this VM claimed (dead) had
-    /// not handed to the shipper (`relay::pending_key`): handed over as they are when this
-    /// VM forwards, else taken in here as the shipper takes them off its queue.
+    /// not handed to the shipper (`relay::pending_key`). Records of this VM's audit
+    /// configuration are handed over as they are when this VM forwards, else taken in here as
+    /// the shipper takes them off its queue. Records of another configuration (this VM ships
+    /// its own, to other sinks) go to the shipper's queue if the shipper delivers with that
+    /// configuration and is alive; else nothing reachable from here can deliver them: they are
+    /// counted in `records.dropped` and logged as lost, never sent to this VM's sinks.
     fn recover_pending(&self, claimed: &[u64]) {
         for vm in claimed {
-            let key = relay::pending_key(*vm);
-            let Some(message) = host::shared_data(&key).0.filter(|m| !m.is_empty()) else {
-                continue;
-            };
-            let handed = match (self.mode.get(), self.queue.get()) {
-                (Mode::Forwarding, Some(queue)) => host::enqueue(queue, &message),
-                _ => false,
-            };
-            if !handed {
-                let mut drained = relay::Drained::default();
-                drained.take_in(message);
-                self.take_in(drained);
-            }
-            log::warn!(
-                "policy_gateway: VM {vm} left records it had not handed to the audit shipper: \
-                 taken over"
-            );
-            host::set_shared_data(&key, b"", None);
+            let keys = relay::pending_keys(*vm);
+            relay::recover_left(&self.host(), &keys, |left| {
+                let shipper = self.live_shipper_digest();
+                let route = relay::route_left(
+                    self.audit_digest.as_deref(),
+                    left.digest,
+                    shipper.as_ref().map(|(_, d)| d.as_slice()),
+                    shipper.is_some(),
+                );
+                let sent = match route {
+                    relay::Route::Here => {
+                        let handed = match (self.mode.get(), self.queue.get()) {
+                            (Mode::Forwarding, Some(queue)) => host::enqueue(queue, &left.message),
+                            _ => false,
+                        };
+                        if !handed {
+                            let mut drained = relay::Drained::default();
+                            drained.take_in(left.message);
+                            self.take_in(drained);
+                        }
+                        true
+                    }
+                    relay::Route::Shipper => shipper
+                        .as_ref()
+                        .is_some_and(|(queue, _)| host::enqueue(*queue, &left.message)),
+                    relay::Route::Lost => false,
+                };
+                if sent {
+                    self.metrics.records_forwarded(left.records);
+                    log::warn!(
+                        "policy_gateway: VM {vm} left {} records it had not handed to the audit \
+                         shipper: taken over",
+                        left.records
+                    );
+                } else {
+                    metrics::add(self.metrics.records_dropped_id(), left.records as i64);
+                    log::error!(
+                        "policy_gateway: VM {vm} left {} records it had not handed to the audit \
+                         shipper, of another audit configuration than this VM's, and no live \
+                         shipper delivers with it: lost",
+                        left.records
+                    );
+                }
+            });
         }
+    }
+
+    /// The live shipper's queue and published audit digest, if a shipper resolves and its
+    /// heartbeat is not stale.
+    fn live_shipper_digest(&self) -> Option<(u32, Vec<u8>)> {
+        let vm_id = host::property_text(&["plugin_vm_id"]).unwrap_or_default();
+        let queue = host::resolve_queue(&vm_id, relay::QUEUE)?;
+        let beat = host::shared_data(relay::BEAT_KEY).0;
+        if relay::shipper_dead(
+            beat.as_deref(),
+            host::now_ms(),
+            self.config.audit.vm_stale_ms,
+        ) {
+            return None;
+        }
+        Some((queue, host::shared_data(relay::AUDIT_DIGEST_KEY).0?))
     }
 
     /// A worker: looks for the shipper's queue (the shipper may start after the workers);
@@ -229,7 +285,8 @@ impl Shared {
             log::warn!(
                 "policy_gateway: the audit shipper (queue {} of vm_id {vm_id}) delivers with \
                  another audit configuration (sinks, credentials or instance_id) than this \
-                 filter's: this worker ships its own records (audit mode per_worker)",
+                 filter's, or is another module version that cannot read this one's messages: \
+                 this worker ships its own records (audit mode per_worker)",
                 relay::QUEUE
             );
             return Seek::Mismatch;
@@ -273,7 +330,7 @@ impl Shared {
         self.outbox
             .borrow_mut()
             .ship_here(&self.host(), unsent, host::now_ms());
-        self.clear_pending_copy();
+        self.clear_pending_copy(relay::RECORDS_PER_MESSAGE);
     }
 
     /// The shipper (or a worker that took over): takes up to `relay::DRAIN_CHUNK` records
@@ -287,6 +344,28 @@ impl Shared {
             self.metrics.drain_capped();
         }
         self.take_in(drained);
+    }
+
+    /// The shipper (or a worker that took over from a dead one), stopping: takes in what
+    /// the queue still holds before the last flush, so it is sent now (or left in the ledger,
+    /// reported by its claimer) instead of waiting in a queue nobody may drain again. Chunk by
+    /// chunk, at most `relay::DRAIN_CHUNK` × 16 records.
+    fn drain_at_stop(&self) {
+        let queue = match self.mode.get() {
+            Mode::Shipper => self.queue.get(),
+            _ => self.orphaned.get(),
+        };
+        let Some(queue) = queue else {
+            return;
+        };
+        for _ in 0..16 {
+            let drained = relay::drain(|| host::dequeue(queue), relay::DRAIN_CHUNK);
+            let capped = drained.capped;
+            self.take_in(drained);
+            if !capped {
+                return;
+            }
+        }
     }
 
     /// Queues records taken off the queue (or left by a dead worker) for this VM's sinks,
@@ -421,6 +500,7 @@ impl Root {
                 .borrow_mut()
                 .close(&shared.host(), host::now_ms());
             shared.hand_over_pending();
+            shared.drain_at_stop();
             shared.flush(true);
             shared
                 .outbox

@@ -16,8 +16,9 @@
 //! A worker hands its records over [`RECORDS_PER_MESSAGE`] at a time, in one message of kind
 //! [`BATCH`] (each record's message inside, length-prefixed): Envoy wakes the shipper's thread
 //! once per message, and that wake-up, not the work, was most of the shipper's cost. Until a
-//! batch is handed over, the worker keeps a copy of it in shared data ([`pending_key`] of its
-//! ledger number), set in the callback that chained the record: shared data outlives the VM,
+//! batch is handed over, the worker keeps a copy of each record in shared data ([`pending_key`]
+//! of its ledger number and the record's place in the batch), set in the callback that chained
+//! the record: shared data outlives the VM,
 //! and whoever claims a dead VM's ledger entry hands what it left there over. So a worker VM
 //! that dies still loses no record it finished.
 //!
@@ -25,6 +26,7 @@
 //! record's sequence number as [`pack_seq`] of both, so a loss (`sinks::Gap`) stays within one
 //! chain and its gap record names that chain and range, as a worker's own gap record would.
 
+use super::ledger::Store;
 use super::Gap;
 
 /// The root id of the shipper's plugin configuration (the bootstrap extension's `root_id`).
@@ -41,10 +43,138 @@ pub const BATCH: u8 = 2;
 /// first).
 pub const RECORDS_PER_MESSAGE: usize = 16;
 
-/// The shared-data key of the records worker VM `vm` (its ledger number) has not handed over
-/// yet, as the message that will carry them (empty: none).
-pub fn pending_key(vm: u64) -> String {
-    format!("policy_gateway.pending.{vm}")
+/// The shared-data key of the record in place `slot` (0 to [`RECORDS_PER_MESSAGE`] − 1) of
+/// the batch worker VM `vm` (its ledger number) has not handed over yet, as a copy
+/// ([`encode_copy`]) of the record's message (empty: none). One key per record, so a worker
+/// writes only the record it just chained under the host's shared-data lock, not the whole
+/// batch so far (BENCHMARKS.md, "The shipper's cost per record").
+pub fn pending_key(vm: u64, slot: usize) -> String {
+    format!("policy_gateway.pending.{vm}.{slot}")
+}
+
+/// Every [`pending_key`] of VM `vm`: a claimer reads them all (the records' chain order is
+/// in their messages).
+pub fn pending_keys(vm: u64) -> Vec<String> {
+    (0..RECORDS_PER_MESSAGE)
+        .map(|slot| pending_key(vm, slot))
+        .collect()
+}
+
+/// A copy in shared data of records not handed over yet: the audit digest
+/// ([`audit_digest`]) of the VM that wrote it (its length, one byte, then the digest), then
+/// the message. A VM that claims the writer's ledger entry delivers the records only through a
+/// configuration with that digest: its own sinks would be another SIEM, or other credentials.
+pub fn encode_copy(digest: Option<&str>, message: &[u8]) -> Vec<u8> {
+    let digest = digest.filter(|d| d.len() <= 255).unwrap_or("");
+    let mut out = Vec::with_capacity(1 + digest.len() + message.len());
+    out.push(digest.len() as u8);
+    out.extend_from_slice(digest.as_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// (digest, message) of a copy ([`encode_copy`]); `None` for bytes that are not one.
+pub fn decode_copy(value: &[u8]) -> Option<(&str, &[u8])> {
+    let (len, rest) = value.split_first()?;
+    let (digest, message) = rest.split_at_checked(usize::from(*len))?;
+    Some((std::str::from_utf8(digest).ok()?, message))
+}
+
+/// Where a VM that claimed a dead VM's entry sends what that VM left
+/// ([`recover_left`]'s `hand`): the records' message, how many records, and the digest of
+/// the configuration they belong to.
+pub struct Left<'a> {
+    pub digest: &'a str,
+    pub message: Vec<u8>,
+    pub records: usize,
+}
+
+/// Where the records a dead VM left go ([`route_left`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// This VM's audit configuration: to its queue (forwarding) or its sinks.
+    Here,
+    /// The live shipper's, not this VM's: to the shipper's queue.
+    Shipper,
+    /// No configuration reachable from here delivers them: reported lost, sent nowhere.
+    Lost,
+}
+
+/// Where records of audit configuration `left` go from a VM of configuration `own`, with a
+/// shipper that published `shipper` (none: no queue resolved) and is alive or not. Never to
+/// this VM's sinks unless `left` is its configuration: they would reach another SIEM, or go
+/// with other credentials, and the right one would show no gap.
+pub fn route_left(
+    own: Option<&str>,
+    left: &str,
+    shipper: Option<&[u8]>,
+    shipper_alive: bool,
+) -> Route {
+    if !left.is_empty() && own == Some(left) {
+        Route::Here
+    } else if !left.is_empty()
+        && shipper_alive
+        && handover(Some(left), shipper) == Handover::Forward
+    {
+        Route::Shipper
+    } else {
+        Route::Lost
+    }
+}
+
+/// Hands what a dead VM left under `keys` (its copies, [`encode_copy`]) to `hand`, one message
+/// per audit digest, then clears each copy with the compare-and-swap token of the read: a VM
+/// presumed dead that is alive and wrote a newer copy in between keeps it (and hands it over
+/// itself: some records twice, none lost). A copy that is not of this format is handed as
+/// the digest "" (no configuration has it).
+pub fn recover_left(store: &impl Store, keys: &[String], mut hand: impl FnMut(Left<'_>)) {
+    let mut read = Vec::new();
+    for key in keys {
+        if let (Some(value), cas) = store.get(key) {
+            if !value.is_empty() {
+                read.push((key, value, cas));
+            }
+        }
+    }
+    let mut by_digest: Vec<(&str, Vec<Vec<u8>>, usize)> = Vec::new();
+    for (_, value, _) in &read {
+        let (digest, message) = decode_copy(value).unwrap_or(("", value));
+        let (messages, broken) = unbatch(message.to_vec());
+        let at = match by_digest.iter().position(|(d, _, _)| *d == digest) {
+            Some(at) => at,
+            None => {
+                by_digest.push((digest, Vec::new(), 0));
+                by_digest.len() - 1
+            }
+        };
+        if let Some((_, all, unsplit)) = by_digest.get_mut(at) {
+            all.extend(messages);
+            *unsplit += broken;
+        }
+    }
+    for (digest, mut messages, unsplit) in by_digest {
+        // The chain's order, whichever copy a record was in; unreadable ones last.
+        messages.sort_by_key(|m| decode(m.clone()).map_or(u64::MAX, |r| r.seq));
+        let records = messages.len() + unsplit;
+        let mut message = vec![BATCH];
+        for m in messages {
+            let len = u32::try_from(m.len()).unwrap_or(u32::MAX);
+            message.extend_from_slice(&len.to_le_bytes());
+            message.extend_from_slice(&m);
+        }
+        if unsplit > 0 {
+            // A length past the end: the receiver counts what could not be split.
+            message.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        hand(Left {
+            digest,
+            message,
+            records,
+        });
+    }
+    for (key, _, cas) in read {
+        store.set(key, b"", cas);
+    }
 }
 
 /// The first byte of a record's message that carries what the record (a worker's gap record)
@@ -89,6 +219,8 @@ pub fn encode_announcing(
 pub struct Pending {
     message: Vec<u8>,
     count: usize,
+    /// Where the last record's message starts in `message`.
+    last: usize,
 }
 
 impl Pending {
@@ -106,8 +238,14 @@ impl Pending {
         let one = encode_announcing(epoch_ms, chain, seq, json, announces);
         let len = u32::try_from(one.len()).unwrap_or(u32::MAX);
         self.message.extend_from_slice(&len.to_le_bytes());
+        self.last = self.message.len();
         self.message.extend_from_slice(&one);
         self.count += 1;
+    }
+
+    /// The last record's own message (what its [`pending_key`] copy holds).
+    pub fn last(&self) -> &[u8] {
+        self.message.get(self.last..).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -125,6 +263,7 @@ impl Pending {
     /// The message, leaving none pending.
     pub fn take(&mut self) -> Vec<u8> {
         self.count = 0;
+        self.last = 0;
         std::mem::take(&mut self.message)
     }
 }
@@ -158,11 +297,18 @@ pub const QUEUE: &str = "policy_gateway.audit";
 /// publishes [`audit_digest`] of its configuration before it registers the queue.
 pub const AUDIT_DIGEST_KEY: &str = "policy_gateway.shipper.audit_digest";
 
+/// The hand-over format a worker writes and a shipper reads (messages of kinds [`VERSION`],
+/// [`BATCH`], [`ANNOUNCING`]), part of [`audit_digest`]'s input: a module upgraded through LDS
+/// runs new workers beside the old bootstrap shipper, and a worker must not hand a shipper
+/// messages it cannot read (it would count a whole batch as one undecodable message).
+pub const HANDOVER_FORMAT: u8 = 2;
+
 /// A digest of what decides where and how a VM's records are delivered: the `audit` section
 /// and `instance_id` of a plugin configuration (keys sorted, so the same configuration
-/// written in another order has the same digest). The shipper delivers with its own
-/// configuration, so a worker hands its records over only when the two digests are equal;
-/// `None` for bytes that are not a JSON object.
+/// written in another order has the same digest), and the hand-over format
+/// ([`HANDOVER_FORMAT`]). The shipper delivers with its own configuration, so a worker hands
+/// its records over only when the two digests are equal (another module's shipper: the
+/// worker ships its own); `None` for bytes that are not a JSON object.
 pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
     use sha2::Digest as _;
     let doc: serde_json::Value = serde_json::from_slice(plugin_configuration).ok()?;
@@ -174,6 +320,7 @@ pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
             doc.get(key).cloned().unwrap_or(serde_json::Value::Null),
         );
     }
+    relevant.insert("handover_format".into(), HANDOVER_FORMAT.into());
     let canonical = serde_json::Value::Object(relevant).to_string();
     let digest = sha2::Sha256::digest(canonical.as_bytes());
     Some(digest.iter().map(|b| format!("{b:02x}")).collect())
@@ -277,7 +424,8 @@ pub struct Relayed {
 }
 
 /// The shipper stops taking messages off the queue in one callback once it has this many
-/// records (the rest on the next wake-up or tick): the main thread the shipper runs on serves
+/// records or more (a message is taken whole: up to `DRAIN_CHUNK + RECORDS_PER_MESSAGE - 1`;
+/// the rest on the next wake-up or tick): the main thread the shipper runs on serves
 /// Envoy's other work too, and the host's queue is unbounded.
 pub const DRAIN_CHUNK: usize = 256;
 
@@ -289,8 +437,9 @@ pub const DRAIN_CHUNK: usize = 256;
 /// write and flush; one in four drains 64 records or so at once. Letting wake-ups pass
 /// costs no guarantee: a message not yet taken stays in the host's queue, which outlives a
 /// worker VM and is drained by the workers if the shipper dies; what a drain takes is in the
-/// shipper's ledger before the callback that took it returns. It only delays a record by up
-/// to one tick (`audit.flush_interval_ms`, at most 200 ms), well inside a batch's age.
+/// shipper's ledger before the callback that took it returns. It delays a record by up to one
+/// shipper tick, on top of the worker tick its batch may wait for (`audit.flush_interval_ms`,
+/// at most 200 ms each), well inside a batch's age.
 pub const WAKES_PER_DRAIN: u32 = 4;
 
 /// Counts the shipper's wake-ups between drains ([`WAKES_PER_DRAIN`]).
@@ -470,6 +619,148 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
+    /// Shared data with compare-and-swap tokens, as the host keeps it.
+    #[derive(Default)]
+    struct Data(std::cell::RefCell<std::collections::HashMap<String, (Vec<u8>, u32)>>);
+
+    impl Store for Data {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            match self.0.borrow().get(key) {
+                Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+                None => (None, None),
+            }
+        }
+
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            let mut data = self.0.borrow_mut();
+            let now = data.get(key).map(|(_, c)| *c);
+            if cas.is_some() && cas != now {
+                return false;
+            }
+            data.insert(key.into(), (value.to_vec(), now.unwrap_or(0) + 1));
+            true
+        }
+    }
+
+    fn left_behind(data: &Data, keys: &[String]) -> Vec<(String, Vec<u64>)> {
+        let mut out = Vec::new();
+        recover_left(data, keys, |left| {
+            let seqs = drain_all(left.message).iter().map(|r| r.seq).collect();
+            out.push((left.digest.to_string(), seqs));
+        });
+        out
+    }
+
+    fn drain_all(message: Vec<u8>) -> Vec<Relayed> {
+        let mut d = Drained::default();
+        d.take_in(message);
+        d.records
+    }
+
+    #[test]
+    fn a_dead_workers_records_go_only_where_its_audit_configuration_delivers() {
+        let data = Data::default();
+        let key = pending_key(7, 0);
+        data.set(
+            &key,
+            &encode_copy(Some("theirs"), &encode(1, "c", 1, "{}")),
+            None,
+        );
+        data.set(
+            &pending_key(7, 1),
+            &encode_copy(Some("theirs"), &encode(2, "c", 2, "{}")),
+            None,
+        );
+        assert_eq!(
+            left_behind(&data, &pending_keys(7)),
+            [("theirs".to_string(), vec![1, 2])],
+            "the copy names the configuration it belongs to"
+        );
+        assert_eq!(data.get(&key).0, Some(vec![]), "cleared once handed");
+        // A claimer that ships its own records to other sinks (per worker).
+        assert_eq!(
+            route_left(Some("mine"), "theirs", Some(b"theirs"), true),
+            Route::Shipper
+        );
+        assert_eq!(
+            route_left(Some("mine"), "theirs", Some(b"theirs"), false),
+            Route::Lost,
+            "a dead shipper takes nothing"
+        );
+        assert_eq!(
+            route_left(Some("mine"), "theirs", Some(b"mine"), true),
+            Route::Lost
+        );
+        assert_eq!(route_left(Some("mine"), "theirs", None, true), Route::Lost);
+        assert_eq!(route_left(Some("mine"), "mine", None, false), Route::Here);
+        assert_eq!(
+            route_left(None, "", Some(b""), true),
+            Route::Lost,
+            "unreadable copy"
+        );
+    }
+
+    #[test]
+    fn a_worker_copies_each_record_once_and_a_claimer_gets_them_back_in_chain_order() {
+        // 1.2 KB records, as in BENCHMARKS: bytes written to shared data per record.
+        let json = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1200));
+        let digest = audit_digest(b"{}");
+        let (data, mut pending) = (Data::default(), Pending::default());
+        let (mut whole_batch, mut per_slot) = (0, 0);
+        for seq in 1..RECORDS_PER_MESSAGE as u64 {
+            pending.push(seq, "c", seq, &json, None);
+            // What the copy of the whole batch so far cost (the format before slots).
+            whole_batch += encode_copy(digest.as_deref(), pending.message()).len();
+            let copy = encode_copy(digest.as_deref(), pending.last());
+            per_slot += copy.len();
+            data.set(&pending_key(3, pending.len() - 1), &copy, None);
+        }
+        let requests = RECORDS_PER_MESSAGE - 1;
+        println!(
+            "bytes copied per request: whole batch {}, one slot {}",
+            whole_batch / requests,
+            per_slot / requests
+        );
+        assert!(
+            per_slot / requests < json.len() + 100,
+            "one record per request"
+        );
+        assert!(whole_batch > per_slot * 7);
+        // Written out of order (another record's slot first): still the chain's order.
+        let swapped = data.get(&pending_key(3, 0)).0.unwrap_or_default();
+        data.set(
+            &pending_key(3, 0),
+            &data.get(&pending_key(3, 4)).0.unwrap_or_default(),
+            None,
+        );
+        data.set(&pending_key(3, 4), &swapped, None);
+        let got = left_behind(&data, &pending_keys(3));
+        let want: Vec<u64> = (1..RECORDS_PER_MESSAGE as u64).collect();
+        assert_eq!(got, [(digest.unwrap_or_default(), want)]);
+        assert!(pending_keys(3)
+            .iter()
+            .all(|k| data.get(k).0.is_none_or(|v| v.is_empty())));
+    }
+
+    #[test]
+    fn a_claimer_never_erases_a_newer_copy_of_a_vm_presumed_dead_but_alive() {
+        let data = Data::default();
+        let copy = |seq| encode_copy(Some("d"), &encode(seq, "c", seq, "{}"));
+        data.set(&pending_key(5, 0), &copy(1), None);
+        let mut handed = Vec::new();
+        recover_left(&data, &pending_keys(5), |left| {
+            handed.push(drain_all(left.message).len());
+            // The owner, alive, hands its batch over and starts the next one meanwhile.
+            data.set(&pending_key(5, 0), &copy(17), None);
+        });
+        assert_eq!(handed, [1]);
+        assert_eq!(
+            data.get(&pending_key(5, 0)).0,
+            Some(copy(17)),
+            "the newer copy is kept"
+        );
+    }
+
     #[test]
     fn a_message_carries_the_record_its_time_and_its_place_in_its_chain() {
         let json = r#"{"chain":{"id":"c-é","seq":3},"record_type":"decision","text":"é"}"#;
@@ -620,6 +911,30 @@ mod tests {
         );
         assert_eq!(handover(None, None), Handover::ConfigMismatch);
         assert_eq!(audit_digest(b"[1]"), None);
+    }
+
+    #[test]
+    fn a_worker_does_not_hand_batches_to_a_shipper_of_the_module_before_them() {
+        use sha2::Digest as _;
+        let config = br#"{"instance_id":"gw","audit":{"splunk_hec":{"token":"t","cluster":"c"}}}"#;
+        // What the shipper of the module before batches published: the same configuration's
+        // digest, without a format.
+        let doc: serde_json::Value = serde_json::from_slice(config).unwrap();
+        let before = serde_json::json!({"audit": doc["audit"], "instance_id": doc["instance_id"]});
+        let before: String = sha2::Sha256::digest(before.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let own = audit_digest(config);
+        assert_eq!(
+            handover(own.as_deref(), Some(before.as_bytes())),
+            Handover::ConfigMismatch
+        );
+        let published = own.clone().unwrap_or_default().into_bytes();
+        assert_eq!(
+            handover(own.as_deref(), Some(&published)),
+            Handover::Forward
+        );
     }
 
     #[test]

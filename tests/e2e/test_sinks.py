@@ -465,16 +465,22 @@ def test_hec_400_incorrect_index_is_dropped_and_counted():
 def test_hec_indexer_acknowledgement():
     acked = dict(hec(), token="00000000-0000-4000-8000-0000000000ac", ack=True)
     with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(splunk_hec=acked))) as gw:
+        gw.hec_control("/_ack_hold", {"hold": True})
         send(gw, 3, "ack")
-        delivered = wait_for(lambda: gw.stats().get("wasmcustom.policy_gateway.sink.splunk_hec.delivered", 0) >= 3)
-        assert delivered
+        polls = lambda: [r for r in gw.hec("/_requests") if "ack_poll" in r]
+        assert wait_for(lambda: len(polls()) >= 2), "the posted batch polled while not indexed"
+        delivered = lambda: gw.stats().get("wasmcustom.policy_gateway.sink.splunk_hec.delivered", 0)
+        assert delivered() == 0, "a batch counted delivered before its ack was true"
+        gw.hec_control("/_ack_hold", {"hold": False})
+        assert wait_for(lambda: delivered() >= 3)
         reqs = gw.hec("/_requests")
         posts = [r for r in reqs if "ack_poll" not in r]
-        polls = [r for r in reqs if "ack_poll" in r]
         assert posts and all(r["status"] == 200 and r["headers"].get("x-splunk-request-channel") for r in posts)
-        assert len(polls) >= len(posts), "each batch polled until acked"
-        assert any(not all(p.get("acks", {}).values()) for p in polls if isinstance(p.get("acks"), dict)) \
-            or len(polls) > len(posts), "some poll found its batch not yet indexed"
+        acked_true = {(p["headers"]["x-splunk-request-channel"], int(i))
+                      for p in reqs if "ack_poll" in p for i, ok in p["acks"].items() if ok}
+        for post in posts:
+            key = (post["headers"]["x-splunk-request-channel"], post["ack_id"])
+            assert key in acked_true, f"ack {key} never polled true"
         # Without a channel the ack-enabled token is refused (what the real HEC does).
     no_channel = dict(hec(), token="00000000-0000-4000-8000-0000000000ac")
     with Gateway(plugin=plugin_config(load_policy("default.json"), audit=audit(splunk_hec=no_channel))) as gw:

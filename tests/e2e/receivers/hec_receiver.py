@@ -16,7 +16,7 @@ Policy Gateway's output. It rejects what a real collector rejects:
 Indexer acknowledgement ("About HTTP Event Collector Indexer Acknowledgment"): a post with a
 channel gets {"text":"Success","code":0,"ackId":N}; POST /services/collector/ack
 {"acks":[N,...]} (token and channel required) answers {"acks":{"N":bool}}: false on the first
-poll of an ack, true afterwards (indexing takes a moment).
+poll of an ack, true afterwards (indexing takes a moment), and false while /_ack_hold holds.
   (gzip request bodies are accepted, as HEC documents)
   200 {"text":"Success","code":0}
 
@@ -48,6 +48,7 @@ HANG = {"count": 0}
 LATIN1 = []        # header names answered with a non-UTF-8 value
 ACKS = {}          # (channel, ack id) -> polls so far
 NEXT_ACK = {}      # channel -> next ack id
+ACK_HOLD = {"on": False}  # POST /_ack_hold {"hold": bool}: every poll answers false meanwhile
 LOCK = threading.Lock()
 
 CODES = {
@@ -126,6 +127,10 @@ class Handler(ReceiverHandler):
         if self.path == "/_latin1":
             LATIN1.append(json.loads(body)["name"])
             return self._send(200, {"ok": True})
+        if self.path == "/_ack_hold":
+            with LOCK:
+                ACK_HOLD["on"] = bool(json.loads(body)["hold"])
+            return self._send(200, {"ok": True})
         if self.path in ("/_fail", "/_hang"):
             cfg = json.loads(body or b"{}")
             with LOCK:
@@ -174,8 +179,9 @@ class Handler(ReceiverHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             if "authorization" in headers:
                 headers["authorization"] = headers["authorization"][:7] + "***"
-            REQUESTS.append({"status": 0 if hang else status, "code": code, "events": len(envelopes),
-                             "headers": headers, "time": time.time()})
+            post = {"status": 0 if hang else status, "code": code, "events": len(envelopes),
+                    "headers": headers, "time": time.time()}
+            REQUESTS.append(post)
             if status == 200 and not hang:
                 EVENTS.extend(envelopes)
         if hang:
@@ -187,6 +193,7 @@ class Handler(ReceiverHandler):
                 ack_id = NEXT_ACK.get(channel, 0)
                 NEXT_ACK[channel] = ack_id + 1
                 ACKS[(channel, ack_id)] = 0
+                post["ack_id"] = ack_id
             return self._send(200, {"text": "Success", "code": 0, "ackId": ack_id})
         self._code(status, code)
 
@@ -208,7 +215,7 @@ class Handler(ReceiverHandler):
                 if polls is None:
                     out[str(i)] = False
                     continue
-                out[str(i)] = polls >= 1
+                out[str(i)] = polls >= 1 and not ACK_HOLD["on"]
                 ACKS[(channel, i)] = polls + 1
             REQUESTS.append({"status": 200, "code": 0, "events": 0, "ack_poll": ids, "acks": out,
                              "time": time.time(), "headers": {"x-splunk-request-channel": channel}})
