@@ -47,16 +47,28 @@ thread_local! {
             streams: BTreeMap::new(),
         })
     };
-    /// Whether this VM has logged a callback it ignored.
-    static IGNORED: Cell<bool> = const { Cell::new(false) };
+    /// How many callbacks this VM has ignored.
+    static IGNORED: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Logs the first callback this VM ignores; the others are ignored silently.
+/// Logs an ignored callback: the first, then each time the count reaches a power of ten, so
+/// a host that keeps sending them is seen growing without flooding the log. Under Envoy none
+/// arrive (it defers its callbacks until the VM returns, and creates no context it did not
+/// announce); an ignored `proxy_on_log` would be a decision without its record.
 fn ignored(callback: &str, context_id: u32) {
-    if !IGNORED.with(|i| i.replace(true)) {
+    let n = IGNORED.with(|i| {
+        let n = i.get().saturating_add(1);
+        i.set(n);
+        n
+    });
+    let mut power = 1;
+    while power < n {
+        power = power.saturating_mul(10);
+    }
+    if power == n {
         log::error!(
             "policy_gateway: {callback} for context {context_id}, which this VM does not hold \
-             (or during another callback): ignored (further ones are not logged)"
+             (or during another callback): ignored ({n} so far; logged at 1, 10, 100, ...)"
         );
     }
 }
@@ -78,25 +90,48 @@ fn with_root<R>(id: u32, callback: &str, default: R, f: impl FnOnce(&mut Root) -
     })
 }
 
-/// Runs `f` on the HTTP context `id`; `None` if there is none (or the table is busy).
-fn with_stream<R>(id: u32, callback: &str, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+/// Why a stream callback found no context to run.
+enum Miss {
+    /// The id is not one this VM holds (its request was refused at its headers).
+    Unknown,
+    /// Another callback holds the table: a host calling back into the VM mid-callback.
+    Busy,
+}
+
+/// Runs `f` on the HTTP context `id`, or says why it could not.
+fn with_stream<R>(id: u32, callback: &str, f: impl FnOnce(&mut Stream) -> R) -> Result<R, Miss> {
     TABLE.with(|t| {
         let Ok(mut t) = t.try_borrow_mut() else {
             ignored(callback, id);
-            return None;
+            return Err(Miss::Busy);
         };
         let found = t.streams.get_mut(&id).map(f);
         if found.is_none() {
             ignored(callback, id);
         }
-        found
+        found.ok_or(Miss::Unknown)
     })
 }
 
-/// A stream callback's answer; a context this VM does not hold lets the stream go on (its
-/// request was refused at its headers).
+/// Refuses the stream in hand: a request the filter cannot inspect does not go through.
+fn refuse() -> u32 {
+    host::send_response(
+        503,
+        &[("content-type", "text/plain")],
+        b"policy gateway: no filter context for this request\n",
+    );
+    Action::Pause as u32
+}
+
+/// A stream callback's answer. A context this VM does not hold lets the stream go on (its
+/// request was refused at its headers, and the refusal must get out); a known stream whose
+/// callback cannot run now is refused, never let through uninspected.
 fn action(id: u32, callback: &str, f: impl FnOnce(&mut Stream) -> Action) -> u32 {
-    with_stream(id, callback, f).unwrap_or(Action::Continue) as u32
+    match with_stream(id, callback, f) {
+        Ok(a) => a as u32,
+        Err(Miss::Unknown) => Action::Continue as u32,
+        Err(Miss::Busy) => refuse(),
+    }
 }
 
 /// What the SDK's `main!` exported: the host calls it once, before any context exists.
@@ -123,13 +158,19 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_context_id: u32)
             t.roots.insert(context_id, Root::new());
             return;
         }
-        let Some(shared) = t.roots.get(&root_context_id).map(Root::shared) else {
-            return ignored("proxy_on_context_create (unknown root)", context_id);
+        // A root without a configuration (none yet, or refused) has nothing to inspect
+        // with: its requests are refused at their headers, as an unknown one's are.
+        let Some(shared) = t.roots.get(&root_context_id).and_then(Root::shared) else {
+            return ignored(
+                "proxy_on_context_create (unknown or unconfigured root)",
+                context_id,
+            );
         };
         if t.streams.contains_key(&context_id) {
             return ignored("proxy_on_context_create (again)", context_id);
         }
-        t.streams.insert(context_id, stream(Http::new(shared)));
+        t.streams
+            .insert(context_id, stream(Http::new(Some(shared))));
     })
 }
 
@@ -182,15 +223,8 @@ pub extern "C" fn proxy_on_request_headers(
         s.on_http_request_headers(eos)
     });
     match answer {
-        Some(a) => a as u32,
-        None => {
-            host::send_response(
-                503,
-                &[("content-type", "text/plain")],
-                b"policy gateway: no filter context for this request\n",
-            );
-            Action::Pause as u32
-        }
+        Ok(a) => a as u32,
+        Err(_) => refuse(),
     }
 }
 
@@ -249,7 +283,8 @@ pub extern "C" fn proxy_on_log(context_id: u32) {
             .is_ok_and(|t| t.roots.contains_key(&context_id))
     });
     if !is_root {
-        with_stream(context_id, "proxy_on_log", Stream::on_log);
+        // An unknown id is counted and logged by `with_stream`; nothing else can be done.
+        let _ = with_stream(context_id, "proxy_on_log", Stream::on_log);
     }
 }
 

@@ -303,6 +303,19 @@ fn unknown_contexts_and_tokens_never_trap() {
     );
     vm.call_context::<i32, ()>(78, "proxy_on_delete", 78)
         .unwrap();
+    // A root that was never configured has nothing to inspect with: its requests are
+    // refused too, not let through.
+    vm.call_context::<(i32, i32), ()>(90, "proxy_on_context_create", (90, 0))
+        .unwrap();
+    vm.call_context::<(i32, i32), ()>(91, "proxy_on_context_create", (91, 90))
+        .unwrap();
+    let refused = vm
+        .call_context::<(i32, i32, i32), i32>(91, "proxy_on_request_headers", (91, 0, 1))
+        .unwrap();
+    assert_eq!(
+        refused, 1,
+        "a request under an unconfigured root must be refused"
+    );
     assert!(vm.trap().is_none(), "{:?}", vm.trap());
     let errors: Vec<_> = vm
         .state()
@@ -310,7 +323,9 @@ fn unknown_contexts_and_tokens_never_trap() {
         .iter()
         .filter(|l| l.message.contains("does not hold"))
         .collect();
-    assert_eq!(errors.len(), 1, "logged once: {errors:?}");
+    // 13 callbacks ignored: logged at the 1st and the 10th, not each time.
+    assert_eq!(errors.len(), 2, "logged at 1 and 10: {errors:?}");
+    assert!(errors[1].message.contains("(10 so far"), "{errors:?}");
 
     let out = vm.exchange(&Exchange::new(
         chat("after-unknown", CARD_PROMPT),
