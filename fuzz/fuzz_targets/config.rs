@@ -13,16 +13,29 @@ use policy_gateway::config::PluginConfig;
 use policy_gateway::sinks::azure_monitor::AzureAuth;
 use policy_gateway::sinks::elasticsearch::ElasticsearchAuth;
 
-/// Where every validation error starts: the field it is about.
-const FIELDS: [&str; 7] = [
+/// Where every validation error starts: the field it is about (each of the configuration's
+/// top-level keys, then its path within it).
+const FIELDS: [&str; 13] = [
     "policy",
     "candidate_policy",
-    "max_body_bytes:",
-    "audit.",
-    "attribution.",
-    "streaming.",
+    "max_body_bytes",
+    "audit",
+    "attribution",
+    "streaming",
     "instance_id",
+    "hold_headers",
+    "inspect_responses",
+    "max_holdback_bytes",
+    "max_queued_bytes",
+    "on_uninspectable",
+    "on_uninspectable_response",
 ];
+
+/// Whether `e` starts with `field` as a whole path segment (`audit.`, `audit:`, `policy[`).
+fn names(e: &str, field: &str) -> bool {
+    e.strip_prefix(field)
+        .is_some_and(|rest| rest.starts_with(['.', ':', '[', ' ']))
+}
 
 /// Stands in for each secret in turn: it must never show in `Debug`.
 const SENTINEL: &str = "FUZZ-SENTINEL-SECRET-5c1e";
@@ -47,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
                     .iter()
                     .any(|k| m.contains(k))
             });
-            let named = FIELDS.iter().any(|f| e.starts_with(f))
+            // A document that is not an object at all has no field to name: it is the whole.
+            let whole = message.is_some_and(|m| m.contains("expected struct PluginDoc"));
+            let named = whole
+                || FIELDS.iter().any(|f| names(&e, f))
                 || message.is_some_and(|m| {
                     !about_value
                         && (m.contains('`') || m.contains(" at line ") || m.contains("EOF"))
