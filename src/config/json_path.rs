@@ -10,6 +10,20 @@ enum Frame {
     Array { index: usize },
 }
 
+/// Where the string whose text starts at `start` ends: the index of its closing quote (the
+/// text's length if it has none). Escapes are skipped, not decoded.
+fn string_end(json: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while let Some(&c) = json.get(i) {
+        match c {
+            b'\\' => i += 2,
+            b'"' => return i,
+            _ => i += 1,
+        }
+    }
+    i
+}
+
 /// The line and column (1-based, in bytes, as serde_json counts them) where the value at
 /// `steps` starts; `None` when no value is there (or a key on the way is written with
 /// escapes, which this pass does not decode).
@@ -53,14 +67,7 @@ pub fn locate(json: &[u8], steps: &[Step]) -> Option<(usize, usize)> {
             }
             b'"' => {
                 let start = i + 1;
-                i = start;
-                while let Some(&c) = json.get(i) {
-                    match c {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
+                i = string_end(json, start);
                 if let Some(Frame::Object {
                     key,
                     expecting_key: true,
@@ -125,14 +132,7 @@ pub fn repeated_key(json: &[u8]) -> Option<(String, usize, usize)> {
             }
             b'"' => {
                 let start = i + 1;
-                i = start;
-                while let Some(&c) = json.get(i) {
-                    match c {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
+                i = string_end(json, start);
                 let outer: String = stack
                     .iter()
                     .take(stack.len().saturating_sub(1))
