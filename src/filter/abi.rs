@@ -200,7 +200,8 @@ unsafe fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     if data.is_null() {
         None
     } else {
-        // SAFETY: allocated by `proxy_on_memory_allocate` as `Vec::with_capacity(size)`.
+        // SAFETY: allocated by `proxy_on_memory_allocate` as a zeroed boxed slice of `size`
+        // bytes (so initialised whatever the host wrote), which a `Vec` of that length owns.
         Some(unsafe { Vec::from_raw_parts(data, size, size) })
     }
 }
