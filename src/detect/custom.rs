@@ -2,9 +2,9 @@
 //!
 //! regex-lite scans at a few MB/s under V8, slower than the proxy itself, so a pattern that
 //! declares `literals` runs only on windows of `max_len` bytes around literal hits found by
-//! aho-corasick; a pattern without literals scans the whole text (and `check` warns).
+//! [`super::automaton`] (standard non-overlapping search); a pattern without literals scans the whole text (and `check` warns).
 
-use aho_corasick::AhoCorasick;
+use super::automaton::{Automaton, MatchKind};
 use regex_lite::Regex;
 
 /// Window radius when a pattern does not say how long its matches get.
@@ -13,7 +13,7 @@ pub const DEFAULT_MAX_LEN: usize = 256;
 #[derive(Debug, Clone)]
 pub struct CustomPattern {
     regex: Regex,
-    literals: Option<AhoCorasick>,
+    literals: Option<Automaton>,
     max_len: usize,
 }
 
@@ -26,7 +26,10 @@ impl CustomPattern {
         let literals = if literals.is_empty() {
             None
         } else {
-            Some(AhoCorasick::new(literals).map_err(|e| format!("literals: {e}"))?)
+            Some(
+                Automaton::new(literals, MatchKind::Standard, false)
+                    .map_err(|e| format!("literals: {e}"))?,
+            )
         };
         let max_len = max_len.unwrap_or(DEFAULT_MAX_LEN);
         if max_len == 0 {
@@ -56,9 +59,9 @@ impl CustomPattern {
             return;
         };
         let mut window: Option<(usize, usize)> = None;
-        for hit in literals.find_iter(text) {
-            let start = floor_boundary(text, hit.start().saturating_sub(self.max_len));
-            let end = ceil_boundary(text, hit.end().saturating_add(self.max_len));
+        for hit in literals.find_iter(text.as_bytes()) {
+            let start = floor_boundary(text, hit.start.saturating_sub(self.max_len));
+            let end = ceil_boundary(text, hit.end.saturating_add(self.max_len));
             window = match window {
                 Some((ws, we)) if start <= we => Some((ws, we.max(end))),
                 Some(done) => {

@@ -1,10 +1,10 @@
-//! Keyword lists from policies, matched all at once with one aho-corasick automaton per
+//! Keyword lists from policies, matched all at once with one [`super::automaton`] per
 //! case mode, so a policy with hundreds of terms still scans each text once. The engine finds
 //! the terms in the policy's prefilter pass instead ([`super::prefilter`]: the secret prefixes
 //! and these terms in one automaton), which reports the same hits in the same order; these
 //! automata are its fallback.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use super::automaton::{Automaton, MatchKind};
 
 /// One term occurrence; `tag` is the caller's (the rule index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ impl KeywordSetBuilder {
 
 #[derive(Debug, Clone)]
 struct Matcher {
-    automaton: AhoCorasick,
+    automaton: Automaton,
     meta: Vec<TermMeta>,
     max_term_len: usize,
 }
@@ -79,10 +79,7 @@ impl Matcher {
         if group.terms.is_empty() {
             return Ok(None);
         }
-        let automaton = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(ascii_case_insensitive)
-            .match_kind(MatchKind::Standard)
-            .build(&group.terms)
+        let automaton = Automaton::new(&group.terms, MatchKind::Standard, ascii_case_insensitive)
             .map_err(|e| format!("keyword automaton: {e}"))?;
         let max_term_len = group.terms.iter().map(String::len).max().unwrap_or(0);
         Ok(Some(Matcher {
@@ -93,17 +90,17 @@ impl Matcher {
     }
 
     fn find(&self, text: &str, out: &mut Vec<KeywordHit>) {
-        for m in self.automaton.find_overlapping_iter(text) {
-            let Some(meta) = self.meta.get(m.pattern().as_usize()) else {
+        for m in self.automaton.overlapping(text.as_bytes()) {
+            let Some(meta) = self.meta.get(m.pattern) else {
                 continue;
             };
-            if meta.whole_word && !is_whole_word(text, m.start(), m.end()) {
+            if meta.whole_word && !is_whole_word(text, m.start, m.end) {
                 continue;
             }
             out.push(KeywordHit {
                 tag: meta.tag,
-                start: m.start(),
-                end: m.end(),
+                start: m.start,
+                end: m.end,
             });
         }
     }

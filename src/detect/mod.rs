@@ -1,9 +1,10 @@
 //! Built-in detectors and the scanner that runs the enabled ones over a text.
 //!
 //! Every built-in detector is a linear, hand-written scanner keyed on a cheap anchor
-//! (a digit run, an `@`, a `:`, a literal prefix found with memchr or aho-corasick), then
+//! (a digit run, an `@`, a `:`, a literal prefix found with memchr or [`automaton`]), then
 //! validated (Luhn, mod-97, SSN area rules, ...). No detector runs a regex over the whole text.
 
+pub mod automaton;
 pub mod custom;
 pub mod decode;
 pub mod email;

@@ -23,14 +23,10 @@
 //! Overlapping hits per byte are at most the number of patterns ending there, a constant of
 //! the policy.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use super::automaton::{Automaton, MatchKind};
 
 use super::keywords::{is_whole_word, KeywordHit};
 use super::secrets::{self, Anchor};
-
-/// Keyword bytes above which the automaton is left to aho-corasick's choice (a DFA's table
-/// grows with states × byte classes; a few KiB of terms keep it small).
-const DFA_TERM_BYTES: usize = 4096;
 
 /// A keyword term of the policy, by its id in the automaton minus [`secrets::PREFIX_COUNT`].
 #[derive(Debug, Clone)]
@@ -44,8 +40,9 @@ struct Term {
 /// A compiled policy's prefilter.
 #[derive(Debug, Clone, Default)]
 pub struct Prefilter {
-    /// `None` when building failed: callers scan per family as before.
-    automaton: Option<AhoCorasick>,
+    /// `None` when building failed (a table past [`super::automaton::MAX_TRANSITIONS`]):
+    /// callers scan per family as before.
+    automaton: Option<Automaton>,
     terms: Vec<Term>,
 }
 
@@ -76,16 +73,9 @@ impl Prefilter {
     /// Builds the automaton over the secret prefixes and `terms` (`(term, case_sensitive,
     /// whole_word, tag)`, as [`super::keywords::KeywordSetBuilder::terms`] lists them).
     pub fn build(terms: &[(&str, bool, bool, u32)]) -> Prefilter {
-        let term_bytes: usize = terms.iter().map(|t| t.0.len()).sum();
-        let kind = (term_bytes <= DFA_TERM_BYTES).then_some(AhoCorasickKind::DFA);
         let mut patterns: Vec<&str> = secrets::prefixes().collect();
         patterns.extend(terms.iter().map(|t| t.0));
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            .kind(kind)
-            .build(patterns)
-            .ok();
+        let automaton = Automaton::new(patterns, MatchKind::Standard, true).ok();
         Prefilter {
             automaton,
             terms: terms
@@ -111,16 +101,12 @@ impl Prefilter {
         anchors.secrets.clear();
         anchors.insensitive.clear();
         anchors.sensitive.clear();
-        let Some(hits) = self
-            .automaton
-            .as_ref()
-            .and_then(|ac| ac.try_find_overlapping_iter(text).ok())
-        else {
+        let Some(automaton) = &self.automaton else {
             return false;
         };
         let bytes = text.as_bytes();
-        for hit in hits {
-            let (pattern, start, end) = (hit.pattern().as_usize(), hit.start(), hit.end());
+        for hit in automaton.overlapping(bytes) {
+            let (pattern, start, end) = (hit.pattern, hit.start, hit.end);
             let Some(term) = pattern
                 .checked_sub(secrets::PREFIX_COUNT)
                 .map(|i| self.terms.get(i))

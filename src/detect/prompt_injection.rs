@@ -25,7 +25,7 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use super::automaton::{Automaton, MatchKind};
 
 use super::injection_model::{word_hash, Model, Scratch, Word};
 use super::normalize::Normalized;
@@ -710,13 +710,11 @@ impl Starts {
 
 /// The phrases written without spaces (Chinese, Japanese): an automaton, run only over text
 /// that has such characters.
-fn unspaced_phrases() -> Option<&'static AhoCorasick> {
-    static AC: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+fn unspaced_phrases() -> Option<&'static Automaton> {
+    static AC: OnceLock<Option<Automaton>> = OnceLock::new();
     AC.get_or_init(|| {
-        AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(PHRASES.iter().filter(|p| !p.contains(' ')))
-            .ok()
+        let phrases = PHRASES.iter().filter(|p| !p.contains(' '));
+        Automaton::new(phrases, MatchKind::LeftmostLongest, false).ok()
     })
     .as_ref()
 }
@@ -802,8 +800,8 @@ fn phrase_spans(
         }
     }
     if cjk {
-        if let Some(hits) = unspaced_phrases().and_then(|ac| ac.try_find_iter(bytes).ok()) {
-            out.extend(hits.map(|h| (h.start(), h.end())));
+        if let Some(ac) = unspaced_phrases() {
+            out.extend(ac.find_iter(bytes).map(|h| (h.start, h.end)));
         }
     }
     crate::sort::sort_by(out, &Ord::cmp);

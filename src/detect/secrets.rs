@@ -4,7 +4,7 @@
 //! (`postgres://user:pass@host`), an HTTP `Basic`/`Bearer` credential, or an AWS key id next
 //! to its secret.
 //!
-//! One aho-corasick automaton (built once, ASCII case-insensitive) finds every literal prefix
+//! One [`super::automaton`] (built once, ASCII case-insensitive) finds every literal prefix
 //! and every label keyword in a single pass; each hit is then validated by hand: the case of
 //! the prefix where the provider fixes it, word boundary before the prefix, the token
 //! alphabet and length after it, and detector-specific checks (see the submodules).
@@ -32,7 +32,7 @@ mod url;
 
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use super::automaton::{Automaton, MatchKind};
 
 use super::{DetectorId, DetectorSet, Finding};
 
@@ -255,18 +255,17 @@ const PREFIXES: &[(&str, Kind, Case)] = &[
 
 /// The prefix automaton, built on first use. `None` only if building failed, which the
 /// tests rule out; detection is then skipped rather than panicking in the data path.
-fn automaton() -> Option<&'static AhoCorasick> {
-    static AC: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+fn automaton() -> Option<&'static Automaton> {
+    static AC: OnceLock<Option<Automaton>> = OnceLock::new();
     AC.get_or_init(|| {
-        AhoCorasick::builder()
-            // Standard semantics are required for overlapping search, which keeps a
-            // short prefix (`sk-`) from hiding a longer one at the same spot (`sk-ant-`).
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            // A DFA whatever the pattern count: one table lookup per byte under V8.
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(PREFIXES.iter().map(|(p, _, _)| p))
-            .ok()
+        // Overlapping search, which keeps a short prefix (`sk-`) from hiding a longer one at
+        // the same spot (`sk-ant-`).
+        Automaton::new(
+            PREFIXES.iter().map(|(p, _, _)| p),
+            MatchKind::Standard,
+            true,
+        )
+        .ok()
     })
     .as_ref()
 }
@@ -358,16 +357,13 @@ pub fn scan(text: &str, enabled: DetectorSet, out: &mut Vec<Finding>) {
     let Some(ac) = automaton() else {
         return;
     };
-    let Ok(hits) = ac.try_find_overlapping_iter(text) else {
-        return;
-    };
     scan_anchors(
         text,
         enabled,
-        &mut hits.map(|h| Anchor {
-            pattern: h.pattern().as_usize(),
-            start: h.start(),
-            end: h.end(),
+        &mut ac.overlapping(text.as_bytes()).map(|h| Anchor {
+            pattern: h.pattern,
+            start: h.start,
+            end: h.end,
         }),
         out,
     );

@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use crate::detect::automaton::{Automaton, MatchKind};
 
 use super::hits::Source;
 use crate::policy::document::PseudonymToken;
@@ -131,7 +131,7 @@ pub struct Vault {
     bytes: usize,
     counts: PseudonymCounts,
     /// Every token, built once the request is done ([`Vault::seal`]).
-    matcher: Option<AhoCorasick>,
+    matcher: Option<Automaton>,
     /// Entry indices in token order, built with the matcher (prefix look-ups).
     sorted: Vec<usize>,
     longest: usize,
@@ -317,10 +317,8 @@ impl Vault {
         let mut sorted: Vec<usize> = (0..self.entries.len()).collect();
         crate::sort::sort_by(&mut sorted, &|&a, &b| self.token(a).cmp(self.token(b)));
         self.sorted = sorted;
-        self.matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(self.entries.iter().map(|e| e.token.as_str()))
-            .ok();
+        let tokens = self.entries.iter().map(|e| e.token.as_str());
+        self.matcher = Automaton::new(tokens, MatchKind::LeftmostLongest, false).ok();
     }
 
     /// The vault's tokens in `text`, in order, non-overlapping; each with what it becomes.
@@ -334,23 +332,23 @@ impl Vault {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for hit in m.find_iter(text) {
-            let Some(e) = self.entries.get(hit.pattern().as_usize()) else {
+        for hit in m.find_iter(text.as_bytes()) {
+            let Some(e) = self.entries.get(hit.pattern) else {
                 continue;
             };
             if e.fake {
-                let before = match text.get(..hit.start()).and_then(|t| t.chars().next_back()) {
+                let before = match text.get(..hit.start).and_then(|t| t.chars().next_back()) {
                     None => before,
                     c => c,
                 };
-                let after = text.get(hit.end()..).and_then(|t| t.chars().next());
+                let after = text.get(hit.end..).and_then(|t| t.chars().next());
                 if is_word(before) || is_word(after) {
                     continue;
                 }
             }
             out.push(Found {
-                start: hit.start(),
-                end: hit.end(),
+                start: hit.start,
+                end: hit.end,
                 replacement: if e.restore {
                     e.value.clone()
                 } else {

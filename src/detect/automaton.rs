@@ -1,0 +1,516 @@
+//! Our literal automaton: Aho-Corasick compiled once into a dense DFA over byte classes, with
+//! exactly the searches the detectors use, and the same hits as the aho-corasick crate gives in
+//! those modes (the oracle tests in `tests/automaton.rs` compare them hit for hit):
+//!
+//! - [`Automaton::overlapping`]: standard semantics, every occurrence of every pattern,
+//!   reported by end position; at one end, the longest pattern first, then its proper suffixes
+//!   (patterns reaching the same state, such as case variants, in pattern order). The
+//!   prefilter, the secret prefixes and the keyword sets.
+//! - [`Automaton::find_iter`] with [`MatchKind::Standard`]: non-overlapping, each hit the first
+//!   to end after the previous one (the longest of those ending there), the search resuming at
+//!   its end. Custom patterns' literals.
+//! - [`Automaton::find_iter`] with [`MatchKind::LeftmostLongest`]: non-overlapping, the hit
+//!   starting first, the longest of those. Pseudonym tokens, unspaced injection phrases.
+//!
+//! ASCII case-insensitivity is folded into the byte-class map (`a` and `A` are one class), so
+//! the search is the same loop either way. Byte classes: each distinct (folded) byte of the
+//! patterns is a class, every other byte shares class 0, so the table's stride is one plus the
+//! number of distinct pattern bytes (the default policy's prefilter: a few dozen, not 256).
+//!
+//! States are numbered so that the dead state is 0 and match states come next: the search
+//! loop is one class read and one table read per byte, and one comparison against the largest
+//! match state id (the only per-byte branch besides the table's bounds check). State ids are
+//! premultiplied by the stride and stored as `u16` when the table has at most 65,536 entries
+//! (most policies), else as `u32`.
+//!
+//! Bounds. Building, for patterns of `m` bytes in all over a stride of `k` classes: at most
+//! `m + 1` states, O(m·k) time and O(m·k) memory (the trie's sparse children are scanned
+//! linearly, at most `k` each); a table above [`MAX_TRANSITIONS`] entries is refused
+//! ([`BuildError::TooLarge`]) before it is allocated, as are empty patterns
+//! ([`BuildError::EmptyPattern`]: no site accepts them). Searching a text of `n` bytes: O(n + h)
+//! for `h` hits, no allocation; overlapping hits at one position are at most the number of
+//! patterns.
+
+/// The largest transition table built (4 Mi entries: 16 MiB as `u32` ids). Past it
+/// [`Automaton::new`] refuses instead of growing without limit with a policy's keywords.
+pub const MAX_TRANSITIONS: usize = 1 << 22;
+
+/// How non-overlapping searches choose among hits (overlapping search is always standard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    /// The first hit to end; at that end, the longest pattern.
+    Standard,
+    /// The hit that starts first; of those, the longest.
+    LeftmostLongest,
+}
+
+/// Why an automaton was not built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildError {
+    /// Pattern `0` is empty.
+    EmptyPattern(usize),
+    /// The table would exceed [`MAX_TRANSITIONS`] entries (or the ids `u32`).
+    TooLarge,
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::EmptyPattern(i) => write!(f, "pattern {i} is empty"),
+            BuildError::TooLarge => write!(f, "more than {MAX_TRANSITIONS} transitions"),
+        }
+    }
+}
+
+/// One occurrence: pattern index and byte range in the haystack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub pattern: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Premultiplied state ids: `u16` for small tables, `u32` otherwise.
+#[derive(Clone)]
+enum Table {
+    Narrow(Box<[u16]>),
+    Wide(Box<[u32]>),
+}
+
+trait Id: Copy {
+    fn index(self) -> usize;
+}
+
+impl Id for u16 {
+    #[inline(always)]
+    fn index(self) -> usize {
+        usize::from(self)
+    }
+}
+
+impl Id for u32 {
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A compiled set of literal patterns.
+#[derive(Clone)]
+pub struct Automaton {
+    kind: MatchKind,
+    classes: [u8; 256],
+    table: Table,
+    stride: usize,
+    /// Premultiplied id of the start state.
+    start: usize,
+    /// Ids up to this one (premultiplied) are the dead state (0) and the match states.
+    max_match: usize,
+    /// Per match state (id / stride − 1), its range in `pids`.
+    ranges: Box<[(u32, u32)]>,
+    pids: Box<[u32]>,
+    lens: Box<[u32]>,
+}
+
+impl std::fmt::Debug for Automaton {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Automaton")
+            .field("patterns", &self.lens.len())
+            .field("stride", &self.stride)
+            .field("heap_bytes", &self.heap_bytes())
+            .finish()
+    }
+}
+
+/// The trie during the build: sparse children by class, fail links, match lists.
+struct Node {
+    children: Vec<(u8, u32)>,
+    fail: u32,
+    pids: Vec<u32>,
+    /// The node ends a pattern itself (not only through its suffixes).
+    own: bool,
+}
+
+/// Node indices during the build.
+const DEAD: u32 = 0;
+const START: u32 = 1;
+
+impl Automaton {
+    /// Compiles `patterns` (pattern `i` is reported as `i`). `ascii_case_insensitive` matches
+    /// ASCII letters in either case; other bytes match exactly.
+    pub fn new<I, P>(
+        patterns: I,
+        kind: MatchKind,
+        ascii_case_insensitive: bool,
+    ) -> Result<Automaton, BuildError>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<[u8]>,
+    {
+        let fold = |b: u8| {
+            if ascii_case_insensitive {
+                b.to_ascii_lowercase()
+            } else {
+                b
+            }
+        };
+        let patterns: Vec<P> = patterns.into_iter().collect();
+        // Classes: one per distinct folded pattern byte, in order of first appearance; 0 for
+        // every other byte (none are left when all 256 occur: the classes then start at 0).
+        let mut seen = [0u16; 256];
+        let mut distinct: u16 = 0;
+        for (i, p) in patterns.iter().enumerate() {
+            if p.as_ref().is_empty() {
+                return Err(BuildError::EmptyPattern(i));
+            }
+            for &b in p.as_ref() {
+                if let Some(c) = seen.get_mut(usize::from(fold(b))) {
+                    if *c == 0 {
+                        distinct += 1;
+                        *c = distinct;
+                    }
+                }
+            }
+        }
+        let shift = u16::from(distinct == 256);
+        let mut classes = [0u8; 256];
+        for (b, c) in classes.iter_mut().enumerate() {
+            let folded = u8::try_from(b).map_or(0, fold);
+            let class = seen.get(usize::from(folded)).copied().unwrap_or(0);
+            *c = u8::try_from(class.saturating_sub(shift)).unwrap_or(0);
+        }
+        let stride = usize::from(distinct + 1 - shift);
+        // The trie.
+        let mut nodes: Vec<Node> = Vec::new();
+        for _ in 0..2 {
+            nodes.push(Node {
+                children: Vec::new(),
+                fail: START,
+                pids: Vec::new(),
+                own: false,
+            });
+        }
+        let mut lens = Vec::with_capacity(patterns.len());
+        for (pid, p) in patterns.iter().enumerate() {
+            let pid = u32::try_from(pid).map_err(|_| BuildError::TooLarge)?;
+            let mut at = START;
+            for &b in p.as_ref() {
+                let class = classes.get(usize::from(b)).copied().unwrap_or(0);
+                let node = nodes.get(at as usize).ok_or(BuildError::TooLarge)?;
+                at = match node.children.iter().find(|c| c.0 == class) {
+                    Some(&(_, next)) => next,
+                    None => {
+                        let next = u32::try_from(nodes.len()).map_err(|_| BuildError::TooLarge)?;
+                        if nodes.len().saturating_mul(stride) > MAX_TRANSITIONS {
+                            return Err(BuildError::TooLarge);
+                        }
+                        nodes.push(Node {
+                            children: Vec::new(),
+                            fail: START,
+                            pids: Vec::new(),
+                            own: false,
+                        });
+                        if let Some(n) = nodes.get_mut(at as usize) {
+                            n.children.push((class, next));
+                        }
+                        next
+                    }
+                };
+            }
+            if let Some(n) = nodes.get_mut(at as usize) {
+                n.pids.push(pid);
+                n.own = true;
+            }
+            lens.push(u32::try_from(p.as_ref().len()).map_err(|_| BuildError::TooLarge)?);
+        }
+        let states = nodes.len();
+        if states.saturating_mul(stride) > MAX_TRANSITIONS {
+            return Err(BuildError::TooLarge);
+        }
+
+        // Fail links, breadth first, as aho-corasick computes them: a node's matches are its
+        // own then its fail node's; under leftmost semantics a node that ends a pattern fails
+        // to the dead state (anything found after it would start later).
+        let leftmost = kind == MatchKind::LeftmostLongest;
+        let mut order: Vec<u32> = Vec::with_capacity(states);
+        let mut queue: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
+        let start_children: Vec<u32> = nodes
+            .get(START as usize)
+            .map(|n| n.children.iter().map(|c| c.1).collect())
+            .unwrap_or_default();
+        for child in start_children {
+            if let Some(n) = nodes.get_mut(child as usize) {
+                if leftmost && n.own {
+                    n.fail = DEAD;
+                }
+            }
+            queue.push_back(child);
+        }
+        while let Some(id) = queue.pop_front() {
+            order.push(id);
+            let (children, id_fail) = match nodes.get(id as usize) {
+                Some(n) => (n.children.clone(), n.fail),
+                None => continue,
+            };
+            for (class, next) in children {
+                queue.push_back(next);
+                let own = nodes.get(next as usize).is_some_and(|n| n.own);
+                if leftmost && own {
+                    if let Some(n) = nodes.get_mut(next as usize) {
+                        n.fail = DEAD;
+                    }
+                    continue;
+                }
+                let mut fail = id_fail;
+                let target = loop {
+                    if fail == DEAD {
+                        break DEAD;
+                    }
+                    let node = nodes.get(fail as usize);
+                    if let Some(&(_, t)) =
+                        node.and_then(|n| n.children.iter().find(|c| c.0 == class))
+                    {
+                        break t;
+                    }
+                    if fail == START {
+                        break START;
+                    }
+                    fail = node.map_or(DEAD, |n| n.fail);
+                };
+                let inherited: Vec<u32> = nodes
+                    .get(target as usize)
+                    .map(|n| n.pids.clone())
+                    .unwrap_or_default();
+                if let Some(n) = nodes.get_mut(next as usize) {
+                    n.fail = target;
+                    n.pids.extend(inherited);
+                }
+            }
+        }
+
+        // Numbering: dead 0, match states 1.., then the others (start among them).
+        let mut new_id = vec![0u32; states];
+        let mut next_id: u32 = 1;
+        let mut ranges = Vec::new();
+        let mut pids = Vec::new();
+        for (old, node) in nodes.iter().enumerate().skip(2) {
+            if !node.pids.is_empty() {
+                if let Some(slot) = new_id.get_mut(old) {
+                    *slot = next_id;
+                }
+                next_id += 1;
+                let from = u32::try_from(pids.len()).map_err(|_| BuildError::TooLarge)?;
+                pids.extend_from_slice(&node.pids);
+                let to = u32::try_from(pids.len()).map_err(|_| BuildError::TooLarge)?;
+                ranges.push((from, to));
+            }
+        }
+        let max_match = (next_id as usize - 1) * stride;
+        for (old, node) in nodes.iter().enumerate().skip(1) {
+            if node.pids.is_empty() {
+                if let Some(slot) = new_id.get_mut(old) {
+                    *slot = next_id;
+                }
+                next_id += 1;
+            }
+        }
+
+        // The dense table: a node's row is its trie children over its fail node's row (the
+        // start state's over itself), filled in breadth-first order so the fail row is done.
+        let mut table = vec![0u32; states * stride];
+        let premul = |old: u32| new_id.get(old as usize).map_or(0, |&n| n as usize * stride) as u32;
+        let start_row = new_id
+            .get(START as usize)
+            .map_or(0, |&n| n as usize * stride);
+        if let Some(row) = table.get_mut(start_row..start_row + stride) {
+            row.fill(premul(START));
+        }
+        for &id in std::iter::once(&START).chain(order.iter()) {
+            let Some(node) = nodes.get(id as usize) else {
+                continue;
+            };
+            let row = premul(id) as usize;
+            if id != START {
+                let fail_row = premul(node.fail) as usize;
+                table.copy_within(fail_row..fail_row + stride, row);
+            }
+            for &(class, next) in &node.children {
+                if let Some(t) = table.get_mut(row + usize::from(class)) {
+                    *t = premul(next);
+                }
+            }
+        }
+        let table = if table.len() <= 1 << 16 {
+            Table::Narrow(table.iter().map(|&t| t as u16).collect())
+        } else {
+            Table::Wide(table.into_boxed_slice())
+        };
+        Ok(Automaton {
+            kind,
+            classes,
+            table,
+            stride,
+            start: start_row,
+            max_match,
+            ranges: ranges.into_boxed_slice(),
+            pids: pids.into_boxed_slice(),
+            lens: lens.into_boxed_slice(),
+        })
+    }
+
+    /// How many patterns it was built from.
+    pub fn patterns_len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Bytes of heap it holds (the table, the match lists, the pattern lengths).
+    pub fn heap_bytes(&self) -> usize {
+        let table = match &self.table {
+            Table::Narrow(t) => t.len() * 2,
+            Table::Wide(t) => t.len() * 4,
+        };
+        table + self.ranges.len() * 8 + self.pids.len() * 4 + self.lens.len() * 4
+    }
+
+    /// Every occurrence of every pattern, overlapping ones too (see the module docs).
+    pub fn overlapping<'a>(&'a self, haystack: &'a [u8]) -> Overlapping<'a> {
+        Overlapping {
+            aut: self,
+            haystack,
+            at: 0,
+            state: self.start,
+            pending: 0..0,
+        }
+    }
+
+    /// Non-overlapping hits in the automaton's [`MatchKind`].
+    pub fn find_iter<'a>(&'a self, haystack: &'a [u8]) -> FindIter<'a> {
+        FindIter {
+            aut: self,
+            haystack,
+            at: 0,
+        }
+    }
+
+    /// The hit at match state `state` (premultiplied) ending at `end`, `i`-th of its list.
+    fn hit(&self, state: usize, i: usize, end: usize) -> Option<Hit> {
+        let &(from, to) = self.ranges.get((state / self.stride).checked_sub(1)?)?;
+        if i >= (to - from) as usize {
+            return None;
+        }
+        let pid = *self.pids.get(from as usize + i)?;
+        let len = *self.lens.get(pid as usize)? as usize;
+        Some(Hit {
+            pattern: pid as usize,
+            start: end.checked_sub(len)?,
+            end,
+        })
+    }
+
+    fn match_len(&self, state: usize) -> usize {
+        (state / self.stride)
+            .checked_sub(1)
+            .and_then(|i| self.ranges.get(i))
+            .map_or(0, |&(from, to)| (to - from) as usize)
+    }
+
+    /// Runs from `state` over `haystack[at..]` to the first special state (dead or match):
+    /// its id and the position after the byte that led there, or the end of the haystack.
+    #[inline(always)]
+    fn run<T: Id>(
+        &self,
+        table: &[T],
+        mut state: usize,
+        haystack: &[u8],
+        at: usize,
+    ) -> (usize, usize) {
+        let rest = haystack.get(at..).unwrap_or_default();
+        for (i, &b) in rest.iter().enumerate() {
+            let class = usize::from(self.classes.get(usize::from(b)).copied().unwrap_or(0));
+            state = table.get(state + class).map_or(0, |t| t.index());
+            if state <= self.max_match {
+                return (state, at + i + 1);
+            }
+        }
+        (state, haystack.len())
+    }
+
+    fn run_any(&self, state: usize, haystack: &[u8], at: usize) -> (usize, usize) {
+        match &self.table {
+            Table::Narrow(t) => self.run(t, state, haystack, at),
+            Table::Wide(t) => self.run(t, state, haystack, at),
+        }
+    }
+
+    /// The next non-overlapping hit starting the search at `at`.
+    fn find_at(&self, haystack: &[u8], mut at: usize) -> Option<Hit> {
+        let mut state = self.start;
+        let mut found = None;
+        while at < haystack.len() {
+            (state, at) = self.run_any(state, haystack, at);
+            if state > self.max_match {
+                break;
+            }
+            if state == 0 {
+                return found;
+            }
+            found = self.hit(state, 0, at);
+            if self.kind == MatchKind::Standard {
+                return found;
+            }
+        }
+        found
+    }
+}
+
+/// [`Automaton::overlapping`]'s iterator.
+pub struct Overlapping<'a> {
+    aut: &'a Automaton,
+    haystack: &'a [u8],
+    at: usize,
+    state: usize,
+    /// The rest of the current match state's list.
+    pending: std::ops::Range<usize>,
+}
+
+impl Iterator for Overlapping<'_> {
+    type Item = Hit;
+
+    fn next(&mut self) -> Option<Hit> {
+        if let Some(i) = self.pending.next() {
+            return self.aut.hit(self.state, i, self.at);
+        }
+        if self.at >= self.haystack.len() {
+            return None;
+        }
+        let (state, at) = self.aut.run_any(self.state, self.haystack, self.at);
+        self.state = state;
+        self.at = at;
+        if state > self.aut.max_match || state == 0 {
+            self.at = self.haystack.len();
+            return None;
+        }
+        self.pending = 1..self.aut.match_len(state);
+        self.aut.hit(state, 0, at)
+    }
+}
+
+/// [`Automaton::find_iter`]'s iterator.
+pub struct FindIter<'a> {
+    aut: &'a Automaton,
+    haystack: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for FindIter<'_> {
+    type Item = Hit;
+
+    fn next(&mut self) -> Option<Hit> {
+        if self.at >= self.haystack.len() {
+            return None;
+        }
+        let hit = self.aut.find_at(self.haystack, self.at);
+        self.at = hit.map_or(self.haystack.len(), |h| h.end);
+        hit
+    }
+}

@@ -1,0 +1,251 @@
+//! Oracle tests: `detect::automaton` against the aho-corasick crate (a dev-dependency only),
+//! hit for hit (pattern, start, end, order) in every mode the detectors use, on thousands of
+//! generated pattern sets and texts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use policy_gateway::detect::automaton::{Automaton, BuildError, MatchKind, MAX_TRANSITIONS};
+
+/// xorshift64*: reproducible without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Bytes the generated patterns and texts draw from: a few letters in both cases (so
+/// patterns overlap and nest often), a digit, punctuation, non-ASCII bytes, and now and then
+/// any byte at all.
+fn byte(rng: &mut Rng, alphabet: &[u8]) -> u8 {
+    if rng.below(50) == 0 {
+        rng.next() as u8
+    } else {
+        alphabet[rng.below(alphabet.len())]
+    }
+}
+
+const ALPHABETS: [&[u8]; 4] = [
+    b"abAB",
+    b"abcABC-_ ",
+    b"aAzZ09\xc3\xa9\xff\x80@[`{",
+    b"sk-ANTxyzXYZ_1",
+];
+
+fn flip_case(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .map(|&b| {
+            if rng.below(2) == 0 {
+                b.to_ascii_uppercase()
+            } else {
+                b.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+fn patterns(rng: &mut Rng, alphabet: &[u8]) -> Vec<Vec<u8>> {
+    let count = 1 + rng.below(12);
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    while out.len() < count {
+        let p = match (rng.below(5), out.is_empty()) {
+            // A prefix, suffix or middle of an earlier pattern, or a copy (case flipped).
+            (0, false) => {
+                let q = out[rng.below(out.len())].clone();
+                let a = rng.below(q.len());
+                let b = a + 1 + rng.below(q.len() - a);
+                match rng.below(4) {
+                    0 => q[..b].to_vec(),
+                    1 => q[a..].to_vec(),
+                    2 => q[a..b].to_vec(),
+                    _ => flip_case(rng, &q),
+                }
+            }
+            // An earlier pattern extended.
+            (1, false) => {
+                let mut q = out[rng.below(out.len())].clone();
+                for _ in 0..1 + rng.below(3) {
+                    if rng.below(2) == 0 {
+                        q.push(byte(rng, alphabet));
+                    } else {
+                        q.insert(0, byte(rng, alphabet));
+                    }
+                }
+                q
+            }
+            _ => {
+                let max = if rng.below(3) == 0 { 2 } else { 7 };
+                let len = 1 + rng.below(max);
+                (0..len).map(|_| byte(rng, alphabet)).collect()
+            }
+        };
+        out.push(p);
+    }
+    out
+}
+
+fn text(rng: &mut Rng, alphabet: &[u8], patterns: &[Vec<u8>]) -> Vec<u8> {
+    let max = if rng.below(4) == 0 { 8 } else { 200 };
+    let len = rng.below(max);
+    let mut out = Vec::new();
+    while out.len() < len {
+        if rng.below(3) == 0 {
+            let p = &patterns[rng.below(patterns.len())];
+            out.extend(flip_case(rng, p));
+        } else {
+            out.push(byte(rng, alphabet));
+        }
+    }
+    out
+}
+
+type Triple = (usize, usize, usize);
+
+fn ours_overlapping(a: &Automaton, text: &[u8]) -> Vec<Triple> {
+    a.overlapping(text)
+        .map(|h| (h.pattern, h.start, h.end))
+        .collect()
+}
+
+fn ours_find(a: &Automaton, text: &[u8]) -> Vec<Triple> {
+    a.find_iter(text)
+        .map(|h| (h.pattern, h.start, h.end))
+        .collect()
+}
+
+fn oracle(patterns: &[Vec<u8>], kind: aho_corasick::MatchKind, ci: bool, dfa: bool) -> AhoCorasick {
+    AhoCorasick::builder()
+        .match_kind(kind)
+        .ascii_case_insensitive(ci)
+        .kind(dfa.then_some(AhoCorasickKind::DFA))
+        .build(patterns)
+        .unwrap()
+}
+
+fn theirs_overlapping(ac: &AhoCorasick, text: &[u8]) -> Vec<Triple> {
+    ac.find_overlapping_iter(text)
+        .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+        .collect()
+}
+
+fn theirs_find(ac: &AhoCorasick, text: &[u8]) -> Vec<Triple> {
+    ac.find_iter(text)
+        .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+        .collect()
+}
+
+/// Every mode on one pattern set and its texts; returns how many hits were compared.
+fn compare(rng: &mut Rng, pats: &[Vec<u8>], alphabet: &[u8], texts: usize) -> usize {
+    let mut compared = 0;
+    for ci in [false, true] {
+        let dfa = rng.below(2) == 0;
+        let std_over = Automaton::new(pats, MatchKind::Standard, ci).unwrap();
+        let ll = Automaton::new(pats, MatchKind::LeftmostLongest, ci).unwrap();
+        let ac_std = oracle(pats, aho_corasick::MatchKind::Standard, ci, dfa);
+        let ac_ll = oracle(pats, aho_corasick::MatchKind::LeftmostLongest, ci, dfa);
+        for _ in 0..texts {
+            let t = text(rng, alphabet, pats);
+            let want = theirs_overlapping(&ac_std, &t);
+            assert_eq!(
+                ours_overlapping(&std_over, &t),
+                want,
+                "overlapping, ci {ci}, patterns {pats:?}, text {t:?}"
+            );
+            compared += want.len();
+            let want = theirs_find(&ac_std, &t);
+            assert_eq!(
+                ours_find(&std_over, &t),
+                want,
+                "standard, ci {ci}, patterns {pats:?}, text {t:?}"
+            );
+            compared += want.len();
+            let want = theirs_find(&ac_ll, &t);
+            assert_eq!(
+                ours_find(&ll, &t),
+                want,
+                "leftmost-longest, ci {ci}, patterns {pats:?}, text {t:?}"
+            );
+            compared += want.len();
+        }
+    }
+    compared
+}
+
+#[test]
+fn every_mode_matches_aho_corasick_on_generated_sets() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut compared = 0;
+    for round in 0..4000 {
+        let alphabet = ALPHABETS[round % ALPHABETS.len()];
+        let pats = patterns(&mut rng, alphabet);
+        compared += compare(&mut rng, &pats, alphabet, 8);
+    }
+    // The generator must produce plenty of hits, or the comparison says little.
+    assert!(compared > 200_000, "{compared} hits compared");
+}
+
+#[test]
+fn large_sets_use_wide_ids_and_still_match() {
+    let mut rng = Rng(7);
+    let alphabet: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let pats: Vec<Vec<u8>> = (0..3000)
+        .map(|_| {
+            (0..3 + rng.below(8))
+                .map(|_| byte(&mut rng, alphabet))
+                .collect()
+        })
+        .collect();
+    let a = Automaton::new(&pats, MatchKind::Standard, true).unwrap();
+    // Past 65,536 entries the table holds u32 ids: 2 bytes an entry would be below this.
+    assert!(a.heap_bytes() > 2 * (1 << 16));
+    compare(&mut rng, &pats, alphabet, 50);
+}
+
+#[test]
+fn every_byte_value_in_patterns() {
+    let mut rng = Rng(11);
+    let all: Vec<u8> = (0..=255).collect();
+    let mut pats: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+    for _ in 0..40 {
+        let len = 1 + rng.below(4);
+        pats.push((0..len).map(|_| rng.next() as u8).collect());
+    }
+    compare(&mut rng, &pats, &all, 200);
+}
+
+#[test]
+fn refuses_empty_patterns_and_oversized_tables() {
+    assert_eq!(
+        Automaton::new(["a", ""], MatchKind::Standard, false).unwrap_err(),
+        BuildError::EmptyPattern(1)
+    );
+    let mut rng = Rng(3);
+    // 256 classes: past MAX_TRANSITIONS / 256 states the table is refused.
+    let states = MAX_TRANSITIONS / 256 + 1;
+    let pats: Vec<Vec<u8>> = (0..states / 6)
+        .map(|_| (0..8).map(|_| rng.next() as u8).collect())
+        .chain((0..=255u8).map(|b| vec![b]))
+        .collect();
+    assert_eq!(
+        Automaton::new(&pats, MatchKind::Standard, false).unwrap_err(),
+        BuildError::TooLarge
+    );
+}
+
+#[test]
+fn no_patterns_finds_nothing() {
+    let none: [&str; 0] = [];
+    for kind in [MatchKind::Standard, MatchKind::LeftmostLongest] {
+        let a = Automaton::new(none, kind, true).unwrap();
+        assert_eq!(a.overlapping(b"abc").count(), 0);
+        assert_eq!(a.find_iter(b"abc").count(), 0);
+    }
+}
