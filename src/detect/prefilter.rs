@@ -89,6 +89,11 @@ impl Prefilter {
         }
     }
 
+    /// Bytes of heap its automaton holds (one per compiled policy, in each worker VM).
+    pub fn heap_bytes(&self) -> usize {
+        self.automaton.as_ref().map_or(0, Automaton::heap_bytes)
+    }
+
     /// Whether the automaton was built (else [`Prefilter::find`] always declines).
     pub fn is_ready(&self) -> bool {
         self.automaton.is_some()
