@@ -1,0 +1,46 @@
+//! Profiling aid for `detect::automaton` against the aho-corasick crate's DFA (a
+//! dev-dependency, the oracle of `tests/automaton.rs`): `prof_automaton ours|ac [case]
+//! [iters]` runs the prefilter's overlapping search (the secret prefixes and the default
+//! policy's keyword terms, ASCII case-insensitive) over the engine benchmark's bodies `iters`
+//! times; run under cachegrind with 1 and N iterations and subtract, so the builds are not
+//! counted.
+#![allow(clippy::unwrap_used)]
+use std::hint::black_box;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use policy_gateway::detect::automaton::{Automaton, MatchKind};
+use policy_gateway::detect::secrets;
+
+#[allow(dead_code)]
+#[path = "../benches/support/inputs.rs"]
+mod inputs;
+
+fn main() {
+    let which = std::env::args().nth(1).unwrap_or_default();
+    let only: Option<String> = std::env::args().nth(2);
+    let iters: u32 = std::env::args().nth(3).map_or(1, |s| s.parse().unwrap());
+    let mut patterns: Vec<&str> = secrets::prefixes().collect();
+    patterns.extend(["Project Nightingale", "Codename Bluebird"]);
+    let ours = Automaton::new(&patterns, MatchKind::Standard, true).unwrap();
+    let ac = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(&patterns)
+        .unwrap();
+    for (name, body) in inputs::cases() {
+        if only.as_deref().is_some_and(|o| name != o) {
+            continue;
+        }
+        for _ in 0..iters {
+            let text = black_box(body.as_slice());
+            let hits = if which == "ac" {
+                ac.find_overlapping_iter(text)
+                    .map(|m| m.end())
+                    .sum::<usize>()
+            } else {
+                ours.overlapping(text).map(|h| h.end).sum::<usize>()
+            };
+            black_box(hits);
+        }
+    }
+}
