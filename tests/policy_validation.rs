@@ -203,3 +203,26 @@ fn rules_reading_user_text_alone_warn() {
         );
     }
 }
+
+#[test]
+fn keyword_sets_past_the_automaton_bound_are_refused() {
+    // 8,000 distinct 20-byte terms over 36 symbols: ~140,000 trie states, past 4 Mi
+    // transitions at 37 byte classes. Refused at compile, not grown into a worker's memory.
+    let mut x: u64 = 1;
+    let terms: Vec<String> = (0..8000)
+        .map(|_| {
+            (0..20)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[(x >> 58) as usize % 36])
+                })
+                .collect()
+        })
+        .collect();
+    let r = json!({"id": "r2", "category": "secret.words", "match": {"keywords": {"terms": terms}},
+                   "action": "refuse", "reason_code": "WORDS"});
+    assert_eq!(
+        error(doc_with_rule(r)),
+        "rules: keyword automaton: more than 4194304 transitions"
+    );
+}
