@@ -147,6 +147,18 @@ impl Automaton {
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
     {
+        let patterns: Vec<P> = patterns.into_iter().collect();
+        let patterns: Vec<&[u8]> = patterns.iter().map(AsRef::as_ref).collect();
+        Automaton::build(&patterns, kind, ascii_case_insensitive)
+    }
+
+    /// [`Automaton::new`]'s body: one compiled copy, not one per caller's pattern type.
+    #[inline(never)]
+    fn build(
+        patterns: &[&[u8]],
+        kind: MatchKind,
+        ascii_case_insensitive: bool,
+    ) -> Result<Automaton, BuildError> {
         let fold = |b: u8| {
             if ascii_case_insensitive {
                 b.to_ascii_lowercase()
@@ -154,16 +166,15 @@ impl Automaton {
                 b
             }
         };
-        let patterns: Vec<P> = patterns.into_iter().collect();
         // Classes: one per distinct folded pattern byte, in order of first appearance; 0 for
         // every other byte (none are left when all 256 occur: the classes then start at 0).
         let mut seen = [0u16; 256];
         let mut distinct: u16 = 0;
         for (i, p) in patterns.iter().enumerate() {
-            if p.as_ref().is_empty() {
+            if p.is_empty() {
                 return Err(BuildError::EmptyPattern(i));
             }
-            for &b in p.as_ref() {
+            for &b in p.iter() {
                 if let Some(c) = seen.get_mut(usize::from(fold(b))) {
                     if *c == 0 {
                         distinct += 1;
@@ -194,7 +205,7 @@ impl Automaton {
         for (pid, p) in patterns.iter().enumerate() {
             let pid = u32::try_from(pid).map_err(|_| BuildError::TooLarge)?;
             let mut at = START;
-            for &b in p.as_ref() {
+            for &b in p.iter() {
                 let class = classes.get(usize::from(b)).copied().unwrap_or(0);
                 let node = nodes.get(at as usize).ok_or(BuildError::TooLarge)?;
                 at = match node.children.iter().find(|c| c.0 == class) {
@@ -221,7 +232,7 @@ impl Automaton {
                 n.pids.push(pid);
                 n.own = true;
             }
-            lens.push(u32::try_from(p.as_ref().len()).map_err(|_| BuildError::TooLarge)?);
+            lens.push(u32::try_from(p.len()).map_err(|_| BuildError::TooLarge)?);
         }
         let states = nodes.len();
         if states.saturating_mul(stride) > MAX_TRANSITIONS {
