@@ -2,8 +2,9 @@
 //! dev-dependency, the oracle of `tests/automaton.rs`): `prof_automaton ours|ac [case]
 //! [iters]` runs the prefilter's overlapping search (the secret prefixes and the default
 //! policy's keyword terms, ASCII case-insensitive) over the engine benchmark's bodies `iters`
-//! times; run under cachegrind with 1 and N iterations and subtract, so the builds are not
-//! counted.
+//! times; `ours1|ac1` a custom pattern's one literal (`EMP-`, non-overlapping, as
+//! `detect::custom` searches it). Run under cachegrind with 1 and N iterations and subtract,
+//! so the builds are not counted.
 #![allow(clippy::unwrap_used)]
 use std::hint::black_box;
 
@@ -27,18 +28,22 @@ fn main() {
         .kind(Some(AhoCorasickKind::DFA))
         .build(&patterns)
         .unwrap();
+    let ours1 = Automaton::new(["EMP-"], MatchKind::Standard, false).unwrap();
+    let ac1 = AhoCorasick::new(["EMP-"]).unwrap();
     for (name, body) in inputs::cases() {
         if only.as_deref().is_some_and(|o| name != o) {
             continue;
         }
         for _ in 0..iters {
             let text = black_box(body.as_slice());
-            let hits = if which == "ac" {
-                ac.find_overlapping_iter(text)
+            let hits = match which.as_str() {
+                "ac" => ac
+                    .find_overlapping_iter(text)
                     .map(|m| m.end())
-                    .sum::<usize>()
-            } else {
-                ours.overlapping(text).map(|h| h.end).sum::<usize>()
+                    .sum::<usize>(),
+                "ac1" => ac1.find_iter(text).map(|m| m.end()).sum(),
+                "ours1" => ours1.find_iter(text).map(|h| h.end).sum(),
+                _ => ours.overlapping(text).map(|h| h.end).sum(),
             };
             black_box(hits);
         }

@@ -21,7 +21,9 @@
 //! loop is one class read and one table read per byte, and one comparison against the largest
 //! match state id (the only per-byte branch besides the table's bounds check). State ids are
 //! premultiplied by the stride and stored as `u16` when the table has at most 65,536 entries
-//! (most policies), else as `u32`.
+//! (most policies), else as `u32`. When one to three bytes leave the start state (a custom
+//! pattern's literal, a few pseudonym tokens), the start state is numbered just past the match
+//! states, so the same comparison catches it, and memchr jumps to the next of those bytes.
 //!
 //! Bounds. Building, for patterns of `m` bytes in all over a stride of `k` classes: at most
 //! `m + 1` states, O(m·k) time and O(m·k) memory (the trie's sparse children are scanned
@@ -106,6 +108,12 @@ pub struct Automaton {
     start: usize,
     /// Ids up to this one (premultiplied) are the dead state (0) and the match states.
     max_match: usize,
+    /// Ids up to this one leave the search loop: `max_match`, or the start state's id (just
+    /// past the match states) when `first` is set.
+    max_special: usize,
+    /// The bytes that leave the start state, when there are one to three of them: the search
+    /// jumps between them with memchr instead of reading each byte in the start state.
+    first: Option<([u8; 3], usize)>,
     /// Per match state (id / stride − 1), its range in `pids`.
     ranges: Box<[(u32, u32)]>,
     pids: Box<[u32]>,
@@ -351,6 +359,21 @@ impl Automaton {
                 }
             }
         }
+        let start_id = premul(START) as usize;
+        let mut first = ([0u8; 3], 0usize);
+        for b in 0..=255u8 {
+            let class = usize::from(classes.get(usize::from(b)).copied().unwrap_or(0));
+            if table
+                .get(start_row + class)
+                .is_some_and(|&t| t as usize != start_id)
+            {
+                if let Some(slot) = first.0.get_mut(first.1) {
+                    *slot = b;
+                }
+                first.1 += 1;
+            }
+        }
+        let first = (1..=3).contains(&first.1).then_some(first);
         let table = if table.len() <= 1 << 16 {
             Table::Narrow(table.iter().map(|&t| t as u16).collect())
         } else {
@@ -363,6 +386,12 @@ impl Automaton {
             stride,
             start: start_row,
             max_match,
+            max_special: if first.is_some() {
+                start_row
+            } else {
+                max_match
+            },
+            first,
             ranges: ranges.into_boxed_slice(),
             pids: pids.into_boxed_slice(),
             lens: lens.into_boxed_slice(),
@@ -428,28 +457,55 @@ impl Automaton {
     /// Runs from `state` over `haystack[at..]` to the first special state (dead or match):
     /// its id and the position after the byte that led there, or the end of the haystack.
     #[inline(always)]
-    fn run<T: Id>(
+    /// `SKIP`: the automaton has a memchr set (`first`), and the start state is special.
+    fn run<T: Id, const SKIP: bool>(
         &self,
         table: &[T],
         mut state: usize,
         haystack: &[u8],
-        at: usize,
+        mut at: usize,
     ) -> (usize, usize) {
-        let rest = haystack.get(at..).unwrap_or_default();
-        for (i, &b) in rest.iter().enumerate() {
-            let class = usize::from(self.classes.get(usize::from(b)).copied().unwrap_or(0));
-            state = table.get(state + class).map_or(0, |t| t.index());
-            if state <= self.max_match {
-                return (state, at + i + 1);
-            }
+        if SKIP && state == self.start {
+            at = self.skip(haystack, at);
         }
-        (state, haystack.len())
+        'scan: loop {
+            let rest = haystack.get(at..).unwrap_or_default();
+            for (i, &b) in rest.iter().enumerate() {
+                let class = usize::from(self.classes.get(usize::from(b)).copied().unwrap_or(0));
+                state = table.get(state + class).map_or(0, |t| t.index());
+                if state <= self.max_special {
+                    if !SKIP || state != self.start {
+                        return (state, at + i + 1);
+                    }
+                    at = self.skip(haystack, at + i + 1);
+                    continue 'scan;
+                }
+            }
+            return (state, haystack.len());
+        }
+    }
+
+    /// Where the next byte that leaves the start state is, from `at` (the haystack's end when
+    /// there is none); `at` itself without a memchr set.
+    fn skip(&self, haystack: &[u8], at: usize) -> usize {
+        let Some(([a, b, c], n)) = self.first else {
+            return at;
+        };
+        let rest = haystack.get(at..).unwrap_or_default();
+        let found = match n {
+            1 => memchr::memchr(a, rest),
+            2 => memchr::memchr2(a, b, rest),
+            _ => memchr::memchr3(a, b, c, rest),
+        };
+        found.map_or(haystack.len(), |i| at + i)
     }
 
     fn run_any(&self, state: usize, haystack: &[u8], at: usize) -> (usize, usize) {
-        match &self.table {
-            Table::Narrow(t) => self.run(t, state, haystack, at),
-            Table::Wide(t) => self.run(t, state, haystack, at),
+        match (&self.table, self.first.is_some()) {
+            (Table::Narrow(t), false) => self.run::<_, false>(t, state, haystack, at),
+            (Table::Narrow(t), true) => self.run::<_, true>(t, state, haystack, at),
+            (Table::Wide(t), false) => self.run::<_, false>(t, state, haystack, at),
+            (Table::Wide(t), true) => self.run::<_, true>(t, state, haystack, at),
         }
     }
 
