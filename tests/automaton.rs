@@ -1,10 +1,12 @@
 //! Oracle tests: `detect::automaton` against the aho-corasick crate (a dev-dependency only),
 //! hit for hit (pattern, start, end, order) in every mode the detectors use, on thousands of
-//! generated pattern sets and texts.
+//! generated pattern sets and texts. Runs natively and under a wasm runtime (32-bit `usize`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use policy_gateway::detect::automaton::{Automaton, BuildError, MatchKind, MAX_TRANSITIONS};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 /// xorshift64*: reproducible without a dependency.
 struct Rng(u64);
