@@ -492,6 +492,12 @@ pub fn is_word_cp(cp: u32) -> bool {
     if cp < 0x80 {
         return matches!(cp, 0x30..=0x39 | 0x41..=0x5A | 0x61..=0x7A);
     }
+    // Kana, CJK and Hangul (most of the text when it is not ASCII): none of the exceptions.
+    matches!(cp, 0x3040..=0x9fff | 0xac00..=0xd7a3) || is_word_beyond_ascii(cp)
+}
+
+/// [`is_word_cp`] beyond ASCII, without its shortcut.
+fn is_word_beyond_ascii(cp: u32) -> bool {
     !(char::from_u32(cp).is_some_and(super::normalize::is_space)
         || (0x80..=0xbf).contains(&cp)
         || (0x2000..=0x206f).contains(&cp)
@@ -718,6 +724,15 @@ mod tests {
                 assert_eq!(got.window, want.window, "{flags} {text:?}");
             }
         }
+    }
+
+    /// The shortcut for kana, CJK and Hangul says what the general test says.
+    #[test]
+    fn word_char_shortcut_agrees() {
+        for cp in (0x3040..=0x9fff).chain(0xac00..=0xd7a3) {
+            assert!(is_word_beyond_ascii(cp), "{cp:x}");
+        }
+        assert!(!is_word_cp(0x3000) && !is_word_cp(0x303f) && is_word_cp(0xa000));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! 1. **map** (every character, one pass): unicode tag characters (U+E0020–U+E007E,
 //!    invisible "ASCII smuggling") become the ASCII they encode; zero-width and other
 //!    invisible characters go; fullwidth forms become ASCII; every whitespace run becomes one
-//!    space; everything is lower-cased.
+//!    space; everything is lower-cased. Runs of plain lower-case words, and of caseless
+//!    characters (kana, CJK, Hangul), are copied as they are instead.
 //! 2. **fold**: leetspeak inside ASCII words that mix letters with `0 1 3 4 5 7 @ $`
 //!    (`1gn0r3` → `ignore`; only when such a character occurs); four or more single letters
 //!    separated by one space, `.`, `-`, `_` or `*` are joined (`i g n o r e` → `ignore`).
