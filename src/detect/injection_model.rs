@@ -333,7 +333,9 @@ impl Model {
         let flags = if FIXED != 0 { FIXED } else { self.flags };
         let has = |f: u8| flags & f != 0;
         let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
-        let mut block = 0usize;
+        // The current block, and where the next one starts (characters start in order, so
+        // a character starts a new block exactly when it starts at or past this).
+        let (mut block, mut next) = (0usize, BLOCK);
         // The last three characters, newest first, and how many there were (up to 3).
         let (mut c1, mut c2, mut c3, mut seen) = (0u32, 0u32, 0u32, 0u32);
         // The word being read: its hash and start (usize::MAX: none).
@@ -372,13 +374,14 @@ impl Model {
                 }
                 w
             };
-            if start / BLOCK != block {
+            if start >= next {
                 let ended = acc.take();
                 if let Some(b) = blocks.get_mut(block) {
                     *b = ended;
                 }
                 acc.next_block();
                 block = start / BLOCK;
+                next = (block + 1) * BLOCK;
             }
             if is_word {
                 if word_start == usize::MAX {
