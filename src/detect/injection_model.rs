@@ -333,7 +333,9 @@ impl Model {
         let flags = if FIXED != 0 { FIXED } else { self.flags };
         let has = |f: u8| flags & f != 0;
         let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
-        let mut block = 0usize;
+        // The current block, and where the next one starts (characters start in order, so
+        // a character starts a new block exactly when it starts at or past this).
+        let (mut block, mut next) = (0usize, BLOCK);
         // The last three characters, newest first, and how many there were (up to 3).
         let (mut c1, mut c2, mut c3, mut seen) = (0u32, 0u32, 0u32, 0u32);
         // The word being read: its hash and start (usize::MAX: none).
@@ -372,13 +374,14 @@ impl Model {
                 }
                 w
             };
-            if start / BLOCK != block {
+            if start >= next {
                 let ended = acc.take();
                 if let Some(b) = blocks.get_mut(block) {
                     *b = ended;
                 }
                 acc.next_block();
                 block = start / BLOCK;
+                next = (block + 1) * BLOCK;
             }
             if is_word {
                 if word_start == usize::MAX {
@@ -492,6 +495,12 @@ pub fn is_word_cp(cp: u32) -> bool {
     if cp < 0x80 {
         return matches!(cp, 0x30..=0x39 | 0x41..=0x5A | 0x61..=0x7A);
     }
+    // Kana, CJK and Hangul (most of the text when it is not ASCII): none of the exceptions.
+    matches!(cp, 0x3040..=0x9fff | 0xac00..=0xd7a3) || is_word_beyond_ascii(cp)
+}
+
+/// [`is_word_cp`] beyond ASCII, without its shortcut.
+fn is_word_beyond_ascii(cp: u32) -> bool {
     !(char::from_u32(cp).is_some_and(super::normalize::is_space)
         || (0x80..=0xbf).contains(&cp)
         || (0x2000..=0x206f).contains(&cp)
@@ -718,6 +727,15 @@ mod tests {
                 assert_eq!(got.window, want.window, "{flags} {text:?}");
             }
         }
+    }
+
+    /// The shortcut for kana, CJK and Hangul says what the general test says.
+    #[test]
+    fn word_char_shortcut_agrees() {
+        for cp in (0x3040..=0x9fff).chain(0xac00..=0xd7a3) {
+            assert!(is_word_beyond_ascii(cp), "{cp:x}");
+        }
+        assert!(!is_word_cp(0x3000) && !is_word_cp(0x303f) && is_word_cp(0xa000));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! 1. **map** (every character, one pass): unicode tag characters (U+E0020–U+E007E,
 //!    invisible "ASCII smuggling") become the ASCII they encode; zero-width and other
 //!    invisible characters go; fullwidth forms become ASCII; every whitespace run becomes one
-//!    space; everything is lower-cased.
+//!    space; everything is lower-cased. Runs of plain lower-case words, and of caseless
+//!    characters (kana, CJK, Hangul), are copied as they are instead.
 //! 2. **fold**: leetspeak inside ASCII words that mix letters with `0 1 3 4 5 7 @ $`
 //!    (`1gn0r3` → `ignore`; only when such a character occurs); four or more single letters
 //!    separated by one space, `.`, `-`, `_` or `*` are joined (`i g n o r e` → `ignore`).
@@ -418,16 +419,56 @@ fn map_into_with<const FAST: bool>(
             Some(c) if is_space(c) => st.space(out),
             Some(c) if c.is_ascii() => st.chunk(&[c as u8], class(c as u8), out, base),
             Some(c) => {
-                st.anchors.cjk |= matches!(cp, 0x3040..=0x30ff | 0x3400..=0x9fff | 0xf900..=0xfaff);
+                st.anchors.cjk |= is_cjk(cp);
                 st.other(c, out);
             }
         }
         if let Some(s) = shifts.as_deref_mut() {
             note_shift(s, &mut delta, out.len() - base, i);
         }
+        if FAST && caseless(cp) {
+            // The caseless characters after it map to themselves and leave the state as
+            // this one did (no token, no hex pair, no space; the shift unchanged): copied.
+            let rest = bytes.get(i..).unwrap_or_default();
+            let (len, cjk) = caseless_run(rest);
+            if let Some(run @ [.., _]) = rest.get(..len) {
+                out.extend_from_slice(run);
+                st.anchors.cjk |= cjk;
+                st.tail = [0x80, 0x80];
+                i += len;
+            }
+        }
     }
     st.end_token();
     st.anchors
+}
+
+/// Kana and CJK ideographs: the scripts written without spaces (the phrase tier's anchor).
+fn is_cjk(cp: u32) -> bool {
+    matches!(cp, 0x3040..=0x30ff | 0x3400..=0x9fff | 0xf900..=0xfaff)
+}
+
+/// Characters the map step writes as they are, with no other effect than [`MapState::other`]'s:
+/// kana, CJK ideographs and symbols, Hangul syllables (no case, no space, nothing invisible;
+/// `caseless_chars_map_to_themselves` checks every one).
+fn caseless(cp: u32) -> bool {
+    matches!(cp, 0x3040..=0x9fff | 0xac00..=0xd7a3)
+}
+
+/// The length of the run of [`caseless`] characters at the start of `bytes` (UTF-8), and
+/// whether it has an [`is_cjk`] one. All are three bytes long.
+#[inline(always)]
+fn caseless_run(bytes: &[u8]) -> (usize, bool) {
+    let (mut len, mut cjk) = (0, false);
+    while let Some(&[a @ 0xe3..=0xed, b, c]) = bytes.get(len..len + 3) {
+        let cp = u32::from(a & 0x0f) << 12 | u32::from(b & 0x3f) << 6 | u32::from(c & 0x3f);
+        if !caseless(cp) {
+            break;
+        }
+        cjk |= is_cjk(cp);
+        len += 3;
+    }
+    (len, cjk)
 }
 
 /// The length of the run of plain words at the start of `bytes`, and whether it has capitals.
@@ -802,6 +843,15 @@ mod tests {
             "\n ",
             "é ",
             "日本 ",
+            "四半期の計画会議では、次の",
+            "안녕하세요",
+            "ㄅㄆ",
+            "\u{3000}",
+            "〇",
+            "\u{9fff}\u{a000}",
+            "\u{d7a3}\u{d7a4}",
+            "Ａ",
+            "ｶﾀｶﾅ",
             "\u{200b}",
             "ｉｇｎ ",
             "word",
@@ -850,6 +900,27 @@ mod tests {
             assert_eq!(fast_shifts, slow_shifts, "{text:?}");
             assert_eq!(format!("{a:?}"), format!("{b:?}"), "{text:?}");
         }
+    }
+
+    /// Every character the fast path copies is one the general path writes as it is, with
+    /// the state change of any other letter.
+    #[test]
+    fn caseless_chars_map_to_themselves() {
+        for cp in (0x3040..=0x9fff).chain(0xac00..=0xd7a3) {
+            assert!(caseless(cp));
+            let c = char::from_u32(cp).unwrap();
+            let text = format!("{c}{c}a");
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            let (mut fast_shifts, mut slow_shifts) = (Vec::new(), Vec::new());
+            let a = map_into_with::<true>(&text, &mut fast, Some(&mut fast_shifts));
+            let b = map_into_with::<false>(&text, &mut slow, Some(&mut slow_shifts));
+            assert_eq!(fast, text.as_bytes(), "{cp:x}");
+            assert_eq!((fast, fast_shifts), (slow, slow_shifts), "{cp:x}");
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{cp:x}");
+            assert!(c.to_lowercase().eq([c]) && !is_space(c) && !is_invisible(c));
+            assert_eq!(caseless_run(c.to_string().as_bytes()), (3, is_cjk(cp)));
+        }
+        assert!(!caseless(0x303f) && !caseless(0xa000) && !caseless(0xd7a4));
     }
 
     #[test]
