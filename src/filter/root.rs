@@ -215,6 +215,12 @@ impl Shared {
                     shipper.as_ref().map(|(_, d)| d.as_slice()),
                     shipper.is_some(),
                 );
+                // What the records were, for their configuration's gap record.
+                let rows = if route == relay::Route::Lost {
+                    relay::orphan_rows(*vm, &left, host::now_ms())
+                } else {
+                    Vec::new()
+                };
                 let sent = match route {
                     relay::Route::Here => {
                         let handed = match (self.mode.get(), self.queue.get()) {
@@ -242,15 +248,40 @@ impl Shared {
                     );
                 } else {
                     metrics::add(self.metrics.records_dropped_id(), left.records as i64);
+                    // Announced in the right chain by the next VM of that configuration.
+                    let noted = relay::note_orphaned(&self.host(), left.digest, &rows);
                     log::error!(
                         "policy_gateway: VM {vm} left {} records it had not handed to the audit \
                          shipper, of another audit configuration than this VM's, and no live \
-                         shipper delivers with it: lost",
-                        left.records
+                         shipper delivers with it: lost ({})",
+                        left.records,
+                        if noted {
+                            "a VM of that configuration will write their gap record"
+                        } else {
+                            "and no gap record will name them"
+                        }
                     );
                 }
             });
         }
+    }
+
+    /// Turns what dead VMs of this VM's audit configuration left undelivered elsewhere
+    /// (`relay::orphaned_key`) into gap records in this VM's chain, before `tend` writes the
+    /// ledger (which then holds them).
+    fn adopt_orphaned(&self) {
+        let Some(digest) = self.audit_digest.as_deref() else {
+            return;
+        };
+        let orphaned = relay::take_orphaned(&self.host(), digest);
+        if orphaned.rows.is_empty() {
+            return;
+        }
+        let report = self
+            .outbox
+            .borrow_mut()
+            .adopt_orphaned(&orphaned, host::now_ms());
+        self.apply(report);
     }
 
     /// The live shipper's queue and published audit digest, if a shipper resolves and its
@@ -673,6 +704,7 @@ impl Root {
                 shared.drain(queue);
             }
             shared.flush(false);
+            shared.adopt_orphaned();
             let now = host::now_ms();
             let report = shared.outbox.borrow_mut().tend(&shared.host(), now);
             let claimed = report.claimed.clone();
@@ -716,6 +748,7 @@ impl Root {
             announce_policy(shared);
         }
         shared.flush(false);
+        shared.adopt_orphaned();
         let report = shared
             .outbox
             .borrow_mut()
