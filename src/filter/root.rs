@@ -204,9 +204,41 @@ impl Shared {
     /// its own, to other sinks) go to the shipper's queue if the shipper delivers with that
     /// configuration and is alive; else nothing reachable from here can deliver them: they are
     /// counted in `records.dropped` and logged as lost, never sent to this VM's sinks.
-    fn recover_pending(&self, claimed: &[u64]) {
-        for vm in claimed {
+    ///
+    /// A claim is finished (`ledger::finish_claim`) only after this: a VM that dies in between
+    /// leaves the claim to the next VM that finds it dead. The records of a VM whose claimers
+    /// died at them `ledger::CLAIM_TRIES` times are not taken in again: counted lost, logged,
+    /// and noted for a gap record of their configuration (count only).
+    fn recover_pending(&self, claimed: &[outbox::Claimed]) {
+        for c in claimed {
+            let vm = &c.vm;
             let keys = relay::pending_keys(*vm);
+            if !c.recover {
+                for (digest, records) in relay::discard_left(&self.host(), &keys) {
+                    metrics::add(self.metrics.records_dropped_id(), records as i64);
+                    let now = host::now_ms();
+                    let row = relay::OrphanRow {
+                        vm: *vm,
+                        chain: String::new(),
+                        gap: crate::sinks::Gap {
+                            dropped: records as u64,
+                            from_ms: now,
+                            to_ms: now,
+                            from_seq: 0,
+                            to_seq: 0,
+                        },
+                    };
+                    relay::note_orphaned(&self.host(), &digest, &[row]);
+                    log::error!(
+                        "policy_gateway: VM {vm} left {records} records it had not handed to the \
+                         audit shipper, and {} VMs that claimed it died before they had taken \
+                         them over: not taken in again, lost",
+                        c.tries.saturating_sub(1)
+                    );
+                }
+                self.outbox.borrow().finish_claim(&self.host(), *vm);
+                continue;
+            }
             relay::recover_left(&self.host(), &keys, |left| {
                 let shipper = self.live_shipper_digest();
                 let route = relay::route_left(
@@ -263,6 +295,7 @@ impl Shared {
                     );
                 }
             });
+            self.outbox.borrow().finish_claim(&self.host(), *vm);
         }
     }
 

@@ -60,8 +60,20 @@ pub struct Report {
     /// Lines to log as warnings.
     pub warnings: Vec<String>,
     /// The VMs whose ledger entries this VM claimed (presumed dead): the host takes over
-    /// what they left for the shipper (`relay::pending_key`).
-    pub claimed: Vec<u64>,
+    /// what they left for the shipper (`relay::pending_key`), then says so
+    /// ([`Outbox::finish_claim`]).
+    pub claimed: Vec<Claimed>,
+}
+
+/// A dead VM whose entry this VM claimed ([`ledger::Claim`]), for the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimed {
+    pub vm: u64,
+    /// Take over its records; false: claimers died at them [`ledger::CLAIM_TRIES`] times,
+    /// only count them lost.
+    pub recover: bool,
+    /// Which claimer of the entry this VM is (1: the first).
+    pub tries: u64,
 }
 
 /// A chained record a forwarding VM hands to the shipper; for a gap record of its own, the
@@ -667,14 +679,36 @@ impl Outbox {
                 });
             }
         }
-        for entry in &claimed {
-            self.adopt(entry, now_ms, &mut report);
+        for c in claimed.iter().filter(|c| c.adopt) {
+            self.adopt(&c.entry, now_ms, &mut report);
         }
-        report.claimed = claimed.iter().map(|e| e.vm).collect();
+        report.claimed = claimed
+            .iter()
+            .map(|c| Claimed {
+                vm: c.entry.vm,
+                recover: c.recover,
+                tries: c.tries,
+            })
+            .collect();
         self.announce_owed(now_ms);
         self.prune_sources();
         self.write_ledger(host, now_ms);
+        // Its gap records are in this VM's ledger now: a claimer after this one (if this VM
+        // dies before it has taken the records over) does not write them again.
+        if let Some(me) = self.ledger.vm {
+            for c in claimed.iter().filter(|c| c.adopt) {
+                ledger::adopted(host, c.entry.vm, me);
+            }
+        }
         report
+    }
+
+    /// The host has taken over what claimed VM `vm` left for the shipper (or given up on it):
+    /// the claim is finished and the VM's entry retired.
+    pub fn finish_claim(&self, host: &impl Host, vm: u64) {
+        if let Some(me) = self.ledger.vm {
+            ledger::finish_claim(host, vm, me);
+        }
     }
 
     /// Reports what a dead VM lost: a gap record per sink, naming the range lost in the dead

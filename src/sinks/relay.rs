@@ -398,6 +398,29 @@ pub fn take_orphaned(store: &impl Store, digest: &str) -> Orphaned {
     Orphaned::default()
 }
 
+/// What a dead VM left under `keys`, counted per audit digest and cleared, without taking
+/// the records in: for a VM whose claimers died at its records ([`super::ledger::CLAIM_TRIES`]).
+pub fn discard_left(store: &impl Store, keys: &[String]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for key in keys {
+        let (Some(value), cas) = store.get(key) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let (digest, message) = decode_copy(&value).unwrap_or(("", &value));
+        let (messages, broken) = unbatch(message.to_vec());
+        let n = messages.len() + broken;
+        match out.iter_mut().find(|(d, _)| d == digest) {
+            Some((_, count)) => *count += n,
+            None => out.push((digest.to_string(), n)),
+        }
+        store.set(key, b"", cas);
+    }
+    out
+}
+
 /// The first byte of a record's message that carries what the record (a worker's gap record)
 /// announces, before the record's own message: the sink (its name's length, one byte, 0: every
 /// sink, then the name) and the loss (`u64`s, little-endian: dropped, from and to epoch ms,
@@ -985,6 +1008,30 @@ mod tests {
         assert_eq!(got.rows[1].gap.dropped, 2);
         left.records = 0;
         assert!(note_orphaned(&data, "theirs", &[]), "nothing to note");
+    }
+
+    #[test]
+    fn records_claimers_died_at_are_counted_per_configuration_and_cleared() {
+        let data = Data::default();
+        let mut batch = Pending::default();
+        batch.push(1, "c", 1, "{}", None);
+        batch.push(2, "c", 2, "{}", None);
+        data.set(
+            &pending_key(4, 0),
+            &encode_copy(Some("a"), batch.message()),
+            None,
+        );
+        data.set(
+            &pending_key(4, 1),
+            &encode_copy(Some("b"), &encode(3, "c", 3, "{}")),
+            None,
+        );
+        data.set(&pending_key(4, 2), b"", None);
+        assert_eq!(
+            discard_left(&data, &pending_keys(4)),
+            [("a".to_string(), 2), ("b".to_string(), 1)]
+        );
+        assert!(discard_left(&data, &pending_keys(4)).is_empty(), "cleared");
     }
 
     #[test]
