@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use wasmtime_host::abi::{self, status};
 use wasmtime_host::sink::hec_success;
-use wasmtime_host::{Answer, Exchange, Message, Options, VmError};
+use wasmtime_host::{Answer, Exchange, Message, Options, Teardown, VmError};
 
 use crate::common::*;
 
@@ -333,6 +333,47 @@ fn unknown_contexts_and_tokens_never_trap() {
     ));
     assert_clean(&vm, &out, "after unknown callbacks");
     assert_eq!(out.client.header("x-policy-decision"), Some("redact"));
+}
+
+/// Every order in which Envoy ends a stream gives its record exactly once: logged then
+/// deleted (HTTP/1, HTTP/2), deleted then logged (HTTP/3's deferred access log), deleted and
+/// never logged (an HTTP/3 connection gone before the acknowledgement); the late log of a
+/// stream finished at its delete is expected, not an unknown context.
+#[test]
+fn each_stream_has_one_record_whichever_order_it_ends_in() {
+    let mut vm = start(&plugin_config(true));
+    let orders = [
+        ("log-then-delete", Teardown::LogThenDelete),
+        ("delete-then-log", Teardown::DeleteThenLog),
+        ("delete-only", Teardown::DeleteOnly),
+    ];
+    for (id, teardown) in orders {
+        let mut ex = Exchange::new(chat(id, CARD_PROMPT), json_answer(EMAIL_ANSWER));
+        ex.teardown = teardown;
+        let out = vm.exchange(&ex);
+        assert_clean(&vm, &out, id);
+    }
+    for (id, _) in orders {
+        let r = record_of(&mut vm, id);
+        assert_eq!(r["reason_code"], "PII_CARD_REDACTED", "{id}: {r}");
+    }
+    assert!(vm.trap().is_none(), "{:?}", vm.trap());
+    let ignored: Vec<_> = vm
+        .state()
+        .logs
+        .iter()
+        .filter(|l| l.message.contains("does not hold"))
+        .collect();
+    assert!(ignored.is_empty(), "{ignored:?}");
+    // A log for a context never seen is still ignored and counted.
+    vm.call_context::<i32, ()>(4_000, "proxy_on_log", 4_000)
+        .unwrap();
+    assert!(vm.trap().is_none());
+    assert!(vm
+        .state()
+        .logs
+        .iter()
+        .any(|l| l.message.contains("proxy_on_log for context 4000")));
 }
 
 /// Attribution from host properties: a claim `jwt_authn` verified (dynamic metadata) and
