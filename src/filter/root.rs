@@ -534,6 +534,17 @@ pub struct Root {
     seek_shipper: Option<String>,
     /// Whether the first tick said which mode this worker is in.
     mode_logged: bool,
+    /// Stopping (`on_done` said not yet): when to stop waiting for the sinks' answers (Unix
+    /// ms), and whether `proxy_done` has been called.
+    stopping: Option<(u64, bool)>,
+}
+
+/// How long a stopping root waits for the answers to its last calls: two sink timeouts (a
+/// batch's call and its follow-up, as S3's presign then upload). Envoy keeps a root context
+/// that answered `proxy_on_done` false, its VM and its calls until `proxy_done`; one that
+/// answered true is deleted at once and its calls cancelled.
+fn stop_wait_ms(timeout_ms: u64) -> u64 {
+    timeout_ms.saturating_mul(2)
 }
 
 impl Root {
@@ -543,6 +554,7 @@ impl Root {
             announced: false,
             seek_shipper: None,
             mode_logged: false,
+            stopping: None,
         }
     }
 }
@@ -554,24 +566,65 @@ impl Default for Root {
 }
 
 impl Root {
-    /// At VM shutdown, close the chain (a signed checkpoint), send what is buffered; the
-    /// ledger keeps what is still undelivered.
+    /// At VM shutdown (or the configuration's removal), close the chain (a signed
+    /// checkpoint), send what is buffered, and say not done yet while calls are out: their
+    /// answers come in (`on_http_call_response`) until none is out or `stop_wait_ms` has
+    /// passed, then `proxy_done`. The ledger keeps what is still undelivered.
     pub fn on_done(&mut self) -> bool {
-        if let Some(shared) = &self.shared {
-            shared.metrics.flush();
-            shared
-                .outbox
-                .borrow_mut()
-                .close(&shared.host(), host::now_ms());
-            shared.hand_over_pending();
-            shared.drain_at_stop();
-            shared.flush(true);
-            shared
-                .outbox
-                .borrow_mut()
-                .stop(&shared.host(), host::now_ms());
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        if self.stopping.is_some() {
+            return false;
         }
-        true
+        shared.metrics.flush();
+        shared
+            .outbox
+            .borrow_mut()
+            .close(&shared.host(), host::now_ms());
+        shared.hand_over_pending();
+        shared.drain_at_stop();
+        shared.flush(true);
+        shared
+            .outbox
+            .borrow_mut()
+            .stop(&shared.host(), host::now_ms());
+        let out = shared.outbox.borrow().calls_out();
+        if out == 0 {
+            return true;
+        }
+        let wait = stop_wait_ms(shared.config.audit.timeout_ms);
+        log::info!(
+            "policy_gateway: stopping: waiting for {out} sink calls to be answered (at most \
+             {wait} ms)"
+        );
+        self.stopping = Some((host::now_ms().saturating_add(wait), false));
+        false
+    }
+
+    /// A stopping root: once no call is out or the wait is over, the ledger keeps what is
+    /// left (reported `vm_stopped` by whichever VM claims it) and the host is told it is done.
+    fn finish_stop(&mut self) {
+        let (Some(shared), Some((deadline, false))) = (&self.shared, self.stopping) else {
+            return;
+        };
+        let now = host::now_ms();
+        let out = shared.outbox.borrow().calls_out();
+        if out > 0 && now < deadline {
+            return;
+        }
+        shared.outbox.borrow_mut().stop(&shared.host(), now);
+        shared.metrics.flush();
+        if out > 0 {
+            log::warn!(
+                "policy_gateway: stopped with {out} sink calls unanswered: their records stay \
+                 in the ledger, reported by whichever VM claims it"
+            );
+        }
+        self.stopping = Some((deadline, true));
+        if !host::done() {
+            log::warn!("policy_gateway: the host refused proxy_done for this root context");
+        }
     }
 
     pub fn on_http_call_response(&mut self, token_id: u32, body_size: usize) {
@@ -600,6 +653,7 @@ impl Root {
         // Gap records and checkpoints the answer chained (a worker that forwards still
         // drains what it had queued before it found the shipper).
         shared.forward();
+        self.finish_stop();
     }
 
     pub fn on_configure(&mut self) -> bool {
@@ -725,6 +779,10 @@ impl Root {
     }
 
     pub fn on_tick(&mut self) {
+        if self.stopping.is_some() {
+            // Stopping: no new work, only the bound on the wait.
+            return self.finish_stop();
+        }
         let Some(shared) = &self.shared else {
             return;
         };

@@ -417,6 +417,11 @@ impl Outbox {
     }
 
     /// This VM's number in the ledger, once registered.
+    /// How many sinks have a call out (its answer not in yet).
+    pub fn calls_out(&self) -> usize {
+        self.slots.iter().filter(|s| s.in_flight.is_some()).count()
+    }
+
     pub fn vm(&self) -> Option<u64> {
         self.ledger.vm
     }

@@ -335,6 +335,57 @@ fn unknown_contexts_and_tokens_never_trap() {
     assert_eq!(out.client.header("x-policy-decision"), Some("redact"));
 }
 
+/// At shutdown the root sends what it holds and says not done (`proxy_on_done` false) while
+/// a call is out: Envoy would otherwise delete it and cancel the call. It calls `proxy_done`
+/// once the answer is in, or once it waited two sink timeouts (what is left stays in the
+/// ledger, as held).
+#[test]
+fn the_shutdown_flush_is_waited_for_not_cancelled() {
+    let config = plugin_config(true);
+    let timeout_ms = config["audit"]["timeout_ms"].as_u64().unwrap_or(5_000);
+    let mut vm = start(&config);
+    let out = vm.exchange(&Exchange::new(
+        chat("at-stop", CARD_PROMPT),
+        json_answer(EMAIL_ANSWER),
+    ));
+    assert_clean(&vm, &out, "at-stop");
+    assert!(!vm.done().unwrap(), "a call is out: not done yet");
+    let pending = vm.pending_calls();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(vm.state().done_calls, 0);
+    vm.answer(pending[0], hec_success()).unwrap();
+    assert_eq!(vm.state().done_calls, 1, "done once the answer is in");
+    let records = vm.records().unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["request_id"] == "at-stop")
+            .count(),
+        1
+    );
+
+    // A sink that never answers: done after the bounded wait, on a tick.
+    let mut vm = start(&config);
+    let _ = vm.exchange(&Exchange::new(
+        chat("never-answered", CARD_PROMPT),
+        json_answer(EMAIL_ANSWER),
+    ));
+    assert!(!vm.done().unwrap());
+    vm.advance_ms(timeout_ms);
+    vm.tick().unwrap();
+    assert_eq!(vm.state().done_calls, 0, "still waiting");
+    vm.advance_ms(timeout_ms);
+    vm.tick().unwrap();
+    assert_eq!(vm.state().done_calls, 1);
+    assert!(vm
+        .state()
+        .logs
+        .iter()
+        .any(|l| l.message.contains("stopped with 1 sink calls unanswered")));
+    assert!(vm.trap().is_none(), "{:?}", vm.trap());
+    assert!(vm.state().unsupported.is_empty());
+}
+
 /// Every order in which Envoy ends a stream gives its record exactly once: logged then
 /// deleted (HTTP/1, HTTP/2), deleted then logged (HTTP/3's deferred access log), deleted and
 /// never logged (an HTTP/3 connection gone before the acknowledgement); the late log of a
