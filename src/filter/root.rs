@@ -78,6 +78,8 @@ pub struct Shared {
     /// `relay::audit_digest` of this VM's configuration: the shipper publishes it, a worker
     /// forwards only to a shipper that published the same.
     audit_digest: Option<String>,
+    /// The ledger number and its `relay::pending_keys` (none yet: number 0, never given).
+    pending_keys: RefCell<(u64, Vec<String>)>,
 }
 
 /// What a worker found when it looked for the shipper.
@@ -140,8 +142,9 @@ impl Shared {
                     && pending.len() < relay::RECORDS_PER_MESSAGE
                     && vm.is_some_and(|vm| {
                         let copy = relay::encode_copy(self.audit_digest.as_deref(), pending.last());
-                        let key = relay::pending_key(vm, pending.len() - 1);
-                        host::set_shared_data(&key, &copy, None)
+                        let keys = self.pending_keys(vm);
+                        keys.get(pending.len() - 1)
+                            .is_some_and(|key| host::set_shared_data(key, &copy, None))
                     });
             }
             copied
@@ -183,10 +186,19 @@ impl Shared {
     /// `relay::RECORDS_PER_MESSAGE` were never written).
     fn clear_pending_copy(&self, records: usize) {
         if let Some(vm) = self.outbox.borrow().vm() {
-            for slot in 0..records.min(relay::RECORDS_PER_MESSAGE) {
-                host::set_shared_data(&relay::pending_key(vm, slot), b"", None);
+            for key in self.pending_keys(vm).iter().take(records) {
+                host::set_shared_data(key, b"", None);
             }
         }
+    }
+
+    /// `relay::pending_keys` of ledger number `vm`, formatted once, not per record (the number
+    /// changes only when this VM registers again).
+    fn pending_keys(&self, vm: u64) -> std::cell::Ref<'_, Vec<String>> {
+        if self.pending_keys.borrow().0 != vm {
+            *self.pending_keys.borrow_mut() = (vm, relay::pending_keys(vm));
+        }
+        std::cell::Ref::map(self.pending_keys.borrow(), |(_, keys)| keys)
     }
 
     /// A forwarding worker: hands over what is pending (a tick, a stop).
@@ -736,6 +748,7 @@ impl Root {
             wakes: RefCell::new(relay::WakePacer::default()),
             chain_id,
             audit_digest: relay::audit_digest(&bytes),
+            pending_keys: RefCell::new((0, Vec::new())),
         });
         self.seek_shipper = None;
         self.mode_logged = false;
