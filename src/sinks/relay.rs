@@ -976,7 +976,7 @@ mod tests {
                 to_seq: 43,
             },
         };
-        assert_eq!(noted, [want.clone()]);
+        assert_eq!(noted, std::slice::from_ref(&want));
         assert_eq!(take_orphaned(&data, "mine"), Orphaned::default());
         // A VM of their configuration takes it once.
         assert_eq!(
