@@ -87,6 +87,7 @@ pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
 extern "C" {
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_done() -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -216,6 +217,13 @@ pub fn current_time_nanos() -> Result<u64, Status> {
 pub fn set_tick_period_ms(ms: u32) -> Result<(), Status> {
     // SAFETY: no pointers.
     status(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+/// Tells the host the effective root context, which answered `proxy_on_done` with false,
+/// is done now (it may delete it).
+pub fn done() -> Result<(), Status> {
+    // SAFETY: no pointers.
+    status(unsafe { proxy_done() })
 }
 
 /// Up to `max` bytes of a buffer from `start`; `Ok(None)` when the host has none.

@@ -11,7 +11,7 @@
 #![allow(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::abi::Action;
 use super::host;
@@ -38,13 +38,25 @@ fn stream(http: Http) -> Stream {
 struct Table {
     roots: BTreeMap<u32, Root>,
     streams: BTreeMap<u32, Stream>,
+    /// Streams whose `proxy_on_log` has run: their record is finished.
+    logged: BTreeSet<u32>,
+    /// The last streams finished at `proxy_on_delete`, whose `proxy_on_log` may still come
+    /// (HTTP/3 defers the access log until the client acknowledged the last byte, after
+    /// Envoy destroyed the filter); bounded, oldest out.
+    finished_at_delete: VecDeque<u32>,
 }
+
+/// Streams remembered as finished at `proxy_on_delete`: a late `proxy_on_log` for one older
+/// than this is ignored and counted like any unknown context.
+const FINISHED_AT_DELETE: usize = 256;
 
 thread_local! {
     static TABLE: RefCell<Table> = const {
         RefCell::new(Table {
             roots: BTreeMap::new(),
             streams: BTreeMap::new(),
+            logged: BTreeSet::new(),
+            finished_at_delete: VecDeque::new(),
         })
     };
     /// How many callbacks this VM has ignored.
@@ -275,14 +287,22 @@ pub extern "C" fn proxy_on_response_trailers(context_id: u32, _num_trailers: usi
     })
 }
 
+/// A stream's record is finished at its first `proxy_on_log`, or at `proxy_on_delete` if
+/// none came before (exactly once either way): Envoy logs HTTP/1 and HTTP/2 streams before it
+/// destroys the filter (`proxy_on_done`, `proxy_on_delete`), HTTP/3 streams after, once the
+/// client acknowledged the response, or never if the connection goes first.
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
-    // Roots have nothing to log; only an id that is neither is reported.
-    let is_root = TABLE.with(|t| {
-        t.try_borrow()
-            .is_ok_and(|t| t.roots.contains_key(&context_id))
+    // Roots have nothing to log; a stream logs once; a stream finished at its delete expects
+    // this late call. Only an id that is none of these is reported.
+    let skip = TABLE.with(|t| {
+        t.try_borrow_mut().is_ok_and(|mut t| {
+            t.roots.contains_key(&context_id)
+                || (t.streams.contains_key(&context_id) && !t.logged.insert(context_id))
+                || t.finished_at_delete.contains(&context_id)
+        })
     });
-    if !is_root {
+    if !skip {
         // An unknown id is counted and logged by `with_stream`; nothing else can be done.
         let _ = with_stream(context_id, "proxy_on_log", Stream::on_log);
     }
@@ -309,12 +329,20 @@ pub extern "C" fn proxy_on_delete(context_id: u32) {
             return None;
         };
         let stream = t.streams.remove(&context_id);
+        let logged = t.logged.remove(&context_id);
+        if stream.is_some() && !logged {
+            if t.finished_at_delete.len() >= FINISHED_AT_DELETE {
+                t.finished_at_delete.pop_front();
+            }
+            t.finished_at_delete.push_back(context_id);
+        }
         let root = t.roots.remove(&context_id);
-        Some((stream, root))
+        Some((stream.map(|s| (s, logged)), root))
     });
-    // Dropped here, outside the table's borrow.
+    // Finished (a stream never logged) and dropped here, outside the table's borrow.
     match removed {
         Some((None, None)) | None => ignored("proxy_on_delete", context_id),
+        Some((Some((mut stream, false)), _)) => stream.on_log(),
         Some(_) => {}
     }
 }

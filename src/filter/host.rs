@@ -115,6 +115,12 @@ pub fn dequeue(queue: u32) -> Option<Vec<u8>> {
     abi::dequeue(queue).ok().flatten()
 }
 
+/// The root context in hand is done (after its `proxy_on_done` said not yet); false when
+/// the host did not expect it.
+pub fn done() -> bool {
+    abi::done().is_ok()
+}
+
 pub fn set_tick_period(ms: u64) {
     let _ = abi::set_tick_period_ms(u32::try_from(ms).unwrap_or(u32::MAX));
 }

@@ -78,6 +78,8 @@ pub struct Shared {
     /// `relay::audit_digest` of this VM's configuration: the shipper publishes it, a worker
     /// forwards only to a shipper that published the same.
     audit_digest: Option<String>,
+    /// The ledger number and its `relay::pending_keys` (none yet: number 0, never given).
+    pending_keys: RefCell<(u64, Vec<String>)>,
 }
 
 /// What a worker found when it looked for the shipper.
@@ -140,8 +142,9 @@ impl Shared {
                     && pending.len() < relay::RECORDS_PER_MESSAGE
                     && vm.is_some_and(|vm| {
                         let copy = relay::encode_copy(self.audit_digest.as_deref(), pending.last());
-                        let key = relay::pending_key(vm, pending.len() - 1);
-                        host::set_shared_data(&key, &copy, None)
+                        let keys = self.pending_keys(vm);
+                        keys.get(pending.len() - 1)
+                            .is_some_and(|key| host::set_shared_data(key, &copy, None))
                     });
             }
             copied
@@ -183,10 +186,19 @@ impl Shared {
     /// `relay::RECORDS_PER_MESSAGE` were never written).
     fn clear_pending_copy(&self, records: usize) {
         if let Some(vm) = self.outbox.borrow().vm() {
-            for slot in 0..records.min(relay::RECORDS_PER_MESSAGE) {
-                host::set_shared_data(&relay::pending_key(vm, slot), b"", None);
+            for key in self.pending_keys(vm).iter().take(records) {
+                host::set_shared_data(key, b"", None);
             }
         }
+    }
+
+    /// `relay::pending_keys` of ledger number `vm`, formatted once, not per record (the number
+    /// changes only when this VM registers again).
+    fn pending_keys(&self, vm: u64) -> std::cell::Ref<'_, Vec<String>> {
+        if self.pending_keys.borrow().0 != vm {
+            *self.pending_keys.borrow_mut() = (vm, relay::pending_keys(vm));
+        }
+        std::cell::Ref::map(self.pending_keys.borrow(), |(_, keys)| keys)
     }
 
     /// A forwarding worker: hands over what is pending (a tick, a stop).
@@ -204,9 +216,41 @@ impl Shared {
     /// its own, to other sinks) go to the shipper's queue if the shipper delivers with that
     /// configuration and is alive; else nothing reachable from here can deliver them: they are
     /// counted in `records.dropped` and logged as lost, never sent to this VM's sinks.
-    fn recover_pending(&self, claimed: &[u64]) {
-        for vm in claimed {
+    ///
+    /// A claim is finished (`ledger::finish_claim`) only after this: a VM that dies in between
+    /// leaves the claim to the next VM that finds it dead. The records of a VM whose claimers
+    /// died at them `ledger::CLAIM_TRIES` times are not taken in again: counted lost, logged,
+    /// and noted for a gap record of their configuration (count only).
+    fn recover_pending(&self, claimed: &[outbox::Claimed]) {
+        for c in claimed {
+            let vm = &c.vm;
             let keys = relay::pending_keys(*vm);
+            if !c.recover {
+                for (digest, records) in relay::discard_left(&self.host(), &keys) {
+                    metrics::add(self.metrics.records_dropped_id(), records as i64);
+                    let now = host::now_ms();
+                    let row = relay::OrphanRow {
+                        vm: *vm,
+                        chain: String::new(),
+                        gap: crate::sinks::Gap {
+                            dropped: records as u64,
+                            from_ms: now,
+                            to_ms: now,
+                            from_seq: 0,
+                            to_seq: 0,
+                        },
+                    };
+                    relay::note_orphaned(&self.host(), &digest, &[row]);
+                    log::error!(
+                        "policy_gateway: VM {vm} left {records} records it had not handed to the \
+                         audit shipper, and {} VMs that claimed it died before they had taken \
+                         them over: not taken in again, lost",
+                        c.tries.saturating_sub(1)
+                    );
+                }
+                self.outbox.borrow().finish_claim(&self.host(), *vm);
+                continue;
+            }
             relay::recover_left(&self.host(), &keys, |left| {
                 let shipper = self.live_shipper_digest();
                 let route = relay::route_left(
@@ -215,6 +259,12 @@ impl Shared {
                     shipper.as_ref().map(|(_, d)| d.as_slice()),
                     shipper.is_some(),
                 );
+                // What the records were, for their configuration's gap record.
+                let rows = if route == relay::Route::Lost {
+                    relay::orphan_rows(*vm, &left, host::now_ms())
+                } else {
+                    Vec::new()
+                };
                 let sent = match route {
                     relay::Route::Here => {
                         let handed = match (self.mode.get(), self.queue.get()) {
@@ -242,15 +292,41 @@ impl Shared {
                     );
                 } else {
                     metrics::add(self.metrics.records_dropped_id(), left.records as i64);
+                    // Announced in the right chain by the next VM of that configuration.
+                    let noted = relay::note_orphaned(&self.host(), left.digest, &rows);
                     log::error!(
                         "policy_gateway: VM {vm} left {} records it had not handed to the audit \
                          shipper, of another audit configuration than this VM's, and no live \
-                         shipper delivers with it: lost",
-                        left.records
+                         shipper delivers with it: lost ({})",
+                        left.records,
+                        if noted {
+                            "a VM of that configuration will write their gap record"
+                        } else {
+                            "and no gap record will name them"
+                        }
                     );
                 }
             });
+            self.outbox.borrow().finish_claim(&self.host(), *vm);
         }
+    }
+
+    /// Turns what dead VMs of this VM's audit configuration left undelivered elsewhere
+    /// (`relay::orphaned_key`) into gap records in this VM's chain, before `tend` writes the
+    /// ledger (which then holds them).
+    fn adopt_orphaned(&self) {
+        let Some(digest) = self.audit_digest.as_deref() else {
+            return;
+        };
+        let orphaned = relay::take_orphaned(&self.host(), digest);
+        if orphaned.rows.is_empty() {
+            return;
+        }
+        let report = self
+            .outbox
+            .borrow_mut()
+            .adopt_orphaned(&orphaned, host::now_ms());
+        self.apply(report);
     }
 
     /// The live shipper's queue and published audit digest, if a shipper resolves and its
@@ -470,6 +546,17 @@ pub struct Root {
     seek_shipper: Option<String>,
     /// Whether the first tick said which mode this worker is in.
     mode_logged: bool,
+    /// Stopping (`on_done` said not yet): when to stop waiting for the sinks' answers (Unix
+    /// ms), and whether `proxy_done` has been called.
+    stopping: Option<(u64, bool)>,
+}
+
+/// How long a stopping root waits for the answers to its last calls: two sink timeouts (a
+/// batch's call and its follow-up, as S3's presign then upload). Envoy keeps a root context
+/// that answered `proxy_on_done` false, its VM and its calls until `proxy_done`; one that
+/// answered true is deleted at once and its calls cancelled.
+fn stop_wait_ms(timeout_ms: u64) -> u64 {
+    timeout_ms.saturating_mul(2)
 }
 
 impl Root {
@@ -479,6 +566,7 @@ impl Root {
             announced: false,
             seek_shipper: None,
             mode_logged: false,
+            stopping: None,
         }
     }
 }
@@ -490,24 +578,65 @@ impl Default for Root {
 }
 
 impl Root {
-    /// At VM shutdown, close the chain (a signed checkpoint), send what is buffered; the
-    /// ledger keeps what is still undelivered.
+    /// At VM shutdown (or the configuration's removal), close the chain (a signed
+    /// checkpoint), send what is buffered, and say not done yet while calls are out: their
+    /// answers come in (`on_http_call_response`) until none is out or `stop_wait_ms` has
+    /// passed, then `proxy_done`. The ledger keeps what is still undelivered.
     pub fn on_done(&mut self) -> bool {
-        if let Some(shared) = &self.shared {
-            shared.metrics.flush();
-            shared
-                .outbox
-                .borrow_mut()
-                .close(&shared.host(), host::now_ms());
-            shared.hand_over_pending();
-            shared.drain_at_stop();
-            shared.flush(true);
-            shared
-                .outbox
-                .borrow_mut()
-                .stop(&shared.host(), host::now_ms());
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        if self.stopping.is_some() {
+            return false;
         }
-        true
+        shared.metrics.flush();
+        shared
+            .outbox
+            .borrow_mut()
+            .close(&shared.host(), host::now_ms());
+        shared.hand_over_pending();
+        shared.drain_at_stop();
+        shared.flush(true);
+        shared
+            .outbox
+            .borrow_mut()
+            .stop(&shared.host(), host::now_ms());
+        let out = shared.outbox.borrow().calls_out();
+        if out == 0 {
+            return true;
+        }
+        let wait = stop_wait_ms(shared.config.audit.timeout_ms);
+        log::info!(
+            "policy_gateway: stopping: waiting for {out} sink calls to be answered (at most \
+             {wait} ms)"
+        );
+        self.stopping = Some((host::now_ms().saturating_add(wait), false));
+        false
+    }
+
+    /// A stopping root: once no call is out or the wait is over, the ledger keeps what is
+    /// left (reported `vm_stopped` by whichever VM claims it) and the host is told it is done.
+    fn finish_stop(&mut self) {
+        let (Some(shared), Some((deadline, false))) = (&self.shared, self.stopping) else {
+            return;
+        };
+        let now = host::now_ms();
+        let out = shared.outbox.borrow().calls_out();
+        if out > 0 && now < deadline {
+            return;
+        }
+        shared.outbox.borrow_mut().stop(&shared.host(), now);
+        shared.metrics.flush();
+        if out > 0 {
+            log::warn!(
+                "policy_gateway: stopped with {out} sink calls unanswered: their records stay \
+                 in the ledger, reported by whichever VM claims it"
+            );
+        }
+        self.stopping = Some((deadline, true));
+        if !host::done() {
+            log::warn!("policy_gateway: the host refused proxy_done for this root context");
+        }
     }
 
     pub fn on_http_call_response(&mut self, token_id: u32, body_size: usize) {
@@ -536,6 +665,7 @@ impl Root {
         // Gap records and checkpoints the answer chained (a worker that forwards still
         // drains what it had queued before it found the shipper).
         shared.forward();
+        self.finish_stop();
     }
 
     pub fn on_configure(&mut self) -> bool {
@@ -618,6 +748,7 @@ impl Root {
             wakes: RefCell::new(relay::WakePacer::default()),
             chain_id,
             audit_digest: relay::audit_digest(&bytes),
+            pending_keys: RefCell::new((0, Vec::new())),
         });
         self.seek_shipper = None;
         self.mode_logged = false;
@@ -661,6 +792,10 @@ impl Root {
     }
 
     pub fn on_tick(&mut self) {
+        if self.stopping.is_some() {
+            // Stopping: no new work, only the bound on the wait.
+            return self.finish_stop();
+        }
         let Some(shared) = &self.shared else {
             return;
         };
@@ -673,6 +808,7 @@ impl Root {
                 shared.drain(queue);
             }
             shared.flush(false);
+            shared.adopt_orphaned();
             let now = host::now_ms();
             let report = shared.outbox.borrow_mut().tend(&shared.host(), now);
             let claimed = report.claimed.clone();
@@ -716,6 +852,7 @@ impl Root {
             announce_policy(shared);
         }
         shared.flush(false);
+        shared.adopt_orphaned();
         let report = shared
             .outbox
             .borrow_mut()

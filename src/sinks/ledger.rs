@@ -364,27 +364,80 @@ pub fn retire(store: &impl Store, vms: &[u64]) -> bool {
 
 /// Finds the VMs (other than `me`) whose entry was not written for `stale_ms`, claims each
 /// once, takes them out of the index, and returns the entries this VM claimed: it must
-/// announce what they lost. A VM claimed by another is only tidied away.
+/// announce what they lost. A VM claimed by another is only tidied away. (The claim, the
+/// announcement and the recovery at once: [`claim_dead_by`] for the steps.)
 pub fn claim_dead(store: &impl Store, me: u64, now_ms: u64, stale_ms: u64) -> Vec<Entry> {
-    claim_dead_by(store, me, now_ms, |_| stale_ms)
+    let claims = claim_dead_by(store, me, now_ms, |_| stale_ms);
+    for c in &claims {
+        adopted(store, c.entry.vm, me);
+        finish_claim(store, c.entry.vm, me);
+    }
+    claims.into_iter().map(|c| c.entry).collect()
 }
 
-/// [`claim_dead`] with a bound per VM number (the shipper's is longer: `relay::shipper_stale_ms`).
+/// Claimers a dead VM's entry may have before the next one gives up recovering the records it
+/// left (`relay::pending_key`) and only counts them: records that trapped every VM that took
+/// them in must not take the whole fleet down one VM after another.
+pub const CLAIM_TRIES: u64 = 3;
+
+/// A dead VM's entry this VM claimed, and what is still to be done with it. The claim key
+/// says so (`vm <me> adopting|recovering <tries>`) until [`finish_claim`]: a claimer that dies
+/// (a trap) before it finishes leaves its claim to the next VM that finds the claimer dead
+/// too, which takes up where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub entry: Entry,
+    /// Its gap records are still to be written (`Outbox::adopt`), then [`adopted`] said.
+    pub adopt: bool,
+    /// The records it left for the shipper are to be taken over; false once [`CLAIM_TRIES`]
+    /// claimers died at it: they are then only counted lost.
+    pub recover: bool,
+    /// Which claimer of the entry this is (1: the first).
+    pub tries: u64,
+}
+
+/// A claim in progress: (claimer, adopted yet, tries).
+fn parse_claim(value: &[u8]) -> Option<(u64, bool, u64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut w = text.split(' ');
+    if w.next()? != "vm" {
+        return None;
+    }
+    let by = w.next()?.parse().ok()?;
+    let adopted = match w.next()? {
+        "adopting" => false,
+        "recovering" => true,
+        _ => return None,
+    };
+    Some((by, adopted, w.next()?.parse().ok()?))
+}
+
+fn claim_value(me: u64, adopted: bool, tries: u64) -> Vec<u8> {
+    let phase = if adopted { "recovering" } else { "adopting" };
+    format!("vm {me} {phase} {tries}").into_bytes()
+}
+
+/// [`claim_dead`] with a bound per VM number (the shipper's is longer: `relay::shipper_stale_ms`),
+/// in steps: the entries stay listed, claimed, until this VM has announced what each lost
+/// ([`adopted`]) and taken over its records ([`finish_claim`]).
 pub fn claim_dead_by(
     store: &impl Store,
     me: u64,
     now_ms: u64,
     stale_ms: impl Fn(u64) -> u64,
-) -> Vec<Entry> {
+) -> Vec<Claim> {
     let (index, _) = read_index(store);
     let mut claimed = Vec::new();
     let mut tidy = Vec::new();
+    let read =
+        |vm: u64| -> Option<Entry> { store.get(&entry_key(vm)).0.and_then(|v| Entry::decode(&v)) };
+    let dead = |vm: u64| match read(vm) {
+        Some(entry) => now_ms.saturating_sub(entry.beat_ms) >= stale_ms(vm),
+        None => true,
+    };
     for &vm in index.live.iter().filter(|&&vm| vm != me) {
-        let stale = |entry: &Entry| now_ms.saturating_sub(entry.beat_ms) >= stale_ms(vm);
-        let read =
-            || -> Option<Entry> { store.get(&entry_key(vm)).0.and_then(|v| Entry::decode(&v)) };
-        match read() {
-            Some(entry) if stale(&entry) => {}
+        match read(vm) {
+            Some(entry) if now_ms.saturating_sub(entry.beat_ms) >= stale_ms(vm) => {}
             // Retired, but still listed (its VM lost the race for the index).
             None if store.get(&entry_key(vm)).0.as_deref() == Some(GONE) => {
                 tidy.push(vm);
@@ -394,23 +447,64 @@ pub fn claim_dead_by(
             _ => continue,
         }
         let (claim, cas) = store.get(&claim_key(vm));
-        match (claim.as_deref(), cas) {
-            (Some(OPEN), Some(cas))
-                if store.set(&claim_key(vm), format!("vm {me}").as_bytes(), Some(cas)) =>
-            {
-                // Ours: the entry as it stands now (its VM may have written since).
-                if let Some(entry) = read() {
-                    claimed.push(entry);
+        let (adopted, tries) = match (claim.as_deref(), cas) {
+            (Some(OPEN), Some(_)) => (false, 1),
+            // Another VM got it first (CAS token gone).
+            (Some(OPEN), None) => continue,
+            (Some(value), Some(_)) => match parse_claim(value) {
+                // Its claimer is at it, or is this VM.
+                Some((by, _, _)) if by == me || !dead(by) => continue,
+                // Its claimer died before it finished: this VM takes up where it stopped.
+                Some((_, adopted, tries)) => (adopted, tries.saturating_add(1)),
+                // Claimed and finished: only tidied away.
+                None => {
+                    tidy.push(vm);
+                    continue;
                 }
+            },
+            _ => {
                 tidy.push(vm);
+                continue;
             }
-            // Another VM got it first, or took it and died before tidying up.
-            (Some(OPEN), _) => {}
-            _ => tidy.push(vm),
+        };
+        if store.set(&claim_key(vm), &claim_value(me, adopted, tries), cas) {
+            // Ours: the entry as it stands now (its VM may have written since).
+            if let Some(entry) = read(vm) {
+                claimed.push(Claim {
+                    entry,
+                    adopt: !adopted,
+                    recover: tries <= CLAIM_TRIES,
+                    tries,
+                });
+            }
         }
     }
     retire(store, &tidy);
     claimed
+}
+
+/// This VM (`me`) has announced what claimed VM `vm` lost (its gap records are in this VM's
+/// ledger): a claimer after it only recovers the records.
+pub fn adopted(store: &impl Store, vm: u64, me: u64) {
+    let (value, cas) = store.get(&claim_key(vm));
+    if let Some((by, false, tries)) = value.as_deref().and_then(parse_claim) {
+        if by == me {
+            store.set(&claim_key(vm), &claim_value(me, true, tries), cas);
+        }
+    }
+}
+
+/// This VM (`me`) is done with claimed VM `vm`: the claim says so for good and the entry is
+/// retired. A claim another VM took over meanwhile (it presumed this one dead) is its to
+/// finish.
+pub fn finish_claim(store: &impl Store, vm: u64, me: u64) {
+    let (value, cas) = store.get(&claim_key(vm));
+    if value.as_deref().and_then(parse_claim).map(|(by, _, _)| by) != Some(me) {
+        return;
+    }
+    if store.set(&claim_key(vm), format!("vm {me}").as_bytes(), cas) {
+        retire(store, &[vm]);
+    }
 }
 
 #[cfg(test)]
@@ -568,6 +662,89 @@ mod tests {
         assert_eq!(b_got.borrow().len(), 1, "B got in first");
         assert!(a_got.is_empty(), "A's compare-and-swap failed");
         assert_eq!(read_index(&host).0.live, vec![a, b]);
+    }
+
+    #[test]
+    fn a_claimer_that_dies_before_it_recovered_leaves_the_claim_to_the_next() {
+        let host = Host::default();
+        ensure_index(&host);
+        let dead = register(&host, "gw", 0).unwrap();
+        let a = register(&host, "gw", 0).unwrap();
+        let b = register(&host, "gw", 0).unwrap();
+        write(&host, &entry(dead, 0, 12));
+        write(&host, &entry(a, 20_000, 0));
+        write(&host, &entry(b, 20_000, 0));
+        // A claims, then traps before it has taken the records over: no further step.
+        assert_eq!(claim_dead_by(&host, a, 20_000, |_| 10_000).len(), 1);
+        write(&host, &entry(b, 25_000, 0));
+        assert!(
+            claim_dead(&host, b, 25_000, 10_000).is_empty(),
+            "A may still be at it"
+        );
+        // A's entry stands still: B takes the dead VM up again (and A's own).
+        write(&host, &entry(b, 31_000, 0));
+        let got = claim_dead(&host, b, 31_000, 10_000);
+        assert!(
+            got.iter()
+                .any(|e| e.vm == dead && e.lost()[0].gap.dropped == 12),
+            "{got:?}"
+        );
+        assert_eq!(read_index(&host).0.live, vec![b]);
+        assert_eq!(
+            claimed_by(&host, dead).as_deref(),
+            Some(&*format!("vm {b}"))
+        );
+    }
+
+    #[test]
+    fn claimers_dying_at_a_dead_vms_records_are_bounded() {
+        let host = Host::default();
+        ensure_index(&host);
+        let dead = register(&host, "gw", 0).unwrap();
+        write(&host, &entry(dead, 0, 5));
+        let mut now = 20_000;
+        let mut seen = Vec::new();
+        for round in 1..=CLAIM_TRIES + 1 {
+            let me = register(&host, "gw", now).unwrap();
+            let claims: Vec<_> = claim_dead_by(&host, me, now, |_| 10_000)
+                .into_iter()
+                .filter(|c| c.entry.vm == dead)
+                .collect();
+            assert_eq!(claims.len(), 1, "round {round}");
+            let c = &claims[0];
+            seen.push((c.adopt, c.recover, c.tries));
+            if round == 1 {
+                // The first claimer wrote the gap records, then died taking the records in.
+                adopted(&host, dead, me);
+            }
+            if round == CLAIM_TRIES + 1 {
+                finish_claim(&host, dead, me);
+                assert_eq!(host.get(&entry_key(dead)).0.as_deref(), Some(GONE));
+                assert_eq!(
+                    claimed_by(&host, dead).as_deref(),
+                    Some(&*format!("vm {me}"))
+                );
+            }
+            // This claimer dies: its entry stands still.
+            now += 11_000;
+        }
+        assert_eq!(
+            seen,
+            [
+                (true, true, 1),
+                (false, true, 2),
+                (false, true, 3),
+                (false, false, 4)
+            ],
+            "the gap records once; the records retried, then given up"
+        );
+        let me = register(&host, "gw", now).unwrap();
+        assert!(
+            claim_dead_by(&host, me, now, |_| 10_000)
+                .iter()
+                .all(|c| c.entry.vm != dead),
+            "finished"
+        );
     }
 
     #[test]

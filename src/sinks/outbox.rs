@@ -60,8 +60,20 @@ pub struct Report {
     /// Lines to log as warnings.
     pub warnings: Vec<String>,
     /// The VMs whose ledger entries this VM claimed (presumed dead): the host takes over
-    /// what they left for the shipper (`relay::pending_key`).
-    pub claimed: Vec<u64>,
+    /// what they left for the shipper (`relay::pending_key`), then says so
+    /// ([`Outbox::finish_claim`]).
+    pub claimed: Vec<Claimed>,
+}
+
+/// A dead VM whose entry this VM claimed ([`ledger::Claim`]), for the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimed {
+    pub vm: u64,
+    /// Take over its records; false: claimers died at them [`ledger::CLAIM_TRIES`] times,
+    /// only count them lost.
+    pub recover: bool,
+    /// Which claimer of the entry this VM is (1: the first).
+    pub tries: u64,
 }
 
 /// A chained record a forwarding VM hands to the shipper; for a gap record of its own, the
@@ -275,6 +287,50 @@ impl Outbox {
         report
     }
 
+    /// Announces what dead VMs of this VM's audit configuration left that no VM could deliver
+    /// (`relay::take_orphaned`): per row, a `vm_failed` gap record per sink naming the dead
+    /// VM and the range of its chain, tracked by that sink (lost in its turn, it is announced
+    /// again). The VM that found them counted them in `records.dropped`; here they count in
+    /// each sink's `dropped`, which that VM could not name.
+    pub fn adopt_orphaned(&mut self, orphaned: &relay::Orphaned, now_ms: u64) -> Report {
+        let mut report = self.report();
+        for row in &orphaned.rows {
+            if row.gap.dropped == 0 {
+                continue;
+            }
+            report.warnings.push(format!(
+                "VM {} left {} records of this audit configuration that no VM could deliver: \
+                 gap record queued",
+                row.vm, row.gap.dropped
+            ));
+            let tracked = Gap {
+                from_seq: 0,
+                to_seq: 0,
+                ..row.gap
+            };
+            for i in 0..self.slots.len() {
+                let Some(sink) = self.slots.get(i).map(|s| s.shipper.name()) else {
+                    continue;
+                };
+                let record = GapRecord {
+                    sink,
+                    gateway: &self.gateway,
+                    cause: GapCause::VmFailed,
+                    vm: (row.vm > 0).then_some(row.vm),
+                    gap: row.gap,
+                    chain: &row.chain,
+                };
+                let members = record.members(self.ids.next(now_ms), now_ms);
+                let linked = self.chain.link_members(members);
+                self.broadcast(linked, now_ms, Some((Some(i), tracked)));
+                if let Some(c) = report.sinks.get_mut(i) {
+                    c.dropped += row.gap.dropped as i64;
+                }
+            }
+        }
+        report
+    }
+
     /// The number of a relayed chain (1, 2, …: one per worker chain the shipper holds
     /// records of); `None` when every number is in use.
     fn source(&mut self, chain: String) -> Option<u64> {
@@ -361,6 +417,11 @@ impl Outbox {
     }
 
     /// This VM's number in the ledger, once registered.
+    /// How many sinks have a call out (its answer not in yet).
+    pub fn calls_out(&self) -> usize {
+        self.slots.iter().filter(|s| s.in_flight.is_some()).count()
+    }
+
     pub fn vm(&self) -> Option<u64> {
         self.ledger.vm
     }
@@ -623,14 +684,36 @@ impl Outbox {
                 });
             }
         }
-        for entry in &claimed {
-            self.adopt(entry, now_ms, &mut report);
+        for c in claimed.iter().filter(|c| c.adopt) {
+            self.adopt(&c.entry, now_ms, &mut report);
         }
-        report.claimed = claimed.iter().map(|e| e.vm).collect();
+        report.claimed = claimed
+            .iter()
+            .map(|c| Claimed {
+                vm: c.entry.vm,
+                recover: c.recover,
+                tries: c.tries,
+            })
+            .collect();
         self.announce_owed(now_ms);
         self.prune_sources();
         self.write_ledger(host, now_ms);
+        // Its gap records are in this VM's ledger now: a claimer after this one (if this VM
+        // dies before it has taken the records over) does not write them again.
+        if let Some(me) = self.ledger.vm {
+            for c in claimed.iter().filter(|c| c.adopt) {
+                ledger::adopted(host, c.entry.vm, me);
+            }
+        }
         report
+    }
+
+    /// The host has taken over what claimed VM `vm` left for the shipper (or given up on it):
+    /// the claim is finished and the VM's entry retired.
+    pub fn finish_claim(&self, host: &impl Host, vm: u64) {
+        if let Some(me) = self.ledger.vm {
+            ledger::finish_claim(host, vm, me);
+        }
     }
 
     /// Reports what a dead VM lost: a gap record per sink, naming the range lost in the dead
@@ -1407,6 +1490,57 @@ mod tests {
             (events[0]["from_seq"].as_u64(), events[0]["to_seq"].as_u64()),
             (Some(1), Some(1))
         );
+    }
+
+    #[test]
+    fn records_of_a_dead_vm_no_vm_could_deliver_reach_their_siem_as_a_gap() {
+        use crate::sinks::relay;
+        let host = FakeHost::default();
+        // What a claimer of another configuration noted (the dead VM 7's chain c-7, 41..43).
+        let left = relay::Left {
+            digest: "theirs",
+            message: {
+                let mut p = relay::Pending::default();
+                for seq in 41..=43 {
+                    p.push(1_000 + seq, "c-7", seq, "{}", None);
+                }
+                p.take()
+            },
+            records: 3,
+        };
+        let rows = relay::orphan_rows(7, &left, 5_000);
+        assert!(relay::note_orphaned(&host, "theirs", &rows));
+        // The next VM of that configuration announces it in its own chain, once.
+        let mut out = Outbox::new(
+            &audit(serde_json::json!({"splunk_hec": hec()})),
+            "gw",
+            1,
+            None,
+            0,
+        );
+        let orphaned = relay::take_orphaned(&host, "theirs");
+        let r = out.adopt_orphaned(&orphaned, 6_000);
+        assert_eq!(r.sinks[0].dropped, 3, "counted on the sink, once");
+        assert_eq!(
+            r.dropped, 0,
+            "records.dropped was counted by the VM that found them"
+        );
+        assert_eq!(r.warnings.len(), 1);
+        assert!(relay::take_orphaned(&host, "theirs").rows.is_empty());
+        out.flush(&host, 6_001, true);
+        let events = hec_events(&host.call(1));
+        assert_eq!(events.len(), 1, "{events:?}");
+        let gap = &events[0];
+        assert_eq!(gap["record_type"], "gap");
+        assert_eq!(gap["cause"], "vm_failed");
+        assert_eq!(gap["vm"], 7);
+        assert_eq!(gap["dropped"], 3);
+        assert_eq!(gap["lost_chain"], "c-7");
+        assert_eq!(
+            (gap["from_seq"].as_u64(), gap["to_seq"].as_u64()),
+            (Some(41), Some(43))
+        );
+        assert_eq!(gap["chain"]["id"], out.chain_id());
     }
 
     #[test]

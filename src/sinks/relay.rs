@@ -177,6 +177,250 @@ pub fn recover_left(store: &impl Store, keys: &[String], mut hand: impl FnMut(Le
     }
 }
 
+/// The shared-data key of what dead VMs of audit configuration `digest` left that no VM could
+/// deliver ([`Route::Lost`]): an [`Orphaned`], counts and chain ranges, not the records. A VM
+/// of that configuration (its shipper, or a worker) takes it on its tick and turns it into gap
+/// records in its own chain, so the SIEM the records were meant for shows the loss at the end
+/// of the dead VM's chain. One key per configuration that lost records this way; a
+/// configuration that never comes back leaves its key (at most [`ORPHANED_ROWS`] rows) for
+/// the life of the Envoy process.
+pub fn orphaned_key(digest: &str) -> String {
+    format!("policy_gateway.orphaned.{digest}")
+}
+
+/// Rows an [`Orphaned`] keeps (a row per dead VM and chain); past it, the losses are merged
+/// into one row without a chain or range (count and time span only), so the value stays small
+/// however many VMs die before a VM of the configuration reads it.
+pub const ORPHANED_ROWS: usize = 32;
+
+/// What one dead VM lost of one chain (`chain` empty: records whose chain is unknown, or the
+/// overflow row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanRow {
+    pub vm: u64,
+    pub chain: String,
+    pub gap: Gap,
+}
+
+/// The losses waiting under an [`orphaned_key`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Orphaned {
+    pub rows: Vec<OrphanRow>,
+}
+
+impl Orphaned {
+    /// Adds a loss: to its VM's and chain's row, else a new row, else (full) the overflow row.
+    pub fn add(&mut self, row: OrphanRow) {
+        if let Some(r) = self
+            .rows
+            .iter_mut()
+            .find(|r| r.vm == row.vm && r.chain == row.chain)
+        {
+            r.gap = r.gap.merge(row.gap);
+            return;
+        }
+        if self.rows.len() < ORPHANED_ROWS {
+            self.rows.push(row);
+            return;
+        }
+        let unranged = Gap {
+            from_seq: 0,
+            to_seq: 0,
+            ..row.gap
+        };
+        match self
+            .rows
+            .iter_mut()
+            .find(|r| r.vm == 0 && r.chain.is_empty())
+        {
+            Some(r) => {
+                r.gap = Gap {
+                    from_seq: 0,
+                    to_seq: 0,
+                    ..r.gap.merge(unranged)
+                }
+            }
+            None => {
+                // Make room: the last row joins the overflow row with the new loss.
+                if let Some(last) = self.rows.pop() {
+                    let merged = Gap {
+                        from_seq: 0,
+                        to_seq: 0,
+                        ..last.gap.merge(unranged)
+                    };
+                    self.rows.push(OrphanRow {
+                        vm: 0,
+                        chain: String::new(),
+                        gap: merged,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Lines of `vm chain dropped from_ms to_ms from_seq to_seq` (`-`: no chain).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for r in &self.rows {
+            let g = r.gap;
+            let chain = if r.chain.is_empty() || r.chain.contains([' ', '\n']) {
+                "-"
+            } else {
+                &r.chain
+            };
+            out.push_str(&format!(
+                "{} {chain} {} {} {} {} {}\n",
+                r.vm, g.dropped, g.from_ms, g.to_ms, g.from_seq, g.to_seq
+            ));
+        }
+        out.into_bytes()
+    }
+
+    /// The rows of a value ([`Orphaned::encode`]); lines that are not one are skipped.
+    pub fn decode(bytes: &[u8]) -> Orphaned {
+        let text = String::from_utf8_lossy(bytes);
+        let rows = text
+            .lines()
+            .filter_map(|line| {
+                let mut w = line.split(' ');
+                let vm = w.next()?.parse().ok()?;
+                let chain = match w.next()? {
+                    "-" => String::new(),
+                    c => c.to_string(),
+                };
+                let mut n = [0u64; 5];
+                for x in &mut n {
+                    *x = w.next()?.parse().ok()?;
+                }
+                let [dropped, from_ms, to_ms, from_seq, to_seq] = n;
+                Some(OrphanRow {
+                    vm,
+                    chain,
+                    gap: Gap {
+                        dropped,
+                        from_ms,
+                        to_ms,
+                        from_seq,
+                        to_seq,
+                    },
+                })
+            })
+            .collect();
+        Orphaned { rows }
+    }
+}
+
+/// What the records of a [`Left`] message are, per chain: how many, their time span and
+/// sequence range (records that cannot be read count in a row without a chain, at `now_ms`).
+pub fn orphan_rows(vm: u64, left: &Left<'_>, now_ms: u64) -> Vec<OrphanRow> {
+    let mut d = Drained::default();
+    d.take_in(left.message.clone());
+    let mut rows: Vec<OrphanRow> = Vec::new();
+    let mut add = |chain: &str, gap: Gap| match rows.iter_mut().find(|r| r.chain == chain) {
+        Some(r) => r.gap = r.gap.merge(gap),
+        None => rows.push(OrphanRow {
+            vm,
+            chain: chain.to_string(),
+            gap,
+        }),
+    };
+    for r in &d.records {
+        // A relayed gap record announces a loss of its own: announced again with it.
+        let mut gap = Gap::one(r.epoch_ms, r.seq);
+        if let Some(a) = &r.announces {
+            gap = gap.merge(Gap {
+                from_seq: 0,
+                to_seq: 0,
+                ..a.gap
+            });
+        }
+        add(&r.chain, gap);
+    }
+    let unread = left.records.saturating_sub(d.records.len());
+    if unread > 0 {
+        add(
+            "",
+            Gap {
+                dropped: unread as u64,
+                from_ms: now_ms,
+                to_ms: now_ms,
+                from_seq: 0,
+                to_seq: 0,
+            },
+        );
+    }
+    rows
+}
+
+/// Compare-and-swap attempts at an [`orphaned_key`] before giving up (workers racing).
+const ORPHANED_TRIES: usize = 16;
+
+/// Adds `rows` to what configuration `digest` has to announce ([`orphaned_key`]). False when
+/// the key stayed contended (the caller logs the loss; it is counted already).
+pub fn note_orphaned(store: &impl Store, digest: &str, rows: &[OrphanRow]) -> bool {
+    if digest.is_empty() || rows.is_empty() {
+        return rows.is_empty();
+    }
+    let key = orphaned_key(digest);
+    for _ in 0..ORPHANED_TRIES {
+        let (value, cas) = store.get(&key);
+        if cas.is_none() {
+            // The host has no create-if-absent: create it empty, then add by compare-and-swap.
+            store.set(&key, b"", None);
+            continue;
+        }
+        let mut orphaned = Orphaned::decode(&value.unwrap_or_default());
+        for r in rows {
+            orphaned.add(r.clone());
+        }
+        if store.set(&key, &orphaned.encode(), cas) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Takes what configuration `digest` has to announce, leaving the key empty (compare-and-swap:
+/// two VMs of the configuration never both take the same rows).
+pub fn take_orphaned(store: &impl Store, digest: &str) -> Orphaned {
+    let key = orphaned_key(digest);
+    for _ in 0..ORPHANED_TRIES {
+        let (Some(value), cas @ Some(_)) = store.get(&key) else {
+            return Orphaned::default();
+        };
+        if value.is_empty() {
+            return Orphaned::default();
+        }
+        if store.set(&key, b"", cas) {
+            return Orphaned::decode(&value);
+        }
+    }
+    Orphaned::default()
+}
+
+/// What a dead VM left under `keys`, counted per audit digest and cleared, without taking
+/// the records in: for a VM whose claimers died at its records ([`super::ledger::CLAIM_TRIES`]).
+pub fn discard_left(store: &impl Store, keys: &[String]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for key in keys {
+        let (Some(value), cas) = store.get(key) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let (digest, message) = decode_copy(&value).unwrap_or(("", &value));
+        let (messages, broken) = unbatch(message.to_vec());
+        let n = messages.len() + broken;
+        match out.iter_mut().find(|(d, _)| d == digest) {
+            Some((_, count)) => *count += n,
+            None => out.push((digest.to_string(), n)),
+        }
+        store.set(key, b"", cas);
+    }
+    out
+}
+
 /// The first byte of a record's message that carries what the record (a worker's gap record)
 /// announces, before the record's own message: the sink (its name's length, one byte, 0: every
 /// sink, then the name) and the loss (`u64`s, little-endian: dropped, from and to epoch ms,
@@ -698,6 +942,126 @@ mod tests {
             Route::Lost,
             "unreadable copy"
         );
+    }
+
+    #[test]
+    fn records_no_vm_can_deliver_wait_as_counts_and_ranges_for_their_configuration() {
+        let data = Data::default();
+        for (slot, seq) in [(0, 41), (1, 42), (2, 43)] {
+            data.set(
+                &pending_key(7, slot),
+                &encode_copy(Some("theirs"), &encode(1_000 + seq, "c-7", seq, "{}")),
+                None,
+            );
+        }
+        // A claimer of another configuration, and no live shipper of theirs: lost here.
+        let mut noted = Vec::new();
+        recover_left(&data, &pending_keys(7), |left| {
+            assert_eq!(
+                route_left(Some("mine"), left.digest, None, false),
+                Route::Lost
+            );
+            let rows = orphan_rows(7, &left, 5_000);
+            assert!(note_orphaned(&data, left.digest, &rows));
+            noted.extend(rows);
+        });
+        let want = OrphanRow {
+            vm: 7,
+            chain: "c-7".into(),
+            gap: Gap {
+                dropped: 3,
+                from_ms: 1_041,
+                to_ms: 1_043,
+                from_seq: 41,
+                to_seq: 43,
+            },
+        };
+        assert_eq!(noted, std::slice::from_ref(&want));
+        assert_eq!(take_orphaned(&data, "mine"), Orphaned::default());
+        // A VM of their configuration takes it once.
+        assert_eq!(
+            take_orphaned(&data, "theirs"),
+            Orphaned {
+                rows: vec![want.clone()]
+            }
+        );
+        assert_eq!(take_orphaned(&data, "theirs"), Orphaned::default(), "once");
+        // Another loss of the same VM and chain joins its row; one unreadable record counts.
+        let mut left = Left {
+            digest: "theirs",
+            message: encode(2_000, "c-7", 44, "{}"),
+            records: 2,
+        };
+        let rows = orphan_rows(7, &left, 6_000);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].chain, "", "the unreadable one: no chain");
+        assert!(note_orphaned(&data, "theirs", &rows));
+        assert!(note_orphaned(
+            &data,
+            "theirs",
+            &orphan_rows(7, &left, 6_000)
+        ));
+        let got = take_orphaned(&data, "theirs");
+        assert_eq!(got.rows.len(), 2);
+        assert_eq!(got.rows[0].gap.dropped, 2);
+        assert_eq!((got.rows[0].gap.from_seq, got.rows[0].gap.to_seq), (44, 44));
+        assert_eq!(got.rows[1].gap.dropped, 2);
+        left.records = 0;
+        assert!(note_orphaned(&data, "theirs", &[]), "nothing to note");
+    }
+
+    #[test]
+    fn records_claimers_died_at_are_counted_per_configuration_and_cleared() {
+        let data = Data::default();
+        let mut batch = Pending::default();
+        batch.push(1, "c", 1, "{}", None);
+        batch.push(2, "c", 2, "{}", None);
+        data.set(
+            &pending_key(4, 0),
+            &encode_copy(Some("a"), batch.message()),
+            None,
+        );
+        data.set(
+            &pending_key(4, 1),
+            &encode_copy(Some("b"), &encode(3, "c", 3, "{}")),
+            None,
+        );
+        data.set(&pending_key(4, 2), b"", None);
+        assert_eq!(
+            discard_left(&data, &pending_keys(4)),
+            [("a".to_string(), 2), ("b".to_string(), 1)]
+        );
+        assert!(discard_left(&data, &pending_keys(4)).is_empty(), "cleared");
+    }
+
+    #[test]
+    fn what_waits_for_a_configuration_that_never_comes_back_stays_bounded() {
+        let data = Data::default();
+        for vm in 1..=(ORPHANED_ROWS as u64 * 4) {
+            let row = OrphanRow {
+                vm,
+                chain: format!("c-{vm}"),
+                gap: Gap {
+                    dropped: 10,
+                    from_ms: vm,
+                    to_ms: vm,
+                    from_seq: 1,
+                    to_seq: 10,
+                },
+            };
+            assert!(note_orphaned(&data, "gone", &[row]));
+        }
+        let value = data.get(&orphaned_key("gone")).0.unwrap_or_default();
+        let kept = Orphaned::decode(&value);
+        assert_eq!(kept.rows.len(), ORPHANED_ROWS);
+        let total: u64 = kept.rows.iter().map(|r| r.gap.dropped).sum();
+        assert_eq!(total, 10 * ORPHANED_ROWS as u64 * 4, "every loss counted");
+        let overflow = kept.rows.last().unwrap();
+        assert_eq!((overflow.vm, overflow.chain.as_str()), (0, ""));
+        assert_eq!((overflow.gap.from_seq, overflow.gap.to_seq), (0, 0));
+        assert!(value.len() < 40 * 80, "{} bytes", value.len());
+        assert_eq!(Orphaned::decode(&kept.encode()), kept);
+        assert_eq!(Orphaned::decode(b"garbage\n1 c 1 2 3 4 5\n").rows.len(), 1);
     }
 
     #[test]

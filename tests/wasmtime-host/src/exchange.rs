@@ -13,8 +13,8 @@
 //! - A callback left paused at the end of a message stalls the exchange (Envoy would wait
 //!   for a `proxy_continue_stream` that never comes); the outcome says where.
 //!
-//! Then `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`, with `response.code` and
-//! `response.code_details` set as Envoy sets them.
+//! Then `proxy_on_log`, `proxy_on_done`, `proxy_on_delete` (or another order: [`Teardown`]),
+//! with `response.code` and `response.code_details` set as Envoy sets them.
 
 use crate::abi::{self, Action, Pairs};
 use crate::host::{Options, Vm, VmError};
@@ -126,6 +126,20 @@ pub struct Exchange {
     pub properties: Vec<(Vec<String>, Vec<u8>)>,
     /// The client goes away after this many response body chunks.
     pub client_leaves_after: Option<usize>,
+    /// The order of the callbacks that end the stream.
+    pub teardown: Teardown,
+}
+
+/// How the host ends a stream (Envoy's `conn_manager_impl.cc`, `doDeferredStreamDestroy`):
+/// HTTP/1 and HTTP/2 streams are logged, then their filters destroyed (`proxy_on_done`,
+/// `proxy_on_delete`); HTTP/3 defers the access log to the client's acknowledgement
+/// (`quic_defer_logging_to_ack_listener`), after the filters are gone, or never.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Teardown {
+    #[default]
+    LogThenDelete,
+    DeleteThenLog,
+    DeleteOnly,
 }
 
 impl Exchange {
@@ -217,9 +231,14 @@ impl Vm {
             self.set_property(ctx, "response.code", &i64::from(code).to_le_bytes());
         }
         let c = ctx as i32;
+        if ex.teardown == Teardown::LogThenDelete {
+            self.call_context::<i32, ()>(ctx, "proxy_on_log", c)?;
+        }
         self.call_context::<i32, i32>(ctx, "proxy_on_done", c)?;
-        self.call_context::<i32, ()>(ctx, "proxy_on_log", c)?;
         self.call_context::<i32, ()>(ctx, "proxy_on_delete", c)?;
+        if ex.teardown == Teardown::DeleteThenLog {
+            self.call_context::<i32, ()>(ctx, "proxy_on_log", c)?;
+        }
         if let Some(stream) = self.state_mut().streams.remove(&ctx) {
             out.late_writes = stream.late_writes;
         }

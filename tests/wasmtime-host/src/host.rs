@@ -229,6 +229,9 @@ pub struct VmState {
     pub streams: HashMap<u32, Stream>,
     /// The answer being delivered to `proxy_on_http_call_response`.
     pub answer: Option<Answer>,
+    /// How many times the module called `proxy_done` (a root context that answered
+    /// `proxy_on_done` false says it is done now).
+    pub done_calls: u32,
     root: u32,
 }
 
@@ -276,6 +279,7 @@ impl Proxy<'_> {
             callback: "",
             streams: HashMap::new(),
             answer: None,
+            done_calls: 0,
             root: 1,
         };
         let mut store = Store::new(&rt.engine, state);
@@ -602,7 +606,7 @@ fn note_late_write(state: &mut VmState, id: i32, what: String) {
 /// `proxy_on_http_call_response` (modules built on the SDK, as the filter was). Shared queues: this host runs one worker VM and no
 /// singleton service, so no queue resolves and the module ships its own records (its
 /// fallback); it never registers, enqueues or dequeues here.
-pub const IMPLEMENTED: [&str; 18] = [
+pub const IMPLEMENTED: [&str; 19] = [
     "proxy_log",
     "proxy_get_current_time_nanoseconds",
     "proxy_set_tick_period_milliseconds",
@@ -621,6 +625,7 @@ pub const IMPLEMENTED: [&str; 18] = [
     "proxy_http_call",
     "proxy_set_effective_context",
     "proxy_resolve_shared_queue",
+    "proxy_done",
 ];
 
 fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Result<()> {
@@ -653,6 +658,10 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
             }
         },
     )?;
+    linker.func_wrap("env", "proxy_done", |mut c: C<'_>| -> i32 {
+        c.data_mut().done_calls += 1;
+        status::OK
+    })?;
     linker.func_wrap(
         "env",
         "proxy_resolve_shared_queue",

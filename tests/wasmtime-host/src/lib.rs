@@ -22,7 +22,7 @@ pub mod exchange;
 pub mod host;
 pub mod sink;
 
-pub use exchange::{Exchange, Message, Outcome, Received};
+pub use exchange::{Exchange, Message, Outcome, Received, Teardown};
 pub use host::{Answer, Call, Options, Proxy, Runtime, Vm, VmError};
 
 /// The shipped module: `POLICY_GATEWAY_WASM`, else `target/policy_gateway.wasm` of the

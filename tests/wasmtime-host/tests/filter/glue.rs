@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use wasmtime_host::abi::{self, status};
 use wasmtime_host::sink::hec_success;
-use wasmtime_host::{Answer, Exchange, Message, Options, VmError};
+use wasmtime_host::{Answer, Exchange, Message, Options, Teardown, VmError};
 
 use crate::common::*;
 
@@ -333,6 +333,98 @@ fn unknown_contexts_and_tokens_never_trap() {
     ));
     assert_clean(&vm, &out, "after unknown callbacks");
     assert_eq!(out.client.header("x-policy-decision"), Some("redact"));
+}
+
+/// At shutdown the root sends what it holds and says not done (`proxy_on_done` false) while
+/// a call is out: Envoy would otherwise delete it and cancel the call. It calls `proxy_done`
+/// once the answer is in, or once it waited two sink timeouts (what is left stays in the
+/// ledger, as held).
+#[test]
+fn the_shutdown_flush_is_waited_for_not_cancelled() {
+    let config = plugin_config(true);
+    let timeout_ms = config["audit"]["timeout_ms"].as_u64().unwrap_or(5_000);
+    let mut vm = start(&config);
+    let out = vm.exchange(&Exchange::new(
+        chat("at-stop", CARD_PROMPT),
+        json_answer(EMAIL_ANSWER),
+    ));
+    assert_clean(&vm, &out, "at-stop");
+    assert!(!vm.done().unwrap(), "a call is out: not done yet");
+    let pending = vm.pending_calls();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(vm.state().done_calls, 0);
+    vm.answer(pending[0], hec_success()).unwrap();
+    assert_eq!(vm.state().done_calls, 1, "done once the answer is in");
+    let records = vm.records().unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["request_id"] == "at-stop")
+            .count(),
+        1
+    );
+
+    // A sink that never answers: done after the bounded wait, on a tick.
+    let mut vm = start(&config);
+    let _ = vm.exchange(&Exchange::new(
+        chat("never-answered", CARD_PROMPT),
+        json_answer(EMAIL_ANSWER),
+    ));
+    assert!(!vm.done().unwrap());
+    vm.advance_ms(timeout_ms);
+    vm.tick().unwrap();
+    assert_eq!(vm.state().done_calls, 0, "still waiting");
+    vm.advance_ms(timeout_ms);
+    vm.tick().unwrap();
+    assert_eq!(vm.state().done_calls, 1);
+    assert!(vm
+        .state()
+        .logs
+        .iter()
+        .any(|l| l.message.contains("stopped with 1 sink calls unanswered")));
+    assert!(vm.trap().is_none(), "{:?}", vm.trap());
+    assert!(vm.state().unsupported.is_empty());
+}
+
+/// Every order in which Envoy ends a stream gives its record exactly once: logged then
+/// deleted (HTTP/1, HTTP/2), deleted then logged (HTTP/3's deferred access log), deleted and
+/// never logged (an HTTP/3 connection gone before the acknowledgement); the late log of a
+/// stream finished at its delete is expected, not an unknown context.
+#[test]
+fn each_stream_has_one_record_whichever_order_it_ends_in() {
+    let mut vm = start(&plugin_config(true));
+    let orders = [
+        ("log-then-delete", Teardown::LogThenDelete),
+        ("delete-then-log", Teardown::DeleteThenLog),
+        ("delete-only", Teardown::DeleteOnly),
+    ];
+    for (id, teardown) in orders {
+        let mut ex = Exchange::new(chat(id, CARD_PROMPT), json_answer(EMAIL_ANSWER));
+        ex.teardown = teardown;
+        let out = vm.exchange(&ex);
+        assert_clean(&vm, &out, id);
+    }
+    for (id, _) in orders {
+        let r = record_of(&mut vm, id);
+        assert_eq!(r["reason_code"], "PII_CARD_REDACTED", "{id}: {r}");
+    }
+    assert!(vm.trap().is_none(), "{:?}", vm.trap());
+    let ignored: Vec<_> = vm
+        .state()
+        .logs
+        .iter()
+        .filter(|l| l.message.contains("does not hold"))
+        .collect();
+    assert!(ignored.is_empty(), "{ignored:?}");
+    // A log for a context never seen is still ignored and counted.
+    vm.call_context::<i32, ()>(4_000, "proxy_on_log", 4_000)
+        .unwrap();
+    assert!(vm.trap().is_none());
+    assert!(vm
+        .state()
+        .logs
+        .iter()
+        .any(|l| l.message.contains("proxy_on_log for context 4000")));
 }
 
 /// Attribution from host properties: a claim `jwt_authn` verified (dynamic metadata) and
