@@ -161,7 +161,7 @@ fn main() {
         ex.on_response_body(&mut host, len, false);
         ex.on_response_body(&mut host, len, true);
         let finished = ex.finish(&host, &mut ids, now);
-        out.push_members(&NoStore, finished.record.to_members(), now);
+        out.push_record(&NoStore, &finished.record, now);
         black_box(out.take_forwarded());
     }
 }

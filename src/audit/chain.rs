@@ -22,7 +22,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use sha2::Digest as _;
 
-use super::{IdGenerator, SCHEMA_VERSION};
+use super::canonical::Link;
+use super::{AuditRecord, IdGenerator, SCHEMA_VERSION};
 use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
 
@@ -301,7 +302,7 @@ fn write_canonical(v: &Value, out: &mut String) {
 /// Integers as they are; other numbers as ECMAScript's `Number.prototype.toString` writes
 /// them (RFC 8785 §3.2.2.3): the shortest round-trip digits (serde_json's, from ryu), placed
 /// as ECMA-262 §6.1.6.1.20 says (exponent form below 1e-6 and from 1e21).
-fn write_number(n: &serde_json::Number, out: &mut String) {
+pub(crate) fn write_number(n: &serde_json::Number, out: &mut String) {
     if n.is_u64() || n.is_i64() {
         out.push_str(&n.to_string());
         return;
@@ -356,7 +357,7 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
+pub(crate) fn write_string(s: &str, out: &mut String) {
     out.push('"');
     // Runs without `"`, `\` or a C0 control are copied whole: escapes are rare in a record.
     let mut rest = s;
@@ -460,7 +461,24 @@ impl Chain {
         link.insert("seq".into(), seq.into());
         link.insert("prev".into(), self.head.clone().into());
         members.insert("chain".into(), Value::Object(link));
-        let json = canonical(&Value::Object(members));
+        self.seal(canonical(&Value::Object(members)), seq)
+    }
+
+    /// Links a decision record, written in canonical form straight from the struct (the same
+    /// bytes as [`Self::link_members`] of its members, without building them).
+    pub fn link_record(&mut self, record: &AuditRecord) -> Linked {
+        let seq = self.next;
+        let link = Link {
+            id: &self.id,
+            seq,
+            prev: &self.head,
+        };
+        let json = record.canonical_linked(&link);
+        self.seal(json, seq)
+    }
+
+    /// Makes `json` (the canonical form of record `seq`) the head.
+    fn seal(&mut self, json: String, seq: u64) -> Linked {
         self.head = hex(&sha256(json.as_bytes()));
         self.next += 1;
         self.since_checkpoint += 1;

@@ -34,14 +34,29 @@ impl IdGenerator {
         // 48-bit ms | ver 7 | 12 random bits | variant 10 | 62 bits: counter-derived randomness.
         let hi: u64 = (ms << 16) | 0x7000 | (a & 0x0fff);
         let lo: u64 = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            hi >> 32,
-            (hi >> 16) & 0xffff,
-            hi & 0xffff,
-            lo >> 48,
-            lo & 0xffff_ffff_ffff
-        )
+        let mut out = String::with_capacity(36);
+        push_hex(&mut out, hi >> 32, 8);
+        out.push('-');
+        push_hex(&mut out, (hi >> 16) & 0xffff, 4);
+        out.push('-');
+        push_hex(&mut out, hi & 0xffff, 4);
+        out.push('-');
+        push_hex(&mut out, lo >> 48, 4);
+        out.push('-');
+        push_hex(&mut out, lo & 0xffff_ffff_ffff, 12);
+        out
+    }
+}
+
+/// The low `digits` nibbles of `v`, lowercase hex, as `{:0digits$x}` writes a value that
+/// fits them (without `format!`'s machinery: two ids per exchange).
+fn push_hex(out: &mut String, v: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        let nibble = (v >> (4 * i)) & 0xf;
+        out.push(char::from(
+            HEX.get(nibble as usize).copied().unwrap_or(b'0'),
+        ));
     }
 }
 
@@ -102,6 +117,30 @@ mod tests {
             for _ in 0..25_000 {
                 assert!(seen.insert(g.next(1_000)));
             }
+        }
+    }
+
+    /// The hand-written hex is what `format!` wrote before.
+    #[test]
+    fn ids_are_formats_hex() {
+        let mut g = IdGenerator::new(3);
+        for i in 0..5_000u64 {
+            let epoch_ms = splitmix64(i) >> (i % 64);
+            let (seed, counter) = (g.seed, g.counter.wrapping_add(1));
+            let id = g.next(epoch_ms);
+            let a = splitmix64(seed ^ counter.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let b = splitmix64(a ^ counter);
+            let hi: u64 = ((epoch_ms & 0xffff_ffff_ffff) << 16) | 0x7000 | (a & 0x0fff);
+            let lo: u64 = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+            let want = format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                hi >> 32,
+                (hi >> 16) & 0xffff,
+                hi & 0xffff,
+                lo >> 48,
+                lo & 0xffff_ffff_ffff
+            );
+            assert_eq!(id, want, "{epoch_ms}");
         }
     }
 

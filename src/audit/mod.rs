@@ -1,6 +1,7 @@
 //! The audit trail: the record schema, record ids and timestamps, the hash chain and its
 //! checkpoints, and the ECS and OCSF mappings.
 
+mod canonical;
 pub mod chain;
 pub mod ecs;
 mod fields;

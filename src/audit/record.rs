@@ -358,8 +358,9 @@ impl AuditRecord {
         smaller.serialize()
     }
 
-    /// The record's members, for the chain (`audit::chain`) to write once in canonical form
-    /// (no JSON text serialised and parsed back on the way); bounded as [`Self::to_json`] is.
+    /// The record's members, bounded as [`Self::to_json`] is: what `Chain::link_members`
+    /// canonicalises, the reference the chain's typed writer (`audit::canonical`, which
+    /// decision records go through) is tested against.
     pub fn to_members(&self) -> serde_json::Map<String, serde_json::Value> {
         let members = |r: &AuditRecord| match serde_json::to_value(r) {
             Ok(serde_json::Value::Object(m)) => Some(m),

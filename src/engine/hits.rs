@@ -64,6 +64,17 @@ pub(super) fn find_hits_scored(
     let mut pattern_hits = Vec::new();
     let mut anchors = Anchors::default();
     for (si, seg) in segments.iter().enumerate() {
+        // A text no rule inspects yields no hit and no score (its detectors are the union of
+        // those rules'): neither decoded nor scanned, e.g. a response under a policy without
+        // response rules, read only for its usage.
+        if !policy
+            .rules
+            .iter()
+            .any(|r| r.applies_to(phase) && r.roles.contains(seg.role))
+        {
+            work::add(1);
+            continue;
+        }
         let enabled = policy.detectors_for(phase, seg.role);
         let decoded = decode::decode(seg.text);
         let text = decoded.text();

@@ -5,7 +5,7 @@
 //! and their map getters `unwrap` UTF-8; a panic is a trap that kills the worker's VM. These
 //! wrappers return the host's status as an error instead, and hand over bytes, never text.
 //! Every function follows one memory contract: buffers the host returns were allocated
-//! through our exported [`proxy_on_memory_allocate`] (a boxed slice: a `Vec<u8>` with
+//! through our exported [`proxy_on_memory_allocate`] (the allocation of a `Vec<u8>` with
 //! capacity equal to its length) and become ours.
 #![allow(unsafe_code)]
 
@@ -71,16 +71,26 @@ impl CallRefused {
 }
 
 /// The host allocates the buffers it hands us through this export (Envoy looks up
-/// `malloc`, then `proxy_on_memory_allocate`): a boxed slice of `size` bytes, which
-/// [`take`] turns back into a `Vec`. Named `malloc` only in the wasm32 module: a native
-/// build must not replace the C library's.
+/// `malloc`, then `proxy_on_memory_allocate`): `size` bytes of the global allocator, not
+/// zeroed (the host overwrites them all before a call reports Ok: [`take`]), which [`take`]
+/// turns into a `Vec`; null when the allocator has none (the host then fails the call).
+/// Named `malloc` only in the wasm32 module: a native build must not replace the C
+/// library's.
 #[cfg_attr(
     all(target_arch = "wasm32", target_os = "unknown"),
     export_name = "malloc"
 )]
 #[cfg_attr(not(all(target_arch = "wasm32", target_os = "unknown")), no_mangle)]
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
-    Box::into_raw(vec![0u8; size].into_boxed_slice()).cast::<u8>()
+    let Ok(layout) = std::alloc::Layout::array::<u8>(size) else {
+        return null_mut();
+    };
+    if size == 0 {
+        // What an empty `Vec` holds; `alloc` must not be asked for zero bytes.
+        return std::ptr::NonNull::<u8>::dangling().as_ptr();
+    }
+    // SAFETY: `layout` is not zero-sized (above).
+    unsafe { std::alloc::alloc(layout) }
 }
 
 #[link(wasm_import_module = "env")]
@@ -201,8 +211,16 @@ unsafe fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     if data.is_null() {
         None
     } else {
-        // SAFETY: allocated by `proxy_on_memory_allocate` as a zeroed boxed slice of `size`
-        // bytes (so initialised whatever the host wrote), which a `Vec` of that length owns.
+        // SAFETY: `data` was allocated by `proxy_on_memory_allocate` for `size` bytes with
+        // the global allocator and `Layout::array::<u8>(size)` (dangling for 0), the layout
+        // a `Vec<u8>` of capacity `size` frees with. Every byte is initialised: the host
+        // reports Ok only after writing all `size` bytes it asked for (Envoy's `Buffer::copyTo`
+        // for bodies: `copyOut` of `length` bytes into an allocation of `length`, the size it
+        // reports; proxy-wasm-cpp-host's `copyToPointerSize` memcpys exactly `size` bytes
+        // into the buffer it allocated of `size`, for properties, header values, shared data
+        // and queue messages;
+        // `getHeaderMapPairs` fails the call unless `marshalPairs` filled the buffer to its
+        // last byte, `pos == end`). A failed call leaves the buffer untaken, as before.
         Some(unsafe { Vec::from_raw_parts(data, size, size) })
     }
 }

@@ -104,7 +104,7 @@ impl Shared {
         self.metrics.record_emitted();
         self.outbox
             .borrow_mut()
-            .push_members(&self.host(), record.to_members(), epoch_ms);
+            .push_record(&self.host(), record, epoch_ms);
         self.forward();
     }
 

@@ -50,6 +50,26 @@ pub fn is_bedrock_converse(path: &str) -> bool {
 /// Reads the path once; the first place that names a model decides.
 #[inline(never)]
 pub fn read(path: &str) -> PathModel {
+    // Every place that names a model has a segment `openai` or `model` (`models` under
+    // `publishers`), and without a `%` the segments are the path's own text: most paths
+    // (`/v1/chat/completions`, read for each body) are answered without splitting them.
+    let names_none =
+        !path.contains('%') && !contains_word(path, b"model") && !contains_word(path, b"openai");
+    if names_none {
+        return PathModel::default();
+    }
+    read_segments(path)
+}
+
+/// Whether `word` (lowercase ASCII) occurs in `s`, ASCII case-insensitively.
+fn contains_word(s: &str, word: &[u8]) -> bool {
+    s.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// [`read`] by the segments, always.
+fn read_segments(path: &str) -> PathModel {
     let segs = segments(path);
     let word = |i: usize, w: &str| segs.get(i).is_some_and(|s| is(s, w));
     for (k, seg) in segs.iter().enumerate() {
@@ -146,6 +166,60 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The shortcut for paths that name no model answers as the segments do, whatever the
+    /// path: generated from the words that matter, encoded, dotted and cased.
+    #[test]
+    fn the_shortcut_reads_as_the_segments() {
+        const PIECES: &[&str] = &[
+            "/",
+            "/",
+            "v1",
+            "chat",
+            "completions",
+            "openai",
+            "OpenAI",
+            "deployments",
+            "model",
+            "MODEL",
+            "models",
+            "mod",
+            "el",
+            "publishers",
+            "google",
+            "gpt-4o",
+            "invoke",
+            "converse",
+            "count-tokens",
+            "gemini:generateContent",
+            ".",
+            "..",
+            "%2F",
+            "%6Dodel",
+            "%6F",
+            "?",
+            "#",
+            "%",
+            "%zz",
+            "openai/deployments",
+            "model/x/invoke",
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let mut path = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for i in 0..(x % 9) {
+                let r = x.rotate_left((i * 7) as u32);
+                path.push_str(PIECES[(r % PIECES.len() as u64) as usize]);
+                if r & 0x100 != 0 {
+                    path.push('/');
+                }
+            }
+            assert_eq!(read(&path), read_segments(&path), "{path:?}");
+        }
+    }
 
     #[test]
     fn azure_deployments() {

@@ -458,6 +458,18 @@ impl Outbox {
         self.push_linked(host, linked, epoch_ms);
     }
 
+    /// [`Self::push`] for a decision record, written once in canonical form by the chain
+    /// straight from the struct.
+    pub fn push_record(
+        &mut self,
+        host: &impl Host,
+        record: &crate::audit::AuditRecord,
+        epoch_ms: u64,
+    ) {
+        let linked = self.chain.link_record(record);
+        self.push_linked(host, linked, epoch_ms);
+    }
+
     fn push_linked(&mut self, host: &impl Host, linked: Linked, epoch_ms: u64) {
         self.broadcast(linked, epoch_ms, None);
         self.checkpoint_if_due(epoch_ms);
