@@ -226,3 +226,41 @@ fn keyword_sets_past_the_automaton_bound_are_refused() {
         "rules: keyword automaton: more than 4194304 transitions"
     );
 }
+
+/// The two range errors quote the number as core's float `Display` wrote it (whole numbers
+/// without `.0`, no exponent), now from serde_json's float writer.
+#[test]
+fn range_errors_quote_the_number_exactly() {
+    let canary = |p: Value| {
+        error(json!({"id": "p", "version": "1", "rules": [],
+                     "rollout": {"mode": "canary", "canary_percent": p}}))
+    };
+    for (p, want) in [
+        (json!(100.5), "100.5"),
+        (json!(-0.25), "-0.25"),
+        (json!(1e3), "1000"),
+        (json!(150), "150"),
+    ] {
+        assert_eq!(
+            canary(p),
+            format!("rollout.canary_percent: {want} is not between 0 and 100")
+        );
+    }
+    let score = |s: Value| {
+        error(json!({"id": "p", "version": "1", "rules": [{
+            "id": "r", "category": "c", "action": "refuse", "reason_code": "R",
+            "match": {"detectors": ["prompt_injection"], "min_score": s}}]}))
+    };
+    for (s, want) in [
+        (json!(1.5), "1.5"),
+        (json!(-1e-7), "-0.0000001"),
+        (json!(2), "2"),
+        (json!(1.0000000000000002), "1.0000000000000002"),
+        (json!(12345678.875), "12345678.875"),
+    ] {
+        assert_eq!(
+            score(s),
+            format!("rules[0] \"r\".match.min_score: {want} is not between 0 and 1")
+        );
+    }
+}

@@ -13,14 +13,40 @@ use super::SCHEMA_VERSION;
 use crate::config::PluginConfig;
 
 /// What a gateway last announced, as kept in shared data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Announced {
     pub policy_id: String,
     pub policy_sha256: String,
-    #[serde(default)]
     pub candidate_policy_id: Option<String>,
-    #[serde(default)]
     pub candidate_sha256: Option<String>,
+}
+
+/// Read by hand through a `Value`, as the derive read it (other keys ignored, the candidate's
+/// fields optional): a derived `Deserialize` over serde_json's reader links serde's
+/// `Unexpected` and with it core's float `Display` (~19 KB) into the filter module.
+impl<'de> Deserialize<'de> for Announced {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Announced, D::Error> {
+        use serde::de::Error as _;
+        use serde_json::Value;
+        let value = Value::deserialize(d)?;
+        let text = |key: &str| match value.get(key) {
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => Err(D::Error::custom(format_args!("`{key}` is not a string"))),
+        };
+        let required = |key: &str| {
+            text(key)?.ok_or_else(|| D::Error::custom(format_args!("missing field `{key}`")))
+        };
+        if !value.is_object() {
+            return Err(D::Error::custom("an announced policy is an object"));
+        }
+        Ok(Announced {
+            policy_id: required("policy_id")?,
+            policy_sha256: required("policy_sha256")?,
+            candidate_policy_id: text("candidate_policy_id")?,
+            candidate_sha256: text("candidate_sha256")?,
+        })
+    }
 }
 
 impl Announced {
@@ -139,5 +165,39 @@ mod tests {
             Announced::of(&config("1", json!({"mode": "enforce"}))),
             announced
         );
+    }
+
+    /// What the filter keeps in shared data reads back as it was written; a value written
+    /// before the candidate fields, or with fields this version does not know, reads as the
+    /// derive read it; anything else is no announcement.
+    #[test]
+    fn announced_reads_back_from_shared_data() {
+        let mut a = Announced::of(&config("1", json!({"mode": "enforce"})));
+        a.candidate_policy_id = Some("q@2".into());
+        let text = serde_json::to_vec(&a).unwrap();
+        assert_eq!(serde_json::from_slice::<Announced>(&text).unwrap(), a);
+        let old = json!({"policy_id": "p@1", "policy_sha256": "ab", "later": [1.5]});
+        let read: Announced = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            read,
+            Announced {
+                policy_id: "p@1".into(),
+                policy_sha256: "ab".into(),
+                candidate_policy_id: None,
+                candidate_sha256: None,
+            }
+        );
+        for bad in [
+            json!({"policy_sha256": "ab"}),
+            json!({"policy_id": 1, "policy_sha256": "ab"}),
+            json!({"policy_id": "p@1", "policy_sha256": "ab", "candidate_sha256": 2.5}),
+            json!(["p@1", "ab"]),
+            json!(null),
+        ] {
+            assert!(
+                serde_json::from_value::<Announced>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

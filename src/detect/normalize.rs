@@ -295,10 +295,7 @@ impl MapState {
         self.hex_pairs = 0;
         self.space = false;
         self.tail = [self.tail[1], 0x80];
-        let mut buf = [0u8; 4];
-        for l in c.to_lowercase() {
-            out.extend_from_slice(l.encode_utf8(&mut buf).as_bytes());
-        }
+        push_lower(c, out);
     }
 
     /// A separator is about to be written: counts single letters before separators in a row
@@ -311,6 +308,30 @@ impl MapState {
         self.singles = if single { self.singles + 1 } else { 0 };
         self.anchors.spaced |= self.singles >= 3;
     }
+}
+
+include!(concat!(env!("OUT_DIR"), "/lowercase.rs"));
+
+/// Writes `c` lower-cased, as `char::to_lowercase` does, from the ranges `build.rs` derives
+/// from it: core's own table is 11.7 KB of the filter module, the ranges 1.5 KB.
+fn push_lower(c: char, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 4];
+    if let Some((_, lower)) = LOWER_MULTI.iter().find(|(m, _)| *m == c) {
+        out.extend_from_slice(lower.as_bytes());
+        return;
+    }
+    let cp = c as u32;
+    let i = LOWER_RANGES.partition_point(|&(w, _)| w & 0x1F_FFFF <= cp);
+    let lower = i
+        .checked_sub(1)
+        .and_then(|i| LOWER_RANGES.get(i))
+        .and_then(|&(w, delta)| {
+            let (k, stride, len) = (cp - (w & 0x1F_FFFF), 1 + (w >> 21 & 1), w >> 22);
+            (k % stride == 0 && k / stride < len)
+                .then(|| char::from_u32(cp.wrapping_add_signed(delta)))
+                .flatten()
+        });
+    out.extend_from_slice(lower.unwrap_or(c).encode_utf8(&mut buf).as_bytes());
 }
 
 /// The longest run of base64 characters in `chunk`.
@@ -802,6 +823,19 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// `push_lower` writes what `char::to_lowercase` writes, for every character.
+    #[test]
+    fn lower_is_core_to_lowercase_for_every_character() {
+        let (mut ours, mut core) = (Vec::new(), String::new());
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            ours.clear();
+            core.clear();
+            push_lower(c, &mut ours);
+            core.extend(c.to_lowercase());
+            assert_eq!(ours, core.as_bytes(), "U+{:04X}", c as u32);
+        }
+    }
 
     /// The fast path for plain words writes what the general path writes, with the same
     /// shift points and anchors (random texts of words that take it and words that must not:

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::document::*;
-use crate::config::read::Path;
+use crate::config::read::{float_text, Path};
 use crate::detect::custom::CustomPattern;
 use crate::detect::keywords::{KeywordSet, KeywordSetBuilder};
 use crate::detect::prefilter::Prefilter;
@@ -315,7 +315,7 @@ fn compile_rollout(doc: &RolloutDoc) -> Result<Rollout, PolicyError> {
             if !(0.0..=100.0).contains(&p) || p.is_nan() {
                 return err(
                     "rollout.canary_percent",
-                    format!("{p} is not between 0 and 100"),
+                    format!("{} is not between 0 and 100", float_text(p)),
                 );
             }
             // Two decimals are honoured: 12.34% → 1234 basis points.
@@ -418,7 +418,7 @@ fn compile_rule(
         Some(s) if !(0.0..=1.0).contains(&s) => {
             return err(
                 format!("{at}.match.min_score"),
-                format!("{s} is not between 0 and 1"),
+                format!("{} is not between 0 and 1", float_text(s)),
             )
         }
         Some(s) => s,
