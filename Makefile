@@ -58,7 +58,7 @@ test-wasm: setup-wasm
 ## (tests/wasmtime-host, its own package and target dir): the shared scenario table and
 ## glue-level cases no Envoy produces on demand
 WASMTIME_HOST := --manifest-path tests/wasmtime-host/Cargo.toml
-test-wasmtime: wasm
+test-wasmtime: wasm wasm-fault
 	$(CARGO) fmt --check $(WASMTIME_HOST)
 	$(CARGO) clippy $(WASMTIME_HOST) --target-dir target/wasmtime-host --all-targets -- -D warnings
 	$(CARGO) test $(WASMTIME_HOST) --target-dir target/wasmtime-host

@@ -1,6 +1,7 @@
 //! TEST-ONLY fault injection (cargo feature `fault-injection`, built by `make wasm-fault` into
 //! `target/policy_gateway_fault.wasm`; never part of `make wasm`, `make demo` or a release).
-//! A request carrying `x-policy-gateway-fault: trap` makes the VM trap, as a bug would, so the
+//! A request carrying `x-policy-gateway-fault: trap` makes the VM trap, as a bug would (`panic`:
+//! through a Rust panic, so the panic hook runs), so the
 //! end-to-end tests can prove that a VM's death under `failure_policy: FAIL_RELOAD` loses no
 //! audit record silently (`sinks::ledger`). A request whose id is [`SHIPPER_TRAP_ID`] makes
 //! the audit shipper trap once it has taken that request's record in (it never runs request
@@ -38,6 +39,14 @@ impl Trap {
             log::warn!("policy_gateway: fault injection: trapping this VM");
             // A wasm `unreachable`: the VM fails, as on a panic.
             std::process::abort();
+        }
+        if headers.all(HEADER).any(|v| v == b"panic") {
+            // A panic whose message holds request data, as a bug's might: the panic hook
+            // must log where, never what (the wasmtime host's test of the hook).
+            #[allow(clippy::panic)]
+            {
+                panic!("fault injection: request data that must never be logged");
+            }
         }
         self.0.on_http_request_headers(end_of_stream)
     }

@@ -19,6 +19,18 @@ pub fn runtime() -> &'static Runtime {
     })
 }
 
+/// The test-only module of `make wasm-fault` (`src/filter/fault.rs`): the shipped filter plus
+/// request headers that make its VM trap or panic.
+pub fn fault_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let path = format!("{ROOT}/target/policy_gateway_fault.wasm");
+        let wasm = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (run `make wasm-fault` first)"));
+        Runtime::load(&wasm).unwrap()
+    })
+}
+
 pub fn read(rel: &str) -> String {
     std::fs::read_to_string(format!("{ROOT}/{rel}")).unwrap()
 }

@@ -209,12 +209,12 @@ fn a_host_that_refuses_the_changed_body_fails_closed() {
     }
 }
 
-/// A VM that traps (the host asks its allocator for more than a wasm32 address space: a
-/// panic), whose panic hook logs where but not what; a fresh VM in the same proxy then
+/// A VM that panics (the test-only module's `x-policy-gateway-fault: panic`, as a bug
+/// would), whose panic hook logs where but not what; a fresh VM in the same proxy then
 /// works, and does not announce the same policy a second time.
 #[test]
 fn a_fresh_vm_after_a_trap_keeps_working() {
-    let proxy = runtime().proxy();
+    let proxy = fault_runtime().proxy();
     let config = plugin_config(true).to_string();
     let mut vm = proxy.vm(config.as_bytes()).unwrap();
     let out = vm.exchange(&Exchange::new(
@@ -233,13 +233,23 @@ fn a_fresh_vm_after_a_trap_keeps_working() {
     assert_eq!(changes(&first), 1, "{first:?}");
     assert!(first.iter().any(|r| r["request_id"] == "before"));
 
-    let trap = vm.call_context::<i32, i32>(1, "malloc", -1).unwrap_err();
-    assert!(matches!(trap, VmError::Trap(_)), "{trap:?}");
+    let panicked = vm.exchange(&Exchange::new(
+        chat("panic", CARD_PROMPT).header(b"x-policy-gateway-fault", b"panic"),
+        json_answer(EMAIL_ANSWER),
+    ));
+    assert!(panicked.trap.is_some());
     let critical: Vec<_> = vm.state().logs.iter().filter(|l| l.level == 5).collect();
     assert_eq!(critical.len(), 1, "{critical:?}");
     assert!(
         critical[0].message.contains("message withheld"),
         "{critical:?}"
+    );
+    assert!(
+        vm.state()
+            .logs
+            .iter()
+            .all(|l| !l.message.contains("must never be logged")),
+        "the panic's message was logged"
     );
     let dead = vm.exchange(&Exchange::new(
         chat("dead", CARD_PROMPT),
