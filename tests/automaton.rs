@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
-use policy_gateway::detect::automaton::{Automaton, BuildError, MatchKind, MAX_TRANSITIONS};
+use policy_gateway::detect::automaton::{Automaton, BuildError, MatchKind, MAX_HEAP_BYTES};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -144,13 +144,26 @@ fn theirs_find(ac: &AhoCorasick, text: &[u8]) -> Vec<Triple> {
         .collect()
 }
 
-/// Every mode on one pattern set and its texts; returns how many hits were compared.
+/// Builds in the form the size picks, or always sparse.
+fn build(pats: &[Vec<u8>], kind: MatchKind, ci: bool, sparse: bool) -> Automaton {
+    if sparse {
+        Automaton::new_sparse(pats, kind, ci).unwrap()
+    } else {
+        Automaton::new(pats, kind, ci).unwrap()
+    }
+}
+
+/// Every mode in both forms (dense and sparse) on one pattern set and its texts; returns how
+/// many hits were compared.
 fn compare(rng: &mut Rng, pats: &[Vec<u8>], alphabet: &[u8], texts: usize) -> usize {
     let mut compared = 0;
-    for ci in [false, true] {
+    for (ci, sparse) in [(false, false), (true, false), (false, true), (true, true)] {
         let dfa = rng.below(2) == 0;
-        let std_over = Automaton::new(pats, MatchKind::Standard, ci).unwrap();
-        let ll = Automaton::new(pats, MatchKind::LeftmostLongest, ci).unwrap();
+        let std_over = build(pats, MatchKind::Standard, ci, sparse);
+        let ll = build(pats, MatchKind::LeftmostLongest, ci, sparse);
+        if sparse {
+            assert!(std_over.is_sparse() && ll.is_sparse());
+        }
         let ac_std = oracle(pats, aho_corasick::MatchKind::Standard, ci, dfa);
         let ac_ll = oracle(pats, aho_corasick::MatchKind::LeftmostLongest, ci, dfa);
         for _ in 0..texts {
@@ -159,21 +172,21 @@ fn compare(rng: &mut Rng, pats: &[Vec<u8>], alphabet: &[u8], texts: usize) -> us
             assert_eq!(
                 ours_overlapping(&std_over, &t),
                 want,
-                "overlapping, ci {ci}, patterns {pats:?}, text {t:?}"
+                "overlapping, ci {ci}, sparse {sparse}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
             let want = theirs_find(&ac_std, &t);
             assert_eq!(
                 ours_find(&std_over, &t),
                 want,
-                "standard, ci {ci}, patterns {pats:?}, text {t:?}"
+                "standard, ci {ci}, sparse {sparse}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
             let want = theirs_find(&ac_ll, &t);
             assert_eq!(
                 ours_find(&ll, &t),
                 want,
-                "leftmost-longest, ci {ci}, patterns {pats:?}, text {t:?}"
+                "leftmost-longest, ci {ci}, sparse {sparse}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
         }
@@ -224,22 +237,63 @@ fn every_byte_value_in_patterns() {
 }
 
 #[test]
-fn refuses_empty_patterns_and_oversized_tables() {
+fn refuses_empty_patterns_and_oversized_sets() {
     assert_eq!(
         Automaton::new(["a", ""], MatchKind::Standard, false).unwrap_err(),
         BuildError::EmptyPattern(1)
     );
+    // Past MAX_HEAP_BYTES of sparse form (13 bytes a trie state): 16-byte random terms
+    // share little beyond their first bytes, so nearly every byte is a state.
     let mut rng = Rng(3);
-    // 256 classes: past MAX_TRANSITIONS / 256 states the table is refused.
-    let states = MAX_TRANSITIONS / 256 + 1;
-    let pats: Vec<Vec<u8>> = (0..states / 6)
-        .map(|_| (0..8).map(|_| rng.next() as u8).collect())
-        .chain((0..=255u8).map(|b| vec![b]))
+    let pats: Vec<Vec<u8>> = (0..MAX_HEAP_BYTES / 13 / 14)
+        .map(|_| (0..16).map(|_| rng.next() as u8).collect())
         .collect();
     assert_eq!(
         Automaton::new(&pats, MatchKind::Standard, false).unwrap_err(),
         BuildError::TooLarge
     );
+}
+
+/// Random 4-character words over the 3,500 most common CJK ideographs (U+4E00 up).
+fn cjk_terms(rng: &mut Rng, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|_| {
+            (0..4)
+                .map(|_| char::from_u32(0x4e00 + rng.below(3500) as u32).unwrap())
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// The sizes a real keyword policy reaches: they take the sparse form, stay within a few
+/// megabytes, and match as aho-corasick does.
+#[test]
+fn large_keyword_lists_take_the_sparse_form_and_match() {
+    let mut rng = Rng(21);
+    let cjk = cjk_terms(&mut rng, 10_000);
+    let alphabet: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let ascii: Vec<Vec<u8>> = (0..20_000)
+        .map(|_| (0..12).map(|_| alphabet[rng.below(36)]).collect())
+        .collect();
+    for (name, pats) in [("10k CJK", &cjk), ("20k ASCII", &ascii)] {
+        let a = Automaton::new(pats, MatchKind::Standard, true).unwrap();
+        assert!(a.is_sparse(), "{name}");
+        println!("{name}: {} heap bytes", a.heap_bytes());
+        assert!(a.heap_bytes() < 4 << 20, "{name}: {}", a.heap_bytes());
+        let ac = oracle(pats, aho_corasick::MatchKind::Standard, true, false);
+        for _ in 0..20 {
+            let mut t = Vec::new();
+            for _ in 0..30 {
+                let p = &pats[rng.below(pats.len())];
+                t.extend(flip_case(&mut rng, p));
+                t.extend(b" x\xe4\xb8 ");
+            }
+            let want = theirs_overlapping(&ac, &t);
+            assert!(want.len() >= 30);
+            assert_eq!(ours_overlapping(&a, &t), want, "{name}");
+        }
+    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Our literal automaton: Aho-Corasick compiled once into a dense DFA over byte classes, with
+//! Our literal automaton: Aho-Corasick compiled once into a DFA over byte classes (or, for
+//! large sets, a sparse NFA: see Forms), with
 //! exactly the searches the detectors use, and the same hits as the aho-corasick crate gives in
 //! those modes (the oracle tests in `tests/automaton.rs` compare them hit for hit):
 //!
@@ -25,17 +26,36 @@
 //! pattern's literal, a few pseudonym tokens), the start state is numbered just past the match
 //! states, so the same comparison catches it, and memchr jumps to the next of those bytes.
 //!
+//! Forms. The dense table holds states × classes ids: a few dozen KB for the default policy,
+//! but a 10,000-term Chinese word list (~40,000 states, ~130 classes) would need 20 MiB. Past
+//! [`DENSE_BYTES`] the automaton is sparse instead: per state its trie edges and its fail
+//! link, followed on a miss as in the textbook NFA, with a dense start row (most
+//! bytes of a text are read there). About 13 bytes a state (that list: 1.3 MB); same ids,
+//! same hits, a few table reads a byte more where the search is deep in the trie.
+//!
 //! Bounds. Building, for patterns of `m` bytes in all over a stride of `k` classes: at most
-//! `m + 1` states, O(m·k) time and O(m·k) memory (the trie's sparse children are scanned
-//! linearly, at most `k` each); a table above [`MAX_TRANSITIONS`] entries is refused
-//! ([`BuildError::TooLarge`]) before it is allocated, as are empty patterns
-//! ([`BuildError::EmptyPattern`]: no site accepts them). Searching a text of `n` bytes: O(n + h)
-//! for `h` hits, no allocation; overlapping hits at one position are at most the number of
+//! `m + 1` states, O(m·k) time (the trie's sparse children are scanned linearly, at most `k`
+//! each); memory O(m·k) for the dense form, only below [`DENSE_BYTES`], else O(m). A set
+//! whose sparse form would pass [`MAX_HEAP_BYTES`] is refused ([`BuildError::TooLarge`]) as
+//! the trie grows past it, as are empty patterns ([`BuildError::EmptyPattern`]: no site
+//! accepts them). Searching a text of `n` bytes: O(n + h) for `h` hits in either form (sparse:
+//! amortized, as each fail link followed is one level up the trie and each byte one level
+//! down at most), no allocation; overlapping hits at one position are at most the number of
 //! patterns.
 
-/// The largest transition table built (4 Mi entries: 16 MiB as `u32` ids). Past it
-/// [`Automaton::new`] refuses instead of growing without limit with a policy's keywords.
-pub const MAX_TRANSITIONS: usize = 1 << 22;
+/// The largest dense table built, in bytes (1 MiB): past it the automaton takes the sparse
+/// form, whose size grows with the trie alone, not with trie states × byte classes (a
+/// 10,000-term Chinese word list has ~40,000 states over ~130 classes: 20 MiB dense).
+pub const DENSE_BYTES: usize = 1 << 20;
+
+/// The largest automaton built, in bytes of the sparse form (16 MiB, about 1.2 million trie
+/// states: a megabyte of distinct term bytes). Past it [`Automaton::new`] refuses instead of
+/// growing without limit with a policy's keywords.
+pub const MAX_HEAP_BYTES: usize = 16 << 20;
+
+/// Heap bytes per trie state in the sparse form: its class and target (the edge into it), its
+/// fail link and its offset.
+const SPARSE_STATE_BYTES: usize = 13;
 
 /// How non-overlapping searches choose among hits (overlapping search is always standard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +71,7 @@ pub enum MatchKind {
 pub enum BuildError {
     /// Pattern `0` is empty.
     EmptyPattern(usize),
-    /// The table would exceed [`MAX_TRANSITIONS`] entries (or the ids `u32`).
+    /// The automaton would exceed [`MAX_HEAP_BYTES`] (or the ids `u32`).
     TooLarge,
 }
 
@@ -59,7 +79,7 @@ impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BuildError::EmptyPattern(i) => write!(f, "pattern {i} is empty"),
-            BuildError::TooLarge => write!(f, "more than {MAX_TRANSITIONS} transitions"),
+            BuildError::TooLarge => write!(f, "more than {MAX_HEAP_BYTES} bytes"),
         }
     }
 }
@@ -72,28 +92,77 @@ pub struct Hit {
     pub end: usize,
 }
 
-/// Premultiplied state ids: `u16` for small tables, `u32` otherwise.
+/// The transitions: dense with premultiplied ids (`u16` for small tables, `u32` otherwise),
+/// or sparse past [`DENSE_BYTES`].
 #[derive(Clone)]
 enum Table {
     Narrow(Box<[u16]>),
     Wide(Box<[u32]>),
+    Sparse(Sparse),
 }
 
-trait Id: Copy {
-    fn index(self) -> usize;
+/// Per state its trie edges (in insertion order, scanned linearly: below the root most states
+/// have one or two) and its fail link, searched the standard NFA way
+/// (no edge: follow the fail link and retry); the start state's row is dense, so every chain
+/// ends in one read there. State ids are plain indices (not premultiplied).
+#[derive(Clone)]
+struct Sparse {
+    start: usize,
+    root: Box<[u32]>,
+    /// State `s`'s edges are `edge_class[offs[s]..offs[s + 1]]` (and the same in `edge_next`).
+    offs: Box<[u32]>,
+    fail: Box<[u32]>,
+    edge_class: Box<[u8]>,
+    edge_next: Box<[u32]>,
 }
 
-impl Id for u16 {
-    #[inline(always)]
-    fn index(self) -> usize {
-        usize::from(self)
+impl Sparse {
+    fn heap_bytes(&self) -> usize {
+        (self.root.len() + self.offs.len() + self.fail.len() + self.edge_next.len()) * 4
+            + self.edge_class.len()
     }
 }
 
-impl Id for u32 {
+/// The transition function of one form.
+trait Delta {
+    fn next(&self, state: usize, class: usize) -> usize;
+}
+
+impl Delta for [u16] {
     #[inline(always)]
-    fn index(self) -> usize {
-        self as usize
+    fn next(&self, state: usize, class: usize) -> usize {
+        self.get(state + class).map_or(0, |&t| usize::from(t))
+    }
+}
+
+impl Delta for [u32] {
+    #[inline(always)]
+    fn next(&self, state: usize, class: usize) -> usize {
+        self.get(state + class).map_or(0, |&t| t as usize)
+    }
+}
+
+impl Delta for Sparse {
+    /// Out of line: one copy in the module (large sets are rare; their search is not the hot
+    /// path of the default policy).
+    #[inline(never)]
+    fn next(&self, mut state: usize, class: usize) -> usize {
+        // Each fail link leads to a shallower state, so this ends at the start or the dead one.
+        loop {
+            if state == self.start {
+                return self.root.get(class).map_or(0, |&t| t as usize);
+            }
+            if state == 0 {
+                return 0;
+            }
+            let from = self.offs.get(state).map_or(0, |&o| o as usize);
+            let to = self.offs.get(state + 1).map_or(0, |&o| o as usize);
+            let classes = self.edge_class.get(from..to).unwrap_or_default();
+            if let Some(i) = classes.iter().position(|&c| usize::from(c) == class) {
+                return self.edge_next.get(from + i).map_or(0, |&t| t as usize);
+            }
+            state = self.fail.get(state).map_or(0, |&f| f as usize);
+        }
     }
 }
 
@@ -104,6 +173,8 @@ pub struct Automaton {
     classes: [u8; 256],
     table: Table,
     stride: usize,
+    /// What state ids are multiplied by: the stride when dense, 1 when sparse.
+    unit: usize,
     /// Premultiplied id of the start state.
     start: usize,
     /// Ids up to this one (premultiplied) are the dead state (0) and the match states.
@@ -157,7 +228,30 @@ impl Automaton {
     {
         let patterns: Vec<P> = patterns.into_iter().collect();
         let patterns: Vec<&[u8]> = patterns.iter().map(AsRef::as_ref).collect();
-        Automaton::build(&patterns, kind, ascii_case_insensitive)
+        Automaton::build(&patterns, kind, ascii_case_insensitive, false)
+    }
+
+    /// [`Automaton::new`] in the sparse form whatever its size, so the tests can compare both
+    /// forms on small sets.
+    #[doc(hidden)]
+    pub fn new_sparse<I, P>(
+        patterns: I,
+        kind: MatchKind,
+        ascii_case_insensitive: bool,
+    ) -> Result<Automaton, BuildError>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<[u8]>,
+    {
+        let patterns: Vec<P> = patterns.into_iter().collect();
+        let patterns: Vec<&[u8]> = patterns.iter().map(AsRef::as_ref).collect();
+        Automaton::build(&patterns, kind, ascii_case_insensitive, true)
+    }
+
+    /// Whether it took the sparse form.
+    #[doc(hidden)]
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.table, Table::Sparse(_))
     }
 
     /// [`Automaton::new`]'s body: one compiled copy, not one per caller's pattern type.
@@ -166,6 +260,7 @@ impl Automaton {
         patterns: &[&[u8]],
         kind: MatchKind,
         ascii_case_insensitive: bool,
+        force_sparse: bool,
     ) -> Result<Automaton, BuildError> {
         let fold = |b: u8| {
             if ascii_case_insensitive {
@@ -220,7 +315,7 @@ impl Automaton {
                     Some(&(_, next)) => next,
                     None => {
                         let next = u32::try_from(nodes.len()).map_err(|_| BuildError::TooLarge)?;
-                        if nodes.len().saturating_mul(stride) > MAX_TRANSITIONS {
+                        if nodes.len().saturating_mul(SPARSE_STATE_BYTES) > MAX_HEAP_BYTES {
                             return Err(BuildError::TooLarge);
                         }
                         nodes.push(Node {
@@ -243,9 +338,9 @@ impl Automaton {
             lens.push(u32::try_from(p.len()).map_err(|_| BuildError::TooLarge)?);
         }
         let states = nodes.len();
-        if states.saturating_mul(stride) > MAX_TRANSITIONS {
-            return Err(BuildError::TooLarge);
-        }
+        let id_bytes = if states * stride <= 1 << 16 { 2 } else { 4 };
+        let sparse = force_sparse || states * stride * id_bytes > DENSE_BYTES;
+        let unit = if sparse { 1 } else { stride };
 
         // Fail links, breadth first, as aho-corasick computes them: a node's matches are its
         // own then its fail node's; under leftmost semantics a node that ends a pattern fails
@@ -324,7 +419,7 @@ impl Automaton {
                 ranges.push((from, to));
             }
         }
-        let max_match = (next_id as usize - 1) * stride;
+        let max_match = (next_id as usize - 1) * unit;
         for (old, node) in nodes.iter().enumerate().skip(1) {
             if node.pids.is_empty() {
                 if let Some(slot) = new_id.get_mut(old) {
@@ -333,69 +428,122 @@ impl Automaton {
                 next_id += 1;
             }
         }
-
-        // The dense table: a node's row is its trie children over its fail node's row (the
-        // start state's over itself), filled in breadth-first order so the fail row is done.
-        let mut table = vec![0u32; states * stride];
-        let premul = |old: u32| new_id.get(old as usize).map_or(0, |&n| n as usize * stride) as u32;
-        let start_row = new_id
-            .get(START as usize)
-            .map_or(0, |&n| n as usize * stride);
-        if let Some(row) = table.get_mut(start_row..start_row + stride) {
-            row.fill(premul(START));
-        }
-        for &id in std::iter::once(&START).chain(order.iter()) {
-            let Some(node) = nodes.get(id as usize) else {
-                continue;
-            };
-            let row = premul(id) as usize;
-            if id != START {
-                let fail_row = premul(node.fail) as usize;
-                table.copy_within(fail_row..fail_row + stride, row);
-            }
+        let premul = |old: u32| new_id.get(old as usize).map_or(0, |&n| n as usize * unit) as u32;
+        let start_id = premul(START) as usize;
+        // The start state's row: its trie children over itself.
+        let mut root = vec![premul(START); stride];
+        if let Some(node) = nodes.get(START as usize) {
             for &(class, next) in &node.children {
-                if let Some(t) = table.get_mut(row + usize::from(class)) {
+                if let Some(t) = root.get_mut(usize::from(class)) {
                     *t = premul(next);
                 }
             }
         }
-        let start_id = premul(START) as usize;
         let mut first = ([0u8; 3], 0usize);
         for b in 0..=255u8 {
             let class = usize::from(classes.get(usize::from(b)).copied().unwrap_or(0));
-            if table
-                .get(start_row + class)
-                .is_some_and(|&t| t as usize != start_id)
-            {
+            if root.get(class).is_some_and(|&t| t as usize != start_id) {
                 if let Some(slot) = first.0.get_mut(first.1) {
                     *slot = b;
                 }
                 first.1 += 1;
             }
         }
-        let first = (1..=3).contains(&first.1).then_some(first);
-        let table = if table.len() <= 1 << 16 {
-            Table::Narrow(table.iter().map(|&t| t as u16).collect())
+        // The sparse form keeps one search loop (module size): no skip.
+        let first = (!sparse && (1..=3).contains(&first.1)).then_some(first);
+        let table = if sparse {
+            Table::Sparse(Automaton::sparse(&nodes, &new_id, start_id, root))
         } else {
-            Table::Wide(table.into_boxed_slice())
+            // The dense table: a node's row is its trie children over its fail node's row,
+            // filled in breadth-first order so the fail row is done.
+            let mut table = vec![0u32; states * stride];
+            if let Some(row) = table.get_mut(start_id..start_id + stride) {
+                row.copy_from_slice(&root);
+            }
+            for &id in &order {
+                let Some(node) = nodes.get(id as usize) else {
+                    continue;
+                };
+                let row = premul(id) as usize;
+                let fail_row = premul(node.fail) as usize;
+                // In bounds by construction (every id is below states × stride); checked so
+                // that a mistake cannot panic.
+                if fail_row + stride <= table.len() && row + stride <= table.len() {
+                    table.copy_within(fail_row..fail_row + stride, row);
+                }
+                for &(class, next) in &node.children {
+                    if let Some(t) = table.get_mut(row + usize::from(class)) {
+                        *t = premul(next);
+                    }
+                }
+            }
+            if id_bytes == 2 {
+                Table::Narrow(table.iter().map(|&t| t as u16).collect())
+            } else {
+                Table::Wide(table.into_boxed_slice())
+            }
         };
-        Ok(Automaton {
+        let aut = Automaton {
             kind,
             classes,
             table,
             stride,
-            start: start_row,
+            unit,
+            start: start_id,
             max_match,
-            max_special: if first.is_some() {
-                start_row
-            } else {
-                max_match
-            },
+            max_special: if first.is_some() { start_id } else { max_match },
             first,
             ranges: ranges.into_boxed_slice(),
             pids: pids.into_boxed_slice(),
             lens: lens.into_boxed_slice(),
-        })
+        };
+        if aut.heap_bytes() > MAX_HEAP_BYTES {
+            return Err(BuildError::TooLarge);
+        }
+        Ok(aut)
+    }
+
+    /// The sparse form of the trie `nodes` renumbered by `new_id` (not premultiplied).
+    fn sparse(nodes: &[Node], new_id: &[u32], start: usize, root: Vec<u32>) -> Sparse {
+        let states = nodes.len();
+        let mut by_id = vec![0usize; states];
+        for (old, &id) in new_id.iter().enumerate() {
+            if let Some(slot) = by_id.get_mut(id as usize) {
+                *slot = old;
+            }
+        }
+        let id = |old: u32| new_id.get(old as usize).copied().unwrap_or(0);
+        let mut offs = Vec::with_capacity(states + 1);
+        let mut fail = Vec::with_capacity(states);
+        let edges = states.saturating_sub(2);
+        let mut edge_class = Vec::with_capacity(edges);
+        let mut edge_next = Vec::with_capacity(edges);
+        for &old in &by_id {
+            offs.push(u32::try_from(edge_class.len()).unwrap_or(u32::MAX));
+            let Some(node) = nodes.get(old) else {
+                fail.push(0);
+                continue;
+            };
+            fail.push(if old == DEAD as usize {
+                0
+            } else {
+                id(node.fail)
+            });
+            // The start state's edges live in `root`.
+            if old != START as usize {
+                edge_class.extend(node.children.iter().map(|c| c.0));
+                edge_next.extend(node.children.iter().map(|c| id(c.1)));
+            }
+        }
+        offs.push(u32::try_from(edge_class.len()).unwrap_or(u32::MAX));
+        Sparse {
+            start,
+            root: root.into_boxed_slice(),
+            offs: offs.into_boxed_slice(),
+            fail: fail.into_boxed_slice(),
+            edge_class: edge_class.into_boxed_slice(),
+            edge_next: edge_next.into_boxed_slice(),
+        }
     }
 
     /// How many patterns it was built from.
@@ -408,6 +556,7 @@ impl Automaton {
         let table = match &self.table {
             Table::Narrow(t) => t.len() * 2,
             Table::Wide(t) => t.len() * 4,
+            Table::Sparse(t) => t.heap_bytes(),
         };
         table + self.ranges.len() * 8 + self.pids.len() * 4 + self.lens.len() * 4
     }
@@ -434,7 +583,7 @@ impl Automaton {
 
     /// The hit at match state `state` (premultiplied) ending at `end`, `i`-th of its list.
     fn hit(&self, state: usize, i: usize, end: usize) -> Option<Hit> {
-        let &(from, to) = self.ranges.get((state / self.stride).checked_sub(1)?)?;
+        let &(from, to) = self.ranges.get((state / self.unit).checked_sub(1)?)?;
         if i >= (to - from) as usize {
             return None;
         }
@@ -448,7 +597,7 @@ impl Automaton {
     }
 
     fn match_len(&self, state: usize) -> usize {
-        (state / self.stride)
+        (state / self.unit)
             .checked_sub(1)
             .and_then(|i| self.ranges.get(i))
             .map_or(0, |&(from, to)| (to - from) as usize)
@@ -456,11 +605,11 @@ impl Automaton {
 
     /// Runs from `state` over `haystack[at..]` to the first special state (dead or match):
     /// its id and the position after the byte that led there, or the end of the haystack.
-    #[inline(always)]
     /// `SKIP`: the automaton has a memchr set (`first`), and the start state is special.
-    fn run<T: Id, const SKIP: bool>(
+    #[inline(always)]
+    fn run<T: Delta + ?Sized, const SKIP: bool>(
         &self,
-        table: &[T],
+        table: &T,
         mut state: usize,
         haystack: &[u8],
         mut at: usize,
@@ -472,7 +621,7 @@ impl Automaton {
             let rest = haystack.get(at..).unwrap_or_default();
             for (i, &b) in rest.iter().enumerate() {
                 let class = usize::from(self.classes.get(usize::from(b)).copied().unwrap_or(0));
-                state = table.get(state + class).map_or(0, |t| t.index());
+                state = table.next(state, class);
                 if state <= self.max_special {
                     if !SKIP || state != self.start {
                         return (state, at + i + 1);
@@ -502,10 +651,11 @@ impl Automaton {
 
     fn run_any(&self, state: usize, haystack: &[u8], at: usize) -> (usize, usize) {
         match (&self.table, self.first.is_some()) {
-            (Table::Narrow(t), false) => self.run::<_, false>(t, state, haystack, at),
-            (Table::Narrow(t), true) => self.run::<_, true>(t, state, haystack, at),
-            (Table::Wide(t), false) => self.run::<_, false>(t, state, haystack, at),
-            (Table::Wide(t), true) => self.run::<_, true>(t, state, haystack, at),
+            (Table::Narrow(t), false) => self.run::<[u16], false>(t, state, haystack, at),
+            (Table::Narrow(t), true) => self.run::<[u16], true>(t, state, haystack, at),
+            (Table::Wide(t), false) => self.run::<[u32], false>(t, state, haystack, at),
+            (Table::Wide(t), true) => self.run::<[u32], true>(t, state, haystack, at),
+            (Table::Sparse(t), _) => self.run::<_, false>(t, state, haystack, at),
         }
     }
 
