@@ -296,6 +296,32 @@ fn large_keyword_lists_take_the_sparse_form_and_match() {
     }
 }
 
+/// Patterns `a`×L and every `a`×k for k ≤ j: each of the L states matches up to j patterns
+/// through its suffixes. The match lists must not be copied per state (that grew to 16 MB here,
+/// 400 times the pattern bytes): memory stays linear, hits as aho-corasick's.
+#[test]
+fn nested_suffix_matches_take_linear_memory() {
+    let mut pats: Vec<Vec<u8>> = vec![vec![b'a'; 20_000]];
+    pats.extend((1..=200).map(|k| vec![b'a'; k]));
+    let bytes: usize = pats.iter().map(Vec::len).sum();
+    for sparse in [false, true] {
+        let a = build(&pats, MatchKind::Standard, true, sparse);
+        println!(
+            "sparse {sparse}: {} heap bytes for {bytes} pattern bytes",
+            a.heap_bytes()
+        );
+        assert!(
+            a.heap_bytes() < 16 * bytes,
+            "sparse {sparse}: {}",
+            a.heap_bytes()
+        );
+        let ac = oracle(&pats, aho_corasick::MatchKind::Standard, true, false);
+        let text = [&[b'A'; 300][..], b"xa", &[b'a'; 250][..]].concat();
+        assert_eq!(ours_overlapping(&a, &text), theirs_overlapping(&ac, &text));
+        assert_eq!(ours_find(&a, &text), theirs_find(&ac, &text));
+    }
+}
+
 #[test]
 fn no_patterns_finds_nothing() {
     let none: [&str; 0] = [];

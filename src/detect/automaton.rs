@@ -30,12 +30,17 @@
 //! but a 10,000-term Chinese word list (~40,000 states, ~130 classes) would need 20 MiB. Past
 //! [`DENSE_BYTES`] the automaton is sparse instead: per state its trie edges and its fail
 //! link, followed on a miss as in the textbook NFA, with a dense start row (most
-//! bytes of a text are read there). About 13 bytes a state (that list: 1.3 MB); same ids,
+//! bytes of a text are read there). About 13 bytes a state (that list: 1.34 MB); same ids,
 //! same hits, a few table reads a byte more where the search is deep in the trie.
 //!
 //! Bounds. Building, for patterns of `m` bytes in all over a stride of `k` classes: at most
 //! `m + 1` states, O(m·k) time (the trie's sparse children are scanned linearly, at most `k`
-//! each); memory O(m·k) for the dense form, only below [`DENSE_BYTES`], else O(m). A set
+//! each); memory O(m·k) for the dense form, only below [`DENSE_BYTES`], else O(m). Match
+//! lists are not copied into each state: a match state keeps its own patterns and an output
+//! link to the next match state on its fail chain that has some (12 bytes a match state, 4 a
+//! pattern: O(m) in all, where copies grew to hundreds of times the pattern bytes along a
+//! chain of nested suffixes such as `a`, `aa`, …); a state's hits are its own, then those
+//! along the links, the order aho-corasick reports. A set
 //! whose sparse form would pass [`MAX_HEAP_BYTES`] is refused ([`BuildError::TooLarge`]) as
 //! the trie grows past it, as are empty patterns ([`BuildError::EmptyPattern`]: no site
 //! accepts them). Searching a text of `n` bytes: O(n + h) for `h` hits in either form (sparse:
@@ -185,8 +190,12 @@ pub struct Automaton {
     /// The bytes that leave the start state, when there are one to three of them: the search
     /// jumps between them with memchr instead of reading each byte in the start state.
     first: Option<([u8; 3], usize)>,
-    /// Per match state (id / stride − 1), its range in `pids`.
+    /// Per match state (its match number, id / unit, minus 1), its own patterns' range in
+    /// `pids`.
     ranges: Box<[(u32, u32)]>,
+    /// Per match state, the match number of the next state on its fail chain that ends
+    /// patterns itself (0: none). A state's hits are its own, then those along these links.
+    outs: Box<[u32]>,
     pids: Box<[u32]>,
     lens: Box<[u32]>,
 }
@@ -201,13 +210,17 @@ impl std::fmt::Debug for Automaton {
     }
 }
 
-/// The trie during the build: sparse children by class, fail links, match lists.
+/// The trie during the build: sparse children by class, fail links, own patterns.
 struct Node {
     children: Vec<(u8, u32)>,
     fail: u32,
+    /// The patterns this node ends itself, in pattern order.
     pids: Vec<u32>,
     /// The node ends a pattern itself (not only through its suffixes).
     own: bool,
+    /// The nearest node on the fail chain that ends a pattern itself ([`DEAD`]: none): its
+    /// patterns, then its `out`'s, and so on, follow this node's own.
+    out: u32,
 }
 
 /// Node indices during the build.
@@ -302,6 +315,7 @@ impl Automaton {
                 fail: START,
                 pids: Vec::new(),
                 own: false,
+                out: DEAD,
             });
         }
         let mut lens = Vec::with_capacity(patterns.len());
@@ -323,6 +337,7 @@ impl Automaton {
                             fail: START,
                             pids: Vec::new(),
                             own: false,
+                            out: DEAD,
                         });
                         if let Some(n) = nodes.get_mut(at as usize) {
                             n.children.push((class, next));
@@ -391,13 +406,13 @@ impl Automaton {
                     }
                     fail = node.map_or(DEAD, |n| n.fail);
                 };
-                let inherited: Vec<u32> = nodes
-                    .get(target as usize)
-                    .map(|n| n.pids.clone())
-                    .unwrap_or_default();
+                let out =
+                    nodes
+                        .get(target as usize)
+                        .map_or(DEAD, |n| if n.own { target } else { n.out });
                 if let Some(n) = nodes.get_mut(next as usize) {
                     n.fail = target;
-                    n.pids.extend(inherited);
+                    n.out = out;
                 }
             }
         }
@@ -405,23 +420,35 @@ impl Automaton {
         // Numbering: dead 0, match states 1.., then the others (start among them).
         let mut new_id = vec![0u32; states];
         let mut next_id: u32 = 1;
-        let mut ranges = Vec::new();
-        let mut pids = Vec::new();
+        let is_match = |n: &Node| n.own || n.out != DEAD;
         for (old, node) in nodes.iter().enumerate().skip(2) {
-            if !node.pids.is_empty() {
+            if is_match(node) {
                 if let Some(slot) = new_id.get_mut(old) {
                     *slot = next_id;
                 }
                 next_id += 1;
-                let from = u32::try_from(pids.len()).map_err(|_| BuildError::TooLarge)?;
-                pids.extend_from_slice(&node.pids);
-                let to = u32::try_from(pids.len()).map_err(|_| BuildError::TooLarge)?;
-                ranges.push((from, to));
             }
+        }
+        // Per match state its own patterns' range in `pids` and its output link (a match
+        // number, 0 for none): O(patterns + states), where copying the lists grew with the
+        // square of a suffix chain's length.
+        let mut ranges = Vec::new();
+        let mut outs = Vec::new();
+        let mut pids = Vec::new();
+        for node in nodes.iter().skip(2).filter(|n| is_match(n)) {
+            let from = u32::try_from(pids.len()).map_err(|_| BuildError::TooLarge)?;
+            pids.extend_from_slice(&node.pids);
+            let to = u32::try_from(pids.len()).map_err(|_| BuildError::TooLarge)?;
+            ranges.push((from, to));
+            outs.push(if node.out == DEAD {
+                0
+            } else {
+                new_id.get(node.out as usize).copied().unwrap_or(0)
+            });
         }
         let max_match = (next_id as usize - 1) * unit;
         for (old, node) in nodes.iter().enumerate().skip(1) {
-            if node.pids.is_empty() {
+            if !is_match(node) {
                 if let Some(slot) = new_id.get_mut(old) {
                     *slot = next_id;
                 }
@@ -494,6 +521,7 @@ impl Automaton {
             max_special: if first.is_some() { start_id } else { max_match },
             first,
             ranges: ranges.into_boxed_slice(),
+            outs: outs.into_boxed_slice(),
             pids: pids.into_boxed_slice(),
             lens: lens.into_boxed_slice(),
         };
@@ -551,14 +579,15 @@ impl Automaton {
         self.lens.len()
     }
 
-    /// Bytes of heap it holds (the table, the match lists, the pattern lengths).
+    /// Bytes of heap it holds (the table, the match states' patterns and links, the pattern
+    /// lengths).
     pub fn heap_bytes(&self) -> usize {
         let table = match &self.table {
             Table::Narrow(t) => t.len() * 2,
             Table::Wide(t) => t.len() * 4,
             Table::Sparse(t) => t.heap_bytes(),
         };
-        table + self.ranges.len() * 8 + self.pids.len() * 4 + self.lens.len() * 4
+        table + self.ranges.len() * 8 + (self.outs.len() + self.pids.len() + self.lens.len()) * 4
     }
 
     /// Every occurrence of every pattern, overlapping ones too (see the module docs).
@@ -568,7 +597,7 @@ impl Automaton {
             haystack,
             at: 0,
             state: self.start,
-            pending: 0..0,
+            pending: None,
         }
     }
 
@@ -581,12 +610,21 @@ impl Automaton {
         }
     }
 
-    /// The hit at match state `state` (premultiplied) ending at `end`, `i`-th of its list.
-    fn hit(&self, state: usize, i: usize, end: usize) -> Option<Hit> {
-        let &(from, to) = self.ranges.get((state / self.unit).checked_sub(1)?)?;
-        if i >= (to - from) as usize {
-            return None;
+    /// Where match state `state`'s (premultiplied) hits begin: a match number and an index
+    /// in its own patterns.
+    fn first(&self, state: usize) -> Option<Cursor> {
+        let m = (state / self.unit).checked_sub(1)?;
+        let &(from, to) = self.ranges.get(m)?;
+        if from < to {
+            return Some((m + 1, 0));
         }
+        let out = *self.outs.get(m)? as usize;
+        (out != 0).then_some((out, 0))
+    }
+
+    /// The hit at `cursor` ending at `end`.
+    fn hit(&self, (m, i): Cursor, end: usize) -> Option<Hit> {
+        let &(from, _) = self.ranges.get(m.checked_sub(1)?)?;
         let pid = *self.pids.get(from as usize + i)?;
         let len = *self.lens.get(pid as usize)? as usize;
         Some(Hit {
@@ -596,11 +634,15 @@ impl Automaton {
         })
     }
 
-    fn match_len(&self, state: usize) -> usize {
-        (state / self.unit)
-            .checked_sub(1)
-            .and_then(|i| self.ranges.get(i))
-            .map_or(0, |&(from, to)| (to - from) as usize)
+    /// The hit after `cursor`'s: the next of the state's own, else the first along its
+    /// output link.
+    fn advance(&self, (m, i): Cursor) -> Option<Cursor> {
+        let &(from, to) = self.ranges.get(m.checked_sub(1)?)?;
+        if from as usize + i + 1 < to as usize {
+            return Some((m, i + 1));
+        }
+        let out = *self.outs.get(m - 1)? as usize;
+        (out != 0).then_some((out, 0))
     }
 
     /// Runs from `state` over `haystack[at..]` to the first special state (dead or match):
@@ -671,7 +713,7 @@ impl Automaton {
             if state == 0 {
                 return found;
             }
-            found = self.hit(state, 0, at);
+            found = self.first(state).and_then(|c| self.hit(c, at));
             if self.kind == MatchKind::Standard {
                 return found;
             }
@@ -680,22 +722,27 @@ impl Automaton {
     }
 }
 
+/// A position in a match state's hits: a match number (from 1) and an index in that state's
+/// own patterns.
+type Cursor = (usize, usize);
+
 /// [`Automaton::overlapping`]'s iterator.
 pub struct Overlapping<'a> {
     aut: &'a Automaton,
     haystack: &'a [u8],
     at: usize,
     state: usize,
-    /// The rest of the current match state's list.
-    pending: std::ops::Range<usize>,
+    /// The next hit of the current match state's list.
+    pending: Option<Cursor>,
 }
 
 impl Iterator for Overlapping<'_> {
     type Item = Hit;
 
     fn next(&mut self) -> Option<Hit> {
-        if let Some(i) = self.pending.next() {
-            return self.aut.hit(self.state, i, self.at);
+        if let Some(c) = self.pending {
+            self.pending = self.aut.advance(c);
+            return self.aut.hit(c, self.at);
         }
         if self.at >= self.haystack.len() {
             return None;
@@ -707,8 +754,9 @@ impl Iterator for Overlapping<'_> {
             self.at = self.haystack.len();
             return None;
         }
-        self.pending = 1..self.aut.match_len(state);
-        self.aut.hit(state, 0, at)
+        let c = self.aut.first(state)?;
+        self.pending = self.aut.advance(c);
+        self.aut.hit(c, at)
     }
 }
 
