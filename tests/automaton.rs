@@ -144,23 +144,33 @@ fn theirs_find(ac: &AhoCorasick, text: &[u8]) -> Vec<Triple> {
         .collect()
 }
 
-/// Builds in the form the size picks, or always sparse.
-fn build(pats: &[Vec<u8>], kind: MatchKind, ci: bool, sparse: bool) -> Automaton {
-    if sparse {
-        Automaton::new_sparse(pats, kind, ci).unwrap()
-    } else {
-        Automaton::new(pats, kind, ci).unwrap()
+/// How a test builds: the form and skip the size and start bytes pick, always sparse, or
+/// with the memchr skip whenever one to three bytes start the patterns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    Auto,
+    Sparse,
+    Skip,
+}
+
+fn build(pats: &[Vec<u8>], kind: MatchKind, ci: bool, form: Form) -> Automaton {
+    match form {
+        Form::Auto => Automaton::new(pats, kind, ci).unwrap(),
+        Form::Sparse => Automaton::new_sparse(pats, kind, ci).unwrap(),
+        Form::Skip => Automaton::new(pats, kind, ci).unwrap().with_skip(),
     }
 }
 
-/// Every mode in both forms (dense and sparse) on one pattern set and its texts; returns how
+/// Every mode in every form (dense, sparse, skipping) on one pattern set and its texts; returns how
 /// many hits were compared.
 fn compare(rng: &mut Rng, pats: &[Vec<u8>], alphabet: &[u8], texts: usize) -> usize {
     let mut compared = 0;
-    for (ci, sparse) in [(false, false), (true, false), (false, true), (true, true)] {
+    let forms = [Form::Auto, Form::Sparse, Form::Skip];
+    for (ci, form) in forms.iter().flat_map(|&f| [(false, f), (true, f)]) {
+        let sparse = form == Form::Sparse;
         let dfa = rng.below(2) == 0;
-        let std_over = build(pats, MatchKind::Standard, ci, sparse);
-        let ll = build(pats, MatchKind::LeftmostLongest, ci, sparse);
+        let std_over = build(pats, MatchKind::Standard, ci, form);
+        let ll = build(pats, MatchKind::LeftmostLongest, ci, form);
         if sparse {
             assert!(std_over.is_sparse() && ll.is_sparse());
         }
@@ -172,21 +182,21 @@ fn compare(rng: &mut Rng, pats: &[Vec<u8>], alphabet: &[u8], texts: usize) -> us
             assert_eq!(
                 ours_overlapping(&std_over, &t),
                 want,
-                "overlapping, ci {ci}, sparse {sparse}, patterns {pats:?}, text {t:?}"
+                "overlapping, ci {ci}, form {form:?}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
             let want = theirs_find(&ac_std, &t);
             assert_eq!(
                 ours_find(&std_over, &t),
                 want,
-                "standard, ci {ci}, sparse {sparse}, patterns {pats:?}, text {t:?}"
+                "standard, ci {ci}, form {form:?}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
             let want = theirs_find(&ac_ll, &t);
             assert_eq!(
                 ours_find(&ll, &t),
                 want,
-                "leftmost-longest, ci {ci}, sparse {sparse}, patterns {pats:?}, text {t:?}"
+                "leftmost-longest, ci {ci}, form {form:?}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
         }
@@ -304,21 +314,47 @@ fn nested_suffix_matches_take_linear_memory() {
     let mut pats: Vec<Vec<u8>> = vec![vec![b'a'; 20_000]];
     pats.extend((1..=200).map(|k| vec![b'a'; k]));
     let bytes: usize = pats.iter().map(Vec::len).sum();
-    for sparse in [false, true] {
-        let a = build(&pats, MatchKind::Standard, true, sparse);
+    for form in [Form::Auto, Form::Sparse, Form::Skip] {
+        let a = build(&pats, MatchKind::Standard, true, form);
         println!(
-            "sparse {sparse}: {} heap bytes for {bytes} pattern bytes",
+            "{form:?}: {} heap bytes for {bytes} pattern bytes",
             a.heap_bytes()
         );
-        assert!(
-            a.heap_bytes() < 16 * bytes,
-            "sparse {sparse}: {}",
-            a.heap_bytes()
-        );
+        assert!(a.heap_bytes() < 16 * bytes, "{form:?}: {}", a.heap_bytes());
         let ac = oracle(&pats, aho_corasick::MatchKind::Standard, true, false);
         let text = [&[b'A'; 300][..], b"xa", &[b'a'; 250][..]].concat();
         assert_eq!(ours_overlapping(&a, &text), theirs_overlapping(&ac, &text));
         assert_eq!(ours_find(&a, &text), theirs_find(&ac, &text));
+    }
+}
+
+/// The memchr skip only when the bytes leaving the start state are rare in typical text: on a
+/// common one memchr would stop every few bytes and cost more than the table.
+#[test]
+fn skip_only_for_rare_start_bytes() {
+    let common: [&[&str]; 5] = [&["e"], &[" "], &["the"], &["é"], &["#", "e"]];
+    for pats in common {
+        assert!(
+            !Automaton::new(pats, MatchKind::Standard, false)
+                .unwrap()
+                .skips(),
+            "{pats:?}"
+        );
+    }
+    let rare: [&[&str]; 5] = [
+        &["EMP-"],
+        &["#", "$"],
+        &["[REDACTED"],
+        &["user1@example.com"],
+        &["0"],
+    ];
+    for pats in rare {
+        assert!(
+            Automaton::new(pats, MatchKind::Standard, false)
+                .unwrap()
+                .skips(),
+            "{pats:?}"
+        );
     }
 }
 
