@@ -358,6 +358,34 @@ fn skip_only_for_rare_start_bytes() {
     }
 }
 
+/// The skip after a long run outside the start state lands on the right byte: a partial match
+/// held for 50 bytes, then a miss, then the pattern (review mutant: a skip one byte late after
+/// 40 bytes passed every generated set); and a 60-byte literal among near misses.
+#[test]
+fn skip_after_long_partial_matches() {
+    let long: Vec<u8> = (0..60).map(|i| b'A' + (i % 26) as u8).collect();
+    let mut near = Vec::new();
+    for cut in [1, 30, 59] {
+        near.extend_from_slice(&long[..cut]);
+        near.push(b'!');
+    }
+    near.extend_from_slice(&long);
+    let cases: [(Vec<Vec<u8>>, Vec<u8>); 2] = [
+        (vec![b"ab".to_vec()], [&[b'a'; 50][..], b"xab"].concat()),
+        (vec![long.clone()], near),
+    ];
+    for (pats, text) in cases {
+        let ac = oracle(&pats, aho_corasick::MatchKind::Standard, false, false);
+        let want = theirs_find(&ac, &text);
+        assert_eq!(want.len(), 1);
+        for form in [Form::Auto, Form::Skip, Form::Sparse] {
+            let a = build(&pats, MatchKind::Standard, false, form);
+            assert_eq!(ours_find(&a, &text), want, "{form:?}");
+            assert_eq!(ours_overlapping(&a, &text), want, "{form:?}");
+        }
+    }
+}
+
 #[test]
 fn no_patterns_finds_nothing() {
     let none: [&str; 0] = [];
