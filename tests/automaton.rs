@@ -221,7 +221,7 @@ fn every_mode_matches_aho_corasick_on_generated_sets() {
 fn large_sets_use_wide_ids_and_still_match() {
     let mut rng = Rng(7);
     let alphabet: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let pats: Vec<Vec<u8>> = (0..3000)
+    let pats: Vec<Vec<u8>> = (0..600)
         .map(|_| {
             (0..3 + rng.below(8))
                 .map(|_| byte(&mut rng, alphabet))
@@ -229,9 +229,36 @@ fn large_sets_use_wide_ids_and_still_match() {
         })
         .collect();
     let a = Automaton::new(&pats, MatchKind::Standard, true).unwrap();
-    // Past 65,536 entries the table holds u32 ids: 2 bytes an entry would be below this.
-    assert!(a.heap_bytes() > 2 * (1 << 16));
+    assert!(a.is_wide() && !a.is_sparse());
     compare(&mut rng, &pats, alphabet, 50);
+}
+
+/// One byte class plus class 0: stride 2, and `a`×L gives L + 2 states (dead, start, L).
+/// 65,536 entries still fit `u16` ids, 65,538 do not.
+#[test]
+fn wide_ids_exactly_past_65536_entries() {
+    for (len, wide) in [(32_766, false), (32_767, true)] {
+        let pats = [vec![b'a'; len], b"aa".to_vec()];
+        let a = Automaton::new(&pats, MatchKind::Standard, false).unwrap();
+        assert_eq!(a.is_wide(), wide, "{len}");
+        let text = vec![b'a'; len + 3];
+        // A contiguous NFA: the crate's automatic choice would build a DFA, slow in debug.
+        let ac = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(&pats)
+            .unwrap();
+        assert_eq!(ours_overlapping(&a, &text), theirs_overlapping(&ac, &text));
+    }
+}
+
+#[test]
+fn overlapping_refuses_a_leftmost_automaton() {
+    let a = Automaton::new(["ab", "b", "x"], MatchKind::LeftmostLongest, false).unwrap();
+    assert_eq!(ours_overlapping(&a, b"abxab"), vec![]);
+    assert_eq!(
+        ours_find(&a, b"abxab"),
+        vec![(0, 0, 2), (2, 2, 3), (0, 3, 5)]
+    );
 }
 
 #[test]

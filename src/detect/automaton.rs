@@ -82,7 +82,8 @@ const SKIP_MAX_PER_1000: u32 = 40;
 /// fail link and its offset.
 const SPARSE_STATE_BYTES: usize = 13;
 
-/// How non-overlapping searches choose among hits (overlapping search is always standard).
+/// How non-overlapping searches choose among hits. Overlapping search needs
+/// [`MatchKind::Standard`]: a leftmost automaton stops at its dead state, so it refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchKind {
     /// The first hit to end; at that end, the longest pattern.
@@ -298,6 +299,12 @@ impl Automaton {
             self.max_special = self.start;
         }
         self
+    }
+
+    /// Whether its dense table holds `u32` ids (else `u16`, or sparse).
+    #[doc(hidden)]
+    pub fn is_wide(&self) -> bool {
+        matches!(self.table, Table::Wide(_))
     }
 
     /// Whether it took the sparse form.
@@ -638,12 +645,15 @@ impl Automaton {
         table + self.ranges.len() * 8 + (self.outs.len() + self.pids.len() + self.lens.len()) * 4
     }
 
-    /// Every occurrence of every pattern, overlapping ones too (see the module docs).
+    /// Every occurrence of every pattern, overlapping ones too (see the module docs). Only on
+    /// a [`MatchKind::Standard`] automaton: on a leftmost one it yields nothing rather than
+    /// the few hits before its first dead state (no site asks for that).
     pub fn overlapping<'a>(&'a self, haystack: &'a [u8]) -> Overlapping<'a> {
+        let standard = self.kind == MatchKind::Standard;
         Overlapping {
             aut: self,
             haystack,
-            at: 0,
+            at: if standard { 0 } else { haystack.len() },
             state: self.start,
             pending: None,
         }
