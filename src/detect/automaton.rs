@@ -423,11 +423,16 @@ impl Automaton {
         }
         while let Some(id) = queue.pop_front() {
             order.push(id);
-            let (children, id_fail) = match nodes.get(id as usize) {
-                Some(n) => (n.children.clone(), n.fail),
+            let (count, id_fail) = match nodes.get(id as usize) {
+                Some(n) => (n.children.len(), n.fail),
                 None => continue,
             };
-            for (class, next) in children {
+            // By index: the loop updates other nodes while it reads this one's children.
+            for k in 0..count {
+                let Some(&(class, next)) = nodes.get(id as usize).and_then(|n| n.children.get(k))
+                else {
+                    continue;
+                };
                 queue.push_back(next);
                 let own = nodes.get(next as usize).is_some_and(|n| n.own);
                 if leftmost && own {
@@ -627,11 +632,6 @@ impl Automaton {
             edge_class: edge_class.into_boxed_slice(),
             edge_next: edge_next.into_boxed_slice(),
         }
-    }
-
-    /// How many patterns it was built from.
-    pub fn patterns_len(&self) -> usize {
-        self.lens.len()
     }
 
     /// Bytes of heap it holds (the table, the match states' patterns and links, the pattern
