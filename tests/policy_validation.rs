@@ -256,3 +256,24 @@ fn large_keyword_lists_compile_and_match() {
         }
     }
 }
+
+#[test]
+fn a_prefilter_past_the_budget_warns() {
+    // Two keyword groups (case-sensitive and not) each within the 16 MiB budget, their union
+    // (the prefilter) past it: ~1,000,000 trie states each at ~13 bytes a state.
+    let hex: Vec<char> = "0123456789abcdef".chars().collect();
+    let all = terms(100_000, 24, &hex);
+    let (a, b) = all.split_at(50_000);
+    let doc = json!({"id": "p", "version": "1", "rules": [rule(),
+        {"id": "r2", "category": "secret.words", "match": {"keywords": {"terms": a, "case_sensitive": true}},
+         "action": "refuse", "reason_code": "WORDS"},
+        {"id": "r3", "category": "secret.words", "match": {"keywords": {"terms": b}},
+         "action": "refuse", "reason_code": "WORDS"}]});
+    let p = Policy::from_value(doc).unwrap();
+    assert!(!p.prefilter.is_ready());
+    assert!(
+        p.warnings.iter().any(|w| w.contains("prefilter")),
+        "{:?}",
+        p.warnings
+    );
+}
