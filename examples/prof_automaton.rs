@@ -3,7 +3,8 @@
 //! [iters]` runs the prefilter's overlapping search (the secret prefixes and the default
 //! policy's keyword terms, ASCII case-insensitive) over the engine benchmark's bodies `iters`
 //! times; `ours1|ac1` a custom pattern's one literal (`EMP-`, non-overlapping, as
-//! `detect::custom` searches it). Run under cachegrind with 1 and N iterations and subtract,
+//! `detect::custom` searches it); `oursu|oursus` a literal with a common first byte
+//! (`user1@`, or `LITERAL` from the environment) without the memchr skip (as built) and with it forced. Run under cachegrind with 1 and N iterations and subtract,
 //! so the builds are not counted.
 #![allow(clippy::unwrap_used)]
 use std::hint::black_box;
@@ -30,6 +31,9 @@ fn main() {
         .unwrap();
     let ours1 = Automaton::new(["EMP-"], MatchKind::Standard, false).unwrap();
     let ac1 = AhoCorasick::new(["EMP-"]).unwrap();
+    let lit = std::env::var("LITERAL").unwrap_or_else(|_| "user1@".into());
+    let oursu = Automaton::new([lit.as_str()], MatchKind::Standard, false).unwrap();
+    let oursus = oursu.clone().with_skip();
     for (name, body) in inputs::cases() {
         if only.as_deref().is_some_and(|o| name != o) {
             continue;
@@ -43,6 +47,8 @@ fn main() {
                     .sum::<usize>(),
                 "ac1" => ac1.find_iter(text).map(|m| m.end()).sum(),
                 "ours1" => ours1.find_iter(text).map(|h| h.end).sum(),
+                "oursu" => oursu.find_iter(text).map(|h| h.end).sum(),
+                "oursus" => oursus.find_iter(text).map(|h| h.end).sum(),
                 _ => ours.overlapping(text).map(|h| h.end).sum(),
             };
             black_box(hits);

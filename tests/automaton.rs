@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
-use policy_gateway::detect::automaton::{Automaton, BuildError, MatchKind, MAX_TRANSITIONS};
+use policy_gateway::detect::automaton::{Automaton, BuildError, MatchKind, MAX_HEAP_BYTES};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -144,13 +144,36 @@ fn theirs_find(ac: &AhoCorasick, text: &[u8]) -> Vec<Triple> {
         .collect()
 }
 
-/// Every mode on one pattern set and its texts; returns how many hits were compared.
+/// How a test builds: the form and skip the size and start bytes pick, always sparse, or
+/// with the memchr skip whenever one to three bytes start the patterns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    Auto,
+    Sparse,
+    Skip,
+}
+
+fn build(pats: &[Vec<u8>], kind: MatchKind, ci: bool, form: Form) -> Automaton {
+    match form {
+        Form::Auto => Automaton::new(pats, kind, ci).unwrap(),
+        Form::Sparse => Automaton::new_sparse(pats, kind, ci).unwrap(),
+        Form::Skip => Automaton::new(pats, kind, ci).unwrap().with_skip(),
+    }
+}
+
+/// Every mode in every form (dense, sparse, skipping) on one pattern set and its texts; returns how
+/// many hits were compared.
 fn compare(rng: &mut Rng, pats: &[Vec<u8>], alphabet: &[u8], texts: usize) -> usize {
     let mut compared = 0;
-    for ci in [false, true] {
+    let forms = [Form::Auto, Form::Sparse, Form::Skip];
+    for (ci, form) in forms.iter().flat_map(|&f| [(false, f), (true, f)]) {
+        let sparse = form == Form::Sparse;
         let dfa = rng.below(2) == 0;
-        let std_over = Automaton::new(pats, MatchKind::Standard, ci).unwrap();
-        let ll = Automaton::new(pats, MatchKind::LeftmostLongest, ci).unwrap();
+        let std_over = build(pats, MatchKind::Standard, ci, form);
+        let ll = build(pats, MatchKind::LeftmostLongest, ci, form);
+        if sparse {
+            assert!(std_over.is_sparse() && ll.is_sparse());
+        }
         let ac_std = oracle(pats, aho_corasick::MatchKind::Standard, ci, dfa);
         let ac_ll = oracle(pats, aho_corasick::MatchKind::LeftmostLongest, ci, dfa);
         for _ in 0..texts {
@@ -159,21 +182,21 @@ fn compare(rng: &mut Rng, pats: &[Vec<u8>], alphabet: &[u8], texts: usize) -> us
             assert_eq!(
                 ours_overlapping(&std_over, &t),
                 want,
-                "overlapping, ci {ci}, patterns {pats:?}, text {t:?}"
+                "overlapping, ci {ci}, form {form:?}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
             let want = theirs_find(&ac_std, &t);
             assert_eq!(
                 ours_find(&std_over, &t),
                 want,
-                "standard, ci {ci}, patterns {pats:?}, text {t:?}"
+                "standard, ci {ci}, form {form:?}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
             let want = theirs_find(&ac_ll, &t);
             assert_eq!(
                 ours_find(&ll, &t),
                 want,
-                "leftmost-longest, ci {ci}, patterns {pats:?}, text {t:?}"
+                "leftmost-longest, ci {ci}, form {form:?}, patterns {pats:?}, text {t:?}"
             );
             compared += want.len();
         }
@@ -198,7 +221,7 @@ fn every_mode_matches_aho_corasick_on_generated_sets() {
 fn large_sets_use_wide_ids_and_still_match() {
     let mut rng = Rng(7);
     let alphabet: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let pats: Vec<Vec<u8>> = (0..3000)
+    let pats: Vec<Vec<u8>> = (0..600)
         .map(|_| {
             (0..3 + rng.below(8))
                 .map(|_| byte(&mut rng, alphabet))
@@ -206,9 +229,36 @@ fn large_sets_use_wide_ids_and_still_match() {
         })
         .collect();
     let a = Automaton::new(&pats, MatchKind::Standard, true).unwrap();
-    // Past 65,536 entries the table holds u32 ids: 2 bytes an entry would be below this.
-    assert!(a.heap_bytes() > 2 * (1 << 16));
+    assert!(a.is_wide() && !a.is_sparse());
     compare(&mut rng, &pats, alphabet, 50);
+}
+
+/// One byte class plus class 0: stride 2, and `a`×L gives L + 2 states (dead, start, L).
+/// 65,536 entries still fit `u16` ids, 65,538 do not.
+#[test]
+fn wide_ids_exactly_past_65536_entries() {
+    for (len, wide) in [(32_766, false), (32_767, true)] {
+        let pats = [vec![b'a'; len], b"aa".to_vec()];
+        let a = Automaton::new(&pats, MatchKind::Standard, false).unwrap();
+        assert_eq!(a.is_wide(), wide, "{len}");
+        let text = vec![b'a'; len + 3];
+        // A contiguous NFA: the crate's automatic choice would build a DFA, slow in debug.
+        let ac = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(&pats)
+            .unwrap();
+        assert_eq!(ours_overlapping(&a, &text), theirs_overlapping(&ac, &text));
+    }
+}
+
+#[test]
+fn overlapping_refuses_a_leftmost_automaton() {
+    let a = Automaton::new(["ab", "b", "x"], MatchKind::LeftmostLongest, false).unwrap();
+    assert_eq!(ours_overlapping(&a, b"abxab"), vec![]);
+    assert_eq!(
+        ours_find(&a, b"abxab"),
+        vec![(0, 0, 2), (2, 2, 3), (0, 3, 5)]
+    );
 }
 
 #[test]
@@ -224,22 +274,143 @@ fn every_byte_value_in_patterns() {
 }
 
 #[test]
-fn refuses_empty_patterns_and_oversized_tables() {
+fn refuses_empty_patterns_and_oversized_sets() {
     assert_eq!(
         Automaton::new(["a", ""], MatchKind::Standard, false).unwrap_err(),
         BuildError::EmptyPattern(1)
     );
+    // Past MAX_HEAP_BYTES of sparse form (13 bytes a trie state): 16-byte random terms
+    // share little beyond their first bytes, so nearly every byte is a state.
     let mut rng = Rng(3);
-    // 256 classes: past MAX_TRANSITIONS / 256 states the table is refused.
-    let states = MAX_TRANSITIONS / 256 + 1;
-    let pats: Vec<Vec<u8>> = (0..states / 6)
-        .map(|_| (0..8).map(|_| rng.next() as u8).collect())
-        .chain((0..=255u8).map(|b| vec![b]))
+    let pats: Vec<Vec<u8>> = (0..MAX_HEAP_BYTES / 13 / 14)
+        .map(|_| (0..16).map(|_| rng.next() as u8).collect())
         .collect();
     assert_eq!(
         Automaton::new(&pats, MatchKind::Standard, false).unwrap_err(),
         BuildError::TooLarge
     );
+}
+
+/// Random 4-character words over the 3,500 most common CJK ideographs (U+4E00 up).
+fn cjk_terms(rng: &mut Rng, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|_| {
+            (0..4)
+                .map(|_| char::from_u32(0x4e00 + rng.below(3500) as u32).unwrap())
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// The sizes a real keyword policy reaches: they take the sparse form, stay within a few
+/// megabytes, and match as aho-corasick does.
+#[test]
+fn large_keyword_lists_take_the_sparse_form_and_match() {
+    let mut rng = Rng(21);
+    let cjk = cjk_terms(&mut rng, 10_000);
+    let alphabet: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let ascii: Vec<Vec<u8>> = (0..20_000)
+        .map(|_| (0..12).map(|_| alphabet[rng.below(36)]).collect())
+        .collect();
+    for (name, pats) in [("10k CJK", &cjk), ("20k ASCII", &ascii)] {
+        let a = Automaton::new(pats, MatchKind::Standard, true).unwrap();
+        assert!(a.is_sparse(), "{name}");
+        println!("{name}: {} heap bytes", a.heap_bytes());
+        assert!(a.heap_bytes() < 4 << 20, "{name}: {}", a.heap_bytes());
+        let ac = oracle(pats, aho_corasick::MatchKind::Standard, true, false);
+        for _ in 0..20 {
+            let mut t = Vec::new();
+            for _ in 0..30 {
+                let p = &pats[rng.below(pats.len())];
+                t.extend(flip_case(&mut rng, p));
+                t.extend(b" x\xe4\xb8 ");
+            }
+            let want = theirs_overlapping(&ac, &t);
+            assert!(want.len() >= 30);
+            assert_eq!(ours_overlapping(&a, &t), want, "{name}");
+        }
+    }
+}
+
+/// Patterns `a`×L and every `a`×k for k ≤ j: each of the L states matches up to j patterns
+/// through its suffixes. The match lists must not be copied per state (that grew to 16 MB here,
+/// 400 times the pattern bytes): memory stays linear, hits as aho-corasick's.
+#[test]
+fn nested_suffix_matches_take_linear_memory() {
+    let mut pats: Vec<Vec<u8>> = vec![vec![b'a'; 20_000]];
+    pats.extend((1..=200).map(|k| vec![b'a'; k]));
+    let bytes: usize = pats.iter().map(Vec::len).sum();
+    for form in [Form::Auto, Form::Sparse, Form::Skip] {
+        let a = build(&pats, MatchKind::Standard, true, form);
+        println!(
+            "{form:?}: {} heap bytes for {bytes} pattern bytes",
+            a.heap_bytes()
+        );
+        assert!(a.heap_bytes() < 16 * bytes, "{form:?}: {}", a.heap_bytes());
+        let ac = oracle(&pats, aho_corasick::MatchKind::Standard, true, false);
+        let text = [&[b'A'; 300][..], b"xa", &[b'a'; 250][..]].concat();
+        assert_eq!(ours_overlapping(&a, &text), theirs_overlapping(&ac, &text));
+        assert_eq!(ours_find(&a, &text), theirs_find(&ac, &text));
+    }
+}
+
+/// The memchr skip only when the bytes leaving the start state are rare in typical text: on a
+/// common one memchr would stop every few bytes and cost more than the table.
+#[test]
+fn skip_only_for_rare_start_bytes() {
+    let common: [&[&str]; 5] = [&["e"], &[" "], &["the"], &["é"], &["#", "e"]];
+    for pats in common {
+        assert!(
+            !Automaton::new(pats, MatchKind::Standard, false)
+                .unwrap()
+                .skips(),
+            "{pats:?}"
+        );
+    }
+    let rare: [&[&str]; 5] = [
+        &["EMP-"],
+        &["#", "$"],
+        &["[REDACTED"],
+        &["user1@example.com"],
+        &["0"],
+    ];
+    for pats in rare {
+        assert!(
+            Automaton::new(pats, MatchKind::Standard, false)
+                .unwrap()
+                .skips(),
+            "{pats:?}"
+        );
+    }
+}
+
+/// The skip after a long run outside the start state lands on the right byte: a partial match
+/// held for 50 bytes, then a miss, then the pattern (review mutant: a skip one byte late after
+/// 40 bytes passed every generated set); and a 60-byte literal among near misses.
+#[test]
+fn skip_after_long_partial_matches() {
+    let long: Vec<u8> = (0..60).map(|i| b'A' + (i % 26) as u8).collect();
+    let mut near = Vec::new();
+    for cut in [1, 30, 59] {
+        near.extend_from_slice(&long[..cut]);
+        near.push(b'!');
+    }
+    near.extend_from_slice(&long);
+    let cases: [(Vec<Vec<u8>>, Vec<u8>); 2] = [
+        (vec![b"ab".to_vec()], [&[b'a'; 50][..], b"xab"].concat()),
+        (vec![long.clone()], near),
+    ];
+    for (pats, text) in cases {
+        let ac = oracle(&pats, aho_corasick::MatchKind::Standard, false, false);
+        let want = theirs_find(&ac, &text);
+        assert_eq!(want.len(), 1);
+        for form in [Form::Auto, Form::Skip, Form::Sparse] {
+            let a = build(&pats, MatchKind::Standard, false, form);
+            assert_eq!(ours_find(&a, &text), want, "{form:?}");
+            assert_eq!(ours_overlapping(&a, &text), want, "{form:?}");
+        }
+    }
 }
 
 #[test]

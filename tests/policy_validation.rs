@@ -6,6 +6,8 @@
     clippy::indexing_slicing
 )]
 
+use policy_gateway::engine::{self, RequestInfo};
+use policy_gateway::llm::Phase;
 use policy_gateway::policy::Policy;
 use serde_json::{json, Value};
 #[cfg(target_arch = "wasm32")]
@@ -204,26 +206,75 @@ fn rules_reading_user_text_alone_warn() {
     }
 }
 
-#[test]
-fn keyword_sets_past_the_automaton_bound_are_refused() {
-    // 8,000 distinct 20-byte terms over 36 symbols: ~140,000 trie states, past 4 Mi
-    // transitions at 37 byte classes. Refused at compile, not grown into a worker's memory.
+/// Pseudo-random terms: `count` words of `len` characters drawn from `chars`.
+fn terms(count: usize, len: usize, chars: &[char]) -> Vec<String> {
     let mut x: u64 = 1;
-    let terms: Vec<String> = (0..8000)
+    (0..count)
         .map(|_| {
-            (0..20)
+            (0..len)
                 .map(|_| {
                     x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[(x >> 58) as usize % 36])
+                    chars[(x >> 33) as usize % chars.len()]
                 })
                 .collect()
         })
-        .collect();
-    let r = json!({"id": "r2", "category": "secret.words", "match": {"keywords": {"terms": terms}},
-                   "action": "refuse", "reason_code": "WORDS"});
-    assert_eq!(
-        error(doc_with_rule(r)),
-        "rules: keyword automaton: more than 4194304 transitions"
+        .collect()
+}
+
+#[test]
+fn large_keyword_lists_compile_and_match() {
+    // A 10,000-term Chinese word list (4 ideographs each) and 20,000 ASCII terms of 12 bytes:
+    // normal DLP lists, which a dense automaton table could not hold.
+    let cjk: Vec<char> = (0x4e00..0x4e00 + 3500).filter_map(char::from_u32).collect();
+    let ascii: Vec<char> = "abcdefghijklmnopqrstuvwxyz0123456789".chars().collect();
+    let info = RequestInfo {
+        request_id: "big",
+        path: Some("/v1/chat/completions"),
+        user: None,
+        project: None,
+    };
+    for terms in [terms(10_000, 4, &cjk), terms(20_000, 12, &ascii)] {
+        let r = json!({"id": "r2", "category": "secret.words",
+                       "match": {"keywords": {"terms": terms, "whole_word": false}},
+                       "action": "refuse", "reason_code": "WORDS"});
+        let p = Policy::from_value(doc_with_rule(r)).unwrap();
+        assert!(p.prefilter.is_ready());
+        let rollout = engine::rollout(&p, &info);
+        for (text, hit) in [
+            (format!("about {} here", terms[4321]), true),
+            ("nothing".into(), false),
+        ] {
+            let body = json!({"model": "m", "messages": [{"role": "user", "content": text}]});
+            let d = engine::evaluate(
+                &p,
+                &info,
+                &rollout,
+                Phase::Request,
+                body.to_string().as_bytes(),
+            );
+            assert_eq!(format!("{d:?}").contains("WORDS"), hit, "{text}");
+        }
+    }
+}
+
+#[test]
+fn a_prefilter_past_the_budget_warns() {
+    // Two keyword groups (case-sensitive and not) each within the 16 MiB budget, their union
+    // (the prefilter) past it: ~1,000,000 trie states each at ~13 bytes a state.
+    let hex: Vec<char> = "0123456789abcdef".chars().collect();
+    let all = terms(100_000, 24, &hex);
+    let (a, b) = all.split_at(50_000);
+    let doc = json!({"id": "p", "version": "1", "rules": [rule(),
+        {"id": "r2", "category": "secret.words", "match": {"keywords": {"terms": a, "case_sensitive": true}},
+         "action": "refuse", "reason_code": "WORDS"},
+        {"id": "r3", "category": "secret.words", "match": {"keywords": {"terms": b}},
+         "action": "refuse", "reason_code": "WORDS"}]});
+    let p = Policy::from_value(doc).unwrap();
+    assert!(!p.prefilter.is_ready());
+    assert!(
+        p.warnings.iter().any(|w| w.contains("prefilter")),
+        "{:?}",
+        p.warnings
     );
 }
 

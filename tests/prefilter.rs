@@ -89,3 +89,12 @@ fn decisions_are_those_of_the_per_family_scans() {
     }
     assert!(compared > 100);
 }
+
+/// The default policy's prefilter heap (one per compiled policy, in each worker VM; 43,888 B
+/// before the output links, 4 B more per match state): pinned so
+/// a change to the automaton's layout shows here.
+#[test]
+fn default_policy_prefilter_heap() {
+    let p = Policy::from_json(POLICIES[0]).unwrap();
+    assert_eq!(p.prefilter.heap_bytes(), 44_316);
+}

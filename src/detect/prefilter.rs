@@ -40,7 +40,7 @@ struct Term {
 /// A compiled policy's prefilter.
 #[derive(Debug, Clone, Default)]
 pub struct Prefilter {
-    /// `None` when building failed (a table past [`super::automaton::MAX_TRANSITIONS`]):
+    /// `None` when building failed (past [`super::automaton::MAX_HEAP_BYTES`]):
     /// callers scan per family as before.
     automaton: Option<Automaton>,
     terms: Vec<Term>,

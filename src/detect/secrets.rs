@@ -333,7 +333,8 @@ pub(crate) fn any_enabled(enabled: DetectorSet) -> bool {
 
 /// The literal prefixes and keywords, in pattern-id order: a prefilter that puts them first
 /// in its own automaton (same ids, same matching: ASCII case-insensitive, overlapping) can
-/// hand its hits to [`scan_anchors`].
+/// hand its hits to [`scan_anchors`]. Public only for `examples/prof_automaton`.
+#[doc(hidden)]
 pub fn prefixes() -> impl Iterator<Item = &'static str> {
     PREFIXES.iter().map(|(p, _, _)| *p)
 }

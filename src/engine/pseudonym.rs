@@ -318,6 +318,10 @@ impl Vault {
         crate::sort::sort_by(&mut sorted, &|&a, &b| self.token(a).cmp(self.token(b)));
         self.sorted = sorted;
         let tokens = self.entries.iter().map(|e| e.token.as_str());
+        // Cannot fail: tokens are never empty, and `VaultLimits::max_bytes` (32 KiB of values
+        // and tokens) keeps the trie under 32 Ki states, ~0.4 MiB even in the sparse form,
+        // far below `automaton::MAX_HEAP_BYTES` (16 MiB). Raising that limit past ~1 MiB of
+        // tokens would make `.ok()` drop restoration: keep it far below.
         self.matcher = Automaton::new(tokens, MatchKind::LeftmostLongest, false).ok();
     }
 

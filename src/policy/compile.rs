@@ -247,6 +247,13 @@ impl Policy {
             rules.push(rule);
         }
         let prefilter = Prefilter::build(&keywords.terms());
+        if !prefilter.is_ready() {
+            warnings.push(
+                "rules: keyword terms and secret prefixes too large for one prefilter automaton \
+                 (16 MiB): each detector family scans the text itself"
+                    .into(),
+            );
+        }
         let keywords = keywords.build().map_err(|m| PolicyError {
             at: "rules".into(),
             message: m,
