@@ -440,7 +440,7 @@ impl Chain {
     /// Links a record given as JSON. Anything but a JSON object (never one of ours) is kept
     /// as a string in an `unparseable` record rather than lost.
     pub fn link(&mut self, json: &str) -> Linked {
-        let members = match serde_json::from_str::<Value>(json) {
+        let members = match serde_json::from_slice::<Value>(json.as_bytes()) {
             Ok(Value::Object(m)) => m,
             _ => {
                 let mut m = Map::new();

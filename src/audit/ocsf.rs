@@ -30,7 +30,7 @@ pub const OCSF_VERSION: &str = "1.8.0";
 /// object is kept as `raw_data` of an Event Log Activity event. (Built through [`Obj`], one
 /// call per field; the first version, with `json!`, is the tests' reference.)
 pub fn to_ocsf(json: &str) -> Value {
-    let parsed = serde_json::from_str::<Value>(json).ok();
+    let parsed = serde_json::from_slice::<Value>(json.as_bytes()).ok();
     let empty = Map::new();
     let rec = parsed.as_ref().and_then(Value::as_object).unwrap_or(&empty);
     let s = |k: &str| rec.get(k).and_then(Value::as_str);

@@ -116,13 +116,15 @@ impl Source {
 /// An object whose values are strings.
 fn string_map(v: Value, path: Path<'_>) -> Result<BTreeMap<String, String>, ReadError> {
     match v {
-        Value::Object(entries) => entries
-            .into_iter()
-            .map(|(k, v)| {
+        // Filled by `insert`: `collect` into a map compiles a stable sort for this type alone.
+        Value::Object(entries) => {
+            let mut map = BTreeMap::new();
+            for (k, v) in entries {
                 let value = string(v, path.key(&k))?;
-                Ok((k, value))
-            })
-            .collect(),
+                map.insert(k, value);
+            }
+            Ok(map)
+        }
         other => Err(invalid_type(&other, "a map", path)),
     }
 }

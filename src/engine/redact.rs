@@ -97,7 +97,8 @@ struct Token {
 /// The value tokens of `text` when it is a JSON object or array (None otherwise), in order.
 fn json_tokens(text: &str) -> Option<Vec<Token>> {
     let first = text.trim_start().as_bytes().first()?;
-    if !matches!(first, b'{' | b'[') || serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+    if !matches!(first, b'{' | b'[')
+        || serde_json::from_slice::<serde::de::IgnoredAny>(text.as_bytes()).is_err()
     {
         return None;
     }

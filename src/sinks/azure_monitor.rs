@@ -589,7 +589,7 @@ fn json_len(v: &Value) -> usize {
 /// replaced by markers (see the module doc). A record that is not a JSON object is sent as
 /// `RawData` (a string).
 fn azure_object(r: &QueuedRecord) -> String {
-    let mut map = match serde_json::from_str::<Value>(&r.json) {
+    let mut map = match serde_json::from_slice::<Value>(r.json.as_bytes()) {
         Ok(Value::Object(map)) => map,
         _ => {
             let mut m = Map::new();

@@ -346,7 +346,7 @@ struct Common<'a> {
 
 /// One entry as JSON; over [`MAX_ENTRY_BYTES`] its `message` becomes a marker.
 fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
-    let record = serde_json::from_str::<Value>(&r.json).ok();
+    let record = serde_json::from_slice::<Value>(r.json.as_bytes()).ok();
     let mut m = Map::new();
     m.insert("ddsource".into(), common.ddsource.into());
     if !common.ddtags.is_empty() {
@@ -382,7 +382,7 @@ fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
         return full;
     }
     // Rebuilding from the parsed entry is cheaper than keeping a copy of every record.
-    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&full) else {
+    let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(full.as_bytes()) else {
         return full;
     };
     m.insert(

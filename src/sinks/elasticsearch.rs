@@ -371,7 +371,7 @@ pub fn document_id(record: Option<&Value>, json: &str) -> String {
 
 /// The `_id` and the document line (no newline inside) of a record.
 fn document(format: RecordFormat, r: &QueuedRecord) -> (String, String) {
-    let parsed = serde_json::from_str::<Value>(&r.json)
+    let parsed = serde_json::from_slice::<Value>(r.json.as_bytes())
         .ok()
         .filter(Value::is_object);
     let id = document_id(parsed.as_ref(), &r.json);

@@ -36,7 +36,7 @@ impl RecordFormat {
         match self {
             RecordFormat::Native => Cow::Borrowed(json),
             RecordFormat::Ecs => {
-                let record = serde_json::from_str::<Value>(json)
+                let record = serde_json::from_slice::<Value>(json.as_bytes())
                     .unwrap_or_else(|_| Value::String(json.to_string()));
                 Cow::Owned(ecs::to_ecs(&record).to_string())
             }

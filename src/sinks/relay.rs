@@ -152,12 +152,17 @@ pub fn recover_left(store: &impl Store, keys: &[String], mut hand: impl FnMut(Le
             *unsplit += broken;
         }
     }
-    for (digest, mut messages, unsplit) in by_digest {
+    for (digest, messages, unsplit) in by_digest {
         // The chain's order, whichever copy a record was in; unreadable ones last.
-        messages.sort_by_key(|m| decode(m.clone()).map_or(u64::MAX, |r| r.seq));
-        let records = messages.len() + unsplit;
+        // Each key decoded once; `crate::sort`, not a standard sort compiled for this alone.
+        let mut keyed: Vec<(u64, Vec<u8>)> = messages
+            .into_iter()
+            .map(|m| (decode(m.clone()).map_or(u64::MAX, |r| r.seq), m))
+            .collect();
+        crate::sort::sort_by(&mut keyed, &|a, b| a.0.cmp(&b.0));
+        let records = keyed.len() + unsplit;
         let mut message = vec![BATCH];
-        for m in messages {
+        for (_, m) in keyed {
             let len = u32::try_from(m.len()).unwrap_or(u32::MAX);
             message.extend_from_slice(&len.to_le_bytes());
             message.extend_from_slice(&m);
@@ -752,7 +757,7 @@ impl Drained {
 /// unparsed, as the derive did): a derived `Deserialize` over serde_json's reader links
 /// serde's `Unexpected`, and with it core's float `Display` (~27 KB of the filter module).
 pub fn header_matches(r: &Relayed) -> bool {
-    match serde_json::from_str::<Head>(&r.json) {
+    match serde_json::from_slice::<Head>(r.json.as_bytes()) {
         Ok(Head(Some(chain))) => {
             chain.get("id").and_then(serde_json::Value::as_str) == Some(r.chain.as_str())
                 && chain.get("seq").and_then(serde_json::Value::as_u64) == Some(r.seq)

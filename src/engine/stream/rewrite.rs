@@ -150,7 +150,7 @@ fn event_json(raw: &[u8]) -> Option<Value> {
     let mut events = Vec::new();
     parser.feed(raw, &mut events).ok()?;
     let data = events.into_iter().next()?.data?;
-    serde_json::from_str(&data).ok()
+    serde_json::from_slice(data.as_bytes()).ok()
 }
 
 /// Redacts texts an event repeats whole (Responses API `.done` and `response.completed`)
