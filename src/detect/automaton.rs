@@ -262,9 +262,7 @@ impl Automaton {
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
     {
-        let patterns: Vec<P> = patterns.into_iter().collect();
-        let patterns: Vec<&[u8]> = patterns.iter().map(AsRef::as_ref).collect();
-        Automaton::build(&patterns, kind, ascii_case_insensitive, false)
+        Automaton::collect(patterns, kind, ascii_case_insensitive, false)
     }
 
     /// [`Automaton::new`] in the sparse form whatever its size, so the tests can compare both
@@ -279,9 +277,24 @@ impl Automaton {
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
     {
+        Automaton::collect(patterns, kind, ascii_case_insensitive, true)
+    }
+
+    /// The patterns as byte slices for [`Automaton::build`], which is not generic (one
+    /// compiled copy whatever the callers' pattern types).
+    fn collect<I, P>(
+        patterns: I,
+        kind: MatchKind,
+        ascii_case_insensitive: bool,
+        sparse: bool,
+    ) -> Result<Automaton, BuildError>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<[u8]>,
+    {
         let patterns: Vec<P> = patterns.into_iter().collect();
         let patterns: Vec<&[u8]> = patterns.iter().map(AsRef::as_ref).collect();
-        Automaton::build(&patterns, kind, ascii_case_insensitive, true)
+        Automaton::build(&patterns, kind, ascii_case_insensitive, sparse)
     }
 
     /// Whether the search jumps between start bytes with memchr.
