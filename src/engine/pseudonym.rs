@@ -321,7 +321,8 @@ impl Vault {
         // Cannot fail: tokens are never empty, and `VaultLimits::max_bytes` (32 KiB of values
         // and tokens) keeps the trie under 32 Ki states, ~0.4 MiB even in the sparse form,
         // far below `automaton::MAX_HEAP_BYTES` (16 MiB). Raising that limit past ~1 MiB of
-        // tokens would make `.ok()` drop restoration: keep it far below.
+        // tokens would make `.ok()` drop restoration: keep it far below
+        // (`tests::a_full_vault_still_builds_its_matcher`).
         self.matcher = Automaton::new(tokens, MatchKind::LeftmostLongest, false).ok();
     }
 

@@ -243,3 +243,38 @@ fn nothing_waits_longer_than_a_token() {
     assert_eq!(r.push("x"), "[x");
     assert_eq!(r.finish(), "");
 }
+
+/// A vault filled to its byte bound with the most varied tokens a client can cause (fakes
+/// keep each value's shape: letters, digits and punctuation in any order) still builds its
+/// matcher: `seal` turns a refused automaton into no restoration, silently, so the vault's
+/// bound must stay far below the automaton's budget (review L7 of the automaton).
+#[test]
+fn a_full_vault_still_builds_its_matcher() {
+    let fake = opts(PseudonymToken::Fake, true);
+    let bytes = VaultLimits::default().max_bytes;
+    for (max_entries, len) in [(256, 60), (usize::MAX, 6), (usize::MAX, 200)] {
+        let mut v = Vault::new(VaultLimits {
+            max_entries,
+            max_bytes: bytes,
+        });
+        let mut rng = lcg(len as u64);
+        let mut made = Vec::new();
+        for _ in 0..20_000 {
+            let mut value: String = (0..len).map(|_| char::from(b"aZ0-._9Xq"[rng(9)])).collect();
+            value.push_str("1234");
+            if let Some(t) = v.token_for(SSN, &value, fake, &[]) {
+                made.push(t.to_string());
+            }
+        }
+        assert!(
+            v.bytes + 2 * (len + 4) > bytes,
+            "not full: {} bytes",
+            v.bytes
+        );
+        v.seal();
+        assert!(v.matcher.is_some(), "{} tokens refused", made.len());
+        let last = made.last().unwrap();
+        let found = v.find(&format!("see {last} here"));
+        assert_eq!(found.len(), 1, "{last}");
+    }
+}
