@@ -270,15 +270,13 @@ impl Outbox {
             };
             let record = GapRecord {
                 sink,
-                gateway: &self.gateway,
+                gateway: None,
                 cause,
                 vm: None,
                 gap,
                 chain: "",
             };
-            let members = record.members(self.ids.next(now_ms), now_ms);
-            let linked = self.chain.link_members(members);
-            self.broadcast(linked, now_ms, None);
+            self.queue_gap(&record, now_ms, None);
             report.dropped += n as i64;
             if let Some(c) = report.sinks.get_mut(i) {
                 c.dropped += n as i64;
@@ -314,15 +312,13 @@ impl Outbox {
                 };
                 let record = GapRecord {
                     sink,
-                    gateway: &self.gateway,
+                    gateway: None,
                     cause: GapCause::VmFailed,
                     vm: (row.vm > 0).then_some(row.vm),
                     gap: row.gap,
                     chain: &row.chain,
                 };
-                let members = record.members(self.ids.next(now_ms), now_ms);
-                let linked = self.chain.link_members(members);
-                self.broadcast(linked, now_ms, Some((Some(i), tracked)));
+                self.queue_gap(&record, now_ms, Some((Some(i), tracked)));
                 if let Some(c) = report.sinks.get_mut(i) {
                     c.dropped += row.gap.dropped as i64;
                 }
@@ -512,6 +508,21 @@ impl Outbox {
         self.queue_announcing(record, announces);
     }
 
+    /// Chains a gap record and queues it for every sink (`announces`: as in
+    /// [`Self::broadcast`]). The record names no gateway of its own when the loss is this
+    /// VM's, so callers need not borrow `self` for it.
+    fn queue_gap(
+        &mut self,
+        record: &GapRecord<'_>,
+        now_ms: u64,
+        announces: Option<(Option<usize>, Gap)>,
+    ) {
+        let gateway = record.gateway.unwrap_or(&self.gateway);
+        let members = record.members(gateway, self.ids.next(now_ms), now_ms);
+        let linked = self.chain.link_members(members);
+        self.broadcast(linked, now_ms, announces);
+    }
+
     fn checkpoint_if_due(&mut self, now_ms: u64) {
         if self.chain.checkpoint_due(now_ms) {
             if let Some(cp) = self.chain.checkpoint(now_ms, false) {
@@ -541,15 +552,13 @@ impl Outbox {
                 let (chain, named) = self.name_range(gap);
                 let record = GapRecord {
                     sink,
-                    gateway: &self.gateway,
+                    gateway: None,
                     cause,
                     vm: None,
                     gap: named,
                     chain: &chain,
                 };
-                let members = record.members(self.ids.next(now_ms), now_ms);
-                let linked = self.chain.link_members(members);
-                self.broadcast(linked, now_ms, Some((Some(i), gap)));
+                self.queue_gap(&record, now_ms, Some((Some(i), gap)));
             }
         }
         self.checkpoint_if_due(now_ms);
@@ -761,21 +770,19 @@ impl Outbox {
                 };
                 let record = GapRecord {
                     sink: &lost.sink,
-                    gateway: &entry.gateway,
+                    gateway: Some(&entry.gateway),
                     cause,
                     vm: Some(entry.vm),
                     gap,
                     chain: &lost.chain,
                 };
-                let members = record.members(self.ids.next(now_ms), now_ms);
-                let linked = self.chain.link_members(members);
                 // Tracked here by count and time only: its sequence range is another chain's.
                 let tracked = Gap {
                     from_seq: 0,
                     to_seq: 0,
                     ..lost.gap
                 };
-                self.broadcast(linked, now_ms, Some((named, tracked)));
+                self.queue_gap(&record, now_ms, Some((named, tracked)));
             }
             let dropped = lost.newly_dropped as i64;
             report.dropped += dropped;
@@ -806,7 +813,8 @@ impl Outbox {
 /// gateway `gateway`), how many, over which time span and which sequence range of `chain`.
 struct GapRecord<'a> {
     sink: &'a str,
-    gateway: &'a str,
+    /// `None`: this VM's gateway.
+    gateway: Option<&'a str>,
     cause: GapCause,
     vm: Option<u64>,
     gap: Gap,
@@ -814,7 +822,7 @@ struct GapRecord<'a> {
 }
 
 impl GapRecord<'_> {
-    fn members(&self, record_id: String, now_ms: u64) -> Map<String, Value> {
+    fn members(&self, gateway: &str, record_id: String, now_ms: u64) -> Map<String, Value> {
         let mut m = Map::new();
         let g = self.gap;
         m.insert("schema_version".into(), SCHEMA_VERSION.into());
@@ -822,7 +830,7 @@ impl GapRecord<'_> {
         m.insert("record_id".into(), record_id.into());
         m.insert("timestamp".into(), iso8601_millis(now_ms).into());
         m.insert("sink".into(), self.sink.into());
-        m.insert("gateway".into(), self.gateway.into());
+        m.insert("gateway".into(), gateway.into());
         m.insert("cause".into(), self.cause.name().into());
         if let Some(vm) = self.vm {
             m.insert("vm".into(), vm.into());
@@ -986,6 +994,53 @@ mod tests {
             .into_iter::<serde_json::Value>()
             .map(|e| e.unwrap()["event"].clone())
             .collect()
+    }
+
+    #[test]
+    fn a_gap_record_names_the_gateway_of_the_vm_that_lost_the_records() {
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let dead = ledger::register(&host, "gw-old", 0).unwrap();
+        let lost = Gap {
+            dropped: 2,
+            from_ms: 100,
+            to_ms: 200,
+            from_seq: 1,
+            to_seq: 2,
+        };
+        ledger::write(
+            &host,
+            &Entry {
+                vm: dead,
+                gateway: "gw-old".into(),
+                chain: "dead-chain".into(),
+                beat_ms: 500,
+                stopped: false,
+                sinks: vec![SinkEntry {
+                    sink: "splunk_hec".into(),
+                    pending: Some(lost),
+                    ..SinkEntry::default()
+                }],
+            },
+        );
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let me = ledger::register(&host, "gw", 20_000);
+        let mut out = Outbox::new(&config, "gw", 1, me, 0);
+        out.tend(&host, 20_000);
+        out.refuse_relayed(GapCause::Undecodable, 1, 20_001);
+        out.flush(&host, 20_002, true);
+        let gaps: Vec<_> = hec_events(&host.call(1))
+            .iter()
+            .map(|e| (e["cause"].clone(), e["gateway"].clone()))
+            .collect();
+        use serde_json::json;
+        assert_eq!(
+            gaps,
+            [
+                (json!("vm_failed"), json!("gw-old")),
+                (json!("undecodable"), json!("gw"))
+            ]
+        );
     }
 
     #[test]
