@@ -41,3 +41,5 @@ pub mod llm;
 pub mod policy;
 pub mod sinks;
 pub mod sort;
+#[cfg(test)]
+mod test_rng;

@@ -3,25 +3,13 @@
 //! generated pattern sets and texts. Runs natively and under a wasm runtime (32-bit `usize`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use common::Rng;
 use policy_gateway::detect::automaton::{Automaton, BuildError, MatchKind, MAX_HEAP_BYTES};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-
-/// xorshift64*: reproducible without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Bytes the generated patterns and texts draw from: a few letters in both cases (so
 /// patterns overlap and nest often), a digit, punctuation, non-ASCII bytes, and now and then

@@ -9,6 +9,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::{fake, ALNUM, B64, B64URL};
 use policy_gateway::engine::stream::{StreamEnd, StreamInspector, StreamLimits};
 use policy_gateway::engine::{self, PhaseOutcome, RequestInfo, Verdict};
 use policy_gateway::llm::{sse, ApiFormat, Phase};
@@ -26,23 +29,6 @@ fn shipped(name: &str) -> Policy {
     };
     Policy::from_json(bytes).unwrap()
 }
-
-/// Deterministic fake token material (never a real secret).
-fn fake(seed: u64, len: usize, alphabet: &[u8]) -> String {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            alphabet[(x % alphabet.len() as u64) as usize] as char
-        })
-        .collect()
-}
-
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// The outside review's list of secrets that passed the credential rule, each in a sentence,
 /// with the secret value a redaction must remove and the detector that must find it.

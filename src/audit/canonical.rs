@@ -383,28 +383,12 @@ impl AuditRecord {
 mod tests {
     use super::*;
     use crate::audit::chain::{Chain, TrailConfig};
+    use crate::test_rng::Rng;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    /// xorshift64*: reproducible records without a dependency.
-    struct Rng(u64);
-
+    /// Reproducible records' parts, drawn from the shared test RNG.
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn coin(&mut self) -> bool {
-            self.next() & 1 == 1
-        }
-        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-            items[self.below(items.len() as u64) as usize]
-        }
         fn text(&mut self) -> String {
             const PIECES: &[&str] = &[
                 "",
@@ -441,7 +425,7 @@ mod tests {
         }
         fn number(&mut self) -> u64 {
             self.pick(&[0, 1, 9, 10, 255, 1 << 31, u64::from(u32::MAX), u64::MAX])
-                .wrapping_add(self.below(3))
+                .wrapping_add(self.below(3) as u64)
         }
         fn opt_number(&mut self) -> Option<u64> {
             self.coin().then(|| self.number())

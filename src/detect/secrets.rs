@@ -573,25 +573,7 @@ fn run_end_capped(bytes: &[u8], from: usize, cap: usize, pred: impl Fn(u8) -> bo
 pub(crate) mod test_support {
     //! Deterministic fake token material for tests (never real secrets).
 
-    /// A deterministic pseudo-random string of `len` bytes drawn from `alphabet`.
-    pub(crate) fn fake(seed: u64, len: usize, alphabet: &[u8]) -> String {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                alphabet[(x % alphabet.len() as u64) as usize] as char
-            })
-            .collect()
-    }
-
-    pub(crate) const ALNUM: &[u8] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    pub(crate) const B64URL: &[u8] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    pub(crate) const B64: &[u8] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    pub(crate) use crate::test_rng::{fake, ALNUM, B64, B64URL};
 }
 
 #[cfg(test)]
