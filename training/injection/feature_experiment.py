@@ -14,13 +14,11 @@ Features are computed once per text and family, and combined per variant; a vari
 """
 
 import json
-import math
 import random
 import sys
 import time
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 import features as F
 import train as T
@@ -55,30 +53,19 @@ def window_rows(r, feats, flags, bits):
     parts = [feats[f] for f in FAMILIES if flags & f]
     blocks = np.concatenate([b for b, _ in parts])
     idxs = np.concatenate([i for _, i in parts]) >> (17 - bits)
-    wins = F.windows(blocks, idxs)
-    label = r["label"]
-    if label == 1 and "span" in r and len(wins) > 1:
-        s, e = r["span"]
-        span = (F.fold_prefix_len(r["text"], s), F.fold_prefix_len(r["text"], e))
-        return [(w, 0 if we <= span[0] or ws >= span[1] else 1)
-                for w, (ws, we) in zip(wins, F.window_spans(blocks))]
-    return [(w, label) for w in wins]
+    return T.labelled_windows(r, blocks, idxs)
 
 
 def run(name, flags, bits, fit, val, test, phrase):
     t0 = time.time()
     T.BITS = bits
     X, y = T.matrix([w for r, ft in fit for w in window_rows(r, ft, flags, bits)])
-    clf = LogisticRegression(C=T.C, solver="liblinear", class_weight="balanced", max_iter=300,
-                             random_state=0).fit(X, y)
-    w = clf.coef_[0]
-    scale = F.f32(float(np.abs(w).max() / 127.0))
-    wq = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+    clf = T.fit(X, y)
+    wq, scale = T.quantise(clf.coef_[0])
     bias = float(clf.intercept_[0])
     vw = [(r, window_rows(r, ft, flags, bits)) for r, ft in val]
     benign = sorted(T.text_logit(wq, scale, bias, ws) for r, ws in vw if r["label"] == 0)
-    k = max(0, min(len(benign) - 1, int(math.ceil(len(benign) * (1 - T.TARGET_FPR)))))
-    threshold = benign[k] + 1e-6
+    threshold = T.operating_point(benign)
     vatt = [(r, T.text_logit(wq, scale, bias, ws) > threshold) for r, ws in vw if r["label"] == 1]
     bias = F.f32(bias - threshold)
     scored = []
@@ -120,13 +107,7 @@ def main():
     names = sys.argv[2:] or list(VARIANTS)
     t0 = time.time()
     rows = T.load()
-    train = [r for r in rows if r["split"] == "train" and r["category"] != "context_only"]
-    rng = random.Random(7)
-    groups = sorted({r["group"] for r in train})
-    rng.shuffle(groups)
-    val_groups = set(groups[: len(groups) // 8])
-    fit_rows = [r for r in train if r["group"] not in val_groups]
-    val_rows = [r for r in train if r["group"] in val_groups]
+    fit_rows, val_rows = T.split(rows, random.Random(7))
     # The held-out rows as the Rust test reads them: the data files in name order (T.load
     # reads them so, the planted rows after), rows with split "test".
     test_rows = [r for r in rows if r["split"] == "test"]

@@ -23,7 +23,6 @@ import sys
 import time
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 import features as F
 import train as T
@@ -75,18 +74,11 @@ def main():
     t0 = time.time()
     wq, scale, bias = load_model()
     rows = T.load()
-    train = [r for r in rows if r["split"] == "train" and r["category"] != "context_only"]
-    rng = random.Random(7)
-    groups = sorted({r["group"] for r in train})
-    rng.shuffle(groups)
-    val_groups = set(groups[: len(groups) // 8])
-    fit = [r for r in train if r["group"] not in val_groups]
-    val = [r for r in train if r["group"] in val_groups]
+    fit, val = T.split(rows, random.Random(7))
 
     T.FLAGS = WP
     X, y = T.matrix([w for r in fit for w in T.window_rows(r)])
-    clf = LogisticRegression(C=8.0, solver="liblinear", class_weight="balanced", max_iter=300,
-                             random_state=0).fit(X, y)
+    clf = T.fit(X, y, c=8.0)
     gw, gb = clf.coef_[0], float(clf.intercept_[0])
     print(f"gate model fitted on {X.shape[0]} windows ({time.time() - t0:.0f} s)", file=sys.stderr)
 

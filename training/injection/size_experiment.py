@@ -7,12 +7,8 @@ classifier's held-out recall (phrase tier not included) and false alarms.
     .venv/bin/python size_experiment.py 17    # or 16; ~10 min each on 2 shared cores
 """
 
-import math
 import random
 import sys
-
-import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 import features as F
 import train as T
@@ -24,24 +20,16 @@ def run(bits):
     F.BITS = bits  # the feature hashes read the module's BITS at call time
     T.BITS = bits
     rows = T.load()
-    train = [r for r in rows if r["split"] == "train" and r["category"] != "context_only"]
-    rng = random.Random(7)
-    groups = sorted({r["group"] for r in train})
-    rng.shuffle(groups)
-    val_groups = set(groups[: len(groups) // 8])
-    fit = [r for r in train if r["group"] not in val_groups]
-    val = [(r, T.window_rows(r)) for r in train if r["group"] in val_groups]
+    fit, val_rows = T.split(rows, random.Random(7))
+    val = [(r, T.window_rows(r)) for r in val_rows]
     X, y = T.matrix([w for r in fit for w in T.window_rows(r)])
-    clf = LogisticRegression(C=T.C, solver="liblinear", class_weight="balanced", max_iter=300,
-                             random_state=0).fit(X, y)
+    clf = T.fit(X, y)
     w, bias = clf.coef_[0], float(clf.intercept_[0])
     test = [(r, T.window_rows(r)) for r in rows if r["split"] == "test"]
     for levels in (127, 7):
-        scale = F.f32(float(np.abs(w).max() / levels))
-        wq = np.clip(np.round(w / scale), -levels, levels).astype(np.int8)
+        wq, scale = T.quantise(w, levels)
         benign = sorted(T.text_logit(wq, scale, bias, ws) for r, ws in val if r["label"] == 0)
-        k = max(0, min(len(benign) - 1, int(math.ceil(len(benign) * (1 - T.TARGET_FPR)))))
-        threshold = benign[k] + 1e-6
+        threshold = T.operating_point(benign)
 
         def rate(pick):
             hits = [T.text_logit(wq, scale, bias, ws) > threshold for r, ws in test if pick(r)]

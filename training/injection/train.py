@@ -48,9 +48,26 @@ def load():
     return rows + augment.planted(rows)
 
 
+def split(rows, rng):
+    """The rows fitted on and the validation rows (a part of the train split, by group, for the
+    operating point only); `rng` shuffles the groups. The experiments split the same way."""
+    # Attacks only relative to a system prompt the text does not carry are not fitted.
+    train = [r for r in rows if r["split"] == "train" and r["category"] != "context_only"]
+    groups = sorted({r["group"] for r in train})
+    rng.shuffle(groups)
+    val_groups = set(groups[: len(groups) // 8])
+    fit_rows = [r for r in train if r["group"] not in val_groups]
+    val_rows = [r for r in train if r["group"] in val_groups]
+    return fit_rows, val_rows
+
+
 def window_rows(r):
     """(index array, label) per window of one text."""
-    blocks, idxs = F.features(F.normalize(r["text"]), FLAGS)
+    return labelled_windows(r, *F.features(F.normalize(r["text"]), FLAGS))
+
+
+def labelled_windows(r, blocks, idxs):
+    """window_rows for features already computed (blocks and indices, as F.features gives)."""
     wins = F.windows(blocks, idxs)
     label = r["label"]
     if label == 1 and "span" in r and len(wins) > 1:
@@ -79,37 +96,43 @@ def text_logit(wq, scale, bias, wins):
     return max(F.logits(wq, scale, bias, [w for w, _ in wins]))
 
 
+def fit(X, y, c=None):
+    """The L2 logistic regression fitted on window rows (C: `c`, else C)."""
+    return LogisticRegression(C=C if c is None else c, solver="liblinear",
+                              class_weight="balanced", max_iter=300, random_state=0).fit(X, y)
+
+
+def quantise(w, levels=127):
+    """The weights as int8 in -levels..levels, and their f32 scale."""
+    scale = F.f32(float(np.abs(w).max() / levels))
+    return np.clip(np.round(w / scale), -levels, levels).astype(np.int8), scale
+
+
+def operating_point(benign):
+    """The logit that keeps the benign texts' logits (sorted) under TARGET_FPR."""
+    k = max(0, min(len(benign) - 1, int(math.ceil(len(benign) * (1 - TARGET_FPR)))))
+    return benign[k] + 1e-6
+
+
 def main():
     t0 = time.time()
     rows = load()
-    # Attacks only relative to a system prompt the text does not carry are not fitted.
-    train = [r for r in rows if r["split"] == "train" and r["category"] != "context_only"]
     rng = random.Random(7)
-    # Validation: a part of the train split, by group, for the operating point only.
-    groups = sorted({r["group"] for r in train})
-    rng.shuffle(groups)
-    val_groups = set(groups[: len(groups) // 8])
-    fit_rows = [r for r in train if r["group"] not in val_groups]
-    val_rows = [r for r in train if r["group"] in val_groups]
+    fit_rows, val_rows = split(rows, rng)
     print(f"{len(rows)} texts: {len(fit_rows)} fit, {len(val_rows)} validation, "
           f"{sum(r['split'] == 'test' for r in rows)} held out", file=sys.stderr)
 
     fit_items = [w for r in fit_rows for w in window_rows(r)]
     X, y = matrix(fit_items)
     print(f"{X.shape[0]} windows, {X.nnz} non-zeros ({time.time() - t0:.0f} s)", file=sys.stderr)
-    clf = LogisticRegression(C=C, solver="liblinear", class_weight="balanced", max_iter=300,
-                             random_state=0)
-    clf.fit(X, y)
-    w = clf.coef_[0]
-    scale = F.f32(float(np.abs(w).max() / 127.0))
-    wq = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+    clf = fit(X, y)
+    wq, scale = quantise(clf.coef_[0])
     bias = float(clf.intercept_[0])
 
     # Operating point: the logit that keeps benign validation texts under TARGET_FPR.
     val = [(r, window_rows(r)) for r in val_rows]
     benign = sorted(text_logit(wq, scale, bias, wins) for r, wins in val if r["label"] == 0)
-    k = max(0, min(len(benign) - 1, int(math.ceil(len(benign) * (1 - TARGET_FPR)))))
-    threshold = benign[k] + 1e-6
+    threshold = operating_point(benign)
     attacks = [text_logit(wq, scale, bias, wins) for r, wins in val if r["label"] == 1]
     recall = sum(a > threshold for a in attacks) / max(1, len(attacks))
     print(f"validation: {len(benign)} benign, {len(attacks)} attacks; at the operating point "
