@@ -11,6 +11,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use policy_gateway::detect::prompt_injection::{self, DEFAULT_MIN_SCORE};
 use serde_json::Value;
 
@@ -23,29 +25,17 @@ struct Scored {
 }
 
 fn held_out() -> Vec<Scored> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/training/injection/data");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    paths.sort();
-    let mut out = Vec::new();
-    for p in paths {
-        for line in std::fs::read_to_string(&p).unwrap().lines() {
-            let row: Value = serde_json::from_str(line).unwrap();
-            if row["split"] != "test" {
-                continue;
-            }
+    common::corpus::held_out()
+        .into_iter()
+        .map(|row| {
             let mut found = Vec::new();
             let score = prompt_injection::assess(row["text"].as_str().unwrap(), &mut found);
-            out.push(Scored {
+            Scored {
                 hit: score >= DEFAULT_MIN_SCORE,
                 row,
-            });
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }
 
 /// Share of `rows` matching `pick` that the detector flags, and how many matched.
