@@ -10,8 +10,9 @@
 //! - [`INDEX_KEY`]: ` N vm vm …`: the last VM number handed out (unique in the process) and
 //!   the VMs whose ledger may still hold records.
 //! - `policy_gateway.ledger.vm.<n>`: VM `n`'s [`Entry`], written by that VM only: when it
-//!   last wrote (the heartbeat), its gateway, whether it was stopped, and per sink the
-//!   records pending and the drops not yet announced by a delivered gap record.
+//!   last wrote (the heartbeat), its gateway, whether it was stopped, the claimed VMs whose
+//!   gap records it holds until their claims say so, and per sink the records pending and
+//!   the drops not yet announced by a delivered gap record.
 //! - `policy_gateway.ledger.claim.<n>`: [`OPEN`] until a VM claims the entry.
 //!
 //! The host has no create-if-absent (a set on a missing key succeeds whatever the CAS token),
@@ -106,6 +107,9 @@ pub struct Entry {
     pub beat_ms: u64,
     /// Set by a VM that was stopped (`on_done`) with records still undelivered.
     pub stopped: bool,
+    /// The claimed VMs whose gap records this write holds, until their claims say so
+    /// ([`adopted`]): a claimer that dies in between is found to have written them.
+    pub adopted: Vec<u64>,
     pub sinks: Vec<SinkEntry>,
 }
 
@@ -172,9 +176,9 @@ fn take_gap<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<Option<Gap>
 }
 
 impl Entry {
-    /// One line, ` vm beat stopped chain` then per sink ` name`, pending and unannounced as
-    /// `count from to from_seq to_seq`, unreported drops and gauge bytes; then the gateway as
-    /// it is.
+    /// One line, ` vm beat stopped chain`, ` + vm` per adopted VM, then per sink ` name`,
+    /// pending and unannounced as `count from to from_seq to_seq`, unreported drops and gauge
+    /// bytes; then the gateway as it is.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(100 + 120 * self.sinks.len() + self.gateway.len());
         for n in [self.vm, self.beat_ms, u64::from(self.stopped)] {
@@ -189,6 +193,10 @@ impl Entry {
                 self.chain.as_bytes()
             },
         );
+        for vm in &self.adopted {
+            out.extend_from_slice(b" +");
+            push_num(&mut out, *vm);
+        }
         for s in &self.sinks {
             out.push(b' ');
             out.extend_from_slice(s.sink.as_bytes());
@@ -215,8 +223,12 @@ impl Entry {
             "-" => String::new(),
             c => c.to_string(),
         };
-        let mut sinks = Vec::new();
+        let (mut adopted, mut sinks) = (Vec::new(), Vec::new());
         while let Some(word) = words.next() {
+            if word == "+" {
+                adopted.push(num(&mut words)?);
+                continue;
+            }
             let (sink, chain) = match word.split_once('@') {
                 Some((sink, chain)) => (sink, Some(chain.to_string())),
                 None => (word, None),
@@ -236,6 +248,7 @@ impl Entry {
             chain,
             beat_ms,
             stopped: stopped == 1,
+            adopted,
             sinks,
         })
     }
@@ -317,8 +330,7 @@ pub fn register(store: &impl Store, gateway: &str, now_ms: u64) -> Option<u64> {
                 gateway: gateway.to_string(),
                 chain: String::new(),
                 beat_ms: now_ms,
-                stopped: false,
-                sinks: Vec::new(),
+                ..Entry::default()
             },
         );
         index.live.push(vm);
@@ -454,8 +466,13 @@ pub fn claim_dead_by(
             (Some(value), Some(_)) => match parse_claim(value) {
                 // Its claimer is at it, or is this VM.
                 Some((by, _, _)) if by == me || !dead(by) => continue,
-                // Its claimer died before it finished: this VM takes up where it stopped.
-                Some((_, adopted, tries)) => (adopted, tries.saturating_add(1)),
+                // Its claimer died before it finished: this VM takes up where it stopped. The
+                // gap records are written if the claimer's ledger holds them (it may have died
+                // between that write and the claim's).
+                Some((by, adopted, tries)) => {
+                    let held = read(by).is_some_and(|e| e.adopted.contains(&vm));
+                    (adopted || held, tries.saturating_add(1))
+                }
                 // Claimed and finished: only tidied away.
                 None => {
                     tidy.push(vm);
@@ -470,6 +487,11 @@ pub fn claim_dead_by(
         if store.set(&claim_key(vm), &claim_value(me, adopted, tries), cas) {
             // Ours: the entry as it stands now (its VM may have written since).
             if let Some(entry) = read(vm) {
+                // Gap records it holds for VMs it claimed are this VM's to announce now (its
+                // loss): their claims say so before its entry can be retired.
+                for &other in &entry.adopted {
+                    self::adopted(store, other, vm);
+                }
                 claimed.push(Claim {
                     entry,
                     adopt: !adopted,
@@ -560,6 +582,7 @@ mod tests {
             chain: "c-1".into(),
             beat_ms,
             stopped: false,
+            adopted: Vec::new(),
             sinks: vec![SinkEntry {
                 sink: "splunk_hec".into(),
                 chain: None,
@@ -747,6 +770,57 @@ mod tests {
         );
     }
 
+    /// A claimer that wrote a dead VM's gap records into its ledger and died before its claim
+    /// said so: whoever claims the dead VM next only recovers, whether it finds the claimer's
+    /// entry still there or, the claimer itself claimed and retired first, only the claim.
+    #[test]
+    fn gap_records_in_a_dead_claimers_ledger_are_not_written_again() {
+        for claimer_retired_first in [false, true] {
+            let host = Host::default();
+            ensure_index(&host);
+            let dead = register(&host, "gw", 0).unwrap();
+            let c = register(&host, "gw", 0).unwrap();
+            let b = register(&host, "gw", 0).unwrap();
+            write(&host, &entry(dead, 0, 12));
+            let claims =
+                claim_dead_by(
+                    &host,
+                    c,
+                    20_000,
+                    |vm| if vm == dead { 10_000 } else { u64::MAX },
+                );
+            assert_eq!(claims.len(), 1);
+            assert!(claims[0].adopt);
+            // Its ledger holds the gap records; it dies before `adopted`.
+            write(
+                &host,
+                &Entry {
+                    adopted: vec![dead],
+                    ..entry(c, 20_000, 0)
+                },
+            );
+            let got = if claimer_retired_first {
+                let first =
+                    claim_dead_by(
+                        &host,
+                        b,
+                        31_000,
+                        |vm| if vm == c { 10_000 } else { u64::MAX },
+                    );
+                assert_eq!(first.iter().map(|c| c.entry.vm).collect::<Vec<_>>(), [c]);
+                finish_claim(&host, c, b);
+                assert_eq!(host.get(&entry_key(c)).0.as_deref(), Some(GONE));
+                claim_dead_by(&host, b, 31_000, |_| 10_000)
+            } else {
+                claim_dead_by(&host, b, 31_000, |_| 10_000)
+            };
+            let again: Vec<_> = got.iter().filter(|c| c.entry.vm == dead).collect();
+            assert_eq!(again.len(), 1, "retired first: {claimer_retired_first}");
+            assert!(!again[0].adopt, "retired first: {claimer_retired_first}");
+            assert!(again[0].recover);
+        }
+    }
+
     #[test]
     fn a_vm_claimed_while_alive_can_tell() {
         let host = Host::default();
@@ -794,6 +868,7 @@ mod tests {
             chain: "0196a1b2-0000-7000-8000-000000000001".into(),
             beat_ms: 9,
             stopped: false,
+            adopted: Vec::new(),
             sinks: vec![
                 SinkEntry {
                     sink: "s3".into(),
@@ -838,6 +913,11 @@ mod tests {
             }]
         );
         assert_eq!(Entry::decode(&e.encode()), Some(e.clone()));
+        let claimer = Entry {
+            adopted: vec![7, 12],
+            ..e.clone()
+        };
+        assert_eq!(Entry::decode(&claimer.encode()), Some(claimer));
         let odd = Entry {
             gateway: "gw 1\nsecond line".into(),
             sinks: Vec::new(),

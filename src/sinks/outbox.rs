@@ -105,6 +105,8 @@ struct VmLedger {
     /// Set by [`Outbox::stop`]: what is left is reported as `vm_stopped` if it never drains.
     stopped: bool,
     last_scan_ms: u64,
+    /// Claimed VMs whose gap records the next ledger write holds ([`Entry::adopted`]).
+    adopted: Vec<u64>,
 }
 
 pub struct Outbox {
@@ -617,6 +619,7 @@ impl Outbox {
             chain: self.chain.id().to_string(),
             beat_ms: now_ms,
             stopped: self.ledger.stopped,
+            adopted: self.ledger.adopted.clone(),
             sinks: self.slots.iter().flat_map(|s| self.sink_rows(s)).collect(),
         };
         if self.ledger.stopped && entry.is_empty() {
@@ -718,14 +721,24 @@ impl Outbox {
             .collect();
         self.announce_owed(now_ms);
         self.prune_sources();
+        // The gap records and the VMs they answer for, in one write: a claimer after this one
+        // (if this VM dies before its claims say so, or before it has taken the records over)
+        // does not write them again. A forwarding VM's are not in its ledger but on their way
+        // to the shipper.
+        if self.forward.is_none() {
+            self.ledger.adopted = claimed
+                .iter()
+                .filter(|c| c.adopt)
+                .map(|c| c.entry.vm)
+                .collect();
+        }
         self.write_ledger(host, now_ms);
-        // Its gap records are in this VM's ledger now: a claimer after this one (if this VM
-        // dies before it has taken the records over) does not write them again.
         if let Some(me) = self.ledger.vm {
             for c in claimed.iter().filter(|c| c.adopt) {
                 ledger::adopted(host, c.entry.vm, me);
             }
         }
+        self.ledger.adopted.clear();
         report
     }
 
@@ -996,33 +1009,40 @@ mod tests {
             .collect()
     }
 
+    /// Registers a VM of gateway `gateway` that then died with `dropped` records pending on
+    /// its HEC sink (seqs 1.., chain `dead-chain`, beat at 500 ms).
+    fn dead_vm(host: &FakeHost, gateway: &str, dropped: u64) -> u64 {
+        let vm = ledger::register(host, gateway, 0).unwrap();
+        let pending = Gap {
+            dropped,
+            from_ms: 100,
+            to_ms: 200,
+            from_seq: 1,
+            to_seq: dropped,
+        };
+        ledger::write(
+            host,
+            &Entry {
+                vm,
+                gateway: gateway.into(),
+                chain: "dead-chain".into(),
+                beat_ms: 500,
+                sinks: vec![SinkEntry {
+                    sink: "splunk_hec".into(),
+                    pending: Some(pending),
+                    ..SinkEntry::default()
+                }],
+                ..Entry::default()
+            },
+        );
+        vm
+    }
+
     #[test]
     fn a_gap_record_names_the_gateway_of_the_vm_that_lost_the_records() {
         let host = FakeHost::default();
         ledger::ensure_index(&host);
-        let dead = ledger::register(&host, "gw-old", 0).unwrap();
-        let lost = Gap {
-            dropped: 2,
-            from_ms: 100,
-            to_ms: 200,
-            from_seq: 1,
-            to_seq: 2,
-        };
-        ledger::write(
-            &host,
-            &Entry {
-                vm: dead,
-                gateway: "gw-old".into(),
-                chain: "dead-chain".into(),
-                beat_ms: 500,
-                stopped: false,
-                sinks: vec![SinkEntry {
-                    sink: "splunk_hec".into(),
-                    pending: Some(lost),
-                    ..SinkEntry::default()
-                }],
-            },
-        );
+        dead_vm(&host, "gw-old", 2);
         let config = audit(serde_json::json!({"splunk_hec": hec()}));
         let me = ledger::register(&host, "gw", 20_000);
         let mut out = Outbox::new(&config, "gw", 1, me, 0);
@@ -1041,6 +1061,79 @@ mod tests {
                 (json!("undecodable"), json!("gw"))
             ]
         );
+    }
+
+    /// A claimer that dies after its ledger holds a dead VM's gap records and before its
+    /// claim says so: the next claimer finds them in the dead claimer's ledger (its loss to
+    /// announce) and does not write them, or count the records, a second time.
+    #[test]
+    fn a_claimer_dead_between_its_ledger_write_and_its_claim_update_announces_once() {
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let dead = dead_vm(&host, "gw", 5);
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let c = ledger::register(&host, "gw", 20_000).unwrap();
+        let mut claimer = Outbox::new(&config, "gw", 1, Some(c), 0);
+        assert_eq!(claimer.tend(&host, 20_000).dropped, 5);
+        // The claim as the claimer left it, had it died just before saying it had adopted.
+        host.set(
+            &claim_key(dead),
+            format!("vm {c} adopting 1").as_bytes(),
+            None,
+        );
+        let next = ledger::register(&host, "gw", 31_000);
+        let mut out = Outbox::new(&config, "gw", 2, next, 0);
+        let r = out.tend(&host, 31_000);
+        assert_eq!(
+            r.dropped, 0,
+            "the five were counted by the first claimer: {r:?}"
+        );
+        let mut claimed: Vec<_> = r.claimed.iter().map(|c| c.vm).collect();
+        claimed.sort();
+        assert_eq!(claimed, [dead, c], "both, to take over what they left");
+        out.flush(&host, 31_001, true);
+        let announced: Vec<_> = hec_events(&host.call(1))
+            .iter()
+            .map(|e| (e["vm"].as_u64().unwrap(), e["dropped"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(
+            announced,
+            [(c, 5)],
+            "the dead VM's five, once: as the dead claimer's loss"
+        );
+    }
+
+    /// A forwarding claimer's gap records are not in its ledger: dead before its claim says it
+    /// adopted, it took them with it, and the next claimer writes them.
+    #[test]
+    fn a_forwarding_claimer_dead_before_its_claim_update_leaves_the_gap_to_the_next() {
+        let host = FakeHost::default();
+        ledger::ensure_index(&host);
+        let dead = dead_vm(&host, "gw", 5);
+        let config = audit(serde_json::json!({"splunk_hec": hec()}));
+        let c = ledger::register(&host, "gw", 20_000).unwrap();
+        let mut claimer = Outbox::new(&config, "gw", 1, Some(c), 0);
+        claimer.forward_to_shipper();
+        claimer.tend(&host, 20_000);
+        assert_eq!(
+            claimer.take_forwarded().len(),
+            1,
+            "its gap record, never handed over"
+        );
+        host.set(
+            &claim_key(dead),
+            format!("vm {c} adopting 1").as_bytes(),
+            None,
+        );
+        let next = ledger::register(&host, "gw", 31_000);
+        let mut out = Outbox::new(&config, "gw", 2, next, 0);
+        out.tend(&host, 31_000);
+        out.flush(&host, 31_001, true);
+        let announced: Vec<_> = hec_events(&host.call(1))
+            .iter()
+            .map(|e| (e["vm"].as_u64().unwrap(), e["dropped"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(announced, [(dead, 5)]);
     }
 
     #[test]
@@ -1290,6 +1383,7 @@ mod tests {
                 chain: "dead-chain".into(),
                 beat_ms: 500,
                 stopped: false,
+                adopted: Vec::new(),
                 sinks: vec![
                     SinkEntry {
                         sink: "s3".into(),
@@ -1661,6 +1755,7 @@ mod tests {
                 chain: "dead-chain".into(),
                 beat_ms: 500,
                 stopped: false,
+                adopted: Vec::new(),
                 sinks: vec![SinkEntry {
                     sink: "splunk_hec".into(),
                     pending: Some(lost),
