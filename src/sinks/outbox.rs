@@ -1063,19 +1063,25 @@ mod tests {
         );
     }
 
-    /// A claimer that dies after its ledger holds a dead VM's gap records and before its
-    /// claim says so: the next claimer finds them in the dead claimer's ledger (its loss to
-    /// announce) and does not write them, or count the records, a second time.
-    #[test]
-    fn a_claimer_dead_between_its_ledger_write_and_its_claim_update_announces_once() {
+    /// VM `dead` died with five records pending; a claimer `c` (forwarding or not) claimed it
+    /// and died right after its ledger write, before its claim said it had adopted. Returns
+    /// them, the next claimer's report and the `(vm, dropped)` of the gap records it ships.
+    fn claimer_dead_before_its_claim_update(
+        forwarding: bool,
+    ) -> (u64, u64, Report, Vec<(u64, u64)>) {
         let host = FakeHost::default();
         ledger::ensure_index(&host);
         let dead = dead_vm(&host, "gw", 5);
         let config = audit(serde_json::json!({"splunk_hec": hec()}));
         let c = ledger::register(&host, "gw", 20_000).unwrap();
         let mut claimer = Outbox::new(&config, "gw", 1, Some(c), 0);
+        if forwarding {
+            claimer.forward_to_shipper();
+        }
         assert_eq!(claimer.tend(&host, 20_000).dropped, 5);
-        // The claim as the claimer left it, had it died just before saying it had adopted.
+        // Forwarded, its gap record dies with it (never copied to shared data).
+        assert_eq!(claimer.take_forwarded().len(), usize::from(forwarding));
+        // The claim as the claimer left it.
         host.set(
             &claim_key(dead),
             format!("vm {c} adopting 1").as_bytes(),
@@ -1084,55 +1090,31 @@ mod tests {
         let next = ledger::register(&host, "gw", 31_000);
         let mut out = Outbox::new(&config, "gw", 2, next, 0);
         let r = out.tend(&host, 31_000);
-        assert_eq!(
-            r.dropped, 0,
-            "the five were counted by the first claimer: {r:?}"
-        );
+        out.flush(&host, 31_001, true);
+        let announced = hec_events(&host.call(1))
+            .iter()
+            .map(|e| (e["vm"].as_u64().unwrap(), e["dropped"].as_u64().unwrap()))
+            .collect();
+        (dead, c, r, announced)
+    }
+
+    /// The claimer's ledger held the gap records: the next claimer announces them once, as
+    /// the dead claimer's loss, and does not count the records a second time.
+    #[test]
+    fn a_claimer_dead_between_its_ledger_write_and_its_claim_update_announces_once() {
+        let (dead, c, r, announced) = claimer_dead_before_its_claim_update(false);
+        assert_eq!(r.dropped, 0, "counted by the first claimer: {r:?}");
         let mut claimed: Vec<_> = r.claimed.iter().map(|c| c.vm).collect();
         claimed.sort();
         assert_eq!(claimed, [dead, c], "both, to take over what they left");
-        out.flush(&host, 31_001, true);
-        let announced: Vec<_> = hec_events(&host.call(1))
-            .iter()
-            .map(|e| (e["vm"].as_u64().unwrap(), e["dropped"].as_u64().unwrap()))
-            .collect();
-        assert_eq!(
-            announced,
-            [(c, 5)],
-            "the dead VM's five, once: as the dead claimer's loss"
-        );
+        assert_eq!(announced, [(c, 5)]);
     }
 
-    /// A forwarding claimer's gap records are not in its ledger: dead before its claim says it
-    /// adopted, it took them with it, and the next claimer writes them.
+    /// A forwarding claimer's gap records are not in its ledger: it took them with it, and
+    /// the next claimer writes them.
     #[test]
     fn a_forwarding_claimer_dead_before_its_claim_update_leaves_the_gap_to_the_next() {
-        let host = FakeHost::default();
-        ledger::ensure_index(&host);
-        let dead = dead_vm(&host, "gw", 5);
-        let config = audit(serde_json::json!({"splunk_hec": hec()}));
-        let c = ledger::register(&host, "gw", 20_000).unwrap();
-        let mut claimer = Outbox::new(&config, "gw", 1, Some(c), 0);
-        claimer.forward_to_shipper();
-        claimer.tend(&host, 20_000);
-        assert_eq!(
-            claimer.take_forwarded().len(),
-            1,
-            "its gap record, never handed over"
-        );
-        host.set(
-            &claim_key(dead),
-            format!("vm {c} adopting 1").as_bytes(),
-            None,
-        );
-        let next = ledger::register(&host, "gw", 31_000);
-        let mut out = Outbox::new(&config, "gw", 2, next, 0);
-        out.tend(&host, 31_000);
-        out.flush(&host, 31_001, true);
-        let announced: Vec<_> = hec_events(&host.call(1))
-            .iter()
-            .map(|e| (e["vm"].as_u64().unwrap(), e["dropped"].as_u64().unwrap()))
-            .collect();
+        let (dead, _, _, announced) = claimer_dead_before_its_claim_update(true);
         assert_eq!(announced, [(dead, 5)]);
     }
 
