@@ -146,14 +146,7 @@ pub struct Lost {
 }
 
 fn put_gap(out: &mut Vec<u8>, gap: Option<Gap>) {
-    let g = gap.unwrap_or(Gap {
-        dropped: 0,
-        from_ms: 0,
-        to_ms: 0,
-        from_seq: 0,
-        to_seq: 0,
-    });
-    for n in [g.dropped, g.from_ms, g.to_ms, g.from_seq, g.to_seq] {
+    for n in gap.map_or([0; 5], Gap::words) {
         push_num(out, n);
     }
 }
@@ -164,15 +157,12 @@ fn num<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<u64> {
 }
 
 fn take_gap<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<Option<Gap>> {
-    let (dropped, from_ms, to_ms) = (num(words)?, num(words)?, num(words)?);
-    let (from_seq, to_seq) = (num(words)?, num(words)?);
-    Some((dropped > 0).then_some(Gap {
-        dropped,
-        from_ms,
-        to_ms,
-        from_seq,
-        to_seq,
-    }))
+    let mut n = [0u64; 5];
+    for x in &mut n {
+        *x = num(words)?;
+    }
+    let gap = Gap::from_words(n);
+    Some((gap.dropped > 0).then_some(gap))
 }
 
 impl Entry {

@@ -133,6 +133,29 @@ pub struct Gap {
 }
 
 impl Gap {
+    /// Its numbers in the order every encoding of a gap has them (the ledger's entries, the
+    /// relay's messages and notes): dropped, from_ms, to_ms, from_seq, to_seq.
+    pub fn words(self) -> [u64; 5] {
+        [
+            self.dropped,
+            self.from_ms,
+            self.to_ms,
+            self.from_seq,
+            self.to_seq,
+        ]
+    }
+
+    /// The gap of [`Gap::words`].
+    pub fn from_words([dropped, from_ms, to_ms, from_seq, to_seq]: [u64; 5]) -> Gap {
+        Gap {
+            dropped,
+            from_ms,
+            to_ms,
+            from_seq,
+            to_seq,
+        }
+    }
+
     /// One record, of time `epoch_ms` and sequence number `seq` (0: none).
     pub fn one(epoch_ms: u64, seq: u64) -> Gap {
         Gap {

@@ -267,15 +267,15 @@ impl Orphaned {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = String::new();
         for r in &self.rows {
-            let g = r.gap;
             let chain = if r.chain.is_empty() || r.chain.contains([' ', '\n']) {
                 "-"
             } else {
                 &r.chain
             };
+            let [dropped, from_ms, to_ms, from_seq, to_seq] = r.gap.words();
             out.push_str(&format!(
-                "{} {chain} {} {} {} {} {}\n",
-                r.vm, g.dropped, g.from_ms, g.to_ms, g.from_seq, g.to_seq
+                "{} {chain} {dropped} {from_ms} {to_ms} {from_seq} {to_seq}\n",
+                r.vm
             ));
         }
         out.into_bytes()
@@ -297,17 +297,10 @@ impl Orphaned {
                 for x in &mut n {
                     *x = w.next()?.parse().ok()?;
                 }
-                let [dropped, from_ms, to_ms, from_seq, to_seq] = n;
                 Some(OrphanRow {
                     vm,
                     chain,
-                    gap: Gap {
-                        dropped,
-                        from_ms,
-                        to_ms,
-                        from_seq,
-                        to_seq,
-                    },
+                    gap: Gap::from_words(n),
                 })
             })
             .collect();
@@ -456,7 +449,7 @@ pub fn encode_announcing(
     let sink = sink.filter(|s| s.len() <= 255).unwrap_or("");
     let mut out = vec![ANNOUNCING, sink.len() as u8];
     out.extend_from_slice(sink.as_bytes());
-    for n in [g.dropped, g.from_ms, g.to_ms, g.from_seq, g.to_seq] {
+    for n in g.words() {
         out.extend_from_slice(&n.to_le_bytes());
     }
     out.extend_from_slice(&encode(epoch_ms, chain, seq, json));
@@ -922,20 +915,13 @@ fn decode_announcing(message: &[u8]) -> Option<Relayed> {
         *x = u64::from_le_bytes(*bytes);
         rest = tail;
     }
-    let [dropped, from_ms, to_ms, from_seq, to_seq] = n;
     if rest.first() == Some(&ANNOUNCING) {
         return None;
     }
     let mut r = decode(rest.to_vec())?;
     r.announces = Some(Announce {
         sink: (!sink.is_empty()).then(|| sink.to_string()),
-        gap: Gap {
-            dropped,
-            from_ms,
-            to_ms,
-            from_seq,
-            to_seq,
-        },
+        gap: Gap::from_words(n),
     });
     Some(r)
 }
