@@ -433,10 +433,6 @@ pub fn claim_dead_by(
     let mut tidy = Vec::new();
     let read =
         |vm: u64| -> Option<Entry> { store.get(&entry_key(vm)).0.and_then(|v| Entry::decode(&v)) };
-    let dead = |vm: u64| match read(vm) {
-        Some(entry) => now_ms.saturating_sub(entry.beat_ms) >= stale_ms(vm),
-        None => true,
-    };
     for &vm in index.live.iter().filter(|&&vm| vm != me) {
         match read(vm) {
             Some(entry) if now_ms.saturating_sub(entry.beat_ms) >= stale_ms(vm) => {}
@@ -454,13 +450,19 @@ pub fn claim_dead_by(
             // Another VM got it first (CAS token gone).
             (Some(OPEN), None) => continue,
             (Some(value), Some(_)) => match parse_claim(value) {
-                // Its claimer is at it, or is this VM.
-                Some((by, _, _)) if by == me || !dead(by) => continue,
-                // Its claimer died before it finished: this VM takes up where it stopped. The
-                // gap records are written if the claimer's ledger holds them (it may have died
-                // between that write and the claim's).
+                Some((by, _, _)) if by == me => continue,
                 Some((by, adopted, tries)) => {
-                    let held = read(by).is_some_and(|e| e.adopted.contains(&vm));
+                    let claimer = read(by);
+                    // Its claimer is at it.
+                    if let Some(c) = &claimer {
+                        if now_ms.saturating_sub(c.beat_ms) < stale_ms(by) {
+                            continue;
+                        }
+                    }
+                    // Its claimer died before it finished: this VM takes up where it stopped.
+                    // The gap records are written if the claimer's ledger holds them (it may
+                    // have died between that write and the claim's).
+                    let held = claimer.is_some_and(|c| c.adopted.contains(&vm));
                     (adopted || held, tries.saturating_add(1))
                 }
                 // Claimed and finished: only tidied away.

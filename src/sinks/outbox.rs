@@ -105,7 +105,8 @@ struct VmLedger {
     /// Set by [`Outbox::stop`]: what is left is reported as `vm_stopped` if it never drains.
     stopped: bool,
     last_scan_ms: u64,
-    /// Claimed VMs whose gap records the next ledger write holds ([`Entry::adopted`]).
+    /// Claimed VMs whose gap records the next ledger write holds ([`Entry::adopted`]); that
+    /// write takes them.
     adopted: Vec<u64>,
 }
 
@@ -619,7 +620,7 @@ impl Outbox {
             chain: self.chain.id().to_string(),
             beat_ms: now_ms,
             stopped: self.ledger.stopped,
-            adopted: self.ledger.adopted.clone(),
+            adopted: std::mem::take(&mut self.ledger.adopted),
             sinks: self.slots.iter().flat_map(|s| self.sink_rows(s)).collect(),
         };
         if self.ledger.stopped && entry.is_empty() {
@@ -710,6 +711,10 @@ impl Outbox {
         }
         for c in claimed.iter().filter(|c| c.adopt) {
             self.adopt(&c.entry, now_ms, &mut report);
+            // A forwarding VM's gap records are on their way to the shipper, not in its ledger.
+            if self.forward.is_none() {
+                self.ledger.adopted.push(c.entry.vm);
+            }
         }
         report.claimed = claimed
             .iter()
@@ -723,22 +728,13 @@ impl Outbox {
         self.prune_sources();
         // The gap records and the VMs they answer for, in one write: a claimer after this one
         // (if this VM dies before its claims say so, or before it has taken the records over)
-        // does not write them again. A forwarding VM's are not in its ledger but on their way
-        // to the shipper.
-        if self.forward.is_none() {
-            self.ledger.adopted = claimed
-                .iter()
-                .filter(|c| c.adopt)
-                .map(|c| c.entry.vm)
-                .collect();
-        }
+        // does not write them again.
         self.write_ledger(host, now_ms);
         if let Some(me) = self.ledger.vm {
             for c in claimed.iter().filter(|c| c.adopt) {
                 ledger::adopted(host, c.entry.vm, me);
             }
         }
-        self.ledger.adopted.clear();
         report
     }
 
