@@ -157,11 +157,13 @@ fn num<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<u64> {
 }
 
 fn take_gap<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<Option<Gap>> {
-    let mut n = [0u64; 5];
-    for x in &mut n {
-        *x = num(words)?;
-    }
-    let gap = Gap::from_words(n);
+    let gap = Gap::from_words([
+        num(words)?,
+        num(words)?,
+        num(words)?,
+        num(words)?,
+        num(words)?,
+    ]);
     Some((gap.dropped > 0).then_some(gap))
 }
 
