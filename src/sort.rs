@@ -57,12 +57,7 @@ mod tests {
     #[test]
     fn sorts_as_the_standard_stable_sort_does() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = move || crate::test_rng::xorshift64(&mut seed);
         let by_key = |a: &(u64, usize), b: &(u64, usize)| a.0.cmp(&b.0);
         for len in [0, 1, 2, 3, 7, 8, 31, 100, 1000] {
             for modulo in [1, 3, 1000] {

@@ -27,17 +27,20 @@ impl Rng {
     }
 }
 
+/// One step of xorshift64 (Marsaglia's 13, 7, 17): the new state, which is the output.
+pub fn xorshift64(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 /// Fake token material of `len` bytes drawn from `alphabet` (xorshift64 from `seed`): never a
 /// real secret, the same one for the same seed.
 pub fn fake(seed: u64, len: usize, alphabet: &[u8]) -> String {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            alphabet[(x % alphabet.len() as u64) as usize] as char
-        })
+        .map(|_| alphabet[(xorshift64(&mut x) % alphabet.len() as u64) as usize] as char)
         .collect()
 }
 

@@ -87,9 +87,7 @@ mod tests {
     fn digits_are_formats() {
         let mut x = 0x2545_f491_4f6c_dd1d_u64;
         for i in 0..20_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            crate::test_rng::xorshift64(&mut x);
             let epoch_ms = match i % 4 {
                 0 => x,
                 1 => x % 4_102_444_800_000,

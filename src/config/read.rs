@@ -542,10 +542,7 @@ mod tests {
         // A deterministic spread over every exponent (xorshift over the bit patterns).
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            values.push(f64::from_bits(x));
+            values.push(f64::from_bits(crate::test_rng::xorshift64(&mut x)));
         }
         let mut ties = 0;
         for v in values {
