@@ -313,7 +313,7 @@ impl Model {
             cur: *stamp + 2,
         };
         let used = if self.flags == SHIPPED {
-            self.features_with::<SHIPPED>(text, blocks, &mut acc, on_word)
+            features_shipped(text, blocks, &mut acc, on_word)
         } else {
             self.features_with::<0>(text, blocks, &mut acc, on_word)
         };
@@ -451,6 +451,160 @@ impl Model {
         }
         *prev = Some(h);
     }
+}
+
+/// Where the shipped pass is between two characters.
+struct Pass {
+    /// The next character's offset.
+    i: usize,
+    /// The hash of the word being read (of the characters since `gap_end`).
+    word: u32,
+    /// The offset after the last character that is not a word character: a word is open
+    /// when it is not the current character's (a word character sets nothing).
+    gap_end: usize,
+    /// The hash of the word before (for the pair), once there is one.
+    prev_word: Option<u32>,
+    /// The last two characters, newest first.
+    c1: u32,
+    c2: u32,
+}
+
+/// The feature pass of the [`SHIPPED`] kinds (character trigrams, words, word pairs): what
+/// [`Model::features_with`] computes for them, in a loop made for them. The loop's bound is
+/// the end of the current block (no block test per character), an ASCII byte is a character
+/// (no decoding state), and the first two characters, which make no trigram, are read before
+/// it (no count of characters seen).
+#[inline(always)]
+fn features_shipped(
+    text: &[u8],
+    blocks: &mut [BlockSum],
+    acc: &mut Acc<'_>,
+    mut on_word: impl FnMut(Word),
+) -> usize {
+    let n = text.len();
+    let mut p = Pass {
+        i: 0,
+        word: FNV_BASIS,
+        gap_end: 0,
+        prev_word: None,
+        c1: 0,
+        c2: 0,
+    };
+    // The first two characters lie in block 0 (they start within 8 bytes).
+    for _ in 0..2 {
+        if p.i >= n {
+            break;
+        }
+        shipped_char::<false>(text, &mut p, acc, &mut on_word);
+    }
+    let (mut block, mut next) = (0usize, BLOCK);
+    loop {
+        let limit = next.min(n);
+        while p.i < limit {
+            shipped_char::<true>(text, &mut p, acc, &mut on_word);
+        }
+        if p.i >= n {
+            break;
+        }
+        // The character at `p.i` starts the next block.
+        let ended = acc.take();
+        if let Some(b) = blocks.get_mut(block) {
+            *b = ended;
+        }
+        acc.next_block();
+        block = p.i / BLOCK;
+        next = (block + 1) * BLOCK;
+    }
+    if p.gap_end < n {
+        on_word(Word {
+            hash: p.word,
+            start: p.gap_end,
+            end: n,
+        });
+        shipped_word_features(p.word, &mut p.prev_word, acc);
+    }
+    if let Some(b) = blocks.get_mut(block) {
+        *b = acc.take();
+    }
+    block + 1
+}
+
+/// One character of the shipped pass, at `p.i` (which must be in `text`): its word, and its
+/// trigram when `TRIGRAM` (the third character on).
+#[inline(always)]
+fn shipped_char<const TRIGRAM: bool>(
+    text: &[u8],
+    p: &mut Pass,
+    acc: &mut Acc<'_>,
+    on_word: &mut impl FnMut(Word),
+) {
+    let start = p.i;
+    let b = text.get(start).copied().unwrap_or(0);
+    let (cp, is_word) = if b < 0x80 {
+        p.i += 1;
+        let cp = u32::from(b);
+        let w = WORD_BYTE.get(usize::from(b)).copied().unwrap_or(false);
+        if w {
+            p.word = (p.word ^ cp).wrapping_mul(FNV_PRIME);
+        }
+        (cp, w)
+    } else {
+        let (cp, len) = multibyte(text, start, b);
+        p.i += len;
+        let w = is_word_cp(cp);
+        if w {
+            for &x in text.get(start..p.i).unwrap_or_default() {
+                p.word = (p.word ^ u32::from(x)).wrapping_mul(FNV_PRIME);
+            }
+        }
+        (cp, w)
+    };
+    if !is_word {
+        if p.gap_end != start {
+            // The word ends here; its features count in this character's block.
+            on_word(Word {
+                hash: p.word,
+                start: p.gap_end,
+                end: start,
+            });
+            shipped_word_features(p.word, &mut p.prev_word, acc);
+            p.word = FNV_BASIS;
+        }
+        p.gap_end = p.i;
+    }
+    if TRIGRAM {
+        acc.add(p.c2.wrapping_mul(K0) ^ p.c1.wrapping_mul(K1) ^ cp.wrapping_mul(K2));
+    }
+    (p.c2, p.c1) = (p.c1, cp);
+}
+
+/// A word ended (shipped pass): its feature and its pair with the word before.
+#[inline(always)]
+fn shipped_word_features(h: u32, prev: &mut Option<u32>, acc: &mut Acc<'_>) {
+    acc.add(finalize(h ^ WORD_SEED));
+    if let Some(p) = *prev {
+        acc.add(finalize(p.wrapping_mul(FNV_PRIME) ^ h ^ PAIR_SEED));
+    }
+    *prev = Some(h);
+}
+
+/// The character of UTF-8 text whose first byte `b` (not ASCII) is at `at`: its code point
+/// and length. The normaliser writes UTF-8; on other bytes (a byte that cannot start a
+/// character, a character cut short) the pass still ends, with features of no meaning.
+#[inline(always)]
+fn multibyte(text: &[u8], at: usize, b: u8) -> (u32, usize) {
+    let len = match b {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => return (u32::from(b), 1),
+    };
+    let mut cp = u32::from(b) & (0x7F >> len);
+    for k in 1..len {
+        let x = text.get(at + k).copied().unwrap_or(0);
+        cp = cp << 6 | u32::from(x & 0x3F);
+    }
+    (cp, len)
 }
 
 /// Mixes a word hash (FNV's high bits alone are weak).
