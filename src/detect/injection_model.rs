@@ -98,14 +98,21 @@ fn unpack(packed: i64) -> (i32, u32) {
 
 /// Buffers the feature pass reuses across texts: one [`BlockSum`] per block, and per table
 /// entry the stamp of the block that last counted it (stamps run on across blocks and texts,
-/// so nothing is cleared per block; 256 KiB, made when a model with features first runs).
+/// so nothing is cleared per block) beside the entry's weight, so that a feature reads one
+/// place of memory, not two (512 KiB, made when a model with features first runs).
 #[derive(Debug, Default)]
 pub struct Scratch {
     blocks: Vec<BlockSum>,
-    stamps: Option<Box<[u16; WEIGHTS]>>,
+    /// Per table entry: `[stamp, weight]` (the weight as i16 bits).
+    table: Option<Box<[Entry; WEIGHTS]>>,
+    /// The weights the table holds.
+    of: Option<&'static [u8; WEIGHTS]>,
     /// The last stamp used.
     stamp: u16,
 }
+
+/// A table entry: the stamp of the block that last counted it, and its weight (i16 bits).
+type Entry = [u16; 2];
 
 /// Where the feature pass puts features: [`Acc`] counts them, [`NoFeatures`] (the null
 /// model, which has none) drops them, so its word pass needs no table.
@@ -120,8 +127,7 @@ trait Sink {
 /// The running sums of the current block, and the stamps that make each feature count once.
 struct Acc<'a> {
     block: BlockSum,
-    weights: &'static [u8; WEIGHTS],
-    stamps: &'a mut [u16; WEIGHTS],
+    table: &'a mut [Entry; WEIGHTS],
     /// The current block's stamp; the block before has `cur - 1` (never below 1).
     cur: u16,
 }
@@ -132,15 +138,15 @@ impl Sink for Acc<'_> {
     #[inline(always)]
     fn add(&mut self, h: u32) {
         let idx = (h >> (32 - BITS)) as usize;
-        let Some(slot) = self.stamps.get_mut(idx) else {
+        let Some(slot) = self.table.get_mut(idx) else {
             return;
         };
-        let last = *slot;
+        let [last, w] = *slot;
         if last == self.cur {
             return;
         }
-        *slot = self.cur;
-        let w = i64::from(self.weights.get(idx).copied().unwrap_or(0) as i8);
+        *slot = [self.cur, w];
+        let w = i64::from(w as i16);
         let packed = (w << 32) + 1;
         self.block.all += packed;
         // All ones when the block before counted it too.
@@ -155,7 +161,7 @@ impl Sink for Acc<'_> {
     /// every 65,533 blocks: 8 MiB of text).
     fn next_block(&mut self) {
         if self.cur == u16::MAX {
-            for s in self.stamps.iter_mut() {
+            for [s, _] in self.table.iter_mut() {
                 *s = u16::from(*s == u16::MAX);
             }
             self.cur = 1;
@@ -289,28 +295,41 @@ impl Model {
     fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
         let Scratch {
             blocks,
-            stamps,
+            table,
+            of,
             stamp,
         } = scratch;
-        // A model without features (the null one) needs no stamps: `add` finds none.
-        if self.flags != 0 && stamps.is_none() {
-            *stamps = vec![0u16; WEIGHTS].into_boxed_slice().try_into().ok();
+        // A model without features (the null one) needs no table: `add` finds none.
+        if self.flags != 0 && table.is_none() {
+            *table = vec![[0u16; 2]; WEIGHTS].into_boxed_slice().try_into().ok();
+        }
+        // The table holds this model's weights (filled again when the scratch goes to another
+        // model, with every stamp 0).
+        if let Some(t) = table.as_deref_mut().filter(|_| self.flags != 0) {
+            if !of.is_some_and(|w| std::ptr::eq(w, self.weights)) {
+                for (e, &w) in t.iter_mut().zip(self.weights.iter()) {
+                    *e = [0, w as i8 as i16 as u16];
+                }
+                *of = Some(self.weights);
+                *stamp = 0;
+            }
         }
         // The first block's stamp is two past any entry's, so no entry reads as the block
         // before it; when the stamps run short, every entry starts again from 0.
         if *stamp >= u16::MAX - 2 {
-            if let Some(s) = stamps.as_deref_mut() {
-                s.fill(0);
+            if let Some(t) = table.as_deref_mut() {
+                for [s, _] in t.iter_mut() {
+                    *s = 0;
+                }
             }
             *stamp = 0;
         }
-        let Some(stamps) = stamps.as_deref_mut().filter(|_| self.flags != 0) else {
+        let Some(table) = table.as_deref_mut().filter(|_| self.flags != 0) else {
             return self.features_with(text, blocks, &mut NoFeatures, on_word);
         };
         let mut acc = Acc {
             block: BlockSum::default(),
-            weights: self.weights,
-            stamps,
+            table,
             cur: *stamp + 2,
         };
         let used = if self.flags == SHIPPED {
@@ -740,6 +759,34 @@ mod tests {
             assert_eq!(s.score, fresh.score, "from stamp {start}");
             assert_eq!(s.window, fresh.window);
             assert!(scratch.stamp < 64, "{}", scratch.stamp);
+        }
+    }
+
+    /// One scratch used by turns with models of other weights (its table holds one model's
+    /// weights at a time) gives each model the reference's scores.
+    #[test]
+    fn a_scratch_shared_by_models_scores_each_as_the_reference() {
+        let embedded = Model::embedded().unwrap();
+        let mut file = MODEL.to_vec();
+        for w in &mut file[HEADER..] {
+            *w = (*w as i8).wrapping_neg().wrapping_add(3) as u8;
+        }
+        let other = Model::parse(Box::leak(file.into_boxed_slice())).unwrap();
+        let mut norm = crate::detect::normalize::Normalized::default();
+        let mut scratch = Scratch::default();
+        for (i, raw) in generated_texts().iter().step_by(7).enumerate() {
+            norm.normalize(raw);
+            let text = std::str::from_utf8(norm.bytes()).unwrap();
+            for m in if i % 2 == 0 {
+                [embedded, &other]
+            } else {
+                [&other, embedded]
+            } {
+                let (want, _) = reference::score(m, text);
+                let got = m.score(text.as_bytes(), &mut scratch, |_| {});
+                assert_eq!(got.score.to_bits(), want.score.to_bits(), "{text:?}");
+                assert_eq!(got.window, want.window, "{text:?}");
+            }
         }
     }
 
