@@ -9,10 +9,11 @@
 //! `bias + scale * sum(weights) / sqrt(features)` over its distinct features (each counts
 //! once per window, so repeating a benign sentence adds no evidence); the text's score is the
 //! sigmoid of its highest window. One pass over the bytes: each feature costs a few
-//! multiplications and two table reads (its weight, and the stamp of the block that last
+//! multiplications and one table read (its weight, beside the stamp of the block that last
 //! counted it); its weight is added to its block's running sum, and the part also in the
 //! block before is kept apart so a window of the two counts it once (buffers reused across
-//! texts: one entry per block, one stamp per table entry), and nothing is allocated per byte.
+//! texts: one entry per block, a stamp and a weight per table entry), and nothing is
+//! allocated per byte.
 //!
 //! The bias is set at training so that a score of 0.5 is the operating point chosen on
 //! validation data (false alarms at most ~1%); higher scores are more certain.
