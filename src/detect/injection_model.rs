@@ -473,9 +473,12 @@ struct Pass {
     gap_end: usize,
     /// The hash of the word before (for the pair), once there is one.
     prev_word: Option<u32>,
-    /// The last two characters, newest first.
-    c1: u32,
-    c2: u32,
+    /// The next trigram's hash but for its last character's part: `c2 * K0 ^ c1 * K1` of
+    /// the last two characters `c2 c1` (a rolling hash: each character's three products are
+    /// computed once, when it is read).
+    tri: u32,
+    /// `c1 * K0`, for the trigram after the next.
+    c1k0: u32,
 }
 
 /// The feature pass of the [`SHIPPED`] kinds (character trigrams, words, word pairs): what
@@ -496,8 +499,8 @@ fn features_shipped(
         word: FNV_BASIS,
         gap_end: 0,
         prev_word: None,
-        c1: 0,
-        c2: 0,
+        tri: 0,
+        c1k0: 0,
     };
     // The first two characters lie in block 0 (they start within 8 bytes).
     for _ in 0..2 {
@@ -582,9 +585,10 @@ fn shipped_char<const TRIGRAM: bool>(
         p.gap_end = p.i;
     }
     if TRIGRAM {
-        acc.add(p.c2.wrapping_mul(K0) ^ p.c1.wrapping_mul(K1) ^ cp.wrapping_mul(K2));
+        acc.add(p.tri ^ cp.wrapping_mul(K2));
     }
-    (p.c2, p.c1) = (p.c1, cp);
+    p.tri = p.c1k0 ^ cp.wrapping_mul(K1);
+    p.c1k0 = cp.wrapping_mul(K0);
 }
 
 /// A word ended (shipped pass): its feature and its pair with the word before.
