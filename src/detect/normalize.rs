@@ -501,12 +501,10 @@ fn plain_words(bytes: &[u8]) -> (usize, bool) {
     let mut rest = bytes;
     loop {
         let cap = rest.first().is_some_and(u8::is_ascii_uppercase);
-        let letters = usize::from(cap)
-            + rest
-                .iter()
-                .skip(usize::from(cap))
-                .take_while(|b| b.is_ascii_lowercase())
-                .count();
+        let mut letters = usize::from(cap);
+        while rest.get(letters).is_some_and(u8::is_ascii_lowercase) {
+            letters += 1;
+        }
         if !(2..20).contains(&letters) {
             break;
         }
