@@ -561,13 +561,11 @@ fn shipped_char<const TRIGRAM: bool>(
         }
         (cp, w)
     } else {
-        let (cp, len) = multibyte(text, start, b);
+        let (cp, len, hashed) = multibyte(text, start, b, p.word);
         p.i += len;
         let w = is_word_cp(cp);
         if w {
-            for &x in text.get(start..p.i).unwrap_or_default() {
-                p.word = (p.word ^ u32::from(x)).wrapping_mul(FNV_PRIME);
-            }
+            p.word = hashed;
         }
         (cp, w)
     };
@@ -601,23 +599,26 @@ fn shipped_word_features(h: u32, prev: &mut Option<u32>, acc: &mut Acc<'_>) {
     *prev = Some(h);
 }
 
-/// The character of UTF-8 text whose first byte `b` (not ASCII) is at `at`: its code point
-/// and length. The normaliser writes UTF-8; on other bytes (a byte that cannot start a
-/// character, a character cut short) the pass still ends, with features of no meaning.
+/// The character of UTF-8 text whose first byte `b` (not ASCII) is at `at`: its code point,
+/// its length, and the word hash `word` would become with its bytes (read once for both).
+/// The normaliser writes UTF-8; on other bytes (a byte that cannot start a character, a
+/// character cut short) the pass still ends, with features of no meaning.
 #[inline(always)]
-fn multibyte(text: &[u8], at: usize, b: u8) -> (u32, usize) {
+fn multibyte(text: &[u8], at: usize, b: u8, word: u32) -> (u32, usize, u32) {
+    let word = (word ^ u32::from(b)).wrapping_mul(FNV_PRIME);
     let len = match b {
         0xF0.. => 4,
         0xE0.. => 3,
         0xC0.. => 2,
-        _ => return (u32::from(b), 1),
+        _ => return (u32::from(b), 1, word),
     };
-    let mut cp = u32::from(b) & (0x7F >> len);
+    let (mut cp, mut word) = (u32::from(b) & (0x7F >> len), word);
     for k in 1..len {
         let x = text.get(at + k).copied().unwrap_or(0);
         cp = cp << 6 | u32::from(x & 0x3F);
+        word = (word ^ u32::from(x)).wrapping_mul(FNV_PRIME);
     }
-    (cp, len)
+    (cp, len, word)
 }
 
 /// Mixes a word hash (FNV's high bits alone are weak).
