@@ -9,10 +9,11 @@
 //! `bias + scale * sum(weights) / sqrt(features)` over its distinct features (each counts
 //! once per window, so repeating a benign sentence adds no evidence); the text's score is the
 //! sigmoid of its highest window. One pass over the bytes: each feature costs a few
-//! multiplications and two table reads (its weight, and the stamp of the block that last
+//! multiplications and one table read (its weight, beside the stamp of the block that last
 //! counted it); its weight is added to its block's running sum, and the part also in the
 //! block before is kept apart so a window of the two counts it once (buffers reused across
-//! texts: one entry per block, one stamp per table entry), and nothing is allocated per byte.
+//! texts: one entry per block, a stamp and a weight per table entry), and nothing is
+//! allocated per byte.
 //!
 //! The bias is set at training so that a score of 0.5 is the operating point chosen on
 //! validation data (false alarms at most ~1%); higher scores are more certain.
@@ -38,9 +39,10 @@ const CHAR3: u8 = 2;
 const CHAR4: u8 = 4;
 const WORDS: u8 = 16;
 const WORD_PAIRS: u8 = 32;
-/// The feature kinds of the shipped model, which get a loop of their own (no flag tests):
-/// character trigrams, words and word pairs (bigrams and 4-grams cost more than they gave,
-/// BENCHMARKS.md "Cheaper feature sets"). Any other set still scores, in the general loop.
+/// The feature kinds of the shipped model, which get a loop of their own
+/// ([`features_shipped`]: no flag tests): character trigrams, words and word pairs (bigrams
+/// and 4-grams cost more than they gave, BENCHMARKS.md "Cheaper feature sets"). Any other set
+/// still scores, in the general loop.
 const SHIPPED: u8 = CHAR3 | WORDS | WORD_PAIRS;
 
 const K0: u32 = 0x9E37_79B1;
@@ -97,14 +99,21 @@ fn unpack(packed: i64) -> (i32, u32) {
 
 /// Buffers the feature pass reuses across texts: one [`BlockSum`] per block, and per table
 /// entry the stamp of the block that last counted it (stamps run on across blocks and texts,
-/// so nothing is cleared per block; 256 KiB, made when a model with features first runs).
+/// so nothing is cleared per block) beside the entry's weight, so that a feature reads one
+/// place of memory, not two (512 KiB, made when a model with features first runs).
 #[derive(Debug, Default)]
 pub struct Scratch {
     blocks: Vec<BlockSum>,
-    stamps: Option<Box<[u16; WEIGHTS]>>,
+    /// Per table entry: `[stamp, weight]` (the weight as i16 bits).
+    table: Option<Box<[Entry; WEIGHTS]>>,
+    /// The weights the table holds.
+    of: Option<&'static [u8; WEIGHTS]>,
     /// The last stamp used.
     stamp: u16,
 }
+
+/// A table entry: the stamp of the block that last counted it, and its weight (i16 bits).
+type Entry = [u16; 2];
 
 /// Where the feature pass puts features: [`Acc`] counts them, [`NoFeatures`] (the null
 /// model, which has none) drops them, so its word pass needs no table.
@@ -119,8 +128,7 @@ trait Sink {
 /// The running sums of the current block, and the stamps that make each feature count once.
 struct Acc<'a> {
     block: BlockSum,
-    weights: &'static [u8; WEIGHTS],
-    stamps: &'a mut [u16; WEIGHTS],
+    table: &'a mut [Entry; WEIGHTS],
     /// The current block's stamp; the block before has `cur - 1` (never below 1).
     cur: u16,
 }
@@ -131,15 +139,15 @@ impl Sink for Acc<'_> {
     #[inline(always)]
     fn add(&mut self, h: u32) {
         let idx = (h >> (32 - BITS)) as usize;
-        let Some(slot) = self.stamps.get_mut(idx) else {
+        let Some(slot) = self.table.get_mut(idx) else {
             return;
         };
-        let last = *slot;
+        let [last, w] = *slot;
         if last == self.cur {
             return;
         }
-        *slot = self.cur;
-        let w = i64::from(self.weights.get(idx).copied().unwrap_or(0) as i8);
+        *slot = [self.cur, w];
+        let w = i64::from(w as i16);
         let packed = (w << 32) + 1;
         self.block.all += packed;
         // All ones when the block before counted it too.
@@ -154,7 +162,7 @@ impl Sink for Acc<'_> {
     /// every 65,533 blocks: 8 MiB of text).
     fn next_block(&mut self) {
         if self.cur == u16::MAX {
-            for s in self.stamps.iter_mut() {
+            for [s, _] in self.table.iter_mut() {
                 *s = u16::from(*s == u16::MAX);
             }
             self.cur = 1;
@@ -283,54 +291,67 @@ impl Model {
 
     /// The feature pass: sums every feature's weight into its block; returns the number of
     /// blocks used. One loop over the bytes, decoding UTF-8 on the way; a loop of its own for
-    /// the [`SHIPPED`] feature kinds (no per-feature test).
+    /// the [`SHIPPED`] feature kinds ([`features_shipped`]).
     #[inline(never)]
     fn features(&self, text: &[u8], scratch: &mut Scratch, on_word: impl FnMut(Word)) -> usize {
         let Scratch {
             blocks,
-            stamps,
+            table,
+            of,
             stamp,
         } = scratch;
-        // A model without features (the null one) needs no stamps: `add` finds none.
-        if self.flags != 0 && stamps.is_none() {
-            *stamps = vec![0u16; WEIGHTS].into_boxed_slice().try_into().ok();
+        // A model without features (the null one) needs no table: `add` finds none.
+        if self.flags != 0 && table.is_none() {
+            *table = vec![[0u16; 2]; WEIGHTS].into_boxed_slice().try_into().ok();
+        }
+        // The table holds this model's weights (filled again when the scratch goes to another
+        // model, with every stamp 0).
+        if let Some(t) = table.as_deref_mut().filter(|_| self.flags != 0) {
+            if !of.is_some_and(|w| std::ptr::eq(w, self.weights)) {
+                for (e, &w) in t.iter_mut().zip(self.weights.iter()) {
+                    *e = [0, w as i8 as i16 as u16];
+                }
+                *of = Some(self.weights);
+                *stamp = 0;
+            }
         }
         // The first block's stamp is two past any entry's, so no entry reads as the block
         // before it; when the stamps run short, every entry starts again from 0.
         if *stamp >= u16::MAX - 2 {
-            if let Some(s) = stamps.as_deref_mut() {
-                s.fill(0);
+            if let Some(t) = table.as_deref_mut() {
+                for [s, _] in t.iter_mut() {
+                    *s = 0;
+                }
             }
             *stamp = 0;
         }
-        let Some(stamps) = stamps.as_deref_mut().filter(|_| self.flags != 0) else {
-            return self.features_with::<0>(text, blocks, &mut NoFeatures, on_word);
+        let Some(table) = table.as_deref_mut().filter(|_| self.flags != 0) else {
+            return self.features_with(text, blocks, &mut NoFeatures, on_word);
         };
         let mut acc = Acc {
             block: BlockSum::default(),
-            weights: self.weights,
-            stamps,
+            table,
             cur: *stamp + 2,
         };
         let used = if self.flags == SHIPPED {
-            self.features_with::<SHIPPED>(text, blocks, &mut acc, on_word)
+            features_shipped(text, blocks, &mut acc, on_word)
         } else {
-            self.features_with::<0>(text, blocks, &mut acc, on_word)
+            self.features_with(text, blocks, &mut acc, on_word)
         };
         *stamp = acc.cur;
         used
     }
+    /// The general loop: any set of feature kinds, tested per character (other models, and
+    /// the null model's word pass).
     #[inline(always)]
-    fn features_with<const FIXED: u8>(
+    fn features_with(
         &self,
         text: &[u8],
         blocks: &mut [BlockSum],
         acc: &mut impl Sink,
         mut on_word: impl FnMut(Word),
     ) -> usize {
-        // FIXED (not 0): the model's feature kinds, known at compile time (no test of the
-        // flags in the loop).
-        let flags = if FIXED != 0 { FIXED } else { self.flags };
+        let flags = self.flags;
         let has = |f: u8| flags & f != 0;
         let (m2, m3, m4) = (has(CHAR2), has(CHAR3), has(CHAR4));
         // The current block, and where the next one starts (characters start in order, so
@@ -402,28 +423,16 @@ impl Model {
             let h3 = c2.wrapping_mul(K0) ^ h2;
             let h4 = c3.wrapping_mul(K3) ^ h3;
             // The n-grams that fit (the first characters have fewer before them).
-            if FIXED != 0 && seen >= 3 {
-                if FIXED & CHAR2 != 0 {
-                    acc.add(h2 ^ SEED2);
-                }
-                if FIXED & CHAR3 != 0 {
-                    acc.add(h3);
-                }
-                if FIXED & CHAR4 != 0 {
-                    acc.add(h4 ^ SEED4);
-                }
-            } else {
-                if seen >= 1 && m2 {
-                    acc.add(h2 ^ SEED2);
-                }
-                if seen >= 2 && m3 {
-                    acc.add(h3);
-                }
-                if seen >= 3 && m4 {
-                    acc.add(h4 ^ SEED4);
-                }
-                seen = (seen + 1).min(3);
+            if seen >= 1 && m2 {
+                acc.add(h2 ^ SEED2);
             }
+            if seen >= 2 && m3 {
+                acc.add(h3);
+            }
+            if seen >= 3 && m4 {
+                acc.add(h4 ^ SEED4);
+            }
+            seen = (seen + 1).min(3);
             (c3, c2, c1) = (c2, c1, cp);
         }
         if word_start != usize::MAX {
@@ -451,6 +460,165 @@ impl Model {
         }
         *prev = Some(h);
     }
+}
+
+/// Where the shipped pass is between two characters.
+struct Pass {
+    /// The next character's offset.
+    i: usize,
+    /// The hash of the word being read (of the characters since `gap_end`).
+    word: u32,
+    /// The offset after the last character that is not a word character: a word is open
+    /// when it is not the current character's (a word character sets nothing).
+    gap_end: usize,
+    /// The hash of the word before (for the pair), once there is one.
+    prev_word: Option<u32>,
+    /// The next trigram's hash but for its last character's part: `c2 * K0 ^ c1 * K1` of
+    /// the last two characters `c2 c1` (a rolling hash: each character's three products are
+    /// computed once, when it is read).
+    tri: u32,
+    /// `c1 * K0`, for the trigram after the next.
+    c1k0: u32,
+}
+
+/// The feature pass of the [`SHIPPED`] kinds (character trigrams, words, word pairs): what
+/// [`Model::features_with`] computes for them, in a loop made for them. The loop's bound is
+/// the end of the current block (no block test per character), an ASCII byte is a character
+/// (no decoding state), and the first two characters, which make no trigram, are read before
+/// it (no count of characters seen).
+#[inline(always)]
+fn features_shipped(
+    text: &[u8],
+    blocks: &mut [BlockSum],
+    acc: &mut Acc<'_>,
+    mut on_word: impl FnMut(Word),
+) -> usize {
+    let n = text.len();
+    let mut p = Pass {
+        i: 0,
+        word: FNV_BASIS,
+        gap_end: 0,
+        prev_word: None,
+        tri: 0,
+        c1k0: 0,
+    };
+    // The first two characters lie in block 0 (they start within 8 bytes).
+    for _ in 0..2 {
+        if p.i >= n {
+            break;
+        }
+        shipped_char::<false>(text, &mut p, acc, &mut on_word);
+    }
+    let (mut block, mut next) = (0usize, BLOCK);
+    loop {
+        let limit = next.min(n);
+        while p.i < limit {
+            shipped_char::<true>(text, &mut p, acc, &mut on_word);
+        }
+        if p.i >= n {
+            break;
+        }
+        // The character at `p.i` starts the next block.
+        let ended = acc.take();
+        if let Some(b) = blocks.get_mut(block) {
+            *b = ended;
+        }
+        acc.next_block();
+        block = p.i / BLOCK;
+        next = (block + 1) * BLOCK;
+    }
+    if p.gap_end < n {
+        on_word(Word {
+            hash: p.word,
+            start: p.gap_end,
+            end: n,
+        });
+        shipped_word_features(p.word, &mut p.prev_word, acc);
+    }
+    if let Some(b) = blocks.get_mut(block) {
+        *b = acc.take();
+    }
+    block + 1
+}
+
+/// One character of the shipped pass, at `p.i` (which must be in `text`): its word, and its
+/// trigram when `TRIGRAM` (the third character on).
+#[inline(always)]
+fn shipped_char<const TRIGRAM: bool>(
+    text: &[u8],
+    p: &mut Pass,
+    acc: &mut Acc<'_>,
+    on_word: &mut impl FnMut(Word),
+) {
+    let start = p.i;
+    let b = text.get(start).copied().unwrap_or(0);
+    let (cp, is_word) = if b < 0x80 {
+        p.i += 1;
+        let cp = u32::from(b);
+        let w = WORD_BYTE.get(usize::from(b)).copied().unwrap_or(false);
+        if w {
+            p.word = (p.word ^ cp).wrapping_mul(FNV_PRIME);
+        }
+        (cp, w)
+    } else {
+        let (cp, len, hashed) = multibyte(text, start, b, p.word);
+        p.i += len;
+        let w = is_word_cp(cp);
+        if w {
+            p.word = hashed;
+        }
+        (cp, w)
+    };
+    if !is_word {
+        if p.gap_end != start {
+            // The word ends here; its features count in this character's block.
+            on_word(Word {
+                hash: p.word,
+                start: p.gap_end,
+                end: start,
+            });
+            shipped_word_features(p.word, &mut p.prev_word, acc);
+            p.word = FNV_BASIS;
+        }
+        p.gap_end = p.i;
+    }
+    if TRIGRAM {
+        acc.add(p.tri ^ cp.wrapping_mul(K2));
+    }
+    p.tri = p.c1k0 ^ cp.wrapping_mul(K1);
+    p.c1k0 = cp.wrapping_mul(K0);
+}
+
+/// A word ended (shipped pass): its feature and its pair with the word before.
+#[inline(always)]
+fn shipped_word_features(h: u32, prev: &mut Option<u32>, acc: &mut Acc<'_>) {
+    acc.add(finalize(h ^ WORD_SEED));
+    if let Some(p) = *prev {
+        acc.add(finalize(p.wrapping_mul(FNV_PRIME) ^ h ^ PAIR_SEED));
+    }
+    *prev = Some(h);
+}
+
+/// The character of UTF-8 text whose first byte `b` (not ASCII) is at `at`: its code point,
+/// its length, and the word hash `word` would become with its bytes (read once for both).
+/// The normaliser writes UTF-8; on other bytes (a byte that cannot start a character, a
+/// character cut short) the pass still ends, with features of no meaning.
+#[inline(always)]
+fn multibyte(text: &[u8], at: usize, b: u8, word: u32) -> (u32, usize, u32) {
+    let word = (word ^ u32::from(b)).wrapping_mul(FNV_PRIME);
+    let len = match b {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => return (u32::from(b), 1, word),
+    };
+    let (mut cp, mut word) = (u32::from(b) & (0x7F >> len), word);
+    for k in 1..len {
+        let x = text.get(at + k).copied().unwrap_or(0);
+        cp = cp << 6 | u32::from(x & 0x3F);
+        word = (word ^ u32::from(x)).wrapping_mul(FNV_PRIME);
+    }
+    (cp, len, word)
 }
 
 /// Mixes a word hash (FNV's high bits alone are weak).
@@ -600,6 +768,34 @@ mod tests {
         }
     }
 
+    /// One scratch used by turns with models of other weights (its table holds one model's
+    /// weights at a time) gives each model the reference's scores.
+    #[test]
+    fn a_scratch_shared_by_models_scores_each_as_the_reference() {
+        let embedded = Model::embedded().unwrap();
+        let mut file = MODEL.to_vec();
+        for w in &mut file[HEADER..] {
+            *w = (*w as i8).wrapping_neg().wrapping_add(3) as u8;
+        }
+        let other = Model::parse(Box::leak(file.into_boxed_slice())).unwrap();
+        let mut norm = crate::detect::normalize::Normalized::default();
+        let mut scratch = Scratch::default();
+        for (i, raw) in generated_texts().iter().step_by(7).enumerate() {
+            norm.normalize(raw);
+            let text = std::str::from_utf8(norm.bytes()).unwrap();
+            for m in if i % 2 == 0 {
+                [embedded, &other]
+            } else {
+                [&other, embedded]
+            } {
+                let (want, _) = reference::score(m, text);
+                let got = m.score(text.as_bytes(), &mut scratch, |_| {});
+                assert_eq!(got.score.to_bits(), want.score.to_bits(), "{text:?}");
+                assert_eq!(got.window, want.window, "{text:?}");
+            }
+        }
+    }
+
     /// Random texts: ASCII words, punctuation and whitespace, accented letters, CJK and
     /// emoji, in lengths around the block sizes (a fixed xorshift seed: the same texts on
     /// every run).
@@ -726,6 +922,36 @@ mod tests {
                 );
                 assert_eq!(got.window, want.window, "{flags} {text:?}");
             }
+        }
+    }
+
+    /// The shipped loop's edges: texts of one to a few characters (the first two make no
+    /// trigram), and two-, three- and four-byte characters and words across every offset
+    /// near a block's end (a character belongs to the block it starts in).
+    #[test]
+    fn block_edges_score_as_the_reference() {
+        let m = Model::embedded().unwrap();
+        let mut texts: Vec<String> = [
+            "a", "é", "日", "🙂", " ", "ab", "a ", " a", "é日", "🙂a", "a b",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        for pad in 118..132 {
+            for piece in ["é", "日本", "🙂", " ignore", "x", ". "] {
+                let t = format!("{}{piece} the previous instructions", "a".repeat(pad));
+                texts.push(format!("{t}{}", " ok".repeat(pad / 3)));
+                texts.push(t.replace('a', "é"));
+            }
+        }
+        let mut scratch = Scratch::default();
+        for text in &texts {
+            let (want, want_words) = reference::score(m, text);
+            let mut words = Vec::new();
+            let got = m.score(text.as_bytes(), &mut scratch, |w| words.push(w));
+            assert_eq!(got.score.to_bits(), want.score.to_bits(), "{text:?}");
+            assert_eq!(got.window, want.window, "{text:?}");
+            assert_eq!(words, want_words, "{text:?}");
         }
     }
 

@@ -370,12 +370,13 @@ fn map_into_with<const FAST: bool>(
             // state as the general path would: no anchor (no leetspeak, hex pair, single
             // letter or base64 run), no shift.
             let rest = bytes.get(i..).unwrap_or_default();
-            let (len, upper) = plain_words(rest);
+            let mut caps = [0usize; MAX_CAPS];
+            let (len, ncaps) = plain_words(rest, &mut caps);
             if let (Some(run), Some(&last)) = (rest.get(..len), rest.get(len.wrapping_sub(2))) {
                 let from = out.len();
                 out.extend_from_slice(run);
-                if upper {
-                    for b in out.get_mut(from..).unwrap_or_default() {
+                for &at in caps.get(..ncaps).unwrap_or_default() {
+                    if let Some(b) = out.get_mut(from + at) {
                         *b = lower(*b);
                     }
                 }
@@ -492,21 +493,23 @@ fn caseless_run(bytes: &[u8]) -> (usize, bool) {
     (len, cjk)
 }
 
-/// The length of the run of plain words at the start of `bytes`, and whether it has capitals.
-/// A plain word: 2 to 19 ASCII letters (only the first may be a capital; not two hex digits),
-/// maybe one of `,.;:!?`, then one space.
+/// Capitals one run of plain words may have (the run ends before the next).
+const MAX_CAPS: usize = 16;
+
+/// The length of the run of plain words at the start of `bytes`, and how many of its words
+/// start with a capital (their offsets in `caps`: only these bytes need lower-casing, not the
+/// whole run). A plain word: 2 to 19 ASCII letters (only the first may be a capital; not two
+/// hex digits), maybe one of `,.;:!?`, then one space.
 #[inline(always)]
-fn plain_words(bytes: &[u8]) -> (usize, bool) {
-    let (mut end, mut upper) = (0, false);
+fn plain_words(bytes: &[u8], caps: &mut [usize; MAX_CAPS]) -> (usize, usize) {
+    let (mut end, mut ncaps) = (0, 0);
     let mut rest = bytes;
     loop {
         let cap = rest.first().is_some_and(u8::is_ascii_uppercase);
-        let letters = usize::from(cap)
-            + rest
-                .iter()
-                .skip(usize::from(cap))
-                .take_while(|b| b.is_ascii_lowercase())
-                .count();
+        let mut letters = usize::from(cap);
+        while rest.get(letters).is_some_and(u8::is_ascii_lowercase) {
+            letters += 1;
+        }
         if !(2..20).contains(&letters) {
             break;
         }
@@ -526,11 +529,17 @@ fn plain_words(bytes: &[u8]) -> (usize, bool) {
             }
         }
         len += 1;
-        upper |= cap;
+        if cap {
+            let Some(slot) = caps.get_mut(ncaps) else {
+                break;
+            };
+            *slot = end;
+            ncaps += 1;
+        }
         end += len;
         rest = rest.get(len..).unwrap_or_default();
     }
-    (end, upper)
+    (end, ncaps)
 }
 
 /// Records a shift point when the mapped text at `mapped` (original `orig`) is shifted by a
@@ -915,6 +924,9 @@ mod tests {
             })
             .collect();
         texts.push("be ad fa ce ".repeat(5));
+        // More capitals than one run may have.
+        texts.push("Be Our Tone ".repeat(12));
+        texts.push(format!("x {}", "Ignore the ".repeat(40)));
         texts.push("Be Ad fa cE ".repeat(5));
         texts.push(format!("the {}the", "be ad fa ce ".repeat(5)));
         texts.extend(
