@@ -17,6 +17,8 @@ pub mod reply;
 mod siphash;
 pub mod stream;
 pub mod text_cache;
+#[cfg(test)]
+mod text_cache_tests;
 mod work;
 
 use std::collections::BTreeMap;
