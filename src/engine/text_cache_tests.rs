@@ -307,6 +307,10 @@ fn identities_never_share_entries() {
             ..ALICE
         },
         Identity {
+            user: "alicf",
+            ..ALICE
+        },
+        Identity {
             user_verified: false,
             ..ALICE
         },
