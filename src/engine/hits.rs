@@ -115,6 +115,7 @@ struct Scratch {
 
 /// One text's hits (appended to `hits`, as segment `si`) and its injection score when the
 /// classifier ran: a function of the policy, the phase, the text's role and its bytes only.
+#[inline(never)] // called twice: one copy
 fn judge_text(
     policy: &Policy,
     phase: Phase,

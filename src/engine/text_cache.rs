@@ -39,9 +39,6 @@
 //! than an entry), results with more than `max_hits` hits are not kept. Eviction is CLOCK
 //! (second chance): amortised O(1) per insertion, no list to relink.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
 use super::hits::Hit;
 use super::siphash::{Key, Sip128};
 use crate::llm::{Phase, Role};
@@ -111,31 +108,6 @@ impl std::fmt::Debug for Scope {
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Tag(u64, u64);
 
-impl Hash for Tag {
-    /// A tag is already uniformly random to anyone without the key: its first word is the
-    /// map's hash as it is (no second hash, and no flooding: tags cannot be chosen).
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0);
-    }
-}
-
-#[derive(Default)]
-struct TagHasher(u64);
-
-impl Hasher for TagHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 struct Slot {
     tag: Tag,
     hits: Box<[Hit]>,
@@ -166,7 +138,11 @@ pub struct Stats {
 pub struct TextCache {
     key: Key,
     limits: Limits,
-    map: HashMap<Tag, u32, BuildHasherDefault<TagHasher>>,
+    /// Open addressing over `slots` (linear probing, at most half full): a slot's index, or
+    /// [`EMPTY`]. Made at the first insertion, [`index_len`] long.
+    index: Vec<u32>,
+    /// Entries held.
+    len: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     hand: usize,
@@ -178,7 +154,7 @@ impl std::fmt::Debug for TextCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextCache")
             .field("limits", &self.limits)
-            .field("entries", &self.map.len())
+            .field("entries", &self.len)
             .field("bytes", &self.bytes)
             .finish_non_exhaustive()
     }
@@ -196,7 +172,8 @@ impl TextCache {
         (limits.max_entries > 0 && limits.max_bytes >= ENTRY_BYTES).then(|| TextCache {
             key,
             limits,
-            map: HashMap::default(),
+            index: Vec::new(),
+            len: 0,
             slots: Vec::new(),
             free: Vec::new(),
             hand: 0,
@@ -222,7 +199,7 @@ impl TextCache {
 
     /// Entries held, and their bytes as [`ENTRY_BYTES`] and [`HIT_BYTES`] count them.
     pub fn usage(&self) -> (usize, usize) {
-        (self.map.len(), self.bytes)
+        (self.len, self.bytes)
     }
 
     /// The scope of a request, or `None` when it must not be cached: no user, or an
@@ -274,10 +251,13 @@ impl TextCache {
         text: &str,
     ) -> Result<Entry<'_>, Pending> {
         let tag = self.tag(scope, phase, role, text);
-        let slot = self
-            .map
-            .get(&tag)
-            .and_then(|&i| self.slots.get_mut(i as usize));
+        let slot = match self.find(tag) {
+            Ok(at) => self
+                .index
+                .get(at)
+                .and_then(|&i| self.slots.get_mut(i as usize)),
+            Err(_) => None,
+        };
         match slot {
             Some(s) => {
                 s.referenced = true;
@@ -305,8 +285,10 @@ impl TextCache {
         if cost > self.limits.max_bytes {
             return;
         }
-        while self.map.len() >= self.limits.max_entries || self.bytes + cost > self.limits.max_bytes
-        {
+        if self.index.is_empty() {
+            self.index = vec![EMPTY; index_len(self.limits.max_entries)];
+        }
+        while self.len >= self.limits.max_entries || self.bytes + cost > self.limits.max_bytes {
             if !self.evict_one() {
                 return;
             }
@@ -334,8 +316,76 @@ impl TextCache {
                 i
             }
         };
-        self.bytes += cost;
-        self.map.insert(pending.0, index);
+        // Evictions may have moved the tag's place: found again.
+        if let Err(at) = self.find(pending.0) {
+            if let Some(e) = self.index.get_mut(at) {
+                *e = index;
+                self.bytes += cost;
+                self.len += 1;
+                return;
+            }
+        }
+        // Unreachable (the index is never full, a missing tag is never found): the slot
+        // stays unused rather than half-inserted.
+        if let Some(s) = self.slots.get_mut(index as usize) {
+            s.live = false;
+            s.hits = Box::default();
+        }
+        self.free.push(index);
+    }
+
+    /// Where `tag` is in the index (`Ok`), or the empty place where it would go (`Err`).
+    fn find(&self, tag: Tag) -> Result<usize, usize> {
+        let mask = self.index.len().wrapping_sub(1);
+        if self.index.is_empty() {
+            return Err(0);
+        }
+        // A tag is uniformly random to anyone without the key: its first word places it
+        // (no second hash, and no flooding: tags cannot be chosen).
+        let mut at = (tag.0 as usize) & mask;
+        for _ in 0..self.index.len() {
+            match self.index.get(at) {
+                Some(&EMPTY) | None => return Err(at),
+                Some(&i) if self.slots.get(i as usize).is_some_and(|s| s.tag == tag) => {
+                    return Ok(at)
+                }
+                Some(_) => at = (at + 1) & mask,
+            }
+        }
+        Err(at)
+    }
+
+    /// Takes the index entry at `at` out, shifting back the entries of its probe run that
+    /// would no longer be found (deletion without tombstones).
+    fn unindex(&mut self, mut at: usize) {
+        let mask = self.index.len().wrapping_sub(1);
+        let mut next = (at + 1) & mask;
+        loop {
+            let i = match self.index.get(next) {
+                Some(&EMPTY) | None => break,
+                Some(&i) => i,
+            };
+            let home = self
+                .slots
+                .get(i as usize)
+                .map_or(next, |s| (s.tag.0 as usize) & mask);
+            // Moves back when its home is not in (at, next] cyclically.
+            let stays = if at <= next {
+                at < home && home <= next
+            } else {
+                at < home || home <= next
+            };
+            if !stays {
+                if let Some(e) = self.index.get_mut(at) {
+                    *e = i;
+                }
+                at = next;
+            }
+            next = (next + 1) & mask;
+        }
+        if let Some(e) = self.index.get_mut(at) {
+            *e = EMPTY;
+        }
     }
 
     /// Evicts the first entry the CLOCK hand finds not used since it last passed; false when
@@ -359,7 +409,10 @@ impl TextCache {
             s.live = false;
             s.hits = Box::default();
             let tag = s.tag;
-            self.map.remove(&tag);
+            if let Ok(at) = self.find(tag) {
+                self.unindex(at);
+            }
+            self.len -= 1;
             self.bytes = self.bytes.saturating_sub(cost);
             self.stats.evictions += 1;
             if let Ok(i) = u32::try_from(i) {
@@ -369,6 +422,15 @@ impl TextCache {
         }
         false
     }
+}
+
+/// An index entry that is no slot.
+const EMPTY: u32 = u32::MAX;
+
+/// The index's length for `max_entries`: a power of two at least twice as large, so probe
+/// runs stay short.
+fn index_len(max_entries: usize) -> usize {
+    max_entries.saturating_mul(2).max(2).next_power_of_two()
 }
 
 /// A text looked up and not found: its tag, for [`TextCache::insert`].
@@ -390,5 +452,60 @@ impl<'c> Cached<'c> {
             scope,
             hits: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The index against a model: tags crowded onto few home places (long probe runs that
+    /// wrap around), inserted, used and evicted at random; every live entry is found, no
+    /// evicted one is, and the counts agree.
+    #[test]
+    fn the_index_finds_exactly_the_live_entries() {
+        let limits = Limits {
+            max_entries: 13,
+            max_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let mut cache = TextCache::new(Key(1, 2), limits).unwrap();
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        };
+        for round in 0..20_000u64 {
+            // Homes within a quarter of the index, and near its end: runs wrap.
+            let tag = Tag(28 + next() % 8, next() % 64);
+            if next() % 3 == 0 {
+                if let Ok(at) = cache.find(tag) {
+                    let i = cache.index[at] as usize;
+                    cache.slots[i].referenced = true;
+                }
+                continue;
+            }
+            if cache.find(tag).is_err() {
+                cache.insert(Pending(tag), &[], Some(round as f64));
+            }
+            let live: Vec<Tag> = cache
+                .slots
+                .iter()
+                .filter(|s| s.live)
+                .map(|s| s.tag)
+                .collect();
+            assert_eq!(live.len(), cache.len, "round {round}");
+            assert!(cache.len <= 13);
+            for t in &live {
+                assert!(cache.find(*t).is_ok(), "round {round}: a live entry lost");
+            }
+            let indexed = cache.index.iter().filter(|&&i| i != EMPTY).count();
+            assert_eq!(indexed, live.len(), "round {round}: the index holds the dead");
+        }
+        assert!(cache.stats().evictions > 1000);
     }
 }
