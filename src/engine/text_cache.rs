@@ -504,7 +504,11 @@ mod tests {
                 assert!(cache.find(*t).is_ok(), "round {round}: a live entry lost");
             }
             let indexed = cache.index.iter().filter(|&&i| i != EMPTY).count();
-            assert_eq!(indexed, live.len(), "round {round}: the index holds the dead");
+            assert_eq!(
+                indexed,
+                live.len(),
+                "round {round}: the index holds the dead"
+            );
         }
         assert!(cache.stats().evictions > 1000);
     }
