@@ -461,6 +461,14 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
+    /// [`ENTRY_BYTES`] covers an entry: its slot, its two index places (the index is at most
+    /// half full) and the allocator's header of its hits (16 bytes at most).
+    #[test]
+    fn an_entry_costs_at_most_entry_bytes() {
+        let entry = std::mem::size_of::<Slot>() + 2 * std::mem::size_of::<u32>() + 16;
+        assert!(entry <= ENTRY_BYTES, "{entry}");
+    }
+
     /// The index against a model: tags crowded onto few home places (long probe runs that
     /// wrap around), inserted, used and evicted at random; every live entry is found, no
     /// evicted one is, and the counts agree.
