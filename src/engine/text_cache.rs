@@ -40,7 +40,7 @@
 //! (second chance): amortised O(1) per insertion, no list to relink.
 
 use super::hits::Hit;
-use super::siphash::{Key, Sip128};
+use super::siphash::{sip128, Key};
 use crate::llm::{Phase, Role};
 
 /// The configured bounds (`text_cache.*` in the plugin configuration).
@@ -209,20 +209,23 @@ impl TextCache {
         if !id.user_verified && !self.limits.unverified_users {
             return None;
         }
-        let mut h = Sip128::new(self.key);
-        h.write(b"scope");
-        h.write(&[lane as u8, u8::from(id.user_verified)]);
-        h.write_u64(id.user.len() as u64);
-        h.write(id.user.as_bytes());
-        match id.project {
-            Some(p) => {
-                h.write(&[1, u8::from(id.project_verified)]);
-                h.write_u64(p.len() as u64);
-                h.write(p.as_bytes());
-            }
-            None => h.write(&[0]),
-        }
-        Some(Scope(h.finish()))
+        let project = id.project.unwrap_or_default();
+        let flags = lane as u64
+            | u64::from(id.user_verified) << 8
+            | u64::from(id.project.is_some()) << 16
+            | u64::from(id.project_verified) << 24;
+        // Lengths first, each string whole: ("al", "icep1") is not ("alice", "p1").
+        let user = sip128(
+            self.key,
+            &[SCOPE, flags, id.user.len() as u64],
+            id.user.as_bytes(),
+        );
+        let both = sip128(
+            self.key,
+            &[user.0, user.1, project.len() as u64],
+            project.as_bytes(),
+        );
+        Some(Scope(both))
     }
 
     /// Whether a text of `len` bytes is worth a lookup.
@@ -231,15 +234,10 @@ impl TextCache {
     }
 
     fn tag(&self, scope: Scope, phase: Phase, role: Role, text: &str) -> Tag {
-        let mut h = Sip128::new(self.key);
         let (a, b) = scope.0;
-        h.write_u64(a);
-        h.write_u64(b);
-        h.write(&[phase as u8, role as u8]);
-        h.write_u64(text.len() as u64);
-        h.write(text.as_bytes());
-        let (a, b) = h.finish();
-        Tag(a, b)
+        let kind = phase as u64 | (role as u64) << 8;
+        let (x, y) = sip128(self.key, &[a, b, kind], text.as_bytes());
+        Tag(x, y)
     }
 
     /// The cached result of `text` in `scope`, or the tag to [`TextCache::insert`] it under.
@@ -423,6 +421,9 @@ impl TextCache {
         false
     }
 }
+
+/// The first word of a scope's message (a tag's is a scope's digest).
+const SCOPE: u64 = u64::from_le_bytes(*b"scope\0\0\0");
 
 /// An index entry that is no slot.
 const EMPTY: u32 = u32::MAX;
