@@ -22,14 +22,8 @@ pub fn now_nanos() -> u64 {
 pub fn random_cache_key() -> Option<crate::engine::CacheKey> {
     match abi::random_16() {
         Ok(bytes) if bytes != [0; 16] => Some(crate::engine::CacheKey::from_bytes(bytes)),
-        Ok(_) => {
-            log::warn!("policy_gateway: the host's random_get gave zeros: text cache off");
-            None
-        }
-        Err(errno) => {
-            log::warn!(
-                "policy_gateway: the host's random_get failed (errno {errno}): text cache off"
-            );
+        _ => {
+            log::warn!("policy_gateway: the host's random_get failed: text cache off");
             None
         }
     }

@@ -97,12 +97,12 @@ impl Metrics {
             ),
             drain_capped: define(MetricType::Counter, "policy_gateway.shipper.drain_capped"),
             inspection_errors: define(MetricType::Counter, "policy_gateway.inspection_errors"),
-            text_cache: ["hits", "misses", "evictions"].map(|n| {
-                define(
-                    MetricType::Counter,
-                    &format!("policy_gateway.text_cache.{n}"),
-                )
-            }),
+            text_cache: [
+                "policy_gateway.text_cache.hits",
+                "policy_gateway.text_cache.misses",
+                "policy_gateway.text_cache.evictions",
+            ]
+            .map(|name| define(MetricType::Counter, name)),
             ..Metrics::default()
         }
     }
