@@ -52,7 +52,7 @@ fn prose(seed: usize, n: usize) -> String {
     while s.len() < n {
         i = i.wrapping_mul(31).wrapping_add(7) % 1_000_003;
         s.push_str(WORDS.get(i % WORDS.len()).copied().unwrap_or("the"));
-        s.push(if i.is_multiple_of(13) { '.' } else { ' ' });
+        s.push(if matches!(i % 13, 0) { '.' } else { ' ' });
     }
     s.truncate(n);
     s
@@ -67,7 +67,7 @@ pub fn requests(turns: usize) -> Vec<Vec<u8>> {
         if k > 1 {
             messages.push(json!({"role": "assistant", "content": prose(k * 17, 1200)}));
         }
-        if k.is_multiple_of(4) {
+        if matches!(k % 4, 0) {
             messages.push(json!({"role": "tool", "tool_call_id": format!("call_{k}"),
                 "content": prose(k * 29, 4096)}));
         }
