@@ -808,8 +808,15 @@ fn the_text_cache_is_keyed_by_the_host_and_scoped_by_user() {
                 json_answer(EMAIL_ANSWER),
             ));
             assert_clean(&vm, &out, id);
-            assert_eq!(out.client.header("x-policy-decision"), Some("redact"), "{id}");
-            assert!(!String::from_utf8_lossy(&out.upstream.body).contains("4111"), "{id}");
+            assert_eq!(
+                out.client.header("x-policy-decision"),
+                Some("redact"),
+                "{id}"
+            );
+            assert!(
+                !String::from_utf8_lossy(&out.upstream.body).contains("4111"),
+                "{id}"
+            );
         }
         vm.tick().unwrap();
         let warned = vm
