@@ -6,6 +6,7 @@
 //   node bench/v8/run.mjs              # ~40 s; a markdown table on stdout
 //   node bench/v8/run.mjs --smoke      # each case once, checks the outcomes, times nothing
 //   node bench/v8/run.mjs --chain      # only the audit chain's cost per record (~5 s)
+//   node bench/v8/run.mjs --conversation  # only the 20-turn conversation, cached and not (~5 s)
 //
 // Options: --breakdown (also the empty policy and JSON parsing alone, ~+10 s),
 // --eval-ms N (minimum length of one timed evaluate batch, default 500),
@@ -30,7 +31,7 @@ const option = (name, fallback) => {
   if (value === undefined) throw new Error(`${name} needs a value`);
   return value;
 };
-const known = new Set(["--smoke", "--chain", "--breakdown", "--eval-ms", "--floor-ms", "--reps", "--wasm", "--policy", "--help"]);
+const known = new Set(["--smoke", "--chain", "--conversation", "--breakdown", "--eval-ms", "--floor-ms", "--reps", "--wasm", "--policy", "--help"]);
 for (const [i, a] of args.entries()) {
   const prev = args[i - 1];
   if (a.startsWith("--") && !known.has(a)) throw new Error(`unknown option ${a}`);
@@ -39,7 +40,7 @@ for (const [i, a] of args.entries()) {
   }
 }
 if (flag("--help")) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 18).join("\n"));
+  console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 19).join("\n"));
   process.exit(0);
 }
 
@@ -169,6 +170,30 @@ function chainReport() {
     `for scale, evaluate ${name}: ${us(ev.median)} µs (${us(ev.min)})`);
 }
 
+// A conversation replayed turn by turn (issue 16): the 20 requests of
+// benches/support/conversation.rs, each the whole history, without and with the text cache.
+function conversationReport() {
+  const convBytes = w.conversation_bytes();
+  const conv = [0, 1].map((cached) => measure((n) => w.run_conversation(cached, n), evalMs));
+  console.log(`A conversation re-judged only where it changed (20 requests, ${fmt(convBytes, 0)} B of bodies together, default policy):`);
+  console.log("");
+  console.log("| | µs per conversation | µs per request (mean) | MB/s of bodies |");
+  console.log("|---|---:|---:|---:|");
+  for (const [label, m] of [["uncached", conv[0]], ["text cache", conv[1]]]) {
+    console.log(`| ${label} | ${fmt(m.median * 1e6, 0)} | ${fmt((m.median * 1e6) / 20, 1)} | ${mbps(convBytes, m.median)} |`);
+  }
+  console.log(`| ratio | ${fmt(conv[0].median / conv[1].median, 2)}x | | |`);
+  console.log("");
+}
+
+if (flag("--conversation")) {
+  console.log(header.join("\n"));
+  console.log("");
+  conversationReport();
+  console.log(`(checksum ${sink})`);
+  process.exit(0);
+}
+
 if (flag("--chain")) {
   console.log(header.join("\n"));
   chainReport();
@@ -282,6 +307,7 @@ for (let c = 0; c < cases; c++) {
   const cpuMedian = cpu[Math.floor(cpu.length / 2)];
   inj.push([name, fmt(len, 0), fmt(m.median * 1e6, 2), mbps(len, m.median), mbps(len, cpuMedian)]);
 }
+conversationReport();
 console.log("Prompt-injection detector alone (`prompt_injection::assess` on the input as one text):");
 console.log("");
 console.log("| case | input bytes | µs per call | MB/s (wall) | MB/s (CPU time) |");

@@ -8,6 +8,7 @@ pub mod read;
 
 use serde_json::Value;
 
+use crate::engine::text_cache::Limits as TextCacheLimits;
 use crate::error::ConfigError;
 use crate::policy::{Policy, PolicyError};
 use crate::sinks::config::AuditConfig;
@@ -96,6 +97,7 @@ struct PluginDoc {
     instance_id: Option<String>,
     audit: AuditConfig,
     streaming: StreamingDoc,
+    text_cache: TextCacheLimits,
 }
 
 impl PluginDoc {
@@ -116,6 +118,7 @@ impl PluginDoc {
                 "instance_id",
                 "audit",
                 "streaming",
+                "text_cache",
             ],
         )?;
         fn json(v: Value, _: Path<'_>) -> Result<Value, ReadError> {
@@ -141,6 +144,7 @@ impl PluginDoc {
             instance_id: f.opt("instance_id", read::string)?,
             audit: f.or("audit", AuditConfig::read, AuditConfig::default())?,
             streaming: f.or("streaming", StreamingDoc::read, StreamingDoc::default())?,
+            text_cache: f.or("text_cache", read_text_cache, TextCacheLimits::default())?,
         })
     }
 }
@@ -178,6 +182,50 @@ impl Default for StreamingDoc {
             max_queued_bytes: d.max_queued_bytes,
         }
     }
+}
+
+/// `text_cache`: the per-text result cache's bounds (`engine::text_cache`).
+fn read_text_cache(v: Value, path: Path<'_>) -> Result<TextCacheLimits, ReadError> {
+    let mut f = Fields::new(
+        v,
+        path,
+        "struct TextCache",
+        &[
+            "max_entries",
+            "max_bytes",
+            "min_text_bytes",
+            "max_hits",
+            "unverified_users",
+        ],
+    )?;
+    let d = TextCacheLimits::default();
+    Ok(TextCacheLimits {
+        max_entries: f.or("max_entries", read::usize, d.max_entries)?,
+        max_bytes: f.or("max_bytes", read::usize, d.max_bytes)?,
+        min_text_bytes: f.or("min_text_bytes", read::usize, d.min_text_bytes)?,
+        max_hits: f.or("max_hits", read::usize, d.max_hits)?,
+        unverified_users: f.or("unverified_users", read::boolean, d.unverified_users)?,
+    })
+}
+
+/// The checks of `text_cache`'s fields, each error naming its field.
+fn check_text_cache(c: &TextCacheLimits) -> Result<(), ConfigError> {
+    if c.max_entries > 1 << 20 {
+        return bad(
+            "text_cache.max_entries",
+            "must be at most 1048576 (0 turns the cache off)",
+        );
+    }
+    if c.max_bytes < 4096 || c.max_bytes > 256 << 20 {
+        return bad("text_cache.max_bytes", "must be between 4096 and 268435456");
+    }
+    if c.min_text_bytes == 0 || c.min_text_bytes > 1 << 20 {
+        return bad("text_cache.min_text_bytes", "must be between 1 and 1048576");
+    }
+    if c.max_hits > 4096 {
+        return bad("text_cache.max_hits", "must be at most 4096");
+    }
+    Ok(())
 }
 
 fn default_max_body_bytes() -> usize {
@@ -256,6 +304,8 @@ pub struct PluginConfig {
     /// How much streamed output each policy holds back, computed once here.
     pub stream_holdback: crate::engine::holdback::Holdback,
     pub candidate_holdback: Option<crate::engine::holdback::Holdback>,
+    /// Bounds of the per-text result cache (`max_entries` 0: off).
+    pub text_cache: TextCacheLimits,
 }
 
 /// SHA-256 (hex) of a JSON document in canonical form (object keys sorted, no whitespace).
@@ -316,6 +366,7 @@ impl PluginConfig {
                 "must be at least twice streaming.max_holdback_bytes and at most 67108864",
             );
         }
+        check_text_cache(&doc.text_cache)?;
         let stream_limits = crate::engine::stream::StreamLimits {
             max_event_bytes: doc.max_body_bytes,
             max_holdback_bytes: st.max_holdback_bytes,
@@ -345,6 +396,7 @@ impl PluginConfig {
             candidate_holdback,
             instance_id,
             audit: doc.audit,
+            text_cache: doc.text_cache,
         })
     }
 }
@@ -580,6 +632,51 @@ mod tests {
                 .starts_with("candidate_policy.rules[0] \"r\".match.detectors[0]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_text_cache_is_configured_and_checked() {
+        let c = parse(json!({"policy": policy()})).unwrap();
+        assert_eq!(c.text_cache, TextCacheLimits::default());
+        assert!(!c.text_cache.unverified_users, "safe by default");
+        let c = parse(json!({"policy": policy(), "text_cache": {"max_entries": 0}})).unwrap();
+        assert_eq!(c.text_cache.max_entries, 0, "0 turns it off");
+        let c = parse(
+            json!({"policy": policy(), "text_cache": {"max_entries": 100,
+            "max_bytes": 65536, "min_text_bytes": 64, "max_hits": 8, "unverified_users": true}}),
+        )
+        .unwrap();
+        assert_eq!(
+            c.text_cache,
+            TextCacheLimits {
+                max_entries: 100,
+                max_bytes: 65536,
+                min_text_bytes: 64,
+                max_hits: 8,
+                unverified_users: true
+            }
+        );
+        for (doc, want) in [
+            (
+                json!({"max_entries": 2_000_000}),
+                "text_cache.max_entries: ",
+            ),
+            (json!({"max_bytes": 100}), "text_cache.max_bytes: "),
+            (json!({"max_bytes": 1u64 << 30}), "text_cache.max_bytes: "),
+            (json!({"min_text_bytes": 0}), "text_cache.min_text_bytes: "),
+            (json!({"max_hits": 5000}), "text_cache.max_hits: "),
+            (json!({"max_entries": -1}), "text_cache.max_entries: "),
+            (
+                json!({"unverified_users": "yes"}),
+                "text_cache.unverified_users: ",
+            ),
+            (json!({"size": 1}), "unknown field `size`"),
+        ] {
+            let e = parse(json!({"policy": policy(), "text_cache": doc}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{doc}: {e}");
+        }
     }
 
     #[test]

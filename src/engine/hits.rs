@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::text_cache::Cached;
 use super::work;
 use crate::detect::decode::{self, Decoded};
 use crate::detect::prefilter::Anchors;
@@ -48,21 +49,21 @@ pub(super) struct Hit {
 /// Runs the detectors, keywords and patterns the rules need over every segment, each read
 /// through [`decode`] (normalised, escapes decoded); spans are the original text's.
 pub(super) fn find_hits(policy: &Policy, phase: Phase, segments: &[llm::Segment<'_>]) -> Vec<Hit> {
-    find_hits_scored(policy, phase, segments, &mut None)
+    find_hits_scored(policy, phase, segments, &mut None, None)
 }
 
-/// [`find_hits`], and the highest prompt-injection score into `score` (when it ran).
+/// [`find_hits`], and the highest prompt-injection score into `score` (when it ran). With a
+/// cache, a text it has judged in this scope is not judged again: its hits and score come
+/// from the cache, the same as a scan would give (see [`super::text_cache`]).
 pub(super) fn find_hits_scored(
     policy: &Policy,
     phase: Phase,
     segments: &[llm::Segment<'_>],
     score: &mut Option<f64>,
+    mut cache: Option<&mut Cached<'_>>,
 ) -> Vec<Hit> {
     let mut hits = Vec::new();
-    let mut findings: Vec<Finding> = Vec::new();
-    let mut keyword_hits = Vec::new();
-    let mut pattern_hits = Vec::new();
-    let mut anchors = Anchors::default();
+    let mut scratch = Scratch::default();
     for (si, seg) in segments.iter().enumerate() {
         // A text no rule inspects yields no hit and no score (its detectors are the union of
         // those rules'): neither decoded nor scanned, e.g. a response under a policy without
@@ -75,85 +76,134 @@ pub(super) fn find_hits_scored(
             work::add(1);
             continue;
         }
-        let enabled = policy.detectors_for(phase, seg.role);
-        let decoded = decode::decode(seg.text);
-        let text = decoded.text();
-        work::add(text.len() / 64 + 1);
-        // One pass for the secret prefixes and the keyword terms (the policy's prefilter).
-        let want_secrets = secrets::any_enabled(enabled);
-        let prefiltered = (want_secrets || !policy.keywords.is_empty())
-            && policy.prefilter.find(text, want_secrets, &mut anchors);
-        scan_decoded_with(
-            &decoded,
-            enabled.without(DetectorId::PromptInjection),
-            prefiltered.then(|| anchors.secrets()),
-            &mut findings,
-        );
-        // Prompt injection is scored once per text, on the text as written (the classifier
-        // has its own trained normaliser); each rule compares with its min_score.
-        let injection = enabled
-            .contains(DetectorId::PromptInjection)
-            .then(|| detect::prompt_injection::assess(seg.text, &mut findings));
+        let cached = cache
+            .as_deref_mut()
+            .filter(|c| c.cache.caches(seg.text.len()));
+        let injection = match cached {
+            None => judge_text(policy, phase, seg, si, &mut scratch, &mut hits),
+            Some(c) => match c.cache.get(c.scope, phase, seg.role, seg.text) {
+                Ok(entry) => {
+                    work::add(entry.hits.len() + 1);
+                    hits.extend(entry.hits.iter().map(|h| Hit { segment: si, ..*h }));
+                    c.hits += 1;
+                    entry.score
+                }
+                Err(pending) => {
+                    let from = hits.len();
+                    let s = judge_text(policy, phase, seg, si, &mut scratch, &mut hits);
+                    c.cache.insert(pending, hits.get(from..).unwrap_or(&[]), s);
+                    s
+                }
+            },
+        };
         if let Some(s) = injection {
             *score = Some(score.map_or(s, |best: f64| best.max(s)));
-        }
-        keyword_hits.clear();
-        if prefiltered {
-            anchors.keyword_hits(&mut keyword_hits);
-        } else if !policy.keywords.is_empty() {
-            policy.keywords.find(text, &mut keyword_hits);
-        }
-        for (ri, rule) in policy.rules.iter().enumerate() {
-            if !rule.applies_to(phase) || !rule.roles.contains(seg.role) {
-                continue;
-            }
-            let scored = |f: &&Finding| {
-                f.detector != DetectorId::PromptInjection
-                    || injection.is_some_and(|s| s >= rule.min_score)
-            };
-            for f in findings
-                .iter()
-                .filter(|f| rule.detectors.contains(f.detector))
-                .filter(scored)
-            {
-                hits.push(Hit {
-                    rule: ri,
-                    segment: si,
-                    start: f.start,
-                    end: f.end,
-                    source: Source::Detector(f.detector),
-                });
-            }
-            if rule.has_keywords {
-                for k in keyword_hits.iter().filter(|k| k.tag as usize == ri) {
-                    let (start, end) = decoded.original(k.start, k.end);
-                    hits.push(Hit {
-                        rule: ri,
-                        segment: si,
-                        start,
-                        end,
-                        source: Source::Keyword,
-                    });
-                }
-            }
-            for p in &rule.patterns {
-                pattern_hits.clear();
-                p.find(text, &mut pattern_hits);
-                for &(start, end) in &pattern_hits {
-                    let (start, end) = decoded.original(start, end);
-                    hits.push(Hit {
-                        rule: ri,
-                        segment: si,
-                        start,
-                        end,
-                        source: Source::Pattern,
-                    });
-                }
-            }
         }
     }
     work::add(hits.len());
     hits
+}
+
+/// Buffers [`judge_text`] reuses from text to text (cleared by each use).
+#[derive(Default)]
+struct Scratch {
+    findings: Vec<Finding>,
+    keyword_hits: Vec<crate::detect::keywords::KeywordHit>,
+    pattern_hits: Vec<(usize, usize)>,
+    anchors: Anchors,
+}
+
+/// One text's hits (appended to `hits`, as segment `si`) and its injection score when the
+/// classifier ran: a function of the policy, the phase, the text's role and its bytes only.
+#[inline(never)] // called twice: one copy
+fn judge_text(
+    policy: &Policy,
+    phase: Phase,
+    seg: &llm::Segment<'_>,
+    si: usize,
+    scratch: &mut Scratch,
+    hits: &mut Vec<Hit>,
+) -> Option<f64> {
+    let Scratch {
+        findings,
+        keyword_hits,
+        pattern_hits,
+        anchors,
+    } = scratch;
+    let enabled = policy.detectors_for(phase, seg.role);
+    let decoded = decode::decode(seg.text);
+    let text = decoded.text();
+    work::add(text.len() / 64 + 1);
+    // One pass for the secret prefixes and the keyword terms (the policy's prefilter).
+    let want_secrets = secrets::any_enabled(enabled);
+    let prefiltered = (want_secrets || !policy.keywords.is_empty())
+        && policy.prefilter.find(text, want_secrets, anchors);
+    scan_decoded_with(
+        &decoded,
+        enabled.without(DetectorId::PromptInjection),
+        prefiltered.then(|| anchors.secrets()),
+        findings,
+    );
+    // Prompt injection is scored once per text, on the text as written (the classifier
+    // has its own trained normaliser); each rule compares with its min_score.
+    let injection = enabled
+        .contains(DetectorId::PromptInjection)
+        .then(|| detect::prompt_injection::assess(seg.text, findings));
+    keyword_hits.clear();
+    if prefiltered {
+        anchors.keyword_hits(keyword_hits);
+    } else if !policy.keywords.is_empty() {
+        policy.keywords.find(text, keyword_hits);
+    }
+    for (ri, rule) in policy.rules.iter().enumerate() {
+        if !rule.applies_to(phase) || !rule.roles.contains(seg.role) {
+            continue;
+        }
+        let scored = |f: &&Finding| {
+            f.detector != DetectorId::PromptInjection
+                || injection.is_some_and(|s| s >= rule.min_score)
+        };
+        for f in findings
+            .iter()
+            .filter(|f| rule.detectors.contains(f.detector))
+            .filter(scored)
+        {
+            hits.push(Hit {
+                rule: ri,
+                segment: si,
+                start: f.start,
+                end: f.end,
+                source: Source::Detector(f.detector),
+            });
+        }
+        if rule.has_keywords {
+            for k in keyword_hits.iter().filter(|k| k.tag as usize == ri) {
+                let (start, end) = decoded.original(k.start, k.end);
+                hits.push(Hit {
+                    rule: ri,
+                    segment: si,
+                    start,
+                    end,
+                    source: Source::Keyword,
+                });
+            }
+        }
+        for p in &rule.patterns {
+            pattern_hits.clear();
+            p.find(text, pattern_hits);
+            for &(start, end) in pattern_hits.iter() {
+                let (start, end) = decoded.original(start, end);
+                hits.push(Hit {
+                    rule: ri,
+                    segment: si,
+                    start,
+                    end,
+                    source: Source::Pattern,
+                });
+            }
+        }
+    }
+    injection
 }
 
 /// The enabled detectors' findings in a decoded text, in offsets of the original (cleared

@@ -14,7 +14,11 @@ mod linearity_tests;
 pub mod pseudonym;
 pub mod redact;
 pub mod reply;
+mod siphash;
 pub mod stream;
+pub mod text_cache;
+#[cfg(test)]
+mod text_cache_tests;
 mod work;
 
 use std::collections::BTreeMap;
@@ -32,6 +36,8 @@ use hits::{count_detections, find_hits_scored, rule_mask, rules_hit, Hit};
 use pseudonym::{PseudonymCounts, Vault};
 use redact::{Edit, Replacement};
 pub use reply::Refusal;
+pub use siphash::Key as CacheKey;
+use text_cache::Cached;
 
 /// What an evaluation does with the exchange's pseudonym vault.
 #[derive(Debug)]
@@ -137,6 +143,8 @@ pub struct PhaseOutcome {
     pub stream_summary: Option<stream::StreamSummary>,
     /// The highest prompt-injection score of the texts a prompt-injection rule inspected.
     pub injection_score: Option<f64>,
+    /// Texts whose result came from the text cache (not in the record: the same outcome).
+    pub cached_texts: u32,
 }
 
 impl PhaseOutcome {
@@ -171,6 +179,7 @@ impl PhaseOutcome {
             usage_estimated: false,
             stream_summary: None,
             injection_score: None,
+            cached_texts: 0,
         }
     }
 }
@@ -258,9 +267,23 @@ pub fn evaluate_with_vault(
     body: ParsedBody,
     vault: VaultUse<'_>,
 ) -> PhaseOutcome {
+    evaluate_cached(policy, info, rollout, phase, body, vault, None)
+}
+
+/// [`evaluate_with_vault`], with the texts this cache has judged in this scope taken from it
+/// (the same outcome, bit for bit: [`text_cache`]).
+pub fn evaluate_cached(
+    policy: &Policy,
+    info: &RequestInfo<'_>,
+    rollout: &RolloutDecision,
+    phase: Phase,
+    body: ParsedBody,
+    vault: VaultUse<'_>,
+    cache: Option<Cached<'_>>,
+) -> PhaseOutcome {
     let out = PhaseOutcome::new(phase, body.len);
     match body.json {
-        Ok(value) => evaluate_json(policy, info, rollout, out, value, vault),
+        Ok(value) => evaluate_json(policy, info, rollout, out, value, vault, cache),
         Err((code, detail)) => on_error(policy, rollout, out, code, detail),
     }
 }
@@ -272,6 +295,7 @@ fn evaluate_json(
     mut out: PhaseOutcome,
     mut value: Value,
     mut vault: VaultUse<'_>,
+    mut cache: Option<Cached<'_>>,
 ) -> PhaseOutcome {
     let phase = out.phase;
     out.format = llm::detect_format(info.path, &value);
@@ -310,7 +334,14 @@ fn evaluate_json(
     out.segments = segments.len() as u32;
     out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
 
-    let mut hits = find_hits_scored(policy, phase, segments, &mut out.injection_score);
+    let mut hits = find_hits_scored(
+        policy,
+        phase,
+        segments,
+        &mut out.injection_score,
+        cache.as_mut(),
+    );
+    out.cached_texts = cache.map_or(0, |c| c.hits);
     // Restored tokens are the client's own values: no rule judges them (a fake token has the
     // shape a response rule looks for).
     let restored: Vec<Vec<pseudonym::Found>> = match &vault {

@@ -21,6 +21,7 @@ pub mod host;
 pub mod not_inspected;
 pub mod replay;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde_json::Value;
@@ -31,6 +32,7 @@ use crate::config::attribution::{self, Attributed, RequestView, Source};
 use crate::config::{OnUninspectable, PluginConfig};
 use crate::engine::pseudonym::Vault;
 use crate::engine::stream::{StreamEnd, StreamInspector};
+use crate::engine::text_cache::{self, Cached, Identity, TextCache};
 use crate::engine::{self, ParsedBody, PhaseOutcome, Refusal, RequestInfo, VaultUse, Verdict};
 use crate::headers::{HeaderMap, Lookup};
 use crate::llm::{self, ApiFormat, Phase};
@@ -123,6 +125,8 @@ pub struct Exchange {
     /// The values the request pseudonymised and their tokens: filled by the request, read by
     /// the response, dropped with the exchange (never in a record or a log).
     vault: Vault,
+    /// The configuration's per-text result cache, shared by the VM's exchanges.
+    text_cache: Option<Rc<RefCell<TextCache>>>,
 }
 
 /// The request as attribution sees it: the header snapshot, and host properties for JWT
@@ -212,7 +216,47 @@ impl Exchange {
             response_ended: false,
             inspection_errors: 0,
             vault: Vault::default(),
+            text_cache: None,
         }
+    }
+
+    /// The exchange consults and fills `cache` (made with this exchange's configuration).
+    pub fn with_text_cache(mut self, cache: Option<Rc<RefCell<TextCache>>>) -> Exchange {
+        self.text_cache = cache;
+        self
+    }
+
+    /// Who sent the request, as the text cache scopes its entries: none without a user.
+    fn identity(&self) -> Option<Identity<'_>> {
+        let user = self.user.as_ref()?;
+        let project = self.project.as_ref();
+        Some(Identity {
+            user: &user.value,
+            user_verified: user.verified,
+            project: project.map(|p| p.value.as_str()),
+            project_verified: project.is_some_and(|p| p.verified),
+        })
+    }
+
+    /// Evaluates a body with the text cache when this request has a scope in it.
+    fn evaluate(
+        &self,
+        policy: &Policy,
+        lane: text_cache::Lane,
+        rollout: &RolloutDecision,
+        phase: Phase,
+        parsed: ParsedBody,
+        vault: VaultUse<'_>,
+    ) -> PhaseOutcome {
+        let mut cache = self
+            .text_cache
+            .as_ref()
+            .and_then(|c| c.try_borrow_mut().ok());
+        let cached = cache.as_deref_mut().and_then(|c| {
+            let scope = c.scope(self.identity(), lane)?;
+            Some(Cached::new(c, scope))
+        });
+        engine::evaluate_cached(policy, &self.info(), rollout, phase, parsed, vault, cached)
     }
 
     fn info(&self) -> RequestInfo<'_> {
@@ -383,7 +427,14 @@ impl Exchange {
         let (Some(candidate), Some(parsed)) = (self.config.candidate.as_ref(), parsed) else {
             return;
         };
-        let outcome = engine::evaluate_parsed(candidate, &self.info(), &SHADOW, phase, parsed);
+        let outcome = self.evaluate(
+            candidate,
+            text_cache::Lane::Candidate,
+            &SHADOW,
+            phase,
+            parsed,
+            VaultUse::None,
+        );
         match phase {
             Phase::Request => self.candidate.request = Some(outcome),
             Phase::Response => self.candidate.response = Some(outcome),
@@ -409,9 +460,9 @@ impl Exchange {
         let candidate_parsed = self.config.candidate.as_ref().map(|_| parsed.clone());
         self.judge_candidate(Phase::Request, candidate_parsed);
         let mut vault = std::mem::take(&mut self.vault);
-        let mut outcome = engine::evaluate_with_vault(
+        let mut outcome = self.evaluate(
             &self.config.policy,
-            &self.info(),
+            text_cache::Lane::Active,
             &rollout,
             Phase::Request,
             parsed,
@@ -477,9 +528,9 @@ impl Exchange {
         let candidate_parsed = self.config.candidate.as_ref().map(|_| parsed.clone());
         self.judge_candidate(Phase::Response, candidate_parsed);
         let rollout = self.rollout();
-        let mut outcome = engine::evaluate_with_vault(
+        let mut outcome = self.evaluate(
             &self.config.policy,
-            &self.info(),
+            text_cache::Lane::Active,
             &rollout,
             Phase::Response,
             parsed,

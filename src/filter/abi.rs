@@ -93,6 +93,14 @@ pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
     unsafe { std::alloc::alloc(layout) }
 }
 
+// WASI's `random_get`: proxy-wasm hosts implement it for every runtime (Envoy's
+// `proxy-wasm-cpp-host` fills it with BoringSSL's `RAND_bytes`, at most 64 KiB a call),
+// returning a WASI errno (0 success).
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn random_get(buf: *mut u8, buf_len: usize) -> u32;
+}
+
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
@@ -235,6 +243,16 @@ pub fn current_time_nanos() -> Result<u64, Status> {
 pub fn set_tick_period_ms(ms: u32) -> Result<(), Status> {
     // SAFETY: no pointers.
     status(unsafe { proxy_set_tick_period_milliseconds(ms) })
+}
+
+/// 16 bytes from the host's CSPRNG; the WASI errno when it failed.
+pub fn random_16() -> Result<[u8; 16], u32> {
+    let mut buf = [0u8; 16];
+    // SAFETY: the host writes exactly `buf.len()` bytes into `buf`.
+    match unsafe { random_get(buf.as_mut_ptr(), buf.len()) } {
+        0 => Ok(buf),
+        errno => Err(errno),
+    }
 }
 
 /// Tells the host the effective root context, which answered `proxy_on_done` with false,

@@ -16,6 +16,19 @@ pub fn now_nanos() -> u64 {
     abi::current_time_nanos().unwrap_or(0)
 }
 
+/// A secret random key for this VM's text caches, from the host's CSPRNG (WASI
+/// `random_get`); `None`, with a warning, when the host gives none: then nothing is cached
+/// (never a fixed or time-derived key, which would let tags be predicted).
+pub fn random_cache_key() -> Option<crate::engine::CacheKey> {
+    match abi::random_16() {
+        Ok(bytes) if bytes != [0; 16] => Some(crate::engine::CacheKey::from_bytes(bytes)),
+        _ => {
+            log::warn!("policy_gateway: the host's random_get failed: text cache off");
+            None
+        }
+    }
+}
+
 fn set_header(map: MapType, name: &str, value: Option<&str>) {
     let _ = match value {
         Some(v) => abi::replace_header(map as u32, name, v.as_bytes()),

@@ -16,7 +16,9 @@ pub struct Http {
 
 impl Http {
     pub fn new(shared: Option<Rc<Shared>>) -> Http {
-        let exchange = shared.as_ref().map(|s| Exchange::new(Rc::clone(&s.config)));
+        let exchange = shared
+            .as_ref()
+            .map(|s| Exchange::new(Rc::clone(&s.config)).with_text_cache(s.text_cache.clone()));
         Http { shared, exchange }
     }
 }

@@ -10,6 +10,7 @@ use std::cell::Cell;
 
 use super::abi::MetricType;
 
+use crate::engine::text_cache::Stats as TextCacheStats;
 use crate::policy::{Action, RolloutMode};
 
 const ACTIONS: [Action; 5] = [
@@ -40,6 +41,10 @@ pub struct Metrics {
     /// Drains of the shipper's queue that stopped at `relay::DRAIN_CHUNK` (a backlog).
     drain_capped: Option<u32>,
     inspection_errors: Option<u32>,
+    /// Texts answered by the text cache, texts looked up and judged, entries evicted; and
+    /// the cache's totals already added.
+    text_cache: [Option<u32>; 3],
+    text_cache_reported: Cell<TextCacheStats>,
     /// Counted since the last flush: decisions[action][mode], records, inspection errors.
     pending_decisions: [[Cell<u32>; 3]; 5],
     pending_records: Cell<u32>,
@@ -92,6 +97,12 @@ impl Metrics {
             ),
             drain_capped: define(MetricType::Counter, "policy_gateway.shipper.drain_capped"),
             inspection_errors: define(MetricType::Counter, "policy_gateway.inspection_errors"),
+            text_cache: [
+                "policy_gateway.text_cache.hits",
+                "policy_gateway.text_cache.misses",
+                "policy_gateway.text_cache.evictions",
+            ]
+            .map(|name| define(MetricType::Counter, name)),
             ..Metrics::default()
         }
     }
@@ -108,6 +119,16 @@ impl Metrics {
             self.inspection_errors,
             i64::from(self.pending_inspection_errors.take()),
         );
+    }
+
+    /// Adds what the text cache did since the last call (its totals, `stats`).
+    pub fn text_cache(&self, stats: TextCacheStats) {
+        let was = self.text_cache_reported.replace(stats);
+        let [hits, misses, evictions] = self.text_cache;
+        let delta = |now: u64, then: u64| i64::try_from(now.saturating_sub(then)).unwrap_or(0);
+        add(hits, delta(stats.hits, was.hits));
+        add(misses, delta(stats.misses, was.misses));
+        add(evictions, delta(stats.evictions, was.evictions));
     }
 
     pub fn decision(&self, action: Action, mode: RolloutMode) {

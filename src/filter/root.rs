@@ -18,6 +18,8 @@ use super::metrics::{self, Metrics, SinkMetrics};
 use super::timing::{self, Callback};
 use crate::audit::{AuditRecord, IdGenerator};
 use crate::config::PluginConfig;
+use crate::engine::text_cache::TextCache;
+use crate::engine::CacheKey;
 use crate::sinks::ledger::{self, Store};
 use crate::sinks::outbox::Handed;
 use crate::sinks::outbox::{self, Outbox, Report};
@@ -75,6 +77,8 @@ pub struct Shared {
     wakes: RefCell<relay::WakePacer>,
     /// This VM's chain, named in each record it hands over.
     chain_id: String,
+    /// This configuration's per-text result cache (none when off or without a random key).
+    pub text_cache: Option<Rc<RefCell<TextCache>>>,
     /// `relay::audit_digest` of this VM's configuration: the shipper publishes it, a worker
     /// forwards only to a shipper that published the same.
     audit_digest: Option<String>,
@@ -93,6 +97,14 @@ enum Seek {
 }
 
 impl Shared {
+    /// Adds the VM's counts (decisions, records, the text cache's) to Envoy's counters.
+    fn flush_metrics(&self) {
+        if let Some(cache) = self.text_cache.as_ref().and_then(|c| c.try_borrow().ok()) {
+            self.metrics.text_cache(cache.stats());
+        }
+        self.metrics.flush();
+    }
+
     /// Whether a record has anywhere to go: a sink of this VM's or the shipper's queue.
     pub fn keeps_records(&self) -> bool {
         !self.sink_metrics.is_empty() || self.mode.get() == Mode::Forwarding
@@ -549,6 +561,8 @@ pub struct Root {
     /// Stopping (`on_done` said not yet): when to stop waiting for the sinks' answers (Unix
     /// ms), and whether `proxy_done` has been called.
     stopping: Option<(u64, bool)>,
+    /// The VM's secret text cache key, asked of the host once (`None` inside: it gave none).
+    cache_key: Option<Option<CacheKey>>,
 }
 
 /// How long a stopping root waits for the answers to its last calls: two sink timeouts (a
@@ -567,6 +581,7 @@ impl Root {
             seek_shipper: None,
             mode_logged: false,
             stopping: None,
+            cache_key: None,
         }
     }
 }
@@ -589,7 +604,7 @@ impl Root {
         if self.stopping.is_some() {
             return false;
         }
-        shared.metrics.flush();
+        shared.flush_metrics();
         shared
             .outbox
             .borrow_mut()
@@ -626,7 +641,7 @@ impl Root {
             return;
         }
         shared.outbox.borrow_mut().stop(&shared.host(), now);
-        shared.metrics.flush();
+        shared.flush_metrics();
         if out > 0 {
             log::warn!(
                 "policy_gateway: stopped with {out} sink calls unanswered: their records stay \
@@ -688,7 +703,7 @@ impl Root {
         // A reconfigured root context: what the old configuration's sinks still hold is left
         // in the ledger, reported by whichever VM claims it.
         if let Some(old) = self.shared.take() {
-            old.metrics.flush();
+            old.flush_metrics();
             old.hand_over_pending();
             old.outbox.borrow_mut().stop(&old.host(), host::now_ms());
         }
@@ -735,7 +750,16 @@ impl Root {
         );
         // Tick often enough to send full batches promptly; age-based flushes wait for it.
         host::set_tick_period(config.audit.flush_interval_ms.clamp(10, 200));
+        // A new configuration gets a new cache: no entry is consulted under another policy.
+        let text_cache = if config.text_cache.max_entries > 0 {
+            let key = *self.cache_key.get_or_insert_with(host::random_cache_key);
+            key.and_then(|k| TextCache::new(k, config.text_cache))
+                .map(|c| Rc::new(RefCell::new(c)))
+        } else {
+            None
+        };
         let shared = Rc::new(Shared {
+            text_cache,
             config: Rc::new(config),
             ids: RefCell::new(IdGenerator::new(seed)),
             metrics,
@@ -800,7 +824,7 @@ impl Root {
             return;
         };
         timing::flush();
-        shared.metrics.flush();
+        shared.flush_metrics();
         if shared.mode.get() == Mode::Shipper {
             let _t = timing::span(Callback::ShipperTick);
             // What the last wake-up left on the queue.

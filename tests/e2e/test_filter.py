@@ -334,3 +334,43 @@ def test_full_buffer_drops_oldest_and_a_gap_record_counts_them():
         assert gaps[0]["sink"] == "splunk_hec" and gaps[0]["from"] <= gaps[0]["to"]
         # Each worker keeps its newest records (buffers are per worker, so not globally).
         assert len({d["request_id"] for d in decisions}) == len(decisions)
+
+
+def _settled_hits(gw):
+    """The text cache's hits once the VMs' ticks (every 100 ms here) have added theirs."""
+    last = None
+    for _ in range(50):
+        hits = gw.stats().get("wasmcustom.policy_gateway.text_cache.hits", 0)
+        if hits == last:
+            return hits
+        last = hits
+        time.sleep(0.3)
+    return last
+
+
+def test_a_conversation_is_judged_again_only_where_it_changed(default_gateway):
+    """Issue 16: under Envoy the module keys its text cache with WASI random_get (no warning
+    in the log) and a verified user's next turn takes the earlier turn from the cache; another
+    user's identical request takes nothing of hers; the PII is redacted every time."""
+    gw = default_gateway
+    first = "Please summarise the incident review for the platform team. " * 6 + \
+        "Mail the summary to jane.doe@example.com."
+    turn1 = [{"role": "user", "content": first}]
+    turn2 = turn1 + [{"role": "assistant", "content": "Done."},
+                     {"role": "user", "content": "Now a shorter one for the leadership update. " * 8}]
+    before = _settled_hits(gw)
+    # Two workers, a cache each: of alice's five requests at least three reach a worker that
+    # has seen her first turn.
+    for i, messages in enumerate([turn1, turn2, turn2, turn2, turn2]):
+        status, _, _ = gw.post("/v1/chat/completions", {"model": "gpt-4o", "messages": messages},
+                               identity("alice-tc", "proj-tc"))
+        assert status == 200, i
+        assert "jane.doe@example.com" not in json.dumps(last_upstream_body(gw)), i
+    after_alice = _settled_hits(gw)
+    assert after_alice - before >= 3
+    status, _, _ = gw.post("/v1/chat/completions", {"model": "gpt-4o", "messages": turn2},
+                           identity("bob-tc", "proj-tc"))
+    assert status == 200
+    assert "jane.doe@example.com" not in json.dumps(last_upstream_body(gw))
+    assert _settled_hits(gw) == after_alice, "bob got nothing of alice's"
+    assert "random_get failed" not in gw.envoy.output()

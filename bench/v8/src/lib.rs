@@ -35,6 +35,9 @@ const EMPTY_POLICY: &[u8] =
 #[path = "../../../benches/support/inputs.rs"]
 mod inputs;
 
+#[path = "../../../benches/support/conversation.rs"]
+mod conversation;
+
 /// The cases of the native benchmark, in its order: (name, body).
 fn case(index: u32) -> Option<(String, Vec<u8>)> {
     inputs::cases().into_iter().nth(index as usize)
@@ -56,6 +59,8 @@ struct State {
     input: Vec<u8>,
     scratch: Vec<u8>,
     text: String,
+    /// The 20 requests of `conversation::requests`, built on first use.
+    conversation: Vec<Vec<u8>>,
 }
 
 thread_local! {
@@ -356,4 +361,64 @@ pub extern "C" fn run_chain(iters: u32, with_checkpoint: u32) -> u32 {
 #[no_mangle]
 pub extern "C" fn chain_record_len() -> u32 {
     inputs::audit_record().len() as u32
+}
+
+/// `iters` replays of the 20-turn conversation (`benches/support/conversation.rs`: 20
+/// requests, each the whole history so far) with policy 0, as one verified user: `cached` 1
+/// through a text cache made fresh for each replay, 0 without. The cache's key is fixed here
+/// (a bare module has no host randomness; the filter's comes from WASI `random_get`).
+#[no_mangle]
+pub extern "C" fn run_conversation(cached: u32, iters: u32) -> u32 {
+    use engine::text_cache::{Cached, Identity, Lane, Limits, TextCache};
+    with_state(0, |s| {
+        if s.conversation.is_empty() {
+            s.conversation = conversation::requests(20);
+        }
+        let Some(c) = s.policies.first() else {
+            return 0;
+        };
+        let info = info();
+        let identity = Identity {
+            user: "alice",
+            user_verified: true,
+            project: Some("p"),
+            project_verified: true,
+        };
+        let mut acc = 0u32;
+        for _ in 0..iters {
+            let key = engine::CacheKey(0x5eed, 0xc0ffee);
+            let mut cache = TextCache::new(key, Limits::default()).filter(|_| cached == 1);
+            for body in &s.conversation {
+                let scoped = cache.as_mut().and_then(|t| {
+                    let scope = t.scope(Some(identity), Lane::Active)?;
+                    Some(Cached::new(t, scope))
+                });
+                let out = black_box(engine::evaluate_cached(
+                    &c.policy,
+                    &info,
+                    &c.rollout,
+                    Phase::Request,
+                    engine::parse_body(black_box(body)),
+                    engine::VaultUse::None,
+                    scoped,
+                ));
+                acc = acc
+                    .wrapping_add(out.segments)
+                    .wrapping_add(out.cached_texts)
+                    .wrapping_add(out.detections.values().sum::<u32>());
+            }
+        }
+        acc
+    })
+}
+
+/// Bytes of the conversation's 20 request bodies together.
+#[no_mangle]
+pub extern "C" fn conversation_bytes() -> u32 {
+    with_state(0, |s| {
+        if s.conversation.is_empty() {
+            s.conversation = conversation::requests(20);
+        }
+        s.conversation.iter().map(|b| b.len() as u32).sum()
+    })
 }

@@ -85,7 +85,7 @@ fn judge(
         slot: crate::llm::Slot::Value,
     };
     let segments = std::slice::from_ref(&segment);
-    let mut fs: Vec<Found> = find_hits_scored(policy, Phase::Response, segments, score)
+    let mut fs: Vec<Found> = find_hits_scored(policy, Phase::Response, segments, score, None)
         .into_iter()
         .filter(|h| h.start >= look)
         .chain(

@@ -112,6 +112,8 @@ pub struct Options {
     pub clusters: Vec<String>,
     /// Wall clock at VM start, in milliseconds since the epoch.
     pub start_ms: u64,
+    /// WASI `random_get` answers this errno instead of filling the buffer.
+    pub random_errno: Option<i32>,
 }
 
 impl Default for Options {
@@ -122,6 +124,7 @@ impl Default for Options {
             clusters: Vec::new(),
             // 2026-11-26T18:34:09Z: fixed, so records are reproducible.
             start_ms: 1_795_715_649_000,
+            random_errno: None,
         }
     }
 }
@@ -232,6 +235,8 @@ pub struct VmState {
     /// How many times the module called `proxy_done` (a root context that answered
     /// `proxy_on_done` false says it is done now).
     pub done_calls: u32,
+    /// How many times the module called WASI `random_get`.
+    pub random_calls: u32,
     root: u32,
 }
 
@@ -280,6 +285,7 @@ impl Proxy<'_> {
             streams: HashMap::new(),
             answer: None,
             done_calls: 0,
+            random_calls: 0,
             root: 1,
         };
         let mut store = Store::new(&rt.engine, state);
@@ -606,7 +612,7 @@ fn note_late_write(state: &mut VmState, id: i32, what: String) {
 /// `proxy_on_http_call_response` (modules built on the SDK, as the filter was). Shared queues: this host runs one worker VM and no
 /// singleton service, so no queue resolves and the module ships its own records (its
 /// fallback); it never registers, enqueues or dequeues here.
-pub const IMPLEMENTED: [&str; 19] = [
+pub const IMPLEMENTED: [&str; 20] = [
     "proxy_log",
     "proxy_get_current_time_nanoseconds",
     "proxy_set_tick_period_milliseconds",
@@ -626,6 +632,7 @@ pub const IMPLEMENTED: [&str; 19] = [
     "proxy_set_effective_context",
     "proxy_resolve_shared_queue",
     "proxy_done",
+    "random_get",
 ];
 
 fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Result<()> {
@@ -655,6 +662,28 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
                 status::OK
             } else {
                 status::INVALID_MEMORY_ACCESS
+            }
+        },
+    )?;
+    // WASI's, as Envoy's proxy-wasm host implements it for every runtime: fresh bytes (a
+    // test host's, not a CSPRNG's), or the configured errno.
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "random_get",
+        |mut c: C<'_>, ptr: i32, len: i32| -> i32 {
+            c.data_mut().random_calls += 1;
+            if let Some(errno) = c.data().options.random_errno {
+                return errno;
+            }
+            let seed = u64::from(c.data().random_calls).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ c.data().clock_ns;
+            let bytes: Vec<u8> = (0..len.max(0) as u64)
+                .map(|i| (seed.rotate_left((i % 64) as u32) >> 3) as u8 ^ i as u8)
+                .collect();
+            if write(&mut c, ptr, &bytes) {
+                0
+            } else {
+                21 // EFAULT
             }
         },
     )?;
@@ -1054,7 +1083,8 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
     // Everything else the module imports: a status, and a note for the test to fail on.
     for import in module.imports() {
         let (m, name) = (import.module().to_string(), import.name().to_string());
-        if m == "env" && IMPLEMENTED.contains(&name.as_str()) {
+        let wasi = m == "wasi_snapshot_preview1" && name == "random_get";
+        if (m == "env" || wasi) && IMPLEMENTED.contains(&name.as_str()) {
             continue;
         }
         let ExternType::Func(ty) = import.ty() else {

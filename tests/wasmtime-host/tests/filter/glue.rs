@@ -759,3 +759,87 @@ fn a_response_too_large_to_inspect_is_replaced_whole() {
         );
     }
 }
+
+fn chat_as(user: &str, request_id: &str, body: &Value) -> Message {
+    Message::request(
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("content-type", "application/json"),
+            ("x-request-id", request_id),
+            ("x-user-id", user),
+            ("x-project-id", "proj-support"),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// Issue 16: the module keys its text cache with the host's WASI `random_get` (once per VM);
+/// a conversation's next turn takes its earlier turn from the cache, another user's
+/// identical request does not, and the decisions are those of an uncached judgement. A host
+/// that gives no randomness: the cache is off, with one warning, and nothing else changes.
+#[test]
+fn the_text_cache_is_keyed_by_the_host_and_scoped_by_user() {
+    let first = "Refund card 4111 1111 1111 1111 please, it was charged twice.";
+    let turn1 = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": first}]});
+    let turn2 = json!({"model": "gpt-4o", "messages": [
+        {"role": "user", "content": first},
+        {"role": "assistant", "content": "Done."},
+        {"role": "user", "content": "Thanks. Now the one from March, also 4111 1111 1111 1111."}]});
+    for random_errno in [None, Some(52)] {
+        let proxy = runtime().proxy();
+        let mut config = plugin_config(false);
+        config["text_cache"] = json!({"min_text_bytes": 16});
+        let options = Options {
+            random_errno,
+            ..Options::default()
+        };
+        let mut vm = proxy
+            .vm_with(config.to_string().as_bytes(), options)
+            .unwrap();
+        assert_eq!(vm.state().random_calls, 1, "asked once per VM");
+        for (user, id, body) in [
+            ("alice", "tc-1", &turn1),
+            ("alice", "tc-2", &turn2),
+            ("bob", "tc-3", &turn2),
+        ] {
+            let out = vm.exchange(&Exchange::new(
+                chat_as(user, id, body),
+                json_answer(EMAIL_ANSWER),
+            ));
+            assert_clean(&vm, &out, id);
+            assert_eq!(
+                out.client.header("x-policy-decision"),
+                Some("redact"),
+                "{id}"
+            );
+            assert!(
+                !String::from_utf8_lossy(&out.upstream.body).contains("4111"),
+                "{id}"
+            );
+        }
+        vm.tick().unwrap();
+        let warned = vm
+            .state()
+            .logs
+            .iter()
+            .filter(|l| l.message.contains("text cache off"))
+            .count();
+        let shared = proxy.shared();
+        let metric = |name: &str| shared.metrics.get(name).map(|(_, v)| *v);
+        match random_errno {
+            None => {
+                assert_eq!(warned, 0);
+                // alice's second turn: her first turn and the same answer again from the
+                // cache; bob's identical request: nothing of hers.
+                assert_eq!(metric("policy_gateway.text_cache.hits"), Some(2));
+                assert!(metric("policy_gateway.text_cache.misses") > Some(3));
+            }
+            Some(_) => {
+                assert_eq!(warned, 1);
+                assert_eq!(metric("policy_gateway.text_cache.hits").unwrap_or(0), 0);
+                assert_eq!(metric("policy_gateway.text_cache.misses").unwrap_or(0), 0);
+            }
+        }
+    }
+}
