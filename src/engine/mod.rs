@@ -11,6 +11,8 @@ mod hits;
 pub mod holdback;
 #[cfg(test)]
 mod linearity_tests;
+#[cfg(test)]
+mod measure_tests;
 pub mod pseudonym;
 pub mod redact;
 pub mod reply;
@@ -260,11 +262,15 @@ pub fn evaluate_with_vault(
 ) -> PhaseOutcome {
     let out = PhaseOutcome::new(phase, body.len);
     match body.json {
-        Ok(value) => evaluate_json(policy, info, rollout, out, value, vault),
+        Ok(value) => {
+            let reads = reads_texts(policy, phase, &vault);
+            evaluate_json(policy, info, rollout, out, value, vault, reads)
+        }
         Err((code, detail)) => on_error(policy, rollout, out, code, detail),
     }
 }
 
+/// `reads_texts`: see [`reads_texts`]; when false the texts are only counted.
 fn evaluate_json(
     policy: &Policy,
     info: &RequestInfo<'_>,
@@ -272,6 +278,7 @@ fn evaluate_json(
     mut out: PhaseOutcome,
     mut value: Value,
     mut vault: VaultUse<'_>,
+    reads_texts: bool,
 ) -> PhaseOutcome {
     let phase = out.phase;
     out.format = llm::detect_format(info.path, &value);
@@ -298,7 +305,14 @@ fn evaluate_json(
             return on_error(policy, rollout, out, reason::MAX_TOKENS_INVALID, detail);
         }
     }
-    let texts = match llm::extract(out.format, phase, &value) {
+    // Texts nothing reads (a response under a policy without response rules) are counted,
+    // not collected: the record's `segments` and `text_bytes` and the caps are the same.
+    let extracted = if reads_texts {
+        llm::extract(out.format, phase, &value)
+    } else {
+        llm::measure(out.format, phase, &value)
+    };
+    let texts = match extracted {
         Ok(texts) => texts,
         Err(too) => {
             return on_error(policy, rollout, out, reason::BODY_TOO_COMPLEX, too.detail());
@@ -307,8 +321,8 @@ fn evaluate_json(
     out.inspected = true;
     let all = texts.all();
     let segments = &all;
-    out.segments = segments.len() as u32;
-    out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
+    out.segments = texts.len() as u32;
+    out.text_bytes = texts.text_bytes();
 
     let mut hits = find_hits_scored(policy, phase, segments, &mut out.injection_score);
     // Restored tokens are the client's own values: no rule judges them (a fake token has the
@@ -446,6 +460,15 @@ fn evaluate_json(
         }
     };
     out
+}
+
+/// Whether the evaluation of `phase` reads any text itself: a rule for the phase, content in
+/// records, or tokens to restore. Otherwise no text can yield a hit, an edit or a restore, and
+/// only their number and bytes are recorded.
+fn reads_texts(policy: &Policy, phase: Phase, vault: &VaultUse<'_>) -> bool {
+    policy.include_content
+        || matches!(vault, VaultUse::Restore(v) if v.restores())
+        || policy.rules.iter().any(|r| r.applies_to(phase))
 }
 
 /// The outcome for a body the host decided not to inspect (too large, compressed, not JSON,

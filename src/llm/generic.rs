@@ -323,12 +323,7 @@ pub(crate) fn collect<'a>(root: &'a Value, role: Role, base: PathId, out: &mut T
 /// [`MIN_NUMBER_DIGITS`] digits or more that are not under such a field name. Containers nested
 /// deeper than [`MAX_DEPTH`] fail the extraction.
 pub(crate) fn rest<'a>(root: &'a Value, out: &mut Texts<'a>) {
-    let mut seen: Vec<usize> = out
-        .segments
-        .iter()
-        .map(|s| s.text.as_ptr() as usize)
-        .collect();
-    crate::sort::sort_by(&mut seen, &Ord::cmp);
+    let seen = out.emitted();
     let emitted = |s: &str| seen.binary_search(&(s.as_ptr() as usize)).is_ok();
     if let Value::String(s) = root {
         if !s.is_empty() && !emitted(s) {
