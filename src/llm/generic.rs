@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::keyset::KeySet;
 use super::path::{PathId, Slot, TooComplex, MAX_DEPTH};
 use super::{Role, Texts};
 
@@ -211,8 +212,16 @@ const KNOWN_KEYS: &[&str] = &[
 /// identify anyone.
 const MIN_NUMBER_DIGITS: usize = 7;
 
+static KNOWN: KeySet<512> = KeySet::new(KNOWN_KEYS);
+static STRUCTURAL_SET: KeySet<64> = KeySet::new(STRUCTURAL);
+
 fn known(key: &str) -> bool {
-    KNOWN_KEYS.contains(&key)
+    KNOWN.contains(key)
+}
+
+/// Whether string values under `key` are structure ([`STRUCTURAL`]).
+pub(crate) fn structural(key: &str) -> bool {
+    STRUCTURAL_SET.contains(key)
 }
 
 /// Whether a string is a binary payload (a data URL, or base64 `data` of an image, audio or
@@ -367,7 +376,7 @@ pub(crate) fn rest<'a>(root: &'a Value, out: &mut Texts<'a>) {
         let text = match v {
             Value::String(s) => {
                 !s.is_empty()
-                    && !key.is_some_and(|k| STRUCTURAL.contains(&k))
+                    && !key.is_some_and(structural)
                     && !emitted(s)
                     && !binary(key, parent, s)
             }
@@ -476,6 +485,20 @@ mod tests {
     use serde_json::json;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn key_sets_hold_exactly_their_lists() {
+        assert!(KNOWN_KEYS.iter().all(|k| known(k)));
+        assert!(STRUCTURAL.iter().all(|k| structural(k)));
+        let mut g = crate::llm::testutil::BodyGen::new(3);
+        let mut names: Vec<String> = KNOWN_KEYS.iter().map(|k| format!("{k}s")).collect();
+        names.extend(["Usage", "customer_ref", "", "$", "zzz", "content "].map(String::from));
+        names.extend((0..2000).filter_map(|_| g.body().as_object()?.keys().next().cloned()));
+        for k in &names {
+            assert_eq!(known(k), KNOWN_KEYS.contains(&k.as_str()), "{k:?}");
+            assert_eq!(structural(k), STRUCTURAL.contains(&k.as_str()), "{k:?}");
+        }
+    }
 
     fn all(v: &Value) -> Vec<crate::llm::testutil::Seg<'_>> {
         segs(ApiFormat::Unknown, Phase::Request, v)

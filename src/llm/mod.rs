@@ -16,6 +16,7 @@ mod anthropic_messages;
 pub mod event;
 mod generic;
 pub mod json;
+mod keyset;
 #[cfg(test)]
 mod measure_tests;
 mod openai_chat;
