@@ -344,12 +344,14 @@ pub(crate) fn rest<'a>(root: &'a Value, out: &mut Texts<'a>) {
         return;
     };
     // Each level with its node in the path tree, made only once something under it is a text.
-    let mut stack: Vec<Level<'a>> = vec![Level {
+    // Room for the APIs' usual nesting up front: one allocation, not one per doubling.
+    let mut stack: Vec<Level<'a>> = Vec::with_capacity(8);
+    stack.push(Level {
         frame: first,
         id: Some(PathId::ROOT),
         step: Child::Index(0),
         object: root.as_object(),
-    }];
+    });
     while let Some(top) = stack.last_mut() {
         let parent = top.object;
         let next: Option<(Child<'a>, &'a Value)> = match &mut top.frame {

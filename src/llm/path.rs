@@ -266,7 +266,9 @@ impl<'a> Texts<'a> {
                 .map(|s| s.text.as_ptr() as usize)
                 .collect(),
         };
-        crate::sort::sort_by(&mut seen, &Ord::cmp);
+        if seen.len() > 1 {
+            crate::sort::sort_by(&mut seen, &Ord::cmp);
+        }
         seen
     }
 
