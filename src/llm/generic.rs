@@ -212,7 +212,7 @@ const KNOWN_KEYS: &[&str] = &[
 /// identify anyone.
 const MIN_NUMBER_DIGITS: usize = 7;
 
-static KNOWN: KeySet<512> = KeySet::new(KNOWN_KEYS);
+static KNOWN: KeySet<256> = KeySet::new(KNOWN_KEYS);
 static STRUCTURAL_SET: KeySet<64> = KeySet::new(STRUCTURAL);
 
 fn known(key: &str) -> bool {
