@@ -120,19 +120,25 @@ impl HeaderMap {
 
     /// Every value of `name`, raw.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.pairs()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        let at = |(a, b): Span| self.bytes.get(a..b).unwrap_or_default();
+        // Names of another length are passed over without touching their bytes.
+        self.spans
+            .iter()
+            .filter(move |((a, b), _)| b.saturating_sub(*a) == name.len())
+            .filter(move |(k, _)| at(*k).eq_ignore_ascii_case(name.as_bytes()))
+            .map(move |(_, v)| at(*v))
     }
 
     /// The one value of `name`, telling apart absent, repeated and non-text.
     pub fn get(&self, name: &str) -> Lookup<'_> {
         let mut first: Option<&[u8]> = None;
         let mut count = 0;
-        for (k, v) in self.pairs() {
-            if k.eq_ignore_ascii_case(name.as_bytes()) {
+        let at = |(a, b): Span| self.bytes.get(a..b).unwrap_or_default();
+        for &(k, v) in &self.spans {
+            if k.1.saturating_sub(k.0) == name.len() && at(k).eq_ignore_ascii_case(name.as_bytes())
+            {
                 count += 1;
-                first = first.or(Some(v));
+                first = first.or(Some(at(v)));
             }
         }
         let Some(first) = first else {
@@ -172,15 +178,16 @@ impl HeaderMap {
     /// (`application/json`, `application/problem+json`, …). A value that is not text, or
     /// any value that is not JSON, makes it not JSON: an upstream parser could take either.
     pub fn declares_json(&self) -> bool {
-        self.all("content-type")
-            .all(|v| std::str::from_utf8(v).is_ok_and(|s| media_type(s).ends_with("json")))
+        self.all("content-type").all(|v| {
+            std::str::from_utf8(v).is_ok_and(|s| ends_with_ignore_case(bare_type(s), "json"))
+        })
     }
 
     /// Whether the content type is `text/event-stream` (one value, text).
     pub fn declares_event_stream(&self) -> bool {
         self.get("content-type")
             .text()
-            .is_some_and(|s| media_type(s) == "text/event-stream")
+            .is_some_and(|s| bare_type(s).eq_ignore_ascii_case("text/event-stream"))
     }
 
     /// Whether the body is (or may be) encoded: any `content-encoding` value other than
@@ -196,14 +203,17 @@ impl HeaderMap {
     }
 }
 
-/// The media type of a `content-type` value, lower case, without parameters.
-fn media_type(value: &str) -> String {
-    value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+/// The media type of a `content-type` value without parameters, as written (compared
+/// ignoring ASCII case: no lower-case copy per request).
+fn bare_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or_default().trim()
+}
+
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len()
+        .checked_sub(suffix.len())
+        .and_then(|at| s.as_bytes().get(at..))
+        .is_some_and(|end| end.eq_ignore_ascii_case(suffix.as_bytes()))
 }
 
 /// `len` bytes at `at` and their NUL terminator: their span, and the offset after it.
@@ -240,6 +250,100 @@ pub fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The readings before names were filtered by length and types compared without a
+    /// lower-case copy, as the oracle for the ones now.
+    mod oracle {
+        pub fn all<'a>(pairs: &'a [(&[u8], &[u8])], name: &str) -> Vec<&'a [u8]> {
+            pairs
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| *v)
+                .collect()
+        }
+        pub fn media_type(value: &str) -> String {
+            value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        }
+    }
+
+    #[test]
+    fn lookups_read_what_the_scan_of_every_pair_read() {
+        let names: [&[u8]; 8] = [
+            b"content-type",
+            b"Content-Type",
+            b"CONTENT-TYPE ",
+            b"content-typ",
+            b"x-user-id",
+            b"content-encoding",
+            b"",
+            b"content-t\xc3\xa9pe",
+        ];
+        let values: [&[u8]; 12] = [
+            b"application/json",
+            b"Application/JSON; charset=utf-8",
+            b" text/event-stream ",
+            b"TEXT/Event-Stream;x=1",
+            b"json",
+            b"jso",
+            b"application/jsonx",
+            b"\xff\xfe",
+            b"",
+            b"gzip, identity",
+            b"IDENTITY",
+            b"text/plain;json",
+        ];
+        let mut seed = 7u64;
+        for _ in 0..3000 {
+            let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
+            for _ in 0..(seed % 5) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let n = names[(seed >> 33) as usize % names.len()];
+                let v = values[(seed >> 17) as usize % values.len()];
+                pairs.push((n, v));
+            }
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let map = HeaderMap::decode(&encode(&pairs)).unwrap();
+            for name in [
+                "content-type",
+                "Content-Encoding",
+                "x-user-id",
+                "",
+                "content-t\u{e9}pe",
+            ] {
+                let want = oracle::all(&pairs, name);
+                assert_eq!(map.all(name).collect::<Vec<_>>(), want, "{pairs:?} {name}");
+                let got = map.get(name);
+                match want.as_slice() {
+                    [] => assert_eq!(got, Lookup::Absent),
+                    [one] => assert_eq!(
+                        got,
+                        std::str::from_utf8(one).map_or(Lookup::NotText, Lookup::One)
+                    ),
+                    many => assert_eq!(got, Lookup::Repeated(many.len())),
+                }
+            }
+            let types = oracle::all(&pairs, "content-type");
+            let json = types.iter().all(|v| {
+                std::str::from_utf8(v).is_ok_and(|s| oracle::media_type(s).ends_with("json"))
+            });
+            assert_eq!(map.declares_json(), json, "{pairs:?}");
+            let sse = match types.as_slice() {
+                [one] => std::str::from_utf8(one)
+                    .is_ok_and(|s| oracle::media_type(s) == "text/event-stream"),
+                _ => false,
+            };
+            assert_eq!(map.declares_event_stream(), sse, "{pairs:?}");
+        }
+    }
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

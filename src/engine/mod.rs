@@ -11,6 +11,8 @@ mod hits;
 pub mod holdback;
 #[cfg(test)]
 mod linearity_tests;
+#[cfg(test)]
+mod measure_tests;
 pub mod pseudonym;
 pub mod redact;
 pub mod reply;
@@ -283,9 +285,24 @@ pub fn evaluate_cached(
 ) -> PhaseOutcome {
     let out = PhaseOutcome::new(phase, body.len);
     match body.json {
-        Ok(value) => evaluate_json(policy, info, rollout, out, value, vault, cache),
+        Ok(value) => {
+            let texts = if reads_texts(policy, phase, &vault) {
+                TextWork::Judged(cache)
+            } else {
+                TextWork::Counted
+            };
+            evaluate_json(policy, info, rollout, out, value, vault, texts)
+        }
         Err((code, detail)) => on_error(policy, rollout, out, code, detail),
     }
+}
+
+/// What [`evaluate_json`] does with the body's texts.
+enum TextWork<'c> {
+    /// Nothing reads them ([`reads_texts`]): only their number and bytes are recorded.
+    Counted,
+    /// Judged, through the text cache when there is one.
+    Judged(Option<Cached<'c>>),
 }
 
 fn evaluate_json(
@@ -295,8 +312,12 @@ fn evaluate_json(
     mut out: PhaseOutcome,
     mut value: Value,
     mut vault: VaultUse<'_>,
-    mut cache: Option<Cached<'_>>,
+    texts: TextWork<'_>,
 ) -> PhaseOutcome {
+    let (reads_texts, mut cache) = match texts {
+        TextWork::Counted => (false, None),
+        TextWork::Judged(cache) => (true, cache),
+    };
     let phase = out.phase;
     out.format = llm::detect_format(info.path, &value);
     out.model = llm::model(&value).map(str::to_string);
@@ -322,7 +343,14 @@ fn evaluate_json(
             return on_error(policy, rollout, out, reason::MAX_TOKENS_INVALID, detail);
         }
     }
-    let texts = match llm::extract(out.format, phase, &value) {
+    // Texts nothing reads (a response under a policy without response rules) are counted,
+    // not collected: the record's `segments` and `text_bytes` and the caps are the same.
+    let extracted = if reads_texts {
+        llm::extract(out.format, phase, &value)
+    } else {
+        llm::measure(out.format, phase, &value)
+    };
+    let texts = match extracted {
         Ok(texts) => texts,
         Err(too) => {
             return on_error(policy, rollout, out, reason::BODY_TOO_COMPLEX, too.detail());
@@ -331,8 +359,8 @@ fn evaluate_json(
     out.inspected = true;
     let all = texts.all();
     let segments = &all;
-    out.segments = segments.len() as u32;
-    out.text_bytes = segments.iter().map(|s| s.text.len() as u64).sum();
+    out.segments = texts.len() as u32;
+    out.text_bytes = texts.text_bytes();
 
     let mut hits = find_hits_scored(
         policy,
@@ -477,6 +505,15 @@ fn evaluate_json(
         }
     };
     out
+}
+
+/// Whether the evaluation of `phase` reads any text itself: a rule for the phase, content in
+/// records, or tokens to restore. Otherwise no text can yield a hit, an edit or a restore, and
+/// only their number and bytes are recorded.
+fn reads_texts(policy: &Policy, phase: Phase, vault: &VaultUse<'_>) -> bool {
+    policy.include_content
+        || matches!(vault, VaultUse::Restore(v) if v.restores())
+        || policy.rules.iter().any(|r| r.applies_to(phase))
 }
 
 /// The outcome for a body the host decided not to inspect (too large, compressed, not JSON,

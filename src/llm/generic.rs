@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::keyset::KeySet;
 use super::path::{PathId, Slot, TooComplex, MAX_DEPTH};
 use super::{Role, Texts};
 
@@ -211,8 +212,16 @@ const KNOWN_KEYS: &[&str] = &[
 /// identify anyone.
 const MIN_NUMBER_DIGITS: usize = 7;
 
+static KNOWN: KeySet<256> = KeySet::new(KNOWN_KEYS);
+static STRUCTURAL_SET: KeySet<64> = KeySet::new(STRUCTURAL);
+
 fn known(key: &str) -> bool {
-    KNOWN_KEYS.contains(&key)
+    KNOWN.contains(key)
+}
+
+/// Whether string values under `key` are structure ([`STRUCTURAL`]).
+pub(crate) fn structural(key: &str) -> bool {
+    STRUCTURAL_SET.contains(key)
 }
 
 /// Whether a string is a binary payload (a data URL, or base64 `data` of an image, audio or
@@ -323,12 +332,7 @@ pub(crate) fn collect<'a>(root: &'a Value, role: Role, base: PathId, out: &mut T
 /// [`MIN_NUMBER_DIGITS`] digits or more that are not under such a field name. Containers nested
 /// deeper than [`MAX_DEPTH`] fail the extraction.
 pub(crate) fn rest<'a>(root: &'a Value, out: &mut Texts<'a>) {
-    let mut seen: Vec<usize> = out
-        .segments
-        .iter()
-        .map(|s| s.text.as_ptr() as usize)
-        .collect();
-    crate::sort::sort_by(&mut seen, &Ord::cmp);
+    let seen = out.emitted();
     let emitted = |s: &str| seen.binary_search(&(s.as_ptr() as usize)).is_ok();
     if let Value::String(s) = root {
         if !s.is_empty() && !emitted(s) {
@@ -340,12 +344,14 @@ pub(crate) fn rest<'a>(root: &'a Value, out: &mut Texts<'a>) {
         return;
     };
     // Each level with its node in the path tree, made only once something under it is a text.
-    let mut stack: Vec<Level<'a>> = vec![Level {
+    // Room for the APIs' usual nesting up front: one allocation, not one per doubling.
+    let mut stack: Vec<Level<'a>> = Vec::with_capacity(8);
+    stack.push(Level {
         frame: first,
         id: Some(PathId::ROOT),
         step: Child::Index(0),
         object: root.as_object(),
-    }];
+    });
     while let Some(top) = stack.last_mut() {
         let parent = top.object;
         let next: Option<(Child<'a>, &'a Value)> = match &mut top.frame {
@@ -372,7 +378,7 @@ pub(crate) fn rest<'a>(root: &'a Value, out: &mut Texts<'a>) {
         let text = match v {
             Value::String(s) => {
                 !s.is_empty()
-                    && !key.is_some_and(|k| STRUCTURAL.contains(&k))
+                    && !key.is_some_and(structural)
                     && !emitted(s)
                     && !binary(key, parent, s)
             }
@@ -481,6 +487,20 @@ mod tests {
     use serde_json::json;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn key_sets_hold_exactly_their_lists() {
+        assert!(KNOWN_KEYS.iter().all(|k| known(k)));
+        assert!(STRUCTURAL.iter().all(|k| structural(k)));
+        let mut g = crate::llm::testutil::BodyGen::new(3);
+        let mut names: Vec<String> = KNOWN_KEYS.iter().map(|k| format!("{k}s")).collect();
+        names.extend(["Usage", "customer_ref", "", "$", "zzz", "content "].map(String::from));
+        names.extend((0..2000).filter_map(|_| g.body().as_object()?.keys().next().cloned()));
+        for k in &names {
+            assert_eq!(known(k), KNOWN_KEYS.contains(&k.as_str()), "{k:?}");
+            assert_eq!(structural(k), STRUCTURAL.contains(&k.as_str()), "{k:?}");
+        }
+    }
 
     fn all(v: &Value) -> Vec<crate::llm::testutil::Seg<'_>> {
         segs(ApiFormat::Unknown, Phase::Request, v)

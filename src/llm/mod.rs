@@ -16,6 +16,9 @@ mod anthropic_messages;
 pub mod event;
 mod generic;
 pub mod json;
+mod keyset;
+#[cfg(test)]
+mod measure_tests;
 mod openai_chat;
 mod openai_completions;
 mod openai_responses;
@@ -24,7 +27,7 @@ pub mod route;
 pub mod sse;
 pub mod stream;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use path::{
     PathId, PathSeg, Paths, Slot, Texts, TooComplex, MAX_DEPTH, MAX_PATH_NODES, MAX_SEGMENTS,
@@ -269,6 +272,15 @@ fn is_embedding_model(model: &str) -> bool {
 /// cap of [`path`] (no text is left out silently).
 pub fn extract(format: ApiFormat, phase: Phase, body: &Value) -> Result<Texts<'_>, TooComplex> {
     let mut out = Texts::new();
+    extract_into(format, phase, body, &mut out);
+    generic::rest(body, &mut out);
+    out.finish()
+}
+
+/// [`extract`] counting only ([`Texts::counting`]): the same number of texts, bytes and
+/// [`TooComplex`] verdict, for a caller no rule of which reads the texts themselves.
+pub fn measure(format: ApiFormat, phase: Phase, body: &Value) -> Result<Texts<'_>, TooComplex> {
+    let mut out = Texts::counting();
     extract_into(format, phase, body, &mut out);
     generic::rest(body, &mut out);
     out.finish()

@@ -194,11 +194,100 @@ pub struct Texts<'a> {
     /// the body holds no text for them. [`Texts::all`] lists them with the segments.
     pub numbers: Vec<(PathId, String)>,
     failed: Option<TooComplex>,
+    /// Counting only ([`Texts::counting`]): no text, node or key is kept.
+    tally: Option<Tally>,
+}
+
+/// What a counting [`Texts`] keeps instead of the texts: the same numbers the caps and the
+/// record read (texts, their bytes, path nodes, copied key bytes), and the addresses of the
+/// texts a format's own extraction emitted, which [`super::generic::rest`] must not emit twice.
+#[derive(Debug, Default)]
+struct Tally {
+    texts: usize,
+    bytes: u64,
+    nodes: usize,
+    keys: usize,
+    emitted: Vec<usize>,
+    /// Set once [`Texts::emitted`] handed the addresses over: later texts are `rest`'s own.
+    sealed: bool,
 }
 
 impl<'a> Texts<'a> {
     pub fn new() -> Texts<'a> {
         Texts::default()
+    }
+
+    /// A collector that only counts: what a policy with no rule for a body's texts needs
+    /// (the record's `segments` and `text_bytes`, and the same [`TooComplex`] verdict), without
+    /// a segment list, a path tree or copied keys. [`Texts::len`] and [`Texts::text_bytes`]
+    /// answer as they would have; [`Texts::all`] is empty.
+    pub fn counting() -> Texts<'a> {
+        Texts {
+            tally: Some(Tally::default()),
+            ..Texts::default()
+        }
+    }
+
+    /// How many texts: segments and numbers.
+    pub fn len(&self) -> usize {
+        match &self.tally {
+            Some(t) => t.texts,
+            None => self.segments.len() + self.numbers.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of all texts (segments and numbers' digits).
+    pub fn text_bytes(&self) -> u64 {
+        match &self.tally {
+            Some(t) => t.bytes,
+            None => {
+                let segments = self.segments.iter().map(|s| s.text.len() as u64);
+                let numbers = self.numbers.iter().map(|(_, d)| d.len() as u64);
+                segments.chain(numbers).sum()
+            }
+        }
+    }
+
+    /// The addresses of the texts emitted so far, sorted (what [`super::generic::rest`] skips);
+    /// a counting collector keeps no more of them after this.
+    pub(crate) fn emitted(&mut self) -> Vec<usize> {
+        let mut seen: Vec<usize> = match &mut self.tally {
+            Some(t) => {
+                t.sealed = true;
+                std::mem::take(&mut t.emitted)
+            }
+            None => self
+                .segments
+                .iter()
+                .map(|s| s.text.as_ptr() as usize)
+                .collect(),
+        };
+        if seen.len() > 1 {
+            crate::sort::sort_by(&mut seen, &Ord::cmp);
+        }
+        seen
+    }
+
+    fn nodes(&self) -> usize {
+        match &self.tally {
+            Some(t) => t.nodes,
+            None => self.paths.nodes.len(),
+        }
+    }
+
+    /// A new node of the tree (only counted when counting); the caller checks the caps.
+    fn node(&mut self, parent: PathId, step: Step) -> PathId {
+        match &mut self.tally {
+            Some(t) => {
+                t.nodes += 1;
+                PathId(u32::try_from(t.nodes).unwrap_or(u32::MAX))
+            }
+            None => self.paths.push(parent, step),
+        }
     }
 
     /// The texts, or the cap the body exceeded.
@@ -220,7 +309,7 @@ impl<'a> Texts<'a> {
     }
 
     fn room_for(&mut self, nodes: usize) -> bool {
-        if self.paths.nodes.len() + nodes > MAX_PATH_NODES {
+        if self.nodes() + nodes > MAX_PATH_NODES {
             self.fail(TooComplex::PathNodes);
         }
         !self.failed()
@@ -234,7 +323,7 @@ impl<'a> Texts<'a> {
         let mut at = base;
         for seg in rel {
             at = match *seg {
-                PathSeg::Key(k) => self.paths.push(at, Step::Static(k)),
+                PathSeg::Key(k) => self.node(at, Step::Static(k)),
                 PathSeg::Index(i) => self.index(at, i),
             };
         }
@@ -243,7 +332,11 @@ impl<'a> Texts<'a> {
 
     /// `base` followed by a key of the body, copied into the tree.
     pub(crate) fn key(&mut self, base: PathId, key: &str) -> PathId {
-        let at = u32::try_from(self.paths.keys.len());
+        let copied = match &self.tally {
+            Some(t) => t.keys,
+            None => self.paths.keys.len(),
+        };
+        let at = u32::try_from(copied);
         let len = u32::try_from(key.len());
         let (Ok(at), Ok(len)) = (at, len) else {
             self.fail(TooComplex::PathNodes);
@@ -252,14 +345,17 @@ impl<'a> Texts<'a> {
         if !self.room_for(1) {
             return PathId::ROOT;
         }
-        self.paths.keys.push_str(key);
-        self.paths.push(base, Step::Copied { at, len })
+        match &mut self.tally {
+            Some(t) => t.keys += key.len(),
+            None => self.paths.keys.push_str(key),
+        }
+        self.node(base, Step::Copied { at, len })
     }
 
     /// `base` followed by an array index.
     pub(crate) fn index(&mut self, base: PathId, i: usize) -> PathId {
         match u32::try_from(i) {
-            Ok(i) if self.room_for(1) => self.paths.push(base, Step::Index(i)),
+            Ok(i) if self.room_for(1) => self.node(base, Step::Index(i)),
             Ok(_) => PathId::ROOT,
             Err(_) => {
                 self.fail(TooComplex::PathNodes);
@@ -275,30 +371,47 @@ impl<'a> Texts<'a> {
 
     /// Adds a text in `slot` at `path`.
     pub(crate) fn push_slot(&mut self, role: Role, text: &'a str, path: PathId, slot: Slot) {
-        if self.segments.len() + self.numbers.len() >= MAX_SEGMENTS {
+        if self.len() >= MAX_SEGMENTS {
             self.fail(TooComplex::Texts);
         }
-        if !self.failed() {
-            self.segments.push(Segment {
+        if self.failed() {
+            return;
+        }
+        match &mut self.tally {
+            Some(t) => {
+                t.texts += 1;
+                t.bytes += text.len() as u64;
+                if !t.sealed {
+                    t.emitted.push(text.as_ptr() as usize);
+                }
+            }
+            None => self.segments.push(Segment {
                 role,
                 text,
                 path,
                 slot,
-            });
+            }),
         }
     }
 
     /// Adds a number's digits at `path`.
     pub(crate) fn push_number(&mut self, digits: String, path: PathId) {
-        if self.segments.len() + self.numbers.len() >= MAX_SEGMENTS {
+        if self.len() >= MAX_SEGMENTS {
             self.fail(TooComplex::Texts);
         }
-        if !self.failed() {
-            self.numbers.push((path, digits));
+        if self.failed() {
+            return;
+        }
+        match &mut self.tally {
+            Some(t) => {
+                t.texts += 1;
+                t.bytes += digits.len() as u64;
+            }
+            None => self.numbers.push((path, digits)),
         }
     }
 
-    /// Every text: the segments, then the numbers (role `other`).
+    /// Every text: the segments, then the numbers (role `other`); none when counting.
     pub fn all(&self) -> Vec<Segment<'_>> {
         let numbers = self.numbers.iter().map(|(path, digits)| Segment {
             role: Role::Other,

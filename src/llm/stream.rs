@@ -287,7 +287,7 @@ impl<'a> Walk<'a, '_> {
             Value::String(s)
                 if !s.is_empty()
                     && !key.is_some_and(|k| {
-                        super::generic::STRUCTURAL.contains(&k) || EVENT_IDS.contains(&k)
+                        super::generic::structural(k) || EVENT_IDS.contains(&k)
                     })
                     && !super::generic::binary(key, parent, s) =>
             {
