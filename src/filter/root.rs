@@ -252,6 +252,10 @@ impl Shared {
                 continue;
             }
             relay::recover_left(&self.host(), &keys, |left| {
+                #[cfg(feature = "fault-injection")]
+                if self.mode.get() == Mode::Forwarding {
+                    super::fault::trap_forwarder_if_asked(&left.message);
+                }
                 let shipper = self.live_shipper_digest();
                 let route = relay::route_left(
                     self.audit_digest.as_deref(),
