@@ -35,7 +35,10 @@ pub const FORWARDER_TRAP_ID: &str = "policy-gateway-fault-trap-forwarder";
 /// record.
 pub fn trap_forwarder_if_asked(message: &[u8]) {
     let marker = format!("\"request_id\":\"{FORWARDER_TRAP_ID}\"");
-    if message.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+    if message
+        .windows(marker.len())
+        .any(|w| w == marker.as_bytes())
+    {
         log::warn!("policy_gateway: fault injection: trapping a forwarding worker");
         std::process::abort();
     }
