@@ -96,6 +96,19 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Shared data's value under `key`, as a VM would read it.
+    pub fn data(&self, key: &str) -> Option<Vec<u8>> {
+        self.data.get(key.as_bytes()).map(|(v, _)| v.clone())
+    }
+
+    /// Sets shared data's `key` as a VM of the process would (a new CAS token).
+    pub fn set_data(&mut self, key: &str, value: &[u8]) {
+        self.next_cas = self.next_cas.wrapping_add(1).max(1);
+        let cas = self.next_cas;
+        self.data
+            .insert(key.as_bytes().to_vec(), (value.to_vec(), cas));
+    }
+
     /// The messages queue `name` holds now (none: no VM registered it).
     pub fn queued(&self, name: &str) -> Vec<Vec<u8>> {
         self.queues

@@ -805,9 +805,22 @@ fn a_dead_vms_gap_record_outlives_the_forwarding_worker_that_wrote_it() {
     drop(dead);
 
     // A forwarding worker finds it dead, claims it, queues its gap record, and traps taking
-    // over its copied record.
+    // over its copied record. On the same tick it takes a note of what another dead VM of its
+    // configuration lost where it could not be delivered (`relay::orphaned_key`, rows `vm
+    // chain dropped from_ms to_ms from_seq to_seq`): that gap record too is only in its memory
+    // once the note is taken.
     let mut claimer = proxy.vm(config.as_bytes()).unwrap();
     assert!(forwarding(&claimer));
+    {
+        let mut shared = proxy.shared();
+        let digest = shared.data("policy_gateway.shipper.audit_digest").unwrap();
+        let key = format!(
+            "policy_gateway.orphaned.{}",
+            String::from_utf8(digest).unwrap()
+        );
+        let t0 = Options::default().start_ms;
+        shared.set_data(&key, format!("77 - 3 {t0} {t0} 0 0\n").as_bytes());
+    }
     claimer.advance_ms(vm_stale_ms + 1_000);
     let trapped = claimer.tick();
     assert!(matches!(trapped, Err(VmError::Trap(_))), "{trapped:?}");
@@ -843,13 +856,15 @@ fn a_dead_vms_gap_record_outlives_the_forwarding_worker_that_wrote_it() {
         .iter()
         .filter(|r| r["record_type"] == "gap" && r["cause"] == "vm_failed")
         .collect();
-    assert_eq!(gaps.len(), 1, "the dead VM's gap record: {records:?}");
+    assert_eq!(gaps.len(), 2, "the dead VMs' gap records: {records:?}");
+    let claimed = gaps.iter().find(|g| g["vm"] != 77).unwrap();
     assert_eq!(
-        (&gaps[0]["sink"], &gaps[0]["dropped"]),
+        (&claimed["sink"], &claimed["dropped"]),
         (&json!("splunk_hec"), &json!(2)),
-        "{}",
-        gaps[0]
+        "{claimed}"
     );
+    let noted = gaps.iter().find(|g| g["vm"] == 77).unwrap();
+    assert_eq!(noted["dropped"], 3, "{noted}");
     let taken_over = records
         .iter()
         .filter(|r| r["request_id"] == TRAP_ID)
