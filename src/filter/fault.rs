@@ -5,8 +5,10 @@
 //! end-to-end tests can prove that a VM's death under `failure_policy: FAIL_RELOAD` loses no
 //! audit record silently (`sinks::ledger`). A request whose id is [`SHIPPER_TRAP_ID`] makes
 //! the audit shipper trap once it has taken that request's record in (it never runs request
-//! code itself), for the test that workers take over from a dead shipper. Everything else is
-//! the shipped filter, unchanged.
+//! code itself), for the test that workers take over from a dead shipper. A request whose id
+//! is [`FORWARDER_TRAP_ID`] makes a forwarding worker trap when it takes that record over from
+//! a dead VM (`Shared::recover_pending`), for the test that the dead VM's gap record survives
+//! its claimer. Everything else is the shipped filter, unchanged.
 
 use super::abi::{Action, MapType};
 use super::http::Http;
@@ -21,6 +23,23 @@ pub fn trap_shipper_if_asked(records: &[crate::sinks::relay::Relayed]) {
     let marker = format!("\"request_id\":\"{SHIPPER_TRAP_ID}\"");
     if records.iter().any(|r| r.json.contains(&marker)) {
         log::warn!("policy_gateway: fault injection: trapping the audit shipper");
+        std::process::abort();
+    }
+}
+
+/// The `x-request-id` whose record makes a forwarding worker trap as it takes it over.
+pub const FORWARDER_TRAP_ID: &str = "policy-gateway-fault-trap-forwarder";
+
+/// A forwarding worker taking over what a dead VM left (`message`, a batch as
+/// `relay::recover_left` hands it): traps, as a bug would, if it holds the trap request's
+/// record.
+pub fn trap_forwarder_if_asked(message: &[u8]) {
+    let marker = format!("\"request_id\":\"{FORWARDER_TRAP_ID}\"");
+    if message
+        .windows(marker.len())
+        .any(|w| w == marker.as_bytes())
+    {
+        log::warn!("policy_gateway: fault injection: trapping a forwarding worker");
         std::process::abort();
     }
 }

@@ -264,6 +264,10 @@ impl Shared {
                 continue;
             }
             relay::recover_left(&self.host(), &keys, |left| {
+                #[cfg(feature = "fault-injection")]
+                if self.mode.get() == Mode::Forwarding {
+                    super::fault::trap_forwarder_if_asked(&left.message);
+                }
                 let shipper = self.live_shipper_digest();
                 let route = relay::route_left(
                     self.audit_digest.as_deref(),
@@ -325,7 +329,7 @@ impl Shared {
 
     /// Turns what dead VMs of this VM's audit configuration left undelivered elsewhere
     /// (`relay::orphaned_key`) into gap records in this VM's chain, before `tend` writes the
-    /// ledger (which then holds them).
+    /// ledger (which then holds them; a forwarding worker's copies in shared data hold them).
     fn adopt_orphaned(&self) {
         let Some(digest) = self.audit_digest.as_deref() else {
             return;
@@ -339,6 +343,9 @@ impl Shared {
             .borrow_mut()
             .adopt_orphaned(&orphaned, host::now_ms());
         self.apply(report);
+        // A forwarding worker: the rows are gone from shared data, so their gap records go
+        // there at once (`tend` does not write them to this VM's ledger).
+        self.forward();
     }
 
     /// The live shipper's queue and published audit digest, if a shipper resolves and its
@@ -883,8 +890,12 @@ impl Root {
             .tend(&shared.host(), host::now_ms());
         let claimed = report.claimed.clone();
         shared.apply(report);
+        // The gap records `tend` wrote for the VMs it claimed, whose claims say adopted now (no
+        // later claimer writes them again): copied to shared data before `recover_pending`,
+        // which walks other VMs' records and may fail.
+        shared.forward();
         shared.recover_pending(&claimed);
-        // Dead VMs' gap records, and what waited for a full message.
+        // What waited for a full message.
         shared.hand_over_pending();
     }
 

@@ -9,6 +9,7 @@ pub mod status {
     pub const NOT_FOUND: i32 = 1;
     pub const BAD_ARGUMENT: i32 = 2;
     pub const INVALID_MEMORY_ACCESS: i32 = 6;
+    pub const EMPTY: i32 = 7;
     pub const CAS_MISMATCH: i32 = 8;
     pub const INTERNAL_FAILURE: i32 = 10;
     pub const UNIMPLEMENTED: i32 = 12;

@@ -6,7 +6,7 @@
 //! import the harness does not implement answers `UNIMPLEMENTED` and is listed in
 //! [`VmState::unsupported`], which tests assert empty.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use wasmtime::{
@@ -90,6 +90,33 @@ pub struct Shared {
     /// Metric name → (type, value).
     pub metrics: BTreeMap<String, (i32, i64)>,
     metric_names: Vec<String>,
+    /// Shared queues by name (their id: the place here, plus one), as Envoy keeps them for
+    /// every VM of the process whatever VM registered them.
+    queues: Vec<(Vec<u8>, VecDeque<Vec<u8>>)>,
+}
+
+impl Shared {
+    /// Shared data's value under `key`, as a VM would read it.
+    pub fn data(&self, key: &str) -> Option<Vec<u8>> {
+        self.data.get(key.as_bytes()).map(|(v, _)| v.clone())
+    }
+
+    /// Sets shared data's `key` as a VM of the process would (a new CAS token).
+    pub fn set_data(&mut self, key: &str, value: &[u8]) {
+        self.next_cas = self.next_cas.wrapping_add(1).max(1);
+        let cas = self.next_cas;
+        self.data
+            .insert(key.as_bytes().to_vec(), (value.to_vec(), cas));
+    }
+
+    /// The messages queue `name` holds now (none: no VM registered it).
+    pub fn queued(&self, name: &str) -> Vec<Vec<u8>> {
+        self.queues
+            .iter()
+            .find(|(n, _)| n == name.as_bytes())
+            .map(|(_, q)| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// One proxy process: VMs started from it share its [`Shared`] state, so a VM started after
@@ -114,6 +141,19 @@ pub struct Options {
     pub start_ms: u64,
     /// WASI `random_get` answers this errno instead of filling the buffer.
     pub random_errno: Option<i32>,
+    /// The VM's own host properties (`plugin_root_id`, `plugin_vm_id`), by path segments
+    /// joined by NUL: read where the effective stream has none of that path (the root
+    /// context's callbacks).
+    pub properties: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Options {
+    /// With host property `path` (dotted) set to `value`.
+    pub fn property(mut self, dotted: &str, value: &[u8]) -> Options {
+        self.properties
+            .insert(dotted.replace('.', "\0").into_bytes(), value.to_vec());
+        self
+    }
 }
 
 impl Default for Options {
@@ -125,6 +165,7 @@ impl Default for Options {
             // 2026-11-26T18:34:09Z: fixed, so records are reproducible.
             start_ms: 1_795_715_649_000,
             random_errno: None,
+            properties: HashMap::new(),
         }
     }
 }
@@ -609,10 +650,11 @@ fn note_late_write(state: &mut VmState, id: i32, what: String) {
 
 /// The imports the host implements: those the filter calls (its `filter/abi.rs`), and the
 /// `proxy_set_effective_context` the proxy-wasm SDK's dispatcher calls before
-/// `proxy_on_http_call_response` (modules built on the SDK, as the filter was). Shared queues: this host runs one worker VM and no
-/// singleton service, so no queue resolves and the module ships its own records (its
-/// fallback); it never registers, enqueues or dequeues here.
-pub const IMPLEMENTED: [&str; 20] = [
+/// `proxy_on_http_call_response` (modules built on the SDK, as the filter was). Shared queues
+/// are the process's ([`Shared`]): a VM whose `plugin_root_id` property is the shipper's
+/// registers one and workers resolve it (whatever the `vm_id`: one plugin here); nothing
+/// calls `proxy_on_queue_ready`, the shipper drains its queue on tick.
+pub const IMPLEMENTED: [&str; 23] = [
     "proxy_log",
     "proxy_get_current_time_nanoseconds",
     "proxy_set_tick_period_milliseconds",
@@ -631,6 +673,9 @@ pub const IMPLEMENTED: [&str; 20] = [
     "proxy_http_call",
     "proxy_set_effective_context",
     "proxy_resolve_shared_queue",
+    "proxy_register_shared_queue",
+    "proxy_enqueue_shared_queue",
+    "proxy_dequeue_shared_queue",
     "proxy_done",
     "random_get",
 ];
@@ -693,9 +738,86 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
     })?;
     linker.func_wrap(
         "env",
+        "proxy_register_shared_queue",
+        |mut c: C<'_>, np: i32, nl: i32, out: i32| -> i32 {
+            let Some(name) = read(&mut c, np, nl) else {
+                return status::INVALID_MEMORY_ACCESS;
+            };
+            let id = {
+                let state = c.data();
+                let mut shared = state.shared();
+                match shared.queues.iter().position(|(n, _)| *n == name) {
+                    Some(i) => i + 1,
+                    None => {
+                        shared.queues.push((name, VecDeque::new()));
+                        shared.queues.len()
+                    }
+                }
+            };
+            if write(&mut c, out, &(id as u32).to_le_bytes()) {
+                status::OK
+            } else {
+                status::INVALID_MEMORY_ACCESS
+            }
+        },
+    )?;
+    linker.func_wrap(
+        "env",
         "proxy_resolve_shared_queue",
-        |_c: C<'_>, _vm_id: i32, _vm_id_size: i32, _name: i32, _name_size: i32, _out: i32| -> i32 {
-            status::NOT_FOUND
+        |mut c: C<'_>, vp: i32, vl: i32, np: i32, nl: i32, out: i32| -> i32 {
+            let (Some(_vm_id), Some(name)) = (read(&mut c, vp, vl), read(&mut c, np, nl)) else {
+                return status::INVALID_MEMORY_ACCESS;
+            };
+            let found = c
+                .data()
+                .shared()
+                .queues
+                .iter()
+                .position(|(n, _)| *n == name);
+            let Some(i) = found else {
+                return status::NOT_FOUND;
+            };
+            if write(&mut c, out, &((i + 1) as u32).to_le_bytes()) {
+                status::OK
+            } else {
+                status::INVALID_MEMORY_ACCESS
+            }
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_enqueue_shared_queue",
+        |mut c: C<'_>, id: i32, vp: i32, vl: i32| -> i32 {
+            let Some(value) = read(&mut c, vp, vl) else {
+                return status::INVALID_MEMORY_ACCESS;
+            };
+            let state = c.data();
+            let mut shared = state.shared();
+            match u(id).checked_sub(1).and_then(|i| shared.queues.get_mut(i)) {
+                Some((_, q)) => {
+                    q.push_back(value);
+                    status::OK
+                }
+                None => status::NOT_FOUND,
+            }
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_dequeue_shared_queue",
+        |mut c: C<'_>, id: i32, ptr_out: i32, size_out: i32| {
+            let next = {
+                let state = c.data();
+                let mut shared = state.shared();
+                match u(id).checked_sub(1).and_then(|i| shared.queues.get_mut(i)) {
+                    Some((_, q)) => q.pop_front(),
+                    None => return Ok(status::NOT_FOUND),
+                }
+            };
+            match next {
+                Some(message) => give(&mut c, &message, ptr_out, size_out),
+                None => Ok(status::EMPTY),
+            }
         },
     )?;
     linker.func_wrap(
@@ -854,10 +976,11 @@ fn define_imports(linker: &mut Linker<VmState>, module: &Module) -> wasmtime::Re
             let Some(path) = read(&mut c, pp, pl) else {
                 return Ok(status::INVALID_MEMORY_ACCESS);
             };
-            let value = c
-                .data_mut()
+            let s = c.data_mut();
+            let value = s
                 .stream()
-                .and_then(|st| st.properties.get(&path).cloned());
+                .and_then(|st| st.properties.get(&path).cloned())
+                .or_else(|| s.options.properties.get(&path).cloned());
             match value {
                 Some(v) => give(&mut c, &v, ptr_out, size_out),
                 None => Ok(status::NOT_FOUND),

@@ -843,3 +843,115 @@ fn the_text_cache_is_keyed_by_the_host_and_scoped_by_user() {
         }
     }
 }
+
+/// A forwarding worker claims a dead VM's ledger entry, writes the gap record of what that VM
+/// left in its sink's buffer (the claim then says adopted: no later claimer writes it again),
+/// and dies as it takes over the records the VM had copied to shared data for the shipper
+/// (the test-only module traps on `FORWARDER_TRAP_ID`'s record). The gap record was only in the
+/// worker's memory: it must reach the sink all the same, here through the shipper, which
+/// claims the dead worker's entry in turn.
+#[test]
+fn a_dead_vms_gap_record_outlives_the_forwarding_worker_that_wrote_it() {
+    // `FORWARDER_TRAP_ID` in src/filter/fault.rs.
+    const TRAP_ID: &str = "policy-gateway-fault-trap-forwarder";
+    let proxy = fault_runtime().proxy();
+    let config = plugin_config(true).to_string();
+    let vm_stale_ms = 10_000;
+
+    // A worker with no shipper yet ships its own: the policy change and a decision wait in
+    // its sink's buffer (a call out, never answered), so its ledger entry holds them.
+    let mut dead = proxy.vm(config.as_bytes()).unwrap();
+    let out = dead.exchange(&Exchange::new(
+        chat("fwdgap-buffered", CARD_PROMPT),
+        json_answer(EMAIL_ANSWER),
+    ));
+    assert_clean(&dead, &out, "buffered");
+    dead.advance_ms(200);
+    dead.tick().unwrap();
+    // The shipper starts; the worker finds it and forwards from now on: a record copied to
+    // shared data (`relay::pending_key`), not handed over yet when the worker dies.
+    let shipper_options = Options::default().property("plugin_root_id", b"policy_gateway_shipper");
+    let mut shipper = proxy.vm_with(config.as_bytes(), shipper_options).unwrap();
+    dead.advance_ms(200);
+    dead.tick().unwrap();
+    let out = dead.exchange(&Exchange::new(
+        chat(TRAP_ID, CARD_PROMPT),
+        json_answer(EMAIL_ANSWER),
+    ));
+    assert_clean(&dead, &out, "copied");
+    let forwarding = |vm: &wasmtime_host::Vm| {
+        vm.state()
+            .logs
+            .iter()
+            .any(|l| l.message.contains("audit mode forwarding"))
+    };
+    assert!(forwarding(&dead), "{:?}", dead.state().logs);
+    drop(dead);
+
+    // A forwarding worker finds it dead, claims it, queues its gap record, and traps taking
+    // over its copied record. On the same tick it takes a note of what another dead VM of its
+    // configuration lost where it could not be delivered (`relay::orphaned_key`, rows `vm
+    // chain dropped from_ms to_ms from_seq to_seq`): that gap record too is only in its memory
+    // once the note is taken.
+    let mut claimer = proxy.vm(config.as_bytes()).unwrap();
+    assert!(forwarding(&claimer));
+    {
+        let mut shared = proxy.shared();
+        let digest = shared.data("policy_gateway.shipper.audit_digest").unwrap();
+        let key = format!(
+            "policy_gateway.orphaned.{}",
+            String::from_utf8(digest).unwrap()
+        );
+        let t0 = Options::default().start_ms;
+        shared.set_data(&key, format!("77 - 3 {t0} {t0} 0 0\n").as_bytes());
+    }
+    claimer.advance_ms(vm_stale_ms + 1_000);
+    let trapped = claimer.tick();
+    assert!(matches!(trapped, Err(VmError::Trap(_))), "{trapped:?}");
+    let logs: Vec<&str> = claimer
+        .state()
+        .logs
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect();
+    assert!(
+        logs.iter().any(|l| l.contains("gap record queued")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("trapping a forwarding worker")),
+        "{logs:?}"
+    );
+
+    // The shipper finds the claimer dead too: it finishes the first claim (the records) and
+    // takes over what the claimer left.
+    shipper.advance_ms(2 * (vm_stale_ms + 1_000));
+    shipper.tick().unwrap();
+    shipper.ship(1_000, |_| hec_success()).unwrap();
+    assert!(shipper.trap().is_none(), "{:?}", shipper.trap());
+    assert!(
+        shipper.state().unsupported.is_empty(),
+        "{:?}",
+        shipper.state().unsupported
+    );
+    let records = shipper.records().unwrap();
+    let gaps: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["record_type"] == "gap" && r["cause"] == "vm_failed")
+        .collect();
+    assert_eq!(gaps.len(), 2, "the dead VMs' gap records: {records:?}");
+    let claimed = gaps.iter().find(|g| g["vm"] != 77).unwrap();
+    assert_eq!(
+        (&claimed["sink"], &claimed["dropped"]),
+        (&json!("splunk_hec"), &json!(2)),
+        "{claimed}"
+    );
+    let noted = gaps.iter().find(|g| g["vm"] == 77).unwrap();
+    assert_eq!(noted["dropped"], 3, "{noted}");
+    let taken_over = records
+        .iter()
+        .filter(|r| r["request_id"] == TRAP_ID)
+        .count();
+    assert_eq!(taken_over, 1, "{records:?}");
+}
