@@ -377,7 +377,7 @@ fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
         }
     }
     m.insert("message".into(), common.format.render(&r.json).into());
-    let full = Value::Object(m).to_string();
+    let full = serde_json::to_string(&Value::Object(m)).unwrap_or_default();
     if full.len() <= MAX_ENTRY_BYTES {
         return full;
     }
@@ -395,7 +395,7 @@ fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
         .into(),
     );
     m.insert("record_truncated".into(), true.into());
-    Value::Object(m).to_string()
+    serde_json::to_string(&Value::Object(m)).unwrap_or_default()
 }
 
 /// The error text of a Datadog answer: `{"errors": [...]}` items (strings, or objects with
@@ -416,13 +416,13 @@ fn error_text(body: &[u8]) -> String {
             Value::Object(o) => {
                 let field = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default();
                 match (field("title"), field("detail")) {
-                    ("", "") => e.to_string(),
+                    ("", "") => serde_json::to_string(e).unwrap_or_default(),
                     (t, "") => t.to_string(),
                     ("", d) => d.to_string(),
                     (t, d) => format!("{t}: {d}"),
                 }
             }
-            other => other.to_string(),
+            other => serde_json::to_string(other).unwrap_or_default(),
         })
         .collect();
     if parts.is_empty() {

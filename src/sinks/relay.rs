@@ -570,8 +570,8 @@ pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
         );
     }
     relevant.insert("handover_format".into(), HANDOVER_FORMAT.into());
-    let canonical = serde_json::Value::Object(relevant).to_string();
-    let digest = sha2::Sha256::digest(canonical.as_bytes());
+    let canonical = serde_json::to_vec(&serde_json::Value::Object(relevant)).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&canonical);
     Some(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
