@@ -1385,6 +1385,23 @@ mod tests {
         assert_eq!(audit_digest(b"[1]"), None);
     }
 
+    /// The digest is of the compact JSON text, keys sorted: modules that agree on it hand over
+    /// to each other, so how the text is written (no longer `Value`'s `Display`) must not move it.
+    #[test]
+    fn the_audit_digest_is_of_the_compact_sorted_text() {
+        use sha2::Digest as _;
+        let config = br#"{"zz":1,"instance_id":"gw",
+            "audit":{"splunk_hec":{"token":"t","cluster":"c"},"batch":{"max_records":2.5}}}"#;
+        let text = format!(
+            r#"{{"audit":{{"batch":{{"max_records":2.5}},"splunk_hec":{{"cluster":"c","token":"t"}}}},"handover_format":{HANDOVER_FORMAT},"instance_id":"gw"}}"#
+        );
+        let want: String = sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(audit_digest(config).as_deref(), Some(want.as_str()));
+    }
+
     #[test]
     fn a_worker_does_not_hand_batches_to_a_shipper_of_the_module_before_them() {
         use sha2::Digest as _;
