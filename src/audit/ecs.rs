@@ -178,7 +178,7 @@ fn non_empty(v: &Value) -> bool {
 fn keyword(v: Value) -> Value {
     match v {
         Value::String(_) => v,
-        other => Value::String(other.to_string()),
+        other => Value::String(serde_json::to_string(&other).unwrap_or_default()),
     }
 }
 

@@ -88,7 +88,13 @@ impl Refusal {
                     "param": null,
                     "sequence_number": sequence_number.map_or(0, |n| n.saturating_add(1)),
                 });
-                sse::write_event(Some("error"), None, &data.to_string(), newline, out);
+                sse::write_event(
+                    Some("error"),
+                    None,
+                    &serde_json::to_string(&data).unwrap_or_default(),
+                    newline,
+                    out,
+                );
             }
             _ => {
                 let data = self.error_body(format);

@@ -612,7 +612,7 @@ fn azure_object(r: &QueuedRecord) -> String {
     // Room for the array brackets of a call holding only this record.
     let budget = MAX_CALL_BYTES - 2;
     let mut json = Value::Object(map);
-    let mut text = json.to_string();
+    let mut text = serde_json::to_string(&json).unwrap_or_default();
     while text.len() > budget {
         let Value::Object(map) = &mut json else { break };
         let largest = map
@@ -628,7 +628,7 @@ fn azure_object(r: &QueuedRecord) -> String {
             break;
         }
         *value = marker;
-        text = json.to_string();
+        text = serde_json::to_string(&json).unwrap_or_default();
     }
     text
 }

@@ -344,6 +344,14 @@ struct Common<'a> {
     format: RecordFormat,
 }
 
+/// `{key: value}`, built directly: `json!` with a `Value` inside would link `Value`'s
+/// serialiser into `serde_json::value::Serializer` for these two objects alone.
+fn one(key: &str, value: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(key.into(), value);
+    Value::Object(m)
+}
+
 /// One entry as JSON; over [`MAX_ENTRY_BYTES`] its `message` becomes a marker.
 fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
     let record = serde_json::from_slice::<Value>(r.json.as_bytes()).ok();
@@ -367,17 +375,17 @@ fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
             }
         }
         if let Some(user) = rec.get("policy_user").filter(|v| !v.is_null()) {
-            m.insert("usr".into(), serde_json::json!({ "id": user }));
+            m.insert("usr".into(), one("id", user.clone()));
         }
         if let Some(status) = rec.get("http_status").filter(|v| v.is_number()) {
-            m.insert("http".into(), serde_json::json!({ "status_code": status }));
+            m.insert("http".into(), one("status_code", status.clone()));
         }
         if let Some(ms) = rec.get("duration_ms").and_then(Value::as_u64) {
             m.insert("duration".into(), ms.saturating_mul(1_000_000).into());
         }
     }
     m.insert("message".into(), common.format.render(&r.json).into());
-    let full = Value::Object(m).to_string();
+    let full = serde_json::to_string(&Value::Object(m)).unwrap_or_default();
     if full.len() <= MAX_ENTRY_BYTES {
         return full;
     }
@@ -395,7 +403,7 @@ fn entry(common: &Common<'_>, r: &QueuedRecord) -> String {
         .into(),
     );
     m.insert("record_truncated".into(), true.into());
-    Value::Object(m).to_string()
+    serde_json::to_string(&Value::Object(m)).unwrap_or_default()
 }
 
 /// The error text of a Datadog answer: `{"errors": [...]}` items (strings, or objects with
@@ -416,13 +424,13 @@ fn error_text(body: &[u8]) -> String {
             Value::Object(o) => {
                 let field = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default();
                 match (field("title"), field("detail")) {
-                    ("", "") => e.to_string(),
+                    ("", "") => serde_json::to_string(e).unwrap_or_default(),
                     (t, "") => t.to_string(),
                     ("", d) => d.to_string(),
                     (t, d) => format!("{t}: {d}"),
                 }
             }
-            other => other.to_string(),
+            other => serde_json::to_string(other).unwrap_or_default(),
         })
         .collect();
     if parts.is_empty() {

@@ -381,7 +381,7 @@ fn document(format: RecordFormat, r: &QueuedRecord) -> (String, String) {
         if let Some(m) = doc.as_object_mut() {
             m.insert("@timestamp".into(), timestamp.into());
         }
-        return (id, doc.to_string());
+        return (id, serde_json::to_string(&doc).unwrap_or_default());
     }
     if format == RecordFormat::Ecs {
         let source = parsed.unwrap_or_else(|| Value::String(r.json.clone()));
@@ -389,14 +389,17 @@ fn document(format: RecordFormat, r: &QueuedRecord) -> (String, String) {
         if let Some(m) = doc.as_object_mut() {
             m.entry("@timestamp").or_insert_with(|| timestamp.into());
         }
-        return (id, doc.to_string());
+        return (id, serde_json::to_string(&doc).unwrap_or_default());
     }
     let Some(mut rec) = parsed else {
         // Not a JSON object: index it as text rather than let it break the NDJSON framing.
         let mut m = Map::new();
         m.insert("@timestamp".into(), timestamp.into());
         m.insert("policy_gateway_unparsed".into(), r.json.as_str().into());
-        return (id, Value::Object(m).to_string());
+        return (
+            id,
+            serde_json::to_string(&Value::Object(m)).unwrap_or_default(),
+        );
     };
     let has_timestamp = rec.get("@timestamp").is_some();
     if r.json.contains(['\n', '\r']) {
@@ -404,7 +407,7 @@ fn document(format: RecordFormat, r: &QueuedRecord) -> (String, String) {
         if let Some(m) = rec.as_object_mut() {
             m.entry("@timestamp").or_insert_with(|| timestamp.into());
         }
-        return (id, rec.to_string());
+        return (id, serde_json::to_string(&rec).unwrap_or_default());
     }
     if has_timestamp {
         return (id, r.json.trim().to_string());
@@ -459,7 +462,7 @@ fn error_text(error: Option<&Value>) -> Option<String> {
     match (t, r) {
         (Some(t), Some(r)) => Some(format!("{t}: {r}")),
         (Some(x), None) | (None, Some(x)) => Some(x.to_string()),
-        (None, None) => Some(error.to_string()),
+        (None, None) => serde_json::to_string(error).ok(),
     }
 }
 

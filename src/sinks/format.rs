@@ -38,9 +38,11 @@ impl RecordFormat {
             RecordFormat::Ecs => {
                 let record = serde_json::from_slice::<Value>(json.as_bytes())
                     .unwrap_or_else(|_| Value::String(json.to_string()));
-                Cow::Owned(ecs::to_ecs(&record).to_string())
+                Cow::Owned(serde_json::to_string(&ecs::to_ecs(&record)).unwrap_or_default())
             }
-            RecordFormat::Ocsf => Cow::Owned(ocsf::to_ocsf(json).to_string()),
+            RecordFormat::Ocsf => {
+                Cow::Owned(serde_json::to_string(&ocsf::to_ocsf(json)).unwrap_or_default())
+            }
         }
     }
 }

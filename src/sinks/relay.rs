@@ -563,8 +563,8 @@ pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
         );
     }
     relevant.insert("handover_format".into(), HANDOVER_FORMAT.into());
-    let canonical = serde_json::Value::Object(relevant).to_string();
-    let digest = sha2::Sha256::digest(canonical.as_bytes());
+    let canonical = serde_json::to_vec(&serde_json::Value::Object(relevant)).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&canonical);
     Some(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -1369,6 +1369,23 @@ mod tests {
         );
         assert_eq!(handover(None, None), Handover::ConfigMismatch);
         assert_eq!(audit_digest(b"[1]"), None);
+    }
+
+    /// The digest is of the compact JSON text, keys sorted: modules that agree on it hand over
+    /// to each other, so how the text is written (no longer `Value`'s `Display`) must not move it.
+    #[test]
+    fn the_audit_digest_is_of_the_compact_sorted_text() {
+        use sha2::Digest as _;
+        let config = br#"{"zz":1,"instance_id":"gw",
+            "audit":{"splunk_hec":{"token":"t","cluster":"c"},"batch":{"max_records":2.5}}}"#;
+        let text = format!(
+            r#"{{"audit":{{"batch":{{"max_records":2.5}},"splunk_hec":{{"cluster":"c","token":"t"}}}},"handover_format":{HANDOVER_FORMAT},"instance_id":"gw"}}"#
+        );
+        let want: String = sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(audit_digest(config).as_deref(), Some(want.as_str()));
     }
 
     #[test]

@@ -460,7 +460,7 @@ pub fn presign_request(cfg: &S3Config, key: &str) -> HttpRequest {
         authority: cfg.presigner_authority.clone(),
         path: cfg.presigner_path.clone(),
         headers,
-        body: body.to_string().into_bytes(),
+        body: serde_json::to_vec(&body).unwrap_or_default(),
     }
 }
 
