@@ -422,3 +422,35 @@ pub extern "C" fn conversation_bytes() -> u32 {
         s.conversation.iter().map(|b| b.len() as u32).sum()
     })
 }
+
+/// `iters` SHA-256 digests (`audit::chain::sha256`, the chain's hash) of the first `len` bytes
+/// of a fixed pseudo-random buffer (at most 64 KiB), for the cost per 64-byte block under V8
+/// (`sha.mjs`); `hmac` 1: HMAC-SHA-256 under a 32-byte key instead; 2: the `sha2` crate's
+/// SHA-256 (the one the chain used before its own), for comparison.
+#[no_mangle]
+pub extern "C" fn run_sha256(len: u32, iters: u32, hmac: u32) -> u32 {
+    use policy_gateway::audit::chain::{hmac_sha256, sha256};
+    let mut x = 0x9e37_79b9u32;
+    let data: Vec<u8> = (0..len.min(65_536))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let key = [7u8; 32];
+    let mut acc = 0u32;
+    for _ in 0..iters {
+        let d = match hmac {
+            0 => sha256(black_box(&data)),
+            1 => hmac_sha256(black_box(&key), black_box(&data)),
+            _ => {
+                use sha2::Digest as _;
+                sha2::Sha256::digest(black_box(&data)).into()
+            }
+        };
+        acc = acc.wrapping_add(u32::from(d.first().copied().unwrap_or(0)));
+    }
+    acc
+}
