@@ -39,6 +39,7 @@ pub mod filter;
 pub mod headers;
 pub mod llm;
 pub mod policy;
+pub mod sha256;
 pub mod sinks;
 pub mod sort;
 #[cfg(test)]

@@ -20,7 +20,6 @@ use std::fmt;
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use sha2::Digest as _;
 
 use super::canonical::Link;
 use super::{AuditRecord, IdGenerator, SCHEMA_VERSION};
@@ -192,12 +191,7 @@ impl Signer {
 
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = sha2::Sha256::digest(bytes);
-    let mut out = [0u8; 32];
-    for (o, b) in out.iter_mut().zip(digest.iter()) {
-        *o = *b;
-    }
-    out
+    crate::sha256::digest(bytes)
 }
 
 /// HMAC-SHA-256 (RFC 2104) of `message` under `key`.
@@ -214,19 +208,13 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
         *b = *k;
     }
     let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = sha2::Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    let outer = sha2::Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize();
-    let mut out = [0u8; 32];
-    for (o, b) in out.iter_mut().zip(outer.iter()) {
-        *o = *b;
-    }
-    out
+    let mut inner = crate::sha256::Sha256::new();
+    inner.update(&pad(0x36));
+    inner.update(message);
+    let mut outer = crate::sha256::Sha256::new();
+    outer.update(&pad(0x5c));
+    outer.update(&inner.finish());
+    outer.finish()
 }
 
 /// Lowercase hex.
