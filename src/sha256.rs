@@ -118,12 +118,12 @@ pub fn digest(data: &[u8]) -> [u8; 32] {
 macro_rules! round {
     ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $w:ident, $i:expr, $ab:ident) => {
         let t1 = $h
-            .wrapping_add($e.rotate_right(6) ^ $e.rotate_right(11) ^ $e.rotate_right(25))
+            .wrapping_add(((($e.rotate_right(14) ^ $e).rotate_right(5)) ^ $e).rotate_right(6))
             .wrapping_add($g ^ ($e & ($f ^ $g)))
             .wrapping_add(K[$i])
             .wrapping_add($w);
         let ab = $a ^ $b;
-        let t2 = ($a.rotate_right(2) ^ $a.rotate_right(13) ^ $a.rotate_right(22))
+        let t2 = ((($a.rotate_right(9) ^ $a).rotate_right(11) ^ $a).rotate_right(2))
             .wrapping_add($b ^ (ab & $ab));
         $ab = ab;
         $d = $d.wrapping_add(t1);
@@ -136,9 +136,9 @@ macro_rules! round {
 macro_rules! schedule {
     ($w:ident, $w2:ident, $w7:ident, $w15:ident) => {
         $w = $w
-            .wrapping_add($w2.rotate_right(17) ^ $w2.rotate_right(19) ^ ($w2 >> 10))
+            .wrapping_add(($w2.rotate_right(2) ^ $w2).rotate_right(17) ^ ($w2 >> 10))
             .wrapping_add($w7)
-            .wrapping_add($w15.rotate_right(7) ^ $w15.rotate_right(18) ^ ($w15 >> 3));
+            .wrapping_add(($w15.rotate_right(11) ^ $w15).rotate_right(7) ^ ($w15 >> 3));
     };
 }
 
