@@ -256,13 +256,11 @@ fn bearer_claim(authorization: &str, claim: &str) -> Option<String> {
 /// A one-way fingerprint of an API key for project maps: `sha256:` + the first 32 hex digits
 /// of SHA-256 over the key, so configurations and records never hold a usable key.
 pub fn fingerprint(key: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(key.as_bytes());
+    let digest = crate::sha256::digest(key.as_bytes());
+    let first = digest.first_chunk::<16>().map_or(&[][..], |c| &c[..]);
     let mut out = String::with_capacity(7 + 32);
     out.push_str("sha256:");
-    for b in digest.iter().take(16) {
-        out.push_str(&format!("{b:02x}"));
-    }
+    out.push_str(&crate::audit::chain::hex(first));
     out
 }
 

@@ -310,9 +310,9 @@ pub struct PluginConfig {
 
 /// SHA-256 (hex) of a JSON document in canonical form (object keys sorted, no whitespace).
 fn document_sha256(doc: &Value) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(serde_json::to_vec(doc).unwrap_or_default());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::audit::chain::hex(&crate::sha256::digest(
+        &serde_json::to_vec(doc).unwrap_or_default(),
+    ))
 }
 
 fn bad<T>(field: &str, message: &str) -> Result<T, ConfigError> {

@@ -359,13 +359,11 @@ pub fn document_id(record: Option<&Value>, json: &str) -> String {
     {
         return id.to_string();
     }
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(json.as_bytes());
+    let digest = crate::sha256::digest(json.as_bytes());
+    let first = digest.first_chunk::<16>().map_or(&[][..], |c| &c[..]);
     let mut out = String::with_capacity(7 + 32);
     out.push_str("sha256-");
-    for b in digest.iter().take(16) {
-        out.push_str(&format!("{b:02x}"));
-    }
+    out.push_str(&crate::audit::chain::hex(first));
     out
 }
 

@@ -552,7 +552,6 @@ pub const HANDOVER_FORMAT: u8 = 2;
 /// its records over only when the two digests are equal (another module's shipper: the
 /// worker ships its own); `None` for bytes that are not a JSON object.
 pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
-    use sha2::Digest as _;
     let doc: serde_json::Value = serde_json::from_slice(plugin_configuration).ok()?;
     let doc = doc.as_object()?;
     let mut relevant = serde_json::Map::new();
@@ -564,8 +563,7 @@ pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
     }
     relevant.insert("handover_format".into(), HANDOVER_FORMAT.into());
     let canonical = serde_json::to_vec(&serde_json::Value::Object(relevant)).unwrap_or_default();
-    let digest = sha2::Sha256::digest(&canonical);
-    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Some(crate::audit::chain::hex(&crate::sha256::digest(&canonical)))
 }
 
 /// What a worker that found the shipper's queue does with its records.
