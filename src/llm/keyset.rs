@@ -10,19 +10,31 @@ pub(crate) struct KeySet<const N: usize> {
     slots: [Option<&'static str>; N],
 }
 
-/// FNV-1a, 32 bits: cheap for short names, and a `const fn` so the table is built by the
-/// compiler with the same function the lookups use.
+/// A hash of the length and four bytes (first, middle, last two), multiplied and folded:
+/// constant time whatever the key's length (FNV-1a over every byte was ~40% of `rest`'s
+/// lookups), and a `const fn` so the table is built by the compiler with the same function
+/// the lookups use. Membership is decided by the comparison, never by the hash.
 const fn hash(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut i = 0;
-    while i < bytes.len() {
+    let n = bytes.len();
+    let x = (n as u32)
+        ^ (byte(bytes, 0) << 8)
+        ^ (byte(bytes, n / 2) << 16)
+        ^ (byte(bytes, n.wrapping_sub(1)) << 24)
+        ^ (byte(bytes, n.wrapping_sub(2)) << 3);
+    let h = x.wrapping_mul(0x9e37_79b1);
+    h ^ (h >> 15)
+}
+
+/// `bytes[i]`, or 0 past the end.
+const fn byte(bytes: &[u8], i: usize) -> u32 {
+    if i < bytes.len() {
         // In bounds: `i < bytes.len()`.
         #[allow(clippy::indexing_slicing)]
         let b = bytes[i];
-        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
-        i += 1;
+        b as u32
+    } else {
+        0
     }
-    h
 }
 
 impl<const N: usize> KeySet<N> {
