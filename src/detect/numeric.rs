@@ -170,18 +170,32 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// The char before byte offset `i` is a word char (`i` must be a char boundary).
+/// An ASCII byte is a word char (the same as [`is_word`] on it).
+fn ascii_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// The char before byte offset `i` is a word char (`i` must be a char boundary). An ASCII
+/// byte before is that char, read without decoding.
 fn word_before(text: &str, i: usize) -> bool {
-    text.get(..i)
-        .and_then(|s| s.chars().next_back())
-        .is_some_and(is_word)
+    match i.checked_sub(1).and_then(|j| text.as_bytes().get(j)) {
+        Some(&c) if c.is_ascii() => ascii_word(c),
+        _ => text
+            .get(..i)
+            .and_then(|s| s.chars().next_back())
+            .is_some_and(is_word),
+    }
 }
 
 /// The char at byte offset `i` is a word char (`i` must be a char boundary).
 fn word_at(text: &str, i: usize) -> bool {
-    text.get(i..)
-        .and_then(|s| s.chars().next())
-        .is_some_and(is_word)
+    match text.as_bytes().get(i) {
+        Some(&c) if c.is_ascii() => ascii_word(c),
+        _ => text
+            .get(i..)
+            .and_then(|s| s.chars().next())
+            .is_some_and(is_word),
+    }
 }
 
 fn is_numeric_joint(c: u8) -> bool {

@@ -18,6 +18,9 @@ pub enum Replacement {
     KeepLast4,
     /// A fixed text: a typed placeholder (`[EMAIL]`) or a rule's `replace_with`.
     Text(String),
+    /// A fixed text known when the module was built (a detector's placeholder): the same as
+    /// `Text` of it, without an allocation per hit.
+    Static(&'static str),
 }
 
 /// One span of a text to replace. `rank` orders overlapping edits: lower wins.
@@ -32,17 +35,30 @@ pub struct Edit {
 /// Returns `text` with the edits applied. Overlapping or touching-inside spans merge into one
 /// span replaced by the best-ranked edit among them; spans off char boundaries are ignored.
 pub fn apply(text: &str, edits: &mut [Edit]) -> String {
-    let spans = resolve(text, edits);
-    if spans.is_empty() {
+    let merged = merge(text, edits);
+    if merged.is_empty() {
         return text.to_string();
     }
-    let spans = match json_tokens(text) {
-        Some(tokens) => json_cuts(&spans, &tokens),
-        None => spans,
-    };
+    if let Some(tokens) = json_tokens(text) {
+        return splice(text, json_cuts(&render(text, &merged), &tokens));
+    }
+    // Each replacement written straight into the new text: no string per span.
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    for (start, end, replacement) in spans {
+    for &(start, end, edit) in &merged {
+        out.push_str(text.get(pos..start).unwrap_or_default());
+        replacement_into(text.get(start..end).unwrap_or_default(), edit, &mut out);
+        pos = end;
+    }
+    out.push_str(text.get(pos..).unwrap_or_default());
+    out
+}
+
+/// `text` with each span of `cuts` (in order, not overlapping) replaced by its text.
+fn splice(text: &str, cuts: Vec<(usize, usize, String)>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for (start, end, replacement) in cuts {
         out.push_str(text.get(pos..start).unwrap_or_default());
         out.push_str(&replacement);
         pos = end;
@@ -55,7 +71,20 @@ pub fn apply(text: &str, edits: &mut [Edit]) -> String {
 /// Streams use the spans directly: a span's replacement goes where the span starts even
 /// when the span's text arrived in several events.
 pub fn resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
-    crate::sort::sort_by(edits, &|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    render(text, &merge(text, edits))
+}
+
+/// The merged spans of `edits` over `text`, in order, each with its best-ranked edit.
+fn merge<'e>(text: &str, edits: &'e mut [Edit]) -> Vec<(usize, usize, &'e Edit)> {
+    // By start, the longest first: a packed key (start, then the end's complement) when
+    // offsets fit in 32 bits, else the comparison.
+    let packed = |e: &Edit| {
+        let (start, end) = (u32::try_from(e.start).ok()?, u32::try_from(e.end).ok()?);
+        Some(u128::from(start) << 32 | u128::from(u32::MAX - end))
+    };
+    if !crate::sort::sort_by_packed(edits, &packed) {
+        crate::sort::sort_by(edits, &|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    }
     let mut merged: Vec<(usize, usize, &Edit)> = Vec::with_capacity(edits.len());
     for e in edits.iter() {
         if e.start >= e.end || !text.is_char_boundary(e.start) || !text.is_char_boundary(e.end) {
@@ -72,18 +101,28 @@ pub fn resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
         }
     }
     merged
-        .into_iter()
-        .map(|(start, end, edit)| {
-            let original = text.get(start..end).unwrap_or_default();
+}
+
+/// Each merged span with its replacement text.
+fn render(text: &str, merged: &[(usize, usize, &Edit)]) -> Vec<(usize, usize, String)> {
+    merged
+        .iter()
+        .map(|&(start, end, edit)| {
             let mut out = String::new();
-            match &edit.replacement {
-                Replacement::Text(t) => out.push_str(t),
-                Replacement::Mask => mask_into(&decode::normalized(original), 0, &mut out),
-                Replacement::KeepLast4 => mask_into(&decode::normalized(original), 4, &mut out),
-            }
+            replacement_into(text.get(start..end).unwrap_or_default(), edit, &mut out);
             (start, end, out)
         })
         .collect()
+}
+
+/// Appends what replaces `original` (the span's text as sent) under `edit` to `out`.
+fn replacement_into(original: &str, edit: &Edit, out: &mut String) {
+    match &edit.replacement {
+        Replacement::Text(t) => out.push_str(t),
+        Replacement::Static(t) => out.push_str(t),
+        Replacement::Mask => mask_into(&decode::normalized(original), 0, out),
+        Replacement::KeepLast4 => mask_into(&decode::normalized(original), 4, out),
+    }
 }
 
 /// A value token of a JSON text: a string (quotes included) or a number or literal.
@@ -177,6 +216,27 @@ fn json_cuts(spans: &[(usize, usize, String)], tokens: &[Token]) -> Vec<(usize, 
 }
 
 fn mask_into(original: &str, keep_last: usize, out: &mut String) {
+    if original.is_ascii() {
+        // A byte is a char: the same test (`char::is_alphanumeric` on ASCII is
+        // `is_ascii_alphanumeric`), without decoding.
+        let b = original.as_bytes();
+        let total = b.iter().filter(|c| c.is_ascii_alphanumeric()).count();
+        let mut seen = 0;
+        out.reserve(b.len());
+        for &c in b {
+            if c.is_ascii_alphanumeric() {
+                seen += 1;
+                out.push(if total - seen < keep_last {
+                    char::from(c)
+                } else {
+                    '*'
+                });
+            } else {
+                out.push(char::from(c));
+            }
+        }
+        return;
+    }
     let total = original.chars().filter(|c| c.is_alphanumeric()).count();
     let mut seen = 0;
     for c in original.chars() {
