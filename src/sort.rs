@@ -132,6 +132,16 @@ mod tests {
                 assert!(sort_by_packed(&mut v, &key));
                 assert_eq!(v, expected, "len {len} modulo {modulo}");
             }
+            // Interleaved sorted runs, as hits of rules and detector families come.
+            for k in [2, 3, 5, 8, 9, 40] {
+                let mut runs: Vec<(u64, u64, usize)> = (0..len)
+                    .map(|i| ((i % (len / k + 1)) as u64, next() % 2, i))
+                    .collect();
+                let mut expected = runs.clone();
+                expected.sort_by_key(|x| (x.0, x.1));
+                assert!(sort_by_packed(&mut runs, &key));
+                assert_eq!(runs, expected, "len {len} runs {k}");
+            }
             // Two sorted runs, as hits of two rules come; presorted; reversed.
             let mut runs: Vec<(u64, u64, usize)> = (0..len)
                 .map(|i| ((i % (len / 2 + 1)) as u64, 0, i))

@@ -324,6 +324,40 @@ mod tests {
         assert_eq!(next_digit(b"12", 5), None);
     }
 
+    /// The byte-level word tests are the char-level ones at every offset (char boundaries
+    /// or not, past the end) of texts with letters, digits, marks and punctuation of every
+    /// UTF-8 length.
+    #[test]
+    fn word_tests_read_as_the_char_tests_do() {
+        let reference_before = |t: &str, i: usize| {
+            t.get(..i)
+                .and_then(|s| s.chars().next_back())
+                .is_some_and(is_word)
+        };
+        let reference_at = |t: &str, i: usize| {
+            t.get(i..)
+                .and_then(|s| s.chars().next())
+                .is_some_and(is_word)
+        };
+        const PIECES: &[&str] = &[
+            "a", "Z", "5", "_", " ", "-", ".", "é", "ß", "١", "—", "«", "中", "😀", "\u{300}",
+            "\u{0}", "\u{7f}", "\u{a0}", "Ⅻ",
+        ];
+        let mut seed = 0x1234_5678_9abc_def0_u64;
+        let mut next = move |n: usize| (crate::test_rng::xorshift64(&mut seed) % n as u64) as usize;
+        for _ in 0..3000 {
+            let text: String = (0..next(12)).map(|_| PIECES[next(PIECES.len())]).collect();
+            for i in 0..text.len() + 3 {
+                assert_eq!(
+                    word_before(&text, i),
+                    reference_before(&text, i),
+                    "{text:?} {i}"
+                );
+                assert_eq!(word_at(&text, i), reference_at(&text, i), "{text:?} {i}");
+            }
+        }
+    }
+
     fn spans(text: &str) -> Vec<(DetectorId, usize, usize)> {
         let mut out = Vec::new();
         scan(text, all(), &mut out);

@@ -338,3 +338,47 @@ pub(super) fn count_detections(
         *counts.entry(source.name().to_string()).or_insert(0) += n;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The packed keys order sources as `Source`'s `Ord` does, and fit their eight bits.
+    #[test]
+    fn source_ranks_are_in_source_order() {
+        let mut all: Vec<Source> = DetectorId::ALL
+            .iter()
+            .map(|&d| Source::Detector(d))
+            .collect();
+        all.extend([Source::Keyword, Source::Pattern]);
+        for a in &all {
+            assert!(a.rank() < 1 << 8);
+            for b in &all {
+                assert_eq!(a.rank().cmp(&b.rank()), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    /// Spans past 32 bits (or a segment index past 24, for the counts) have no packed key:
+    /// they are sorted by comparison, in the same order.
+    #[test]
+    fn wide_spans_fall_back_to_the_comparison_sort() {
+        assert_eq!(span_key(0, 0, 1), Some(1));
+        assert_eq!(span_key(1, 2, 3), Some(1 << 64 | 2 << 32 | 3));
+        if let Ok(too_wide) = usize::try_from(u64::from(u32::MAX) + 1) {
+            assert_eq!(span_key(0, too_wide, too_wide), None);
+            let mut v = vec![(0, too_wide, too_wide + 1, 2), (0, 5, 6, 1), (0, 5, 6, 0)];
+            sort_packed(
+                &mut v,
+                |&(s, a, b, _)| span_key(s, a, b),
+                |&(s, a, b, _)| (s, a, b),
+            );
+            assert_eq!(
+                v,
+                vec![(0, 5, 6, 1), (0, 5, 6, 0), (0, too_wide, too_wide + 1, 2)]
+            );
+        }
+    }
+}
