@@ -26,8 +26,8 @@ pub fn sort_by<T>(items: &mut [T], cmp: &dyn Fn(&T, &T) -> Ordering) {
 
 /// Sorts `items` stably by a key of at most 96 bits, when every element has one and there
 /// are fewer than 2^32 elements: each key gets its element's index in the low 32 bits, so the
-/// keys are distinct and the one order the unstable sort can give is the stable order. One
-/// sort of `u128`s instead of a `dyn` comparison per step; keys already in order move
+/// keys are distinct and the one order any sort can give is the stable order. One heapsort
+/// of `u128`s instead of a `dyn` comparison per step; keys already in order move
 /// nothing. Returns false, with `items` untouched, when some key is missing or too wide (the
 /// caller sorts with [`sort_by`]).
 pub fn sort_by_packed<T>(items: &mut [T], key: &dyn Fn(&T) -> Option<u128>) -> bool {
@@ -44,11 +44,42 @@ pub fn sort_by_packed<T>(items: &mut [T], key: &dyn Fn(&T) -> Option<u128>) -> b
     if keys.windows(2).all(|w| w.first() < w.get(1)) {
         return true;
     }
-    keys.sort_unstable();
+    heapsort(&mut keys);
     // The low 32 bits are the index the element came from.
     let mut order: Vec<usize> = keys.iter().map(|&k| k as u32 as usize).collect();
     permute(items, &mut order);
     true
+}
+
+/// Sorts `keys` in place, O(n log n) whatever the input: a few hundred bytes of wasm where
+/// the standard `sort_unstable` of `u128` is several KB (the module's size limit).
+fn heapsort(keys: &mut [u128]) {
+    let n = keys.len();
+    for i in (0..n / 2).rev() {
+        sift_down(keys, i, n);
+    }
+    for end in (1..n).rev() {
+        keys.swap(0, end);
+        sift_down(keys, 0, end);
+    }
+}
+
+/// Moves `keys[root]` down the max-heap `keys[..end]` to its place.
+fn sift_down(keys: &mut [u128], mut root: usize, end: usize) {
+    loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            break;
+        }
+        if child + 1 < end && keys.get(child) < keys.get(child + 1) {
+            child += 1;
+        }
+        if keys.get(root) >= keys.get(child) {
+            break;
+        }
+        keys.swap(root, child);
+        root = child;
+    }
 }
 
 /// The one instantiation of the standard stable sort.

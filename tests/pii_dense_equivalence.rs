@@ -175,7 +175,7 @@ fn bodies() -> Vec<(Vec<u8>, Vec<u8>)> {
                     "\"4111111111111111\"",
                     "]".repeat(200)
                 );
-                bytes = format!("{{\"model\": \"gpt-4o\", \"messages\": [{{\"role\": \"user\", \"content\": \"{}\"}}], \"x\": {deep}}}", text.replace('\\', "").replace('"', "").chars().filter(|c| !c.is_control()).collect::<String>()).into_bytes();
+                bytes = format!("{{\"model\": \"gpt-4o\", \"messages\": [{{\"role\": \"user\", \"content\": \"{}\"}}], \"x\": {deep}}}", text.replace(['\\', '"'], "").chars().filter(|c| !c.is_control()).collect::<String>()).into_bytes();
             }
             _ => {}
         }
