@@ -170,18 +170,32 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// The char before byte offset `i` is a word char (`i` must be a char boundary).
+/// An ASCII byte is a word char (the same as [`is_word`] on it).
+fn ascii_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// The char before byte offset `i` is a word char (`i` must be a char boundary). An ASCII
+/// byte before is that char, read without decoding.
 fn word_before(text: &str, i: usize) -> bool {
-    text.get(..i)
-        .and_then(|s| s.chars().next_back())
-        .is_some_and(is_word)
+    match i.checked_sub(1).and_then(|j| text.as_bytes().get(j)) {
+        Some(&c) if c.is_ascii() => ascii_word(c),
+        _ => text
+            .get(..i)
+            .and_then(|s| s.chars().next_back())
+            .is_some_and(is_word),
+    }
 }
 
 /// The char at byte offset `i` is a word char (`i` must be a char boundary).
 fn word_at(text: &str, i: usize) -> bool {
-    text.get(i..)
-        .and_then(|s| s.chars().next())
-        .is_some_and(is_word)
+    match text.as_bytes().get(i) {
+        Some(&c) if c.is_ascii() => ascii_word(c),
+        _ => text
+            .get(i..)
+            .and_then(|s| s.chars().next())
+            .is_some_and(is_word),
+    }
 }
 
 fn is_numeric_joint(c: u8) -> bool {
@@ -308,6 +322,40 @@ mod tests {
         }
         assert_eq!(next_digit(b"", 0), None);
         assert_eq!(next_digit(b"12", 5), None);
+    }
+
+    /// The byte-level word tests are the char-level ones at every offset (char boundaries
+    /// or not, past the end) of texts with letters, digits, marks and punctuation of every
+    /// UTF-8 length.
+    #[test]
+    fn word_tests_read_as_the_char_tests_do() {
+        let reference_before = |t: &str, i: usize| {
+            t.get(..i)
+                .and_then(|s| s.chars().next_back())
+                .is_some_and(is_word)
+        };
+        let reference_at = |t: &str, i: usize| {
+            t.get(i..)
+                .and_then(|s| s.chars().next())
+                .is_some_and(is_word)
+        };
+        const PIECES: &[&str] = &[
+            "a", "Z", "5", "_", " ", "-", ".", "é", "ß", "١", "—", "«", "中", "😀", "\u{300}",
+            "\u{0}", "\u{7f}", "\u{a0}", "Ⅻ",
+        ];
+        let mut seed = 0x1234_5678_9abc_def0_u64;
+        let mut next = move |n: usize| (crate::test_rng::xorshift64(&mut seed) % n as u64) as usize;
+        for _ in 0..3000 {
+            let text: String = (0..next(12)).map(|_| PIECES[next(PIECES.len())]).collect();
+            for i in 0..text.len() + 3 {
+                assert_eq!(
+                    word_before(&text, i),
+                    reference_before(&text, i),
+                    "{text:?} {i}"
+                );
+                assert_eq!(word_at(&text, i), reference_at(&text, i), "{text:?} {i}");
+            }
+        }
     }
 
     fn spans(text: &str) -> Vec<(DetectorId, usize, usize)> {

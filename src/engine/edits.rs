@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::hits::{in_mask, sort_counted, Hit, Source};
+use super::hits::{in_mask, sort_packed, span_key, Hit, Source};
 use super::pseudonym::Vault;
 use super::redact::{self, Edit, Replacement};
 use super::work;
@@ -108,7 +108,7 @@ pub(super) fn plan_edits(
                 match rule.redact_style {
                     RedactStyle::Mask => Replacement::Mask,
                     RedactStyle::KeepLast4 => Replacement::KeepLast4,
-                    RedactStyle::Placeholder => Replacement::Text(h.source.placeholder().into()),
+                    RedactStyle::Placeholder => Replacement::Static(h.source.placeholder()),
                     RedactStyle::Pseudonym => Replacement::Text(
                         pseudo
                             .as_ref()
@@ -140,7 +140,11 @@ pub(super) fn plan_edits(
         }
     }
     // Stable: among hits on the same span the first in hit order stays.
-    sort_counted(&mut counted, |&(si, start, end, _)| (si, start, end));
+    sort_packed(
+        &mut counted,
+        |&(si, start, end, _)| span_key(si, start, end),
+        |&(si, start, end, _)| (si, start, end),
+    );
     counted.dedup_by_key(|&mut (si, start, end, _)| (si, start, end));
     for (_, _, _, source) in counted {
         *plan.redacted.entry(source).or_insert(0) += 1;
@@ -172,7 +176,11 @@ fn assign_tokens(policy: &Policy, triggered: &[bool], hits: &[Hit], p: &mut Pseu
             })
         })
         .collect();
-    sort_counted(&mut spans, |h| (h.segment, h.start, h.end));
+    sort_packed(
+        &mut spans,
+        |h| span_key(h.segment, h.start, h.end),
+        |h| (h.segment, h.start, h.end),
+    );
     spans.dedup_by_key(|h| (h.segment, h.start, h.end));
     let texts: Vec<&str> = p.segments.iter().map(|s| s.text).collect();
     for h in spans {

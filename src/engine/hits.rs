@@ -29,6 +29,16 @@ impl Source {
         }
     }
 
+    /// A number in the order of `Source`'s `Ord` (detectors by id, then keywords, patterns),
+    /// for packed sort keys.
+    fn rank(self) -> u128 {
+        match self {
+            Source::Detector(d) => d as u128,
+            Source::Keyword => 1 << 7,
+            Source::Pattern => (1 << 7) + 1,
+        }
+    }
+
     pub(super) fn placeholder(self) -> &'static str {
         match self {
             Source::Detector(d) => d.placeholder(),
@@ -278,6 +288,26 @@ pub(super) fn sort_counted<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
     });
 }
 
+/// [`sort_counted`] by `packed`, the same order's key in at most 96 bits, when every item has
+/// one ([`crate::sort::sort_by_packed`]: one sort of integers, no comparison through a
+/// closure); else by `key`, as before.
+pub(super) fn sort_packed<T, K: Ord>(
+    items: &mut [T],
+    packed: impl Fn(&T) -> Option<u128>,
+    key: impl Fn(&T) -> K,
+) {
+    work::add(items.len());
+    if !crate::sort::sort_by_packed(items, &packed) {
+        sort_counted(items, key);
+    }
+}
+
+/// `(segment, start, end)` as a packed sort key (32 bits each), when each fits.
+pub(super) fn span_key(segment: usize, start: usize, end: usize) -> Option<u128> {
+    let w = |v: usize| u32::try_from(v).ok().map(u128::from);
+    Some(w(segment)? << 64 | w(start)? << 32 | w(end)?)
+}
+
 /// Counts distinct entities found by triggered rules (an entity two rules found counts once).
 pub(super) fn count_detections(
     hits: &[Hit],
@@ -289,7 +319,15 @@ pub(super) fn count_detections(
         .filter(|h| in_mask(triggered, h.rule))
         .map(|h| (h.segment, h.start, h.end, h.source))
         .collect();
-    sort_counted(&mut seen, |k| *k);
+    // The segment in 24 bits, the source in 8: 32 + 32 for the span.
+    sort_packed(
+        &mut seen,
+        |&(si, start, end, source)| {
+            let k = span_key(si, start, end)?;
+            (si < 1 << 24).then(|| k << 8 | source.rank())
+        },
+        |k| *k,
+    );
     seen.dedup();
     let mut per_source: BTreeMap<Source, u32> = BTreeMap::new();
     for (_, _, _, source) in seen {
@@ -298,5 +336,49 @@ pub(super) fn count_detections(
     }
     for (source, n) in per_source {
         *counts.entry(source.name().to_string()).or_insert(0) += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The packed keys order sources as `Source`'s `Ord` does, and fit their eight bits.
+    #[test]
+    fn source_ranks_are_in_source_order() {
+        let mut all: Vec<Source> = DetectorId::ALL
+            .iter()
+            .map(|&d| Source::Detector(d))
+            .collect();
+        all.extend([Source::Keyword, Source::Pattern]);
+        for a in &all {
+            assert!(a.rank() < 1 << 8);
+            for b in &all {
+                assert_eq!(a.rank().cmp(&b.rank()), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
+
+    /// Spans past 32 bits (or a segment index past 24, for the counts) have no packed key:
+    /// they are sorted by comparison, in the same order.
+    #[test]
+    fn wide_spans_fall_back_to_the_comparison_sort() {
+        assert_eq!(span_key(0, 0, 1), Some(1));
+        assert_eq!(span_key(1, 2, 3), Some(1 << 64 | 2 << 32 | 3));
+        if let Ok(too_wide) = usize::try_from(u64::from(u32::MAX) + 1) {
+            assert_eq!(span_key(0, too_wide, too_wide), None);
+            let mut v = vec![(0, too_wide, too_wide + 1, 2), (0, 5, 6, 1), (0, 5, 6, 0)];
+            sort_packed(
+                &mut v,
+                |&(s, a, b, _)| span_key(s, a, b),
+                |&(s, a, b, _)| (s, a, b),
+            );
+            assert_eq!(
+                v,
+                vec![(0, 5, 6, 1), (0, 5, 6, 0), (0, too_wide, too_wide + 1, 2)]
+            );
+        }
     }
 }

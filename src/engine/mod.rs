@@ -676,13 +676,13 @@ fn redacted_content(segments: &[llm::Segment<'_>], hits: &[Hit]) -> Vec<ContentI
                     start: f.start,
                     end: f.end,
                     rank: 0,
-                    replacement: Replacement::Text(f.detector.placeholder().into()),
+                    replacement: Replacement::Static(f.detector.placeholder()),
                 })
                 .chain(mine.iter().skip(skip).map(|h| Edit {
                     start: h.start,
                     end: h.end,
                     rank: 1,
-                    replacement: Replacement::Text(h.source.placeholder().into()),
+                    replacement: Replacement::Static(h.source.placeholder()),
                 }))
                 .collect();
             let mut text = redact::apply(seg.text, &mut edits);

@@ -18,6 +18,9 @@ pub enum Replacement {
     KeepLast4,
     /// A fixed text: a typed placeholder (`[EMAIL]`) or a rule's `replace_with`.
     Text(String),
+    /// A fixed text known when the module was built (a detector's placeholder): the same as
+    /// `Text` of it, without an allocation per hit.
+    Static(&'static str),
 }
 
 /// One span of a text to replace. `rank` orders overlapping edits: lower wins.
@@ -32,17 +35,30 @@ pub struct Edit {
 /// Returns `text` with the edits applied. Overlapping or touching-inside spans merge into one
 /// span replaced by the best-ranked edit among them; spans off char boundaries are ignored.
 pub fn apply(text: &str, edits: &mut [Edit]) -> String {
-    let spans = resolve(text, edits);
-    if spans.is_empty() {
+    let merged = merge(text, edits);
+    if merged.is_empty() {
         return text.to_string();
     }
-    let spans = match json_tokens(text) {
-        Some(tokens) => json_cuts(&spans, &tokens),
-        None => spans,
-    };
+    if let Some(tokens) = json_tokens(text) {
+        return splice(text, json_cuts(&render(text, &merged), &tokens));
+    }
+    // Each replacement written straight into the new text: no string per span.
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    for (start, end, replacement) in spans {
+    for &(start, end, edit) in &merged {
+        out.push_str(text.get(pos..start).unwrap_or_default());
+        replacement_into(text.get(start..end).unwrap_or_default(), edit, &mut out);
+        pos = end;
+    }
+    out.push_str(text.get(pos..).unwrap_or_default());
+    out
+}
+
+/// `text` with each span of `cuts` (in order, not overlapping) replaced by its text.
+fn splice(text: &str, cuts: Vec<(usize, usize, String)>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for (start, end, replacement) in cuts {
         out.push_str(text.get(pos..start).unwrap_or_default());
         out.push_str(&replacement);
         pos = end;
@@ -55,7 +71,20 @@ pub fn apply(text: &str, edits: &mut [Edit]) -> String {
 /// Streams use the spans directly: a span's replacement goes where the span starts even
 /// when the span's text arrived in several events.
 pub fn resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
-    crate::sort::sort_by(edits, &|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    render(text, &merge(text, edits))
+}
+
+/// The merged spans of `edits` over `text`, in order, each with its best-ranked edit.
+fn merge<'e>(text: &str, edits: &'e mut [Edit]) -> Vec<(usize, usize, &'e Edit)> {
+    // By start, the longest first: a packed key (start, then the end's complement) when
+    // offsets fit in 32 bits, else the comparison.
+    let packed = |e: &Edit| {
+        let (start, end) = (u32::try_from(e.start).ok()?, u32::try_from(e.end).ok()?);
+        Some(u128::from(start) << 32 | u128::from(u32::MAX - end))
+    };
+    if !crate::sort::sort_by_packed(edits, &packed) {
+        crate::sort::sort_by(edits, &|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    }
     let mut merged: Vec<(usize, usize, &Edit)> = Vec::with_capacity(edits.len());
     for e in edits.iter() {
         if e.start >= e.end || !text.is_char_boundary(e.start) || !text.is_char_boundary(e.end) {
@@ -72,18 +101,28 @@ pub fn resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
         }
     }
     merged
-        .into_iter()
-        .map(|(start, end, edit)| {
-            let original = text.get(start..end).unwrap_or_default();
+}
+
+/// Each merged span with its replacement text.
+fn render(text: &str, merged: &[(usize, usize, &Edit)]) -> Vec<(usize, usize, String)> {
+    merged
+        .iter()
+        .map(|&(start, end, edit)| {
             let mut out = String::new();
-            match &edit.replacement {
-                Replacement::Text(t) => out.push_str(t),
-                Replacement::Mask => mask_into(&decode::normalized(original), 0, &mut out),
-                Replacement::KeepLast4 => mask_into(&decode::normalized(original), 4, &mut out),
-            }
+            replacement_into(text.get(start..end).unwrap_or_default(), edit, &mut out);
             (start, end, out)
         })
         .collect()
+}
+
+/// Appends what replaces `original` (the span's text as sent) under `edit` to `out`.
+fn replacement_into(original: &str, edit: &Edit, out: &mut String) {
+    match &edit.replacement {
+        Replacement::Text(t) => out.push_str(t),
+        Replacement::Static(t) => out.push_str(t),
+        Replacement::Mask => mask_into(&decode::normalized(original), 0, out),
+        Replacement::KeepLast4 => mask_into(&decode::normalized(original), 4, out),
+    }
 }
 
 /// A value token of a JSON text: a string (quotes included) or a number or literal.
@@ -177,6 +216,27 @@ fn json_cuts(spans: &[(usize, usize, String)], tokens: &[Token]) -> Vec<(usize, 
 }
 
 fn mask_into(original: &str, keep_last: usize, out: &mut String) {
+    if original.is_ascii() {
+        // A byte is a char: the same test (`char::is_alphanumeric` on ASCII is
+        // `is_ascii_alphanumeric`), without decoding.
+        let b = original.as_bytes();
+        let total = b.iter().filter(|c| c.is_ascii_alphanumeric()).count();
+        let mut seen = 0;
+        out.reserve(b.len());
+        for &c in b {
+            if c.is_ascii_alphanumeric() {
+                seen += 1;
+                out.push(if total - seen < keep_last {
+                    char::from(c)
+                } else {
+                    '*'
+                });
+            } else {
+                out.push(char::from(c));
+            }
+        }
+        return;
+    }
     let total = original.chars().filter(|c| c.is_alphanumeric()).count();
     let mut seen = 0;
     for c in original.chars() {
@@ -283,6 +343,169 @@ mod tests {
             apply("{oops 4111", &mut [edit(6, 10, 0, Replacement::Mask)]),
             "{oops ****"
         );
+    }
+
+    /// The edits' spans, merges and replacements as they were computed before replacements
+    /// were written straight into the text: the standard stable sort by (start, longest
+    /// first), then a string per merged span, then the splice.
+    fn reference_resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
+        edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut merged: Vec<(usize, usize, &Edit)> = Vec::new();
+        for e in edits.iter() {
+            if e.start >= e.end || !text.is_char_boundary(e.start) || !text.is_char_boundary(e.end)
+            {
+                continue;
+            }
+            match merged.last_mut() {
+                Some((_, end, best)) if e.start < *end => {
+                    *end = (*end).max(e.end);
+                    if e.rank < best.rank {
+                        *best = e;
+                    }
+                }
+                _ => merged.push((e.start, e.end, e)),
+            }
+        }
+        merged
+            .into_iter()
+            .map(|(start, end, edit)| {
+                let original = &text[start..end];
+                let mut out = String::new();
+                match &edit.replacement {
+                    Replacement::Text(t) => out.push_str(t),
+                    Replacement::Static(t) => out.push_str(t),
+                    Replacement::Mask => reference_mask(&decode::normalized(original), 0, &mut out),
+                    Replacement::KeepLast4 => {
+                        reference_mask(&decode::normalized(original), 4, &mut out)
+                    }
+                }
+                (start, end, out)
+            })
+            .collect()
+    }
+
+    fn reference_mask(original: &str, keep_last: usize, out: &mut String) {
+        let total = original.chars().filter(|c| c.is_alphanumeric()).count();
+        let mut seen = 0;
+        for c in original.chars() {
+            if c.is_alphanumeric() {
+                seen += 1;
+                out.push(if total - seen < keep_last { c } else { '*' });
+            } else {
+                out.push(c);
+            }
+        }
+    }
+
+    fn reference_apply(text: &str, edits: &mut [Edit]) -> String {
+        let spans = reference_resolve(text, edits);
+        if spans.is_empty() {
+            return text.to_string();
+        }
+        let spans = match json_tokens(text) {
+            Some(tokens) => json_cuts(&spans, &tokens),
+            None => spans,
+        };
+        let mut out = String::new();
+        let mut pos = 0;
+        for (start, end, replacement) in spans {
+            out.push_str(&text[pos..start]);
+            out.push_str(&replacement);
+            pos = end;
+        }
+        out.push_str(&text[pos..]);
+        out
+    }
+
+    /// `apply` and `resolve` give what the reference gives, byte for byte, and leave the
+    /// edits in the same order: generated texts (ASCII, letters and digits beyond ASCII,
+    /// escapes the decoder reads, JSON texts), dense edits with equal spans, equal ranks,
+    /// nested and touching spans, spans off char boundaries and past the end.
+    #[test]
+    fn apply_and_resolve_are_the_reference_byte_for_byte() {
+        const PIECES: &[&str] = &[
+            "a",
+            "Z",
+            "7",
+            "0",
+            " ",
+            "-",
+            ".",
+            "@",
+            "_",
+            "é",
+            "ß",
+            "中",
+            "😀",
+            "٣",
+            "%40",
+            "\\n",
+            "&amp;",
+            "\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            ":",
+            ",",
+            "4111 1111",
+            "jane@x.io",
+            "+44 20",
+        ];
+        let mut seed = 0x0ddc_0ffe_e0dd_f00d_u64;
+        let mut next = move |n: usize| (crate::test_rng::xorshift64(&mut seed) % n as u64) as usize;
+        let replacements = |k: usize, r: usize| match k {
+            0 => Replacement::Mask,
+            1 => Replacement::KeepLast4,
+            2 => Replacement::Static(if r % 2 == 0 { "[EMAIL]" } else { "[PHONE]" }),
+            _ => Replacement::Text(["[X]", "say \"no\"", "", "é\\"][r % 4].to_string()),
+        };
+        for case in 0..6000 {
+            let text: String = if case % 5 == 0 {
+                // A JSON text: strings, numbers and literals the spans may touch.
+                let mut t = String::from("{\"a\": \"");
+                for _ in 0..next(8) {
+                    t.push_str(PIECES[next(14)]);
+                }
+                t.push_str("\", \"n\": 4111111111111111, \"l\": [true, \"x é 7\"]}");
+                t
+            } else {
+                (0..next(40)).map(|_| PIECES[next(PIECES.len())]).collect()
+            };
+            let n = next(12);
+            let mut edits: Vec<Edit> = (0..n)
+                .map(|_| {
+                    let start = next(text.len() + 3);
+                    let end = if next(4) == 0 {
+                        start
+                    } else {
+                        start + next(12)
+                    };
+                    edit(start, end, next(3) as u32, replacements(next(4), next(8)))
+                })
+                .collect();
+            // Copies of one span with other ranks and replacements: ties the sort must keep.
+            if let Some(e) = edits.first().cloned() {
+                for _ in 0..next(3) {
+                    let mut d = e.clone();
+                    d.replacement = replacements(next(4), next(8));
+                    edits.push(d);
+                }
+            }
+            let mut reference_edits = edits.clone();
+            let want = reference_apply(&text, &mut reference_edits);
+            let mut mine = edits.clone();
+            assert_eq!(apply(&text, &mut mine), want, "{text:?} {edits:?}");
+            assert_eq!(mine, reference_edits, "{text:?}");
+            let mut reference_edits = edits.clone();
+            let mut mine = edits.clone();
+            assert_eq!(
+                resolve(&text, &mut mine),
+                reference_resolve(&text, &mut reference_edits),
+                "{text:?} {edits:?}"
+            );
+            assert_eq!(mine, reference_edits);
+        }
     }
 
     #[test]
