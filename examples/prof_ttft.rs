@@ -104,7 +104,9 @@ fn stream(model: &str, words: &[String], usage: bool) -> Vec<String> {
     for w in words {
         out.push(chat_event(
             model,
-            &format!("[{{\"index\": 0, \"delta\": {{\"content\": \"{w}\"}}, \"finish_reason\": null}}]"),
+            &format!(
+                "[{{\"index\": 0, \"delta\": {{\"content\": \"{w}\"}}, \"finish_reason\": null}}]"
+            ),
             "",
         ));
     }
