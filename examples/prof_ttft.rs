@@ -197,7 +197,8 @@ fn exchange(
     let mut ex = Exchange::new(Rc::clone(config));
     at[0] = Some(Instant::now());
     if upto < 1 {
-        return black_box(drop(ex));
+        drop(black_box(ex));
+        return;
     }
     let now = 1_700_000_000_000;
     ex.on_request_headers(&mut host, false, ids, now);
@@ -205,12 +206,14 @@ fn exchange(
     ex.on_request_body(&mut host, len, true);
     at[1] = Some(Instant::now());
     if upto < 2 {
-        return black_box(drop(ex));
+        drop(black_box(ex));
+        return;
     }
     ex.on_response_headers(&mut host, false);
     at[2] = Some(Instant::now());
     if upto < 3 {
-        return black_box(drop(ex));
+        drop(black_box(ex));
+        return;
     }
     let mut rest = chunks.iter().enumerate();
     let mut released = false;
@@ -225,7 +228,8 @@ fn exchange(
     assert!(released, "the first text never went out");
     at[3] = Some(Instant::now());
     if upto < 4 {
-        return black_box(drop(ex));
+        drop(black_box(ex));
+        return;
     }
     for (i, c) in rest {
         host.response_body = c.clone();
