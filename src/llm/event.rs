@@ -94,7 +94,13 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.at;
-        let end = start + string_run(self.b.get(start..)?)?;
+        let end = start + memchr::memchr2(b'"', b'\\', self.b.get(start..)?)?;
+        // A control character ends no string: JSON refuses it raw (checked without a branch
+        // per byte).
+        let span = self.b.get(start..end)?;
+        if span.iter().fold(false, |bad, c| bad | (*c < 0x20)) {
+            return None;
+        }
         self.at = end;
         if self.b.get(end) == Some(&b'"') {
             self.at += 1;
@@ -240,32 +246,6 @@ impl<'a> Reader<'a> {
         }
     }
 }
-
-/// Bytes of `b` before its first `"` or `\\` (where a string's plain run ends); `None` when
-/// there is none or a control character comes first (JSON refuses it raw). The first
-/// [`SHORT_RUN`] bytes are read one by one (keys, identifiers and a streamed word end there,
-/// and `memchr`'s set-up costs more than they do); a longer run is found by `memchr` and then
-/// checked for control characters without a branch per byte. Either way the same answer.
-fn string_run(b: &[u8]) -> Option<usize> {
-    for (i, &c) in b.iter().take(SHORT_RUN).enumerate() {
-        if c == b'"' || c == b'\\' {
-            return Some(i);
-        }
-        if c < 0x20 {
-            return None;
-        }
-    }
-    let from = SHORT_RUN.min(b.len());
-    let end = from + memchr::memchr2(b'"', b'\\', b.get(from..)?)?;
-    let span = b.get(from..end)?;
-    if span.iter().fold(false, |bad, c| bad | (*c < 0x20)) {
-        return None;
-    }
-    Some(end)
-}
-
-/// How many bytes of a string [`string_run`] reads one by one before it asks `memchr`.
-const SHORT_RUN: usize = 32;
 
 /// The fields of an object read so far: a field given twice is not read.
 #[derive(Default)]
