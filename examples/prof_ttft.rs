@@ -12,7 +12,7 @@
 //! and including the one whose output carries the first text byte), `all` (the rest of the
 //! stream, its end and the record). Shapes:
 //! - `mock`: what `bench/run.py --stream-requests` measures: the Python mock's chat stream
-//!   (role chunk, 32 word deltas of its story: 35 events, finish, `[DONE]`), one event per chunk;
+//!   (role chunk, the 32 words of its story, finish, `[DONE]`: 35 events), one event per chunk;
 //! - `whole`: the stream `make bench` serves (role chunk, 100 word deltas, finish, usage,
 //!   `[DONE]`, 20,784 bytes) in one chunk with the end of the stream, as Envoy's
 //!   `direct_response` delivers it.
