@@ -293,3 +293,48 @@ fn events_under_another_format_read_as_the_general_way_or_not_at_all() {
         }
     }
 }
+
+/// Chat deltas whose text has escapes, quotes and raw control characters at every offset up
+/// to 96 bytes in: read as the general way reads them, or not at all when it is not JSON.
+#[test]
+fn texts_with_stops_at_every_offset_read_as_the_general_way() {
+    for len in 0..96 {
+        for inside in [
+            "\\\"",
+            "\\\\",
+            "\\n",
+            "\\u00e9",
+            "\\ud83d\\ude00",
+            "\u{1}",
+            "\n",
+            "\u{1f}",
+            "é",
+            "\\ud800",
+            "\\x",
+        ] {
+            let text = format!("{}{inside}{}", "w".repeat(len), "v".repeat(len % 7));
+            for data in [
+                format!(
+                    r#"{{"id":"c","model":"gpt-4o","choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}]}}"#
+                ),
+                format!(
+                    r#"{{"id":"{text}","model":"gpt-4o","choices":[{{"index":0,"delta":{{"content":"a"}}}}]}}"#
+                ),
+                format!(
+                    r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{text}"}}}}"#
+                ),
+            ] {
+                for format in [C, A] {
+                    match (read(format, &data), general(format, &data)) {
+                        (Some(read), Some((info, texts))) => {
+                            assert_eq!(read.info, info, "{data:?}");
+                            assert_eq!(read.texts, texts, "{data:?}");
+                        }
+                        (Some(_), None) => panic!("read what is not JSON: {data:?}"),
+                        (None, _) => {}
+                    }
+                }
+            }
+        }
+    }
+}
