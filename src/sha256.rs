@@ -133,9 +133,10 @@ macro_rules! round {
     };
 }
 
-/// The message schedule in place (§6.2.2 step 1): `w[t] = σ1(w[t-2]) + w[t-7] + σ0(w[t-15])
-/// + w[t-16]`, `w[t-16]` being the local `w[t]` overwrites; `σ1(x) = ROTR17(ROTR2(x) ^ x) ^
-/// SHR10(x)` and `σ0(x) = ROTR7(ROTR11(x) ^ x) ^ SHR3(x)`.
+/// The message schedule in place (§6.2.2 step 1):
+/// `w[t] = σ1(w[t-2]) + w[t-7] + σ0(w[t-15]) + w[t-16]`, `w[t-16]` being the local `w[t]`
+/// overwrites; `σ1(x) = ROTR17(ROTR2(x) ^ x) ^ SHR10(x)` and
+/// `σ0(x) = ROTR7(ROTR11(x) ^ x) ^ SHR3(x)`.
 macro_rules! schedule {
     ($w:ident, $w2:ident, $w7:ident, $w15:ident) => {
         $w = $w
