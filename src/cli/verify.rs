@@ -24,7 +24,7 @@ use crate::audit::chain::{self, Signer, GENESIS};
 /// and reports, per chain: records present, missing sequence ranges (explained by a gap
 /// record, or not), altered records, conflicting copies, duplicates, records out of order and
 /// checkpoint signatures. Missing records before the first and after the last record present
-/// are outside the export, not findings.
+/// are outside the export, not findings, unless a gap record names them.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
     verbatim_doc_comment,
@@ -204,6 +204,8 @@ struct Loss {
     to: u64,
     /// Where the gap record itself is: chain and seq.
     at: String,
+    /// The gateway that wrote the gap record.
+    gateway: String,
 }
 
 /// Verifies records (as read, duplicates kept) from inputs `origins` (an input index per
@@ -249,11 +251,33 @@ pub fn verify(
         .into_iter()
         .filter(|l| sink.is_none_or(|s| l.sink == s))
         .collect();
-    for (id, entries) in chains {
+    for (id, entries) in &chains {
         report
             .chains
-            .push(verify_chain(id, &entries, keys, &losses, whole_chains));
+            .push(verify_chain(id, entries, keys, &losses, whole_chains));
     }
+    // A chain whose every record the sink lost (a VM that served only requests of a rejected
+    // batch, say) is known only from gap records: reported with what they announce.
+    let mut lost_only: BTreeMap<&str, &Loss> = BTreeMap::new();
+    for l in losses
+        .iter()
+        .filter(|l| !chains.contains_key(l.chain.as_str()))
+    {
+        lost_only.entry(l.chain.as_str()).or_insert(l);
+    }
+    for (id, first) in lost_only {
+        let of_chain = || losses.iter().filter(|l| l.chain == id);
+        let from = of_chain().map(|l| l.from).min().unwrap_or(first.from);
+        let to = of_chain().map(|l| l.to).max().unwrap_or(first.to);
+        let mut rep = ChainReport {
+            id: id.to_string(),
+            gateway: first.gateway.clone(),
+            ..ChainReport::default()
+        };
+        explain(&mut rep, id, from, to, &losses);
+        report.chains.push(rep);
+    }
+    report.chains.sort_by(|a, b| a.id.cmp(&b.id));
     report
 }
 
@@ -277,6 +301,7 @@ fn loss_of(r: &Value, id: &str, seq: u64) -> Option<Loss> {
         from: u("from_seq")?,
         to: u("to_seq")?,
         at: format!("{id} #{seq}"),
+        gateway: str_of(r, "gateway").unwrap_or("-").to_string(),
     })
 }
 
@@ -345,8 +370,15 @@ fn verify_chain(
         }
     }
     let mut missing: Vec<(u64, u64)> = Vec::new();
+    let of_chain = || losses.iter().filter(|l| l.chain == id);
     if whole_chains && rep.first_seq > 1 {
         missing.push((1, rep.first_seq - 1));
+    } else if let Some(start) = of_chain().map(|l| l.from.max(1)).min() {
+        // Before the first record present: a gap record naming seqs before it says the chain
+        // began that early (a chain's first records lost in a rejected batch, say).
+        if start < rep.first_seq {
+            missing.push((start, rep.first_seq - 1));
+        }
     }
     let mut prev_seq: Option<u64> = None;
     for (seq, copies) in &by_seq {
@@ -373,12 +405,7 @@ fn verify_chain(
     // After the last record present: a gap record naming seqs past it says the chain went
     // on that far (the end of a worker chain lost in the audit shipper, say).
     if let Some(last) = prev_seq {
-        let end = losses
-            .iter()
-            .filter(|l| l.chain == id)
-            .map(|l| l.to)
-            .max()
-            .unwrap_or(0);
+        let end = of_chain().map(|l| l.to).max().unwrap_or(0);
         if end > last {
             missing.push((last + 1, end));
         }
@@ -573,7 +600,10 @@ fn table(report: &Report) -> String {
                 c.id.clone(),
                 c.gateway.clone(),
                 c.present.to_string(),
-                format!("{}-{}", c.first_seq, c.last_seq),
+                match c.present {
+                    0 => "-".to_string(),
+                    _ => format!("{}-{}", c.first_seq, c.last_seq),
+                },
                 format!("{missing} (+{explained} in gap records)"),
                 (c.count(Kind::Altered) + c.count(Kind::Conflicting)).to_string(),
                 c.count(Kind::Duplicate).to_string(),
@@ -814,6 +844,73 @@ mod tests {
             .collect();
         assert_eq!(found, [(Kind::MissingExplained, end - 1, end)]);
         assert!(!r.tampered());
+    }
+
+    #[test]
+    fn a_loss_at_the_start_of_a_chain_is_reported() {
+        let (records, id) = trail(10);
+        // The chain's first three records lost (a VM whose first requests fell in a rejected
+        // batch), and a gap record (in another chain) says so.
+        let gap = json!({"record_type": "gap", "sink": "splunk_hec", "cause": "rejected",
+            "lost_chain": id, "from_seq": 1, "to_seq": 3,
+            "chain": {"id": "other", "seq": 1, "prev": GENESIS}});
+        let mut export = records[3..].to_vec();
+        export.push(gap.clone());
+        let r = run_on(&export, Some("splunk_hec"));
+        let c = r.chains.iter().find(|c| c.id == id).unwrap();
+        let found: Vec<_> = c
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.from_seq, f.to_seq))
+            .collect();
+        assert_eq!(found, [(Kind::MissingExplained, 1, 3)]);
+        assert!(!r.tampered());
+        // Records between the announced range and the first present are missing.
+        let mut export = records[5..].to_vec();
+        export.push(gap.clone());
+        let r = run_on(&export, Some("splunk_hec"));
+        let c = r.chains.iter().find(|c| c.id == id).unwrap();
+        let found: Vec<_> = c
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.from_seq, f.to_seq))
+            .collect();
+        assert_eq!(
+            found,
+            [(Kind::MissingExplained, 1, 3), (Kind::Missing, 4, 5)]
+        );
+        assert!(r.tampered());
+        // Another sink's gap record says nothing of this export's head (a time window).
+        let r = run_on(&export, Some("s3"));
+        assert!(!r.tampered() && r.chains.iter().all(|c| c.findings.is_empty()));
+    }
+
+    #[test]
+    fn a_chain_lost_whole_is_reported_from_its_gap_records() {
+        let (records, _) = trail(3);
+        let gap = json!({"record_type": "gap", "sink": "s3", "cause": "rejected", "gateway": "gw-b",
+            "lost_chain": "vm-b", "from_seq": 1, "to_seq": 4,
+            "chain": {"id": "other", "seq": 1, "prev": GENESIS}});
+        let mut export = records.clone();
+        export.push(gap);
+        let r = run_on(&export, Some("s3"));
+        assert!(!r.tampered());
+        let c = r
+            .chains
+            .iter()
+            .find(|c| c.id == "vm-b")
+            .expect("the lost chain is reported");
+        assert_eq!((c.present, c.gateway.as_str()), (0, "gw-b"));
+        let found: Vec<_> = c
+            .findings
+            .iter()
+            .map(|f| (f.kind, f.from_seq, f.to_seq))
+            .collect();
+        assert_eq!(found, [(Kind::MissingExplained, 1, 4)]);
+        assert_eq!(c.status(), "intact, with losses");
+        // Only the named sink's gap records count.
+        let r = run_on(&export, Some("splunk_hec"));
+        assert!(r.chains.iter().all(|c| c.id != "vm-b"));
     }
 
     #[test]
