@@ -782,8 +782,13 @@ mod tests {
     }
 
     fn kinds(r: &Report) -> Vec<(Kind, u64, u64)> {
-        r.chains[0]
-            .findings
+        kinds_of(r, &r.chains[0].id)
+    }
+
+    /// The findings of chain `id` (none if the report has no such chain).
+    fn kinds_of(r: &Report, id: &str) -> Vec<(Kind, u64, u64)> {
+        let c = r.chains.iter().find(|c| c.id == id);
+        c.map_or(&[][..], |c| &c.findings)
             .iter()
             .map(|f| (f.kind, f.from_seq, f.to_seq))
             .collect()
@@ -836,12 +841,7 @@ mod tests {
             "from_seq": end - 1, "to_seq": end, "chain": {"id": "other", "seq": 1, "prev": GENESIS}});
         records.push(gap);
         let r = run_on(&records, Some("s3"));
-        let c = r.chains.iter().find(|c| c.id == id).unwrap();
-        let found: Vec<_> = c
-            .findings
-            .iter()
-            .map(|f| (f.kind, f.from_seq, f.to_seq))
-            .collect();
+        let found = kinds_of(&r, &id);
         assert_eq!(found, [(Kind::MissingExplained, end - 1, end)]);
         assert!(!r.tampered());
     }
@@ -857,24 +857,14 @@ mod tests {
         let mut export = records[3..].to_vec();
         export.push(gap.clone());
         let r = run_on(&export, Some("splunk_hec"));
-        let c = r.chains.iter().find(|c| c.id == id).unwrap();
-        let found: Vec<_> = c
-            .findings
-            .iter()
-            .map(|f| (f.kind, f.from_seq, f.to_seq))
-            .collect();
+        let found = kinds_of(&r, &id);
         assert_eq!(found, [(Kind::MissingExplained, 1, 3)]);
         assert!(!r.tampered());
         // Records between the announced range and the first present are missing.
         let mut export = records[5..].to_vec();
         export.push(gap.clone());
         let r = run_on(&export, Some("splunk_hec"));
-        let c = r.chains.iter().find(|c| c.id == id).unwrap();
-        let found: Vec<_> = c
-            .findings
-            .iter()
-            .map(|f| (f.kind, f.from_seq, f.to_seq))
-            .collect();
+        let found = kinds_of(&r, &id);
         assert_eq!(
             found,
             [(Kind::MissingExplained, 1, 3), (Kind::Missing, 4, 5)]
@@ -901,12 +891,7 @@ mod tests {
             .find(|c| c.id == "vm-b")
             .expect("the lost chain is reported");
         assert_eq!((c.present, c.gateway.as_str()), (0, "gw-b"));
-        let found: Vec<_> = c
-            .findings
-            .iter()
-            .map(|f| (f.kind, f.from_seq, f.to_seq))
-            .collect();
-        assert_eq!(found, [(Kind::MissingExplained, 1, 4)]);
+        assert_eq!(kinds_of(&r, "vm-b"), [(Kind::MissingExplained, 1, 4)]);
         assert_eq!(c.status(), "intact, with losses");
         // Only the named sink's gap records count.
         let r = run_on(&export, Some("splunk_hec"));
