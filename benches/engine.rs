@@ -214,7 +214,7 @@ fn main() {
 /// canonical form, SHA-256), the SHA-256 alone, and a signed checkpoint; then the same in CPU
 /// time, which on a shared machine is the worker's cost where wall time also counts waiting.
 fn bench_chain(smoke: bool) {
-    use policy_gateway::audit::chain::{self, Chain, TrailConfig};
+    use policy_gateway::audit::chain::{Chain, TrailConfig};
     let record = inputs::audit_record();
     let config = TrailConfig {
         checkpoint_records: 0,
@@ -229,7 +229,7 @@ fn bench_chain(smoke: bool) {
         return;
     }
     let canonical = linked.json.clone();
-    let hash = || chain::sha256(canonical.as_bytes())[0];
+    let hash = || policy_gateway::sha256::digest(canonical.as_bytes())[0];
     let mut link = || c.link(&record).seq;
     measure("chain: link one decision record", record.len(), &mut link);
     measure(

@@ -112,6 +112,32 @@ pub fn digest(data: &[u8]) -> [u8; 32] {
     h.finish()
 }
 
+/// SHA-256 of `data` in lowercase hex (64 digits).
+pub fn hex_digest(data: &[u8]) -> String {
+    hex(&digest(data))
+}
+
+/// The first 128 bits of SHA-256 of `data` in lowercase hex (32 digits): a one-way
+/// fingerprint or an id, short enough to read.
+pub fn hex_digest_128(data: &[u8]) -> String {
+    let d = digest(data);
+    hex(d.first_chunk::<16>().map_or(&[][..], |c| &c[..]))
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0xf] {
+            out.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+    out
+}
+
 /// One round (FIPS 180-4 §6.2.2 step 3) with the variables renamed: the new `a` is written
 /// to `h` and the new `e` to `d`, so the caller rotates the names instead of moving eight
 /// values. `Ch(e, f, g) = g ^ (e & (f ^ g))`; `Maj(a, b, c) = b ^ ((a ^ b) & (b ^ c))`, where
@@ -281,7 +307,7 @@ fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::chain::{hex, hmac_sha256};
+    use crate::audit::chain::hmac_sha256;
     use crate::test_rng::Rng;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;

@@ -25,6 +25,7 @@ use super::canonical::Link;
 use super::{AuditRecord, IdGenerator, SCHEMA_VERSION};
 use crate::config::read::{self, Fields, Path, ReadError};
 use crate::error::ConfigError;
+use crate::sha256::{self, hex};
 
 /// `prev` of a chain's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -189,9 +190,9 @@ impl Signer {
     }
 }
 
-/// SHA-256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    crate::sha256::digest(bytes)
+/// What the next record's `prev` commits to: SHA-256 of a record's canonical form, in hex.
+pub fn link_hash(canonical: &str) -> String {
+    sha256::hex_digest(canonical.as_bytes())
 }
 
 /// HMAC-SHA-256 (RFC 2104) of `message` under `key`.
@@ -199,7 +200,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
     let hashed;
     let key = if key.len() > block.len() {
-        hashed = sha256(key);
+        hashed = sha256::digest(key);
         &hashed[..]
     } else {
         key
@@ -208,27 +209,13 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
         *b = *k;
     }
     let pad = |byte: u8| block.map(|b| b ^ byte);
-    let mut inner = crate::sha256::Sha256::new();
+    let mut inner = sha256::Sha256::new();
     inner.update(&pad(0x36));
     inner.update(message);
-    let mut outer = crate::sha256::Sha256::new();
+    let mut outer = sha256::Sha256::new();
     outer.update(&pad(0x5c));
     outer.update(&inner.finish());
     outer.finish()
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 0xf] {
-            out.push(char::from(
-                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
-            ));
-        }
-    }
-    out
 }
 
 /// The RFC 8785 (JCS) serialisation of a JSON value.
@@ -467,7 +454,7 @@ impl Chain {
 
     /// Makes `json` (the canonical form of record `seq`) the head.
     fn seal(&mut self, json: String, seq: u64) -> Linked {
-        self.head = hex(&sha256(json.as_bytes()));
+        self.head = link_hash(&json);
         self.next += 1;
         self.since_checkpoint += 1;
         Linked { json, seq }
@@ -631,7 +618,7 @@ mod tests {
         let vb: Value = serde_json::from_str(&b.json).unwrap();
         assert_eq!(va["chain"]["prev"], GENESIS);
         assert_eq!(va["chain"]["id"], chain.id());
-        assert_eq!(vb["chain"]["prev"], hex(&sha256(a.json.as_bytes())));
+        assert_eq!(vb["chain"]["prev"], link_hash(&a.json));
         assert_eq!(canonical(&va), a.json, "shipped in canonical form");
         assert!(a.json.starts_with(r#"{"a":null,"b":1,"chain":"#));
         // Not JSON: kept, as a string.
@@ -667,7 +654,7 @@ mod tests {
         assert!(chain.checkpoint(3, true).is_none());
         let next = chain.link("{}");
         let vn: Value = serde_json::from_str(&next.json).unwrap();
-        assert_eq!(vn["chain"]["prev"], hex(&sha256(cp.json.as_bytes())));
+        assert_eq!(vn["chain"]["prev"], link_hash(&cp.json));
         assert_ne!(a.json, next.json);
         let last = chain.checkpoint(5, true).unwrap();
         assert!(last.json.contains(r#""closing":true"#));

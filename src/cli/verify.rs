@@ -243,7 +243,7 @@ pub fn verify(
             record: r,
             seq,
             prev: prev.to_string(),
-            hash: chain::hex(&chain::sha256(chain::canonical(r).as_bytes())),
+            hash: chain::link_hash(&chain::canonical(r)),
             origin: origins.get(i).copied().unwrap_or(0),
         });
     }
@@ -922,9 +922,7 @@ mod tests {
         // Rewriting every later link with new hashes keeps the links, not the signature.
         let mut chain_from = edited.clone();
         for i in 6..chain_from.len() {
-            let prev = chain::hex(&chain::sha256(
-                chain::canonical(&chain_from[i - 1]).as_bytes(),
-            ));
+            let prev = chain::link_hash(&chain::canonical(&chain_from[i - 1]));
             chain_from[i]["chain"]["prev"] = json!(prev);
         }
         let r = run_on(&chain_from, None);

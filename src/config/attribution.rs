@@ -256,12 +256,7 @@ fn bearer_claim(authorization: &str, claim: &str) -> Option<String> {
 /// A one-way fingerprint of an API key for project maps: `sha256:` + the first 32 hex digits
 /// of SHA-256 over the key, so configurations and records never hold a usable key.
 pub fn fingerprint(key: &str) -> String {
-    let digest = crate::sha256::digest(key.as_bytes());
-    let first = digest.first_chunk::<16>().map_or(&[][..], |c| &c[..]);
-    let mut out = String::with_capacity(7 + 32);
-    out.push_str("sha256:");
-    out.push_str(&crate::audit::chain::hex(first));
-    out
+    format!("sha256:{}", crate::sha256::hex_digest_128(key.as_bytes()))
 }
 
 #[cfg(test)]

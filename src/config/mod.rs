@@ -310,9 +310,7 @@ pub struct PluginConfig {
 
 /// SHA-256 (hex) of a JSON document in canonical form (object keys sorted, no whitespace).
 fn document_sha256(doc: &Value) -> String {
-    crate::audit::chain::hex(&crate::sha256::digest(
-        &serde_json::to_vec(doc).unwrap_or_default(),
-    ))
+    crate::sha256::hex_digest(&serde_json::to_vec(doc).unwrap_or_default())
 }
 
 fn bad<T>(field: &str, message: &str) -> Result<T, ConfigError> {

@@ -359,12 +359,7 @@ pub fn document_id(record: Option<&Value>, json: &str) -> String {
     {
         return id.to_string();
     }
-    let digest = crate::sha256::digest(json.as_bytes());
-    let first = digest.first_chunk::<16>().map_or(&[][..], |c| &c[..]);
-    let mut out = String::with_capacity(7 + 32);
-    out.push_str("sha256-");
-    out.push_str(&crate::audit::chain::hex(first));
-    out
+    format!("sha256-{}", crate::sha256::hex_digest_128(json.as_bytes()))
 }
 
 /// The `_id` and the document line (no newline inside) of a record.

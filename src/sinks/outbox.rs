@@ -1271,9 +1271,7 @@ mod tests {
         );
         // Each record's prev is the hash of the one before, whatever sink carried it.
         for pair in hec.windows(2) {
-            let h = crate::audit::chain::hex(&crate::audit::chain::sha256(
-                crate::audit::chain::canonical(&pair[0]).as_bytes(),
-            ));
+            let h = crate::audit::chain::link_hash(&crate::audit::chain::canonical(&pair[0]));
             assert_eq!(pair[1]["chain"]["prev"], h.as_str());
         }
         // S3 got the gap record too (the chain is one for every sink), and owes none.
@@ -1541,7 +1539,7 @@ mod tests {
         }
         assert_eq!(events[1]["chain"]["prev"], {
             let first = crate::audit::chain::canonical(&events[0]);
-            crate::audit::chain::hex(&crate::audit::chain::sha256(first.as_bytes()))
+            crate::audit::chain::link_hash(&first)
         });
     }
 

@@ -563,7 +563,7 @@ pub fn audit_digest(plugin_configuration: &[u8]) -> Option<String> {
     }
     relevant.insert("handover_format".into(), HANDOVER_FORMAT.into());
     let canonical = serde_json::to_vec(&serde_json::Value::Object(relevant)).unwrap_or_default();
-    Some(crate::audit::chain::hex(&crate::sha256::digest(&canonical)))
+    Some(crate::sha256::hex_digest(&canonical))
 }
 
 /// What a worker that found the shipper's queue does with its records.

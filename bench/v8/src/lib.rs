@@ -423,13 +423,14 @@ pub extern "C" fn conversation_bytes() -> u32 {
     })
 }
 
-/// `iters` SHA-256 digests (`audit::chain::sha256`, the chain's hash) of the first `len` bytes
+/// `iters` SHA-256 digests (`sha256::digest`, the chain's hash) of the first `len` bytes
 /// of a fixed pseudo-random buffer (at most 64 KiB), for the cost per 64-byte block under V8
 /// (`sha.mjs`); `hmac` 1: HMAC-SHA-256 under a 32-byte key instead; 2: the `sha2` crate's
 /// SHA-256 (the one the chain used before its own), for comparison.
 #[no_mangle]
 pub extern "C" fn run_sha256(len: u32, iters: u32, hmac: u32) -> u32 {
-    use policy_gateway::audit::chain::{hmac_sha256, sha256};
+    use policy_gateway::audit::chain::hmac_sha256;
+    use policy_gateway::sha256::digest as sha256;
     let mut x = 0x9e37_79b9u32;
     let data: Vec<u8> = (0..len.min(65_536))
         .map(|_| {
