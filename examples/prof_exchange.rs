@@ -11,13 +11,16 @@
     clippy::indexing_slicing,
     clippy::panic
 )]
+#[path = "common/mem_host.rs"]
+mod mem_host;
+
 use std::hint::black_box;
 use std::rc::Rc;
 
+use mem_host::{pairs, MemHost};
 use policy_gateway::audit::IdGenerator;
 use policy_gateway::config::PluginConfig;
-use policy_gateway::exchange::{Exchange, Host, Side};
-use policy_gateway::headers::HeaderMap;
+use policy_gateway::exchange::Exchange;
 use policy_gateway::sinks::config::AuditConfig;
 use policy_gateway::sinks::ledger::Store;
 use policy_gateway::sinks::outbox::{self, Outbox};
@@ -43,42 +46,6 @@ fn chat_body() -> Vec<u8> {
     render(&text[..1024 - overhead])
 }
 
-struct MemHost {
-    request: Vec<(Vec<u8>, Vec<u8>)>,
-    response: Vec<(Vec<u8>, Vec<u8>)>,
-    request_body: Vec<u8>,
-    response_body: Vec<u8>,
-}
-
-impl Host for MemHost {
-    fn headers(&self, side: Side) -> HeaderMap {
-        HeaderMap::from_pairs(match side {
-            Side::Request => self.request.clone(),
-            Side::Response => self.response.clone(),
-        })
-    }
-    fn set_header(&mut self, _side: Side, name: &str, value: Option<&str>) {
-        black_box((name, value));
-    }
-    fn body(&self, side: Side, size: usize) -> Option<Vec<u8>> {
-        let b = match side {
-            Side::Request => &self.request_body,
-            Side::Response => &self.response_body,
-        };
-        Some(b[..size.min(b.len())].to_vec())
-    }
-    fn replace_body(&mut self, _side: Side, _old: usize, _body: &[u8]) -> bool {
-        true
-    }
-    fn send_response(&mut self, _s: u16, _h: &[(&str, &str)], _b: &[u8]) -> bool {
-        true
-    }
-    fn reset_response(&mut self) {}
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        (path == ["response", "code_details"]).then(|| b"via_upstream".to_vec())
-    }
-}
-
 struct NoStore;
 
 impl Store for NoStore {
@@ -95,12 +62,6 @@ impl outbox::Host for NoStore {
     fn dispatch(&self, _call: &Call) -> Result<u32, String> {
         Ok(1)
     }
-}
-
-fn pairs(p: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    p.iter()
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect()
 }
 
 fn main() {

@@ -24,14 +24,17 @@
     clippy::indexing_slicing,
     clippy::panic
 )]
+#[path = "common/mem_host.rs"]
+mod mem_host;
+
 use std::hint::black_box;
 use std::rc::Rc;
 use std::time::Instant;
 
+use mem_host::{pairs, MemHost};
 use policy_gateway::audit::IdGenerator;
 use policy_gateway::config::PluginConfig;
-use policy_gateway::exchange::{Exchange, Host, Side};
-use policy_gateway::headers::HeaderMap;
+use policy_gateway::exchange::Exchange;
 
 /// `bench/run.py`'s `STORY`: the mock streams it word by word, each with a trailing space.
 const STORY: &str = "Once upon a time a small team built a gateway that read every answer as it \
@@ -39,52 +42,6 @@ const STORY: &str = "Once upon a time a small team built a gateway that read eve
 
 const PROSE: &str = "The quick brown fox jumps over the lazy dog while the team reviews the \
     quarterly roadmap and drafts a friendly summary of the meeting for everyone who missed it. ";
-
-struct MemHost {
-    request: Vec<(Vec<u8>, Vec<u8>)>,
-    response: Vec<(Vec<u8>, Vec<u8>)>,
-    request_body: Vec<u8>,
-    /// The chunk of the response body in hand, replaced by what the filter lets out.
-    response_body: Vec<u8>,
-}
-
-impl Host for MemHost {
-    fn headers(&self, side: Side) -> HeaderMap {
-        HeaderMap::from_pairs(match side {
-            Side::Request => self.request.clone(),
-            Side::Response => self.response.clone(),
-        })
-    }
-    fn set_header(&mut self, _side: Side, name: &str, value: Option<&str>) {
-        black_box((name, value));
-    }
-    fn body(&self, side: Side, size: usize) -> Option<Vec<u8>> {
-        let b = match side {
-            Side::Request => &self.request_body,
-            Side::Response => &self.response_body,
-        };
-        Some(b[..size.min(b.len())].to_vec())
-    }
-    fn replace_body(&mut self, side: Side, _old: usize, body: &[u8]) -> bool {
-        if side == Side::Response {
-            self.response_body = body.to_vec();
-        }
-        true
-    }
-    fn send_response(&mut self, _s: u16, _h: &[(&str, &str)], _b: &[u8]) -> bool {
-        true
-    }
-    fn reset_response(&mut self) {}
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        (path == ["response", "code_details"]).then(|| b"via_upstream".to_vec())
-    }
-}
-
-fn pairs(p: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    p.iter()
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect()
-}
 
 /// One chat chunk as Python's `json.dumps` writes it (the mock's framing).
 fn chat_event(model: &str, choices: &str, usage: &str) -> String {
