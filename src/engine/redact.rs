@@ -85,6 +85,11 @@ fn merge<'e>(text: &str, edits: &'e mut [Edit]) -> Vec<(usize, usize, &'e Edit)>
     if !crate::sort::sort_by_packed(edits, &packed) {
         crate::sort::sort_by(edits, &|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     }
+    merge_sorted(text, edits)
+}
+
+/// [`merge`] of edits already sorted by start, the longest first.
+fn merge_sorted<'e>(text: &str, edits: &'e [Edit]) -> Vec<(usize, usize, &'e Edit)> {
     let mut merged: Vec<(usize, usize, &Edit)> = Vec::with_capacity(edits.len());
     for e in edits.iter() {
         if e.start >= e.end || !text.is_char_boundary(e.start) || !text.is_char_boundary(e.end) {
@@ -347,26 +352,10 @@ mod tests {
 
     /// The edits' spans, merges and replacements as they were computed before replacements
     /// were written straight into the text: the standard stable sort by (start, longest
-    /// first), then a string per merged span, then the splice.
+    /// first), the merge (unchanged), then a string per merged span, then the splice.
     fn reference_resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
         edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-        let mut merged: Vec<(usize, usize, &Edit)> = Vec::new();
-        for e in edits.iter() {
-            if e.start >= e.end || !text.is_char_boundary(e.start) || !text.is_char_boundary(e.end)
-            {
-                continue;
-            }
-            match merged.last_mut() {
-                Some((_, end, best)) if e.start < *end => {
-                    *end = (*end).max(e.end);
-                    if e.rank < best.rank {
-                        *best = e;
-                    }
-                }
-                _ => merged.push((e.start, e.end, e)),
-            }
-        }
-        merged
+        merge_sorted(text, edits)
             .into_iter()
             .map(|(start, end, edit)| {
                 let original = &text[start..end];
