@@ -154,33 +154,30 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move || crate::test_rng::xorshift64(&mut seed);
         let key = |x: &(u64, u64, usize)| Some(u128::from(x.0) << 48 | u128::from(x.1));
+        // Sorted as the standard stable sort by the first two fields sorts it.
+        let check = |mut v: Vec<(u64, u64, usize)>, what: &str| {
+            let mut expected = v.clone();
+            expected.sort_by_key(|x| (x.0, x.1));
+            assert!(sort_by_packed(&mut v, &key));
+            assert_eq!(v, expected, "{what}");
+        };
         for len in [0, 1, 2, 3, 7, 8, 31, 100, 1000, 3000] {
             for modulo in [1, 2, 3, 50, 1 << 40] {
-                let mut v: Vec<(u64, u64, usize)> =
-                    (0..len).map(|i| (next() % modulo, next() % 3, i)).collect();
-                let mut expected = v.clone();
-                expected.sort_by_key(|x| (x.0, x.1));
-                assert!(sort_by_packed(&mut v, &key));
-                assert_eq!(v, expected, "len {len} modulo {modulo}");
+                let v = (0..len).map(|i| (next() % modulo, next() % 3, i)).collect();
+                check(v, &format!("len {len} modulo {modulo}"));
             }
             // Interleaved sorted runs, as hits of rules and detector families come.
             for k in [2, 3, 5, 8, 9, 40] {
-                let mut runs: Vec<(u64, u64, usize)> = (0..len)
+                let runs = (0..len)
                     .map(|i| ((i % (len / k + 1)) as u64, next() % 2, i))
                     .collect();
-                let mut expected = runs.clone();
-                expected.sort_by_key(|x| (x.0, x.1));
-                assert!(sort_by_packed(&mut runs, &key));
-                assert_eq!(runs, expected, "len {len} runs {k}");
+                check(runs, &format!("len {len} runs {k}"));
             }
             // Two sorted runs, as hits of two rules come; presorted; reversed.
-            let mut runs: Vec<(u64, u64, usize)> = (0..len)
+            let runs = (0..len)
                 .map(|i| ((i % (len / 2 + 1)) as u64, 0, i))
                 .collect();
-            let mut expected = runs.clone();
-            expected.sort_by_key(|x| (x.0, x.1));
-            assert!(sort_by_packed(&mut runs, &key));
-            assert_eq!(runs, expected);
+            check(runs, &format!("len {len} two runs"));
             let mut rev: Vec<(u64, u64, usize)> =
                 (0..len).rev().map(|i| (i as u64, 0, i)).collect();
             assert!(sort_by_packed(&mut rev, &key));
