@@ -242,6 +242,11 @@ fn mask_into(original: &str, keep_last: usize, out: &mut String) {
         }
         return;
     }
+    mask_chars_into(original, keep_last, out);
+}
+
+/// [`mask_into`] char by char, for any text.
+fn mask_chars_into(original: &str, keep_last: usize, out: &mut String) {
     let total = original.chars().filter(|c| c.is_alphanumeric()).count();
     let mut seen = 0;
     for c in original.chars() {
@@ -352,7 +357,8 @@ mod tests {
 
     /// The edits' spans, merges and replacements as they were computed before replacements
     /// were written straight into the text: the standard stable sort by (start, longest
-    /// first), the merge (unchanged), then a string per merged span, then the splice.
+    /// first), the merge (unchanged), then a string per merged span masked char by char (no
+    /// ASCII path), then the splice.
     fn reference_resolve(text: &str, edits: &mut [Edit]) -> Vec<(usize, usize, String)> {
         edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         merge_sorted(text, edits)
@@ -363,27 +369,16 @@ mod tests {
                 match &edit.replacement {
                     Replacement::Text(t) => out.push_str(t),
                     Replacement::Static(t) => out.push_str(t),
-                    Replacement::Mask => reference_mask(&decode::normalized(original), 0, &mut out),
+                    Replacement::Mask => {
+                        mask_chars_into(&decode::normalized(original), 0, &mut out)
+                    }
                     Replacement::KeepLast4 => {
-                        reference_mask(&decode::normalized(original), 4, &mut out)
+                        mask_chars_into(&decode::normalized(original), 4, &mut out)
                     }
                 }
                 (start, end, out)
             })
             .collect()
-    }
-
-    fn reference_mask(original: &str, keep_last: usize, out: &mut String) {
-        let total = original.chars().filter(|c| c.is_alphanumeric()).count();
-        let mut seen = 0;
-        for c in original.chars() {
-            if c.is_alphanumeric() {
-                seen += 1;
-                out.push(if total - seen < keep_last { c } else { '*' });
-            } else {
-                out.push(c);
-            }
-        }
     }
 
     fn reference_apply(text: &str, edits: &mut [Edit]) -> String {
